@@ -1,0 +1,15 @@
+// Public API of melanoma-lab: notebooks, scripts and tests import only from here.
+export { MelanomaLabError, UnknownNameError, findNearestName } from "./util/errors.js";
+export { findProjectRoot, findSharedDir } from "./util/paths.js";
+export {
+  BACKEND_NAMES,
+  selectBackend,
+  describeBackend,
+  parseBackendName,
+  BackendUnavailableError,
+} from "./backend/selectBackend.js";
+export type { BackendName, BackendSelection } from "./backend/selectBackend.js";
+export { LESION_LABELS } from "./data/types.js";
+export type { LesionLabel, LesionRecord, InputProblem } from "./data/types.js";
+export { decodeImageRgb, ImageDecodeError, MAX_INPUT_PIXELS } from "./data/decodeImage.js";
+export type { ResizePolicy } from "./data/decodeImage.js";
