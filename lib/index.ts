@@ -16,3 +16,17 @@ export type { ResizePolicy } from "./data/decodeImage.js";
 export { createRandom, shuffleWithSeed } from "./util/random.js";
 export { splitByLesion, assertNoGroupLeakage, groupKeyOf, SplitError } from "./data/split.js";
 export type { Backbone, PreprocessingSpec } from "./models/types.js";
+export {
+  executeNotebook,
+  findJupyterPython,
+  listNotebooks,
+  readStdoutText,
+  JupyterMissingError,
+  NotebookExecutionError,
+  JUPYTER_DEBIAN_PACKAGES,
+} from "./notebooks/executeNotebook.js";
+export type { NotebookRun } from "./notebooks/executeNotebook.js";
+export { resolveRunConfig, saveRunArtifact, loadRunArtifact, ConfigError } from "./workflow/runConfig.js";
+export type { RunConfig, RunConfigDefaults } from "./workflow/runConfig.js";
+
+export { parseCliArgs, CliArgumentError } from "./util/cliArgs.js";

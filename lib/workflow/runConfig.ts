@@ -1,0 +1,131 @@
+import fs from "node:fs";
+import path from "node:path";
+import { MelanomaLabError } from "../util/errors.js";
+import { findProjectRoot } from "../util/paths.js";
+
+/** Thrown for a configuration value that cannot be used (bad number, bad run name, …). */
+export class ConfigError extends MelanomaLabError {}
+
+/**
+ * Everything a notebook run needs, resolved from code defaults and `MELANOMA_LAB_*` variables
+ * (the demo and tests set those; a user in `npm run notebook` edits the config cell instead).
+ */
+export interface RunConfig {
+  /** Folder name under logs/, models/, out/reports/ and out/runs/. */
+  runName: string;
+  /** Dataset folder (labels.csv + images/, or folder per class). */
+  dataDir: string;
+  /** True when dataDir is the generated synthetic default (generated when absent). */
+  useSyntheticData: boolean;
+  /** Images to generate for the synthetic default. */
+  syntheticImageCount: number;
+  backboneName: string;
+  seed: number;
+  validationFraction: number;
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  /** Sensitivity the triage threshold must reach on validation (0..1). */
+  targetSensitivity: number;
+  /** Small/fast configuration for tests (`MELANOMA_LAB_SMALL=1`). */
+  small: boolean;
+  paths: {
+    root: string;
+    /** out/runs/<run>: split, features and head passed between notebooks. */
+    runDir: string;
+    /** logs/<run>: TensorBoard event files (train/ and validation/). */
+    logDir: string;
+    /** out/reports/<run>: report.html. */
+    reportDir: string;
+    /** models/<run>: exported model.json + weights + metadata.json. */
+    modelDir: string;
+    /** data/cache/features: feature cache shared by runs. */
+    featureCacheDir: string;
+  };
+}
+
+/** Code defaults a notebook's config cell may override. */
+export type RunConfigDefaults = Partial<Omit<RunConfig, "paths">>;
+
+function envNumber(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value)) throw new ConfigError(`${name}=${JSON.stringify(raw)} is not a number (expected e.g. ${fallback})`);
+  return value;
+}
+
+/**
+ * Resolves the run configuration. Environment variables win over `defaults` so that
+ * `npm run demo -- --data <dir>` drives unchanged notebooks:
+ * MELANOMA_LAB_DATA, MELANOMA_LAB_RUN, MELANOMA_LAB_BACKBONE, MELANOMA_LAB_EPOCHS,
+ * MELANOMA_LAB_SEED, MELANOMA_LAB_SMALL=1 (small synthetic set, few epochs).
+ *
+ * @example const config = resolveRunConfig({ seed: 42, epochs: 40 });
+ */
+export function resolveRunConfig(defaults: RunConfigDefaults = {}): RunConfig {
+  const root = findProjectRoot();
+  const small = process.env.MELANOMA_LAB_SMALL === "1" || defaults.small === true;
+  const syntheticDir = path.join(root, "data", "synthetic");
+  const dataDir = path.resolve(root, process.env.MELANOMA_LAB_DATA || defaults.dataDir || syntheticDir);
+  const runName = process.env.MELANOMA_LAB_RUN || defaults.runName || "default";
+  if (!/^[A-Za-z0-9._-]+$/.test(runName)) {
+    throw new ConfigError(`run name ${JSON.stringify(runName)} may use only letters, digits, '.', '_' and '-' (e.g. "ham10000-mobilenet_v2")`);
+  }
+  const useSyntheticData = path.resolve(dataDir) === path.resolve(syntheticDir) ||
+    path.resolve(dataDir).startsWith(path.join(root, "data", "synthetic-"));
+  const config: RunConfig = {
+    runName,
+    dataDir,
+    useSyntheticData,
+    syntheticImageCount: small ? 96 : (defaults.syntheticImageCount ?? 480),
+    backboneName: process.env.MELANOMA_LAB_BACKBONE || defaults.backboneName || "mobilenet_v2",
+    seed: envNumber("MELANOMA_LAB_SEED", defaults.seed ?? 42),
+    validationFraction: defaults.validationFraction ?? 0.2,
+    epochs: envNumber("MELANOMA_LAB_EPOCHS", small ? 5 : (defaults.epochs ?? 40)),
+    batchSize: defaults.batchSize ?? 32,
+    learningRate: defaults.learningRate ?? 1e-3,
+    targetSensitivity: defaults.targetSensitivity ?? 0.9,
+    small,
+    paths: {
+      root,
+      runDir: path.join(root, "out", "runs", runName),
+      logDir: path.join(root, "logs", runName),
+      reportDir: path.join(root, "out", "reports", runName),
+      modelDir: path.join(root, "models", runName),
+      featureCacheDir: path.join(root, "data", "cache", "features"),
+    },
+  };
+  if (!(config.targetSensitivity > 0 && config.targetSensitivity <= 1)) {
+    throw new ConfigError(`targetSensitivity must be in (0, 1]; received ${config.targetSensitivity} (e.g. 0.9)`);
+  }
+  return config;
+}
+
+/**
+ * Writes a JSON artifact into the run folder (out/runs/<run>/<name>.json) for the next notebook.
+ *
+ * @example saveRunArtifact(config, "split", { train, validation });
+ */
+export function saveRunArtifact(config: RunConfig, name: string, value: unknown): string {
+  fs.mkdirSync(config.paths.runDir, { recursive: true });
+  const file = path.join(config.paths.runDir, `${name}.json`);
+  const tmp = `${file}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(value));
+  // Rename is atomic: a killed notebook never leaves a half-written artifact behind.
+  fs.renameSync(tmp, file);
+  return file;
+}
+
+/**
+ * Reads a JSON artifact written by an earlier notebook; the error says which notebook to run.
+ *
+ * @example const split = loadRunArtifact<{ train: LesionRecord[] }>(config, "split", "01-data");
+ */
+export function loadRunArtifact<T>(config: RunConfig, name: string, producedBy: string): T {
+  const file = path.join(config.paths.runDir, `${name}.json`);
+  if (!fs.existsSync(file)) {
+    throw new ConfigError(`${file} is missing: run notebook ${producedBy} first for run ${JSON.stringify(config.runName)}`);
+  }
+  return JSON.parse(fs.readFileSync(file, "utf8")) as T;
+}
