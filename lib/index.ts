@@ -26,7 +26,19 @@ export {
   JUPYTER_DEBIAN_PACKAGES,
 } from "./notebooks/executeNotebook.js";
 export type { NotebookRun } from "./notebooks/executeNotebook.js";
-export { resolveRunConfig, saveRunArtifact, loadRunArtifact, ConfigError } from "./workflow/runConfig.js";
+export { resolveRunConfig, describeRunConfig, saveRunArtifact, loadRunArtifact, ConfigError } from "./workflow/runConfig.js";
+export {
+  prepareDataset,
+  describeLoadedDataset,
+  saveFeatureTable,
+  loadFeatureTable,
+  featureTableFromMatrix,
+  scalarSeriesFromLogDir,
+  formatMetricLine,
+  createProgressPrinter,
+  FeatureArtifactError,
+} from "./workflow/pipeline.js";
+export type { FeatureTable } from "./workflow/pipeline.js";
 export type { RunConfig, RunConfigDefaults } from "./workflow/runConfig.js";
 
 export { parseCliArgs, CliArgumentError } from "./util/cliArgs.js";

@@ -41,6 +41,8 @@ export interface RunConfig {
     modelDir: string;
     /** data/cache/features: feature cache shared by runs. */
     featureCacheDir: string;
+    /** out/runs/<run>/head: the trained dense head (model.json + weights.bin). */
+    headDir: string;
   };
 }
 
@@ -94,6 +96,7 @@ export function resolveRunConfig(defaults: RunConfigDefaults = {}): RunConfig {
       reportDir: path.join(root, "out", "reports", runName),
       modelDir: path.join(root, "models", runName),
       featureCacheDir: path.join(root, "data", "cache", "features"),
+      headDir: path.join(root, "out", "runs", runName, "head"),
     },
   };
   if (!(config.targetSensitivity > 0 && config.targetSensitivity <= 1)) {
@@ -128,4 +131,20 @@ export function loadRunArtifact<T>(config: RunConfig, name: string, producedBy: 
     throw new ConfigError(`${file} is missing: run notebook ${producedBy} first for run ${JSON.stringify(config.runName)}`);
   }
   return JSON.parse(fs.readFileSync(file, "utf8")) as T;
+}
+
+/**
+ * A short multi-line description of a run configuration for a notebook's config cell.
+ *
+ * @example console.log(describeRunConfig(config))
+ */
+export function describeRunConfig(config: RunConfig): string {
+  const rel = (p: string) => path.relative(config.paths.root, p) || ".";
+  return [
+    `run ${config.runName}${config.small ? " (small configuration)" : ""}`,
+    `data ${rel(config.dataDir)}${config.useSyntheticData ? ` (synthetic, ${config.syntheticImageCount} images)` : ""}`,
+    `backbone ${config.backboneName}, seed ${config.seed}, validation fraction ${config.validationFraction}`,
+    `epochs ${config.epochs}, batch ${config.batchSize}, learning rate ${config.learningRate}, target sensitivity ${config.targetSensitivity}`,
+    `logs ${rel(config.paths.logDir)}, model ${rel(config.paths.modelDir)}, report ${rel(config.paths.reportDir)}`,
+  ].join("\n");
 }

@@ -1,0 +1,168 @@
+import fs from "node:fs";
+import path from "node:path";
+import { generateSyntheticDataset } from "../data/synthetic.js";
+import { loadDataset, summarizeProblems } from "../data/loadDataset.js";
+import type { LoadedDataset, DatasetLayout } from "../data/loadDataset.js";
+import type { LesionRecord, InputProblem } from "../data/types.js";
+import { MelanomaLabError } from "../util/errors.js";
+import { ConfigError } from "./runConfig.js";
+import type { RunConfig } from "./runConfig.js";
+
+/** Thrown when a saved feature table does not match its metadata (truncated or edited file). */
+export class FeatureArtifactError extends MelanomaLabError {}
+
+/**
+ * Loads the run's dataset; for the synthetic default, generates it first when absent (seeded by
+ * `config.seed`, `config.syntheticImageCount` images). Bad rows and images are listed in
+ * `problems` and the rest loads.
+ *
+ * @example const dataset = await prepareDataset(resolveRunConfig()); dataset.records.length
+ */
+export async function prepareDataset(config: RunConfig): Promise<LoadedDataset & { layout: DatasetLayout; generated: boolean }> {
+  let generated = false;
+  if (config.useSyntheticData && !fs.existsSync(path.join(config.dataDir, "labels.csv"))) {
+    await generateSyntheticDataset({ outDir: config.dataDir, imageCount: config.syntheticImageCount, seed: config.seed });
+    generated = true;
+  }
+  if (!fs.existsSync(config.dataDir)) {
+    throw new ConfigError(`data folder ${config.dataDir} does not exist (expected labels.csv + images/, or train/benign + train/malignant)`);
+  }
+  return { ...loadDataset(config.dataDir), generated };
+}
+
+/**
+ * A few lines that describe a loaded dataset: counts per label and the problems found.
+ *
+ * @example console.log(describeLoadedDataset(dataset))
+ */
+export function describeLoadedDataset(dataset: { records: readonly LesionRecord[]; problems: readonly InputProblem[] }): string {
+  const malignant = dataset.records.filter((r) => r.label === "malignant").length;
+  const lines = [
+    `${dataset.records.length} images: ${dataset.records.length - malignant} benign, ${malignant} malignant` +
+      ` (${((100 * malignant) / Math.max(1, dataset.records.length)).toFixed(1)}% malignant)`,
+  ];
+  if (dataset.problems.length > 0) lines.push(`${dataset.problems.length} input problems (skipped):`, ...summarizeProblems(dataset.problems));
+  else lines.push("no input problems");
+  return lines.join("\n");
+}
+
+/** Features of one split, as saved between notebooks. */
+export interface FeatureTable {
+  imageIds: string[];
+  /** 0 = benign, 1 = malignant, one per row. */
+  labels: number[];
+  /** Row-major [rows, featureDim]. */
+  features: Float32Array;
+  featureDim: number;
+}
+
+/**
+ * Saves a feature table as `<runDir>/<name>.features.bin` (float32 little-endian) +
+ * `<name>.features.json` (ids, labels, featureDim). Written to temp files then renamed.
+ *
+ * @example saveFeatureTable(config, "train", { imageIds, labels, features, featureDim: 1280 });
+ */
+export function saveFeatureTable(config: RunConfig, name: string, table: FeatureTable): void {
+  const rows = table.imageIds.length;
+  if (table.labels.length !== rows || table.features.length !== rows * table.featureDim) {
+    throw new FeatureArtifactError(
+      `feature table ${name}: ${rows} ids, ${table.labels.length} labels and ${table.features.length} values do not fit featureDim ${table.featureDim}`,
+    );
+  }
+  fs.mkdirSync(config.paths.runDir, { recursive: true });
+  const bin = path.join(config.paths.runDir, `${name}.features.bin`);
+  const meta = path.join(config.paths.runDir, `${name}.features.json`);
+  const bytes = Buffer.from(table.features.buffer, table.features.byteOffset, table.features.byteLength);
+  fs.writeFileSync(`${bin}.tmp`, bytes);
+  fs.writeFileSync(`${meta}.tmp`, JSON.stringify({ imageIds: table.imageIds, labels: table.labels, featureDim: table.featureDim }));
+  fs.renameSync(`${bin}.tmp`, bin);
+  fs.renameSync(`${meta}.tmp`, meta);
+}
+
+/**
+ * Loads a feature table saved by {@link saveFeatureTable}; the error names the notebook to run.
+ *
+ * @example const train = loadFeatureTable(config, "train");
+ */
+export function loadFeatureTable(config: RunConfig, name: string): FeatureTable {
+  const bin = path.join(config.paths.runDir, `${name}.features.bin`);
+  const meta = path.join(config.paths.runDir, `${name}.features.json`);
+  if (!fs.existsSync(bin) || !fs.existsSync(meta)) {
+    throw new ConfigError(`${bin} is missing: run notebook 02-transfer-learning first for run ${JSON.stringify(config.runName)}`);
+  }
+  const info = JSON.parse(fs.readFileSync(meta, "utf8")) as { imageIds: string[]; labels: number[]; featureDim: number };
+  const buf = fs.readFileSync(bin);
+  const expectedBytes = info.imageIds.length * info.featureDim * 4;
+  if (buf.length !== expectedBytes) {
+    throw new FeatureArtifactError(`${bin}: ${buf.length} bytes, expected ${expectedBytes} (${info.imageIds.length} rows × ${info.featureDim} float32)`);
+  }
+  const features = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length));
+  return { imageIds: info.imageIds, labels: info.labels, features, featureDim: info.featureDim };
+}
+
+/**
+ * A progress callback that prints one compact line at every `stepPercent` (and at the end)
+ * with the rate and time left: fit for notebooks, where a redrawn bar would flood the output.
+ *
+ * @example extractFeatures(backbone, records, { onProgress: createProgressPrinter("train features") })
+ */
+export function createProgressPrinter(label: string, stepPercent = 25): (done: number, total: number) => void {
+  const started = Date.now();
+  let nextPercent = stepPercent;
+  return (done, total) => {
+    const percent = total === 0 ? 100 : (100 * done) / total;
+    if (percent < nextPercent && done < total) return;
+    while (nextPercent <= percent) nextPercent += stepPercent;
+    const seconds = (Date.now() - started) / 1000;
+    const rate = done / Math.max(seconds, 1e-3);
+    const left = rate > 0 ? (total - done) / rate : 0;
+    console.log(`${label}: ${done}/${total} (${percent.toFixed(0)}%), ${rate.toFixed(1)}/s, ${left.toFixed(0)} s left`);
+  };
+}
+
+/**
+ * Turns the rows of a feature matrix back into a {@link FeatureTable} with the labels of the
+ * records they came from (rows whose image failed are already absent from the matrix).
+ *
+ * @example featureTableFromMatrix(await extractFeatures(backbone, split.train), split.train)
+ */
+export function featureTableFromMatrix(
+  matrix: { features: Float32Array; featureDim: number; imageIds: string[]; sourceIndices: number[] },
+  records: readonly LesionRecord[],
+): FeatureTable {
+  const labels = matrix.sourceIndices.map((i) => {
+    const record = records[i];
+    if (!record) throw new FeatureArtifactError(`feature row source index ${i} is outside the ${records.length} records given`);
+    return record.label === "malignant" ? 1 : 0;
+  });
+  return { imageIds: matrix.imageIds.slice(), labels, features: matrix.features, featureDim: matrix.featureDim };
+}
+
+/**
+ * Scalar series of every run in a TensorBoard logdir read by `readLogDir`, in the
+ * `{[run]: {[tag]: {step, value}[]}}` shape the chart builders take.
+ *
+ * @example buildTrainingCurvesFigure(scalarSeriesFromLogDir(readLogDir("logs/default")))
+ */
+export function scalarSeriesFromLogDir(logs: {
+  runs: { name: string; scalars: Record<string, { points: { step: number; value: number }[] }> }[];
+}): Record<string, Record<string, { step: number; value: number }[]>> {
+  const out: Record<string, Record<string, { step: number; value: number }[]>> = {};
+  for (const run of logs.runs) {
+    out[run.name] = {};
+    for (const [tag, series] of Object.entries(run.scalars)) {
+      out[run.name][tag] = series.points.map((p) => ({ step: p.step, value: p.value }));
+    }
+  }
+  return out;
+}
+
+/**
+ * One line for a metric with its bootstrap interval: "ROC AUC 0.842 (95% CI 0.801–0.880)".
+ *
+ * @example formatMetricLine("ROC AUC", bootstrapMetric(labels, probs, computeRocAuc, { seed: 1 }))
+ */
+export function formatMetricLine(name: string, interval: { estimate: number; lower: number; upper: number; confidenceLevel: number }): string {
+  const level = Math.round(interval.confidenceLevel * 100);
+  return `${name} ${interval.estimate.toFixed(3)} (${level}% CI ${interval.lower.toFixed(3)}–${interval.upper.toFixed(3)})`;
+}
