@@ -1,0 +1,37 @@
+// npm run tensorboard [-- --logdir logs --port 6006 --list-only]
+// Starts TensorBoard on our logs when it is installed; otherwise says how to install it. Either way
+// it first lists the runs and tags our own reader finds, so the logs can be checked without it.
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { readLogDir } from "../lib/logging/readLogDir.js";
+import {
+  findTensorBoardExecutable,
+  formatLogDirSummary,
+  TENSORBOARD_INSTALL_HINT,
+} from "../lib/logging/tensorBoardLauncher.js";
+import { parseCliArgs } from "../lib/util/cliArgs.js";
+import { findProjectRoot } from "../lib/util/paths.js";
+
+const args = parseCliArgs(process.argv.slice(2), { values: ["logdir", "port"], flags: ["list-only"] });
+const logdir = path.resolve(findProjectRoot(), typeof args.logdir === "string" ? args.logdir : "logs");
+
+if (fs.existsSync(logdir)) {
+  console.log(formatLogDirSummary(readLogDir(logdir)));
+} else {
+  console.log(`${logdir} does not exist yet: training with createTensorBoardCallback("${path.relative(process.cwd(), logdir) || "."}/<run>") writes there.`);
+}
+
+const executable = findTensorBoardExecutable();
+if (args["list-only"]) process.exit(0);
+if (!executable) {
+  console.log(`\nTensorBoard is not installed (no "tensorboard" on PATH). Install it with:\n  ${TENSORBOARD_INSTALL_HINT}`);
+  console.log(`Logs are in ${logdir}; any machine with TensorBoard can show them: tensorboard --logdir ${logdir}`);
+  process.exit(0);
+}
+const tbArgs = ["--logdir", logdir, "--host", "127.0.0.1", ...(typeof args.port === "string" ? ["--port", args.port] : [])];
+console.log(`\n${executable} ${tbArgs.join(" ")}`);
+const child = spawn(executable, tbArgs, { stdio: "inherit" });
+child.on("exit", (code, signal) => process.exit(signal ? 1 : (code ?? 0)));
+// Ctrl-C reaches TensorBoard through the shared terminal; keep this process until it exits.
+process.on("SIGINT", () => undefined);

@@ -1,0 +1,136 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import {
+  checkChartsRendered,
+  executeNotebook,
+  findJupyterPython,
+  findProjectRoot,
+  listNotebooks,
+  NotebookExecutionError,
+  readLogDir,
+} from "../../lib/index.js";
+import { commandExists, toolOrSkip } from "../helpers/shared.js";
+
+const root = findProjectRoot();
+const runName = "test-small";
+const outDir = path.join(root, "out", "test-notebooks");
+const env = {
+  MELANOMA_LAB_SMALL: "1",
+  MELANOMA_LAB_RUN: runName,
+  MELANOMA_LAB_DATA: path.join(root, "data", "synthetic-small"),
+  MELANOMA_LAB_BACKEND: "",
+};
+
+function jupyterAvailable(): boolean {
+  try {
+    findJupyterPython();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const haveJupyter = toolOrSkip(jupyterAvailable(), "Jupyter (nbclient)", "apt-get install python3-nbclient jupyter-nbconvert python3-notebook");
+
+describe.runIf(haveJupyter)("notebooks through the real tslab kernel (small configuration)", () => {
+  const runs: { notebook: string; executedNotebookPath: string; htmlPath: string; stdoutText: string }[] = [];
+
+  beforeAll(async () => {
+    for (const dir of [path.join(root, "logs", runName), path.join(root, "models", runName), path.join(root, "out", "runs", runName), outDir]) {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    for (const notebook of listNotebooks(path.join(root, "notebooks"))) {
+      runs.push(await executeNotebook(notebook, { outDir, env, timeoutSec: 900 }));
+    }
+  });
+
+  it("executes all six notebooks in pipeline order with no error output, saved and rendered", () => {
+    expect(runs.map((r) => r.notebook)).toEqual([
+      "01-data.ipynb",
+      "02-transfer-learning.ipynb",
+      "03-training.ipynb",
+      "04-evaluation.ipynb",
+      "05-export.ipynb",
+      "06-triage.ipynb",
+    ]);
+    for (const run of runs) {
+      const nb = JSON.parse(fs.readFileSync(run.executedNotebookPath, "utf8"));
+      const outputs = nb.cells.flatMap((c: { outputs?: { output_type: string }[] }) => c.outputs ?? []);
+      expect(outputs.filter((o: { output_type: string }) => o.output_type === "error")).toEqual([]);
+      expect(nb.cells.filter((c: { cell_type: string; execution_count: number | null }) => c.cell_type === "code" && !c.execution_count)).toEqual([]);
+      expect(nb.metadata.signature ?? "").not.toBe("");
+      expect(fs.statSync(run.htmlPath).size).toBeGreaterThan(1000);
+    }
+  });
+
+  it("keeps notebooks thin: one import cell, no function definitions, a sentence before every code cell", () => {
+    for (const file of listNotebooks(path.join(root, "notebooks"))) {
+      const nb = JSON.parse(fs.readFileSync(file, "utf8"));
+      const cells = nb.cells as { cell_type: string; source: string | string[] }[];
+      const text = (c: { source: string | string[] }) => (Array.isArray(c.source) ? c.source.join("") : c.source);
+      expect(cells[0].cell_type, `${file}: first cell is markdown`).toBe("markdown");
+      expect(text(cells[0]), `${file}: first cell says what you'll learn and what it needs`).toMatch(/What you'll learn[\s\S]*What it needs/);
+      const code = cells.filter((c) => c.cell_type === "code");
+      expect(code.filter((c) => /^import /m.test(text(c))).length, `${file}: one import cell`).toBe(1);
+      for (const c of code) expect(text(c), `${file}: no function definitions`).not.toMatch(/\bfunction\b|=>\s*\{|\bclass\s/);
+      cells.forEach((c, i) => {
+        if (c.cell_type === "code") expect(cells[i - 1]?.cell_type, `${file} cell ${i}: sentence before code`).toBe("markdown");
+      });
+    }
+  });
+
+  it("says which backend ran and prints a triage result", () => {
+    const all = runs.map((r) => r.stdoutText).join("");
+    expect(all).toMatch(/^backend: (tfjs-node-gpu|tfjs-node|wasm|cpu) \(/m);
+    expect(runs.at(-1)!.stdoutText).toMatch(/^triage \S+: probability of malignant (0|1)\.\d{3} → (URGENT|ROUTINE) \(threshold /m);
+  });
+
+  it("leaves TensorBoard logs, an exported model and a report", () => {
+    const logs = readLogDir(path.join(root, "logs", runName));
+    const names = logs.runs.map((r) => r.name).sort();
+    expect(names).toEqual(expect.arrayContaining(["train", "validation"]));
+    expect(logs.problems).toEqual([]);
+    const train = logs.runs.find((r) => r.name === "train")!;
+    expect(train.scalars.epoch_loss.points.length).toBe(5);
+    const modelDir = path.join(root, "models", runName);
+    for (const f of ["model.json", "weights.bin", "metadata.json"]) expect(fs.existsSync(path.join(modelDir, f)), f).toBe(true);
+    const metadata = JSON.parse(fs.readFileSync(path.join(modelDir, "metadata.json"), "utf8"));
+    expect(metadata.thresholdProb).toBeGreaterThan(0);
+    expect(metadata.thresholdProb).toBeLessThan(1);
+    expect(fs.existsSync(path.join(root, "out", "reports", runName, "report.html"))).toBe(true);
+  });
+
+  it("draws every chart of the evaluation notebook and the report in headless Chromium", async () => {
+    if (!toolOrSkip(commandExists("/usr/bin/chromium"), "Chromium", "apt-get install chromium")) return;
+    const screenshotDir = path.join(root, "out", "screenshots");
+    for (const html of [path.join(outDir, "04-evaluation.html"), path.join(root, "out", "reports", runName, "report.html")]) {
+      const report = await checkChartsRendered(html, { screenshotDir });
+      expect(report.charts.length, html).toBeGreaterThanOrEqual(5);
+      for (const chart of report.charts) expect(chart.rendered, `${html}: ${chart.title}: ${chart.problems.join("; ")}`).toBe(true);
+      expect(report.pageErrors, html).toEqual([]);
+    }
+  });
+});
+
+describe.runIf(haveJupyter)("a failing notebook", () => {
+  it("is reported with the notebook and cell named, and its executed copy saved", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "melanoma-nb-"));
+    const nbPath = path.join(dir, "99-broken.ipynb");
+    const cell = (source: string, type = "code") => ({ cell_type: type, metadata: {}, source, ...(type === "code" ? { outputs: [], execution_count: null } : {}) });
+    fs.writeFileSync(nbPath, JSON.stringify({
+      cells: [cell("A broken notebook.", "markdown"), cell('console.log("first cell ran");'), cell('throw new Error("boom in cell two");')],
+      metadata: { kernelspec: { name: "tslab-melanoma", display_name: "TypeScript (melanoma-lab)", language: "typescript" } },
+      nbformat: 4,
+      nbformat_minor: 5,
+    }));
+    const err = await executeNotebook(nbPath, { outDir: dir }).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(NotebookExecutionError);
+    const message = (err as Error).message;
+    expect(message).toContain("99-broken.ipynb cell 2");
+    expect(message).toContain("boom in cell two");
+    const saved = JSON.parse(fs.readFileSync((err as NotebookExecutionError).executedCopy, "utf8"));
+    expect(JSON.stringify(saved.cells[1].outputs)).toContain("first cell ran");
+  });
+});
