@@ -48,7 +48,7 @@ export { bootstrapMetric, forEachStratifiedResample, summarizeReplicates, comput
 export type { BootstrapInterval, MetricFunction } from "./evaluate/bootstrap.js";
 export { summarizeMetricsWithIntervals, buildMetricTable } from "./evaluate/summary.js";
 export type { MetricSummaryRow } from "./evaluate/summary.js";
-export { computeSubgroupMetrics, describeAgeBand, SUBGROUP_FIELDS, DEFAULT_AGE_BAND_EDGES_YEARS } from "./evaluate/subgroups.js";
+export { computeSubgroupMetrics, formatSubgroupTable, describeAgeBand, SUBGROUP_FIELDS, DEFAULT_AGE_BAND_EDGES_YEARS } from "./evaluate/subgroups.js";
 export type { SubgroupField, SubgroupRecord, SubgroupMetrics } from "./evaluate/subgroups.js";
 export { ChartInputError, buildRocFigure, computeRocBootstrapBand, selectRocCornerIndices, buildPrecisionRecallFigure, buildConfusionMatrixFigure, buildConfusionMatrixFigureAt, buildReliabilityFigure, buildThresholdSweepFigure, buildTrainingCurvesFigure, buildErrorGalleryHtml } from "./evaluate/charts.js";
 export type { PlotlyFigure, PlotlyTrace, OperatingPointOption, TrainingCurvePoint, ScalarSeriesByRun, GalleryItem } from "./evaluate/charts.js";

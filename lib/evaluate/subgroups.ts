@@ -119,3 +119,19 @@ export function computeSubgroupMetrics(
     .map(([group, g]) => summarise(options.field, group, g.labels, g.probs, options.thresholdProb));
   return [summarise("all", "all", labels, Array.from(probs), options.thresholdProb), ...rows];
 }
+
+/**
+ * A fixed-width text table of subgroup metrics for notebook output: field, group, images,
+ * malignant count, ROC AUC, sensitivity and specificity ("n/a" where undefined, e.g. one class).
+ *
+ * @example console.log(formatSubgroupTable(computeSubgroupMetrics(records, probs, { field: "sex", thresholdProb: 0.3 })))
+ */
+export function formatSubgroupTable(rows: readonly SubgroupMetrics[]): string {
+  const fmt = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : "n/a");
+  const table = [
+    ["field", "group", "images", "malignant", "AUC", "sens", "spec"],
+    ...rows.map((r) => [r.field, r.group, String(r.count), String(r.positives), fmt(r.rocAuc), fmt(r.sensitivity), fmt(r.specificity)]),
+  ];
+  const widths = table[0].map((_, c) => Math.max(...table.map((row) => row[c].length)));
+  return table.map((row) => row.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join("  ")).join("\n");
+}
