@@ -83,3 +83,73 @@ export function assertNoGroupLeakage(folds: readonly (readonly LesionRecord[])[]
   }
   return owner.size;
 }
+
+/** One fold of {@link createGroupedKFolds}: validation is the fold, train is everything else. */
+export interface GroupedFold {
+  foldIndex: number;
+  train: LesionRecord[];
+  validation: LesionRecord[];
+}
+
+/**
+ * K-fold cross-validation folds, grouped by patient/lesion (see {@link groupKeyOf}: patient_id,
+ * else lesion_id, else the image) and stratified by label. Within each label stratum (a group is
+ * "malignant" if any of its images is), groups are shuffled with `seed`, ordered largest first,
+ * and each is dealt to the fold holding the fewest images of that stratum so far. Same seed and
+ * same records (in any order) → same folds. Every record is in exactly one validation fold, and
+ * the folds are checked with {@link assertNoGroupLeakage}.
+ *
+ * @example const folds = createGroupedKFolds(records, { folds: 5, seed: 42 }); folds[0].validation.length
+ */
+export function createGroupedKFolds(
+  records: readonly LesionRecord[],
+  options: { folds: number; seed: number },
+): GroupedFold[] {
+  const { folds, seed } = options;
+  if (!(Number.isInteger(folds) && folds >= 2)) {
+    throw new SplitError(`folds must be a whole number ≥ 2; received ${folds}`);
+  }
+  const groups = new Map<string, LesionRecord[]>();
+  for (const r of records) {
+    const key = groupKeyOf(r);
+    const list = groups.get(key);
+    if (list) list.push(r);
+    else groups.set(key, [r]);
+  }
+  if (groups.size < folds) {
+    throw new SplitError(`${folds} folds need at least ${folds} patient/lesion groups; received ${groups.size} groups in ${records.length} records`);
+  }
+  const foldOfGroup = new Map<string, number>();
+  const totalPerFold = new Array<number>(folds).fill(0);
+  for (const stratum of ["malignant", "benign"] as const) {
+    const keys = [...groups.keys()]
+      .filter((k) => (groups.get(k)!.some((m) => m.label === "malignant") ? "malignant" : "benign") === stratum)
+      .sort();
+    const shuffled = shuffleWithSeed(keys, seed + (stratum === "malignant" ? 1 : 0));
+    // Largest first (stable after the seeded shuffle) keeps fold sizes even.
+    const ordered = shuffled
+      .map((key, i) => ({ key, i, size: groups.get(key)!.length }))
+      .sort((a, b) => b.size - a.size || a.i - b.i);
+    const stratumPerFold = new Array<number>(folds).fill(0);
+    for (const { key, size } of ordered) {
+      let best = 0;
+      for (let f = 1; f < folds; f++) {
+        if (
+          stratumPerFold[f] < stratumPerFold[best] ||
+          (stratumPerFold[f] === stratumPerFold[best] && totalPerFold[f] < totalPerFold[best])
+        ) best = f;
+      }
+      foldOfGroup.set(key, best);
+      stratumPerFold[best] += size;
+      totalPerFold[best] += size;
+    }
+  }
+  const validationSets: LesionRecord[][] = Array.from({ length: folds }, () => []);
+  for (const r of records) validationSets[foldOfGroup.get(groupKeyOf(r))!].push(r);
+  assertNoGroupLeakage(validationSets);
+  return validationSets.map((validation, foldIndex) => ({
+    foldIndex,
+    validation,
+    train: records.filter((r) => foldOfGroup.get(groupKeyOf(r)) !== foldIndex),
+  }));
+}

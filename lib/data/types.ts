@@ -23,6 +23,8 @@ export interface LesionRecord {
   site?: string;
   /** Clinic/device/archive the image came from (HAM10000's `ham_dataset`). */
   source?: string;
+  /** Split the dataset's own layout put the image in (folder-per-class `train/`, `valid/`, `test/`). */
+  predefinedSplit?: "train" | "validation" | "test";
 }
 
 /**

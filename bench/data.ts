@@ -1,0 +1,65 @@
+// Data-pipeline throughput: images/s for decode + resize (+ augment) through lib/data, with one
+// and with all cores, next to sharp's own raw decode + resize in the same run.
+// Usage: npx tsx bench/data.ts [--images 400] [--size 224] [--dir ../shared/data/ham10000-dev]
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import sharp from "sharp";
+import { randomAugmentImage } from "../lib/data/augment.js";
+import { decodeImageRgb } from "../lib/data/decodeImage.js";
+import { loadDataset } from "../lib/data/loadDataset.js";
+import { mapWithConcurrency } from "../lib/data/loadImageBatch.js";
+import { generateSyntheticDataset } from "../lib/data/synthetic.js";
+import { findSharedDir } from "../lib/util/paths.js";
+
+async function timeImagesPerSecond(files: string[], concurrency: number, work: (file: string, i: number) => Promise<unknown>): Promise<number> {
+  const started = performance.now();
+  const out = await mapWithConcurrency(files, concurrency, work);
+  const seconds = (performance.now() - started) / 1000;
+  const failed = out.filter((o) => "error" in o).length;
+  if (failed > 0) throw new Error(`${failed} of ${files.length} images failed to decode in the benchmark`);
+  return files.length / seconds;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { images: { type: "string", default: "400" }, size: { type: "string", default: "224" }, dir: { type: "string" } },
+  });
+  const imageCount = Number(values.images);
+  const sizePx = Number(values.size);
+  let dir = values.dir ?? path.join(findSharedDir(), "data", "ham10000-dev");
+  let tmp: string | undefined;
+  if (!fs.existsSync(path.join(dir, "labels.csv"))) {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "mlab-bench-"));
+    console.log(`${dir} not found; generating ${imageCount} synthetic images instead`);
+    await generateSyntheticDataset({ outDir: tmp, imageCount, imageSizePx: 448, seed: 1 });
+    dir = tmp;
+  }
+  const files = loadDataset(dir).records.slice(0, imageCount).map((r) => r.imagePath);
+  const cores = os.availableParallelism?.() ?? os.cpus().length;
+  sharp.cache(false); // measure decoding, not sharp's operation cache
+  console.log(`data bench: ${files.length} images from ${dir}, → ${sizePx}×${sizePx} RGB, ${cores} cores, sharp ${sharp.versions.sharp} (libvips ${sharp.versions.vips})`);
+
+  const sharpRaw = (f: string) => sharp(f).resize(sizePx, sizePx, { fit: "cover" }).removeAlpha().raw().toBuffer();
+  const ours = (f: string) => decodeImageRgb(f, sizePx);
+  const oursAugmented = async (f: string, i: number) => randomAugmentImage(await ours(f), sizePx, i);
+  await timeImagesPerSecond(files.slice(0, 20), cores, ours); // warm-up: file cache and libvips init
+
+  const rows: [string, number, number][] = [];
+  for (const concurrency of [1, cores]) {
+    const sharpRate = await timeImagesPerSecond(files, concurrency, sharpRaw);
+    const ourRate = await timeImagesPerSecond(files, concurrency, ours);
+    const augRate = await timeImagesPerSecond(files, concurrency, oursAugmented);
+    rows.push([`sharp raw decode+resize, concurrency ${concurrency}`, sharpRate, 1]);
+    rows.push([`decodeImageRgb, concurrency ${concurrency}`, ourRate, ourRate / sharpRate]);
+    rows.push([`decodeImageRgb + randomAugmentImage, concurrency ${concurrency}`, augRate, augRate / sharpRate]);
+  }
+  for (const [name, rate, ratio] of rows) console.log(`${name.padEnd(58)} ${rate.toFixed(1).padStart(8)} images/s   ratio to sharp ${ratio.toFixed(2)}`);
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+}
+
+main().catch((err) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});
