@@ -54,7 +54,7 @@ export { ChartInputError, buildRocFigure, computeRocBootstrapBand, selectRocCorn
 export type { PlotlyFigure, PlotlyTrace, OperatingPointOption, TrainingCurvePoint, ScalarSeriesByRun, GalleryItem } from "./evaluate/charts.js";
 export { ReportInputError, writeHtmlReport, buildHtmlReport, formatReportCell } from "./evaluate/report.js";
 export type { ReportSection, ReportTable, ReportCell } from "./evaluate/report.js";
-export { showFigure, showHtml, buildFigureMimeBundle, resetPlotlyJsSent, NotebookDisplayUnavailableError } from "./display/showFigure.js";
+export { showFigure, showHtml, showPng, buildFigureMimeBundle, resetPlotlyJsSent, NotebookDisplayUnavailableError } from "./display/showFigure.js";
 export type { MimeBundle, DisplayDataContent } from "./display/showFigure.js";
 export { buildFigureHtml, buildPlotlyLoaderHtml, loadPlotlyJsSource, serializeJsonForScript, describeFigureTitle, PlotlyAssetError } from "./display/plotlyHtml.js";
 export { checkChartsRendered, ChartRenderCheckError, HEADLESS_CHROMIUM_ARGS } from "./display/checkChartsRendered.js";

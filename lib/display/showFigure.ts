@@ -107,3 +107,22 @@ export function showHtml(html: string, plainText = "HTML output"): MimeBundle {
   write({ data: bundle, metadata: {}, transient: {} }, false);
   return bundle;
 }
+
+/**
+ * Displays a PNG image in the current tslab notebook cell (`image/png` output, which classic
+ * Notebook, JupyterLab, VS Code and nbconvert's HTML all render). Returns the bundle sent.
+ *
+ * @example showPng((await makeContactSheet(records)).png)
+ */
+export function showPng(png: Uint8Array, plainText = "PNG image"): MimeBundle {
+  const write = getTslabDisplayWriter();
+  if (!write) {
+    throw new NotebookDisplayUnavailableError("showPng: no Jupyter kernel is running this code; expected a tslab notebook cell");
+  }
+  if (!(png.length > 8 && png[0] === 0x89 && png[1] === 0x50 && png[2] === 0x4e && png[3] === 0x47)) {
+    throw new NotebookDisplayUnavailableError(`showPng: received ${png.length} bytes that do not start with the PNG signature; expected PNG-encoded bytes`);
+  }
+  const bundle = { "image/png": Buffer.from(png.buffer, png.byteOffset, png.length).toString("base64"), "text/plain": plainText };
+  write({ data: bundle, metadata: {}, transient: {} }, false);
+  return bundle;
+}
