@@ -42,6 +42,19 @@ export interface ChartsRenderReport {
   pageScreenshotPath?: string;
 }
 
+// The page callbacks below run inside Chromium. lib/ is compiled without the DOM library (tslab
+// type-checks it with ES libs only), so the little of the DOM they touch is declared here.
+interface PageElement {
+  querySelector(selector: string): PageElement | null;
+  querySelectorAll(selector: string): ArrayLike<PageElement>;
+  textContent: string | null;
+  getAttribute(name: string): string | null;
+  setAttribute(name: string, value: string): void;
+  contains(other: PageElement): boolean;
+  getBoundingClientRect(): { width: number; height: number };
+}
+declare const document: { querySelectorAll(selector: string): ArrayLike<PageElement> };
+
 /** Chromium flags for a headless, sandbox-free, offline run (containers, CI). */
 export const HEADLESS_CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"];
 

@@ -73,12 +73,12 @@ function getTslabDisplayWriter(): WriteDisplayData | null {
  * and HTML, so it renders in classic Notebook, JupyterLab, VS Code and nbconvert's HTML export
  * (offline). plotly.js (~4.8 MB) is inlined in the first chart of the kernel session only; later
  * charts reuse `window.Plotly`. Classic Notebook runs output scripts only in trusted notebooks.
- * Returns the bundle it sent. Outside a kernel throws {@link NotebookDisplayUnavailableError}.
+ * Returns nothing (so the notebook does not echo the bundle). Outside a kernel throws {@link NotebookDisplayUnavailableError}.
  *
  * @example import { buildRocFigure, showFigure } from "../lib/index.js";
  * showFigure(buildRocFigure(labels, probs));
  */
-export function showFigure(fig: PlotlyFigure): MimeBundle {
+export function showFigure(fig: PlotlyFigure): void {
   const write = getTslabDisplayWriter();
   if (!write) {
     throw new NotebookDisplayUnavailableError(
@@ -90,7 +90,6 @@ export function showFigure(fig: PlotlyFigure): MimeBundle {
   const bundle = buildFigureMimeBundle(fig, { includePlotlyJs });
   write({ data: bundle, metadata: {}, transient: {} }, false);
   if (includePlotlyJs) (globalThis as Record<symbol, unknown>)[PLOTLY_SENT_KEY] = true;
-  return bundle;
 }
 
 /**
@@ -98,23 +97,22 @@ export function showFigure(fig: PlotlyFigure): MimeBundle {
  *
  * @example showHtml(buildErrorGalleryHtml(items, { thresholdProb: 0.3 }), "error gallery");
  */
-export function showHtml(html: string, plainText = "HTML output"): MimeBundle {
+export function showHtml(html: string, plainText = "HTML output"): void {
   const write = getTslabDisplayWriter();
   if (!write) {
     throw new NotebookDisplayUnavailableError("showHtml: no Jupyter kernel is running this code; expected a tslab notebook cell");
   }
   const bundle = { "text/html": html, "text/plain": plainText };
   write({ data: bundle, metadata: {}, transient: {} }, false);
-  return bundle;
 }
 
 /**
  * Displays a PNG image in the current tslab notebook cell (`image/png` output, which classic
- * Notebook, JupyterLab, VS Code and nbconvert's HTML all render). Returns the bundle sent.
+ * Notebook, JupyterLab, VS Code and nbconvert's HTML all render).
  *
  * @example showPng((await makeContactSheet(records)).png)
  */
-export function showPng(png: Uint8Array, plainText = "PNG image"): MimeBundle {
+export function showPng(png: Uint8Array, plainText = "PNG image"): void {
   const write = getTslabDisplayWriter();
   if (!write) {
     throw new NotebookDisplayUnavailableError("showPng: no Jupyter kernel is running this code; expected a tslab notebook cell");
@@ -124,5 +122,4 @@ export function showPng(png: Uint8Array, plainText = "PNG image"): MimeBundle {
   }
   const bundle = { "image/png": Buffer.from(png.buffer, png.byteOffset, png.length).toString("base64"), "text/plain": plainText };
   write({ data: bundle, metadata: {}, transient: {} }, false);
-  return bundle;
 }
