@@ -1,0 +1,127 @@
+// Feature-extraction benchmark: images/s of mobilenet_v2 features at batch 1, 8 and 32 on every
+// backend that starts here, multiply-adds per image, and the fraction of the backend's own
+// measured matrix-multiply rate that the network achieves. Run: npx tsx bench/features.ts
+import * as tf from "@tensorflow/tfjs";
+import { BACKEND_NAMES, selectBackend, type BackendName } from "../lib/backend/selectBackend.js";
+import { loadBackbone } from "../lib/models/backbones.js";
+import { extractFeatures } from "../lib/models/features.js";
+import { createRandom } from "../lib/util/random.js";
+
+/** One measured configuration. */
+export interface FeatureBenchRow {
+  backend: BackendName;
+  batchSize: number;
+  images: number;
+  imagesPerSecond: number;
+  /** Multiply-adds per second achieved by the network (imagesPerSecond × multiply-adds/image). */
+  multiplyAddsPerSecond: number;
+  /** multiplyAddsPerSecond ÷ the sgemm rate measured on the same backend in this run. */
+  fractionOfSgemm: number;
+}
+
+/** Everything {@link benchFeatures} measures, per backend. */
+export interface FeatureBenchReport {
+  backbone: string;
+  multiplyAddsPerImage: number;
+  backends: {
+    backend: BackendName;
+    loadMs: number;
+    sgemmSize: number;
+    /** The better of the two GEMM rates below: the reference "peak" for fractionOfSgemm. */
+    sgemmMultiplyAddsPerSecond: number;
+    matMulMultiplyAddsPerSecond?: number;
+    conv1x1MultiplyAddsPerSecond?: number;
+    skippedReason?: string;
+  }[];
+  rows: FeatureBenchRow[];
+}
+
+function bestMs(run: () => void, repeats: number): number {
+  run();
+  let best = Infinity;
+  for (let r = 0; r < repeats; r++) {
+    const t0 = performance.now();
+    run();
+    best = Math.min(best, performance.now() - t0);
+  }
+  return best;
+}
+
+/**
+ * Multiply-adds per second of two GEMMs on the current backend (best of `repeats`, after a
+ * warm-up): tf.matMul n×n·n×n (n³), and the same GEMM as a 1×1 convolution
+ * ([1, 32, 32, n] * [1, 1, n, n] = 1024·n² multiply-adds), which is the kernel path the
+ * network's pointwise convolutions take (on wasm, XNNPACK; matMul is a separate kernel).
+ */
+function measureGemm(n: number, repeats: number): { matMul: number; conv1x1: number } {
+  const a = tf.randomUniform([n, n], -1, 1, "float32", 1);
+  const b = tf.randomUniform([n, n], -1, 1, "float32", 2);
+  const x = tf.randomUniform([1, 32, 32, n], -1, 1, "float32", 3) as tf.Tensor4D;
+  const k = tf.randomUniform([1, 1, n, n], -1, 1, "float32", 4) as tf.Tensor4D;
+  const matMulMs = bestMs(() => tf.tidy(() => void tf.matMul(a, b).dataSync()), repeats);
+  const convMs = bestMs(() => tf.tidy(() => void tf.conv2d(x, k, 1, "valid").dataSync()), repeats);
+  tf.dispose([a, b, x, k]);
+  return { matMul: (n * n * n) / (matMulMs / 1000), conv1x1: (1024 * n * n) / (convMs / 1000) };
+}
+
+/**
+ * Runs the benchmark. `batchSizes` per backend: cpu only measures batch 1 (it is ~20× slower).
+ *
+ * @example const report = await benchFeatures(); console.table(report.rows);
+ */
+export async function benchFeatures(options: { batchSizes?: number[]; log?: (line: string) => void } = {}): Promise<FeatureBenchReport> {
+  const log = options.log ?? console.log;
+  const batchSizes = options.batchSizes ?? [1, 8, 32];
+  const rand = createRandom(1);
+  const report: FeatureBenchReport = { backbone: "mobilenet_v2", multiplyAddsPerImage: 0, backends: [], rows: [] };
+  for (const backend of BACKEND_NAMES) {
+    try {
+      await selectBackend({ preferred: backend });
+    } catch (err) {
+      const reason = (err instanceof Error ? err.message : String(err)).split("\n")[0];
+      report.backends.push({ backend, loadMs: NaN, sgemmSize: 0, sgemmMultiplyAddsPerSecond: NaN, skippedReason: reason });
+      log(`${backend}: skipped (${reason})`);
+      continue;
+    }
+    const backbone = await loadBackbone("mobilenet_v2");
+    report.multiplyAddsPerImage = backbone.multiplyAddsPerImage!;
+    const sgemmSize = backend === "cpu" ? 256 : 512;
+    const gemm = measureGemm(sgemmSize, 3);
+    const sgemm = Math.max(gemm.matMul, gemm.conv1x1);
+    report.backends.push({
+      backend, loadMs: backbone.loadMs!, sgemmSize, sgemmMultiplyAddsPerSecond: sgemm,
+      matMulMultiplyAddsPerSecond: gemm.matMul, conv1x1MultiplyAddsPerSecond: gemm.conv1x1,
+    });
+    log(
+      `${backend}: model load ${backbone.loadMs!.toFixed(0)} ms; sgemm n=${sgemmSize}: matMul ${(gemm.matMul / 1e9).toFixed(2)}, ` +
+        `as 1×1 conv ${(gemm.conv1x1 / 1e9).toFixed(2)} G multiply-adds/s`,
+    );
+    for (const batchSize of backend === "cpu" ? [1] : batchSizes) {
+      const images = backend === "cpu" ? 2 : Math.max(32, batchSize * 2);
+      const pixels = Uint8Array.from({ length: images * 224 * 224 * 3 }, () => Math.floor(rand() * 256));
+      // Warm-up batch: wasm/cpu kernels and layer shapes settle on first use.
+      await extractFeatures(backbone, { pixels: pixels.subarray(0, batchSize * 224 * 224 * 3), count: batchSize }, { batchSize });
+      // Best of two passes: this machine is shared, and the faster pass is the less disturbed one.
+      let seconds = Infinity;
+      for (let pass = 0; pass < 2; pass++) {
+        const t0 = performance.now();
+        await extractFeatures(backbone, { pixels, count: images }, { batchSize });
+        seconds = Math.min(seconds, (performance.now() - t0) / 1000);
+      }
+      const imagesPerSecond = images / seconds;
+      const multiplyAddsPerSecond = imagesPerSecond * backbone.multiplyAddsPerImage!;
+      const row = { backend, batchSize, images, imagesPerSecond, multiplyAddsPerSecond, fractionOfSgemm: multiplyAddsPerSecond / sgemm };
+      report.rows.push(row);
+      log(`${backend} batch ${batchSize}: ${imagesPerSecond.toFixed(2)} img/s (${images} images), ${(multiplyAddsPerSecond / 1e9).toFixed(2)} G multiply-adds/s = ${(row.fractionOfSgemm * 100).toFixed(0)}% of sgemm`);
+    }
+    backbone.model.dispose();
+  }
+  return report;
+}
+
+if (process.argv[1] && /bench[\\/]features\.ts$/.test(process.argv[1])) {
+  benchFeatures().then((report) => {
+    console.log(`mobilenet_v2: ${(report.multiplyAddsPerImage / 1e6).toFixed(1)} M multiply-adds/image`);
+    console.log(JSON.stringify(report));
+  });
+}

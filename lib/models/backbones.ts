@@ -1,0 +1,151 @@
+import crypto from "node:crypto";
+import { createRequire } from "node:module";
+import fs from "node:fs";
+import path from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import { UnknownNameError } from "../util/errors.js";
+import { findProjectRoot } from "../util/paths.js";
+import { BackboneLoadError, cutAtFeatureLayer } from "./cutBackbone.js";
+import { loadMobilenetV1Backbone } from "./mobilenetV1.js";
+import { describePreprocessing } from "./preprocess.js";
+import type { Backbone, PreprocessingSpec } from "./types.js";
+
+/** Names {@link loadBackbone} accepts. */
+export const BACKBONE_NAMES = ["mobilenet_v2", "inception_v3", "mobilenet_v1"] as const;
+
+/** One of {@link BACKBONE_NAMES}. */
+export type BackboneName = (typeof BACKBONE_NAMES)[number];
+
+/** Options of {@link loadBackbone}. */
+export interface LoadBackboneOptions {
+  /** mobilenet_v1 only: width multiplier 0.25, 0.5, 0.75 or 1.0 (default 1.0). */
+  alpha?: number;
+  /** mobilenet_v1 only: folder of downloaded weights (default `MELANOMA_LAB_WEIGHTS_DIR` or <root>/.cache/weights). */
+  weightsCacheDir?: string;
+  /** mobilenet_v1 only: base URL of the hosted models (default storage.googleapis.com/tfjs-models/tfjs). */
+  baseUrl?: string;
+}
+
+/**
+ * nsfwjs's MobileNetV2/InceptionV3 divide pixels by 255 before inference
+ * (`img.toFloat().div(255)` in nsfwjs/dist/cjs/core.js), so their tuned weights expect [0, 1].
+ */
+export const NSFWJS_PREPROCESSING: PreprocessingSpec = { kind: "scale", scale: 1 / 255, offset: 0 };
+
+interface NsfwjsBackboneSpec {
+  folder: string;
+  inputSizePx: number;
+  featureLayerName: string;
+}
+
+const NSFWJS_BACKBONES: Record<"mobilenet_v2" | "inception_v3", NsfwjsBackboneSpec> = {
+  // out_relu [7,7,1280] is the last activation before nsfwjs's pooling + dense NSFW classifier.
+  mobilenet_v2: { folder: "mobilenet_v2", inputSizePx: 224, featureLayerName: "out_relu" },
+  // mixed10 [8,8,2048] is the last Inception block before the pooling + dense classifier.
+  inception_v3: { folder: "inception_v3", inputSizePx: 299, featureLayerName: "mixed10" },
+};
+
+/**
+ * Parses a backbone name (case-insensitive), throwing {@link UnknownNameError} with the valid
+ * names and the nearest one otherwise.
+ *
+ * @example parseBackboneName("MobileNet_V2") // "mobilenet_v2"
+ */
+export function parseBackboneName(name: string): BackboneName {
+  const lower = name.trim().toLowerCase();
+  const found = BACKBONE_NAMES.find((n) => n === lower);
+  if (!found) throw new UnknownNameError("backbone", name, BACKBONE_NAMES);
+  return found;
+}
+
+/**
+ * Loads a pretrained backbone cut before its classification head, with global average pooling
+ * on the feature layer: `model` maps [n, size, size, 3] preprocessed floats to [n, featureDim].
+ * - "mobilenet_v2": nsfwjs 4.4.0 weights (ImageNet, then tuned on NSFW classes), 224 px,
+ *   features from `out_relu` → 1280.
+ * - "inception_v3": nsfwjs weights, 299 px, `mixed10` → 2048.
+ * - "mobilenet_v1": ImageNet weights from tfjs-models (downloaded once, then cached), 224 px,
+ *   `conv_pw_13_relu` → 1024 × alpha (see {@link loadMobilenetV1Backbone}).
+ * Call `await selectBackend()` first. Unknown names throw {@link UnknownNameError}.
+ *
+ * @example
+ * await selectBackend();
+ * const backbone = await loadBackbone("mobilenet_v2"); // backbone.featureDim === 1280
+ */
+export async function loadBackbone(name: string, options: LoadBackboneOptions = {}): Promise<Backbone> {
+  const parsed = parseBackboneName(name);
+  if (parsed === "mobilenet_v1") {
+    return loadMobilenetV1Backbone(options);
+  }
+  return loadNsfwjsBackbone(parsed);
+}
+
+function nsfwjsModelsDir(): string {
+  const req = createRequire(path.join(findProjectRoot(), "package.json"));
+  let entry: string;
+  try {
+    entry = req.resolve("nsfwjs");
+  } catch {
+    throw new BackboneLoadError("package nsfwjs is not installed (expected nsfwjs 4.4.0 in node_modules; it ships the MobileNetV2/InceptionV3 weights)");
+  }
+  // The entry is <pkg>/dist/cjs/index.js and the models live in <pkg>/dist/models; the
+  // package's "exports" map hides them, so they are required by absolute path.
+  return path.join(path.dirname(entry), "..", "models");
+}
+
+interface NsfwjsModelJson {
+  modelTopology: object;
+  weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
+}
+
+async function loadNsfwjsBackbone(name: "mobilenet_v2" | "inception_v3"): Promise<Backbone> {
+  const spec = NSFWJS_BACKBONES[name];
+  const started = performance.now();
+  const dir = path.join(nsfwjsModelsDir(), spec.folder);
+  const modelFile = path.join(dir, "model.min.js");
+  if (!fs.existsSync(modelFile)) {
+    throw new BackboneLoadError(`${modelFile}: missing (expected nsfwjs 4.4.0's bundled ${name} model)`);
+  }
+  const req = createRequire(modelFile);
+  const modelJson = req(modelFile) as NsfwjsModelJson;
+  const shards: Buffer[] = [];
+  const weightSpecs: tf.io.WeightsManifestEntry[] = [];
+  for (const group of modelJson.weightsManifest) {
+    for (const shardName of group.paths) {
+      const shardFile = path.join(dir, `${shardName}.min.js`);
+      if (!fs.existsSync(shardFile)) throw new BackboneLoadError(`${shardFile}: missing weight shard of ${name}`);
+      const base64 = req(shardFile) as unknown;
+      if (typeof base64 !== "string") throw new BackboneLoadError(`${shardFile}: expected module.exports to be a base64 string, got ${typeof base64}`);
+      shards.push(Buffer.from(base64, "base64"));
+    }
+    weightSpecs.push(...group.weights);
+  }
+  const weights = Buffer.concat(shards);
+  const weightData = weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.length);
+  const full = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: modelJson.modelTopology, weightSpecs, weightData }));
+  const hash = crypto.createHash("sha256").update(weights).digest("hex").slice(0, 16);
+  const backbone = cutAtFeatureLayer(full, name, spec.featureLayerName, spec.inputSizePx, NSFWJS_PREPROCESSING, `nsfwjs@4.4.0/${name}/sha256:${hash}`);
+  backbone.weightsSource = dir;
+  backbone.loadMs = performance.now() - started;
+  return backbone;
+}
+
+
+/**
+ * One line describing a loaded backbone: size, feature layer and width, preprocessing, cost
+ * and weights.
+ *
+ * @example describeBackbone(backbone)
+ * // "mobilenet_v2: 224 px input, features = global average of out_relu → 1280, input x * 0.00392157 + 0, 299.5 M multiply-adds/image, weights nsfwjs@4.4.0/mobilenet_v2/sha256:8e7d…, loaded in 160 ms"
+ */
+export function describeBackbone(backbone: Backbone): string {
+  const parts = [
+    `${backbone.name}: ${backbone.inputSizePx} px input`,
+    `features = global average of ${backbone.featureLayerName} → ${backbone.featureDim}`,
+    `input ${describePreprocessing(backbone.preprocessing)}`,
+  ];
+  if (backbone.multiplyAddsPerImage !== undefined) parts.push(`${(backbone.multiplyAddsPerImage / 1e6).toFixed(1)} M multiply-adds/image`);
+  parts.push(`weights ${backbone.weightsId}`);
+  if (backbone.loadMs !== undefined) parts.push(`loaded in ${backbone.loadMs.toFixed(0)} ms`);
+  return parts.join(", ");
+}

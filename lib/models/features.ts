@@ -1,0 +1,240 @@
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import { decodeImageRgb, type ResizePolicy } from "../data/decodeImage.js";
+import type { InputProblem, LesionRecord } from "../data/types.js";
+import { MelanomaLabError } from "../util/errors.js";
+import { preprocessImages } from "./preprocess.js";
+import type { Backbone } from "./types.js";
+
+/** Thrown for feature-extraction input that cannot be used at all (wrong pixel count, batch size). */
+export class FeatureInputError extends MelanomaLabError {}
+
+/**
+ * What {@link extractFeatures} accepts: lesion records, image file paths, or already decoded
+ * 8-bit RGB pixels (HWC, `count` images of backbone.inputSizePx² × 3 bytes back to back).
+ */
+export type FeatureInput =
+  | readonly LesionRecord[]
+  | readonly string[]
+  | { pixels: Uint8Array; count: number; imageIds?: readonly string[] };
+
+/** Options of {@link extractFeatures}. */
+export interface ExtractFeaturesOptions {
+  /** Images per forward pass (default 16). */
+  batchSize?: number;
+  /** Folder of the on-disk feature cache; omitted = no cache. */
+  cacheDir?: string;
+  /** How files are made square (default "center-crop"); part of the cache key. */
+  resizePolicy?: ResizePolicy;
+  /** Called after the cache lookup and after each batch with images done so far and the total. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Features of the images that could be read, in input order, plus what went wrong with the rest. */
+export interface FeatureMatrix {
+  /** Row-major [rows, featureDim]. */
+  features: Float32Array;
+  featureDim: number;
+  /** Number of rows (inputs minus problems). */
+  rows: number;
+  /** imageId of each row (file name without extension for paths; `pixels-<i>` for pixels). */
+  imageIds: string[];
+  /** Index in the input of each row, to line rows up with labels. */
+  sourceIndices: number[];
+  /** One per input that could not be featurised; the others went on. */
+  problems: InputProblem[];
+  /** Rows read from the cache instead of computed. */
+  cacheHits: number;
+  /** Rows computed by a forward pass. */
+  computed: number;
+  elapsedMs: number;
+  /** Folder the cache entries of this backbone live in, when a cache was used. */
+  cacheFolder?: string;
+}
+
+interface Item {
+  index: number;
+  imageId: string;
+  file?: string;
+  pixels?: Uint8Array;
+  key?: string;
+}
+
+function imageIdOfPath(file: string): string {
+  return path.basename(file).replace(/\.[^.]+$/, "");
+}
+
+function toItems(input: FeatureInput, backbone: Backbone): Item[] {
+  if (Array.isArray(input)) {
+    return (input as readonly (string | LesionRecord)[]).map((entry, index) =>
+      typeof entry === "string"
+        ? { index, imageId: imageIdOfPath(entry), file: entry }
+        : { index, imageId: entry.imageId, file: entry.imagePath },
+    );
+  }
+  const { pixels, count, imageIds } = input as { pixels: Uint8Array; count: number; imageIds?: readonly string[] };
+  const perImage = backbone.inputSizePx * backbone.inputSizePx * 3;
+  if (pixels.length !== count * perImage) {
+    throw new FeatureInputError(
+      `pixels: received ${pixels.length} bytes for count ${count}; ${backbone.name} needs ${backbone.inputSizePx}×${backbone.inputSizePx}×3 = ${perImage} bytes per image (${count * perImage} in all)`,
+    );
+  }
+  if (imageIds && imageIds.length !== count) {
+    throw new FeatureInputError(`imageIds: received ${imageIds.length} ids for ${count} images`);
+  }
+  return Array.from({ length: count }, (_, index) => ({
+    index,
+    imageId: imageIds?.[index] ?? `pixels-${index}`,
+    pixels: pixels.subarray(index * perImage, (index + 1) * perImage),
+  }));
+}
+
+/**
+ * The cache folder for one backbone + weights + resize policy: entries are
+ * `<sha256 of the image file bytes (or pixel bytes)>.f32`, featureDim float32 values each.
+ *
+ * @example featureCacheFolder("/tmp/cache", backbone, "center-crop") // "/tmp/cache/mobilenet_v2-3f2a…"
+ */
+export function featureCacheFolder(cacheDir: string, backbone: Backbone, resizePolicy: ResizePolicy): string {
+  const key = JSON.stringify([backbone.name, backbone.weightsId, backbone.featureLayerName, backbone.inputSizePx, backbone.preprocessing, resizePolicy]);
+  const digest = crypto.createHash("sha256").update(key).digest("hex").slice(0, 16);
+  return path.join(cacheDir, `${backbone.name.replace(/[^A-Za-z0-9_.-]/g, "_")}-${digest}`);
+}
+
+async function readCached(file: string, featureDim: number): Promise<Float32Array | undefined> {
+  try {
+    const buf = await fs.promises.readFile(file);
+    if (buf.length !== featureDim * 4) return undefined;
+    const out = new Float32Array(featureDim);
+    new Uint8Array(out.buffer).set(buf);
+    return out;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeCached(file: string, row: Float32Array): Promise<void> {
+  const tmp = `${file}.${process.pid}.${crypto.randomUUID()}.tmp`;
+  await fs.promises.writeFile(tmp, new Uint8Array(row.buffer, row.byteOffset, row.byteLength));
+  await fs.promises.rename(tmp, file);
+}
+
+function problemOf(item: Item, err: unknown): InputProblem {
+  return { file: item.file ?? item.imageId, reason: err instanceof Error ? err.message : String(err) };
+}
+
+/**
+ * Runs `backbone` over images in batches and returns pooled features [rows, featureDim].
+ * Files are decoded with {@link decodeImageRgb} (the next batch decodes while the current one
+ * runs), preprocessed with backbone.preprocessing, and each forward pass is tidied so tensor
+ * count stays flat. With `cacheDir`, features are stored per image under a key of backbone
+ * name + weightsId + sha256 of the file bytes, so reruns skip the forward pass. Unreadable
+ * images become `problems` and the rest go on.
+ *
+ * @example
+ * const { features, rows, featureDim, problems } = await extractFeatures(backbone, records, {
+ *   batchSize: 16, cacheDir: ".cache/features", onProgress: (d, t) => console.log(`${d}/${t}`),
+ * });
+ */
+export async function extractFeatures(backbone: Backbone, input: FeatureInput, options: ExtractFeaturesOptions = {}): Promise<FeatureMatrix> {
+  const started = performance.now();
+  const batchSize = options.batchSize ?? 16;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new FeatureInputError(`batchSize: received ${batchSize}, expected a positive integer`);
+  const resizePolicy = options.resizePolicy ?? "center-crop";
+  const { featureDim, inputSizePx } = backbone;
+  const items = toItems(input, backbone);
+  const total = items.length;
+  const rowsByIndex = new Map<number, Float32Array>();
+  const problems: InputProblem[] = [];
+  const cacheFolder = options.cacheDir ? featureCacheFolder(options.cacheDir, backbone, resizePolicy) : undefined;
+  let cacheHits = 0;
+  const unreadable = new Set<number>();
+
+  if (cacheFolder) {
+    await fs.promises.mkdir(cacheFolder, { recursive: true });
+    for (const item of items) {
+      try {
+        const bytes = item.pixels ?? (await fs.promises.readFile(item.file!));
+        item.key = crypto.createHash("sha256").update(item.pixels ? "pixels:" : "file:").update(bytes).digest("hex");
+      } catch (err) {
+        problems.push({ file: item.file ?? item.imageId, reason: `cannot read file (${err instanceof Error ? err.message : String(err)}); expected a readable image file` });
+        unreadable.add(item.index);
+        continue;
+      }
+      const cached = await readCached(path.join(cacheFolder, `${item.key}.f32`), featureDim);
+      if (cached) {
+        rowsByIndex.set(item.index, cached);
+        cacheHits++;
+      }
+    }
+  }
+  const pending = items.filter((it) => !rowsByIndex.has(it.index) && !unreadable.has(it.index));
+  let done = total - pending.length;
+  options.onProgress?.(done, total);
+
+  const perImage = inputSizePx * inputSizePx * 3;
+  const decodeBatch = async (batch: Item[]): Promise<{ item: Item; pixels: Uint8Array }[]> => {
+    const decoded = await Promise.all(
+      batch.map(async (item) => {
+        if (item.pixels) return { item, pixels: item.pixels };
+        try {
+          return { item, pixels: await decodeImageRgb(item.file!, inputSizePx, resizePolicy) };
+        } catch (err) {
+          problems.push(problemOf(item, err));
+          return undefined;
+        }
+      }),
+    );
+    return decoded.filter((d): d is { item: Item; pixels: Uint8Array } => d !== undefined);
+  };
+
+  const batches: Item[][] = [];
+  for (let i = 0; i < pending.length; i += batchSize) batches.push(pending.slice(i, i + batchSize));
+  let next = batches.length > 0 ? decodeBatch(batches[0]) : undefined;
+  let computed = 0;
+  for (let b = 0; b < batches.length; b++) {
+    const ready = await next!;
+    next = b + 1 < batches.length ? decodeBatch(batches[b + 1]) : undefined;
+    if (ready.length > 0) {
+      const packed = new Uint8Array(ready.length * perImage);
+      ready.forEach((d, i) => packed.set(d.pixels, i * perImage));
+      const x = preprocessImages(packed, ready.length, inputSizePx, backbone.preprocessing);
+      let values: Float32Array;
+      try {
+        const y = tf.tidy(() => backbone.model.predict(x, { batchSize: ready.length }) as tf.Tensor);
+        values = y.dataSync() as Float32Array;
+        y.dispose();
+      } finally {
+        x.dispose();
+      }
+      const writes: Promise<void>[] = [];
+      ready.forEach((d, i) => {
+        const row = values.slice(i * featureDim, (i + 1) * featureDim);
+        rowsByIndex.set(d.item.index, row);
+        if (cacheFolder && d.item.key) writes.push(writeCached(path.join(cacheFolder, `${d.item.key}.f32`), row));
+      });
+      await Promise.all(writes);
+      computed += ready.length;
+    }
+    done += batches[b].length;
+    options.onProgress?.(done, total);
+  }
+
+  const kept = items.filter((it) => rowsByIndex.has(it.index));
+  const features = new Float32Array(kept.length * featureDim);
+  kept.forEach((it, r) => features.set(rowsByIndex.get(it.index)!, r * featureDim));
+  return {
+    features,
+    featureDim,
+    rows: kept.length,
+    imageIds: kept.map((it) => it.imageId),
+    sourceIndices: kept.map((it) => it.index),
+    problems,
+    cacheHits,
+    computed,
+    elapsedMs: performance.now() - started,
+    cacheFolder,
+  };
+}

@@ -1,0 +1,142 @@
+import fs from "node:fs";
+import path from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import { loadLayersModelFromDir, saveLayersModelToDir } from "../export/modelFiles.js";
+import { MelanomaLabError } from "../util/errors.js";
+
+/** Thrown when a checkpoint cannot be read, or belongs to other data or options. */
+export class CheckpointError extends MelanomaLabError {}
+
+/** What must match for a checkpoint to be resumed: data shape and every training option. */
+export interface CheckpointFingerprint {
+  rows: number;
+  featureDim: number;
+  positives: number;
+  seed: number;
+  hiddenUnits: number;
+  dropoutRate: number;
+  l2: number;
+  batchSize: number;
+  learningRate: number;
+  classWeights: [number, number];
+  featureChecksum: number;
+}
+
+interface CheckpointState {
+  epoch: number;
+  fingerprint: CheckpointFingerprint;
+  history: { epoch: number; valAuc?: number }[];
+  optimizerWeights: tf.io.WeightsManifestEntry[];
+  /** Adam's running β^t products, saved exactly (setWeights recomputes them with pow, which rounds differently). */
+  adamAccBetas?: [number, number];
+  savedAt: string;
+}
+
+type AdamInternals = { accBeta1?: tf.Variable; accBeta2?: tf.Variable };
+
+/**
+ * Folder name of an epoch's checkpoint.
+ *
+ * @example checkpointFolderName(3) // "epoch-0003"
+ */
+export function checkpointFolderName(epoch: number): string {
+  return `epoch-${String(epoch).padStart(4, "0")}`;
+}
+
+/**
+ * Writes `<dir>/epoch-NNNN/` (head model.json + weights.bin, Adam state optimizer.bin, and
+ * state.json with history and fingerprint) then points `<dir>/latest.json` at it.
+ * Used by trainHead's `checkpointDir` option.
+ *
+ * @example await writeCheckpoint("runs/a/checkpoints", 3, fingerprint, head, adam, history);
+ */
+export async function writeCheckpoint(
+  dir: string,
+  epoch: number,
+  fingerprint: CheckpointFingerprint,
+  model: tf.LayersModel,
+  optimizer: tf.Optimizer,
+  history: readonly { epoch: number; valAuc?: number }[],
+): Promise<string> {
+  const folder = path.join(dir, checkpointFolderName(epoch));
+  await saveLayersModelToDir(model, folder);
+  const named = await optimizer.getWeights();
+  const { data, specs } = await tf.io.encodeWeights(named);
+  // getWeights() makes a fresh scalar for the step count; the moments are live variables.
+  tf.dispose(named.filter((w) => !(w.tensor instanceof tf.Variable)).map((w) => w.tensor));
+  await fs.promises.writeFile(path.join(folder, "optimizer.bin"), Buffer.from(Array.isArray(data) ? tf.io.CompositeArrayBuffer.join(data) : data));
+  const adam = optimizer as unknown as AdamInternals;
+  const adamAccBetas: [number, number] | undefined =
+    adam.accBeta1 instanceof tf.Variable && adam.accBeta2 instanceof tf.Variable ? [adam.accBeta1.dataSync()[0], adam.accBeta2.dataSync()[0]] : undefined;
+  const state: CheckpointState = { epoch, fingerprint, history: [...history], optimizerWeights: specs, adamAccBetas, savedAt: new Date().toISOString() };
+  await fs.promises.writeFile(path.join(folder, "state.json"), JSON.stringify(state));
+  const tmp = path.join(dir, `latest.json.${process.pid}.tmp`);
+  await fs.promises.writeFile(tmp, JSON.stringify({ epoch, folder: checkpointFolderName(epoch) }));
+  await fs.promises.rename(tmp, path.join(dir, "latest.json"));
+  return folder;
+}
+
+async function copyWeightsFrom(folder: string, into: tf.LayersModel): Promise<void> {
+  const saved = await loadLayersModelFromDir(folder);
+  try {
+    into.setWeights(saved.getWeights());
+  } finally {
+    saved.dispose();
+  }
+}
+
+/**
+ * Restores the latest checkpoint in `dir` into `model` and `optimizer` (Adam moments and step
+ * count). Returns undefined when `dir` holds none; throws {@link CheckpointError} when it was
+ * written for other data or options. With `wantBest`, also returns clones of the weights of the
+ * epoch with the best valAuc so far (read from that epoch's folder). Used by trainHead's `resume`.
+ *
+ * @example const restored = await readCheckpoint("runs/a/checkpoints", fingerprint, head, adam, false);
+ */
+export async function readCheckpoint(
+  dir: string,
+  fingerprint: CheckpointFingerprint,
+  model: tf.LayersModel,
+  optimizer: tf.Optimizer,
+  wantBest: boolean,
+): Promise<{ epoch: number; history: unknown[]; best?: { auc: number; epoch: number; weights: tf.Tensor[] } } | undefined> {
+  const latestPath = path.join(dir, "latest.json");
+  if (!fs.existsSync(latestPath)) return undefined;
+  const latest = JSON.parse(fs.readFileSync(latestPath, "utf8")) as { epoch: number; folder: string };
+  const folder = path.join(dir, latest.folder);
+  const statePath = path.join(folder, "state.json");
+  if (!fs.existsSync(statePath)) throw new CheckpointError(`${statePath}: missing (latest.json points at epoch ${latest.epoch})`);
+  const state = JSON.parse(fs.readFileSync(statePath, "utf8")) as CheckpointState;
+  for (const key of Object.keys(fingerprint) as (keyof CheckpointFingerprint)[]) {
+    if (JSON.stringify(state.fingerprint[key]) !== JSON.stringify(fingerprint[key])) {
+      throw new CheckpointError(
+        `${statePath}: checkpoint was written with ${key} ${JSON.stringify(state.fingerprint[key])}, this run has ${JSON.stringify(fingerprint[key])}; use another checkpointDir or resume: false`,
+      );
+    }
+  }
+  await copyWeightsFrom(folder, model);
+  const bytes = fs.readFileSync(path.join(folder, "optimizer.bin"));
+  const decoded = tf.io.decodeWeights(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length), state.optimizerWeights);
+  const named = state.optimizerWeights.map((spec) => ({ name: spec.name, tensor: decoded[spec.name] }));
+  await optimizer.setWeights(named);
+  tf.dispose(Object.values(decoded));
+  const adam = optimizer as unknown as AdamInternals;
+  if (state.adamAccBetas && adam.accBeta1 instanceof tf.Variable && adam.accBeta2 instanceof tf.Variable) {
+    const [b1, b2] = state.adamAccBetas;
+    tf.tidy(() => {
+      adam.accBeta1!.assign(tf.scalar(b1));
+      adam.accBeta2!.assign(tf.scalar(b2));
+    });
+  }
+  let best: { auc: number; epoch: number; weights: tf.Tensor[] } | undefined;
+  if (wantBest) {
+    const scored = state.history.filter((h) => typeof h.valAuc === "number");
+    if (scored.length > 0) {
+      const top = scored.reduce((a, b) => (b.valAuc! > a.valAuc! ? b : a));
+      const saved = await loadLayersModelFromDir(path.join(dir, checkpointFolderName(top.epoch)));
+      best = { auc: top.valAuc!, epoch: top.epoch, weights: saved.getWeights().map((t) => t.clone()) };
+      saved.dispose();
+    }
+  }
+  return { epoch: state.epoch, history: state.history, best };
+}

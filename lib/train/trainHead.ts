@@ -1,0 +1,378 @@
+import * as tf from "@tensorflow/tfjs";
+import type { LesionLabel } from "../data/types.js";
+import { readCheckpoint, writeCheckpoint, type CheckpointFingerprint } from "./checkpoints.js";
+import { MelanomaLabError } from "../util/errors.js";
+import { shuffleWithSeed } from "../util/random.js";
+import { computeRocAucExact } from "./rocAuc.js";
+
+/** Thrown for training input that does not fit together (lengths, labels, options). */
+export class TrainHeadError extends MelanomaLabError {}
+
+/** Metrics after one epoch. Losses are binary cross-entropy (natural log, mean per image). */
+export interface EpochMetrics {
+  /** 1-based epoch number. */
+  epoch: number;
+  /** Mean training objective over the epoch's batches (class-weighted BCE + L2, dropout on). */
+  trainLoss: number;
+  /** Accuracy at probability 0.5 on the whole training set after the epoch (dropout off). */
+  trainAccuracy: number;
+  trainAuc: number;
+  /** Unweighted BCE on the validation set (absent without validation data). */
+  valLoss?: number;
+  valAccuracy?: number;
+  valAuc?: number;
+  elapsedMs: number;
+}
+
+/**
+ * A training callback: any object with some of tfjs's `tf.Callback` methods, e.g. the
+ * TensorBoard callback of lib/logging. Epoch indices passed to it are 0-based, as in
+ * `model.fit`; logs use Keras names: loss, accuracy, auc, learning_rate, val_loss,
+ * val_accuracy, val_auc.
+ */
+export interface TrainingCallback {
+  setModel?(model: tf.LayersModel): void;
+  onTrainBegin?(logs?: Record<string, number>): unknown;
+  onEpochBegin?(epoch: number, logs?: Record<string, number>): unknown;
+  onEpochEnd?(epoch: number, logs?: Record<string, number>): unknown;
+  onTrainEnd?(logs?: Record<string, number>): unknown;
+}
+
+/** Options of {@link trainHead}. */
+export interface TrainHeadOptions {
+  /** Seed of weight initialisation, batch shuffling and dropout masks. */
+  seed: number;
+  /** Units of the hidden relu layer; 0 = none (logistic regression on features). Default 128. */
+  hiddenUnits?: number;
+  /** Dropout after the hidden layer, in [0, 1). Default 0.3. */
+  dropoutRate?: number;
+  /** L2 penalty on the kernels (added to the loss as l2 · Σw²). Default 1e-4. */
+  l2?: number;
+  /** Default 20. */
+  epochs?: number;
+  /** Default 32. */
+  batchSize?: number;
+  /** Adam learning rate. Default 1e-3. */
+  learningRate?: number;
+  /** Loss weight of each class: [benign, malignant], or "balanced" (n / (2·n_class)). Default [1, 1]. */
+  classWeights?: [number, number] | "balanced";
+  /** Validation features (row-major, same featureDim) and 0/1 labels, evaluated each epoch. */
+  validation?: { features: Float32Array; labels: ArrayLike<number> | readonly LesionLabel[] };
+  /** When true and validation is given, the weights of the epoch with the best valAuc are kept. */
+  restoreBestWeights?: boolean;
+  /** AUC function (labels 0/1, scores) → AUC; default an exact rank-sum AUC. */
+  computeAuc?: (labels: ArrayLike<number>, scores: ArrayLike<number>) => number;
+  /**
+   * Folder for per-epoch checkpoints (`epoch-0001/` … with head weights, Adam state and
+   * history, plus `latest.json`). Omitted = no checkpoints.
+   */
+  checkpointDir?: string;
+  /**
+   * With checkpointDir: continue from its latest checkpoint (same data and options required),
+   * giving the same result as an uninterrupted run. Default false (start afresh).
+   */
+  resume?: boolean;
+  /** tf.Callback-like objects (e.g. createTensorBoardCallback(...)), awaited at each event. */
+  callbacks?: readonly TrainingCallback[];
+  /** Called after each epoch; may be async (e.g. to log to TensorBoard). */
+  onEpochEnd?: (metrics: EpochMetrics) => void | Promise<void>;
+}
+
+/** A trained head and how training went. */
+export interface TrainHeadResult {
+  /** Input [n, featureDim] → output [n, 1] probability of malignant. */
+  model: tf.LayersModel;
+  history: EpochMetrics[];
+  /** Epoch whose weights the model holds (the last, or the best by valAuc with restoreBestWeights). */
+  keptEpoch: number;
+  featureDim: number;
+  /** Initial output bias, log(positives / negatives) of the training labels. */
+  initialBias: number;
+  /** Epoch a resumed run continued after (0 when it started afresh). */
+  resumedFromEpoch: number;
+}
+
+/**
+ * Turns labels ("benign"/"malignant" or 0/1) into a 0/1 Int32Array, rejecting anything else.
+ *
+ * @example toBinaryLabels(["benign", "malignant"]) // Int32Array [0, 1]
+ */
+export function toBinaryLabels(labels: ArrayLike<number> | readonly LesionLabel[], field = "labels"): Int32Array {
+  const out = new Int32Array(labels.length);
+  for (let i = 0; i < labels.length; i++) {
+    const v = (labels as ArrayLike<number | string>)[i];
+    if (v === 1 || v === "malignant") out[i] = 1;
+    else if (v === 0 || v === "benign") out[i] = 0;
+    else throw new TrainHeadError(`${field}[${i}]: received ${JSON.stringify(v)}, expected 0, 1, "benign" or "malignant"`);
+  }
+  return out;
+}
+
+interface HeadLayers {
+  hidden?: tf.layers.Layer;
+  output: tf.layers.Layer;
+  dropoutRate: number;
+}
+
+function probabilities(layers: HeadLayers, x: tf.Tensor2D, training: boolean, dropoutSeed: number): tf.Tensor1D {
+  let h: tf.Tensor = x;
+  if (layers.hidden) {
+    h = layers.hidden.apply(h) as tf.Tensor;
+    // Dropout by hand with a per-step seed: a seeded tf.layers.dropout reuses one mask every step.
+    if (training && layers.dropoutRate > 0) h = tf.dropout(h, layers.dropoutRate, undefined, dropoutSeed);
+  }
+  return (layers.output.apply(h) as tf.Tensor).reshape([-1]) as tf.Tensor1D;
+}
+
+function toKerasLogs(m: EpochMetrics, learningRate: number): Record<string, number> {
+  const logs: Record<string, number> = { loss: m.trainLoss, accuracy: m.trainAccuracy, auc: m.trainAuc, learning_rate: learningRate };
+  if (m.valLoss !== undefined) logs.val_loss = m.valLoss;
+  if (m.valAccuracy !== undefined) logs.val_accuracy = m.valAccuracy;
+  if (m.valAuc !== undefined) logs.val_auc = m.valAuc;
+  return logs;
+}
+
+/**
+ * One line per epoch for notebooks and logs.
+ *
+ * @example formatEpochMetrics(history[0]) // "epoch 1: loss 0.6523 acc 0.612 auc 0.701 | val loss 0.6400 acc 0.640 auc 0.733 (0.4 s)"
+ */
+export function formatEpochMetrics(m: EpochMetrics): string {
+  const train = `epoch ${m.epoch}: loss ${m.trainLoss.toFixed(4)} acc ${m.trainAccuracy.toFixed(3)} auc ${m.trainAuc.toFixed(3)}`;
+  const val =
+    m.valLoss === undefined ? "" : ` | val loss ${m.valLoss.toFixed(4)} acc ${m.valAccuracy!.toFixed(3)} auc ${m.valAuc!.toFixed(3)}`;
+  return `${train}${val} (${(m.elapsedMs / 1000).toFixed(1)} s)`;
+}
+
+/**
+ * Probability of malignant for each row of a row-major feature matrix, from a head (or any
+ * model taking [n, featureDim] → [n, 1]), in tidied chunks of `batchSize` rows.
+ *
+ * @example const probs = predictHeadProbabilities(head, validation.features, 1280); // Float32Array(n)
+ */
+export function predictHeadProbabilities(head: tf.LayersModel, features: Float32Array, featureDim: number, batchSize = 512): Float32Array {
+  if (!(Number.isInteger(featureDim) && featureDim > 0) || features.length % featureDim !== 0) {
+    throw new TrainHeadError(`features: received ${features.length} values, expected a multiple of featureDim ${featureDim}`);
+  }
+  const rows = features.length / featureDim;
+  const out = new Float32Array(rows);
+  for (let start = 0; start < rows; start += batchSize) {
+    const end = Math.min(rows, start + batchSize);
+    const values = tf.tidy(() => {
+      const x = tf.tensor2d(features.subarray(start * featureDim, end * featureDim), [end - start, featureDim]);
+      return (head.predict(x) as tf.Tensor).dataSync();
+    });
+    out.set(values, start);
+  }
+  return out;
+}
+
+/** A cheap order-sensitive checksum so a checkpoint is not resumed on different features. */
+function checksumOf(values: Float32Array): number {
+  let h = 0;
+  const stride = Math.max(1, Math.floor(values.length / 4096));
+  for (let i = 0; i < values.length; i += stride) h = (Math.imul(h, 31) + Math.round(values[i] * 1e4)) | 0;
+  return h;
+}
+
+function binaryCrossEntropy(y: tf.Tensor1D, p: tf.Tensor1D): tf.Tensor1D {
+  const eps = 1e-7;
+  const pc = p.clipByValue(eps, 1 - eps);
+  return tf.neg(tf.add(tf.mul(y, tf.log(pc)), tf.mul(tf.sub(1, y), tf.log(tf.sub(1, pc))))) as tf.Tensor1D;
+}
+
+function evaluate(
+  layers: HeadLayers,
+  features: tf.Tensor2D,
+  labels: Int32Array,
+  computeAuc: (l: ArrayLike<number>, s: ArrayLike<number>) => number,
+): { loss: number; accuracy: number; auc: number } {
+  const probsTensor = tf.tidy(() => probabilities(layers, features, false, 0));
+  const probs = probsTensor.dataSync() as Float32Array;
+  probsTensor.dispose();
+  let loss = 0;
+  let correct = 0;
+  for (let i = 0; i < labels.length; i++) {
+    const p = Math.min(Math.max(probs[i], 1e-7), 1 - 1e-7);
+    loss -= labels[i] === 1 ? Math.log(p) : Math.log(1 - p);
+    if ((probs[i] >= 0.5 ? 1 : 0) === labels[i]) correct++;
+  }
+  return { loss: loss / labels.length, accuracy: correct / labels.length, auc: computeAuc(labels, probs) };
+}
+
+/**
+ * Trains a dense classification head on cached backbone features:
+ * input [featureDim] → (dense relu hiddenUnits → dropout) → dense(1, sigmoid), output bias
+ * initialised to log(pos/neg). Adam on class-weighted binary cross-entropy + L2, mini-batches
+ * shuffled from `seed` each epoch; the same seed gives the same weights and metrics.
+ * Only dense layers train, which the wasm backend supports (it lacks conv gradients).
+ *
+ * @example
+ * const { model, history } = await trainHead(train.features, trainLabels, {
+ *   seed: 42, hiddenUnits: 128, epochs: 20, classWeights: "balanced",
+ *   validation: { features: val.features, labels: valLabels },
+ * });
+ * console.log(history.at(-1)?.valAuc);
+ */
+export async function trainHead(
+  features: Float32Array,
+  labels: ArrayLike<number> | readonly LesionLabel[],
+  options: TrainHeadOptions,
+): Promise<TrainHeadResult> {
+  const y = toBinaryLabels(labels);
+  const n = y.length;
+  if (n === 0) throw new TrainHeadError("labels: received 0 labels, expected at least one per feature row");
+  if (features.length % n !== 0) {
+    throw new TrainHeadError(`features: received ${features.length} values for ${n} labels; expected n × featureDim`);
+  }
+  const featureDim = features.length / n;
+  const hiddenUnits = options.hiddenUnits ?? 128;
+  const dropoutRate = options.dropoutRate ?? 0.3;
+  const l2 = options.l2 ?? 1e-4;
+  const epochs = options.epochs ?? 20;
+  const batchSize = options.batchSize ?? 32;
+  const learningRate = options.learningRate ?? 1e-3;
+  const computeAuc = options.computeAuc ?? computeRocAucExact;
+  const { seed } = options;
+  if (!(dropoutRate >= 0 && dropoutRate < 1)) throw new TrainHeadError(`dropoutRate: received ${dropoutRate}, expected 0 ≤ rate < 1`);
+  if (!(Number.isInteger(epochs) && epochs >= 1)) throw new TrainHeadError(`epochs: received ${epochs}, expected a positive integer`);
+  if (!(Number.isInteger(batchSize) && batchSize >= 1)) throw new TrainHeadError(`batchSize: received ${batchSize}, expected a positive integer`);
+  const positives = y.reduce((a, b) => a + b, 0);
+  const negatives = n - positives;
+  if (positives === 0 || negatives === 0) {
+    throw new TrainHeadError(`labels: need both classes, received ${positives} malignant and ${negatives} benign`);
+  }
+  const classWeights: [number, number] =
+    options.classWeights === "balanced" ? [n / (2 * negatives), n / (2 * positives)] : (options.classWeights ?? [1, 1]);
+
+  let valFeatures: tf.Tensor2D | undefined;
+  let valLabels: Int32Array | undefined;
+  if (options.validation) {
+    valLabels = toBinaryLabels(options.validation.labels, "validation.labels");
+    if (options.validation.features.length !== valLabels.length * featureDim) {
+      throw new TrainHeadError(
+        `validation.features: received ${options.validation.features.length} values, expected ${valLabels.length} labels × featureDim ${featureDim}`,
+      );
+    }
+  }
+
+  const initialBias = Math.log(positives / negatives);
+  const input = tf.input({ shape: [featureDim], name: "head_input" });
+  const hidden = hiddenUnits > 0
+    ? tf.layers.dense({ units: hiddenUnits, activation: "relu", kernelInitializer: tf.initializers.glorotUniform({ seed }), name: "head_hidden" })
+    : undefined;
+  const output = tf.layers.dense({
+    units: 1,
+    activation: "sigmoid",
+    kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }),
+    biasInitializer: tf.initializers.constant({ value: initialBias }),
+    name: "head_output",
+  });
+  let symbolic: tf.SymbolicTensor = input;
+  if (hidden) {
+    symbolic = hidden.apply(symbolic) as tf.SymbolicTensor;
+    symbolic = tf.layers.dropout({ rate: dropoutRate, name: "head_dropout" }).apply(symbolic) as tf.SymbolicTensor;
+  }
+  const model = tf.model({ inputs: input, outputs: output.apply(symbolic) as tf.SymbolicTensor, name: "triage_head" });
+  const layers: HeadLayers = { hidden, output, dropoutRate };
+  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const kernels = variables.filter((v) => /kernel/.test(v.name));
+
+  const trainFeatures = tf.tensor2d(features, [n, featureDim]);
+  const trainLabels = tf.tensor1d(Float32Array.from(y), "float32");
+  const sampleWeights = tf.tensor1d(Float32Array.from(y, (v) => classWeights[v]), "float32");
+  valFeatures = options.validation ? tf.tensor2d(options.validation.features, [valLabels!.length, featureDim]) : undefined;
+  const optimizer = tf.train.adam(learningRate);
+  const history: EpochMetrics[] = [];
+  let best: { auc: number; epoch: number; weights: tf.Tensor[] } | undefined;
+  const batchesPerEpoch = Math.ceil(n / batchSize);
+  const fingerprint: CheckpointFingerprint = {
+    rows: n, featureDim, positives, seed, hiddenUnits, dropoutRate, l2, batchSize, learningRate, classWeights,
+    featureChecksum: checksumOf(features),
+  };
+  let resumedFromEpoch = 0;
+  try {
+    if (options.checkpointDir && options.resume) {
+      const restored = await readCheckpoint(options.checkpointDir, fingerprint, model, optimizer, options.restoreBestWeights === true);
+      if (restored) {
+        resumedFromEpoch = restored.epoch;
+        history.push(...(restored.history as EpochMetrics[]));
+        if (restored.best) best = restored.best;
+      }
+    }
+    const callbacks = options.callbacks ?? [];
+    for (const cb of callbacks) cb.setModel?.(model);
+    for (const cb of callbacks) await cb.onTrainBegin?.({});
+    for (let epoch = resumedFromEpoch + 1; epoch <= epochs; epoch++) {
+      const started = performance.now();
+      for (const cb of callbacks) await cb.onEpochBegin?.(epoch - 1, {});
+      const order = shuffleWithSeed(Array.from({ length: n }, (_, i) => i), seed * 7919 + epoch);
+      let lossSum = 0;
+      let batches = 0;
+      for (let start = 0; start < n; start += batchSize) {
+        const batchIndices = order.slice(start, start + batchSize);
+        // Seed from (epoch, batch), not a running counter, so a resumed run draws the same masks.
+        const dropoutSeed = seed * 1_000_003 + (epoch - 1) * batchesPerEpoch + start / batchSize;
+        const cost = tf.tidy(() => {
+          const idx = tf.tensor1d(batchIndices, "int32");
+          const xb = tf.gather(trainFeatures, idx) as tf.Tensor2D;
+          const yb = tf.gather(trainLabels, idx) as tf.Tensor1D;
+          const wb = tf.gather(sampleWeights, idx) as tf.Tensor1D;
+          return optimizer.minimize(
+            () => {
+              const p = probabilities(layers, xb, true, dropoutSeed);
+              const dataLoss = tf.mean(tf.mul(binaryCrossEntropy(yb, p), wb));
+              if (l2 === 0) return dataLoss as tf.Scalar;
+              const penalty = tf.addN(kernels.map((k) => tf.sum(tf.square(k))));
+              return tf.add(dataLoss, tf.mul(l2, penalty)) as tf.Scalar;
+            },
+            true,
+            variables,
+          )!;
+        });
+        lossSum += cost.dataSync()[0];
+        cost.dispose();
+        batches++;
+      }
+      const train = evaluate(layers, trainFeatures, y, computeAuc);
+      const metrics: EpochMetrics = {
+        epoch,
+        trainLoss: lossSum / batches,
+        trainAccuracy: train.accuracy,
+        trainAuc: train.auc,
+        elapsedMs: 0,
+      };
+      if (valFeatures && valLabels) {
+        const val = evaluate(layers, valFeatures, valLabels, computeAuc);
+        metrics.valLoss = val.loss;
+        metrics.valAccuracy = val.accuracy;
+        metrics.valAuc = val.auc;
+        if (options.restoreBestWeights && (!best || val.auc > best.auc)) {
+          best?.weights.forEach((t) => t.dispose());
+          best = { auc: val.auc, epoch, weights: model.getWeights().map((t) => t.clone()) };
+        }
+      }
+      metrics.elapsedMs = performance.now() - started;
+      history.push(metrics);
+      if (options.checkpointDir) await writeCheckpoint(options.checkpointDir, epoch, fingerprint, model, optimizer, history);
+      const logs = toKerasLogs(metrics, learningRate);
+      for (const cb of callbacks) await cb.onEpochEnd?.(epoch - 1, logs);
+      await options.onEpochEnd?.(metrics);
+    }
+    for (const cb of callbacks) await cb.onTrainEnd?.({});
+    let keptEpoch = epochs;
+    if (best) {
+      model.setWeights(best.weights);
+      keptEpoch = best.epoch;
+    }
+    return { model, history, keptEpoch, featureDim, initialBias, resumedFromEpoch };
+  } catch (err) {
+    model.dispose();
+    throw err;
+  } finally {
+    best?.weights.forEach((t) => t.dispose());
+    optimizer.dispose();
+    tf.dispose([trainFeatures, trainLabels, sampleWeights]);
+    valFeatures?.dispose();
+  }
+}

@@ -1,0 +1,91 @@
+import { predictMalignantProbability, type LoadedTriageModel } from "../export/triageModel.js";
+import { ImageDecodeError } from "../data/decodeImage.js";
+import type { LesionLabel } from "../data/types.js";
+import { MelanomaLabError } from "../util/errors.js";
+
+/** Thrown for threshold input that does not fit together (lengths, target, no positives). */
+export class ThresholdError extends MelanomaLabError {}
+
+/** The triage decision for one image. */
+export interface TriageResult {
+  imageId: string;
+  /** Probability of malignant, 0..1. */
+  probability: number;
+  /** "urgent" when probability ≥ thresholdProb, else "routine". */
+  triage: "urgent" | "routine";
+  thresholdProb: number;
+}
+
+/** A threshold and what it achieves on the labels it was chosen on. */
+export interface ThresholdChoice {
+  thresholdProb: number;
+  /** Fraction of malignant images with probability ≥ threshold. */
+  sensitivity: number;
+  /** Fraction of benign images with probability < threshold. */
+  specificity: number;
+  positives: number;
+  negatives: number;
+}
+
+function isPositive(label: number | string, i: number): boolean {
+  if (label === 1 || label === "malignant") return true;
+  if (label === 0 || label === "benign") return false;
+  throw new ThresholdError(`labels[${i}]: received ${JSON.stringify(label)}, expected 0, 1, "benign" or "malignant"`);
+}
+
+/**
+ * The highest probability threshold whose sensitivity (malignant with probability ≥ threshold)
+ * is at least `targetSensitivity` on these labels — usually the validation set. It is the k-th
+ * highest malignant probability, k = ⌈target × positives⌉.
+ *
+ * @example chooseThresholdForSensitivity([1, 1, 0, 1, 0], [0.9, 0.6, 0.5, 0.3, 0.1], 0.6).thresholdProb // 0.6
+ */
+export function chooseThresholdForSensitivity(
+  labels: ArrayLike<number> | readonly LesionLabel[],
+  probabilities: ArrayLike<number>,
+  targetSensitivity: number,
+): ThresholdChoice {
+  if (labels.length !== probabilities.length) {
+    throw new ThresholdError(`labels (${labels.length}) and probabilities (${probabilities.length}) must have the same length`);
+  }
+  if (!(targetSensitivity > 0 && targetSensitivity <= 1)) {
+    throw new ThresholdError(`targetSensitivity: received ${targetSensitivity}, expected 0 < target ≤ 1`);
+  }
+  const positiveProbs: number[] = [];
+  const negativeProbs: number[] = [];
+  for (let i = 0; i < labels.length; i++) {
+    const p = probabilities[i];
+    if (!(p >= 0 && p <= 1)) throw new ThresholdError(`probabilities[${i}]: received ${p}, expected a probability in [0, 1]`);
+    (isPositive((labels as ArrayLike<number | string>)[i], i) ? positiveProbs : negativeProbs).push(p);
+  }
+  if (positiveProbs.length === 0) throw new ThresholdError("labels: no malignant images, so sensitivity is undefined");
+  positiveProbs.sort((a, b) => b - a);
+  // The 1e-9 keeps 0.9 × 10 from rounding up to 10 positives through floating-point error.
+  const k = Math.max(1, Math.ceil(targetSensitivity * positiveProbs.length - 1e-9));
+  const thresholdProb = positiveProbs[k - 1];
+  const sensitivity = positiveProbs.filter((p) => p >= thresholdProb).length / positiveProbs.length;
+  const specificity = negativeProbs.length === 0 ? NaN : negativeProbs.filter((p) => p < thresholdProb).length / negativeProbs.length;
+  return { thresholdProb, sensitivity, specificity, positives: positiveProbs.length, negatives: negativeProbs.length };
+}
+
+/**
+ * "urgent" when probability ≥ thresholdProb, else "routine".
+ *
+ * @example triageDecision(0.42, 0.3) // "urgent"
+ */
+export function triageDecision(probability: number, thresholdProb: number): "urgent" | "routine" {
+  return probability >= thresholdProb ? "urgent" : "routine";
+}
+
+/**
+ * Scores one image with an exported triage model and applies its threshold (from metadata,
+ * or `thresholdProb` to override). Throws {@link ImageDecodeError} for an unreadable image.
+ *
+ * @example const r = await triageImage(await loadTriageModel("out/triage"), "lesion.jpg"); // { triage: "urgent", … }
+ */
+export async function triageImage(loaded: LoadedTriageModel, imagePath: string, options: { thresholdProb?: number } = {}): Promise<TriageResult> {
+  const thresholdProb = options.thresholdProb ?? loaded.metadata.thresholdProb;
+  const [prediction] = await predictMalignantProbability(loaded, [imagePath], { batchSize: 1 });
+  if ("problem" in prediction) throw new ImageDecodeError(imagePath, prediction.problem.reason.replace(`${imagePath}: `, ""));
+  return { imageId: prediction.imageId, probability: prediction.probability, triage: triageDecision(prediction.probability, thresholdProb), thresholdProb };
+}

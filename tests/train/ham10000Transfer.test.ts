@@ -1,0 +1,90 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import Papa from "papaparse";
+import * as tf from "@tensorflow/tfjs";
+import { describe, expect, it } from "vitest";
+import { selectBackend, splitByLesion, assertNoGroupLeakage } from "../../lib/index.js";
+import type { LesionRecord } from "../../lib/data/types.js";
+import { loadBackbone } from "../../lib/models/backbones.js";
+import { extractFeatures } from "../../lib/models/features.js";
+import { computeRocAuc } from "../../lib/evaluate/metrics.js";
+import { computeRocAucExact } from "../../lib/train/rocAuc.js";
+import { trainHead } from "../../lib/train/trainHead.js";
+import { chooseThresholdForSensitivity } from "../../lib/triage/triage.js";
+import { sharedPathOrSkip } from "../helpers/shared.js";
+
+// Minimal reader until lib/data's labels.csv loader lands: image_id, label, lesion_id, ham_dataset.
+function readHamLabels(dir: string): LesionRecord[] {
+  const parsed = Papa.parse<Record<string, string>>(fs.readFileSync(path.join(dir, "labels.csv"), "utf8"), { header: true, skipEmptyLines: true });
+  return parsed.data.map((row) => ({
+    imageId: row.image_id,
+    imagePath: path.join(dir, "images", `${row.image_id}.jpg`),
+    label: row.label === "malignant" ? "malignant" : "benign",
+    diagnosis: row.diagnosis,
+    lesionId: row.lesion_id,
+    source: row.ham_dataset,
+  }));
+}
+
+describe("HAM10000 dev set: frozen MobileNetV2 features + dense head", () => {
+  it("reaches validation ROC AUC ≥ 0.80 on a lesion-grouped stratified 80/20 split", async () => {
+    const dir = sharedPathOrSkip("data/ham10000-dev");
+    if (!dir) return;
+    const started = performance.now();
+    await selectBackend();
+    const records = readHamLabels(dir);
+    expect(records.length).toBe(1998);
+    const { train, validation } = splitByLesion(records, { validationFraction: 0.2, seed: 42 });
+    assertNoGroupLeakage([train, validation]);
+    const backbone = await loadBackbone("mobilenet_v2");
+    // A persistent temp cache: the first run featurises all 1,998 images (~3 min on wasm), reruns read the cache.
+    const cacheDir = process.env.MELANOMA_LAB_FEATURE_CACHE ?? path.join(os.tmpdir(), "melanoma-lab-feature-cache");
+    let lastLogged = 0;
+    const onProgress = (done: number, total: number) => {
+      if (done - lastLogged >= 400 || done === total) {
+        lastLogged = done;
+        console.log(`features ${done}/${total} (${((performance.now() - started) / 1000).toFixed(0)} s)`);
+      }
+    };
+    const tensorsBefore = tf.memory().numTensors;
+    const trainFeatures = await extractFeatures(backbone, train, { batchSize: 16, cacheDir, onProgress });
+    const valFeatures = await extractFeatures(backbone, validation, { batchSize: 16, cacheDir, onProgress });
+    expect(trainFeatures.problems).toEqual([]);
+    expect(valFeatures.problems).toEqual([]);
+    const featureSeconds = (performance.now() - started) / 1000;
+    const trainLabels = trainFeatures.sourceIndices.map((i) => (train[i].label === "malignant" ? 1 : 0));
+    const valLabels = valFeatures.sourceIndices.map((i) => (validation[i].label === "malignant" ? 1 : 0));
+    const result = await trainHead(trainFeatures.features, trainLabels, {
+      seed: 42,
+      hiddenUnits: 128,
+      dropoutRate: 0.3,
+      l2: 1e-4,
+      epochs: 25,
+      batchSize: 32,
+      learningRate: 1e-3,
+      classWeights: "balanced",
+      validation: { features: valFeatures.features, labels: valLabels },
+    });
+    const last = result.history.at(-1)!;
+    // Independent check of the reported AUC from the model's own predictions.
+    const probs = tf.tidy(() => (result.model.predict(tf.tensor2d(valFeatures.features, [valFeatures.rows, 1280])) as tf.Tensor).dataSync());
+    const auc = computeRocAucExact(valLabels, probs);
+    expect(auc).toBeCloseTo(last.valAuc!, 6);
+    // And against the evaluate stage's trapezoid ROC AUC, an independent implementation.
+    expect(computeRocAuc(valLabels, Array.from(probs))).toBeCloseTo(auc, 10);
+    const choice = chooseThresholdForSensitivity(valLabels, Array.from(probs), 0.9);
+    const wallSeconds = (performance.now() - started) / 1000;
+    console.log(
+      `HAM10000 dev: train ${train.length} (${trainLabels.filter((l) => l === 1).length} malignant), validation ${validation.length} (${valLabels.filter((l) => l === 1).length} malignant); ` +
+        `features ${featureSeconds.toFixed(1)} s (cache hits ${trainFeatures.cacheHits + valFeatures.cacheHits}, computed ${trainFeatures.computed + valFeatures.computed}); ` +
+        `validation ROC AUC ${auc.toFixed(4)} (epoch-by-epoch ${result.history.map((h) => h.valAuc!.toFixed(3)).join(" ")}); ` +
+        `threshold for sensitivity ≥ 0.9: ${choice.thresholdProb.toFixed(4)} → sensitivity ${choice.sensitivity.toFixed(3)}, specificity ${choice.specificity.toFixed(3)}; wall ${wallSeconds.toFixed(1)} s`,
+    );
+    expect(auc).toBeGreaterThanOrEqual(0.8);
+    expect(choice.sensitivity).toBeGreaterThanOrEqual(0.9);
+    result.model.dispose();
+    backbone.model.dispose();
+    expect(tf.memory().numTensors).toBeLessThanOrEqual(tensorsBefore);
+  });
+});
