@@ -121,7 +121,7 @@ export function computeSubgroupMetrics(
 }
 
 /**
- * A fixed-width text table of subgroup metrics for notebook output: field, group, images,
+ * A fixed-width text table of subgroup metrics for notebook output (the "all" row once): field, group, images,
  * malignant count, ROC AUC, sensitivity and specificity ("n/a" where undefined, e.g. one class).
  *
  * @example console.log(formatSubgroupTable(computeSubgroupMetrics(records, probs, { field: "sex", thresholdProb: 0.3 })))
@@ -130,7 +130,10 @@ export function formatSubgroupTable(rows: readonly SubgroupMetrics[]): string {
   const fmt = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : "n/a");
   const table = [
     ["field", "group", "images", "malignant", "AUC", "sens", "spec"],
-    ...rows.map((r) => [r.field, r.group, String(r.count), String(r.positives), fmt(r.rocAuc), fmt(r.sensitivity), fmt(r.specificity)]),
+    // Each field's metrics start with the same "all" row; show it once.
+    ...rows
+      .filter((r, i) => r.field !== "all" || rows.findIndex((o) => o.field === "all") === i)
+      .map((r) => [r.field, r.group, String(r.count), String(r.positives), fmt(r.rocAuc), fmt(r.sensitivity), fmt(r.specificity)]),
   ];
   const widths = table[0].map((_, c) => Math.max(...table.map((row) => row[c].length)));
   return table.map((row) => row.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join("  ")).join("\n");
