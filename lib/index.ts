@@ -117,3 +117,5 @@ export { buildTriageModel, exportTriageModel, loadTriageModel, makeTriageMetadat
 export type { TriageModelMetadata, LoadedTriageModel, ImagePrediction } from "./export/triageModel.js";
 export { chooseThresholdForSensitivity, triageDecision, triageImage, ThresholdError } from "./triage/triage.js";
 export type { TriageResult, ThresholdChoice } from "./triage/triage.js";
+export { scoreImagesToCsv, listImagesToScore, describeScoreSummary, ScoreInputError } from "./triage/scoreImages.js";
+export type { ScoreSummary } from "./triage/scoreImages.js";
