@@ -153,3 +153,27 @@ export function createGroupedKFolds(
     train: records.filter((r) => foldOfGroup.get(groupKeyOf(r)) !== foldIndex),
   }));
 }
+
+/**
+ * Three-way split grouped by patient/lesion and stratified by label (see {@link splitByLesion}):
+ * `test` holds `testFraction` of all images and is touched only for the final metrics;
+ * `validation` holds `validationFraction` of all images for early stopping and choosing the
+ * triage threshold; the rest is `train`. Deterministic by `seed`.
+ *
+ * @example const { train, validation, test } = splitTrainValidationTest(records, { validationFraction: 0.2, testFraction: 0.2, seed: 42 });
+ */
+export function splitTrainValidationTest(
+  records: readonly LesionRecord[],
+  options: { validationFraction: number; testFraction: number; seed: number },
+): { train: LesionRecord[]; validation: LesionRecord[]; test: LesionRecord[] } {
+  const { validationFraction, testFraction, seed } = options;
+  if (!(validationFraction > 0 && testFraction > 0 && validationFraction + testFraction < 1)) {
+    throw new SplitError(
+      `validationFraction ${validationFraction} and testFraction ${testFraction} must be positive and sum to less than 1 (e.g. 0.2 and 0.2)`,
+    );
+  }
+  const first = splitByLesion(records, { validationFraction: testFraction, seed });
+  // Fraction of what is left, so that validation is validationFraction of all images.
+  const second = splitByLesion(first.train, { validationFraction: validationFraction / (1 - testFraction), seed: seed + 7919 });
+  return { train: second.train, validation: second.validation, test: first.validation };
+}

@@ -21,7 +21,10 @@ export interface RunConfig {
   syntheticImageCount: number;
   backboneName: string;
   seed: number;
+  /** Fraction of images held out for validation (early stopping, threshold choice). */
   validationFraction: number;
+  /** Fraction of images held out as the untouched test set that the reported metrics come from. */
+  testFraction: number;
   epochs: number;
   batchSize: number;
   learningRate: number;
@@ -84,6 +87,7 @@ export function resolveRunConfig(defaults: RunConfigDefaults = {}): RunConfig {
     backboneName: process.env.MELANOMA_LAB_BACKBONE || defaults.backboneName || "mobilenet_v2",
     seed: envNumber("MELANOMA_LAB_SEED", defaults.seed ?? 42),
     validationFraction: defaults.validationFraction ?? 0.2,
+    testFraction: defaults.testFraction ?? 0.2,
     epochs: envNumber("MELANOMA_LAB_EPOCHS", small ? 5 : (defaults.epochs ?? 40)),
     batchSize: defaults.batchSize ?? 32,
     learningRate: defaults.learningRate ?? 1e-3,
@@ -99,6 +103,11 @@ export function resolveRunConfig(defaults: RunConfigDefaults = {}): RunConfig {
       headDir: path.join(root, "out", "runs", runName, "head"),
     },
   };
+  if (!(config.validationFraction > 0 && config.testFraction > 0 && config.validationFraction + config.testFraction < 1)) {
+    throw new ConfigError(
+      `validationFraction ${config.validationFraction} and testFraction ${config.testFraction} must be positive and sum to less than 1 (e.g. 0.2 and 0.2)`,
+    );
+  }
   if (!(config.targetSensitivity > 0 && config.targetSensitivity <= 1)) {
     throw new ConfigError(`targetSensitivity must be in (0, 1]; received ${config.targetSensitivity} (e.g. 0.9)`);
   }
@@ -143,7 +152,7 @@ export function describeRunConfig(config: RunConfig): string {
   return [
     `run ${config.runName}${config.small ? " (small configuration)" : ""}`,
     `data ${rel(config.dataDir)}${config.useSyntheticData ? ` (synthetic, ${config.syntheticImageCount} images)` : ""}`,
-    `backbone ${config.backboneName}, seed ${config.seed}, validation fraction ${config.validationFraction}`,
+    `backbone ${config.backboneName}, seed ${config.seed}, validation fraction ${config.validationFraction}, test fraction ${config.testFraction}`,
     `epochs ${config.epochs}, batch ${config.batchSize}, learning rate ${config.learningRate}, target sensitivity ${config.targetSensitivity}`,
     `logs ${rel(config.paths.logDir)}, model ${rel(config.paths.modelDir)}, report ${rel(config.paths.reportDir)}`,
   ].join("\n");
