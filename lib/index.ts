@@ -119,3 +119,9 @@ export { chooseThresholdForSensitivity, triageDecision, triageImage, ThresholdEr
 export type { TriageResult, ThresholdChoice } from "./triage/triage.js";
 export { scoreImagesToCsv, listImagesToScore, describeScoreSummary, ScoreInputError } from "./triage/scoreImages.js";
 export type { ScoreSummary } from "./triage/scoreImages.js";
+export { GradCamError, computeGradCam, renderGradCamOverlayPng, blendGradCamOverlay, mapJetColour, explainImageWithGradCam } from "./evaluate/gradCam.js";
+export type { GradCamResult, GradCamOverlayOptions, ExplainedImage } from "./evaluate/gradCam.js";
+export { GalleryInputError, OUTCOME_KINDS, selectOutcomeIndices, alignRecordsByImageId, buildErrorGalleryItems, buildErrorGallery, renderGradCamExamplesPng } from "./evaluate/gallery.js";
+export type { OutcomeKind, ErrorGalleryItem, GradCamSource, ErrorGalleryOptions, GradCamExamplesOptions, GradCamExample } from "./evaluate/gallery.js";
+export { SourceInputError, computeWithinSourceRocAuc, computeSourceOnlyRocAuc, summarizeSourceConfounding, formatSourceConfounding, buildSourceConfoundingSection } from "./evaluate/sourceConfounding.js";
+export type { SourceName, SourceAucRow, WithinSourceAucResult, SourceOnlyAuc, SourceConfoundingSummary } from "./evaluate/sourceConfounding.js";
