@@ -442,8 +442,8 @@ export function buildErrorGalleryHtml(items: readonly GalleryItem[], options: { 
     (list.length ? `<div>${list.map(tile).join("")}</div>` : `<p style="font:12px sans-serif">none</p>`);
   return (
     `<div class="melanoma-lab-gallery">` +
-    section(`False negatives at threshold ${options.thresholdProb}: melanomas with the lowest probability`, falseNegatives) +
-    section(`False positives at threshold ${options.thresholdProb}: benign lesions with the highest probability`, falsePositives) +
+    section(`False negatives at threshold ${formatThreshold(options.thresholdProb)}: melanomas with the lowest probability`, falseNegatives) +
+    section(`False positives at threshold ${formatThreshold(options.thresholdProb)}: benign lesions with the highest probability`, falsePositives) +
     `</div>`
   );
 }
