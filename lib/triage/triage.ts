@@ -1,6 +1,7 @@
 import { predictMalignantProbability, type LoadedTriageModel } from "../export/triageModel.js";
 import { ImageDecodeError } from "../data/decodeImage.js";
 import type { LesionLabel } from "../data/types.js";
+import { findThresholdForSensitivity } from "../evaluate/metrics.js";
 import { MelanomaLabError } from "../util/errors.js";
 
 /** Thrown for threshold input that does not fit together (lengths, target, no positives). */
@@ -51,21 +52,23 @@ export function chooseThresholdForSensitivity(
   if (!(targetSensitivity > 0 && targetSensitivity <= 1)) {
     throw new ThresholdError(`targetSensitivity: received ${targetSensitivity}, expected 0 < target ≤ 1`);
   }
-  const positiveProbs: number[] = [];
-  const negativeProbs: number[] = [];
-  for (let i = 0; i < labels.length; i++) {
+  const numericLabels = Array.from({ length: labels.length }, (_, i) => (isPositive((labels as ArrayLike<number | string>)[i], i) ? 1 : 0));
+  for (let i = 0; i < probabilities.length; i++) {
     const p = probabilities[i];
     if (!(p >= 0 && p <= 1)) throw new ThresholdError(`probabilities[${i}]: received ${p}, expected a probability in [0, 1]`);
-    (isPositive((labels as ArrayLike<number | string>)[i], i) ? positiveProbs : negativeProbs).push(p);
   }
-  if (positiveProbs.length === 0) throw new ThresholdError("labels: no malignant images, so sensitivity is undefined");
-  positiveProbs.sort((a, b) => b - a);
-  // The 1e-9 keeps 0.9 × 10 from rounding up to 10 positives through floating-point error.
-  const k = Math.max(1, Math.ceil(targetSensitivity * positiveProbs.length - 1e-9));
-  const thresholdProb = positiveProbs[k - 1];
-  const sensitivity = positiveProbs.filter((p) => p >= thresholdProb).length / positiveProbs.length;
-  const specificity = negativeProbs.length === 0 ? NaN : negativeProbs.filter((p) => p < thresholdProb).length / negativeProbs.length;
-  return { thresholdProb, sensitivity, specificity, positives: positiveProbs.length, negatives: negativeProbs.length };
+  const positives = numericLabels.reduce((n, y) => n + y, 0);
+  const negatives = numericLabels.length - positives;
+  if (positives === 0) throw new ThresholdError("labels: no malignant images, so sensitivity is undefined");
+  if (negatives === 0) {
+    // Without benign images every threshold is an ROC corner; the k-th highest score is the answer.
+    const sorted = Array.from({ length: probabilities.length }, (_, i) => probabilities[i]).sort((a, b) => b - a);
+    const thresholdProb = sorted[Math.max(1, Math.ceil(targetSensitivity * positives - 1e-9)) - 1];
+    return { thresholdProb, sensitivity: sorted.filter((p) => p >= thresholdProb).length / positives, specificity: NaN, positives, negatives };
+  }
+  // The ROC walk in lib/evaluate is the one implementation of "highest threshold reaching a TPR".
+  const chosen = findThresholdForSensitivity(numericLabels, probabilities, targetSensitivity);
+  return { thresholdProb: chosen.thresholdProb, sensitivity: chosen.sensitivity, specificity: chosen.specificity, positives, negatives };
 }
 
 /**
