@@ -57,7 +57,7 @@ export function chooseThresholdForSensitivity(
     const p = probabilities[i];
     if (!(p >= 0 && p <= 1)) throw new ThresholdError(`probabilities[${i}]: received ${p}, expected a probability in [0, 1]`);
   }
-  const positives = numericLabels.reduce((n, y) => n + y, 0);
+  const positives = numericLabels.reduce<number>((n, y) => n + y, 0);
   const negatives = numericLabels.length - positives;
   if (positives === 0) throw new ThresholdError("labels: no malignant images, so sensitivity is undefined");
   if (negatives === 0) {
