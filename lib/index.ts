@@ -125,3 +125,14 @@ export { GalleryInputError, OUTCOME_KINDS, selectOutcomeIndices, alignRecordsByI
 export type { OutcomeKind, ErrorGalleryItem, GradCamSource, ErrorGalleryOptions, GradCamExamplesOptions, GradCamExample } from "./evaluate/gallery.js";
 export { SourceInputError, computeWithinSourceRocAuc, computeSourceOnlyRocAuc, summarizeSourceConfounding, formatSourceConfounding, buildSourceConfoundingSection } from "./evaluate/sourceConfounding.js";
 export type { SourceName, SourceAucRow, WithinSourceAucResult, SourceOnlyAuc, SourceConfoundingSummary } from "./evaluate/sourceConfounding.js";
+export {
+  enableWasmThreads,
+  parseWasmThreadCount,
+  getWasmThreadsStatus,
+  describeWasmThreads,
+  WasmThreadsError,
+  WASM_THREADS_MAX,
+  WASM_THREADS_ENV,
+  WASM_THREADS_TFJS_VERSION,
+} from "./backend/wasmThreads.js";
+export type { WasmThreadsPlan, WasmThreadsStatus } from "./backend/wasmThreads.js";

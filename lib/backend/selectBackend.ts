@@ -3,6 +3,7 @@ import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { UnknownNameError, MelanomaLabError } from "../util/errors.js";
 import { findProjectRoot } from "../util/paths.js";
+import { describeWasmThreads, enableWasmThreads, getWasmThreadsStatus, parseWasmThreadCount, WASM_THREADS_ENV } from "./wasmThreads.js";
 
 /** Compute backends in the order they are tried: fastest first. */
 export const BACKEND_NAMES = ["tfjs-node-gpu", "tfjs-node", "wasm", "cpu"] as const;
@@ -77,10 +78,12 @@ async function tryWasm(): Promise<string> {
   const wasm = req("@tensorflow/tfjs-backend-wasm") as typeof import("@tensorflow/tfjs-backend-wasm");
   const distDir = path.dirname(req.resolve("@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm"));
   wasm.setWasmPaths(distDir + path.sep);
-  if (!(await tf.setBackend("wasm"))) throw new Error("tf.setBackend(\"wasm\") failed");
+  // Opt-in: tfjs keeps wasm single-threaded under Node; see enableWasmThreads.
+  const threadCount = parseWasmThreadCount(process.env[WASM_THREADS_ENV]);
+  if (threadCount !== undefined && tf.engine().registry["wasm"] === undefined) enableWasmThreads({ threadCount });
+  if (!(await tf.setBackend("wasm"))) throw new Error(getWasmThreadsStatus().error ?? "tf.setBackend(\"wasm\") failed");
   const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT");
-  const threads = await tf.env().getAsync("WASM_HAS_MULTITHREAD_SUPPORT");
-  return `SIMD ${simd ? "on" : "off"}, threads ${threads ? "on" : "off (tfjs disables wasm threads under Node)"}`;
+  return `SIMD ${simd ? "on" : "off"}, ${describeWasmThreads()}`;
 }
 
 async function tryCpu(): Promise<string> {
@@ -105,7 +108,9 @@ async function tryBackend(name: BackendName): Promise<string> {
  * Selects the compute backend: the first of tfjs-node-gpu → tfjs-node → wasm → cpu that
  * initialises, unless `preferred` or the env var `MELANOMA_LAB_BACKEND` forces one (then a
  * failure throws {@link BackendUnavailableError} instead of falling back). Idempotent: later
- * calls return the first selection unless `force` names a different backend.
+ * calls return the first selection unless `force` names a different backend. On wasm, the env
+ * var `MELANOMA_LAB_WASM_THREADS=<n>` (or "all") runs XNNPACK on n threads (see
+ * {@link enableWasmThreads}); it must be set before the first wasm initialisation.
  *
  * @example
  * const sel = await selectBackend();
@@ -114,6 +119,8 @@ async function tryBackend(name: BackendName): Promise<string> {
 export async function selectBackend(options: { preferred?: string } = {}): Promise<BackendSelection> {
   const requested = options.preferred ?? process.env.MELANOMA_LAB_BACKEND;
   const forcedName = requested ? parseBackendName(requested) : undefined;
+  // Validated here so a typo throws instead of skipping wasm for the 20x slower cpu backend.
+  parseWasmThreadCount(process.env[WASM_THREADS_ENV]);
   if (current && (!forcedName || forcedName === current.name)) return current;
   await tf.ready();
   const skipped: { name: BackendName; reason: string }[] = [];

@@ -1,0 +1,139 @@
+// Multi-threaded wasm benchmark (GitHub issue 4): MobileNetV2-224 images/s at batch 8 on wasm
+// single-threaded vs enableWasmThreads({ threadCount }), each in its own child process (the wasm
+// module is set up once per process), alternating single/multi for `--rounds` rounds so that a
+// change in machine load hits both. Prints per-round figures, medians and the ratio.
+// Run: npm run bench -- wasm-threads, or with options:
+// npx tsx bench/wasm-threads.ts --threads 2 --rounds 2 --min-seconds 10
+import { spawn } from "node:child_process";
+import os from "node:os";
+import path from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import { selectBackend } from "../lib/backend/selectBackend.js";
+import { describeWasmThreads, enableWasmThreads, getWasmThreadsStatus } from "../lib/backend/wasmThreads.js";
+import { loadBackbone } from "../lib/models/backbones.js";
+import { findProjectRoot } from "../lib/util/paths.js";
+
+const BATCH_SIZE = 8;
+const CHILD_TIMEOUT_MS = 300_000;
+
+interface ChildResult {
+  threads: number;
+  actualThreads: number;
+  imagesPerSecond: number;
+  /** CPU seconds (all threads of the process, user + system) per image while timed. */
+  cpuSecondsPerImage: number;
+  batches: number;
+  initMs: number;
+  detail: string;
+}
+
+function argValue(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return fallback;
+  const n = Number(process.argv[i + 1]);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} ${JSON.stringify(process.argv[i + 1])}: expected a positive number`);
+  return n;
+}
+
+async function runChildMode(): Promise<void> {
+  const threads = argValue("threads", 1);
+  const minSeconds = argValue("min-seconds", 10);
+  const t0 = performance.now();
+  if (threads > 1) enableWasmThreads({ threadCount: threads });
+  await selectBackend({ preferred: "wasm" });
+  const initMs = performance.now() - t0;
+  const status = getWasmThreadsStatus();
+  const backbone = await loadBackbone("mobilenet_v2");
+  const images = tf.randomUniform([BATCH_SIZE, 224, 224, 3], 0, 1, "float32", 7);
+  const runBatch = () => tf.tidy(() => (backbone.model.predict(images) as tf.Tensor).dataSync());
+  runBatch();
+  runBatch();
+  let batches = 0;
+  const cpuBefore = process.cpuUsage();
+  const started = performance.now();
+  while (batches < 3 || performance.now() - started < minSeconds * 1000) {
+    runBatch();
+    batches++;
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
+  images.dispose();
+  const result: ChildResult = {
+    threads,
+    actualThreads: status.actualThreadCount ?? 1,
+    imagesPerSecond: (batches * BATCH_SIZE) / seconds,
+    cpuSecondsPerImage: (cpu.user + cpu.system) / 1e6 / (batches * BATCH_SIZE),
+    batches,
+    initMs,
+    detail: describeWasmThreads(),
+  };
+  console.log(`RESULT ${JSON.stringify(result)}`);
+}
+
+function runChild(threads: number, minSeconds: number): Promise<ChildResult> {
+  const root = findProjectRoot();
+  const args = [path.join(root, "node_modules", "tsx", "dist", "cli.mjs"), path.join(root, "bench", "wasm-threads.ts"), "--child", "--threads", String(threads), "--min-seconds", String(minSeconds)];
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, CHILD_TIMEOUT_MS);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      const line = stdout.split("\n").find((l) => l.startsWith("RESULT "));
+      if (timedOut) reject(new Error(`${threads}-thread child did not finish in ${CHILD_TIMEOUT_MS / 1000} s (hung pthread pool or a worker keeping the process alive); stderr: ${stderr.slice(-2000)}`));
+      else if (code !== 0 || !line) reject(new Error(`${threads}-thread child exited with ${code}; stderr: ${stderr.slice(-2000)}`));
+      else resolve(JSON.parse(line.slice("RESULT ".length)) as ChildResult);
+    });
+  });
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+async function runParentMode(): Promise<void> {
+  const threads = argValue("threads", Math.min(os.cpus().length, 8));
+  const rounds = argValue("rounds", 2);
+  const minSeconds = argValue("min-seconds", 10);
+  if (threads < 2) throw new Error(`--threads ${threads}: need at least 2 to compare with single-threaded`);
+  console.log(`MobileNetV2-224, batch ${BATCH_SIZE}, wasm SIMD: 1 thread vs ${threads} threads, ${rounds} round(s), ≥ ${minSeconds} s timed per run`);
+  console.log(`machine: ${os.cpus().length} logical cores, load average before: ${os.loadavg().map((l) => l.toFixed(2)).join(", ")}`);
+  const single: number[] = [];
+  const multi: number[] = [];
+  for (let r = 1; r <= rounds; r++) {
+    const one = await runChild(1, minSeconds);
+    let many: ChildResult;
+    try {
+      many = await runChild(threads, minSeconds);
+    } catch (err) {
+      console.error(`FAILED: multi-threaded wasm did not run: ${(err as Error).message}`);
+      process.exitCode = 1;
+      return;
+    }
+    single.push(one.imagesPerSecond);
+    multi.push(many.imagesPerSecond);
+    console.log(
+      `round ${r}: 1 thread ${one.imagesPerSecond.toFixed(2)} img/s (${one.batches} batches, ${one.cpuSecondsPerImage.toFixed(3)} CPU s/img) | ` +
+        `${many.actualThreads} threads ${many.imagesPerSecond.toFixed(2)} img/s (${many.batches} batches, ${many.cpuSecondsPerImage.toFixed(3)} CPU s/img, init ${many.initMs.toFixed(0)} ms) | ` +
+        `ratio ${(many.imagesPerSecond / one.imagesPerSecond).toFixed(2)}×`,
+    );
+  }
+  const ratio = median(multi) / median(single);
+  console.log(`median: 1 thread ${median(single).toFixed(2)} img/s, ${threads} threads ${median(multi).toFixed(2)} img/s, ratio ${ratio.toFixed(2)}× (goal ≥ 1.5× on 2 cores)`);
+  console.log(`load average after: ${os.loadavg().map((l) => l.toFixed(2)).join(", ")}`);
+}
+
+const run = process.argv.includes("--child") ? runChildMode() : runParentMode();
+run.catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
