@@ -1,4 +1,4 @@
-// npm run demo [-- --data <dir>] [--run <name>] [--backbone <name>] [--small]
+// npm run demo [-- --data <dir>] [--run <name>] [--backbone <name>] [--epochs N] [--seed S] [--small] [--notebooks-out <dir>]
 // Generates the synthetic default dataset if absent, executes the notebooks in order through the
 // real tslab kernel, and reports where everything went and the triage of a sample image.
 import fs from "node:fs";
@@ -17,12 +17,16 @@ import {
 
 async function main(): Promise<void> {
   const started = Date.now();
-  const args = parseCliArgs(process.argv.slice(2), { values: ["data", "run", "backbone", "epochs", "seed"], flags: ["small"] });
+  const args = parseCliArgs(process.argv.slice(2), { values: ["data", "run", "backbone", "epochs", "seed", "notebooks-out"], flags: ["small"] });
   const root = findProjectRoot();
   const env: Record<string, string> = {};
   if (typeof args.data === "string") {
     const dataDir = path.resolve(process.cwd(), args.data);
-    if (!fs.existsSync(dataDir)) throw new MelanomaLabError(`--data ${args.data}: folder ${dataDir} does not exist (expected labels.csv + images/, or train/benign + train/malignant)`);
+    // data/synthetic* folders are generated on first use; any other folder must exist.
+    const generated = path.relative(path.join(root, "data"), dataDir).startsWith("synthetic");
+    if (!generated && !fs.existsSync(dataDir)) {
+      throw new MelanomaLabError(`--data ${args.data}: folder ${dataDir} does not exist (expected labels.csv + images/, or train/benign + train/malignant)`);
+    }
     env.MELANOMA_LAB_DATA = dataDir;
   }
   if (typeof args.backbone === "string") env.MELANOMA_LAB_BACKBONE = args.backbone;
@@ -46,7 +50,7 @@ async function main(): Promise<void> {
   }
 
   console.log(`melanoma-lab demo: run ${config.runName} on ${config.useSyntheticData ? "the synthetic default data" : config.dataDir}`);
-  const outDir = path.join(root, "out", "notebooks");
+  const outDir = typeof args["notebooks-out"] === "string" ? path.resolve(process.cwd(), args["notebooks-out"]) : path.join(root, "out", "notebooks");
   const runs = [];
   for (const notebook of listNotebooks(path.join(root, "notebooks"))) {
     process.stdout.write(`  executing ${path.basename(notebook)} … `);

@@ -7,6 +7,7 @@ import {
   checkChartsRendered,
   executeNotebook,
   findJupyterPython,
+  readStdoutText,
   findProjectRoot,
   listNotebooks,
   NotebookExecutionError,
@@ -41,15 +42,27 @@ function jupyterAvailable(): boolean {
 
 const haveJupyter = toolOrSkip(jupyterAvailable(), "Jupyter (nbclient)", "apt-get install python3-nbclient jupyter-nbconvert python3-notebook");
 
-describe.runIf(haveJupyter)("notebooks through the real tslab kernel (small configuration)", () => {
+describe.runIf(haveJupyter)("npm run demo -- --small: notebooks through the real tslab kernel", () => {
   const runs: { notebook: string; executedNotebookPath: string; htmlPath: string; stdoutText: string }[] = [];
 
-  beforeAll(async () => {
+  let demoStdout = "";
+
+  beforeAll(() => {
     for (const dir of [path.join(root, "logs", runName), path.join(root, "models", runName), path.join(root, "out", "runs", runName), outDir]) {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+    // The README's main command, in its small configuration: the same script users run.
+    const demo = spawnSync(
+      process.execPath,
+      [path.join(root, "node_modules", "tsx", "dist", "cli.mjs"), path.join(root, "scripts", "demo.ts"), "--small", "--run", runName, "--data", env.MELANOMA_LAB_DATA, "--notebooks-out", outDir],
+      { cwd: root, encoding: "utf8", timeout: 1_500_000, env: { ...process.env, MELANOMA_LAB_BACKEND: "" } },
+    );
+    demoStdout = demo.stdout;
+    if (demo.status !== 0) throw new Error(`npm run demo -- --small failed (${demo.status}):\n${demo.stdout}\n${demo.stderr}`);
     for (const notebook of listNotebooks(path.join(root, "notebooks"))) {
-      runs.push(await executeNotebook(notebook, { outDir, env, timeoutSec: 900 }));
+      const base = path.basename(notebook, ".ipynb");
+      const executedNotebookPath = path.join(outDir, `${base}.ipynb`);
+      runs.push({ notebook: `${base}.ipynb`, executedNotebookPath, htmlPath: path.join(outDir, `${base}.html`), stdoutText: readStdoutText(executedNotebookPath) });
     }
   });
 
@@ -88,10 +101,13 @@ describe.runIf(haveJupyter)("notebooks through the real tslab kernel (small conf
     }
   });
 
-  it("says which backend ran and prints a triage result", () => {
+  it("says which backend ran and prints a triage result, in the notebooks and at the end of the demo", () => {
     const all = runs.map((r) => r.stdoutText).join("");
     expect(all).toMatch(/^backend: (tfjs-node-gpu|tfjs-node|wasm|cpu) \(/m);
     expect(runs.at(-1)!.stdoutText).toMatch(/^triage \S+: probability of malignant (0|1)\.\d{3} → (URGENT|ROUTINE) \(threshold /m);
+    expect(demoStdout).toMatch(/^backend: (tfjs-node-gpu|tfjs-node|wasm|cpu) \(/m);
+    expect(demoStdout).toMatch(/^triage \S+: probability of malignant/m);
+    expect(demoStdout).toMatch(/^demo finished in \d+\.\d s$/m);
   });
 
   it("leaves TensorBoard logs, an exported model and a report", () => {
