@@ -136,3 +136,6 @@ export {
   WASM_THREADS_TFJS_VERSION,
 } from "./backend/wasmThreads.js";
 export type { WasmThreadsPlan, WasmThreadsStatus } from "./backend/wasmThreads.js";
+export { registerWasmGradientKernels, missingGradientKernels, isOwnWasmKernel, WASM_GRADIENT_KERNEL_NAMES, WASM_REPLACED_KERNEL_NAMES, WasmGradKernelError } from "./backend/wasmGradKernels.js";
+export { fineTuneTopBlocks, findFineTuneCut, buildFineTunedTriageModel, FineTuneError } from "./train/fineTune.js";
+export type { FineTuneOptions, FineTuneResult, FineTuneCut } from "./train/fineTune.js";

@@ -3,6 +3,7 @@ import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { UnknownNameError, MelanomaLabError } from "../util/errors.js";
 import { findProjectRoot } from "../util/paths.js";
+import { registerWasmGradientKernels } from "./wasmGradKernels.js";
 import { describeWasmThreads, enableWasmThreads, getWasmThreadsStatus, parseWasmThreadCount, WASM_THREADS_ENV } from "./wasmThreads.js";
 
 /** Compute backends in the order they are tried: fastest first. */
@@ -76,6 +77,9 @@ async function tryTfjsNode(pkg: "@tensorflow/tfjs-node-gpu" | "@tensorflow/tfjs-
 async function tryWasm(): Promise<string> {
   const req = requireFromProject();
   const wasm = req("@tensorflow/tfjs-backend-wasm") as typeof import("@tensorflow/tfjs-backend-wasm");
+  // wasm lacks the convolution gradient kernels (fit would throw and break the wasm heap) and has
+  // slow ones for Conv2DBackpropInput/Tile; supply ours before anything computes a gradient.
+  registerWasmGradientKernels();
   const distDir = path.dirname(req.resolve("@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm"));
   wasm.setWasmPaths(distDir + path.sep);
   // Opt-in: tfjs keeps wasm single-threaded under Node; see enableWasmThreads.

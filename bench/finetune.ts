@@ -1,0 +1,118 @@
+// Fine-tuning benchmark (MobileNetV2, cached activations at the cut):
+// 1. images/s of batch-8 optimisation steps of the top blocks + head from block_16 and from
+//    block_15, on wasm (with the gradient kernels of lib/backend/wasmGradKernels.ts) and on the
+//    pure-JS cpu backend (one step only: it is slow);
+// 2. validation ROC AUC of the frozen-feature head, then after fine-tuning the top blocks for a
+//    few epochs, on a small lesion-grouped HAM10000 subset.
+// Run: npm run bench -- finetune. Options (npm run bench does not pass arguments on, so they
+// are environment variables; `npx tsx bench/finetune.ts --images N …` also works):
+// FINETUNE_IMAGES (default 480), FINETUNE_EPOCHS (3), FINETUNE_BLOCKS (1), FINETUNE_SKIP_CPU=1.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import { selectBackend } from "../lib/backend/selectBackend.js";
+import { registerWasmGradientKernels } from "../lib/backend/wasmGradKernels.js";
+import { loadDataset } from "../lib/data/loadDataset.js";
+import { splitByLesion } from "../lib/data/split.js";
+import type { LesionRecord } from "../lib/data/types.js";
+import { loadBackbone } from "../lib/models/backbones.js";
+import { extractFeatures } from "../lib/models/features.js";
+import { fineTuneTopBlocks } from "../lib/train/fineTune.js";
+import { predictHeadProbabilities, trainHead } from "../lib/train/trainHead.js";
+import { computeRocAuc } from "../lib/evaluate/metrics.js";
+import { findSharedDir } from "../lib/util/paths.js";
+import { shuffleWithSeed } from "../lib/util/random.js";
+
+function argValue(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  const raw = i >= 0 ? process.argv[i + 1] : process.env[`FINETUNE_${name.toUpperCase()}`];
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!(Number.isInteger(value) && value > 0)) throw new Error(`--${name} / FINETUNE_${name.toUpperCase()}: received ${JSON.stringify(raw)}, expected a positive integer`);
+  return value;
+}
+
+const imageCount = argValue("images", 480);
+const epochs = argValue("epochs", 3);
+const blocks = argValue("blocks", 1);
+const skipCpu = process.argv.includes("--skip-cpu") || process.env.FINETUNE_SKIP_CPU === "1";
+const dataDir = path.join(findSharedDir(), "data", "ham10000-dev");
+if (!fs.existsSync(dataDir)) {
+  console.log(`skipped: ${dataDir} is missing (the HAM10000 dev set lives in ../shared)`);
+  process.exit(0);
+}
+const cacheDir = process.env.MELANOMA_LAB_FEATURE_CACHE ?? path.join(os.tmpdir(), "melanoma-lab-feature-cache");
+const loadStart = os.loadavg();
+console.log(`load average at start: ${loadStart.map((v) => v.toFixed(2)).join(", ")} (${os.cpus().length} cores)`);
+
+registerWasmGradientKernels();
+await selectBackend({ preferred: "wasm" });
+const { records } = loadDataset(dataDir);
+const backbone = await loadBackbone("mobilenet_v2");
+const sample = shuffleWithSeed(records, 11).slice(0, imageCount);
+const { train, validation } = splitByLesion(sample, { validationFraction: 0.2, seed: 42 });
+console.log(`subset: ${sample.length} images (${train.length} train / ${validation.length} validation, lesion-grouped), malignant ${sample.filter((r) => r.label === "malignant").length}`);
+
+// Stage 1: head on frozen pooled features (wasm).
+const trainFeatures = await extractFeatures(backbone, train, { cacheDir });
+const valFeatures = await extractFeatures(backbone, validation, { cacheDir });
+const labelsOf = (set: readonly LesionRecord[], idx: number[]) => idx.map((i) => (set[i].label === "malignant" ? 1 : 0));
+const trainLabels = labelsOf(train, trainFeatures.sourceIndices);
+const valLabels = labelsOf(validation, valFeatures.sourceIndices);
+const headResult = await trainHead(trainFeatures.features, trainLabels, {
+  seed: 42, hiddenUnits: 128, epochs: 20, batchSize: 32, learningRate: 1e-3, classWeights: "balanced",
+  validation: { features: valFeatures.features, labels: valLabels },
+});
+const head = headResult.model;
+const aucFrozen = computeRocAuc(valLabels, predictHeadProbabilities(head, valFeatures.features, backbone.featureDim));
+console.log(`frozen features + head (20 epochs, lr 1e-3): validation AUC ${aucFrozen.toFixed(4)}`);
+
+// Step throughput at batch 8: wasm's median over 5 steps after a warm-up; cpu (after stage 2) one step.
+const stepImages = train.slice(0, 8);
+const stepRows: { backend: string; from: string; stepSeconds: number; imagesPerSecond: number }[] = [];
+for (const unfreezeBlocks of [1, 2]) {
+  const from = unfreezeBlocks === 1 ? "block_16" : "block_15";
+  const run = await fineTuneTopBlocks(backbone, head, stepImages, [], { unfreezeBlocks, epochs: 6, learningRate: 1e-4, batchSize: 8, seed: 1, cacheDir });
+  // Median of the steps after the warm-up: the machine is shared, so single steps vary.
+  const steady = run.stepDurationsMs.slice(1).sort((a, b) => a - b);
+  const stepMs = steady[Math.floor(steady.length / 2)];
+  stepRows.push({ backend: "wasm", from, stepSeconds: stepMs / 1000, imagesPerSecond: 8 / (stepMs / 1000) });
+  console.log(`wasm, ${from}: steps ${run.stepDurationsMs.map((ms) => (ms / 1000).toFixed(2)).join(", ")} s (first = warm-up) → median ${(stepMs / 1000).toFixed(2)} s, ${(8 / (stepMs / 1000)).toFixed(2)} img/s`);
+  run.head.dispose();
+}
+
+// Stage 2: fine-tune the top blocks on the subset and compare validation AUC.
+const started = performance.now();
+const ft = await fineTuneTopBlocks(backbone, head, train, validation, {
+  unfreezeBlocks: blocks, epochs, learningRate: 1e-4, batchSize: 8, seed: 42, cacheDir, classWeights: "balanced",
+  onEpochEnd: (m) => console.log(`  epoch ${m.epoch}: train loss ${m.trainLoss.toFixed(4)} auc ${m.trainAuc.toFixed(3)} | val loss ${m.valLoss?.toFixed(4)} auc ${m.valAuc?.toFixed(4)} (${(m.elapsedMs / 1000).toFixed(1)} s)`),
+});
+const last = ft.history.at(-1)!;
+console.log(
+  `fine-tuned ${blocks} block(s) from ${ft.cutLayerName}, ${epochs} epochs, lr 1e-4, batch 8: validation AUC ${aucFrozen.toFixed(4)} → ${last.valAuc!.toFixed(4)} ` +
+    `(best epoch ${Math.max(...ft.history.map((m) => m.valAuc!)).toFixed(4)}); ${ft.imagesPerSecond.toFixed(2)} img/s training; activation cache ${(ft.cacheMs / 1000).toFixed(1)} s (${ft.cacheHits} hits); total ${((performance.now() - started) / 1000).toFixed(0)} s`,
+);
+if (!skipCpu) {
+  await selectBackend({ preferred: "cpu" });
+  for (const unfreezeBlocks of [1, 2]) {
+    const from = unfreezeBlocks === 1 ? "block_16" : "block_15";
+    // Activations come from the disk cache the wasm runs filled, so cpu only runs the step.
+    const run = await fineTuneTopBlocks(backbone, head, stepImages, [], { unfreezeBlocks, epochs: 1, learningRate: 1e-4, batchSize: 8, seed: 1, cacheDir });
+    const stepMs = run.stepDurationsMs[0];
+    stepRows.push({ backend: "cpu", from, stepSeconds: stepMs / 1000, imagesPerSecond: 8 / (stepMs / 1000) });
+    console.log(`cpu, ${from}: one step ${(stepMs / 1000).toFixed(1)} s → ${(8 / (stepMs / 1000)).toFixed(3)} img/s (cache hits ${run.cacheHits}/8)`);
+    run.head.dispose();
+  }
+  await selectBackend({ preferred: "wasm" });
+}
+console.table(stepRows.map((r) => ({ ...r, stepSeconds: Number(r.stepSeconds.toFixed(2)), imagesPerSecond: Number(r.imagesPerSecond.toFixed(3)) })));
+for (const from of ["block_16", "block_15"]) {
+  const w = stepRows.find((r) => r.backend === "wasm" && r.from === from);
+  const c = stepRows.find((r) => r.backend === "cpu" && r.from === from);
+  if (w && c) console.log(`${from}: wasm is ${(w.imagesPerSecond / c.imagesPerSecond).toFixed(1)}× cpu per batch-8 step`);
+}
+
+console.log(`load average at end: ${os.loadavg().map((v) => v.toFixed(2)).join(", ")}; tensors alive ${tf.memory().numTensors}`);
+ft.head.dispose();
+head.dispose();
