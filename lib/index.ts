@@ -139,3 +139,15 @@ export type { WasmThreadsPlan, WasmThreadsStatus } from "./backend/wasmThreads.j
 export { registerWasmGradientKernels, missingGradientKernels, isOwnWasmKernel, WASM_GRADIENT_KERNEL_NAMES, WASM_REPLACED_KERNEL_NAMES, WasmGradKernelError } from "./backend/wasmGradKernels.js";
 export { fineTuneTopBlocks, findFineTuneCut, buildFineTunedTriageModel, FineTuneError } from "./train/fineTune.js";
 export type { FineTuneOptions, FineTuneResult, FineTuneCut } from "./train/fineTune.js";
+export { createLeaveOneSourceOutFolds } from "./experiments/sourceFolds.js";
+export type { SourceFold } from "./experiments/sourceFolds.js";
+export { crossValidateHead, summarizeFoldSpread, formatFoldSpread, toFoldRows, CrossValidationError, DEFAULT_HEAD_CONFIG } from "./experiments/crossValidate.js";
+export type { HeadConfig, FeatureRows, FoldRows, FoldResult, FoldSpread, CrossValidationResult } from "./experiments/crossValidate.js";
+export { extractFeatureViews, FeatureViewError } from "./experiments/featureViews.js";
+export type { FeatureViewOptions, FeatureViews } from "./experiments/featureViews.js";
+export { createProgressBar, formatDurationSeconds } from "./experiments/progress.js";
+export type { ProgressStream, ProgressBarOptions } from "./experiments/progress.js";
+export { runExperiment, computeDataFingerprint, formatExperimentRunName, loadFineTuneModule, ExperimentConfigError, FineTuneUnavailableError, EXPERIMENT_SPLITS, EXPERIMENT_RUN_SCHEMA } from "./experiments/runExperiment.js";
+export type { ExperimentOptions, ExperimentSplit, ExperimentRunSummary, ExperimentFoldSummary, ExperimentResult, JsonFoldSpread, FineTuneModule } from "./experiments/runExperiment.js";
+export { loadExperimentRuns, buildLeaderboardRows, formatLeaderboardTable, buildLeaderboardReportTable, buildLeaderboardFigure, LeaderboardError } from "./experiments/leaderboard.js";
+export type { LoadedExperimentRuns, LeaderboardRow } from "./experiments/leaderboard.js";

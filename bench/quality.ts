@@ -1,0 +1,202 @@
+// Quality benchmark (not a test): ROC AUC of frozen-feature heads on the real HAM10000 dev set,
+// lesion-grouped 5-fold CV (mean ± sd) and leave-one-source-out (AUC per held-out clinic), plus
+// within-source AUC, for each backbone and the cheap generalisation tricks (Shades-of-Gray,
+// test-time augmentation, head size/regularisation). Writes runs/quality-ham10000-dev.{md,json}.
+// Run: npx tsx bench/quality.ts [--full] [--inception] [--backbone NAME [--tricks]] [--tta N] [--epochs N] [--data DIR]
+// (npm run bench -- quality runs the default plan; bench/index.ts passes no options through).
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import {
+  computeWithinSourceRocAuc,
+  createGroupedKFolds,
+  UnknownNameError,
+  describeBackend,
+  findProjectRoot,
+  findSharedDir,
+  loadBackbone,
+  loadDataset,
+  parseCliArgs,
+  selectBackend,
+} from "../lib/index.js";
+import type { Backbone, LesionRecord } from "../lib/index.js";
+import { createLeaveOneSourceOutFolds } from "../lib/experiments/sourceFolds.js";
+import { crossValidateHead, formatFoldSpread, toFoldRows, type HeadConfig, type FoldSpread } from "../lib/experiments/crossValidate.js";
+import { extractFeatureViews } from "../lib/experiments/featureViews.js";
+import { computeRocAuc } from "../lib/evaluate/metrics.js";
+import { createProgressBar } from "../lib/experiments/progress.js";
+
+const args = parseCliArgs(process.argv.slice(2), { values: ["tta", "epochs", "data", "seed", "backbone"], flags: ["inception", "full", "tricks"] });
+const root = findProjectRoot();
+const dataDir = typeof args.data === "string" ? path.resolve(args.data) : path.join(findSharedDir(), "data", "ham10000-dev");
+const ttaViews = Number(args.tta ?? 2);
+const epochs = Number(args.epochs ?? 20);
+const seed = Number(args.seed ?? 42);
+const cacheDir = process.env.MELANOMA_LAB_FEATURE_CACHE ?? path.join(os.tmpdir(), "melanoma-lab-feature-cache");
+process.env.MELANOMA_LAB_WEIGHTS_DIR ??= path.join(findSharedDir(), "weights");
+
+const HEADS: Record<string, HeadConfig> = {
+  "logistic l2=1e-3": { hiddenUnits: 0, dropoutRate: 0, l2: 1e-3, epochs, batchSize: 32, learningRate: 1e-3 },
+  "mlp128 drop0.3 l2=1e-4": { hiddenUnits: 128, dropoutRate: 0.3, l2: 1e-4, epochs, batchSize: 32, learningRate: 1e-3 },
+  "mlp256 drop0.5 l2=1e-3": { hiddenUnits: 256, dropoutRate: 0.5, l2: 1e-3, epochs, batchSize: 32, learningRate: 1e-3 },
+};
+
+interface Row {
+  backbone: string;
+  colour: "none" | "shades-of-gray";
+  tta: string;
+  head: string;
+  cvRocAuc: FoldSpread;
+  cvWithinSourceRocAuc: number;
+  cvPooledRocAuc: number;
+  losoRocAucBySource: Record<string, number>;
+  losoMinRocAuc: number;
+  losoWithinSourceRocAuc: number;
+  trainSeconds: number;
+  featureSeconds: number;
+}
+
+const rows: Row[] = [];
+const rowKey = (r: Row) => [r.backbone, r.colour, r.tta, r.head].join("|");
+// Rows of an earlier run with the same data, seed and epochs are kept unless re-measured, so
+// the table can be completed by several shorter runs (e.g. --backbone mobilenet_v2 --tricks).
+const previousRows: Row[] = (() => {
+  const file = path.join(root, "runs", "quality-ham10000-dev.json");
+  if (!fs.existsSync(file)) return [];
+  const old = JSON.parse(fs.readFileSync(file, "utf8")) as { dataDir: string; seed: number; epochs: number; rows: Row[] };
+  const same = old.dataDir === path.relative(root, dataDir) && old.seed === seed && old.epochs === epochs;
+  return same ? old.rows.map((r) => ({ ...r, cvRocAuc: { ...r.cvRocAuc, sd: r.cvRocAuc.sd ?? NaN } })) : [];
+})();
+const started = Date.now();
+const load0 = os.loadavg()[0];
+
+function writeOutputs(final: boolean): void {
+  const measured = new Set(rows.map(rowKey));
+  const allRows = [...previousRows.filter((r) => !measured.has(rowKey(r))), ...rows];
+  const outDir = path.join(root, "runs");
+  fs.mkdirSync(outDir, { recursive: true });
+  const sources = [...new Set(allRows.flatMap((r) => Object.keys(r.losoRocAucBySource)))].sort();
+  const f = (v: number) => (Number.isNaN(v) ? "n/a" : v.toFixed(3));
+  const header = ["backbone", "colour", "TTA", "head", "CV AUC (mean ± sd)", "CV within-source", ...sources.map((s) => `LOSO ${s}`), "LOSO min", "LOSO within-source", "train s"];
+  const lines = [
+    `# Quality on ${path.basename(dataDir)} (${final ? "complete" : "partial"})`,
+    "",
+    `Frozen backbone features + dense head, seed ${seed}, ${epochs} epochs, balanced class weights. CV: lesion-grouped stratified 5-fold. ` +
+      `LOSO: leave-one-source-out (ham_dataset), AUC on the held-out source. Within-source: only benign/malignant pairs from the same source. ` +
+      `TTA: dihedral views, "prob" = head probabilities averaged, "feat" = features averaged before the head. ` +
+      `Measured ${new Date(started).toISOString()} on ${os.cpus().length} cores, load average at start ${load0.toFixed(2)}, now ${os.loadavg()[0].toFixed(2)}` +
+      (allRows.length > rows.length ? `; ${allRows.length - rows.length} rows kept from an earlier run (their "train s" was measured then, on the same shared machine, load up to ~10).` : "."),
+    "",
+    `| ${header.join(" | ")} |`,
+    `| ${header.map(() => "---").join(" | ")} |`,
+    ...allRows.map((r) =>
+      `| ${[r.backbone, r.colour, r.tta, r.head, formatFoldSpread(r.cvRocAuc), f(r.cvWithinSourceRocAuc), ...sources.map((s) => f(r.losoRocAucBySource[s] ?? NaN)), f(r.losoMinRocAuc), f(r.losoWithinSourceRocAuc), r.trainSeconds.toFixed(0)].join(" | ")} |`,
+    ),
+  ];
+  const best = [...allRows].sort((a, b) => b.cvRocAuc.mean - a.cvRocAuc.mean)[0];
+  if (best) {
+    lines.push("", `Best by CV mean AUC: ${best.backbone} / ${best.colour} / TTA ${best.tta} / ${best.head}: CV ${formatFoldSpread(best.cvRocAuc)}, LOSO min ${f(best.losoMinRocAuc)}. ` +
+      `Goal (CV ≥ 0.90 and every held-out source ≥ 0.85): ${best.cvRocAuc.mean >= 0.9 && best.losoMinRocAuc >= 0.85 ? "reached" : "not reached"}.`);
+  }
+  fs.writeFileSync(path.join(outDir, "quality-ham10000-dev.md"), lines.join("\n") + "\n");
+  fs.writeFileSync(
+    path.join(outDir, "quality-ham10000-dev.json"),
+    JSON.stringify({ kind: "quality-benchmark", dataDir: path.relative(root, dataDir), seed, epochs, ttaViews, complete: final, loadAverageAtStart: load0, rows: allRows }, null, 2) + "\n",
+  );
+  if (final) console.log("\n" + lines.join("\n"));
+}
+
+async function evaluateVariant(
+  label: string,
+  colour: Row["colour"],
+  fv: { records: LesionRecord[]; featureDim: number },
+  variant: { tta: string; head: string; features: Float32Array; extraViews?: Float32Array[] },
+  featureSeconds: number,
+): Promise<Row> {
+  const labels = fv.records.map((r) => (r.label === "malignant" ? 1 : 0));
+  const sources = fv.records.map((r) => r.source ?? "unknown");
+  const cvFolds = toFoldRows(fv.records, createGroupedKFolds(fv.records, { folds: 5, seed }).map((f) => ({ name: `fold-${f.foldIndex + 1}`, ...f })));
+  const losoFolds = toFoldRows(fv.records, createLeaveOneSourceOutFolds(fv.records).map((f) => ({ name: f.heldOutSource, ...f })));
+  const t1 = performance.now();
+  const base = { features: variant.features, featureDim: fv.featureDim, labels, sources, extraViews: variant.extraViews };
+  const cv = await crossValidateHead(base, cvFolds, { head: HEADS[variant.head], seed });
+  const loso = await crossValidateHead(base, losoFolds, { head: HEADS[variant.head], seed });
+  const losoBySource = Object.fromEntries(loso.folds.map((f) => [f.name, f.rocAuc]));
+  const row: Row = {
+    backbone: label,
+    colour,
+    tta: variant.tta,
+    head: variant.head,
+    cvRocAuc: cv.spread.rocAuc,
+    cvPooledRocAuc: computeRocAuc(labels, cv.outOfFoldProbs),
+    cvWithinSourceRocAuc: computeWithinSourceRocAuc(labels, cv.outOfFoldProbs, sources).auc,
+    losoRocAucBySource: losoBySource,
+    losoMinRocAuc: Math.min(...loso.folds.map((f) => f.rocAuc).filter((v) => !Number.isNaN(v))),
+    losoWithinSourceRocAuc: computeWithinSourceRocAuc(labels, loso.outOfFoldProbs, sources).auc,
+    trainSeconds: (performance.now() - t1) / 1000,
+    featureSeconds,
+  };
+  rows.push(row);
+  console.log(
+    `${label} | ${colour} | TTA ${variant.tta} | ${variant.head}: CV ${formatFoldSpread(row.cvRocAuc)} (within-source ${row.cvWithinSourceRocAuc.toFixed(3)}), ` +
+      `LOSO ${Object.entries(losoBySource).map(([s, v]) => `${s} ${v.toFixed(3)}`).join(", ")} (${row.trainSeconds.toFixed(0)} s, load ${os.loadavg()[0].toFixed(2)})`,
+  );
+  writeOutputs(false);
+  return row;
+}
+
+// Staged to fit a shared 2-core machine (a 9-training MLP evaluation took ~10 min at load 8):
+// by default the logistic head everywhere, TTA and Shades-of-Gray on the cheap backbone, the
+// MLP head on mobilenet_v2's cached features. --full runs every head × trick on each backbone.
+async function evaluateBackbone(backbone: Backbone, label: string, plan: { heads: string[]; tricks: boolean }): Promise<void> {
+  const dataset = loadDataset(dataDir);
+  const t0 = performance.now();
+  const views = plan.tricks ? ttaViews : 1;
+  const fv = await extractFeatureViews(backbone, dataset.records, { ttaViews: views, cacheDir, onProgress: createProgressBar(`${label} features (${views} views)`) });
+  const featureSeconds = (performance.now() - t0) / 1000;
+  console.log(`${label}: ${fv.records.length} images, cache hits ${fv.cacheHits}, computed ${fv.computed}, ${featureSeconds.toFixed(0)} s; problems ${fv.problems.length}`);
+  const plainRows: Row[] = [];
+  for (const head of plan.heads) {
+    plainRows.push(await evaluateVariant(label, "none", fv, { tta: "none", head, features: fv.views[0] }, featureSeconds));
+  }
+  if (!plan.tricks) return;
+  const bestHead = [...plainRows].sort((a, b) => b.cvRocAuc.mean - a.cvRocAuc.mean)[0].head;
+  if (fv.views.length > 1) {
+    const meanView = new Float32Array(fv.views[0].length);
+    for (const v of fv.views) for (let i = 0; i < v.length; i++) meanView[i] += v[i] / fv.views.length;
+    await evaluateVariant(label, "none", fv, { tta: `${fv.views.length} prob`, head: bestHead, features: fv.views[0], extraViews: fv.views.slice(1) }, featureSeconds);
+    await evaluateVariant(label, "none", fv, { tta: `${fv.views.length} feat`, head: bestHead, features: meanView }, featureSeconds);
+  }
+  const t2 = performance.now();
+  const sog = await extractFeatureViews(backbone, dataset.records, { shadesOfGray: true, ttaViews: 1, cacheDir, onProgress: createProgressBar(`${label} Shades-of-Gray features`) });
+  const sogSeconds = (performance.now() - t2) / 1000;
+  console.log(`${label} Shades-of-Gray: cache hits ${sog.cacheHits}, computed ${sog.computed}, ${sogSeconds.toFixed(0)} s`);
+  await evaluateVariant(label, "shades-of-gray", sog, { tta: "none", head: bestHead, features: sog.views[0] }, sogSeconds);
+}
+
+async function main(): Promise<void> {
+  console.log(describeBackend(await selectBackend()));
+  console.log(`data ${dataDir}, feature cache ${cacheDir}, load average ${os.loadavg().map((v) => v.toFixed(2)).join(" ")}`);
+  const allHeads = Object.keys(HEADS);
+  const full = args.full === true;
+  const only = args.backbone as string | undefined;
+  const known = ["mobilenet_v1", "mobilenet_v2", "inception_v3", "none"];
+  if (only !== undefined && !known.includes(only)) throw new UnknownNameError("--backbone", only, known);
+  const tricks = args.tricks === true;
+  if (only === undefined || only === "mobilenet_v1") {
+    await evaluateBackbone(await loadBackbone("mobilenet_v1", { alpha: 0.25 }), "mobilenet_v1 α0.25", { heads: full ? allHeads : [allHeads[0]], tricks: true });
+  }
+  if (only === undefined || only === "mobilenet_v2") {
+    await evaluateBackbone(await loadBackbone("mobilenet_v2"), "mobilenet_v2", { heads: full ? allHeads : tricks ? [allHeads[0]] : allHeads.slice(0, 2), tricks: full || tricks });
+  }
+  if (args.inception || only === "inception_v3") {
+    await evaluateBackbone(await loadBackbone("inception_v3"), "inception_v3", { heads: full ? allHeads : [allHeads[0]], tricks: full || tricks });
+  }
+  writeOutputs(true);
+  console.log(`total ${((Date.now() - started) / 1000).toFixed(0)} s`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,545 @@
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import { selectBackend, describeBackend } from "../backend/selectBackend.js";
+import { loadDataset } from "../data/loadDataset.js";
+import { createGroupedKFolds } from "../data/split.js";
+import type { LesionRecord } from "../data/types.js";
+import { computeRocAuc } from "../evaluate/metrics.js";
+import { buildTriageModel, exportTriageModel, makeTriageMetadata } from "../export/triageModel.js";
+import { createEventWriter } from "../logging/eventWriter.js";
+import { createTensorBoardCallback } from "../logging/tensorBoardCallback.js";
+import { loadBackbone, parseBackboneName } from "../models/backbones.js";
+import { extractFeatures } from "../models/features.js";
+import type { Backbone } from "../models/types.js";
+import { formatEpochMetrics, predictHeadProbabilities, trainHead, type EpochMetrics } from "../train/trainHead.js";
+import { chooseThresholdForSensitivity } from "../triage/triage.js";
+import { MelanomaLabError, UnknownNameError } from "../util/errors.js";
+import { findProjectRoot } from "../util/paths.js";
+import { crossValidateHead, DEFAULT_HEAD_CONFIG, formatFoldSpread, toFoldRows, type FoldRows, type FoldSpread, type HeadConfig } from "./crossValidate.js";
+import { createProgressBar } from "./progress.js";
+import { createLeaveOneSourceOutFolds } from "./sourceFolds.js";
+import { computeWithinSourceRocAuc } from "../evaluate/sourceConfounding.js";
+
+/** Thrown for an experiment option that cannot be used. */
+export class ExperimentConfigError extends MelanomaLabError {}
+
+/** Thrown when `fineTuneEpochs` is asked for but lib/train/fineTune.ts is not there. */
+export class FineTuneUnavailableError extends MelanomaLabError {}
+
+/** How folds are made: lesion-grouped stratified K-fold, or leave-one-source-out. */
+export type ExperimentSplit = "lesion" | "source";
+
+/** Valid values of {@link ExperimentSplit}. */
+export const EXPERIMENT_SPLITS: readonly ExperimentSplit[] = ["lesion", "source"];
+
+/** Value of `schema` in every runs/<run>.json written by {@link runExperiment}. */
+export const EXPERIMENT_RUN_SCHEMA = "melanoma-lab/experiment-run@1";
+
+/** Options of {@link runExperiment}. */
+export interface ExperimentOptions {
+  /** Dataset folder (labels.csv + images/, or folder per class). */
+  dataDir: string;
+  /** "mobilenet_v2", "inception_v3" or "mobilenet_v1". */
+  backboneName: string;
+  /** mobilenet_v1 width multiplier (0.25, 0.5, 0.75, 1.0). */
+  alpha?: number;
+  /** Epochs of the head per fold and for the final model. Default 30. */
+  epochs?: number;
+  /** Epochs of fine-tuning the backbone's top blocks after the head (needs lib/train/fineTune.ts). Default 0. */
+  fineTuneEpochs?: number;
+  /** Backbone blocks unfrozen when fine-tuning. Default 2. */
+  unfreezeBlocks?: number;
+  seed?: number;
+  /** K of the lesion-grouped K-fold (ignored for split "source"). Default 5. */
+  folds?: number;
+  /** Default "lesion". */
+  split?: ExperimentSplit;
+  /** Head hyperparameters (epochs comes from `epochs`). */
+  head?: Partial<Omit<HeadConfig, "epochs">>;
+  /** Sensitivity the exported threshold reaches on the out-of-fold predictions. Default 0.9. */
+  targetSensitivity?: number;
+  /** Name under runs/, logs/ and models/; default derived from the options (stable across reruns). */
+  runName?: string;
+  /** Folder holding runs/, logs/ and models/. Default the project root. */
+  outputRoot?: string;
+  /** Feature cache. Default MELANOMA_LAB_FEATURE_CACHE or <project root>/data/cache/features. */
+  featureCacheDir?: string;
+  /**
+   * "bar": progress bars with ETA (one redrawn line on a terminal); "lines": one compact line per
+   * epoch (notebooks); "quiet": summary lines only. Default "bar" on a TTY, else "lines".
+   */
+  progress?: "bar" | "lines" | "quiet";
+  /** Where lines go. Default console.log. */
+  log?: (line: string) => void;
+}
+
+/** One fold in runs/<run>.json. */
+export interface ExperimentFoldSummary {
+  name: string;
+  trainImages: number;
+  validationImages: number;
+  validationPositives: number;
+  rocAuc: number | null;
+  averagePrecision: number | null;
+  withinSourceRocAuc: number | null;
+  epochs: number;
+  finalTrainLoss: number;
+  finalValidationLoss: number | null;
+  trainMs: number;
+}
+
+/** Spread of a metric over folds (null where no fold had a value: JSON has no NaN). */
+export interface JsonFoldSpread {
+  mean: number | null;
+  sd: number | null;
+  min: number | null;
+  max: number | null;
+  n: number;
+}
+
+/** Contents of runs/<run>.json. */
+export interface ExperimentRunSummary {
+  schema: typeof EXPERIMENT_RUN_SCHEMA;
+  runName: string;
+  createdAt: string;
+  config: {
+    dataDir: string;
+    backbone: string;
+    alpha: number | null;
+    epochs: number;
+    fineTuneEpochs: number;
+    unfreezeBlocks: number;
+    seed: number;
+    split: ExperimentSplit;
+    folds: number;
+    head: Omit<HeadConfig, "epochs">;
+    targetSensitivity: number;
+  };
+  backend: { name: string; description: string };
+  data: {
+    /** sha256 of the sorted "imageId label fileBytes" lines: same data ⇔ same fingerprint. */
+    fingerprint: string;
+    images: number;
+    malignant: number;
+    benign: number;
+    /** Images per source (clinic/device); "unknown" for records without one. */
+    sources: Record<string, number>;
+    /** Rows/images skipped by the loader or the backbone. */
+    problems: number;
+  };
+  metrics: {
+    rocAuc: JsonFoldSpread;
+    averagePrecision: JsonFoldSpread;
+    withinSourceRocAuc: JsonFoldSpread;
+    /** ROC AUC of all out-of-fold predictions pooled. */
+    outOfFoldRocAuc: number | null;
+    /** Within-source ROC AUC of the pooled out-of-fold predictions. */
+    outOfFoldWithinSourceRocAuc: number | null;
+    /** Threshold of the exported model, chosen on the out-of-fold predictions. */
+    threshold: { thresholdProb: number; sensitivity: number; specificity: number | null; targetSensitivity: number };
+  };
+  folds: ExperimentFoldSummary[];
+  timings: {
+    totalMs: number;
+    loadDataMs: number;
+    featuresMs: number;
+    featureCacheHits: number;
+    featuresComputed: number;
+    crossValidationMs: number;
+    finalModelMs: number;
+    exportMs: number;
+  };
+  /** Relative to outputRoot. */
+  artifacts: { runJson: string; logDir: string; modelDir: string };
+}
+
+/** What {@link runExperiment} returns: the summary written and absolute paths. */
+export interface ExperimentResult {
+  summary: ExperimentRunSummary;
+  runJsonPath: string;
+  logDir: string;
+  modelDir: string;
+}
+
+/**
+ * sha256 (hex) of the sorted lines "imageId<TAB>label<TAB>file size in bytes": a cheap
+ * fingerprint that changes when an image is added, removed, relabelled or replaced by a
+ * different-sized file.
+ *
+ * @example computeDataFingerprint(dataset.records) // "3f1c…" (64 hex digits)
+ */
+export function computeDataFingerprint(records: readonly LesionRecord[]): string {
+  const lines = records.map((r) => {
+    let bytes = -1;
+    try {
+      bytes = fs.statSync(r.imagePath).size;
+    } catch {
+      // A missing file still changes the fingerprint (size -1) rather than failing the run.
+    }
+    return `${r.imageId}\t${r.label}\t${bytes}`;
+  });
+  lines.sort();
+  return crypto.createHash("sha256").update(lines.join("\n")).digest("hex");
+}
+
+/**
+ * The default run name: data folder, backbone, split, epochs and seed, e.g.
+ * "ham10000-dev-mobilenet_v2-lesion5-e30-s42", so reruns of one configuration overwrite
+ * each other and different ones do not.
+ *
+ * @example formatExperimentRunName({ dataDir: "/d/ham10000-dev", backboneName: "mobilenet_v2" }) // "ham10000-dev-mobilenet_v2-lesion5-e30-s42"
+ */
+export function formatExperimentRunName(options: Pick<ExperimentOptions, "dataDir" | "backboneName" | "alpha" | "epochs" | "fineTuneEpochs" | "seed" | "folds" | "split">): string {
+  const split = options.split ?? "lesion";
+  const parts = [
+    path.basename(path.resolve(options.dataDir)),
+    options.backboneName.toLowerCase() + (options.alpha !== undefined ? `-a${options.alpha}` : ""),
+    split === "source" ? "loso" : `lesion${options.folds ?? 5}`,
+    `e${options.epochs ?? 30}` + (options.fineTuneEpochs ? `-ft${options.fineTuneEpochs}` : ""),
+    `s${options.seed ?? 42}`,
+  ];
+  return parts.join("-").replace(/[^A-Za-z0-9._-]/g, "_");
+}
+
+function countBy(values: readonly string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const v of [...values].sort()) counts[v] = (counts[v] ?? 0) + 1;
+  return counts;
+}
+
+function jsonNumber(v: number): number | null {
+  return Number.isFinite(v) ? v : null;
+}
+
+function jsonSpread(s: FoldSpread): JsonFoldSpread {
+  return { mean: jsonNumber(s.mean), sd: jsonNumber(s.sd), min: jsonNumber(s.min), max: jsonNumber(s.max), n: s.n };
+}
+
+/** The parts of lib/train/fineTune.ts that runExperiment uses (loaded at run time). */
+export interface FineTuneModule {
+  /** Trains the backbone's top blocks + head; returns `head`: cut-layer activation → probability. Modifies neither input. */
+  fineTuneTopBlocks: (
+    backbone: Backbone,
+    head: tf.LayersModel,
+    train: readonly LesionRecord[],
+    validation: readonly LesionRecord[],
+    options: { unfreezeBlocks: number; epochs: number; learningRate: number; batchSize: number; seed: number; cacheDir?: string; classWeights?: [number, number] | "balanced"; onEpochEnd?: (m: EpochMetrics) => void },
+  ) => Promise<{ head: tf.LayersModel; history: EpochMetrics[]; imagesPerSecond: number }>;
+  /** Image → probability model from the frozen bottom of `backbone` and the fine-tuned top (fresh weight copies). */
+  buildFineTunedTriageModel: (backbone: Backbone, fineTuned: tf.LayersModel) => Promise<tf.LayersModel>;
+}
+
+/**
+ * Loads lib/train/fineTune.ts (`fineTuneTopBlocks`, `buildFineTunedTriageModel`) when that
+ * module exists; throws {@link FineTuneUnavailableError} saying so otherwise (no fallback that
+ * would fake fine-tuning).
+ *
+ * @example const { fineTuneTopBlocks } = await loadFineTuneModule();
+ */
+export async function loadFineTuneModule(): Promise<FineTuneModule> {
+  const source = path.join(findProjectRoot(), "lib", "train", "fineTune.ts");
+  if (!fs.existsSync(source)) {
+    throw new FineTuneUnavailableError(
+      `--fine-tune needs lib/train/fineTune.ts (fineTuneTopBlocks), which is not in this checkout (${source} is missing); run without --fine-tune for frozen-feature training`,
+    );
+  }
+  // A computed specifier keeps the type-checker from requiring the module to exist.
+  const specifier = "../train/fineTune.js";
+  const mod = (await import(specifier)) as Partial<Record<keyof FineTuneModule, unknown>>;
+  for (const name of ["fineTuneTopBlocks", "buildFineTunedTriageModel"] as const) {
+    if (typeof mod[name] !== "function") {
+      throw new FineTuneUnavailableError(`${source} does not export a function ${name} (exports: ${Object.keys(mod).join(", ") || "none"})`);
+    }
+  }
+  return mod as FineTuneModule;
+}
+
+/** Probability of malignant for records through an image → probability model, in batches (no cache). */
+async function predictRecords(backbone: Backbone, model: tf.LayersModel, records: readonly LesionRecord[]): Promise<Float32Array> {
+  // extractFeatures does the decoding, preprocessing and tidied batching; a 1-unit "feature" is the probability.
+  const out = await extractFeatures({ ...backbone, model, featureDim: 1 }, records);
+  if (out.problems.length > 0) throw new ExperimentConfigError(`could not score ${out.problems[0].file}: ${out.problems[0].reason}`);
+  return out.features;
+}
+
+/**
+ * One experiment, as `npm run experiment` runs it: loads the dataset, extracts (cached) backbone
+ * features, cross-validates a dense head (lesion-grouped K-fold or leave-one-source-out),
+ * optionally fine-tunes the backbone's top blocks per fold, trains the final head on all data,
+ * chooses the ≥ targetSensitivity threshold on the out-of-fold predictions and exports the
+ * triage model. Writes:
+ * - `logs/<run>/<fold>/{train,validation}` TensorBoard scalars per fold, `logs/<run>/all/train`
+ *   for the final model, and an hparams session in `logs/<run>` with the cross-validated
+ *   metrics (cv/roc_auc_mean, …) so the HParams dashboard over `logs/` compares runs;
+ * - `runs/<run>.json` ({@link ExperimentRunSummary});
+ * - `models/<run>/` (model.json, weights.bin, metadata.json).
+ * Old logs/<run> and models/<run> are replaced.
+ *
+ * @example
+ * const { summary } = await runExperiment({ dataDir: "data/synthetic", backboneName: "mobilenet_v2", epochs: 20, folds: 5, seed: 42 });
+ * summary.metrics.rocAuc // { mean: 0.86, sd: 0.02, … }
+ */
+export async function runExperiment(options: ExperimentOptions): Promise<ExperimentResult> {
+  const startedMs = performance.now();
+  const log = options.log ?? ((line: string) => console.log(line));
+  const progressMode = options.progress ?? (process.stdout.isTTY ? "bar" : "lines");
+  const backboneName = parseBackboneName(options.backboneName);
+  const split = options.split ?? "lesion";
+  if (!EXPERIMENT_SPLITS.includes(split)) throw new UnknownNameError("split", split, EXPERIMENT_SPLITS);
+  const epochs = options.epochs ?? 30;
+  const fineTuneEpochs = options.fineTuneEpochs ?? 0;
+  const unfreezeBlocks = options.unfreezeBlocks ?? 2;
+  const seed = options.seed ?? 42;
+  const foldCount = options.folds ?? 5;
+  const targetSensitivity = options.targetSensitivity ?? 0.9;
+  for (const [name, value, min] of [["epochs", epochs, 1], ["fineTuneEpochs", fineTuneEpochs, 0], ["folds", foldCount, 2], ["seed", seed, 0]] as const) {
+    if (!(Number.isInteger(value) && value >= min)) throw new ExperimentConfigError(`${name}: received ${value}, expected a whole number ≥ ${min}`);
+  }
+  if (!(targetSensitivity > 0 && targetSensitivity <= 1)) throw new ExperimentConfigError(`targetSensitivity: received ${targetSensitivity}, expected 0 < target ≤ 1`);
+  const head: HeadConfig = { ...DEFAULT_HEAD_CONFIG, ...options.head, epochs };
+  const fineTune = fineTuneEpochs > 0 ? await loadFineTuneModule() : undefined;
+  const dataDir = path.resolve(options.dataDir);
+  if (!fs.existsSync(dataDir)) throw new ExperimentConfigError(`dataDir: ${dataDir} does not exist (expected labels.csv + images/, or train/benign + train/malignant)`);
+  const outputRoot = path.resolve(options.outputRoot ?? findProjectRoot());
+  const runName = options.runName ?? formatExperimentRunName({ ...options, backboneName, split, epochs, fineTuneEpochs, seed, folds: foldCount });
+  if (!/^[A-Za-z0-9._-]+$/.test(runName)) throw new ExperimentConfigError(`runName: ${JSON.stringify(runName)} may use only letters, digits, '.', '_' and '-'`);
+  const logDir = path.join(outputRoot, "logs", runName);
+  const modelDir = path.join(outputRoot, "models", runName);
+  const runJsonPath = path.join(outputRoot, "runs", `${runName}.json`);
+  const featureCacheDir = options.featureCacheDir ?? process.env.MELANOMA_LAB_FEATURE_CACHE ?? path.join(findProjectRoot(), "data", "cache", "features");
+
+  const backend = await selectBackend();
+  log(describeBackend(backend));
+  const loadStarted = performance.now();
+  const dataset = loadDataset(dataDir);
+  const fingerprint = computeDataFingerprint(dataset.records);
+  const loadDataMs = performance.now() - loadStarted;
+  log(`run ${runName}: ${dataset.records.length} images from ${dataDir} (fingerprint ${fingerprint.slice(0, 12)}), ${dataset.problems.length} input problems`);
+
+  const featuresStarted = performance.now();
+  const backbone = await loadBackbone(backboneName, { alpha: options.alpha });
+  const matrix = await extractFeatures(backbone, dataset.records, {
+    cacheDir: featureCacheDir,
+    onProgress: progressMode === "quiet" ? undefined : createProgressBar(`${backboneName} features`, { stepPercent: progressMode === "lines" ? 25 : 10 }),
+  });
+  const featuresMs = performance.now() - featuresStarted;
+  const records = matrix.sourceIndices.map((i) => dataset.records[i]);
+  const labels = records.map((r) => (r.label === "malignant" ? 1 : 0));
+  const sources = records.map((r) => r.source);
+  log(`features: ${matrix.rows} × ${matrix.featureDim} (${matrix.cacheHits} cached, ${matrix.computed} computed) in ${(featuresMs / 1000).toFixed(1)} s`);
+
+  const folds: FoldRows[] =
+    split === "source"
+      ? toFoldRows(records, createLeaveOneSourceOutFolds(records).map((f) => ({ name: `source-${f.heldOutSource}`, ...f })))
+      : toFoldRows(records, createGroupedKFolds(records, { folds: foldCount, seed }).map((f) => ({ name: `fold-${f.foldIndex + 1}`, ...f })));
+
+  fs.rmSync(logDir, { recursive: true, force: true });
+  fs.rmSync(modelDir, { recursive: true, force: true });
+  const hparams = {
+    backbone: backboneName + (options.alpha !== undefined ? `@${options.alpha}` : ""),
+    split,
+    folds: folds.length,
+    epochs,
+    fine_tune_epochs: fineTuneEpochs,
+    seed,
+    hidden_units: head.hiddenUnits,
+    dropout: head.dropoutRate,
+    l2: head.l2,
+    learning_rate: head.learningRate,
+    batch_size: head.batchSize,
+  };
+  const session = createEventWriter(logDir, { flushIntervalMs: 0 });
+  session.addHparamsSessionStart(hparams, { groupName: runName });
+  session.flush();
+
+  const totalEpochs = (folds.length + 1) * (epochs + fineTuneEpochs);
+  let epochsDone = 0;
+  const epochBar = progressMode === "bar" ? createProgressBar("training", { stepPercent: 10 }) : undefined;
+  const onEpoch = (where: string, m: EpochMetrics, of: number): void => {
+    epochsDone++;
+    if (epochBar) epochBar(epochsDone, totalEpochs);
+    else if (progressMode === "lines") log(`${where} ${m.epoch}/${of}: ${formatEpochMetrics(m).replace(/^epoch \d+: /, "")}`);
+  };
+  const activationCacheDir = path.join(path.dirname(featureCacheDir), "activations");
+  const fineTuneOptions = (foldSeed: number, where: string) => ({
+    unfreezeBlocks,
+    epochs: fineTuneEpochs,
+    learningRate: head.learningRate / 10,
+    batchSize: 16,
+    seed: foldSeed,
+    cacheDir: activationCacheDir,
+    classWeights: "balanced" as const,
+    onEpochEnd: (m: EpochMetrics) => onEpoch(`${where} fine-tune`, m, fineTuneEpochs),
+  });
+  const scoreFold = fineTune
+    ? async (fold: FoldRows, foldIndex: number, trainedHead: tf.LayersModel): Promise<Float32Array> => {
+        const validation = fold.validationRows.map((r) => records[r]);
+        const tuned = await fineTune.fineTuneTopBlocks(backbone, trainedHead, fold.trainRows.map((r) => records[r]), validation, fineTuneOptions(seed + foldIndex, fold.name));
+        const model = await fineTune.buildFineTunedTriageModel(backbone, tuned.head);
+        try {
+          return await predictRecords(backbone, model, validation);
+        } finally {
+          model.dispose();
+          tuned.head.dispose();
+        }
+      }
+    : undefined;
+
+  const cvStarted = performance.now();
+  let backboneDisposed = false;
+  let status: "success" | "failure" = "failure";
+  try {
+    const cv = await crossValidateHead(
+      { features: matrix.features, featureDim: matrix.featureDim, labels, sources },
+      folds,
+      {
+        head,
+        seed,
+        callbacksForFold: (fold) => [createTensorBoardCallback(path.join(logDir, fold.name), { writeGraph: false })],
+        onEpochEnd: (fold, m) => onEpoch(fold.name, m, epochs),
+        onFoldEnd: (f) => {
+          if (progressMode !== "bar") log(`${f.name}: ROC AUC ${f.rocAuc.toFixed(3)}, within-source ${f.withinSourceRocAuc.toFixed(3)} (${f.validationImages} images, ${f.validationPositives} malignant, ${(f.trainMs / 1000).toFixed(1)} s)`);
+        },
+        scoreFold,
+      },
+    );
+    const crossValidationMs = performance.now() - cvStarted;
+    const scored = labels.flatMap((_, i) => (Number.isNaN(cv.outOfFoldProbs[i]) ? [] : [i]));
+    const oofLabels = scored.map((i) => labels[i]);
+    const oofProbs = scored.map((i) => cv.outOfFoldProbs[i]);
+    const hasBoth = oofLabels.includes(0) && oofLabels.includes(1);
+    const outOfFoldRocAuc = hasBoth ? computeRocAuc(oofLabels, oofProbs) : NaN;
+    const outOfFoldWithinSource = computeWithinSourceRocAuc(oofLabels, oofProbs, scored.map((i) => sources[i])).auc;
+    const threshold = chooseThresholdForSensitivity(oofLabels, oofProbs, targetSensitivity);
+
+    const finalStarted = performance.now();
+    const final = await trainHead(matrix.features, labels, {
+      seed,
+      hiddenUnits: head.hiddenUnits,
+      dropoutRate: head.dropoutRate,
+      l2: head.l2,
+      epochs,
+      batchSize: head.batchSize,
+      learningRate: head.learningRate,
+      classWeights: "balanced",
+      callbacks: [createTensorBoardCallback(path.join(logDir, "all"), { writeGraph: false })],
+      onEpochEnd: (m) => onEpoch("all data", m, epochs),
+    });
+    const finalHead = final.model;
+    const tunedHead = fineTune ? (await fineTune.fineTuneTopBlocks(backbone, finalHead, records, [], fineTuneOptions(seed, "all data"))).head : undefined;
+    const finalModelMs = performance.now() - finalStarted;
+
+    const exportStarted = performance.now();
+    const triage = fineTune && tunedHead ? await fineTune.buildFineTunedTriageModel(backbone, tunedHead) : buildTriageModel(backbone, finalHead);
+    await exportTriageModel(
+      modelDir,
+      triage,
+      makeTriageMetadata(backbone, {
+        thresholdProb: threshold.thresholdProb,
+        backendName: backend.name,
+        validationMetrics: {
+          rocAucMean: cv.spread.rocAuc.mean,
+          rocAucSd: cv.spread.rocAuc.sd,
+          outOfFoldRocAuc,
+          sensitivity: threshold.sensitivity,
+          specificity: threshold.specificity,
+          images: scored.length,
+        },
+        notes: { run: runName, split, folds: folds.length, seed, dataFingerprint: fingerprint, thresholdChosenOn: "out-of-fold predictions" },
+      }),
+    );
+    const exportMs = performance.now() - exportStarted;
+    // buildTriageModel shares the backbone's weights (its dispose frees them; the head model still
+    // holds its own layers); the fine-tuned triage model has fresh copies of everything.
+    triage.dispose();
+    finalHead.dispose();
+    tunedHead?.dispose();
+    if (tunedHead) backbone.model.dispose();
+    backboneDisposed = true;
+
+    session.addScalar("cv/roc_auc_mean", cv.spread.rocAuc.mean, 0);
+    session.addScalar("cv/roc_auc_sd", cv.spread.rocAuc.sd, 0);
+    session.addScalar("cv/within_source_roc_auc_mean", cv.spread.withinSourceRocAuc.mean, 0);
+    session.addScalar("cv/out_of_fold_roc_auc", outOfFoldRocAuc, 0);
+    session.addScalar("cv/specificity_at_target_sensitivity", threshold.specificity, 0);
+    status = "success";
+
+    const rel = (p: string) => path.relative(outputRoot, p).split(path.sep).join("/");
+    const summary: ExperimentRunSummary = {
+      schema: EXPERIMENT_RUN_SCHEMA,
+      runName,
+      createdAt: new Date().toISOString(),
+      config: {
+        dataDir: path.relative(findProjectRoot(), dataDir).startsWith("..") ? dataDir : path.relative(findProjectRoot(), dataDir) || ".",
+        backbone: backboneName,
+        alpha: options.alpha ?? null,
+        epochs,
+        fineTuneEpochs,
+        unfreezeBlocks,
+        seed,
+        split,
+        folds: folds.length,
+        head: { hiddenUnits: head.hiddenUnits, dropoutRate: head.dropoutRate, l2: head.l2, batchSize: head.batchSize, learningRate: head.learningRate },
+        targetSensitivity,
+      },
+      backend: { name: backend.name, description: `${backend.name} (${backend.details})` },
+      data: {
+        fingerprint,
+        images: records.length,
+        malignant: labels.filter((v) => v === 1).length,
+        benign: labels.filter((v) => v === 0).length,
+        sources: countBy(sources.map((s) => s ?? "unknown")),
+        problems: dataset.problems.length + matrix.problems.length,
+      },
+      metrics: {
+        rocAuc: jsonSpread(cv.spread.rocAuc),
+        averagePrecision: jsonSpread(cv.spread.averagePrecision),
+        withinSourceRocAuc: jsonSpread(cv.spread.withinSourceRocAuc),
+        outOfFoldRocAuc: jsonNumber(outOfFoldRocAuc),
+        outOfFoldWithinSourceRocAuc: jsonNumber(outOfFoldWithinSource),
+        threshold: { thresholdProb: threshold.thresholdProb, sensitivity: threshold.sensitivity, specificity: jsonNumber(threshold.specificity), targetSensitivity },
+      },
+      folds: cv.folds.map((f) => ({
+        name: f.name,
+        trainImages: f.trainImages,
+        validationImages: f.validationImages,
+        validationPositives: f.validationPositives,
+        rocAuc: jsonNumber(f.rocAuc),
+        averagePrecision: jsonNumber(f.averagePrecision),
+        withinSourceRocAuc: jsonNumber(f.withinSourceRocAuc),
+        epochs: f.history.length,
+        finalTrainLoss: f.history.at(-1)?.trainLoss ?? NaN,
+        finalValidationLoss: jsonNumber(f.history.at(-1)?.valLoss ?? NaN),
+        trainMs: Math.round(f.trainMs),
+      })),
+      timings: {
+        totalMs: Math.round(performance.now() - startedMs),
+        loadDataMs: Math.round(loadDataMs),
+        featuresMs: Math.round(featuresMs),
+        featureCacheHits: matrix.cacheHits,
+        featuresComputed: matrix.computed,
+        crossValidationMs: Math.round(crossValidationMs),
+        finalModelMs: Math.round(finalModelMs),
+        exportMs: Math.round(exportMs),
+      },
+      artifacts: { runJson: rel(runJsonPath), logDir: rel(logDir), modelDir: rel(modelDir) },
+    };
+    fs.mkdirSync(path.dirname(runJsonPath), { recursive: true });
+    fs.writeFileSync(`${runJsonPath}.tmp`, JSON.stringify(summary, null, 2) + "\n");
+    fs.renameSync(`${runJsonPath}.tmp`, runJsonPath);
+    log(
+      `${runName}: ROC AUC ${formatFoldSpread(cv.spread.rocAuc)} over ${folds.length} folds, within-source ${formatFoldSpread(cv.spread.withinSourceRocAuc)}, ` +
+        `out-of-fold ${outOfFoldRocAuc.toFixed(3)}; threshold ${threshold.thresholdProb.toFixed(3)} (sensitivity ${threshold.sensitivity.toFixed(3)}, specificity ${threshold.specificity.toFixed(3)})`,
+    );
+    log(`wrote ${rel(runJsonPath)}, ${rel(logDir)}/, ${rel(modelDir)}/ in ${(summary.timings.totalMs / 1000).toFixed(1)} s`);
+    return { summary, runJsonPath, logDir, modelDir };
+  } catch (err) {
+    if (!backboneDisposed) backbone.model.dispose();
+    throw err;
+  } finally {
+    session.addHparamsSessionEnd(status, epochs);
+    session.close();
+  }
+}

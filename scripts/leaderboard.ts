@@ -1,0 +1,40 @@
+// npm run leaderboard [-- --runs runs --out out/leaderboard.html]
+// Compares the experiment runs in runs/: a table in the terminal and a Plotly chart in an HTML report.
+import path from "node:path";
+import { findProjectRoot, MelanomaLabError, parseCliArgs, writeHtmlReport } from "../lib/index.js";
+import {
+  buildLeaderboardFigure,
+  buildLeaderboardReportTable,
+  buildLeaderboardRows,
+  formatLeaderboardTable,
+  loadExperimentRuns,
+  LeaderboardError,
+} from "../lib/experiments/leaderboard.js";
+
+function main(): void {
+  const args = parseCliArgs(process.argv.slice(2), { values: ["runs", "out"] });
+  const root = findProjectRoot();
+  const runsDir = path.resolve(root, (args.runs as string | undefined) ?? "runs");
+  const outPath = path.resolve(root, (args.out as string | undefined) ?? path.join("out", "leaderboard.html"));
+  const { runs, skipped } = loadExperimentRuns(runsDir);
+  for (const s of skipped) console.log(`skipped ${path.relative(root, s.file)}: ${s.reason}`);
+  if (runs.length === 0) throw new LeaderboardError(`no experiment runs in ${runsDir}; run \`npm run experiment -- --data <dir> --backbone <name>\` first`);
+  const rows = buildLeaderboardRows(runs);
+  console.log(formatLeaderboardTable(rows));
+  if (new Set(rows.map((r) => r.dataFingerprint)).size > 1) console.log("note: the runs used different data (see the data column); compare like with like");
+  writeHtmlReport(outPath, {
+    title: "melanoma-lab leaderboard",
+    sections: [
+      { heading: "Cross-validated ROC AUC", figures: [buildLeaderboardFigure(runs)] },
+      { heading: "Runs", table: { ...buildLeaderboardReportTable(rows), caption: "spec@thr: specificity at the exported threshold (≥ 90% sensitivity on out-of-fold predictions)" } },
+    ],
+  });
+  console.log(`wrote ${path.relative(root, outPath)}`);
+}
+
+try {
+  main();
+} catch (err) {
+  console.error(err instanceof MelanomaLabError ? `error: ${err.message}` : err);
+  process.exit(1);
+}
