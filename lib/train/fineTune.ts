@@ -7,7 +7,7 @@ import { extractFeatures } from "../models/features.js";
 import type { Backbone } from "../models/types.js";
 import { MelanomaLabError } from "../util/errors.js";
 import { createRandom, shuffleWithSeed } from "../util/random.js";
-import { computeRocAucExact } from "./rocAuc.js";
+import { scoreBinaryPredictions } from "./rocAuc.js";
 import { toBinaryLabels, type EpochMetrics } from "./trainHead.js";
 
 /** Thrown when fine-tuning input does not fit together (block count, head shape, records, options). */
@@ -368,17 +368,6 @@ function predictRows(model: tf.LayersModel, values: Float32Array, rows: number, 
   return out;
 }
 
-function scoreOf(labels: Int32Array, probs: Float32Array): { loss: number; accuracy: number; auc: number } {
-  let loss = 0;
-  let correct = 0;
-  for (let i = 0; i < labels.length; i++) {
-    const p = Math.min(Math.max(probs[i], 1e-7), 1 - 1e-7);
-    loss -= labels[i] === 1 ? Math.log(p) : Math.log(1 - p);
-    if ((probs[i] >= 0.5 ? 1 : 0) === labels[i]) correct++;
-  }
-  return { loss: loss / labels.length, accuracy: correct / labels.length, auc: computeRocAucExact(labels, probs) };
-}
-
 /**
  * Fine-tunes the top `unfreezeBlocks` blocks of a backbone together with an already trained head
  * (Keras's second stage of transfer learning: head first on frozen features, then the top blocks
@@ -482,10 +471,10 @@ export async function fineTuneTopBlocks(
         stepImages += indices.length;
       }
       const evalBatch = Math.max(batchSize, 32);
-      const trainScore = scoreOf(trainSet.labels, predictRows(top, trainSet.views[0], n, cut.activationShape, evalBatch));
+      const trainScore = scoreBinaryPredictions(trainSet.labels, predictRows(top, trainSet.views[0], n, cut.activationShape, evalBatch));
       const metrics: EpochMetrics = { epoch, trainLoss: lossSum / batchesPerEpoch, trainAccuracy: trainScore.accuracy, trainAuc: trainScore.auc, elapsedMs: 0 };
       if (valSet.rows > 0) {
-        const valScore = scoreOf(valSet.labels, predictRows(top, valSet.views[0], valSet.rows, cut.activationShape, evalBatch));
+        const valScore = scoreBinaryPredictions(valSet.labels, predictRows(top, valSet.views[0], valSet.rows, cut.activationShape, evalBatch));
         metrics.valLoss = valScore.loss;
         metrics.valAccuracy = valScore.accuracy;
         metrics.valAuc = valScore.auc;

@@ -3,7 +3,7 @@ import type { LesionLabel } from "../data/types.js";
 import { readCheckpoint, writeCheckpoint, type CheckpointFingerprint } from "./checkpoints.js";
 import { MelanomaLabError } from "../util/errors.js";
 import { shuffleWithSeed } from "../util/random.js";
-import { computeRocAucExact } from "./rocAuc.js";
+import { computeRocAucExact, scoreBinaryPredictions } from "./rocAuc.js";
 
 /** Thrown for training input that does not fit together (lengths, labels, options). */
 export class TrainHeadError extends MelanomaLabError {}
@@ -190,14 +190,7 @@ function evaluate(
   const probsTensor = tf.tidy(() => probabilities(layers, features, false, 0));
   const probs = probsTensor.dataSync() as Float32Array;
   probsTensor.dispose();
-  let loss = 0;
-  let correct = 0;
-  for (let i = 0; i < labels.length; i++) {
-    const p = Math.min(Math.max(probs[i], 1e-7), 1 - 1e-7);
-    loss -= labels[i] === 1 ? Math.log(p) : Math.log(1 - p);
-    if ((probs[i] >= 0.5 ? 1 : 0) === labels[i]) correct++;
-  }
-  return { loss: loss / labels.length, accuracy: correct / labels.length, auc: computeAuc(labels, probs) };
+  return scoreBinaryPredictions(labels, probs, computeAuc);
 }
 
 /**
