@@ -15,6 +15,18 @@ export function groupKeyOf(record: LesionRecord): string {
   return `image:${record.imageId}`;
 }
 
+/** Records by {@link groupKeyOf}, in input order within each group. */
+function groupRecords(records: readonly LesionRecord[]): Map<string, LesionRecord[]> {
+  const groups = new Map<string, LesionRecord[]>();
+  for (const r of records) {
+    const key = groupKeyOf(r);
+    const list = groups.get(key);
+    if (list) list.push(r);
+    else groups.set(key, [r]);
+  }
+  return groups;
+}
+
 /**
  * Splits records into train and validation, grouped by patient/lesion (see {@link groupKeyOf})
  * and stratified by label: groups are shuffled with `seed` within each label stratum (a group's
@@ -31,13 +43,7 @@ export function splitByLesion(
   if (!(validationFraction > 0 && validationFraction < 1)) {
     throw new SplitError(`validationFraction must be between 0 and 1 (exclusive); received ${validationFraction}`);
   }
-  const groups = new Map<string, LesionRecord[]>();
-  for (const r of records) {
-    const key = groupKeyOf(r);
-    const list = groups.get(key);
-    if (list) list.push(r);
-    else groups.set(key, [r]);
-  }
+  const groups = groupRecords(records);
   const strata: Record<string, string[]> = { benign: [], malignant: [] };
   for (const [key, members] of groups) {
     strata[members.some((m) => m.label === "malignant") ? "malignant" : "benign"].push(key);
@@ -109,13 +115,7 @@ export function createGroupedKFolds(
   if (!(Number.isInteger(folds) && folds >= 2)) {
     throw new SplitError(`folds must be a whole number ≥ 2; received ${folds}`);
   }
-  const groups = new Map<string, LesionRecord[]>();
-  for (const r of records) {
-    const key = groupKeyOf(r);
-    const list = groups.get(key);
-    if (list) list.push(r);
-    else groups.set(key, [r]);
-  }
+  const groups = groupRecords(records);
   if (groups.size < folds) {
     throw new SplitError(`${folds} folds need at least ${folds} patient/lesion groups; received ${groups.size} groups in ${records.length} records`);
   }
