@@ -50,8 +50,8 @@ export { summarizeMetricsWithIntervals, buildMetricTable } from "./evaluate/summ
 export type { MetricSummaryRow } from "./evaluate/summary.js";
 export { computeSubgroupMetrics, formatSubgroupTable, describeAgeBand, SUBGROUP_FIELDS, DEFAULT_AGE_BAND_EDGES_YEARS } from "./evaluate/subgroups.js";
 export type { SubgroupField, SubgroupRecord, SubgroupMetrics } from "./evaluate/subgroups.js";
-export { ChartInputError, buildRocFigure, computeRocBootstrapBand, selectRocCornerIndices, buildPrecisionRecallFigure, buildConfusionMatrixFigure, buildConfusionMatrixFigureAt, buildReliabilityFigure, buildThresholdSweepFigure, buildTrainingCurvesFigure, buildErrorGalleryHtml } from "./evaluate/charts.js";
-export type { PlotlyFigure, PlotlyTrace, OperatingPointOption, TrainingCurvePoint, ScalarSeriesByRun, GalleryItem } from "./evaluate/charts.js";
+export { ChartInputError, buildRocFigure, computeRocBootstrapBand, selectRocCornerIndices, buildPrecisionRecallFigure, buildConfusionMatrixFigure, buildConfusionMatrixFigureAt, buildReliabilityFigure, buildThresholdSweepFigure, buildTrainingCurvesFigure, buildErrorGalleryHtml, buildHistogramsOverStepsFigure } from "./evaluate/charts.js";
+export type { PlotlyFigure, PlotlyTrace, OperatingPointOption, TrainingCurvePoint, ScalarSeriesByRun, GalleryItem, HistogramSeriesStep } from "./evaluate/charts.js";
 export { ReportInputError, writeHtmlReport, buildHtmlReport, formatReportCell } from "./evaluate/report.js";
 export type { ReportSection, ReportTable, ReportCell } from "./evaluate/report.js";
 export { showFigure, showHtml, showPng, buildFigureMimeBundle, resetPlotlyJsSent, NotebookDisplayUnavailableError } from "./display/showFigure.js";

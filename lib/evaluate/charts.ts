@@ -456,3 +456,74 @@ export function buildErrorGalleryHtml(items: readonly GalleryItem[], options: { 
 export function buildConfusionMatrixFigureAt(labels: BinaryLabels, probs: ProbabilityScores, thresholdProb: number, options: { title?: string } = {}): PlotlyFigure {
   return buildConfusionMatrixFigure(computeConfusionMatrix(labels, probs, thresholdProb), options);
 }
+
+/** One logged histogram: the step (epoch) and its buckets, as the TensorBoard reader returns it. */
+export interface HistogramSeriesStep {
+  step: number;
+  buckets: readonly { leftEdge: number; rightEdge: number; count: number }[];
+}
+
+/**
+ * Histograms over training steps as a heatmap (x = step, y = value, colour = share of values),
+ * TensorBoard's "histograms" view for notebooks and reports. Buckets of every step are
+ * re-binned onto one common grid of `binCount` value bins (each bucket's count spread over the
+ * grid bins it overlaps, in proportion), so steps with different bucket edges line up.
+ *
+ * @example buildHistogramsOverStepsFigure(run.histograms["dense_Dense1/kernel"].points, { title: "hidden-layer weights" })
+ */
+export function buildHistogramsOverStepsFigure(
+  steps: readonly HistogramSeriesStep[],
+  options: { title?: string; binCount?: number; valueTitle?: string } = {},
+): PlotlyFigure {
+  const withData = steps.filter((s) => s.buckets.length > 0);
+  if (withData.length === 0) throw new ChartInputError("histograms over steps: received no step with buckets; expected the points of a histogram series");
+  const binCount = options.binCount ?? 40;
+  let low = Infinity;
+  let high = -Infinity;
+  for (const s of withData) {
+    for (const b of s.buckets) {
+      low = Math.min(low, b.leftEdge);
+      high = Math.max(high, b.rightEdge);
+    }
+  }
+  if (!(high > low)) high = low + 1;
+  const width = (high - low) / binCount;
+  const centres = Array.from({ length: binCount }, (_, i) => low + (i + 0.5) * width);
+  const z: number[][] = centres.map(() => withData.map(() => 0));
+  withData.forEach((s, col) => {
+    const total = s.buckets.reduce((n, b) => n + b.count, 0) || 1;
+    for (const b of s.buckets) {
+      const span = b.rightEdge - b.leftEdge;
+      if (span <= 0) {
+        // A degenerate bucket (all values equal) goes to the bin that holds its value.
+        const row = Math.min(binCount - 1, Math.max(0, Math.floor((b.leftEdge - low) / width)));
+        z[row][col] += b.count / total;
+        continue;
+      }
+      const first = Math.max(0, Math.floor((b.leftEdge - low) / width));
+      const last = Math.min(binCount - 1, Math.floor((b.rightEdge - low) / width - 1e-12));
+      for (let row = first; row <= last; row++) {
+        const overlap = Math.min(b.rightEdge, low + (row + 1) * width) - Math.max(b.leftEdge, low + row * width);
+        if (overlap > 0) z[row][col] += (b.count * overlap) / span / total;
+      }
+    }
+  });
+  return {
+    data: [
+      {
+        type: "heatmap",
+        x: withData.map((s) => s.step),
+        y: centres,
+        z,
+        colorscale: "Viridis",
+        colorbar: { title: { text: "share" } },
+        hovertemplate: "step %{x}<br>value %{y:.3g}<br>share %{z:.3f}<extra></extra>",
+      },
+    ],
+    layout: {
+      title: { text: options.title ?? "Histograms over steps" },
+      xaxis: { title: { text: "step (epoch)" } },
+      yaxis: { title: { text: options.valueTitle ?? "value" } },
+    },
+  };
+}

@@ -125,12 +125,17 @@ describe.runIf(haveJupyter)("npm run demo -- --small: notebooks through the real
     expect(fs.existsSync(path.join(root, "out", "reports", runName, "report.html"))).toBe(true);
   });
 
-  it("draws every chart of the evaluation notebook and the report in headless Chromium", async () => {
+  it("draws every chart of the training and evaluation notebooks and the report in headless Chromium", async () => {
     if (!toolOrSkip(commandExists("/usr/bin/chromium"), "Chromium", "apt-get install chromium")) return;
     const screenshotDir = path.join(root, "out", "screenshots");
-    for (const html of [path.join(outDir, "04-evaluation.html"), path.join(root, "out", "reports", runName, "report.html")]) {
+    const expectedCharts: [string, number][] = [
+      [path.join(outDir, "03-training.html"), 3],
+      [path.join(outDir, "04-evaluation.html"), 5],
+      [path.join(root, "out", "reports", runName, "report.html"), 6],
+    ];
+    for (const [html, minimumCharts] of expectedCharts) {
       const report = await checkChartsRendered(html, { screenshotDir });
-      expect(report.charts.length, html).toBeGreaterThanOrEqual(5);
+      expect(report.charts.length, html).toBeGreaterThanOrEqual(minimumCharts);
       for (const chart of report.charts) expect(chart.rendered, `${html}: ${chart.title}: ${chart.problems.join("; ")}`).toBe(true);
       expect(report.pageErrors, html).toEqual([]);
     }
