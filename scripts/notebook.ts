@@ -12,7 +12,9 @@ try {
   process.exit(2);
 }
 const jupyterPath = [path.join(root, "jupyter"), process.env.JUPYTER_PATH].filter(Boolean).join(path.delimiter);
-const args = ["-m", "notebook", "--ip=127.0.0.1", "--no-browser", `--notebook-dir=${path.join(root, "notebooks")}`, ...process.argv.slice(2)];
+// Jupyter refuses to start as root without --allow-root (containers, CI machines run as root).
+const rootFlag = process.getuid?.() === 0 ? ["--allow-root"] : [];
+const args = ["-m", "notebook", "--ip=127.0.0.1", "--no-browser", ...rootFlag, `--notebook-dir=${path.join(root, "notebooks")}`, ...process.argv.slice(2)];
 console.log(`starting classic Jupyter (kernel "TypeScript (melanoma-lab)"); stop it with Ctrl-C twice`);
 const child = spawn(python, args, {
   cwd: root,
