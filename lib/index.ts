@@ -151,3 +151,7 @@ export { runExperiment, computeDataFingerprint, formatExperimentRunName, loadFin
 export type { ExperimentOptions, ExperimentSplit, ExperimentRunSummary, ExperimentFoldSummary, ExperimentResult, JsonFoldSpread, FineTuneModule } from "./experiments/runExperiment.js";
 export { loadExperimentRuns, buildLeaderboardRows, formatLeaderboardTable, buildLeaderboardReportTable, buildLeaderboardFigure, LeaderboardError } from "./experiments/leaderboard.js";
 export type { LoadedExperimentRuns, LeaderboardRow } from "./experiments/leaderboard.js";
+export { readKerasH5Weights, loadKerasH5IntoModel, KerasH5FormatError, KerasH5MismatchError } from "./models/kerasH5.js";
+export type { KerasH5Weights, KerasH5Layer, KerasH5Weight, KerasH5LoadReport } from "./models/kerasH5.js";
+export { buildVgg16, loadVgg16Backbone, downloadFileOnce, VGG16_WEIGHTS_URL, VGG16_WEIGHTS_FILE_NAME, VGG16_PREPROCESSING } from "./models/vgg16.js";
+export type { BuildVgg16Options, LoadVgg16Options } from "./models/vgg16.js";

@@ -9,9 +9,10 @@ import { BackboneLoadError, cutAtFeatureLayer } from "./cutBackbone.js";
 import { loadMobilenetV1Backbone } from "./mobilenetV1.js";
 import { describePreprocessing } from "./preprocess.js";
 import type { Backbone, PreprocessingSpec } from "./types.js";
+import { loadVgg16Backbone } from "./vgg16.js";
 
 /** Names {@link loadBackbone} accepts. */
-export const BACKBONE_NAMES = ["mobilenet_v2", "inception_v3", "mobilenet_v1"] as const;
+export const BACKBONE_NAMES = ["mobilenet_v2", "inception_v3", "mobilenet_v1", "vgg16"] as const;
 
 /** One of {@link BACKBONE_NAMES}. */
 export type BackboneName = (typeof BACKBONE_NAMES)[number];
@@ -20,10 +21,18 @@ export type BackboneName = (typeof BACKBONE_NAMES)[number];
 export interface LoadBackboneOptions {
   /** mobilenet_v1 only: width multiplier 0.25, 0.5, 0.75 or 1.0 (default 1.0). */
   alpha?: number;
-  /** mobilenet_v1 only: folder of downloaded weights (default `MELANOMA_LAB_WEIGHTS_DIR` or <root>/.cache/weights). */
+  /** mobilenet_v1, vgg16: folder of downloaded weights (default `MELANOMA_LAB_WEIGHTS_DIR` or <root>/.cache/weights). */
   weightsCacheDir?: string;
   /** mobilenet_v1 only: base URL of the hosted models (default storage.googleapis.com/tfjs-models/tfjs). */
   baseUrl?: string;
+  /** vgg16 only: a local copy of Keras's vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 (skips cache and download). */
+  weightsPath?: string;
+  /** vgg16 only: URL of the .h5 to download when the cache lacks it (default keras-applications on storage.googleapis.com). */
+  weightsUrl?: string;
+  /** vgg16 only: input size in pixels (default 224). */
+  inputSizePx?: number;
+  /** vgg16 only: filter-count multiplier matching the weights file (default 1, the real VGG16). */
+  filtersScale?: number;
 }
 
 /**
@@ -66,6 +75,8 @@ export function parseBackboneName(name: string): BackboneName {
  * - "inception_v3": nsfwjs weights, 299 px, `mixed10` → 2048.
  * - "mobilenet_v1": ImageNet weights from tfjs-models (downloaded once, then cached), 224 px,
  *   `conv_pw_13_relu` → 1024 × alpha (see {@link loadMobilenetV1Backbone}).
+ * - "vgg16": Keras's ImageNet weights read from its notop .h5 file (local path, cache, or a
+ *   one-time download), 224 px, caffe preprocessing, `block5_conv3` → 512 (see {@link loadVgg16Backbone}).
  * Call `await selectBackend()` first. Unknown names throw {@link UnknownNameError}.
  *
  * @example
@@ -76,6 +87,9 @@ export async function loadBackbone(name: string, options: LoadBackboneOptions = 
   const parsed = parseBackboneName(name);
   if (parsed === "mobilenet_v1") {
     return loadMobilenetV1Backbone(options);
+  }
+  if (parsed === "vgg16") {
+    return loadVgg16Backbone(options);
   }
   return loadNsfwjsBackbone(parsed);
 }

@@ -37,7 +37,7 @@ describe("preprocessing", () => {
 describe("backbone registry", () => {
   it("rejects an unknown name, listing valid names and the nearest", async () => {
     await expect(loadBackbone("mobilenetv2")).rejects.toThrow(UnknownNameError);
-    await expect(loadBackbone("mobilenetv2")).rejects.toThrow(/expected one of "mobilenet_v2", "inception_v3", "mobilenet_v1" \(did you mean "mobilenet_v2"\?\)/);
+    await expect(loadBackbone("mobilenetv2")).rejects.toThrow(/expected one of "mobilenet_v2", "inception_v3", "mobilenet_v1", "vgg16" \(did you mean "mobilenet_v2"\?\)/);
     expect(parseBackboneName("MobileNet_V2")).toBe("mobilenet_v2");
     expect(BACKBONE_NAMES).toContain("inception_v3");
   });
