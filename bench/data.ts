@@ -1,5 +1,6 @@
 // Data-pipeline throughput: images/s for decode + resize (+ augment) through lib/data, with one
-// and with all cores, next to sharp's own raw decode + resize in the same run.
+// and with all cores (plus loadImageBatch / streamImageBatches), next to sharp's own raw
+// decode + resize in the same run. Prints the load average, since the machine may be shared.
 // Usage: npx tsx bench/data.ts [--images 400] [--size 224] [--dir ../shared/data/ham10000-dev]
 import fs from "node:fs";
 import os from "node:os";
@@ -9,7 +10,8 @@ import sharp from "sharp";
 import { randomAugmentImage } from "../lib/data/augment.js";
 import { decodeImageRgb } from "../lib/data/decodeImage.js";
 import { loadDataset } from "../lib/data/loadDataset.js";
-import { mapWithConcurrency } from "../lib/data/loadImageBatch.js";
+import { loadImageBatch, mapWithConcurrency } from "../lib/data/loadImageBatch.js";
+import { streamImageBatches } from "../lib/data/stream.js";
 import { generateSyntheticDataset } from "../lib/data/synthetic.js";
 import { findSharedDir } from "../lib/util/paths.js";
 
@@ -36,9 +38,11 @@ async function main(): Promise<void> {
     await generateSyntheticDataset({ outDir: tmp, imageCount, imageSizePx: 448, seed: 1 });
     dir = tmp;
   }
-  const files = loadDataset(dir).records.slice(0, imageCount).map((r) => r.imagePath);
+  const records = loadDataset(dir).records.slice(0, imageCount);
+  const files = records.map((r) => r.imagePath);
   const cores = os.availableParallelism?.() ?? os.cpus().length;
   sharp.cache(false); // measure decoding, not sharp's operation cache
+  console.log(`load average (1/5/15 min): ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   console.log(`data bench: ${files.length} images from ${dir}, → ${sizePx}×${sizePx} RGB, ${cores} cores, sharp ${sharp.versions.sharp} (libvips ${sharp.versions.vips})`);
 
   const sharpRaw = (f: string) => sharp(f).resize(sizePx, sizePx, { fit: "cover" }).removeAlpha().raw().toBuffer();
@@ -54,8 +58,20 @@ async function main(): Promise<void> {
     rows.push([`sharp raw decode+resize, concurrency ${concurrency}`, sharpRate, 1]);
     rows.push([`decodeImageRgb, concurrency ${concurrency}`, ourRate, ourRate / sharpRate]);
     rows.push([`decodeImageRgb + randomAugmentImage, concurrency ${concurrency}`, augRate, augRate / sharpRate]);
+    if (concurrency === cores) {
+      let started = performance.now();
+      const batch = await loadImageBatch(records, { imageSizePx: sizePx, concurrency });
+      const batchRate = batch.records.length / ((performance.now() - started) / 1000);
+      started = performance.now();
+      let streamed = 0;
+      for await (const b of streamImageBatches(records, { batchSize: 32, imageSizePx: sizePx, concurrency, shuffleSeed: 1 })) streamed += b.records.length;
+      const streamRate = streamed / ((performance.now() - started) / 1000);
+      if (batch.records.length !== files.length || streamed !== files.length) throw new Error("some images failed to decode in the benchmark");
+      rows.push([`loadImageBatch, concurrency ${concurrency}`, batchRate, batchRate / sharpRate]);
+      rows.push([`streamImageBatches (32/batch, prefetch 1), concurrency ${concurrency}`, streamRate, streamRate / sharpRate]);
+    }
   }
-  for (const [name, rate, ratio] of rows) console.log(`${name.padEnd(58)} ${rate.toFixed(1).padStart(8)} images/s   ratio to sharp ${ratio.toFixed(2)}`);
+  for (const [name, rate, ratio] of rows) console.log(`${name.padEnd(64)} ${rate.toFixed(1).padStart(8)} images/s   ratio to sharp ${ratio.toFixed(2)}`);
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 }
 

@@ -34,6 +34,7 @@ export {
   loadFeatureTable,
   featureTableFromMatrix,
   scalarSeriesFromLogDir,
+  buildTrainingLogSections,
   formatMetricLine,
   createProgressPrinter,
   FeatureArtifactError,
@@ -155,3 +156,5 @@ export { readKerasH5Weights, loadKerasH5IntoModel, KerasH5FormatError, KerasH5Mi
 export type { KerasH5Weights, KerasH5Layer, KerasH5Weight, KerasH5LoadReport } from "./models/kerasH5.js";
 export { buildVgg16, loadVgg16Backbone, downloadFileOnce, VGG16_WEIGHTS_URL, VGG16_WEIGHTS_FILE_NAME, VGG16_PREPROCESSING } from "./models/vgg16.js";
 export type { BuildVgg16Options, LoadVgg16Options } from "./models/vgg16.js";
+export { createBalancedBatchOrder } from "./data/balancedSampling.js";
+export type { BalancedBatchOrderOptions } from "./data/balancedSampling.js";

@@ -149,7 +149,10 @@ function writeLabelsCsv(file: string, rows: Record<string, string>[]): void {
  * Resumable: after each page, labels.csv and `.isic-download-state.json` (query, next page,
  * rows) are saved; a later run with the same query continues from there, and an image already on
  * disk is not fetched again (downloads go to `.part` files, renamed when complete). HTTP 429/5xx
- * and network errors are retried with exponential backoff (honouring Retry-After).
+ * and network errors are retried with exponential backoff (honouring Retry-After); so is an image
+ * body cut short (connection closed early, or fewer bytes than `files.full.size` or Content-Length),
+ * which is reported as a problem, never saved, when every attempt fails. A process killed
+ * mid-download resumes from its last finished page without fetching a complete image again.
  *
  * @example await downloadIsicArchive({ outDir: "data/isic", query: "image_type:dermoscopic", maxImages: 500 });
  */
@@ -193,15 +196,40 @@ export async function downloadIsicArchive(options: IsicDownloadOptions): Promise
       skippedExisting++;
       return;
     }
-    const response = await fetchWithRetry(url, retry);
-    const bytes = Buffer.from(await response.arrayBuffer());
-    if (expectedSize !== undefined && bytes.length !== expectedSize) {
-      throw new IsicDownloadError(`image ${id}: received ${bytes.length} bytes from ${url}; expected ${expectedSize}`);
+    // A body cut short (connection closed, fewer bytes than files.full.size) is fetched again
+    // like a 5xx; only a complete body is written, to a .part file renamed into place.
+    let lastReason = "";
+    for (let attempt = 0; attempt <= retry.maxRetries; attempt++) {
+      if (attempt > 0) await sleep(retry.retryBaseDelayMs * 2 ** (attempt - 1));
+      const response = await fetchWithRetry(url, retry);
+      let bytes: Buffer;
+      try {
+        bytes = Buffer.from(await response.arrayBuffer());
+      } catch (err) {
+        lastReason = `download cut short (${(err as Error).message})`;
+        continue;
+      }
+      const declared = Number(response.headers.get("content-length"));
+      if (expectedSize !== undefined && bytes.length !== expectedSize) {
+        lastReason = `received ${bytes.length} bytes; expected ${expectedSize} (files.full.size)`;
+        continue;
+      }
+      // Content-Length counts encoded bytes, so it is only comparable without a Content-Encoding.
+      if (response.headers.has("content-length") && !response.headers.has("content-encoding") && Number.isFinite(declared) && bytes.length !== declared) {
+        lastReason = `received ${bytes.length} bytes; expected ${declared} (Content-Length)`;
+        continue;
+      }
+      if (bytes.length === 0) {
+        lastReason = "received 0 bytes; expected an image";
+        continue;
+      }
+      const part = `${target}.part`;
+      fs.writeFileSync(part, bytes);
+      fs.renameSync(part, target);
+      downloaded++;
+      return;
     }
-    const part = `${target}.part`;
-    fs.writeFileSync(part, bytes);
-    fs.renameSync(part, target);
-    downloaded++;
+    throw new IsicDownloadError(`image ${id}: ${lastReason} from ${url} after ${retry.maxRetries + 1} attempts; not saved`);
   };
 
   while (state.nextUrl && state.rows.length < maxImages) {
@@ -256,7 +284,9 @@ export async function downloadIsicArchive(options: IsicDownloadOptions): Promise
     // Failed images are reported; the page still counts as read, so one broken file never blocks resuming.
     if (!stoppedEarly) state.nextUrl = page.next ?? null;
     writeLabelsCsv(labelsCsvPath, state.rows);
-    fs.writeFileSync(stateFile, JSON.stringify(state));
+    // Temporary file + rename: a process killed mid-write leaves the previous state, never a torn one.
+    fs.writeFileSync(`${stateFile}.tmp`, JSON.stringify(state));
+    fs.renameSync(`${stateFile}.tmp`, stateFile);
     options.onProgress?.({ downloaded, skippedExisting, pages });
   }
   writeLabelsCsv(labelsCsvPath, state.rows);

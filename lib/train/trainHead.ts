@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { createBalancedBatchOrder } from "../data/balancedSampling.js";
 import type { LesionLabel } from "../data/types.js";
 import { readCheckpoint, writeCheckpoint, type CheckpointFingerprint } from "./checkpoints.js";
 import { MelanomaLabError } from "../util/errors.js";
@@ -56,6 +57,13 @@ export interface TrainHeadOptions {
   learningRate?: number;
   /** Loss weight of each class: [benign, malignant], or "balanced" (n / (2·n_class)). Default [1, 1]. */
   classWeights?: [number, number] | "balanced";
+  /**
+   * How each epoch's mini-batches are drawn: "shuffle" (every image once, seeded order) or
+   * "balanced" (half malignant per batch, minority oversampled; see createBalancedBatchOrder),
+   * still ceil(n / batchSize) batches per epoch. With "balanced", leave classWeights unset
+   * (unweighted) unless both are wanted on purpose. Default "shuffle".
+   */
+  sampling?: "shuffle" | "balanced";
   /** Validation features (row-major, same featureDim) and 0/1 labels, evaluated each epoch. */
   validation?: { features: Float32Array; labels: ArrayLike<number> | readonly LesionLabel[] };
   /** When true and validation is given, the weights of the epoch with the best valAuc are kept. */
@@ -197,7 +205,7 @@ function evaluate(
  * Trains a dense classification head on cached backbone features:
  * input [featureDim] → (dense relu hiddenUnits → dropout) → dense(1, sigmoid), output bias
  * initialised to log(pos/neg). Adam on class-weighted binary cross-entropy + L2, mini-batches
- * shuffled from `seed` each epoch; the same seed gives the same weights and metrics.
+ * shuffled from `seed` each epoch (or class-balanced with `sampling: "balanced"`); the same seed gives the same weights and metrics.
  * Only dense layers train, which the wasm backend supports (it lacks conv gradients).
  *
  * @example
@@ -230,6 +238,10 @@ export async function trainHead(
   if (!(dropoutRate >= 0 && dropoutRate < 1)) throw new TrainHeadError(`dropoutRate: received ${dropoutRate}, expected 0 ≤ rate < 1`);
   if (!(Number.isInteger(epochs) && epochs >= 1)) throw new TrainHeadError(`epochs: received ${epochs}, expected a positive integer`);
   if (!(Number.isInteger(batchSize) && batchSize >= 1)) throw new TrainHeadError(`batchSize: received ${batchSize}, expected a positive integer`);
+  const sampling = options.sampling ?? "shuffle";
+  if (sampling !== "shuffle" && sampling !== "balanced") {
+    throw new TrainHeadError(`sampling: received ${JSON.stringify(sampling)}, expected "shuffle" or "balanced"`);
+  }
   const positives = y.reduce((a, b) => a + b, 0);
   const negatives = n - positives;
   if (positives === 0 || negatives === 0) {
@@ -282,6 +294,8 @@ export async function trainHead(
   const fingerprint: CheckpointFingerprint = {
     rows: n, featureDim, positives, seed, hiddenUnits, dropoutRate, l2, batchSize, learningRate, classWeights,
     featureChecksum: checksumOf(features),
+    // Only balanced runs record it, so checkpoints written before this option still resume.
+    ...(sampling === "balanced" ? { sampling } : {}),
   };
   let resumedFromEpoch = 0;
   try {
@@ -299,13 +313,20 @@ export async function trainHead(
     for (let epoch = resumedFromEpoch + 1; epoch <= epochs; epoch++) {
       const started = performance.now();
       for (const cb of callbacks) await cb.onEpochBegin?.(epoch - 1, {});
-      const order = shuffleWithSeed(Array.from({ length: n }, (_, i) => i), seed * 7919 + epoch);
+      let epochBatches: number[][];
+      if (sampling === "balanced") {
+        epochBatches = createBalancedBatchOrder(y, { batchSize, seed, epoch });
+      } else {
+        const order = shuffleWithSeed(Array.from({ length: n }, (_, i) => i), seed * 7919 + epoch);
+        epochBatches = [];
+        for (let start = 0; start < n; start += batchSize) epochBatches.push(order.slice(start, start + batchSize));
+      }
       let lossSum = 0;
       let batches = 0;
-      for (let start = 0; start < n; start += batchSize) {
-        const batchIndices = order.slice(start, start + batchSize);
+      for (let batchIndex = 0; batchIndex < epochBatches.length; batchIndex++) {
+        const batchIndices = epochBatches[batchIndex];
         // Seed from (epoch, batch), not a running counter, so a resumed run draws the same masks.
-        const dropoutSeed = seed * 1_000_003 + (epoch - 1) * batchesPerEpoch + start / batchSize;
+        const dropoutSeed = seed * 1_000_003 + (epoch - 1) * batchesPerEpoch + batchIndex;
         const cost = tf.tidy(() => {
           const idx = tf.tensor1d(batchIndices, "int32");
           const xb = tf.gather(trainFeatures, idx) as tf.Tensor2D;

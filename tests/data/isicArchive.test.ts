@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -15,6 +16,13 @@ let jpeg: Buffer;
 const hits = new Map<string, number>();
 /** Paths that answer an error status the first `n` times. */
 let failures: Map<string, { status: number; times: number; retryAfter?: string }>;
+/**
+ * Image paths whose body goes wrong the first `times` times: "cut" declares the full
+ * Content-Length, sends half and closes the connection; "short" sends a complete response of half
+ * the bytes; "stall" sends half and then hangs (calling onStall) until the test ends it.
+ */
+let bodyFaults: Map<string, { kind: "cut" | "short" | "stall"; times: number }>;
+let onStall: ((res: http.ServerResponse) => void) | undefined;
 
 function image(id: string, benignMalignant: string | null, extra: Record<string, unknown> = {}) {
   return {
@@ -60,6 +68,23 @@ beforeAll(async () => {
       });
     }
     if (url.pathname.startsWith("/files/")) {
+      const fault = bodyFaults.get(key);
+      if (fault && fault.times > 0) {
+        fault.times--;
+        const half = jpeg.subarray(0, jpeg.length >> 1);
+        if (fault.kind === "short") {
+          res.writeHead(200, { "content-type": "image/jpeg", "content-length": String(half.length) });
+          return res.end(half);
+        }
+        res.writeHead(200, { "content-type": "image/jpeg", "content-length": String(jpeg.length) });
+        res.flushHeaders();
+        if (fault.kind === "cut") {
+          res.write(half, () => res.destroy());
+          return;
+        }
+        res.write(half, () => onStall?.(res));
+        return;
+      }
       res.writeHead(200, { "content-type": "image/jpeg" });
       return res.end(jpeg);
     }
@@ -76,6 +101,8 @@ afterAll(async () => {
 beforeEach(() => {
   hits.clear();
   failures = new Map();
+  bodyFaults = new Map();
+  onStall = undefined;
 });
 
 const api = () => `${base}/api/v2`;
@@ -117,6 +144,86 @@ describe("downloadIsicArchive (loopback server)", () => {
     expect(loadDataset(outDir).records).toHaveLength(4);
     await expect(downloadIsicArchive({ outDir, baseUrl: api(), query: "sex:male" })).rejects.toThrow(/earlier download used query "", not "sex:male"/);
   });
+
+  it("re-fetches an image cut short (closed connection, fewer bytes than files.full.size) and reports one that stays short", async () => {
+    bodyFaults.set("/files/ISIC_0000002.jpg", { kind: "cut", times: 1 });
+    bodyFaults.set("/files/ISIC_0000004.jpg", { kind: "short", times: 2 });
+    bodyFaults.set("/files/ISIC_0000005.jpg", { kind: "short", times: 99 });
+    const outDir = path.join(tmp, "truncated");
+    const result = await downloadIsicArchive({ outDir, baseUrl: api(), maxRetries: 2, retryBaseDelayMs: 5 });
+    expect(result).toMatchObject({ imageCount: 3, downloadedThisRun: 3, complete: true });
+    expect(hits.get("/files/ISIC_0000002.jpg")).toBe(2);
+    expect(hits.get("/files/ISIC_0000004.jpg")).toBe(3);
+    expect(hits.get("/files/ISIC_0000005.jpg")).toBe(3);
+    const failed = result.problems.filter((p) => p.field === "image");
+    expect(failed).toHaveLength(1);
+    expect(failed[0].reason).toMatch(/ISIC_0000005: received \d+ bytes; expected \d+ \(files\.full\.size\) from .* after 3 attempts; not saved/);
+    // The short image is neither on disk nor in labels.csv; the re-fetched ones are whole.
+    expect(fs.readdirSync(path.join(outDir, "images")).sort()).toEqual(["ISIC_0000001.jpg", "ISIC_0000002.jpg", "ISIC_0000004.jpg"]);
+    const { records } = loadDataset(outDir);
+    expect(records.map((r) => r.imageId)).toEqual(["ISIC_0000001", "ISIC_0000002", "ISIC_0000004"]);
+    for (const r of records) expect(fs.readFileSync(r.imagePath)).toEqual(jpeg);
+  });
+
+  it("resumes after the downloader process is killed (SIGKILL) mid-image: nothing partial kept, nothing complete fetched twice", async () => {
+    const outDir = path.join(tmp, "killed");
+    const cli = path.resolve("node_modules/tsx/dist/cli.mjs");
+    const runScript = () => {
+      // Its own process group: the tsx cli runs the script in a child process, and both must die.
+      const child = spawn(process.execPath, [cli, "scripts/download-isic.ts", "--out", outDir, "--base-url", api(), "--concurrency", "1"], {
+        stdio: ["ignore", "pipe", "pipe"],
+        detached: true,
+      });
+      let output = "";
+      child.stdout.on("data", (d) => (output += d));
+      child.stderr.on("data", (d) => (output += d));
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }>((resolve) =>
+        child.on("exit", (code, signal) => resolve({ code, signal, output })),
+      );
+      return { child, exited };
+    };
+    // Run 1: page 1 (images 1, 2) completes; on page 2 image 4 completes, image 5 stalls half-sent.
+    bodyFaults.set("/files/ISIC_0000005.jpg", { kind: "stall", times: 1 });
+    let stalledResponse: http.ServerResponse | undefined;
+    const stalled = new Promise<void>((resolve) => (onStall = (res) => ((stalledResponse = res), resolve())));
+    const first = runScript();
+    await Promise.race([stalled, first.exited.then((e) => Promise.reject(new Error(`downloader exited before the stall: ${e.output}`)))]);
+    process.kill(-first.child.pid!, "SIGKILL");
+    const killed = await first.exited;
+    stalledResponse?.destroy();
+    expect(killed.signal).toBe("SIGKILL");
+    // No process of the group survives (signal 0 only probes; ESRCH = none left).
+    const groupAlive = () => {
+      try {
+        process.kill(-first.child.pid!, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    for (let i = 0; i < 40 && groupAlive(); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(groupAlive()).toBe(false);
+    expect(hits.get("/files/ISIC_0000005.jpg")).toBe(1);
+    expect(killed.output).toMatch(/page 1: 2 downloaded/);
+    const imagesDir = path.join(outDir, "images");
+    expect(fs.existsSync(path.join(imagesDir, "ISIC_0000005.jpg"))).toBe(false);
+    expect(loadDataset(outDir).records.map((r) => r.imageId)).toEqual(["ISIC_0000001", "ISIC_0000002"]);
+    // As if the kill had come while the part file was being written.
+    fs.writeFileSync(path.join(imagesDir, "ISIC_0000005.jpg.part"), jpeg.subarray(0, 10));
+
+    // Run 2 re-reads page 2: image 4 is already complete (skipped), image 5 is fetched whole.
+    const second = await runScript().exited;
+    expect(second.code).toBe(0);
+    expect(second.output).toMatch(/4 labelled images .*\(1 downloaded this run, 1 already there\); search complete/);
+    for (const id of ["ISIC_0000001", "ISIC_0000002", "ISIC_0000004"]) expect(hits.get(`/files/${id}.jpg`)).toBe(1);
+    expect(hits.get("/files/ISIC_0000005.jpg")).toBe(2);
+    expect(fs.readdirSync(imagesDir).sort()).toEqual(["ISIC_0000001.jpg", "ISIC_0000002.jpg", "ISIC_0000004.jpg", "ISIC_0000005.jpg"]);
+    const { records, problems } = loadDataset(outDir);
+    expect(problems).toEqual([]);
+    expect(records.map((r) => r.imageId)).toEqual(["ISIC_0000001", "ISIC_0000002", "ISIC_0000004", "ISIC_0000005"]);
+    for (const r of records) expect(fs.readFileSync(r.imagePath)).toEqual(jpeg);
+    expect(fs.readdirSync(outDir).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+  }, 30_000);
 
   it("gives up with a named error: at once on 404, after maxRetries + 1 attempts on 500", async () => {
     await expect(downloadIsicArchive({ outDir: path.join(tmp, "e1"), baseUrl: api(), query: "missing", retryBaseDelayMs: 5 })).rejects.toThrow(/HTTP 404.*not retried/);
