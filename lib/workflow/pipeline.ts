@@ -4,6 +4,9 @@ import { generateSyntheticDataset } from "../data/synthetic.js";
 import { loadDataset, summarizeProblems } from "../data/loadDataset.js";
 import type { LoadedDataset, DatasetLayout } from "../data/loadDataset.js";
 import type { LesionRecord, InputProblem } from "../data/types.js";
+import { buildHistogramsOverStepsFigure, buildTrainingCurvesFigure } from "../evaluate/charts.js";
+import type { ReportSection } from "../evaluate/report.js";
+import { readLogDir } from "../logging/readLogDir.js";
 import { MelanomaLabError } from "../util/errors.js";
 import { ConfigError } from "./runConfig.js";
 import type { RunConfig } from "./runConfig.js";
@@ -165,4 +168,28 @@ export function scalarSeriesFromLogDir(logs: {
 export function formatMetricLine(name: string, interval: { estimate: number; lower: number; upper: number; confidenceLevel: number }): string {
   const level = Math.round(interval.confidenceLevel * 100);
   return `${name} ${interval.estimate.toFixed(3)} (${level}% CI ${interval.lower.toFixed(3)}–${interval.upper.toFixed(3)})`;
+}
+
+/**
+ * Report sections for a run's TensorBoard logs, read back with the event-file reader: the
+ * training curves (loss and AUC, train and validation overlaid) and, when the run logged them,
+ * the weight histograms of each kernel over epochs. Empty when the folder has no scalars.
+ *
+ * @example writeHtmlReport("report.html", { title: "run", sections: [...buildTrainingLogSections("logs/default")] })
+ */
+export function buildTrainingLogSections(logDir: string): ReportSection[] {
+  const logs = readLogDir(logDir);
+  const series = scalarSeriesFromLogDir(logs);
+  const hasScalars = Object.values(series).some((tags) => Object.keys(tags).length > 0);
+  if (!hasScalars) return [];
+  const sections: ReportSection[] = [
+    { heading: "Training curves (read back from the TensorBoard logs)", figures: [buildTrainingCurvesFigure(series, { tags: ["epoch_loss", "epoch_auc"] })] },
+  ];
+  const histogramFigures = logs.runs.flatMap((run) =>
+    Object.entries(run.histograms)
+      .filter(([tag, hist]) => tag.includes("kernel") && hist.points.length > 0)
+      .map(([tag, hist]) => buildHistogramsOverStepsFigure(hist.points, { title: `${run.name}: ${tag} over epochs`, valueTitle: "weight" })),
+  );
+  if (histogramFigures.length > 0) sections.push({ heading: "Weight histograms over epochs", figures: histogramFigures });
+  return sections;
 }

@@ -131,7 +131,7 @@ describe.runIf(haveJupyter)("npm run demo -- --small: notebooks through the real
     const expectedCharts: [string, number][] = [
       [path.join(outDir, "03-training.html"), 3],
       [path.join(outDir, "04-evaluation.html"), 5],
-      [path.join(root, "out", "reports", runName, "report.html"), 6],
+      [path.join(root, "out", "reports", runName, "report.html"), 7],
     ];
     for (const [html, minimumCharts] of expectedCharts) {
       const report = await checkChartsRendered(html, { screenshotDir });
