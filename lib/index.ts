@@ -158,3 +158,6 @@ export { buildVgg16, loadVgg16Backbone, downloadFileOnce, VGG16_WEIGHTS_URL, VGG
 export type { BuildVgg16Options, LoadVgg16Options } from "./models/vgg16.js";
 export { createBalancedBatchOrder } from "./data/balancedSampling.js";
 export type { BalancedBatchOrderOptions } from "./data/balancedSampling.js";
+export { ExperimentCheckpoints, ExperimentResumeError, backfillTensorBoardEpochs, describeResumeConfigDifferences, EXPERIMENT_RESUME_SCHEMA } from "./experiments/experimentResume.js";
+export type { ResumeConfig } from "./experiments/experimentResume.js";
+export type { CompletedFold } from "./experiments/crossValidate.js";

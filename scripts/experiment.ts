@@ -1,11 +1,14 @@
 // npm run experiment -- --data <dir> --backbone <name> [--epochs N] [--fine-tune N] [--seed S] [--folds K]
 //   [--split lesion|source] [--alpha A] [--run NAME] [--unfreeze-blocks N] [--hidden-units N] [--dropout R] [--l2 X] [--progress bar|lines|quiet]
+//   [--output-root DIR] [--resume]
+// --resume continues a killed run (same options) from out/checkpoints/<run>/: finished folds are
+// reused, the interrupted one continues from its last finished epoch, logs/<run> is appended to.
 // Cross-validates a head on frozen backbone features, writes logs/<run>/ (TensorBoard, hparams
 // session), runs/<run>.json and models/<run>/ (triage model trained on all data).
 import { MelanomaLabError, parseCliArgs, CliArgumentError, UnknownNameError } from "../lib/index.js";
 import { runExperiment, EXPERIMENT_SPLITS, type ExperimentSplit } from "../lib/experiments/runExperiment.js";
 
-const USAGE = "npm run experiment -- --data <dir> --backbone mobilenet_v2|inception_v3|mobilenet_v1 [--epochs N] [--fine-tune N] [--seed S] [--folds K] [--split lesion|source]";
+const USAGE = "npm run experiment -- --data <dir> --backbone mobilenet_v2|inception_v3|mobilenet_v1 [--epochs N] [--fine-tune N] [--seed S] [--folds K] [--split lesion|source] [--resume]";
 
 function numberArg(args: Record<string, string | boolean>, name: string): number | undefined {
   const raw = args[name];
@@ -17,7 +20,8 @@ function numberArg(args: Record<string, string | boolean>, name: string): number
 
 async function main(): Promise<void> {
   const args = parseCliArgs(process.argv.slice(2), {
-    values: ["data", "backbone", "epochs", "fine-tune", "unfreeze-blocks", "seed", "folds", "split", "alpha", "run", "hidden-units", "dropout", "l2", "learning-rate", "progress"],
+    values: ["data", "backbone", "epochs", "fine-tune", "unfreeze-blocks", "seed", "folds", "split", "alpha", "run", "hidden-units", "dropout", "l2", "learning-rate", "progress", "output-root"],
+    flags: ["resume"],
   });
   for (const required of ["data", "backbone"]) {
     if (typeof args[required] !== "string") throw new CliArgumentError(`--${required} is required: ${USAGE}`);
@@ -44,6 +48,8 @@ async function main(): Promise<void> {
     runName: args.run as string | undefined,
     head,
     progress: progress as "bar" | "lines" | "quiet" | undefined,
+    outputRoot: args["output-root"] as string | undefined,
+    resume: args.resume === true,
   });
 }
 

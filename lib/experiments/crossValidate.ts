@@ -70,6 +70,13 @@ export interface FoldSpread {
   n: number;
 }
 
+/** A fold finished by an earlier (interrupted) run: its result and validation probabilities, reused as they are. */
+export interface CompletedFold {
+  result: FoldResult;
+  /** One probability per validation row of the fold, in the fold's row order. */
+  validationProbs: Float32Array;
+}
+
 /** Result of {@link crossValidateHead}. */
 export interface CrossValidationResult {
   folds: FoldResult[];
@@ -121,7 +128,9 @@ function averagePrecisionOrNaN(labels: number[], probs: ArrayLike<number>): numb
  * Trains one head per fold on the fold's train rows (seeded, balanced class weights, the fold's
  * validation rows evaluated each epoch) and scores its validation rows: ROC AUC, average
  * precision and within-source ROC AUC per fold, their spread, and out-of-fold probabilities.
- * The head's tensors are disposed after each fold.
+ * The head's tensors are disposed after each fold. With `checkpointDirForFold` each fold writes
+ * per-epoch checkpoints; with `resume` and `completedFold` an interrupted run continues where it
+ * stopped (finished folds reused, the interrupted one resumed from its last finished epoch).
  *
  * @example
  * const cv = await crossValidateHead(rows, folds, { head: DEFAULT_HEAD_CONFIG, seed: 42 });
@@ -136,7 +145,14 @@ export async function crossValidateHead(
     /** TensorBoard (or other) callbacks for one fold's training. */
     callbacksForFold?: (fold: FoldRows, foldIndex: number) => TrainingCallback[];
     onEpochEnd?: (fold: FoldRows, metrics: EpochMetrics) => void;
-    onFoldEnd?: (result: FoldResult) => void;
+    /** Called after a fold is trained and scored (not for folds reused via `completedFold`). */
+    onFoldEnd?: (result: FoldResult, validationProbs: Float32Array) => void;
+    /** trainHead checkpoint folder per fold (per-epoch checkpoints); omitted = none. */
+    checkpointDirForFold?: (fold: FoldRows, foldIndex: number) => string | undefined;
+    /** With checkpointDirForFold: continue each fold from its latest checkpoint (trainHead `resume`). */
+    resume?: boolean;
+    /** A fold that an earlier run already finished: reused without training (resume). */
+    completedFold?: (fold: FoldRows, foldIndex: number) => CompletedFold | undefined;
     /**
      * Scores a fold's validation rows another way than head-on-features (e.g. after fine-tuning
      * the backbone with this head): returns one probability per validation row. The head is
@@ -164,7 +180,17 @@ export async function crossValidateHead(
     for (const r of [...fold.trainRows, ...fold.validationRows]) {
       if (!(Number.isInteger(r) && r >= 0 && r < rowCount)) throw new CrossValidationError(`fold ${fold.name}: row ${r} is outside 0..${rowCount - 1}`);
     }
+    const completed = options.completedFold?.(fold, foldIndex);
+    if (completed) {
+      if (completed.validationProbs.length !== fold.validationRows.length) {
+        throw new CrossValidationError(`completedFold for ${fold.name}: has ${completed.validationProbs.length} probabilities, expected ${fold.validationRows.length}`);
+      }
+      fold.validationRows.forEach((r, i) => (outOfFoldProbs[r] = completed.validationProbs[i]));
+      results.push(completed.result);
+      continue;
+    }
     const started = performance.now();
+    const checkpointDir = options.checkpointDirForFold?.(fold, foldIndex);
     const trainLabels = fold.trainRows.map((r) => labels[r]);
     const valLabels = fold.validationRows.map((r) => labels[r]);
     const valFeatures = gatherRows(rows.features, featureDim, fold.validationRows);
@@ -179,6 +205,8 @@ export async function crossValidateHead(
       classWeights: "balanced",
       validation: valLabels.some((v) => v === 1) && valLabels.some((v) => v === 0) ? { features: valFeatures, labels: valLabels } : undefined,
       callbacks: options.callbacksForFold?.(fold, foldIndex),
+      checkpointDir,
+      resume: checkpointDir !== undefined && options.resume === true,
       onEpochEnd: options.onEpochEnd ? (m) => options.onEpochEnd!(fold, m) : undefined,
     });
     let probs: Float32Array;
@@ -213,7 +241,7 @@ export async function crossValidateHead(
       trainMs: performance.now() - started,
     };
     results.push(result);
-    options.onFoldEnd?.(result);
+    options.onFoldEnd?.(result, probs);
   }
   return {
     folds: results,

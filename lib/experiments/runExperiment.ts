@@ -9,6 +9,7 @@ import type { LesionRecord } from "../data/types.js";
 import { computeRocAuc } from "../evaluate/metrics.js";
 import { buildTriageModel, exportTriageModel, makeTriageMetadata } from "../export/triageModel.js";
 import { createEventWriter } from "../logging/eventWriter.js";
+import { listEventFiles } from "../logging/readLogDir.js";
 import { createTensorBoardCallback } from "../logging/tensorBoardCallback.js";
 import { loadBackbone, parseBackboneName } from "../models/backbones.js";
 import { extractFeatures } from "../models/features.js";
@@ -20,6 +21,7 @@ import { findProjectRoot } from "../util/paths.js";
 import { crossValidateHead, DEFAULT_HEAD_CONFIG, formatFoldSpread, toFoldRows, type FoldRows, type FoldSpread, type HeadConfig } from "./crossValidate.js";
 import { createProgressBar } from "./progress.js";
 import { createLeaveOneSourceOutFolds } from "./sourceFolds.js";
+import { backfillTensorBoardEpochs, ExperimentCheckpoints } from "./experimentResume.js";
 import { computeWithinSourceRocAuc } from "../evaluate/sourceConfounding.js";
 
 /** Thrown for an experiment option that cannot be used. */
@@ -62,8 +64,16 @@ export interface ExperimentOptions {
   targetSensitivity?: number;
   /** Name under runs/, logs/ and models/; default derived from the options (stable across reruns). */
   runName?: string;
-  /** Folder holding runs/, logs/ and models/. Default the project root. */
+  /** Folder holding runs/, logs/, models/ and out/checkpoints/. Default the project root. */
   outputRoot?: string;
+  /**
+   * Continue an interrupted run of the same name from `out/checkpoints/<run>/`: finished folds
+   * are reused, the interrupted fold (or final model) continues from its last finished epoch,
+   * logs/<run> is kept and appended to. Options and data must match the interrupted run's
+   * (else ExperimentResumeError naming what differs). Without checkpoints, starts afresh.
+   * Default false: a fresh run deletes old logs/<run>, models/<run> and checkpoints.
+   */
+  resume?: boolean;
   /** Feature cache. Default MELANOMA_LAB_FEATURE_CACHE or <project root>/data/cache/features. */
   featureCacheDir?: string;
   /**
@@ -275,7 +285,9 @@ async function predictRecords(backbone: Backbone, model: tf.LayersModel, records
  *   metrics (cv/roc_auc_mean, …) so the HParams dashboard over `logs/` compares runs;
  * - `runs/<run>.json` ({@link ExperimentRunSummary});
  * - `models/<run>/` (model.json, weights.bin, metadata.json).
- * Old logs/<run> and models/<run> are replaced.
+ * Old logs/<run> and models/<run> are replaced. Every epoch of every fold and of the final
+ * model is checkpointed under `out/checkpoints/<run>/` (deleted when the run succeeds), so
+ * `resume: true` continues a killed run with the same result as an uninterrupted one.
  *
  * @example
  * const { summary } = await runExperiment({ dataDir: "data/synthetic", backboneName: "mobilenet_v2", epochs: 20, folds: 5, seed: 42 });
@@ -308,6 +320,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const logDir = path.join(outputRoot, "logs", runName);
   const modelDir = path.join(outputRoot, "models", runName);
   const runJsonPath = path.join(outputRoot, "runs", `${runName}.json`);
+  const checkpoints = new ExperimentCheckpoints(path.join(outputRoot, "out", "checkpoints", runName));
   const featureCacheDir = options.featureCacheDir ?? process.env.MELANOMA_LAB_FEATURE_CACHE ?? path.join(findProjectRoot(), "data", "cache", "features");
 
   const backend = await selectBackend();
@@ -335,7 +348,33 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
       ? toFoldRows(records, createLeaveOneSourceOutFolds(records).map((f) => ({ name: `source-${f.heldOutSource}`, ...f })))
       : toFoldRows(records, createGroupedKFolds(records, { folds: foldCount, seed }).map((f) => ({ name: `fold-${f.foldIndex + 1}`, ...f })));
 
-  fs.rmSync(logDir, { recursive: true, force: true });
+  const resumeConfig = {
+    backbone: backboneName,
+    alpha: options.alpha ?? null,
+    epochs,
+    fineTuneEpochs,
+    unfreezeBlocks,
+    seed,
+    split,
+    folds: folds.map((f) => f.name),
+    head: { hiddenUnits: head.hiddenUnits, dropoutRate: head.dropoutRate, l2: head.l2, batchSize: head.batchSize, learningRate: head.learningRate },
+    dataFingerprint: fingerprint,
+    images: records.length,
+  };
+  const resuming = options.resume === true && checkpoints.exists();
+  if (resuming) {
+    try {
+      checkpoints.assertSameConfig(resumeConfig);
+    } catch (err) {
+      backbone.model.dispose();
+      throw err;
+    }
+    log(`resuming ${runName} from ${checkpoints.dir}`);
+  } else {
+    if (options.resume) log(`nothing to resume in ${checkpoints.dir}: starting ${runName} afresh`);
+    fs.rmSync(logDir, { recursive: true, force: true });
+    checkpoints.start(runName, resumeConfig);
+  }
   fs.rmSync(modelDir, { recursive: true, force: true });
   const hparams = {
     backbone: backboneName + (options.alpha !== undefined ? `@${options.alpha}` : ""),
@@ -350,8 +389,10 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     learning_rate: head.learningRate,
     batch_size: head.batchSize,
   };
+  // A resumed run keeps the session start the interrupted one wrote (it is flushed at once).
+  const hadSession = resuming && fs.existsSync(logDir) && listEventFiles(logDir).length > 0;
   const session = createEventWriter(logDir, { flushIntervalMs: 0 });
-  session.addHparamsSessionStart(hparams, { groupName: runName });
+  if (!hadSession) session.addHparamsSessionStart(hparams, { groupName: runName });
   session.flush();
 
   const totalEpochs = (folds.length + 1) * (epochs + fineTuneEpochs);
@@ -397,9 +438,27 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
       {
         head,
         seed,
-        callbacksForFold: (fold) => [createTensorBoardCallback(path.join(logDir, fold.name), { writeGraph: false })],
-        onEpochEnd: (fold, m) => onEpoch(fold.name, m, epochs),
-        onFoldEnd: (f) => {
+        callbacksForFold: (fold) => {
+          if (resuming) backfillTensorBoardEpochs(path.join(logDir, fold.name), checkpoints.readCheckpointHistory(fold.name), head.learningRate);
+          return [createTensorBoardCallback(path.join(logDir, fold.name), { writeGraph: false })];
+        },
+        checkpointDirForFold: (fold) => checkpoints.trainingDir(fold.name),
+        resume: resuming,
+        completedFold: (fold, foldIndex) => {
+          if (!resuming) return undefined;
+          const done = checkpoints.loadCompletedFold(fold, foldIndex);
+          if (done) {
+            log(`${fold.name}: finished before the interruption, reused (ROC AUC ${done.result.rocAuc.toFixed(3)})`);
+            epochsDone += epochs + fineTuneEpochs;
+          }
+          return done;
+        },
+        onEpochEnd: (fold, m) => {
+          checkpoints.pruneEpochs(fold.name, m.epoch);
+          onEpoch(fold.name, m, epochs);
+        },
+        onFoldEnd: (f, probs) => {
+          checkpoints.saveCompletedFold(folds.find((x) => x.name === f.name)!, folds.findIndex((x) => x.name === f.name), f, probs);
           if (progressMode !== "bar") log(`${f.name}: ROC AUC ${f.rocAuc.toFixed(3)}, within-source ${f.withinSourceRocAuc.toFixed(3)} (${f.validationImages} images, ${f.validationPositives} malignant, ${(f.trainMs / 1000).toFixed(1)} s)`);
         },
         scoreFold,
@@ -415,6 +474,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     const threshold = chooseThresholdForSensitivity(oofLabels, oofProbs, targetSensitivity);
 
     const finalStarted = performance.now();
+    if (resuming) backfillTensorBoardEpochs(path.join(logDir, "all"), checkpoints.readCheckpointHistory("all"), head.learningRate);
     const final = await trainHead(matrix.features, labels, {
       seed,
       hiddenUnits: head.hiddenUnits,
@@ -425,7 +485,12 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
       learningRate: head.learningRate,
       classWeights: "balanced",
       callbacks: [createTensorBoardCallback(path.join(logDir, "all"), { writeGraph: false })],
-      onEpochEnd: (m) => onEpoch("all data", m, epochs),
+      checkpointDir: checkpoints.trainingDir("all"),
+      resume: resuming,
+      onEpochEnd: (m) => {
+        checkpoints.pruneEpochs("all", m.epoch);
+        onEpoch("all data", m, epochs);
+      },
     });
     const finalHead = final.model;
     const tunedHead = fineTune ? (await fineTune.fineTuneTopBlocks(backbone, finalHead, records, [], fineTuneOptions(seed, "all data"))).head : undefined;
@@ -529,6 +594,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     fs.mkdirSync(path.dirname(runJsonPath), { recursive: true });
     fs.writeFileSync(`${runJsonPath}.tmp`, JSON.stringify(summary, null, 2) + "\n");
     fs.renameSync(`${runJsonPath}.tmp`, runJsonPath);
+    checkpoints.remove();
     log(
       `${runName}: ROC AUC ${formatFoldSpread(cv.spread.rocAuc)} over ${folds.length} folds, within-source ${formatFoldSpread(cv.spread.withinSourceRocAuc)}, ` +
         `out-of-fold ${outOfFoldRocAuc.toFixed(3)}; threshold ${threshold.thresholdProb.toFixed(3)} (sensitivity ${threshold.sensitivity.toFixed(3)}, specificity ${threshold.specificity.toFixed(3)})`,
