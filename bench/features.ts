@@ -1,6 +1,11 @@
 // Feature-extraction benchmark: images/s of mobilenet_v2 features at batch 1, 8 and 32 on every
-// backend that starts here, multiply-adds per image, and the fraction of the backend's own
-// measured matrix-multiply rate that the network achieves. Run: npx tsx bench/features.ts
+// backend that starts here (wasm single-threaded, then multi-threaded in a child process, since
+// threads must be chosen before wasm starts), multiply-adds per image, and the fraction of the
+// backend's own measured matrix-multiply rate that the network achieves.
+// Run: npm run bench -- features
+import { spawnSync } from "node:child_process";
+import os from "node:os";
+import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { BACKEND_NAMES, selectBackend, type BackendName } from "../lib/backend/selectBackend.js";
 import { loadBackbone } from "../lib/models/backbones.js";
@@ -69,12 +74,14 @@ function measureGemm(n: number, repeats: number): { matMul: number; conv1x1: num
  *
  * @example const report = await benchFeatures(); console.table(report.rows);
  */
-export async function benchFeatures(options: { batchSizes?: number[]; log?: (line: string) => void } = {}): Promise<FeatureBenchReport> {
+export async function benchFeatures(
+  options: { batchSizes?: number[]; backends?: readonly BackendName[]; log?: (line: string) => void } = {},
+): Promise<FeatureBenchReport> {
   const log = options.log ?? console.log;
   const batchSizes = options.batchSizes ?? [1, 8, 32];
   const rand = createRandom(1);
   const report: FeatureBenchReport = { backbone: "mobilenet_v2", multiplyAddsPerImage: 0, backends: [], rows: [] };
-  for (const backend of BACKEND_NAMES) {
+  for (const backend of options.backends ?? BACKEND_NAMES) {
     try {
       await selectBackend({ preferred: backend });
     } catch (err) {
@@ -119,9 +126,43 @@ export async function benchFeatures(options: { batchSizes?: number[]; log?: (lin
   return report;
 }
 
-if (process.argv[1] && /bench[\\/]features\.ts$/.test(process.argv[1])) {
-  benchFeatures().then((report) => {
-    console.log(`mobilenet_v2: ${(report.multiplyAddsPerImage / 1e6).toFixed(1)} M multiply-adds/image`);
-    console.log(JSON.stringify(report));
+const CHILD_MARKER = "FEATURE_BENCH_ROWS:";
+
+/**
+ * Runs the wasm rows again in a child process with `MELANOMA_LAB_WASM_THREADS=all` (wasm threads
+ * can only be chosen before the backend starts) and returns its rows, or the reason it failed.
+ */
+function benchWasmMultiThreaded(): { rows: FeatureBenchRow[]; error?: string } {
+  const root = process.cwd();
+  const child = spawnSync(process.execPath, [path.join(root, "node_modules", "tsx", "dist", "cli.mjs"), path.join(root, "bench", "features.ts")], {
+    cwd: root,
+    encoding: "utf8",
+    timeout: 600_000,
+    env: { ...process.env, MELANOMA_LAB_WASM_THREADS: "all", FEATURE_BENCH_ONLY_WASM: "1" },
   });
+  const line = (child.stdout ?? "").split("\n").find((l) => l.startsWith(CHILD_MARKER));
+  if (child.status !== 0 || !line) return { rows: [], error: `child exited ${child.status}: ${(child.stderr ?? "").trim().split("\n").slice(-3).join(" | ")}` };
+  return { rows: JSON.parse(line.slice(CHILD_MARKER.length)) as FeatureBenchRow[] };
+}
+
+if (process.argv[1] && /bench[\\/]features\.ts$/.test(process.argv[1])) {
+  if (process.env.FEATURE_BENCH_ONLY_WASM === "1") {
+    benchFeatures({ backends: ["wasm"], log: (l) => console.log(`  [child] ${l}`) }).then((report) => {
+      console.log(`${CHILD_MARKER}${JSON.stringify(report.rows)}`);
+    });
+  } else {
+    benchFeatures().then((report) => {
+      console.log(`mobilenet_v2: ${(report.multiplyAddsPerImage / 1e6).toFixed(1)} M multiply-adds/image`);
+      console.log(`wasm multi-threaded (child process, MELANOMA_LAB_WASM_THREADS=all, ${os.cpus().length} logical cores):`);
+      const threaded = benchWasmMultiThreaded();
+      if (threaded.error) console.log(`  multi-threaded wasm failed: ${threaded.error}`);
+      for (const row of threaded.rows) {
+        const single = report.rows.find((r) => r.backend === "wasm" && r.batchSize === row.batchSize);
+        const ratio = single ? row.imagesPerSecond / single.imagesPerSecond : NaN;
+        console.log(`wasm (threads) batch ${row.batchSize}: ${row.imagesPerSecond.toFixed(2)} img/s = ${ratio.toFixed(2)}× single-threaded (goal ≥ 1.5× on 2 cores)`);
+      }
+      console.log(`load average after: ${os.loadavg().map((l) => l.toFixed(2)).join(", ")}`);
+      console.log(JSON.stringify({ ...report, threadedWasmRows: threaded.rows }));
+    });
+  }
 }
