@@ -47,7 +47,8 @@ async function decodeFailure(filePath: string, err: unknown): Promise<ImageDecod
 /**
  * Decodes an image file to square RGB bytes: EXIF orientation applied, alpha flattened onto
  * black, grayscale/CMYK/16-bit converted to 8-bit sRGB, then resized to `imageSizePx`.
- * Returns a Uint8Array of length imageSizePx² × 3 in HWC order.
+ * Returns a Uint8Array of length imageSizePx² × 3 in HWC order. `fileBytes`, when given, are the
+ * file's contents already read by the caller (errors still name `filePath`).
  *
  * Speed: most dermoscopy files are 8-bit 3-channel JPEGs, for which the alpha and colourspace
  * steps do nothing, so a lean pipeline (orient, resize) runs first; only when its output is not
@@ -59,10 +60,13 @@ export async function decodeImageRgb(
   filePath: string,
   imageSizePx: number,
   resizePolicy: ResizePolicy = "center-crop",
+  fileBytes?: Uint8Array,
 ): Promise<Uint8Array> {
   const expectedBytes = imageSizePx * imageSizePx * 3;
+  // Callers that already read the file (to hash it for a cache) pass its bytes: no second read.
+  const source = fileBytes ? Buffer.from(fileBytes.buffer, fileBytes.byteOffset, fileBytes.length) : filePath;
   try {
-    const lean = await sharp(filePath, sharpOptions())
+    const lean = await sharp(source, sharpOptions())
       .rotate()
       .resize(resizeOptions(imageSizePx, resizePolicy))
       .raw()
@@ -74,7 +78,7 @@ export async function decodeImageRgb(
     throw await decodeFailure(filePath, err);
   }
   try {
-    const { data, info } = await sharp(filePath, sharpOptions())
+    const { data, info } = await sharp(source, sharpOptions())
       .rotate()
       .flatten({ background: { r: 0, g: 0, b: 0 } })
       .toColourspace("srgb")

@@ -68,7 +68,7 @@ export function createImageCache(dir: string): ImageCache {
         // Not cached yet.
       }
       stats.misses++;
-      const rgb = await decodeImageRgb(filePath, imageSizePx, resizePolicy);
+      const rgb = await decodeImageRgb(filePath, imageSizePx, resizePolicy, bytes);
       await fs.promises.mkdir(path.dirname(entry), { recursive: true });
       const tmp = `${entry}.${process.pid}.${tmpCounter++}.tmp`;
       await fs.promises.writeFile(tmp, rgb);

@@ -149,54 +149,53 @@ export async function extractFeatures(backbone: Backbone, input: FeatureInput, o
   const rowsByIndex = new Map<number, Float32Array>();
   const problems: InputProblem[] = [];
   const cacheFolder = options.cacheDir ? featureCacheFolder(options.cacheDir, backbone, resizePolicy) : undefined;
+  if (cacheFolder) await fs.promises.mkdir(cacheFolder, { recursive: true });
   let cacheHits = 0;
-  const unreadable = new Set<number>();
-
-  if (cacheFolder) {
-    await fs.promises.mkdir(cacheFolder, { recursive: true });
-    for (const item of items) {
-      try {
-        const bytes = item.pixels ?? (await fs.promises.readFile(item.file!));
-        item.key = crypto.createHash("sha256").update(item.pixels ? "pixels:" : "file:").update(bytes).digest("hex");
-      } catch (err) {
-        problems.push({ file: item.file ?? item.imageId, reason: `cannot read file (${err instanceof Error ? err.message : String(err)}); expected a readable image file` });
-        unreadable.add(item.index);
-        continue;
-      }
-      const cached = await readCached(path.join(cacheFolder, `${item.key}.f32`), featureDim);
-      if (cached) {
-        rowsByIndex.set(item.index, cached);
-        cacheHits++;
-      }
-    }
-  }
-  const pending = items.filter((it) => !rowsByIndex.has(it.index) && !unreadable.has(it.index));
-  let done = total - pending.length;
-  options.onProgress?.(done, total);
 
   const perImage = inputSizePx * inputSizePx * 3;
-  const decodeBatch = async (batch: Item[]): Promise<{ item: Item; pixels: Uint8Array }[]> => {
-    const decoded = await Promise.all(
-      batch.map(async (item) => {
-        if (item.pixels) return { item, pixels: item.pixels };
-        try {
-          return { item, pixels: await decodeImageRgb(item.file!, inputSizePx, resizePolicy) };
-        } catch (err) {
-          problems.push(problemOf(item, err));
-          return undefined;
-        }
-      }),
-    );
-    return decoded.filter((d): d is { item: Item; pixels: Uint8Array } => d !== undefined);
+  type Prepared = { item: Item; cachedRow?: Float32Array; pixels?: Uint8Array };
+  // Each file is read once: its bytes give the cache key and, on a miss, are what gets decoded.
+  const prepare = async (item: Item): Promise<Prepared | undefined> => {
+    let bytes: Uint8Array | undefined = item.pixels;
+    if (cacheFolder) {
+      try {
+        bytes ??= await fs.promises.readFile(item.file!);
+      } catch (err) {
+        problems.push({ file: item.file ?? item.imageId, reason: `cannot read file (${err instanceof Error ? err.message : String(err)}); expected a readable image file` });
+        return undefined;
+      }
+      item.key = crypto.createHash("sha256").update(item.pixels ? "pixels:" : "file:").update(bytes).digest("hex");
+      const cachedRow = await readCached(path.join(cacheFolder, `${item.key}.f32`), featureDim);
+      if (cachedRow) return { item, cachedRow };
+    }
+    if (item.pixels) return { item, pixels: item.pixels };
+    try {
+      return { item, pixels: await decodeImageRgb(item.file!, inputSizePx, resizePolicy, bytes) };
+    } catch (err) {
+      problems.push(problemOf(item, err));
+      return undefined;
+    }
   };
+  const prepareBatch = async (batch: Item[]): Promise<Prepared[]> =>
+    (await Promise.all(batch.map(prepare))).filter((d): d is Prepared => d !== undefined);
 
   const batches: Item[][] = [];
-  for (let i = 0; i < pending.length; i += batchSize) batches.push(pending.slice(i, i + batchSize));
-  let next = batches.length > 0 ? decodeBatch(batches[0]) : undefined;
+  for (let i = 0; i < items.length; i += batchSize) batches.push(items.slice(i, i + batchSize));
+  let done = 0;
+  options.onProgress?.(done, total);
+  // The next batch is read, looked up and decoded while the current one runs through the model.
+  let next = batches.length > 0 ? prepareBatch(batches[0]) : undefined;
   let computed = 0;
   for (let b = 0; b < batches.length; b++) {
-    const ready = await next!;
-    next = b + 1 < batches.length ? decodeBatch(batches[b + 1]) : undefined;
+    const prepared = await next!;
+    next = b + 1 < batches.length ? prepareBatch(batches[b + 1]) : undefined;
+    const ready: { item: Item; pixels: Uint8Array }[] = [];
+    for (const p of prepared) {
+      if (p.cachedRow) {
+        rowsByIndex.set(p.item.index, p.cachedRow);
+        cacheHits++;
+      } else ready.push({ item: p.item, pixels: p.pixels! });
+    }
     if (ready.length > 0) {
       const packed = new Uint8Array(ready.length * perImage);
       ready.forEach((d, i) => packed.set(d.pixels, i * perImage));
