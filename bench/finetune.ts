@@ -21,7 +21,7 @@ import { extractFeatures } from "../lib/models/features.js";
 import { fineTuneTopBlocks } from "../lib/train/fineTune.js";
 import { predictHeadProbabilities, trainHead } from "../lib/train/trainHead.js";
 import { computeRocAuc } from "../lib/evaluate/metrics.js";
-import { findSharedDir } from "../lib/util/paths.js";
+import { findSharedDir, resolveFeatureCacheDir } from "../lib/util/paths.js";
 import { shuffleWithSeed } from "../lib/util/random.js";
 
 function argValue(name: string, fallback: number): number {
@@ -42,7 +42,7 @@ if (!fs.existsSync(dataDir)) {
   console.log(`skipped: ${dataDir} is missing (the HAM10000 dev set lives in ../shared)`);
   process.exit(0);
 }
-const cacheDir = process.env.MELANOMA_LAB_FEATURE_CACHE ?? path.join(os.tmpdir(), "melanoma-lab-feature-cache");
+const cacheDir = resolveFeatureCacheDir();
 const loadStart = os.loadavg();
 console.log(`load average at start: ${loadStart.map((v) => v.toFixed(2)).join(", ")} (${os.cpus().length} cores)`);
 

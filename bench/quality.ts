@@ -12,6 +12,7 @@ import {
   createGroupedKFolds,
   UnknownNameError,
   describeBackend,
+  resolveFeatureCacheDir,
   findProjectRoot,
   findSharedDir,
   loadBackbone,
@@ -32,7 +33,7 @@ const dataDir = typeof args.data === "string" ? path.resolve(args.data) : path.j
 const ttaViews = Number(args.tta ?? 2);
 const epochs = Number(args.epochs ?? 20);
 const seed = Number(args.seed ?? 42);
-const cacheDir = process.env.MELANOMA_LAB_FEATURE_CACHE ?? path.join(os.tmpdir(), "melanoma-lab-feature-cache");
+const cacheDir = resolveFeatureCacheDir();
 process.env.MELANOMA_LAB_WEIGHTS_DIR ??= path.join(findSharedDir(), "weights");
 
 const HEADS: Record<string, HeadConfig> = {

@@ -1,6 +1,6 @@
 // Public API of melanoma-lab: notebooks, scripts and tests import only from here.
 export { MelanomaLabError, UnknownNameError, findNearestName } from "./util/errors.js";
-export { findProjectRoot, findSharedDir } from "./util/paths.js";
+export { findProjectRoot, findSharedDir, resolveFeatureCacheDir } from "./util/paths.js";
 export {
   BACKEND_NAMES,
   selectBackend,

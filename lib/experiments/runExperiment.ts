@@ -17,7 +17,7 @@ import type { Backbone } from "../models/types.js";
 import { formatEpochMetrics, predictHeadProbabilities, trainHead, type EpochMetrics } from "../train/trainHead.js";
 import { chooseThresholdForSensitivity } from "../triage/triage.js";
 import { MelanomaLabError, UnknownNameError } from "../util/errors.js";
-import { findProjectRoot } from "../util/paths.js";
+import { findProjectRoot, resolveFeatureCacheDir } from "../util/paths.js";
 import { crossValidateHead, DEFAULT_HEAD_CONFIG, formatFoldSpread, toFoldRows, type FoldRows, type FoldSpread, type HeadConfig } from "./crossValidate.js";
 import { createProgressBar } from "./progress.js";
 import { createLeaveOneSourceOutFolds } from "./sourceFolds.js";
@@ -321,7 +321,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const modelDir = path.join(outputRoot, "models", runName);
   const runJsonPath = path.join(outputRoot, "runs", `${runName}.json`);
   const checkpoints = new ExperimentCheckpoints(path.join(outputRoot, "out", "checkpoints", runName));
-  const featureCacheDir = options.featureCacheDir ?? process.env.MELANOMA_LAB_FEATURE_CACHE ?? path.join(findProjectRoot(), "data", "cache", "features");
+  const featureCacheDir = options.featureCacheDir ?? resolveFeatureCacheDir();
 
   const backend = await selectBackend();
   log(describeBackend(backend));

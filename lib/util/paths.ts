@@ -36,3 +36,14 @@ export function findProjectRoot(startDir: string = process.cwd()): string {
 export function findSharedDir(): string {
   return path.resolve(process.env.MELANOMA_LAB_SHARED ?? path.join(findProjectRoot(), "..", "shared"));
 }
+
+/**
+ * The one on-disk feature cache shared by notebooks, experiments, tests and benchmarks:
+ * `MELANOMA_LAB_FEATURE_CACHE` when set, else `<root>/data/cache/features`. Entries are keyed by
+ * backbone, weights and image content, so any run can reuse another's features.
+ *
+ * @example extractFeatures(backbone, records, { cacheDir: resolveFeatureCacheDir() })
+ */
+export function resolveFeatureCacheDir(): string {
+  return path.resolve(process.env.MELANOMA_LAB_FEATURE_CACHE || path.join(findProjectRoot(), "data", "cache", "features"));
+}

@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { MelanomaLabError } from "../util/errors.js";
-import { findProjectRoot } from "../util/paths.js";
+import { findProjectRoot, resolveFeatureCacheDir } from "../util/paths.js";
 
 /** Thrown for a configuration value that cannot be used (bad number, bad run name, …). */
 export class ConfigError extends MelanomaLabError {}
@@ -42,7 +42,7 @@ export interface RunConfig {
     reportDir: string;
     /** models/<run>: exported model.json + weights + metadata.json. */
     modelDir: string;
-    /** data/cache/features: feature cache shared by runs. */
+    /** Feature cache shared by runs ({@link resolveFeatureCacheDir}: data/cache/features by default). */
     featureCacheDir: string;
     /** out/runs/<run>/head: the trained dense head (model.json + weights.bin). */
     headDir: string;
@@ -99,7 +99,7 @@ export function resolveRunConfig(defaults: RunConfigDefaults = {}): RunConfig {
       logDir: path.join(root, "logs", runName),
       reportDir: path.join(root, "out", "reports", runName),
       modelDir: path.join(root, "models", runName),
-      featureCacheDir: path.join(root, "data", "cache", "features"),
+      featureCacheDir: resolveFeatureCacheDir(),
       headDir: path.join(root, "out", "runs", runName, "head"),
     },
   };

@@ -1,11 +1,6 @@
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
-import Papa from "papaparse";
 import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
-import { selectBackend, splitByLesion, assertNoGroupLeakage } from "../../lib/index.js";
-import type { LesionRecord } from "../../lib/data/types.js";
+import { selectBackend, splitByLesion, assertNoGroupLeakage, loadLabelsCsvDataset, resolveFeatureCacheDir } from "../../lib/index.js";
 import { loadBackbone } from "../../lib/models/backbones.js";
 import { extractFeatures } from "../../lib/models/features.js";
 import { computeRocAuc } from "../../lib/evaluate/metrics.js";
@@ -14,32 +9,20 @@ import { trainHead } from "../../lib/train/trainHead.js";
 import { chooseThresholdForSensitivity } from "../../lib/triage/triage.js";
 import { sharedPathOrSkip } from "../helpers/shared.js";
 
-// Minimal reader until lib/data's labels.csv loader lands: image_id, label, lesion_id, ham_dataset.
-function readHamLabels(dir: string): LesionRecord[] {
-  const parsed = Papa.parse<Record<string, string>>(fs.readFileSync(path.join(dir, "labels.csv"), "utf8"), { header: true, skipEmptyLines: true });
-  return parsed.data.map((row) => ({
-    imageId: row.image_id,
-    imagePath: path.join(dir, "images", `${row.image_id}.jpg`),
-    label: row.label === "malignant" ? "malignant" : "benign",
-    diagnosis: row.diagnosis,
-    lesionId: row.lesion_id,
-    source: row.ham_dataset,
-  }));
-}
-
 describe("HAM10000 dev set: frozen MobileNetV2 features + dense head", () => {
   it("reaches validation ROC AUC ≥ 0.80 on a lesion-grouped stratified 80/20 split", async () => {
     const dir = sharedPathOrSkip("data/ham10000-dev");
     if (!dir) return;
     const started = performance.now();
     await selectBackend();
-    const records = readHamLabels(dir);
+    const { records, problems } = loadLabelsCsvDataset(dir);
+    expect(problems).toEqual([]);
     expect(records.length).toBe(1998);
     const { train, validation } = splitByLesion(records, { validationFraction: 0.2, seed: 42 });
     assertNoGroupLeakage([train, validation]);
     const backbone = await loadBackbone("mobilenet_v2");
-    // A persistent temp cache: the first run featurises all 1,998 images (~3 min on wasm), reruns read the cache.
-    const cacheDir = process.env.MELANOMA_LAB_FEATURE_CACHE ?? path.join(os.tmpdir(), "melanoma-lab-feature-cache");
+    // The shared feature cache: the first run featurises all 1,998 images (~3 min on wasm), reruns read it.
+    const cacheDir = resolveFeatureCacheDir();
     let lastLogged = 0;
     const onProgress = (done: number, total: number) => {
       if (done - lastLogged >= 400 || done === total) {
