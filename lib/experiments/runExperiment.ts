@@ -348,6 +348,8 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
       ? toFoldRows(records, createLeaveOneSourceOutFolds(records).map((f) => ({ name: `source-${f.heldOutSource}`, ...f })))
       : toFoldRows(records, createGroupedKFolds(records, { folds: foldCount, seed }).map((f) => ({ name: `fold-${f.foldIndex + 1}`, ...f })));
 
+  // The head settings as recorded in both the resume check and runs/<run>.json.
+  const headSettings = { hiddenUnits: head.hiddenUnits, dropoutRate: head.dropoutRate, l2: head.l2, batchSize: head.batchSize, learningRate: head.learningRate };
   const resumeConfig = {
     backbone: backboneName,
     alpha: options.alpha ?? null,
@@ -357,7 +359,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     seed,
     split,
     folds: folds.map((f) => f.name),
-    head: { hiddenUnits: head.hiddenUnits, dropoutRate: head.dropoutRate, l2: head.l2, batchSize: head.batchSize, learningRate: head.learningRate },
+    head: headSettings,
     dataFingerprint: fingerprint,
     images: records.length,
   };
@@ -546,7 +548,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
         seed,
         split,
         folds: folds.length,
-        head: { hiddenUnits: head.hiddenUnits, dropoutRate: head.dropoutRate, l2: head.l2, batchSize: head.batchSize, learningRate: head.learningRate },
+        head: headSettings,
         targetSensitivity,
       },
       backend: { name: backend.name, description: `${backend.name} (${backend.details})` },
