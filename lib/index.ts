@@ -26,7 +26,7 @@ export {
   JUPYTER_DEBIAN_PACKAGES,
 } from "./notebooks/executeNotebook.js";
 export type { NotebookRun } from "./notebooks/executeNotebook.js";
-export { resolveRunConfig, describeRunConfig, saveRunArtifact, loadRunArtifact, ConfigError } from "./workflow/runConfig.js";
+export { resolveRunConfig, describeRunConfig, isSyntheticDataDir, saveRunArtifact, loadRunArtifact, ConfigError } from "./workflow/runConfig.js";
 export {
   prepareDataset,
   describeLoadedDataset,

@@ -5,6 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import {
   executeNotebook,
+  isSyntheticDataDir,
   findJupyterPython,
   findProjectRoot,
   JupyterMissingError,
@@ -22,9 +23,7 @@ async function main(): Promise<void> {
   const env: Record<string, string> = {};
   if (typeof args.data === "string") {
     const dataDir = path.resolve(process.cwd(), args.data);
-    // data/synthetic* folders are generated on first use; any other folder must exist.
-    const generated = path.relative(path.join(root, "data"), dataDir).startsWith("synthetic");
-    if (!generated && !fs.existsSync(dataDir)) {
+    if (!isSyntheticDataDir(dataDir) && !fs.existsSync(dataDir)) {
       throw new MelanomaLabError(`--data ${args.data}: folder ${dataDir} does not exist (expected labels.csv + images/, or train/benign + train/malignant)`);
     }
     env.MELANOMA_LAB_DATA = dataDir;

@@ -61,6 +61,18 @@ function envNumber(name: string, fallback: number): number {
 }
 
 /**
+ * Whether a data folder is one the synthetic generator owns (`data/synthetic` or
+ * `data/synthetic-*` under the project root): generated on first use instead of required to exist.
+ *
+ * @example isSyntheticDataDir("data/synthetic-small") // true
+ */
+export function isSyntheticDataDir(dataDir: string): boolean {
+  const data = path.join(findProjectRoot(), "data");
+  const resolved = path.resolve(findProjectRoot(), dataDir);
+  return resolved === path.join(data, "synthetic") || resolved.startsWith(path.join(data, "synthetic-"));
+}
+
+/**
  * Resolves the run configuration. Environment variables win over `defaults` so that
  * `npm run demo -- --data <dir>` drives unchanged notebooks:
  * MELANOMA_LAB_DATA, MELANOMA_LAB_RUN, MELANOMA_LAB_BACKBONE, MELANOMA_LAB_EPOCHS,
@@ -77,8 +89,7 @@ export function resolveRunConfig(defaults: RunConfigDefaults = {}): RunConfig {
   if (!/^[A-Za-z0-9._-]+$/.test(runName)) {
     throw new ConfigError(`run name ${JSON.stringify(runName)} may use only letters, digits, '.', '_' and '-' (e.g. "ham10000-mobilenet_v2")`);
   }
-  const useSyntheticData = path.resolve(dataDir) === path.resolve(syntheticDir) ||
-    path.resolve(dataDir).startsWith(path.join(root, "data", "synthetic-"));
+  const useSyntheticData = isSyntheticDataDir(dataDir);
   const config: RunConfig = {
     runName,
     dataDir,

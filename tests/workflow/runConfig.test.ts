@@ -8,6 +8,7 @@ import {
   featureTableFromMatrix,
   findProjectRoot,
   formatMetricLine,
+  isSyntheticDataDir,
   loadFeatureTable,
   loadRunArtifact,
   resolveRunConfig,
@@ -48,6 +49,14 @@ describe("resolveRunConfig", () => {
     expect(env.dataDir).toBe("/tmp/somewhere");
     expect(env.useSyntheticData).toBe(false);
     expect(env.paths.modelDir).toBe(path.join(findProjectRoot(), "models", "ham-run"));
+  });
+
+  it("knows which data folders the synthetic generator owns", () => {
+    const root = findProjectRoot();
+    expect(isSyntheticDataDir(path.join(root, "data", "synthetic"))).toBe(true);
+    expect(isSyntheticDataDir("data/synthetic-small")).toBe(true);
+    expect(isSyntheticDataDir(path.join(root, "data", "ham"))).toBe(false);
+    expect(isSyntheticDataDir("/tmp/synthetic")).toBe(false);
   });
 
   it("rejects a bad number or run name with the value received", () => {
