@@ -10,6 +10,7 @@ import * as tf from "@tensorflow/tfjs";
 import { BACKEND_NAMES, selectBackend, type BackendName } from "../lib/backend/selectBackend.js";
 import { loadBackbone } from "../lib/models/backbones.js";
 import { extractFeatures } from "../lib/models/features.js";
+import { disposeBackbone } from "../lib/models/inferencePlan.js";
 import { createRandom } from "../lib/util/random.js";
 
 /** One measured configuration. */
@@ -121,7 +122,7 @@ export async function benchFeatures(
       report.rows.push(row);
       log(`${backend} batch ${batchSize}: ${imagesPerSecond.toFixed(2)} img/s (${images} images), ${(multiplyAddsPerSecond / 1e9).toFixed(2)} G multiply-adds/s = ${(row.fractionOfSgemm * 100).toFixed(0)}% of sgemm`);
     }
-    backbone.model.dispose();
+    disposeBackbone(backbone);
   }
   return report;
 }

@@ -1,7 +1,9 @@
 // Multi-threaded wasm benchmark (GitHub issue 4): MobileNetV2-224 images/s at batch 8 on wasm
 // single-threaded vs enableWasmThreads({ threadCount }), each in its own child process (the wasm
 // module is set up once per process), alternating single/multi for `--rounds` rounds so that a
-// change in machine load hits both. Prints per-round figures, medians and the ratio.
+// change in machine load hits both. Each child times the path features take (the compiled
+// inference plan: BatchNorm folded, activations fused) and, for reference, tfjs-layers'
+// `model.predict`. Prints per-round figures, medians and the ratios.
 // Run: npm run bench -- wasm-threads, or with options:
 // npx tsx bench/wasm-threads.ts --threads 2 --rounds 2 --min-seconds 10
 import { spawn } from "node:child_process";
@@ -11,6 +13,7 @@ import * as tf from "@tensorflow/tfjs";
 import { selectBackend } from "../lib/backend/selectBackend.js";
 import { describeWasmThreads, enableWasmThreads, getWasmThreadsStatus } from "../lib/backend/wasmThreads.js";
 import { loadBackbone } from "../lib/models/backbones.js";
+import { predictBackboneFeatures } from "../lib/models/inferencePlan.js";
 import { findProjectRoot } from "../lib/util/paths.js";
 
 const BATCH_SIZE = 8;
@@ -19,7 +22,10 @@ const CHILD_TIMEOUT_MS = 300_000;
 interface ChildResult {
   threads: number;
   actualThreads: number;
+  /** Through the compiled inference plan (what extractFeatures uses). */
   imagesPerSecond: number;
+  /** Through tfjs-layers' model.predict (unfused), timed in the same child. */
+  layersImagesPerSecond: number;
   /** CPU seconds (all threads of the process, user + system) per image while timed. */
   cpuSecondsPerImage: number;
   batches: number;
@@ -45,25 +51,29 @@ async function runChildMode(): Promise<void> {
   const status = getWasmThreadsStatus();
   const backbone = await loadBackbone("mobilenet_v2");
   const images = tf.randomUniform([BATCH_SIZE, 224, 224, 3], 0, 1, "float32", 7);
-  const runBatch = () => tf.tidy(() => (backbone.model.predict(images) as tf.Tensor).dataSync());
-  runBatch();
-  runBatch();
-  let batches = 0;
-  const cpuBefore = process.cpuUsage();
-  const started = performance.now();
-  while (batches < 3 || performance.now() - started < minSeconds * 1000) {
+  const timeBatches = (runBatch: () => void, seconds: number) => {
     runBatch();
-    batches++;
-  }
-  const seconds = (performance.now() - started) / 1000;
-  const cpu = process.cpuUsage(cpuBefore);
+    runBatch();
+    let batches = 0;
+    const cpuBefore = process.cpuUsage();
+    const started = performance.now();
+    while (batches < 3 || performance.now() - started < seconds * 1000) {
+      runBatch();
+      batches++;
+    }
+    const cpu = process.cpuUsage(cpuBefore);
+    return { batches, imagesPerSecond: (batches * BATCH_SIZE) / ((performance.now() - started) / 1000), cpuSecondsPerImage: (cpu.user + cpu.system) / 1e6 / (batches * BATCH_SIZE) };
+  };
+  const fused = timeBatches(() => tf.tidy(() => void predictBackboneFeatures(backbone, images).dataSync()), minSeconds);
+  const layers = timeBatches(() => tf.tidy(() => void (backbone.model.predict(images) as tf.Tensor).dataSync()), minSeconds / 2);
   images.dispose();
   const result: ChildResult = {
     threads,
     actualThreads: status.actualThreadCount ?? 1,
-    imagesPerSecond: (batches * BATCH_SIZE) / seconds,
-    cpuSecondsPerImage: (cpu.user + cpu.system) / 1e6 / (batches * BATCH_SIZE),
-    batches,
+    imagesPerSecond: fused.imagesPerSecond,
+    layersImagesPerSecond: layers.imagesPerSecond,
+    cpuSecondsPerImage: fused.cpuSecondsPerImage,
+    batches: fused.batches,
     initMs,
     detail: describeWasmThreads(),
   };
@@ -109,6 +119,8 @@ async function runParentMode(): Promise<void> {
   console.log(`machine: ${os.cpus().length} logical cores, load average before: ${os.loadavg().map((l) => l.toFixed(2)).join(", ")}`);
   const single: number[] = [];
   const multi: number[] = [];
+  const singleLayers: number[] = [];
+  const multiLayers: number[] = [];
   for (let r = 1; r <= rounds; r++) {
     const one = await runChild(1, minSeconds);
     let many: ChildResult;
@@ -121,14 +133,19 @@ async function runParentMode(): Promise<void> {
     }
     single.push(one.imagesPerSecond);
     multi.push(many.imagesPerSecond);
+    singleLayers.push(one.layersImagesPerSecond);
+    multiLayers.push(many.layersImagesPerSecond);
     console.log(
       `round ${r}: 1 thread ${one.imagesPerSecond.toFixed(2)} img/s (${one.batches} batches, ${one.cpuSecondsPerImage.toFixed(3)} CPU s/img) | ` +
         `${many.actualThreads} threads ${many.imagesPerSecond.toFixed(2)} img/s (${many.batches} batches, ${many.cpuSecondsPerImage.toFixed(3)} CPU s/img, init ${many.initMs.toFixed(0)} ms) | ` +
-        `ratio ${(many.imagesPerSecond / one.imagesPerSecond).toFixed(2)}×`,
+        `ratio ${(many.imagesPerSecond / one.imagesPerSecond).toFixed(2)}× | unfused model.predict: ${one.layersImagesPerSecond.toFixed(2)} → ${many.layersImagesPerSecond.toFixed(2)} img/s`,
     );
   }
   const ratio = median(multi) / median(single);
-  console.log(`median: 1 thread ${median(single).toFixed(2)} img/s, ${threads} threads ${median(multi).toFixed(2)} img/s, ratio ${ratio.toFixed(2)}× (goal ≥ 1.5× on 2 cores)`);
+  console.log(`median (inference plan, what features use): 1 thread ${median(single).toFixed(2)} img/s, ${threads} threads ${median(multi).toFixed(2)} img/s, ratio ${ratio.toFixed(2)}× (goal ≥ 1.5× on 2 cores)`);
+  const layersRatio = median(multiLayers) / median(singleLayers);
+  console.log(`median (unfused tfjs-layers model.predict): 1 thread ${median(singleLayers).toFixed(2)} img/s, ${threads} threads ${median(multiLayers).toFixed(2)} img/s, ratio ${layersRatio.toFixed(2)}×`);
+  console.log(`inference plan vs model.predict: ${(median(single) / median(singleLayers)).toFixed(2)}× at 1 thread, ${(median(multi) / median(multiLayers)).toFixed(2)}× at ${threads} threads`);
   console.log(`load average after: ${os.loadavg().map((l) => l.toFixed(2)).join(", ")}`);
 }
 

@@ -110,6 +110,8 @@ export { preprocessImages, preprocessToFloat32, describePreprocessing, PixelShap
 export { countMultiplyAddsPerImage } from "./models/countMultiplyAdds.js";
 export { extractFeatures, featureCacheFolder, FeatureInputError } from "./models/features.js";
 export type { FeatureInput, FeatureMatrix, ExtractFeaturesOptions } from "./models/features.js";
+export { compileInferencePlan, disposeBackbone, InferencePlanError, predictBackboneFeatures, releaseInferencePlan } from "./models/inferencePlan.js";
+export type { InferencePlan, InferencePlanSummary } from "./models/inferencePlan.js";
 export { trainHead, formatEpochMetrics, predictHeadProbabilities, toBinaryLabels, TrainHeadError } from "./train/trainHead.js";
 export type { TrainHeadOptions, TrainHeadResult, EpochMetrics, TrainingCallback } from "./train/trainHead.js";
 export { CheckpointError, checkpointFolderName } from "./train/checkpoints.js";
@@ -144,7 +146,7 @@ export { createLeaveOneSourceOutFolds } from "./experiments/sourceFolds.js";
 export type { SourceFold } from "./experiments/sourceFolds.js";
 export { crossValidateHead, summarizeFoldSpread, formatFoldSpread, toFoldRows, CrossValidationError, DEFAULT_HEAD_CONFIG } from "./experiments/crossValidate.js";
 export type { HeadConfig, FeatureRows, FoldRows, FoldResult, FoldSpread, CrossValidationResult } from "./experiments/crossValidate.js";
-export { extractFeatureViews, FeatureViewError } from "./experiments/featureViews.js";
+export { concatenateFeatureViews, extractFeatureViews, FeatureViewError } from "./experiments/featureViews.js";
 export type { FeatureViewOptions, FeatureViews } from "./experiments/featureViews.js";
 export { createProgressBar, formatDurationSeconds } from "./experiments/progress.js";
 export type { ProgressStream, ProgressBarOptions } from "./experiments/progress.js";

@@ -5,6 +5,7 @@ import * as tf from "@tensorflow/tfjs";
 import { decodeImageRgb, type ResizePolicy } from "../data/decodeImage.js";
 import type { InputProblem, LesionRecord } from "../data/types.js";
 import { MelanomaLabError } from "../util/errors.js";
+import { predictBackboneFeatures } from "./inferencePlan.js";
 import { preprocessImages } from "./preprocess.js";
 import type { Backbone } from "./types.js";
 
@@ -202,7 +203,7 @@ export async function extractFeatures(backbone: Backbone, input: FeatureInput, o
       const x = preprocessImages(packed, ready.length, inputSizePx, backbone.preprocessing);
       let values: Float32Array;
       try {
-        const y = tf.tidy(() => backbone.model.predict(x, { batchSize: ready.length }) as tf.Tensor);
+        const y = predictBackboneFeatures(backbone, x);
         values = y.dataSync() as Float32Array;
         y.dispose();
       } finally {
