@@ -122,3 +122,44 @@ export async function extractFeatureViews(backbone: Backbone, records: readonly 
   }
   return { records: kept, featureDim, views, problems, cacheHits, computed, elapsedMs: performance.now() - started };
 }
+
+/**
+ * Joins the features of several backbones side by side (a "feature ensemble"): the records
+ * every part has (matched by imageId, in the first part's order) get one row of
+ * featureDim₁ + featureDim₂ + … values per view. All parts need the same number of views.
+ *
+ * @example
+ * const both = concatenateFeatureViews([await extractFeatureViews(v2, recs), await extractFeatureViews(inception, recs)]);
+ * both.featureDim // 1280 + 2048
+ */
+export function concatenateFeatureViews(parts: readonly FeatureViews[]): FeatureViews {
+  if (parts.length === 0) throw new FeatureViewError("parts: received none, expected at least one FeatureViews");
+  const viewCount = parts[0].views.length;
+  parts.forEach((p, i) => {
+    if (p.views.length !== viewCount) throw new FeatureViewError(`parts[${i}]: received ${p.views.length} views, expected ${viewCount} as parts[0] has`);
+  });
+  const rowOf = parts.map((p) => new Map(p.records.map((r, i) => [r.imageId, i])));
+  const records = parts[0].records.filter((r) => rowOf.every((m) => m.has(r.imageId)));
+  const featureDim = parts.reduce((sum, p) => sum + p.featureDim, 0);
+  const views = Array.from({ length: viewCount }, (_, v) => {
+    const out = new Float32Array(records.length * featureDim);
+    records.forEach((r, row) => {
+      let offset = row * featureDim;
+      parts.forEach((p, k) => {
+        const src = rowOf[k].get(r.imageId)!;
+        out.set(p.views[v].subarray(src * p.featureDim, (src + 1) * p.featureDim), offset);
+        offset += p.featureDim;
+      });
+    });
+    return out;
+  });
+  return {
+    records,
+    featureDim,
+    views,
+    problems: parts.flatMap((p) => p.problems),
+    cacheHits: parts.reduce((s, p) => s + p.cacheHits, 0),
+    computed: parts.reduce((s, p) => s + p.computed, 0),
+    elapsedMs: parts.reduce((s, p) => s + p.elapsedMs, 0),
+  };
+}
