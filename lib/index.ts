@@ -114,7 +114,8 @@ export { compileInferencePlan, disposeBackbone, InferencePlanError, predictBackb
 export type { InferencePlan, InferencePlanSummary } from "./models/inferencePlan.js";
 export { trainHead, formatEpochMetrics, predictHeadProbabilities, toBinaryLabels, TrainHeadError } from "./train/trainHead.js";
 export type { TrainHeadOptions, TrainHeadResult, EpochMetrics, TrainingCallback } from "./train/trainHead.js";
-export { CheckpointError, checkpointFolderName } from "./train/checkpoints.js";
+export { CheckpointError, checkpointFolderName, computeValuesChecksum } from "./train/checkpoints.js";
+export type { CheckpointFingerprint, FineTuneCheckpointFingerprint } from "./train/checkpoints.js";
 export { createFsSaveHandler, saveLayersModelToDir, loadLayersModelFromDir, readModelArtifactsFromDir, ModelFileError, MODEL_JSON_FILE, WEIGHTS_BIN_FILE } from "./export/modelFiles.js";
 export { buildTriageModel, exportTriageModel, loadTriageModel, makeTriageMetadata, predictMalignantProbability, TriageModelError, METADATA_JSON_FILE } from "./export/triageModel.js";
 export type { TriageModelMetadata, LoadedTriageModel, ImagePrediction } from "./export/triageModel.js";
@@ -150,8 +151,8 @@ export { concatenateFeatureViews, extractFeatureViews, FeatureViewError } from "
 export type { FeatureViewOptions, FeatureViews } from "./experiments/featureViews.js";
 export { createProgressBar, formatDurationSeconds } from "./experiments/progress.js";
 export type { ProgressStream, ProgressBarOptions } from "./experiments/progress.js";
-export { runExperiment, computeDataFingerprint, formatExperimentRunName, loadFineTuneModule, ExperimentConfigError, FineTuneUnavailableError, EXPERIMENT_SPLITS, EXPERIMENT_RUN_SCHEMA } from "./experiments/runExperiment.js";
-export type { ExperimentOptions, ExperimentSplit, ExperimentRunSummary, ExperimentFoldSummary, ExperimentResult, JsonFoldSpread, FineTuneModule } from "./experiments/runExperiment.js";
+export { runExperiment, computeDataFingerprint, formatExperimentRunName, ExperimentConfigError, EXPERIMENT_SPLITS, EXPERIMENT_RUN_SCHEMA } from "./experiments/runExperiment.js";
+export type { ExperimentOptions, ExperimentSplit, ExperimentRunSummary, ExperimentFoldSummary, ExperimentResult, JsonFoldSpread } from "./experiments/runExperiment.js";
 export { loadExperimentRuns, buildLeaderboardRows, formatLeaderboardTable, buildLeaderboardReportTable, buildLeaderboardFigure, LeaderboardError } from "./experiments/leaderboard.js";
 export type { LoadedExperimentRuns, LeaderboardRow } from "./experiments/leaderboard.js";
 export { readKerasH5Weights, loadKerasH5IntoModel, KerasH5FormatError, KerasH5MismatchError } from "./models/kerasH5.js";
@@ -160,6 +161,6 @@ export { buildVgg16, loadVgg16Backbone, downloadFileOnce, VGG16_WEIGHTS_URL, VGG
 export type { BuildVgg16Options, LoadVgg16Options } from "./models/vgg16.js";
 export { createBalancedBatchOrder } from "./data/balancedSampling.js";
 export type { BalancedBatchOrderOptions } from "./data/balancedSampling.js";
-export { ExperimentCheckpoints, ExperimentResumeError, backfillTensorBoardEpochs, describeResumeConfigDifferences, EXPERIMENT_RESUME_SCHEMA } from "./experiments/experimentResume.js";
+export { ExperimentCheckpoints, ExperimentResumeError, backfillTensorBoardEpochs, describeResumeConfigDifferences, EXPERIMENT_RESUME_SCHEMA, FINE_TUNE_STAGE } from "./experiments/experimentResume.js";
 export type { ResumeConfig } from "./experiments/experimentResume.js";
 export type { CompletedFold } from "./experiments/crossValidate.js";

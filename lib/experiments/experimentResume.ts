@@ -12,6 +12,12 @@ export class ExperimentResumeError extends MelanomaLabError {}
 /** Value of `schema` in out/checkpoints/<run>/experiment.json. */
 export const EXPERIMENT_RESUME_SCHEMA = "melanoma-lab/experiment-resume@1";
 
+/**
+ * Sub-folder name of the fine-tuning stage: checkpoints in `<checkpoints>/<fold>/fine-tune/`
+ * (next to the head's epoch folders) and TensorBoard runs in `logs/<run>/<fold>/fine-tune/`.
+ */
+export const FINE_TUNE_STAGE = "fine-tune";
+
 /** What must be equal for a run to be resumed: every training option and the data fingerprint. */
 export type ResumeConfig = Record<string, unknown>;
 
@@ -66,7 +72,8 @@ export function describeResumeConfigDifferences(saved: ResumeConfig, current: Re
 /**
  * The per-run checkpoint store of an experiment: `<dir>/experiment.json` (config the run was
  * started with), `<dir>/<fold>/` trainHead checkpoints of the fold being trained (and `all/` for
- * the final model), `<dir>/folds/<fold>.json` results of finished folds.
+ * the final model), `<dir>/<fold>/fine-tune/` fineTuneTopBlocks checkpoints of that fold,
+ * `<dir>/folds/<fold>.json` results of finished folds.
  *
  * @example
  * const store = new ExperimentCheckpoints("out/checkpoints/my-run");
@@ -122,9 +129,12 @@ export class ExperimentCheckpoints {
     }
   }
 
-  /** trainHead checkpoint folder of a fold ("fold-1", …) or of the final model ("all"). */
-  trainingDir(name: string): string {
-    return path.join(this.dir, name);
+  /**
+   * Checkpoint folder of a fold ("fold-1", …) or of the final model ("all"): trainHead's, or with
+   * `stage` {@link FINE_TUNE_STAGE} fineTuneTopBlocks's (a sub-folder, removed with the fold's).
+   */
+  trainingDir(name: string, stage?: typeof FINE_TUNE_STAGE): string {
+    return stage ? path.join(this.dir, name, stage) : path.join(this.dir, name);
   }
 
   private foldFile(name: string): string {
@@ -149,9 +159,9 @@ export class ExperimentCheckpoints {
     return { result: saved.result, validationProbs: Float32Array.from(saved.validationProbs) };
   }
 
-  /** Removes epoch folders of `name` other than `keepEpoch` (trainHead only needs the latest to resume). */
-  pruneEpochs(name: string, keepEpoch: number): void {
-    const dir = this.trainingDir(name);
+  /** Removes epoch folders of `name` (and `stage`) other than `keepEpoch` (only the latest is needed to resume). */
+  pruneEpochs(name: string, keepEpoch: number, stage?: typeof FINE_TUNE_STAGE): void {
+    const dir = this.trainingDir(name, stage);
     if (!fs.existsSync(dir)) return;
     for (const entry of fs.readdirSync(dir)) {
       const m = /^epoch-(\d+)$/.exec(entry);
@@ -159,12 +169,12 @@ export class ExperimentCheckpoints {
     }
   }
 
-  /** Epoch metrics saved in the latest checkpoint of `name` (empty when there is none). */
-  readCheckpointHistory(name: string): EpochMetrics[] {
-    const latestFile = path.join(this.trainingDir(name), "latest.json");
+  /** Epoch metrics saved in the latest checkpoint of `name` (and `stage`); empty when there is none. */
+  readCheckpointHistory(name: string, stage?: typeof FINE_TUNE_STAGE): EpochMetrics[] {
+    const latestFile = path.join(this.trainingDir(name, stage), "latest.json");
     if (!fs.existsSync(latestFile)) return [];
     const latest = JSON.parse(fs.readFileSync(latestFile, "utf8")) as { folder: string };
-    const stateFile = path.join(this.trainingDir(name), latest.folder, "state.json");
+    const stateFile = path.join(this.trainingDir(name, stage), latest.folder, "state.json");
     if (!fs.existsSync(stateFile)) throw new ExperimentResumeError(`${stateFile}: missing, though ${latestFile} points at it`);
     return (JSON.parse(fs.readFileSync(stateFile, "utf8")) as { history: EpochMetrics[] }).history;
   }

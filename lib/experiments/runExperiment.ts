@@ -13,22 +13,21 @@ import { listEventFiles } from "../logging/readLogDir.js";
 import { createTensorBoardCallback } from "../logging/tensorBoardCallback.js";
 import { loadBackbone, parseBackboneName } from "../models/backbones.js";
 import { extractFeatures } from "../models/features.js";
+import { disposeBackbone, releaseInferencePlan } from "../models/inferencePlan.js";
 import type { Backbone } from "../models/types.js";
-import { formatEpochMetrics, predictHeadProbabilities, trainHead, type EpochMetrics } from "../train/trainHead.js";
+import { buildFineTunedTriageModel, fineTuneTopBlocks, type FineTuneOptions } from "../train/fineTune.js";
+import { formatEpochMetrics, trainHead, type EpochMetrics } from "../train/trainHead.js";
 import { chooseThresholdForSensitivity } from "../triage/triage.js";
 import { MelanomaLabError, UnknownNameError } from "../util/errors.js";
 import { findProjectRoot, resolveFeatureCacheDir } from "../util/paths.js";
 import { crossValidateHead, DEFAULT_HEAD_CONFIG, formatFoldSpread, toFoldRows, type FoldRows, type FoldSpread, type HeadConfig } from "./crossValidate.js";
 import { createProgressBar } from "./progress.js";
 import { createLeaveOneSourceOutFolds } from "./sourceFolds.js";
-import { backfillTensorBoardEpochs, ExperimentCheckpoints } from "./experimentResume.js";
+import { backfillTensorBoardEpochs, ExperimentCheckpoints, FINE_TUNE_STAGE } from "./experimentResume.js";
 import { computeWithinSourceRocAuc } from "../evaluate/sourceConfounding.js";
 
 /** Thrown for an experiment option that cannot be used. */
 export class ExperimentConfigError extends MelanomaLabError {}
-
-/** Thrown when `fineTuneEpochs` is asked for but lib/train/fineTune.ts is not there. */
-export class FineTuneUnavailableError extends MelanomaLabError {}
 
 /** How folds are made: lesion-grouped stratified K-fold, or leave-one-source-out. */
 export type ExperimentSplit = "lesion" | "source";
@@ -49,7 +48,7 @@ export interface ExperimentOptions {
   alpha?: number;
   /** Epochs of the head per fold and for the final model. Default 30. */
   epochs?: number;
-  /** Epochs of fine-tuning the backbone's top blocks after the head (needs lib/train/fineTune.ts). Default 0. */
+  /** Epochs of fine-tuning the backbone's top blocks after the head (fineTuneTopBlocks). Default 0. */
   fineTuneEpochs?: number;
   /** Backbone blocks unfrozen when fine-tuning. Default 2. */
   unfreezeBlocks?: number;
@@ -227,49 +226,17 @@ function jsonSpread(s: FoldSpread): JsonFoldSpread {
   return { mean: jsonNumber(s.mean), sd: jsonNumber(s.sd), min: jsonNumber(s.min), max: jsonNumber(s.max), n: s.n };
 }
 
-/** The parts of lib/train/fineTune.ts that runExperiment uses (loaded at run time). */
-export interface FineTuneModule {
-  /** Trains the backbone's top blocks + head; returns `head`: cut-layer activation → probability. Modifies neither input. */
-  fineTuneTopBlocks: (
-    backbone: Backbone,
-    head: tf.LayersModel,
-    train: readonly LesionRecord[],
-    validation: readonly LesionRecord[],
-    options: { unfreezeBlocks: number; epochs: number; learningRate: number; batchSize: number; seed: number; cacheDir?: string; classWeights?: [number, number] | "balanced"; onEpochEnd?: (m: EpochMetrics) => void },
-  ) => Promise<{ head: tf.LayersModel; history: EpochMetrics[]; imagesPerSecond: number }>;
-  /** Image → probability model from the frozen bottom of `backbone` and the fine-tuned top (fresh weight copies). */
-  buildFineTunedTriageModel: (backbone: Backbone, fineTuned: tf.LayersModel) => Promise<tf.LayersModel>;
-}
-
-/**
- * Loads lib/train/fineTune.ts (`fineTuneTopBlocks`, `buildFineTunedTriageModel`) when that
- * module exists; throws {@link FineTuneUnavailableError} saying so otherwise (no fallback that
- * would fake fine-tuning).
- *
- * @example const { fineTuneTopBlocks } = await loadFineTuneModule();
- */
-export async function loadFineTuneModule(): Promise<FineTuneModule> {
-  const source = path.join(findProjectRoot(), "lib", "train", "fineTune.ts");
-  if (!fs.existsSync(source)) {
-    throw new FineTuneUnavailableError(
-      `--fine-tune needs lib/train/fineTune.ts (fineTuneTopBlocks), which is not in this checkout (${source} is missing); run without --fine-tune for frozen-feature training`,
-    );
-  }
-  // A computed specifier keeps the type-checker from requiring the module to exist.
-  const specifier = "../train/fineTune.js";
-  const mod = (await import(specifier)) as Partial<Record<keyof FineTuneModule, unknown>>;
-  for (const name of ["fineTuneTopBlocks", "buildFineTunedTriageModel"] as const) {
-    if (typeof mod[name] !== "function") {
-      throw new FineTuneUnavailableError(`${source} does not export a function ${name} (exports: ${Object.keys(mod).join(", ") || "none"})`);
-    }
-  }
-  return mod as FineTuneModule;
-}
-
 /** Probability of malignant for records through an image → probability model, in batches (no cache). */
 async function predictRecords(backbone: Backbone, model: tf.LayersModel, records: readonly LesionRecord[]): Promise<Float32Array> {
   // extractFeatures does the decoding, preprocessing and tidied batching; a 1-unit "feature" is the probability.
-  const out = await extractFeatures({ ...backbone, model, featureDim: 1 }, records);
+  const scorer: Backbone = { ...backbone, model, featureDim: 1 };
+  let out: Awaited<ReturnType<typeof extractFeatures>>;
+  try {
+    out = await extractFeatures(scorer, records);
+  } finally {
+    // extractFeatures compiles (and keeps) an inference plan per model: this one is used once.
+    releaseInferencePlan(scorer);
+  }
   if (out.problems.length > 0) throw new ExperimentConfigError(`could not score ${out.problems[0].file}: ${out.problems[0].reason}`);
   return out.features;
 }
@@ -311,7 +278,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   }
   if (!(targetSensitivity > 0 && targetSensitivity <= 1)) throw new ExperimentConfigError(`targetSensitivity: received ${targetSensitivity}, expected 0 < target ≤ 1`);
   const head: HeadConfig = { ...DEFAULT_HEAD_CONFIG, ...options.head, epochs };
-  const fineTune = fineTuneEpochs > 0 ? await loadFineTuneModule() : undefined;
+  const fineTune = fineTuneEpochs > 0;
   const dataDir = path.resolve(options.dataDir);
   if (!fs.existsSync(dataDir)) throw new ExperimentConfigError(`dataDir: ${dataDir} does not exist (expected labels.csv + images/, or train/benign + train/malignant)`);
   const outputRoot = path.resolve(options.outputRoot ?? findProjectRoot());
@@ -368,7 +335,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     try {
       checkpoints.assertSameConfig(resumeConfig);
     } catch (err) {
-      backbone.model.dispose();
+      disposeBackbone(backbone);
       throw err;
     }
     log(`resuming ${runName} from ${checkpoints.dir}`);
@@ -406,21 +373,35 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     else if (progressMode === "lines") log(`${where} ${m.epoch}/${of}: ${formatEpochMetrics(m).replace(/^epoch \d+: /, "")}`);
   };
   const activationCacheDir = path.join(path.dirname(featureCacheDir), "activations");
-  const fineTuneOptions = (foldSeed: number, where: string) => ({
-    unfreezeBlocks,
-    epochs: fineTuneEpochs,
-    learningRate: head.learningRate / 10,
-    batchSize: 16,
-    seed: foldSeed,
-    cacheDir: activationCacheDir,
-    classWeights: "balanced" as const,
-    onEpochEnd: (m: EpochMetrics) => onEpoch(`${where} fine-tune`, m, fineTuneEpochs),
-  });
+  const fineTuneLearningRate = head.learningRate / 10;
+  // `name` is the fold ("fold-1", …) or "all": checkpoints in out/checkpoints/<run>/<name>/fine-tune,
+  // TensorBoard in logs/<run>/<name>/fine-tune/{train,validation} (steps 0 … fineTuneEpochs − 1).
+  const fineTuneOptions = (foldSeed: number, name: string, where: string): FineTuneOptions => {
+    const tensorBoardDir = path.join(logDir, name, FINE_TUNE_STAGE);
+    // Epochs the killed process checkpointed but did not log yet (checkpoint precedes callbacks).
+    if (resuming) backfillTensorBoardEpochs(tensorBoardDir, checkpoints.readCheckpointHistory(name, FINE_TUNE_STAGE), fineTuneLearningRate);
+    return {
+      unfreezeBlocks,
+      epochs: fineTuneEpochs,
+      learningRate: fineTuneLearningRate,
+      batchSize: 16,
+      seed: foldSeed,
+      cacheDir: activationCacheDir,
+      classWeights: "balanced",
+      checkpointDir: checkpoints.trainingDir(name, FINE_TUNE_STAGE),
+      resume: resuming,
+      callbacks: [createTensorBoardCallback(tensorBoardDir, { writeGraph: false })],
+      onEpochEnd: (m: EpochMetrics) => {
+        checkpoints.pruneEpochs(name, m.epoch, FINE_TUNE_STAGE);
+        onEpoch(`${where} fine-tune`, m, fineTuneEpochs);
+      },
+    };
+  };
   const scoreFold = fineTune
     ? async (fold: FoldRows, foldIndex: number, trainedHead: tf.LayersModel): Promise<Float32Array> => {
         const validation = fold.validationRows.map((r) => records[r]);
-        const tuned = await fineTune.fineTuneTopBlocks(backbone, trainedHead, fold.trainRows.map((r) => records[r]), validation, fineTuneOptions(seed + foldIndex, fold.name));
-        const model = await fineTune.buildFineTunedTriageModel(backbone, tuned.head);
+        const tuned = await fineTuneTopBlocks(backbone, trainedHead, fold.trainRows.map((r) => records[r]), validation, fineTuneOptions(seed + foldIndex, fold.name, fold.name));
+        const model = await buildFineTunedTriageModel(backbone, tuned.head);
         try {
           return await predictRecords(backbone, model, validation);
         } finally {
@@ -495,11 +476,11 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
       },
     });
     const finalHead = final.model;
-    const tunedHead = fineTune ? (await fineTune.fineTuneTopBlocks(backbone, finalHead, records, [], fineTuneOptions(seed, "all data"))).head : undefined;
+    const tunedHead = fineTune ? (await fineTuneTopBlocks(backbone, finalHead, records, [], fineTuneOptions(seed, "all", "all data"))).head : undefined;
     const finalModelMs = performance.now() - finalStarted;
 
     const exportStarted = performance.now();
-    const triage = fineTune && tunedHead ? await fineTune.buildFineTunedTriageModel(backbone, tunedHead) : buildTriageModel(backbone, finalHead);
+    const triage = tunedHead ? await buildFineTunedTriageModel(backbone, tunedHead) : buildTriageModel(backbone, finalHead);
     await exportTriageModel(
       modelDir,
       triage,
@@ -519,11 +500,13 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     );
     const exportMs = performance.now() - exportStarted;
     // buildTriageModel shares the backbone's weights (its dispose frees them; the head model still
-    // holds its own layers); the fine-tuned triage model has fresh copies of everything.
+    // holds its own layers); the fine-tuned triage model has fresh copies of everything. Either
+    // way the backbone's compiled inference plan (folded weights of its own) is freed here.
     triage.dispose();
     finalHead.dispose();
     tunedHead?.dispose();
-    if (tunedHead) backbone.model.dispose();
+    if (tunedHead) disposeBackbone(backbone);
+    else releaseInferencePlan(backbone);
     backboneDisposed = true;
 
     session.addScalar("cv/roc_auc_mean", cv.spread.rocAuc.mean, 0);
@@ -604,7 +587,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     log(`wrote ${rel(runJsonPath)}, ${rel(logDir)}/, ${rel(modelDir)}/ in ${(summary.timings.totalMs / 1000).toFixed(1)} s`);
     return { summary, runJsonPath, logDir, modelDir };
   } catch (err) {
-    if (!backboneDisposed) backbone.model.dispose();
+    if (!backboneDisposed) disposeBackbone(backbone);
     throw err;
   } finally {
     session.addHparamsSessionEnd(status, epochs);

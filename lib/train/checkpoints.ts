@@ -22,9 +22,34 @@ export interface CheckpointFingerprint {
   featureChecksum: number;
 }
 
+/**
+ * What must match to resume fine-tuning ({@link fineTuneTopBlocks}'s `checkpointDir`): cut, data
+ * (activation checksums), starting weights and every training option.
+ */
+export interface FineTuneCheckpointFingerprint {
+  stage: "fine-tune";
+  backbone: string;
+  cutLayerName: string;
+  unfreezeBlocks: number;
+  rows: number;
+  validationRows: number;
+  positives: number;
+  seed: number;
+  batchSize: number;
+  learningRate: number;
+  classWeights: [number, number];
+  /** Dihedral views trained on (1 = no augmentation). */
+  viewCount: number;
+  /** {@link computeValuesChecksum} of the train (view 0) and validation activations. */
+  activationChecksum: number;
+  validationChecksum: number;
+  /** Checksum of the top model's weights before the first step (the trained head and backbone top). */
+  initialWeightsChecksum: number;
+}
+
 interface CheckpointState {
   epoch: number;
-  fingerprint: CheckpointFingerprint;
+  fingerprint: object;
   history: { epoch: number; valAuc?: number }[];
   optimizerWeights: tf.io.WeightsManifestEntry[];
   /** Adam's running β^t products, saved exactly (setWeights recomputes them with pow, which rounds differently). */
@@ -33,6 +58,19 @@ interface CheckpointState {
 }
 
 type AdamInternals = { accBeta1?: tf.Variable; accBeta2?: tf.Variable };
+
+/**
+ * A cheap order-sensitive checksum of up to ~4096 evenly spaced values (rounded to 1e-4), so a
+ * checkpoint is not resumed on different data or starting weights. Not a hash of every value.
+ *
+ * @example computeValuesChecksum(new Float32Array([0.5, 1])) // 165000 (0·31 + 5000, then ·31 + 10000)
+ */
+export function computeValuesChecksum(values: ArrayLike<number>, start = 0): number {
+  let h = start | 0;
+  const stride = Math.max(1, Math.floor(values.length / 4096));
+  for (let i = 0; i < values.length; i += stride) h = (Math.imul(h, 31) + Math.round(values[i] * 1e4)) | 0;
+  return h;
+}
 
 /**
  * Folder name of an epoch's checkpoint.
@@ -45,15 +83,17 @@ export function checkpointFolderName(epoch: number): string {
 
 /**
  * Writes `<dir>/epoch-NNNN/` (head model.json + weights.bin, Adam state optimizer.bin, and
- * state.json with history and fingerprint) then points `<dir>/latest.json` at it.
- * Used by trainHead's `checkpointDir` option.
+ * state.json with history and fingerprint) then points `<dir>/latest.json` at it (written to a
+ * temp file and renamed, so a kill leaves the previous pointer intact). Used by trainHead's and
+ * fineTuneTopBlocks's `checkpointDir` options (`fingerprint` is a {@link CheckpointFingerprint}
+ * or {@link FineTuneCheckpointFingerprint}).
  *
  * @example await writeCheckpoint("runs/a/checkpoints", 3, fingerprint, head, adam, history);
  */
-export async function writeCheckpoint(
+export async function writeCheckpoint<F extends object = CheckpointFingerprint>(
   dir: string,
   epoch: number,
-  fingerprint: CheckpointFingerprint,
+  fingerprint: F,
   model: tf.LayersModel,
   optimizer: tf.Optimizer,
   history: readonly { epoch: number; valAuc?: number }[],
@@ -89,13 +129,14 @@ async function copyWeightsFrom(folder: string, into: tf.LayersModel): Promise<vo
  * Restores the latest checkpoint in `dir` into `model` and `optimizer` (Adam moments and step
  * count). Returns undefined when `dir` holds none; throws {@link CheckpointError} when it was
  * written for other data or options. With `wantBest`, also returns clones of the weights of the
- * epoch with the best valAuc so far (read from that epoch's folder). Used by trainHead's `resume`.
+ * epoch with the best valAuc so far (read from that epoch's folder). Used by trainHead's and
+ * fineTuneTopBlocks's `resume`; every key of `fingerprint` must equal the saved one.
  *
  * @example const restored = await readCheckpoint("runs/a/checkpoints", fingerprint, head, adam, false);
  */
-export async function readCheckpoint(
+export async function readCheckpoint<F extends object = CheckpointFingerprint>(
   dir: string,
-  fingerprint: CheckpointFingerprint,
+  fingerprint: F,
   model: tf.LayersModel,
   optimizer: tf.Optimizer,
   wantBest: boolean,
@@ -107,10 +148,12 @@ export async function readCheckpoint(
   const statePath = path.join(folder, "state.json");
   if (!fs.existsSync(statePath)) throw new CheckpointError(`${statePath}: missing (latest.json points at epoch ${latest.epoch})`);
   const state = JSON.parse(fs.readFileSync(statePath, "utf8")) as CheckpointState;
-  for (const key of Object.keys(fingerprint) as (keyof CheckpointFingerprint)[]) {
-    if (JSON.stringify(state.fingerprint[key]) !== JSON.stringify(fingerprint[key])) {
+  const saved = state.fingerprint as Record<string, unknown>;
+  const current = fingerprint as Record<string, unknown>;
+  for (const key of Object.keys(current)) {
+    if (JSON.stringify(saved[key]) !== JSON.stringify(current[key])) {
       throw new CheckpointError(
-        `${statePath}: checkpoint was written with ${key} ${JSON.stringify(state.fingerprint[key])}, this run has ${JSON.stringify(fingerprint[key])}; use another checkpointDir or resume: false`,
+        `${statePath}: checkpoint was written with ${key} ${JSON.stringify(saved[key]) ?? "unset"}, this run has ${JSON.stringify(current[key])}; use another checkpointDir or resume: false`,
       );
     }
   }

@@ -4,11 +4,13 @@ import { decodeImageRgb, type ResizePolicy } from "../data/decodeImage.js";
 import { transformImageDihedral, TTA_DIHEDRAL_VIEWS } from "../data/augment.js";
 import type { InputProblem, LesionRecord } from "../data/types.js";
 import { extractFeatures } from "../models/features.js";
+import { releaseInferencePlan } from "../models/inferencePlan.js";
 import type { Backbone } from "../models/types.js";
 import { MelanomaLabError } from "../util/errors.js";
 import { createRandom, shuffleWithSeed } from "../util/random.js";
+import { computeValuesChecksum, readCheckpoint, writeCheckpoint, type FineTuneCheckpointFingerprint } from "./checkpoints.js";
 import { scoreBinaryPredictions } from "./rocAuc.js";
-import { toBinaryLabels, type EpochMetrics } from "./trainHead.js";
+import { toBinaryLabels, type EpochMetrics, type TrainingCallback } from "./trainHead.js";
 
 /** Thrown when fine-tuning input does not fit together (block count, head shape, records, options). */
 export class FineTuneError extends MelanomaLabError {}
@@ -36,6 +38,24 @@ export interface FineTuneOptions {
   resizePolicy?: ResizePolicy;
   /** Images per forward pass of the frozen bottom when filling the cache (default 16). */
   cacheBatchSize?: number;
+  /**
+   * Folder for per-epoch checkpoints, as trainHead's: `epoch-0001/` … (top blocks + head weights,
+   * Adam moments and step count, epoch history, fingerprint) and `latest.json`, written after
+   * each epoch's metrics and before the callbacks run. Omitted = no checkpoints.
+   */
+  checkpointDir?: string;
+  /**
+   * With checkpointDir: continue after its latest checkpoint (same backbone cut, data, starting
+   * head and options required, else CheckpointError naming what differs), giving the result of
+   * an uninterrupted run. Default false (start afresh).
+   */
+  resume?: boolean;
+  /**
+   * tf.Callback-like objects (e.g. createTensorBoardCallback(...)), awaited at each event, as in
+   * trainHead: 0-based epochs, Keras log names (loss, accuracy, auc, learning_rate, val_*). A
+   * resumed run calls onEpochBegin/onEpochEnd only for the epochs it trains.
+   */
+  callbacks?: readonly TrainingCallback[];
   /** Called after each epoch (metrics as in trainHead; valAuc etc. when validation is non-empty). */
   onEpochEnd?: (metrics: EpochMetrics) => void | Promise<void>;
   /** Progress of the activation cache: images done and total, per split. */
@@ -50,11 +70,14 @@ export interface FineTuneResult {
    * backbone is not modified). Build the image → probability model with {@link buildFineTunedTriageModel}.
    */
   head: tf.LayersModel;
+  /** One entry per epoch 1…epochs (a resumed run's first entries come from the checkpoint). */
   history: EpochMetrics[];
-  /** Training images per second over the optimisation steps (forward + backward + update). */
+  /** Training images per second over this call's optimisation steps (forward + backward + update); NaN when it ran none. */
   imagesPerSecond: number;
-  /** Wall time of each optimisation step in order, milliseconds (the first includes warm-up). */
+  /** Wall time of each optimisation step this call ran, in order, milliseconds (the first includes warm-up). */
   stepDurationsMs: number[];
+  /** Epoch a resumed run continued after (0 when it started afresh). */
+  resumedFromEpoch: number;
   /** Layers whose weights were trained (backbone top layers, then head layers). */
   trainableLayerNames: string[];
   /** Backbone layer whose output is cached and fed to `head`. */
@@ -354,6 +377,20 @@ function binaryCrossEntropy(y: tf.Tensor1D, p: tf.Tensor1D): tf.Tensor1D {
   return tf.neg(tf.add(tf.mul(y, tf.log(pc)), tf.mul(tf.sub(1, y), tf.log(tf.sub(1, pc))))) as tf.Tensor1D;
 }
 
+function toKerasLogs(m: EpochMetrics, learningRate: number): Record<string, number> {
+  const logs: Record<string, number> = { loss: m.trainLoss, accuracy: m.trainAccuracy, auc: m.trainAuc, learning_rate: learningRate };
+  if (m.valLoss !== undefined) logs.val_loss = m.valLoss;
+  if (m.valAccuracy !== undefined) logs.val_accuracy = m.valAccuracy;
+  if (m.valAuc !== undefined) logs.val_auc = m.valAuc;
+  return logs;
+}
+
+function checksumWeights(model: tf.LayersModel): number {
+  let h = 0;
+  for (const w of model.weights) h = computeValuesChecksum(w.read().dataSync(), h);
+  return h;
+}
+
 function predictRows(model: tf.LayersModel, values: Float32Array, rows: number, shape: number[], batchSize: number): Float32Array {
   const size = shape.reduce((a, b) => a * b, 1);
   const out = new Float32Array(rows);
@@ -378,6 +415,9 @@ function predictRows(model: tf.LayersModel, values: Float32Array, rows: number, 
  * (those in unfrozen blocks still train their scale and offset). Adam on class-weighted binary
  * cross-entropy, head dropout by hand with per-step seeds, batches shuffled from `seed`: the same
  * seed gives the same result. Neither `backbone` nor `head` is modified.
+ * With `checkpointDir` every epoch is checkpointed; `resume: true` continues after the latest
+ * one. Batch order, dropout masks and augmentation views are drawn from seeds of (seed, epoch,
+ * batch), so a resumed run trains exactly as an uninterrupted one (on the same backend).
  * On wasm it registers the missing gradient kernels first ({@link registerWasmGradientKernels});
  * the training path itself uses only tfjs ops, so tfjs-node(-gpu) runs it unchanged.
  *
@@ -409,6 +449,8 @@ export async function fineTuneTopBlocks(
   const bottomModel = tf.model({ inputs: backbone.model.inputs, outputs: backbone.model.getLayer(cut.cutLayerName).output as tf.SymbolicTensor });
   const bottom: Backbone = { ...backbone, model: bottomModel, featureLayerName: `${cut.cutLayerName}:activation`, featureDim: activationSize };
   const optimizer = tf.train.adam(learningRate);
+  // Before any update: the starting weights are part of what a checkpoint must match.
+  const initialWeightsChecksum = options.checkpointDir ? checksumWeights(top) : 0;
   try {
     const cacheStarted = performance.now();
     const viewCount = options.augment ? TTA_DIHEDRAL_VIEWS.length : 1;
@@ -441,14 +483,45 @@ export async function fineTuneTopBlocks(
     };
     const variables = top.trainableWeights.map((w) => w.read() as tf.Variable);
     const trainableLayerNames = top.layers.filter((l) => l.trainableWeights.length > 0).map((l) => l.name);
-    const rand = createRandom(seed * 31 + 17);
     const history: EpochMetrics[] = [];
     const stepDurationsMs: number[] = [];
     let stepImages = 0;
     const batchesPerEpoch = Math.ceil(n / batchSize);
     const batchValues = new Float32Array(batchSize * activationSize);
-    for (let epoch = 1; epoch <= epochs; epoch++) {
+    const fingerprint: FineTuneCheckpointFingerprint = {
+      stage: "fine-tune",
+      backbone: backbone.name,
+      cutLayerName: cut.cutLayerName,
+      unfreezeBlocks: options.unfreezeBlocks,
+      rows: n,
+      validationRows: valSet.rows,
+      positives,
+      seed,
+      batchSize,
+      learningRate,
+      classWeights,
+      viewCount,
+      activationChecksum: computeValuesChecksum(trainSet.views[0]),
+      validationChecksum: computeValuesChecksum(valSet.views[0]),
+      initialWeightsChecksum,
+    };
+    let resumedFromEpoch = 0;
+    if (options.checkpointDir && options.resume) {
+      // No best-weights state to restore: fine-tuning keeps the last epoch's weights.
+      const restored = await readCheckpoint(options.checkpointDir, fingerprint, top, optimizer, false);
+      if (restored) {
+        resumedFromEpoch = restored.epoch;
+        history.push(...(restored.history as EpochMetrics[]));
+      }
+    }
+    const callbacks = options.callbacks ?? [];
+    for (const cb of callbacks) cb.setModel?.(top);
+    for (const cb of callbacks) await cb.onTrainBegin?.({});
+    for (let epoch = resumedFromEpoch + 1; epoch <= epochs; epoch++) {
       const started = performance.now();
+      for (const cb of callbacks) await cb.onEpochBegin?.(epoch - 1, {});
+      // Per-epoch stream (not one running generator), so a resumed epoch draws the same views.
+      const rand = createRandom(Math.imul(seed * 31 + 17, 1_000_003) + epoch);
       const order = shuffleWithSeed(Array.from({ length: n }, (_, i) => i), seed * 7919 + epoch);
       let lossSum = 0;
       for (let b = 0; b < batchesPerEpoch; b++) {
@@ -481,13 +554,18 @@ export async function fineTuneTopBlocks(
       }
       metrics.elapsedMs = performance.now() - started;
       history.push(metrics);
+      if (options.checkpointDir) await writeCheckpoint(options.checkpointDir, epoch, fingerprint, top, optimizer, history);
+      const logs = toKerasLogs(metrics, learningRate);
+      for (const cb of callbacks) await cb.onEpochEnd?.(epoch - 1, logs);
       await options.onEpochEnd?.(metrics);
     }
+    for (const cb of callbacks) await cb.onTrainEnd?.({});
     return {
       head: top,
       history,
-      imagesPerSecond: stepImages / (stepDurationsMs.reduce((a, b) => a + b, 0) / 1000),
+      imagesPerSecond: stepImages > 0 ? stepImages / (stepDurationsMs.reduce((a, b) => a + b, 0) / 1000) : NaN,
       stepDurationsMs,
+      resumedFromEpoch,
       trainableLayerNames,
       cutLayerName: cut.cutLayerName,
       activationShape: cut.activationShape,
@@ -499,6 +577,8 @@ export async function fineTuneTopBlocks(
     top.dispose();
     throw err;
   } finally {
+    // The activation cache compiled an inference plan (own folded weights) for this call's bottom model.
+    releaseInferencePlan(bottom);
     optimizer.dispose();
   }
 }

@@ -4,7 +4,6 @@ import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  findProjectRoot,
   loadDataset,
   generateSyntheticDataset,
   loadTriageModel,
@@ -12,7 +11,7 @@ import {
   readLogDir,
   selectBackend,
 } from "../../lib/index.js";
-import { runExperiment, EXPERIMENT_RUN_SCHEMA, FineTuneUnavailableError, loadFineTuneModule, computeDataFingerprint, type ExperimentResult } from "../../lib/experiments/runExperiment.js";
+import { runExperiment, EXPERIMENT_RUN_SCHEMA, computeDataFingerprint, type ExperimentResult } from "../../lib/experiments/runExperiment.js";
 import { buildLeaderboardFigure, buildLeaderboardRows, formatLeaderboardTable, loadExperimentRuns } from "../../lib/experiments/leaderboard.js";
 
 let workDir: string;
@@ -106,17 +105,6 @@ describe("runExperiment on a 40-image synthetic dataset (2 folds, 2 epochs)", ()
       }
     }
     loaded.model.dispose();
-  });
-
-  it("--fine-tune loads lib/train/fineTune.ts, or fails with a clear error while it is absent", async () => {
-    const present = fs.existsSync(path.join(findProjectRoot(), "lib", "train", "fineTune.ts"));
-    if (present) {
-      const mod = await loadFineTuneModule();
-      expect([typeof mod.fineTuneTopBlocks, typeof mod.buildFineTunedTriageModel]).toEqual(["function", "function"]);
-    } else {
-      await expect(runExperiment({ dataDir, backboneName: "mobilenet_v2", fineTuneEpochs: 1, outputRoot: workDir, log: () => {} })).rejects.toThrow(FineTuneUnavailableError);
-      await expect(loadFineTuneModule()).rejects.toThrow(/lib\/train\/fineTune\.ts/);
-    }
   });
 
   it("leaderboard: table and figure from two run files, best mean AUC first", () => {

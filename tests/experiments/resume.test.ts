@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -8,6 +7,7 @@ import { generateSyntheticDataset, readLogDir, selectBackend } from "../../lib/i
 import { runExperiment, type ExperimentRunSummary } from "../../lib/experiments/runExperiment.js";
 import { backfillTensorBoardEpochs, describeResumeConfigDifferences, ExperimentResumeError } from "../../lib/experiments/experimentResume.js";
 import { createEventWriter, readRunDir } from "../../lib/index.js";
+import { killProcessGroup, readLatestCheckpointEpoch, spawnExperimentScript, waitWhileRunning } from "../helpers/experimentChild.js";
 
 const EPOCHS = 4;
 const RUN = "killed";
@@ -20,26 +20,15 @@ let dataDir: string;
 let cacheDir: string;
 
 function runScript(extraArgs: string[]) {
-  const cli = path.resolve("node_modules/tsx/dist/cli.mjs");
   const args = [
-    cli, "scripts/experiment.ts", "--data", dataDir, "--backbone", COMMON.backboneName, "--epochs", String(EPOCHS), "--folds", "2", "--seed", "3",
+    "--data", dataDir, "--backbone", COMMON.backboneName, "--epochs", String(EPOCHS), "--folds", "2", "--seed", "3",
     "--hidden-units", "2048", "--run", RUN, "--output-root", workDir, "--progress", "lines", ...extraArgs,
   ];
-  // Its own process group: the tsx cli runs the script in a grandchild, and both must die.
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], detached: true, env: { ...process.env, MELANOMA_LAB_FEATURE_CACHE: cacheDir } });
-  let output = "";
-  child.stdout.on("data", (d) => (output += d));
-  child.stderr.on("data", (d) => (output += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }>((resolve) => child.on("exit", (code, signal) => resolve({ code, signal, output })));
-  return { child, exited };
+  return spawnExperimentScript(args, { MELANOMA_LAB_FEATURE_CACHE: cacheDir });
 }
 
 function latestCheckpointEpoch(fold: string): number {
-  try {
-    return (JSON.parse(fs.readFileSync(path.join(workDir, "out", "checkpoints", RUN, fold, "latest.json"), "utf8")) as { epoch: number }).epoch;
-  } catch {
-    return 0;
-  }
+  return readLatestCheckpointEpoch(path.join(workDir, "out", "checkpoints", RUN, fold));
 }
 
 let killedOutput = "";
@@ -58,13 +47,9 @@ beforeAll(async () => {
 
   // 1. Start a run and SIGKILL its process group once fold-2 has checkpointed epoch 2.
   const first = runScript([]);
-  let finished = false;
-  void first.exited.then(() => (finished = true));
-  while (!finished && latestCheckpointEpoch("fold-2") < 2) await new Promise((resolve) => setTimeout(resolve, 10));
-  if (finished) throw new Error(`the run ended before it could be killed:\n${(await first.exited).output}`);
+  await waitWhileRunning(first, () => latestCheckpointEpoch("fold-2") >= 2);
   killedAtEpoch = latestCheckpointEpoch("fold-2");
-  process.kill(-first.child.pid!, "SIGKILL");
-  const killed = await first.exited;
+  const killed = await killProcessGroup(first);
   expect(killed.signal).toBe("SIGKILL");
   killedOutput = killed.output;
 

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildTriageModel, exportTriageModel, loadDataset, loadTriageModel, makeTriageMetadata, predictMalignantProbability, selectBackend } from "../../lib/index.js";
+import { buildTriageModel, exportTriageModel, loadDataset, loadTriageModel, makeTriageMetadata, predictMalignantProbability, releaseInferencePlan, selectBackend } from "../../lib/index.js";
 import type { Backbone } from "../../lib/models/types.js";
 import type { LesionRecord } from "../../lib/data/types.js";
 import { loadBackbone } from "../../lib/models/backbones.js";
@@ -140,7 +140,10 @@ describe("fineTuneTopBlocks (MobileNetV2 on a tiny HAM10000 subset)", () => {
     const loaded = await loadTriageModel(exportDir);
     const fromFiles = (await predictMalignantProbability(loaded, validation.map((r) => r.imagePath))).map((p) => ("probability" in p ? p.probability : NaN));
     const bottom = tf.model({ inputs: backbone.model.inputs, outputs: backbone.model.getLayer("block_15_add").output as tf.SymbolicTensor });
-    const activations = await extractFeatures({ ...backbone, model: bottom, featureLayerName: "block_15_add:activation", featureDim: 7 * 7 * 160 }, validation);
+    const bottomBackbone: Backbone = { ...backbone, model: bottom, featureLayerName: "block_15_add:activation", featureDim: 7 * 7 * 160 };
+    const activations = await extractFeatures(bottomBackbone, validation);
+    // extractFeatures keeps a compiled inference plan (own folded weights) per model: free this one's.
+    releaseInferencePlan(bottomBackbone);
     const viaTop = tf.tidy(() => Array.from((a.head.predict(tf.tensor4d(activations.features, [validation.length, 7, 7, 160])) as tf.Tensor).dataSync()));
     expect(maxAbsDifference(fromFiles, viaTop)).toBeLessThan(1e-4);
     loaded.model.dispose();
