@@ -4,7 +4,7 @@ import path from "node:path";
 import sharp from "sharp";
 import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it } from "vitest";
-import { selectBackend, UnknownNameError } from "../../lib/index.js";
+import { disposeBackbone, selectBackend, UnknownNameError } from "../../lib/index.js";
 import { BACKBONE_NAMES, describeBackbone, loadBackbone, parseBackboneName } from "../../lib/models/backbones.js";
 import { countMultiplyAddsPerImage } from "../../lib/models/countMultiplyAdds.js";
 import { extractFeatures, FeatureInputError } from "../../lib/models/features.js";
@@ -161,6 +161,6 @@ describe("inception_v3 (nsfwjs weights)", () => {
     const result = await extractFeatures(backbone, { pixels: randomPixels(1, 299, 3), count: 1 });
     expect(result.features.length).toBe(2048);
     expect(result.features.every(Number.isFinite)).toBe(true);
-    backbone.model.dispose();
+    disposeBackbone(backbone);
   });
 });

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
-import { selectBackend, splitByLesion, assertNoGroupLeakage, loadLabelsCsvDataset, resolveFeatureCacheDir } from "../../lib/index.js";
+import { disposeBackbone, selectBackend, splitByLesion, assertNoGroupLeakage, loadLabelsCsvDataset, resolveFeatureCacheDir } from "../../lib/index.js";
 import { loadBackbone } from "../../lib/models/backbones.js";
 import { extractFeatures } from "../../lib/models/features.js";
 import { computeRocAuc } from "../../lib/evaluate/metrics.js";
@@ -67,7 +67,7 @@ describe("HAM10000 dev set: frozen MobileNetV2 features + dense head", () => {
     expect(auc).toBeGreaterThanOrEqual(0.8);
     expect(choice.sensitivity).toBeGreaterThanOrEqual(0.9);
     result.model.dispose();
-    backbone.model.dispose();
+    disposeBackbone(backbone);
     expect(tf.memory().numTensors).toBeLessThanOrEqual(tensorsBefore);
   });
 });
