@@ -3,6 +3,11 @@
 // within-source AUC, for each backbone and the cheap generalisation tricks (Shades-of-Gray,
 // test-time augmentation, head size/regularisation). Writes runs/quality-ham10000-dev.{md,json}.
 // Run: npx tsx bench/quality.ts [--full] [--inception] [--backbone NAME [--tricks]] [--tta N] [--epochs N] [--data DIR]
+//   NAME: mobilenet_v1 (α 0.25), mobilenet_v1_1.0 (α 1.0, from the weights mirror), mobilenet_v2,
+//   inception_v3, ensemble (the features of mobilenet_v2 + inception_v3 + mobilenet_v1 α 1.0 side
+//   by side), none (rewrite the table from runs/quality-ham10000-dev.json).
+//   --fine-tune N [--unfreeze-blocks B]: mobilenet_v2 with its top B blocks fine-tuned for N epochs
+//   after the head (runExperiment, lesion 5-fold and leave-one-source-out).
 // (npm run bench -- quality runs the default plan; bench/index.ts passes no options through).
 import fs from "node:fs";
 import os from "node:os";
@@ -15,6 +20,7 @@ import {
   resolveFeatureCacheDir,
   findProjectRoot,
   findSharedDir,
+  disposeBackbone,
   loadBackbone,
   loadDataset,
   parseCliArgs,
@@ -22,12 +28,13 @@ import {
 } from "../lib/index.js";
 import type { Backbone, LesionRecord } from "../lib/index.js";
 import { createLeaveOneSourceOutFolds } from "../lib/experiments/sourceFolds.js";
+import { runExperiment } from "../lib/experiments/runExperiment.js";
 import { crossValidateHead, formatFoldSpread, toFoldRows, type HeadConfig, type FoldSpread } from "../lib/experiments/crossValidate.js";
-import { extractFeatureViews } from "../lib/experiments/featureViews.js";
+import { concatenateFeatureViews, extractFeatureViews, type FeatureViews } from "../lib/experiments/featureViews.js";
 import { computeRocAuc } from "../lib/evaluate/metrics.js";
 import { createProgressBar } from "../lib/experiments/progress.js";
 
-const args = parseCliArgs(process.argv.slice(2), { values: ["tta", "epochs", "data", "seed", "backbone"], flags: ["inception", "full", "tricks"] });
+const args = parseCliArgs(process.argv.slice(2), { values: ["tta", "epochs", "data", "seed", "backbone", "fine-tune", "unfreeze-blocks"], flags: ["inception", "full", "tricks"] });
 const root = findProjectRoot();
 const dataDir = typeof args.data === "string" ? path.resolve(args.data) : path.join(findSharedDir(), "data", "ham10000-dev");
 const ttaViews = Number(args.tta ?? 2);
@@ -59,21 +66,22 @@ interface Row {
 
 const rows: Row[] = [];
 const rowKey = (r: Row) => [r.backbone, r.colour, r.tta, r.head].join("|");
-// Rows of an earlier run with the same data, seed and epochs are kept unless re-measured, so
-// the table can be completed by several shorter runs (e.g. --backbone mobilenet_v2 --tricks).
-const previousRows: Row[] = (() => {
+// Rows of earlier runs with the same data, seed and epochs are kept unless re-measured, so the
+// table can be completed by several shorter runs (e.g. --backbone mobilenet_v2 --tricks). Read
+// at each write, so that runs going on side by side keep each other's rows.
+function readPreviousRows(): Row[] {
   const file = path.join(root, "runs", "quality-ham10000-dev.json");
   if (!fs.existsSync(file)) return [];
   const old = JSON.parse(fs.readFileSync(file, "utf8")) as { dataDir: string; seed: number; epochs: number; rows: Row[] };
   const same = old.dataDir === path.relative(root, dataDir) && old.seed === seed && old.epochs === epochs;
   return same ? old.rows.map((r) => ({ ...r, cvRocAuc: { ...r.cvRocAuc, sd: r.cvRocAuc.sd ?? NaN } })) : [];
-})();
+}
 const started = Date.now();
 const load0 = os.loadavg()[0];
 
 function writeOutputs(final: boolean): void {
   const measured = new Set(rows.map(rowKey));
-  const allRows = [...previousRows.filter((r) => !measured.has(rowKey(r))), ...rows];
+  const allRows = [...readPreviousRows().filter((r) => !measured.has(rowKey(r))), ...rows];
   const outDir = path.join(root, "runs");
   fs.mkdirSync(outDir, { recursive: true });
   const sources = [...new Set(allRows.flatMap((r) => Object.keys(r.losoRocAucBySource)))].sort();
@@ -175,24 +183,99 @@ async function evaluateBackbone(backbone: Backbone, label: string, plan: { heads
   await evaluateVariant(label, "shades-of-gray", sog, { tta: "none", head: bestHead, features: sog.views[0] }, sogSeconds);
 }
 
+/** Records' features (1 view) for a backbone, from the cache when there. */
+async function plainFeatures(backbone: Backbone, label: string): Promise<FeatureViews> {
+  const dataset = loadDataset(dataDir);
+  const fv = await extractFeatureViews(backbone, dataset.records, { ttaViews: 1, cacheDir, onProgress: createProgressBar(`${label} features`) });
+  console.log(`${label}: ${fv.records.length} images, cache hits ${fv.cacheHits}, computed ${fv.computed}, ${(fv.elapsedMs / 1000).toFixed(0)} s`);
+  return fv;
+}
+
+// Several backbones' features side by side: each sees the lesion differently (ImageNet-only vs
+// nsfwjs-tuned weights, 224 vs 299 px), so the head can combine them.
+async function evaluateEnsemble(heads: string[]): Promise<void> {
+  const parts: FeatureViews[] = [];
+  const names: string[] = [];
+  for (const [name, options, label] of [
+    ["mobilenet_v2", {}, "mobilenet_v2"],
+    ["inception_v3", {}, "inception_v3"],
+    ["mobilenet_v1", { alpha: 1.0 }, "mobilenet_v1 α1.0"],
+  ] as const) {
+    const backbone = await loadBackbone(name, options);
+    parts.push(await plainFeatures(backbone, label));
+    names.push(`${label} (${backbone.featureDim})`);
+    disposeBackbone(backbone);
+  }
+  const joined = concatenateFeatureViews(parts);
+  const seconds = parts.reduce((a, p) => a + p.elapsedMs, 0) / 1000;
+  for (const head of heads) await evaluateVariant(`ensemble: ${names.join(" + ")}`, "none", joined, { tta: "none", head, features: joined.views[0] }, seconds);
+}
+
+// Fine-tuning through the experiments pipeline (what `npm run experiment -- --fine-tune N` runs),
+// once per split; the rows' numbers come from the two runs' summaries.
+async function evaluateFineTune(fineTuneEpochs: number, unfreezeBlocks: number): Promise<void> {
+  const headName = "mlp128 drop0.3 l2=1e-4";
+  const head = HEADS[headName];
+  const outputRoot = fs.mkdtempSync(path.join(os.tmpdir(), "quality-finetune-"));
+  const t0 = performance.now();
+  const common = {
+    dataDir, backboneName: "mobilenet_v2", epochs, fineTuneEpochs, unfreezeBlocks, seed, outputRoot, featureCacheDir: cacheDir,
+    head: { hiddenUnits: head.hiddenUnits, dropoutRate: head.dropoutRate, l2: head.l2, batchSize: head.batchSize, learningRate: head.learningRate },
+    progress: "lines" as const,
+  };
+  const cv = await runExperiment({ ...common, split: "lesion", folds: 5 });
+  const loso = await runExperiment({ ...common, split: "source" });
+  const num = (v: number | null) => (v === null ? NaN : v);
+  const spread = cv.summary.metrics.rocAuc;
+  const losoBySource = Object.fromEntries(loso.summary.folds.map((f) => [f.name, num(f.rocAuc)]));
+  const row: Row = {
+    backbone: `mobilenet_v2 + fine-tune ${unfreezeBlocks} block${unfreezeBlocks > 1 ? "s" : ""} × ${fineTuneEpochs} epoch${fineTuneEpochs > 1 ? "s" : ""}`,
+    colour: "none",
+    tta: "none",
+    head: headName,
+    cvRocAuc: { mean: num(spread.mean), sd: num(spread.sd), min: num(spread.min), max: num(spread.max), n: spread.n },
+    cvPooledRocAuc: num(cv.summary.metrics.outOfFoldRocAuc),
+    cvWithinSourceRocAuc: num(cv.summary.metrics.outOfFoldWithinSourceRocAuc),
+    losoRocAucBySource: losoBySource,
+    losoMinRocAuc: Math.min(...Object.values(losoBySource).filter((v) => !Number.isNaN(v))),
+    losoWithinSourceRocAuc: num(loso.summary.metrics.outOfFoldWithinSourceRocAuc),
+    // Cross-validation only (the runs also train and export an all-data model, not counted).
+    trainSeconds: (cv.summary.timings.crossValidationMs + loso.summary.timings.crossValidationMs) / 1000,
+    featureSeconds: (cv.summary.timings.featuresMs + loso.summary.timings.featuresMs) / 1000,
+  };
+  rows.push(row);
+  console.log(`${row.backbone}: CV ${formatFoldSpread(row.cvRocAuc)}, LOSO ${Object.entries(losoBySource).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(", ")} (${((performance.now() - t0) / 1000).toFixed(0)} s in all)`);
+  fs.rmSync(outputRoot, { recursive: true, force: true });
+  writeOutputs(false);
+}
+
 async function main(): Promise<void> {
   console.log(describeBackend(await selectBackend()));
   console.log(`data ${dataDir}, feature cache ${cacheDir}, load average ${os.loadavg().map((v) => v.toFixed(2)).join(" ")}`);
   const allHeads = Object.keys(HEADS);
   const full = args.full === true;
   const only = args.backbone as string | undefined;
-  const known = ["mobilenet_v1", "mobilenet_v2", "inception_v3", "none"];
+  const known = ["mobilenet_v1", "mobilenet_v1_1.0", "mobilenet_v2", "inception_v3", "ensemble", "none"];
   if (only !== undefined && !known.includes(only)) throw new UnknownNameError("--backbone", only, known);
   const tricks = args.tricks === true;
+  if (args["fine-tune"] !== undefined) {
+    await evaluateFineTune(Number(args["fine-tune"]), Number(args["unfreeze-blocks"] ?? 1));
+    writeOutputs(true);
+    return;
+  }
   if (only === undefined || only === "mobilenet_v1") {
     await evaluateBackbone(await loadBackbone("mobilenet_v1", { alpha: 0.25 }), "mobilenet_v1 α0.25", { heads: full ? allHeads : [allHeads[0]], tricks: true });
+  }
+  if (only === "mobilenet_v1_1.0") {
+    await evaluateBackbone(await loadBackbone("mobilenet_v1", { alpha: 1.0 }), "mobilenet_v1 α1.0", { heads: allHeads.slice(0, 2), tricks: full || tricks });
   }
   if (only === undefined || only === "mobilenet_v2") {
     await evaluateBackbone(await loadBackbone("mobilenet_v2"), "mobilenet_v2", { heads: full ? allHeads : tricks ? [allHeads[0]] : allHeads.slice(0, 2), tricks: full || tricks });
   }
   if (args.inception || only === "inception_v3") {
-    await evaluateBackbone(await loadBackbone("inception_v3"), "inception_v3", { heads: full ? allHeads : [allHeads[0]], tricks: full || tricks });
+    await evaluateBackbone(await loadBackbone("inception_v3"), "inception_v3", { heads: full ? allHeads : allHeads.slice(0, 2), tricks: full || tricks });
   }
+  if (only === "ensemble") await evaluateEnsemble(allHeads.slice(0, 2));
   writeOutputs(true);
   console.log(`total ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }
