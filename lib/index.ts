@@ -105,7 +105,7 @@ export type { IsicDownloadOptions, IsicDownloadResult } from "./data/isicArchive
 export { BACKBONE_NAMES, loadBackbone, parseBackboneName, describeBackbone, NSFWJS_PREPROCESSING } from "./models/backbones.js";
 export type { BackboneName, LoadBackboneOptions } from "./models/backbones.js";
 export { BackboneLoadError, cutAtFeatureLayer } from "./models/cutBackbone.js";
-export { loadMobilenetV1Backbone, downloadLayersModelOnce, mobilenetV1FolderName, resolveWeightsCacheDir, MOBILENET_V1_ALPHAS, MOBILENET_V1_BASE_URL, MOBILENET_V1_PREPROCESSING, WeightsDownloadError } from "./models/mobilenetV1.js";
+export { loadMobilenetV1Backbone, downloadLayersModelOnce, mobilenetV1FolderName, resolveMobilenetV1Source, resolveWeightsCacheDir, MOBILENET_V1_ALPHAS, MOBILENET_V1_BASE_URL, MOBILENET_V1_NOTOP_FOLDER, MOBILENET_V1_PREPROCESSING, WeightsDownloadError } from "./models/mobilenetV1.js";
 export { preprocessImages, preprocessToFloat32, describePreprocessing, PixelShapeError } from "./models/preprocess.js";
 export { countMultiplyAddsPerImage } from "./models/countMultiplyAdds.js";
 export { extractFeatures, featureCacheFolder, FeatureInputError } from "./models/features.js";

@@ -74,7 +74,8 @@ export function parseBackboneName(name: string): BackboneName {
  *   features from `out_relu` → 1280.
  * - "inception_v3": nsfwjs weights, 299 px, `mixed10` → 2048.
  * - "mobilenet_v1": ImageNet weights from tfjs-models (downloaded once, then cached), 224 px,
- *   `conv_pw_13_relu` → 1024 × alpha (see {@link loadMobilenetV1Backbone}).
+ *   `conv_pw_13_relu` → 1024 × alpha; alpha 1.0 falls back to a local `mobilenet_v1_1.0_224_notop/`
+ *   mirror cut at `conv_dw_13_relu` → 1024 (see {@link loadMobilenetV1Backbone}).
  * - "vgg16": Keras's ImageNet weights read from its notop .h5 file (local path, cache, or a
  *   one-time download), 224 px, caffe preprocessing, `block5_conv3` → 512 (see {@link loadVgg16Backbone}).
  * Call `await selectBackend()` first. Unknown names throw {@link UnknownNameError}.

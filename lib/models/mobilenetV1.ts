@@ -90,26 +90,64 @@ export async function downloadLayersModelOnce(baseUrl: string, folder: string, c
   return { dir, downloaded: true, bytes };
 }
 
+/** Folder of the alpha 1.0 model cut at `conv_dw_13_relu` (every public copy lacks the conv_pw_13 kernel shard). */
+export const MOBILENET_V1_NOTOP_FOLDER = "mobilenet_v1_1.0_224_notop";
+
 /**
- * Loads ImageNet MobileNet v1 (224 px) cut at `conv_pw_13_relu` + global average pooling →
- * featureDim 1024 × alpha. Weights come from, in order: `<MELANOMA_LAB_WEIGHTS_DIR or
- * weightsCacheDir>/mobilenet_v1_<alpha>_224/` if present (a local mirror or an earlier
- * download), else they are downloaded once from `baseUrl` into that folder.
+ * Where {@link loadMobilenetV1Backbone} reads a model from, in order of preference: the full
+ * hosted folder if it holds model.json; for alpha 1.0 only, else the "notop" folder
+ * (`mobilenet_v1_1.0_224_notop/`, cut at `conv_dw_13_relu`) if it holds model.json; else the
+ * full folder, to be downloaded. `searched` lists every folder looked in.
+ *
+ * @example resolveMobilenetV1Source(1.0, "/work/shared/weights") // { folder: "mobilenet_v1_1.0_224_notop", featureLayerName: "conv_dw_13_relu", present: true, … }
+ */
+export function resolveMobilenetV1Source(
+  alpha: number,
+  cacheDir: string,
+): { folder: string; dir: string; featureLayerName: string; present: boolean; searched: string[] } {
+  const full = mobilenetV1FolderName(alpha);
+  const candidates = [{ folder: full, featureLayerName: "conv_pw_13_relu" }];
+  if (alpha === 1) candidates.push({ folder: MOBILENET_V1_NOTOP_FOLDER, featureLayerName: "conv_dw_13_relu" });
+  const searched = candidates.map((c) => path.join(cacheDir, c.folder));
+  for (const [i, c] of candidates.entries()) {
+    if (fs.existsSync(path.join(searched[i], "model.json"))) return { ...c, dir: searched[i], present: true, searched };
+  }
+  return { ...candidates[0], dir: searched[0], present: false, searched };
+}
+
+/**
+ * Loads ImageNet MobileNet v1 (224 px) cut at a feature layer + global average pooling.
+ * Weights come from `<MELANOMA_LAB_WEIGHTS_DIR or weightsCacheDir>/` (a local mirror or an
+ * earlier download), see {@link resolveMobilenetV1Source}:
+ * - `mobilenet_v1_<alpha>_224/` when it holds model.json: cut at `conv_pw_13_relu` → 1024 × alpha;
+ * - alpha 1.0 only, else `mobilenet_v1_1.0_224_notop/`: cut at `conv_dw_13_relu` → 1024
+ *   (one block lower; its weightsId names the notop folder, so cached features never mix);
+ * - else the full model is downloaded once from `baseUrl` into `mobilenet_v1_<alpha>_224/`.
+ * A failed download throws {@link WeightsDownloadError} naming every folder searched.
  *
  * @example const b = await loadMobilenetV1Backbone({ alpha: 0.25 }); // b.featureDim === 256
  */
 export async function loadMobilenetV1Backbone(options: { alpha?: number; weightsCacheDir?: string; baseUrl?: string } = {}): Promise<Backbone> {
   const alpha = options.alpha ?? 1.0;
-  const folder = mobilenetV1FolderName(alpha);
   const started = performance.now();
   const cacheDir = resolveWeightsCacheDir(options.weightsCacheDir);
-  const { dir } = await downloadLayersModelOnce(options.baseUrl ?? MOBILENET_V1_BASE_URL, folder, cacheDir);
-  const artifacts = readModelArtifactsFromDir(dir);
+  const source = resolveMobilenetV1Source(alpha, cacheDir);
+  if (!source.present) {
+    try {
+      await downloadLayersModelOnce(options.baseUrl ?? MOBILENET_V1_BASE_URL, source.folder, cacheDir);
+    } catch (err) {
+      if (!(err instanceof WeightsDownloadError)) throw err;
+      throw new WeightsDownloadError(
+        `mobilenet_v1 alpha ${alpha}: no model.json in ${source.searched.join(" or ")}, and downloading ${source.folder} failed: ${err.message}`,
+      );
+    }
+  }
+  const artifacts = readModelArtifactsFromDir(source.dir);
   const weightData = artifacts.weightData as ArrayBuffer;
   const hash = crypto.createHash("sha256").update(new Uint8Array(weightData)).digest("hex").slice(0, 16);
   const full = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
-  const backbone = cutAtFeatureLayer(full, "mobilenet_v1", "conv_pw_13_relu", 224, MOBILENET_V1_PREPROCESSING, `tfjs-models/${folder}/sha256:${hash}`);
-  backbone.weightsSource = dir;
+  const backbone = cutAtFeatureLayer(full, "mobilenet_v1", source.featureLayerName, 224, MOBILENET_V1_PREPROCESSING, `tfjs-models/${source.folder}/sha256:${hash}`);
+  backbone.weightsSource = source.dir;
   backbone.loadMs = performance.now() - started;
   return backbone;
 }
