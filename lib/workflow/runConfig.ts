@@ -30,6 +30,12 @@ export interface RunConfig {
   learningRate: number;
   /** Sensitivity the triage threshold must reach on validation (0..1). */
   targetSensitivity: number;
+  /** Top backbone blocks unfrozen in the second training stage (notebook 3; MobileNet v1/v2 only). */
+  fineTuneBlocks: number;
+  /** Epochs of the second stage (fine-tuning the top blocks with the head); 0 skips it. */
+  fineTuneEpochs: number;
+  /** Fine-tune on the 8 flips/quarter turns of each training image (8× the activation cache). */
+  fineTuneAugment: boolean;
   /** Small/fast configuration for tests (`MELANOMA_LAB_SMALL=1`). */
   small: boolean;
   paths: {
@@ -46,6 +52,10 @@ export interface RunConfig {
     featureCacheDir: string;
     /** out/runs/<run>/head: the trained dense head (model.json + weights.bin). */
     headDir: string;
+    /** out/runs/<run>/fine-tuned-head: fine-tuned top blocks + head (cut activation → probability), when chosen. */
+    fineTunedHeadDir: string;
+    /** Activation cache of fine-tuning (`activations` beside the feature cache). */
+    activationCacheDir: string;
   };
 }
 
@@ -76,7 +86,8 @@ export function isSyntheticDataDir(dataDir: string): boolean {
  * Resolves the run configuration. Environment variables win over `defaults` so that
  * `npm run demo -- --data <dir>` drives unchanged notebooks:
  * MELANOMA_LAB_DATA, MELANOMA_LAB_RUN, MELANOMA_LAB_BACKBONE, MELANOMA_LAB_EPOCHS,
- * MELANOMA_LAB_SEED, MELANOMA_LAB_SMALL=1 (small synthetic set, few epochs).
+ * MELANOMA_LAB_SEED, MELANOMA_LAB_SMALL=1 (small synthetic set, few epochs),
+ * MELANOMA_LAB_FINE_TUNE_BLOCKS, MELANOMA_LAB_FINE_TUNE_EPOCHS.
  *
  * @example const config = resolveRunConfig({ seed: 42, epochs: 40 });
  */
@@ -103,6 +114,9 @@ export function resolveRunConfig(defaults: RunConfigDefaults = {}): RunConfig {
     batchSize: defaults.batchSize ?? 32,
     learningRate: defaults.learningRate ?? 1e-3,
     targetSensitivity: defaults.targetSensitivity ?? 0.9,
+    fineTuneBlocks: envNumber("MELANOMA_LAB_FINE_TUNE_BLOCKS", defaults.fineTuneBlocks ?? 1),
+    fineTuneEpochs: envNumber("MELANOMA_LAB_FINE_TUNE_EPOCHS", small ? Math.min(1, defaults.fineTuneEpochs ?? 1) : (defaults.fineTuneEpochs ?? 1)),
+    fineTuneAugment: defaults.fineTuneAugment ?? false,
     small,
     paths: {
       root,
@@ -112,12 +126,17 @@ export function resolveRunConfig(defaults: RunConfigDefaults = {}): RunConfig {
       modelDir: path.join(root, "models", runName),
       featureCacheDir: resolveFeatureCacheDir(),
       headDir: path.join(root, "out", "runs", runName, "head"),
+      fineTunedHeadDir: path.join(root, "out", "runs", runName, "fine-tuned-head"),
+      activationCacheDir: path.join(path.dirname(resolveFeatureCacheDir()), "activations"),
     },
   };
   if (!(config.validationFraction > 0 && config.testFraction > 0 && config.validationFraction + config.testFraction < 1)) {
     throw new ConfigError(
       `validationFraction ${config.validationFraction} and testFraction ${config.testFraction} must be positive and sum to less than 1 (e.g. 0.2 and 0.2)`,
     );
+  }
+  for (const [name, value, min] of [["fineTuneBlocks", config.fineTuneBlocks, 1], ["fineTuneEpochs", config.fineTuneEpochs, 0]] as const) {
+    if (!(Number.isInteger(value) && value >= min)) throw new ConfigError(`${name}: received ${value}, expected an integer ≥ ${min} (e.g. 1)`);
   }
   if (!(config.targetSensitivity > 0 && config.targetSensitivity <= 1)) {
     throw new ConfigError(`targetSensitivity must be in (0, 1]; received ${config.targetSensitivity} (e.g. 0.9)`);
@@ -165,6 +184,7 @@ export function describeRunConfig(config: RunConfig): string {
     `data ${rel(config.dataDir)}${config.useSyntheticData ? ` (synthetic, ${config.syntheticImageCount} images)` : ""}`,
     `backbone ${config.backboneName}, seed ${config.seed}, validation fraction ${config.validationFraction}, test fraction ${config.testFraction}`,
     `epochs ${config.epochs}, batch ${config.batchSize}, learning rate ${config.learningRate}, target sensitivity ${config.targetSensitivity}`,
+    `fine-tuning ${config.fineTuneEpochs > 0 ? `top ${config.fineTuneBlocks} block(s) for ${config.fineTuneEpochs} epoch(s)${config.fineTuneAugment ? " with flips/rotations" : ""}` : "off (fineTuneEpochs 0)"}`,
     `logs ${rel(config.paths.logDir)}, model ${rel(config.paths.modelDir)}, report ${rel(config.paths.reportDir)}`,
   ].join("\n");
 }

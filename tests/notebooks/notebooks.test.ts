@@ -123,6 +123,14 @@ describe.runIf(haveJupyter)("npm run demo -- --small: notebooks through the real
     expect(metadata.thresholdProb).toBeGreaterThan(0);
     expect(metadata.thresholdProb).toBeLessThan(1);
     expect(fs.existsSync(path.join(root, "out", "reports", runName, "report.html"))).toBe(true);
+    // Notebook 3's second stage: the exported model is the fine-tuned one exactly when it won on validation.
+    const fineTuning = JSON.parse(fs.readFileSync(path.join(root, "out", "runs", runName, "fine-tuning.json"), "utf8"));
+    expect(fineTuning.history.length).toBe(1);
+    expect(fineTuning.useFineTuned).toBe(fineTuning.fineTunedValidationAuc > fineTuning.frozenValidationAuc);
+    expect(metadata.notes.fineTuned).toBe(fineTuning.useFineTuned);
+    const training = runs.find((r) => r.notebook === "03-training.ipynb")!.stdoutText;
+    expect(training).toMatch(/^fine-tune epoch 1: .*auc \d\.\d{3}.* \d+\.\d img\/s$/m);
+    expect(training).toMatch(/^validation ROC AUC: frozen backbone \+ head \d\.\d{3} → fine-tuned top 1 block\(s\) \d\.\d{3}: (using the fine-tuned model|keeping the frozen model)/m);
   });
 
   it("draws every chart of the training and evaluation notebooks and the report in headless Chromium", async () => {
