@@ -10,7 +10,7 @@ import { MelanomaLabError } from "../util/errors.js";
 import { createRandom, shuffleWithSeed } from "../util/random.js";
 import { computeValuesChecksum, readCheckpoint, writeCheckpoint, type FineTuneCheckpointFingerprint } from "./checkpoints.js";
 import { scoreBinaryPredictions } from "./rocAuc.js";
-import { toBinaryLabels, type EpochMetrics, type TrainingCallback } from "./trainHead.js";
+import { binaryCrossEntropy, toBinaryLabels, toKerasLogs, type EpochMetrics, type TrainingCallback } from "./trainHead.js";
 
 /** Thrown when fine-tuning input does not fit together (block count, head shape, records, options). */
 export class FineTuneError extends MelanomaLabError {}
@@ -369,20 +369,6 @@ async function cacheActivations(
     return out;
   });
   return { views, labels: toBinaryLabels(kept.map((i) => records[i].label), `${split} labels`), rows: kept.length, problems, cacheHits };
-}
-
-function binaryCrossEntropy(y: tf.Tensor1D, p: tf.Tensor1D): tf.Tensor1D {
-  const eps = 1e-7;
-  const pc = p.clipByValue(eps, 1 - eps);
-  return tf.neg(tf.add(tf.mul(y, tf.log(pc)), tf.mul(tf.sub(1, y), tf.log(tf.sub(1, pc))))) as tf.Tensor1D;
-}
-
-function toKerasLogs(m: EpochMetrics, learningRate: number): Record<string, number> {
-  const logs: Record<string, number> = { loss: m.trainLoss, accuracy: m.trainAccuracy, auc: m.trainAuc, learning_rate: learningRate };
-  if (m.valLoss !== undefined) logs.val_loss = m.valLoss;
-  if (m.valAccuracy !== undefined) logs.val_accuracy = m.valAccuracy;
-  if (m.valAuc !== undefined) logs.val_auc = m.valAuc;
-  return logs;
 }
 
 function checksumWeights(model: tf.LayersModel): number {

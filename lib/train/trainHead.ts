@@ -132,7 +132,13 @@ function probabilities(layers: HeadLayers, x: tf.Tensor2D, training: boolean, dr
   return (layers.output.apply(h) as tf.Tensor).reshape([-1]) as tf.Tensor1D;
 }
 
-function toKerasLogs(m: EpochMetrics, learningRate: number): Record<string, number> {
+/**
+ * Epoch metrics under Keras's log names (loss, accuracy, auc, learning_rate, val_*), as
+ * tf.Callback-style callbacks (e.g. the TensorBoard one) expect them.
+ *
+ * @example toKerasLogs(metrics, 1e-3) // { loss: 0.41, accuracy: 0.83, auc: 0.9, learning_rate: 0.001, val_auc: 0.85, … }
+ */
+export function toKerasLogs(m: EpochMetrics, learningRate: number): Record<string, number> {
   const logs: Record<string, number> = { loss: m.trainLoss, accuracy: m.trainAccuracy, auc: m.trainAuc, learning_rate: learningRate };
   if (m.valLoss !== undefined) logs.val_loss = m.valLoss;
   if (m.valAccuracy !== undefined) logs.val_accuracy = m.valAccuracy;
@@ -183,7 +189,13 @@ function checksumOf(values: Float32Array): number {
   return h;
 }
 
-function binaryCrossEntropy(y: tf.Tensor1D, p: tf.Tensor1D): tf.Tensor1D {
+/**
+ * Per-example binary cross-entropy (natural log) of labels y ∈ {0, 1} and probabilities p,
+ * with p clipped to [1e-7, 1 − 1e-7].
+ *
+ * @example binaryCrossEntropy(tf.tensor1d([1]), tf.tensor1d([0.5])) // [0.693…]
+ */
+export function binaryCrossEntropy(y: tf.Tensor1D, p: tf.Tensor1D): tf.Tensor1D {
   const eps = 1e-7;
   const pc = p.clipByValue(eps, 1 - eps);
   return tf.neg(tf.add(tf.mul(y, tf.log(pc)), tf.mul(tf.sub(1, y), tf.log(tf.sub(1, pc))))) as tf.Tensor1D;
