@@ -33,6 +33,12 @@ export interface LoadBackboneOptions {
   inputSizePx?: number;
   /** vgg16 only: filter-count multiplier matching the weights file (default 1, the real VGG16). */
   filtersScale?: number;
+  /**
+   * mobilenet_v2, inception_v3: pool this layer instead of the default feature layer, e.g.
+   * "block_16_expand_relu" (an earlier layer is less tuned to the task the weights were trained
+   * on). An unknown name throws {@link UnknownNameError} listing the layers.
+   */
+  featureLayerName?: string;
 }
 
 /**
@@ -92,7 +98,7 @@ export async function loadBackbone(name: string, options: LoadBackboneOptions = 
   if (parsed === "vgg16") {
     return loadVgg16Backbone(options);
   }
-  return loadNsfwjsBackbone(parsed);
+  return loadNsfwjsBackbone(parsed, options.featureLayerName);
 }
 
 function nsfwjsModelsDir(): string {
@@ -113,7 +119,7 @@ interface NsfwjsModelJson {
   weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
 }
 
-async function loadNsfwjsBackbone(name: "mobilenet_v2" | "inception_v3"): Promise<Backbone> {
+async function loadNsfwjsBackbone(name: "mobilenet_v2" | "inception_v3", featureLayerName: string | undefined): Promise<Backbone> {
   const spec = NSFWJS_BACKBONES[name];
   const started = performance.now();
   const dir = path.join(nsfwjsModelsDir(), spec.folder);
@@ -139,7 +145,7 @@ async function loadNsfwjsBackbone(name: "mobilenet_v2" | "inception_v3"): Promis
   const weightData = weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.length);
   const full = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: modelJson.modelTopology, weightSpecs, weightData }));
   const hash = crypto.createHash("sha256").update(weights).digest("hex").slice(0, 16);
-  const backbone = cutAtFeatureLayer(full, name, spec.featureLayerName, spec.inputSizePx, NSFWJS_PREPROCESSING, `nsfwjs@4.4.0/${name}/sha256:${hash}`);
+  const backbone = cutAtFeatureLayer(full, name, featureLayerName ?? spec.featureLayerName, spec.inputSizePx, NSFWJS_PREPROCESSING, `nsfwjs@4.4.0/${name}/sha256:${hash}`);
   backbone.weightsSource = dir;
   backbone.loadMs = performance.now() - started;
   return backbone;

@@ -151,6 +151,22 @@ describe("mobilenet_v2 (nsfwjs weights)", () => {
   });
 });
 
+describe("featureLayerName option", () => {
+  it("pools an earlier layer (its features = the mean of that layer) and names the layers on a typo", async () => {
+    await selectBackend();
+    const early = await loadBackbone("mobilenet_v2", { featureLayerName: "block_16_expand_relu" });
+    expect(early.featureLayerName).toBe("block_16_expand_relu");
+    expect(early.featureDim).toBe(960);
+    const pixels = randomPixels(1, 224, 9);
+    const got = await extractFeatures(early, { pixels, count: 1 });
+    const direct = tf.model({ inputs: early.model.inputs, outputs: early.model.getLayer("block_16_expand_relu").output as tf.SymbolicTensor });
+    const expected = tf.tidy(() => (direct.predict(preprocessImages(pixels, 1, 224, early.preprocessing)) as tf.Tensor).mean([1, 2]).dataSync());
+    for (let i = 0; i < 960; i++) expect(Math.abs(got.features[i] - expected[i])).toBeLessThan(1e-4);
+    disposeBackbone(early);
+    await expect(loadBackbone("mobilenet_v2", { featureLayerName: "block_16_expand_reluu" })).rejects.toThrow(/did you mean "block_16_expand_relu"/);
+  });
+});
+
 describe("inception_v3 (nsfwjs weights)", () => {
   it("loads with 2048 features at 299 px", async () => {
     await selectBackend();
