@@ -109,7 +109,7 @@ export { loadMobilenetV1Backbone, downloadLayersModelOnce, mobilenetV1FolderName
 export { preprocessImages, preprocessToFloat32, describePreprocessing, PixelShapeError } from "./models/preprocess.js";
 export { countMultiplyAddsPerImage } from "./models/countMultiplyAdds.js";
 export { extractFeatures, featureCacheFolder, FeatureInputError } from "./models/features.js";
-export type { FeatureInput, FeatureMatrix, ExtractFeaturesOptions } from "./models/features.js";
+export type { FeatureInput, FeatureMatrix, ExtractFeaturesOptions, PixelTransform } from "./models/features.js";
 export { compileInferencePlan, disposeBackbone, InferencePlanError, predictBackboneFeatures, releaseInferencePlan } from "./models/inferencePlan.js";
 export type { InferencePlan, InferencePlanSummary } from "./models/inferencePlan.js";
 export { trainHead, formatEpochMetrics, predictHeadProbabilities, toBinaryLabels, TrainHeadError } from "./train/trainHead.js";

@@ -1,7 +1,6 @@
-import { decodeImageRgb } from "../data/decodeImage.js";
 import { applyShadesOfGray, transformImageDihedral, TTA_DIHEDRAL_VIEWS } from "../data/augment.js";
 import type { InputProblem, LesionRecord } from "../data/types.js";
-import { extractFeatures } from "../models/features.js";
+import { extractFeatures, type FeatureMatrix, type PixelTransform } from "../models/features.js";
 import type { Backbone } from "../models/types.js";
 import { MelanomaLabError } from "../util/errors.js";
 
@@ -14,10 +13,8 @@ export interface FeatureViewOptions {
   shadesOfGray?: boolean;
   /** Dihedral test-time views (1–8, in TTA_DIHEDRAL_VIEWS order; view 0 is the image itself). Default 1. */
   ttaViews?: number;
-  /** Feature cache folder (entries keyed by the exact pixels, so every view is cached). */
+  /** Feature cache folder (entries keyed by file content + view, so every view is cached). */
   cacheDir?: string;
-  /** Images decoded per chunk when views are computed from pixels. Default 64. */
-  chunkSize?: number;
   /** Forward-pass batch size. Default 16. */
   batchSize?: number;
   /** Images done so far out of records × views. */
@@ -37,11 +34,25 @@ export interface FeatureViews {
   elapsedMs: number;
 }
 
+/** The transform of one view: Shades-of-Gray (optional) then a dihedral flip/rotation; undefined = the image as is. */
+function viewTransform(view: number, shadesOfGray: boolean): PixelTransform | undefined {
+  const t = TTA_DIHEDRAL_VIEWS[view];
+  if (view === 0 && !shadesOfGray) return undefined;
+  return {
+    name: `${shadesOfGray ? "shades-of-gray-p6+" : ""}dihedral:h${t.flipHorizontal ? 1 : 0}q${t.quarterTurns}`,
+    apply: (rgb, sizePx) => {
+      const balanced = shadesOfGray ? applyShadesOfGray(rgb) : rgb;
+      return view === 0 ? balanced : transformImageDihedral(balanced, sizePx, t);
+    },
+  };
+}
+
 /**
  * Backbone features of `records` under each requested view: the image as is (or after
- * Shades-of-Gray) and up to 7 flipped/rotated copies for test-time augmentation. The plain view
- * reads files directly (sharing the cache with {@link extractFeatures}); other views are decoded,
- * transformed and passed as pixels in chunks, so memory stays at one chunk of images.
+ * Shades-of-Gray) and up to 7 flipped/rotated copies for test-time augmentation. Each view is one
+ * {@link extractFeatures} pass with a named pixel transform, so with a cache a view already
+ * computed costs a file read and a hash, not a decode (the plain view shares the cache of
+ * plain features). Rows are the records every view could read, in input order.
  *
  * @example
  * const { views, records } = await extractFeatureViews(backbone, dataset.records, { shadesOfGray: true, ttaViews: 2, cacheDir });
@@ -50,77 +61,45 @@ export interface FeatureViews {
 export async function extractFeatureViews(backbone: Backbone, records: readonly LesionRecord[], options: FeatureViewOptions = {}): Promise<FeatureViews> {
   const started = performance.now();
   const ttaViews = options.ttaViews ?? 1;
-  const chunkSize = options.chunkSize ?? 64;
   if (!(Number.isInteger(ttaViews) && ttaViews >= 1 && ttaViews <= TTA_DIHEDRAL_VIEWS.length)) {
     throw new FeatureViewError(`ttaViews: received ${ttaViews}, expected a whole number 1–${TTA_DIHEDRAL_VIEWS.length}`);
   }
-  if (!(Number.isInteger(chunkSize) && chunkSize >= 1)) throw new FeatureViewError(`chunkSize: received ${chunkSize}, expected a positive integer`);
+  const { featureDim } = backbone;
   const total = records.length * ttaViews;
-  const { featureDim, inputSizePx } = backbone;
-  const problems: InputProblem[] = [];
-  let cacheHits = 0;
-  let computed = 0;
-  let kept: LesionRecord[] = records.slice();
-  const views: Float32Array[] = [];
-  if (!options.shadesOfGray) {
-    const plain = await extractFeatures(backbone, records, {
-      cacheDir: options.cacheDir,
-      batchSize: options.batchSize,
-      onProgress: options.onProgress ? (done) => options.onProgress!(done, total) : undefined,
+  const perView: FeatureMatrix[] = [];
+  for (let v = 0; v < ttaViews; v++) {
+    perView.push(
+      await extractFeatures(backbone, records, {
+        cacheDir: options.cacheDir,
+        batchSize: options.batchSize,
+        pixelTransform: viewTransform(v, options.shadesOfGray === true),
+        onProgress: options.onProgress ? (done) => options.onProgress!(v * records.length + done, total) : undefined,
+      }),
+    );
+  }
+  // A file that fails fails in every view; keep only rows all views have, aligned by input index.
+  const inAll = perView.reduce((set, m) => new Set(m.sourceIndices.filter((i) => set.has(i))), new Set(perView[0].sourceIndices));
+  const kept = records.flatMap((r, i) => (inAll.has(i) ? [i] : []));
+  const views = perView.map((m) => {
+    const rowOf = new Map(m.sourceIndices.map((source, row) => [source, row]));
+    const out = new Float32Array(kept.length * featureDim);
+    kept.forEach((source, row) => {
+      const r = rowOf.get(source)!;
+      out.set(m.features.subarray(r * featureDim, (r + 1) * featureDim), row * featureDim);
     });
-    problems.push(...plain.problems);
-    cacheHits += plain.cacheHits;
-    computed += plain.computed;
-    kept = plain.sourceIndices.map((i) => records[i]);
-    views.push(plain.features);
-  }
-  const firstPixelView = options.shadesOfGray ? 0 : 1;
-  if (firstPixelView < ttaViews) {
-    for (let v = firstPixelView; v < ttaViews; v++) views.push(new Float32Array(kept.length * featureDim));
-    const stillKept: boolean[] = new Array(kept.length).fill(true);
-    const perImage = inputSizePx * inputSizePx * 3;
-    let done = records.length * firstPixelView;
-    for (let start = 0; start < kept.length; start += chunkSize) {
-      const chunk = kept.slice(start, start + chunkSize);
-      const decoded: (Uint8Array | undefined)[] = await Promise.all(
-        chunk.map(async (r, i) => {
-          try {
-            const rgb = await decodeImageRgb(r.imagePath, inputSizePx);
-            return options.shadesOfGray ? applyShadesOfGray(rgb) : rgb;
-          } catch (err) {
-            problems.push({ file: r.imagePath, reason: err instanceof Error ? err.message : String(err) });
-            stillKept[start + i] = false;
-            return undefined;
-          }
-        }),
-      );
-      for (let v = firstPixelView; v < ttaViews; v++) {
-        const pixels = new Uint8Array(chunk.length * perImage);
-        decoded.forEach((rgb, i) => {
-          if (rgb) pixels.set(v === 0 ? rgb : transformImageDihedral(rgb, inputSizePx, TTA_DIHEDRAL_VIEWS[v]), i * perImage);
-        });
-        const result = await extractFeatures(backbone, { pixels, count: chunk.length, imageIds: chunk.map((r) => r.imageId) }, {
-          cacheDir: options.cacheDir,
-          batchSize: options.batchSize,
-        });
-        cacheHits += result.cacheHits;
-        computed += result.computed;
-        views[v].set(result.features, start * featureDim);
-        done += chunk.length;
-        options.onProgress?.(done, total);
-      }
-    }
-    if (stillKept.includes(false)) {
-      const rows = stillKept.flatMap((ok, i) => (ok ? [i] : []));
-      for (let v = 0; v < views.length; v++) {
-        const out = new Float32Array(rows.length * featureDim);
-        rows.forEach((r, i) => out.set(views[v].subarray(r * featureDim, (r + 1) * featureDim), i * featureDim));
-        views[v] = out;
-      }
-      kept = rows.map((r) => kept[r]);
-    }
-  }
-  return { records: kept, featureDim, views, problems, cacheHits, computed, elapsedMs: performance.now() - started };
+    return out;
+  });
+  const problems = new Map<string, InputProblem>();
+  for (const m of perView) for (const p of m.problems) if (!problems.has(p.file)) problems.set(p.file, p);
+  return {
+    records: kept.map((i) => records[i]),
+    featureDim,
+    views,
+    problems: [...problems.values()],
+    cacheHits: perView.reduce((a, m) => a + m.cacheHits, 0),
+    computed: perView.reduce((a, m) => a + m.computed, 0),
+    elapsedMs: performance.now() - started,
+  };
 }
 
 /**

@@ -31,6 +31,20 @@ export interface ExtractFeaturesOptions {
   resizePolicy?: ResizePolicy;
   /** Called after the cache lookup and after each batch with images done so far and the total. */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * A change made to each decoded image (size × size × 3 RGB) before the backbone, e.g. a flip
+   * for test-time augmentation or colour constancy. Its `name` is part of the cache key, so a
+   * cached image under this transform is neither decoded nor transformed again.
+   */
+  pixelTransform?: PixelTransform;
+}
+
+/** A named image → image function for {@link ExtractFeaturesOptions.pixelTransform}. */
+export interface PixelTransform {
+  /** Identifies the transform and its settings in cache keys, e.g. "dihedral:h1q0". */
+  name: string;
+  /** Returns the transformed RGB bytes (same size); must not depend on anything but its input. */
+  apply: (rgb: Uint8Array, sizePx: number) => Uint8Array;
 }
 
 /** Features of the images that could be read, in input order, plus what went wrong with the rest. */
@@ -145,6 +159,7 @@ export async function extractFeatures(backbone: Backbone, input: FeatureInput, o
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new FeatureInputError(`batchSize: received ${batchSize}, expected a positive integer`);
   const resizePolicy = options.resizePolicy ?? "center-crop";
   const { featureDim, inputSizePx } = backbone;
+  const transform = options.pixelTransform;
   const items = toItems(input, backbone);
   const total = items.length;
   const rowsByIndex = new Map<number, Float32Array>();
@@ -165,13 +180,15 @@ export async function extractFeatures(backbone: Backbone, input: FeatureInput, o
         problems.push({ file: item.file ?? item.imageId, reason: `cannot read file (${err instanceof Error ? err.message : String(err)}); expected a readable image file` });
         return undefined;
       }
-      item.key = crypto.createHash("sha256").update(item.pixels ? "pixels:" : "file:").update(bytes).digest("hex");
+      const hash = crypto.createHash("sha256").update(item.pixels ? "pixels:" : "file:");
+      if (transform) hash.update(`transform:${transform.name}:`);
+      item.key = hash.update(bytes).digest("hex");
       const cachedRow = await readCached(path.join(cacheFolder, `${item.key}.f32`), featureDim);
       if (cachedRow) return { item, cachedRow };
     }
-    if (item.pixels) return { item, pixels: item.pixels };
     try {
-      return { item, pixels: await decodeImageRgb(item.file!, inputSizePx, resizePolicy, bytes) };
+      const rgb = item.pixels ?? (await decodeImageRgb(item.file!, inputSizePx, resizePolicy, bytes));
+      return { item, pixels: transform ? transform.apply(rgb, inputSizePx) : rgb };
     } catch (err) {
       problems.push(problemOf(item, err));
       return undefined;

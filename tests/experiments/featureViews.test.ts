@@ -9,6 +9,7 @@ import {
   concatenateFeatureViews,
   decodeImageRgb,
   disposeBackbone,
+  extractFeatures,
   extractFeatureViews,
   FeatureViewError,
   selectBackend,
@@ -64,7 +65,7 @@ describe("extractFeatureViews and concatenateFeatureViews", () => {
 
   it("gives view k = the features of the image under TTA_DIHEDRAL_VIEWS[k], rows aligned, broken file reported", async () => {
     const cacheDir = path.join(dir, "cache");
-    const fv = await extractFeatureViews(backbone, records, { ttaViews: 4, cacheDir, chunkSize: 2 });
+    const fv = await extractFeatureViews(backbone, records, { ttaViews: 4, cacheDir });
     expect(fv.records.map((r) => r.imageId)).toEqual(["img_0", "img_1", "img_2", "img_3", "img_4"]);
     expect(fv.problems.map((p) => p.file)).toEqual([path.join(dir, "broken.png")]);
     expect(fv.views.length).toBe(4);
@@ -76,9 +77,27 @@ describe("extractFeatureViews and concatenateFeatureViews", () => {
       }
     }
     expect(fv.computed).toBe(5 * 4);
-    const again = await extractFeatureViews(backbone, records, { ttaViews: 4, cacheDir, chunkSize: 2 });
+    const again = await extractFeatureViews(backbone, records, { ttaViews: 4, cacheDir });
     expect(again.cacheHits).toBe(5 * 4);
     expect(again.views).toEqual(fv.views);
+  });
+
+  it("keys the cache by transform name: a cached transformed image is neither decoded nor transformed again", async () => {
+    const cacheDir = path.join(dir, "cache-transform");
+    const readable = records.filter((r) => r.imageId !== "broken");
+    let applied = 0;
+    const invert = { name: "test:invert", apply: (rgb: Uint8Array) => (applied++, rgb.map((v) => 255 - v)) };
+    const first = await extractFeatures(backbone, readable, { cacheDir, pixelTransform: invert });
+    expect([first.computed, applied]).toEqual([5, 5]);
+    const rgb = await decodeImageRgb(readable[0].imagePath, SIZE_PX);
+    expect(Array.from(first.features.subarray(0, 3))).toEqual([255 - rgb[0], 255 - rgb[1], 255 - rgb[2]]);
+    const second = await extractFeatures(backbone, readable, { cacheDir, pixelTransform: invert });
+    expect([second.cacheHits, second.computed, applied]).toEqual([5, 0, 5]);
+    expect(second.features).toEqual(first.features);
+    // Another name is another cache entry; no transform is the plain features.
+    const plain = await extractFeatures(backbone, readable, { cacheDir });
+    expect([plain.cacheHits, plain.computed]).toEqual([0, 5]);
+    expect(Array.from(plain.features.subarray(0, 3))).toEqual([rgb[0], rgb[1], rgb[2]]);
   });
 
   it("applies Shades-of-Gray before the backbone when asked", async () => {
