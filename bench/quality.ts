@@ -93,6 +93,8 @@ function writeOutputs(final: boolean): void {
     `Frozen backbone features + dense head, seed ${seed}, ${epochs} epochs, balanced class weights. CV: lesion-grouped stratified 5-fold. ` +
       `LOSO: leave-one-source-out (ham_dataset), AUC on the held-out source. Within-source: only benign/malignant pairs from the same source. ` +
       `TTA: dihedral views, "prob" = head probabilities averaged, "feat" = features averaged before the head. ` +
+      `"ensemble" rows: several backbones' features side by side. "+ fine-tune" rows: the head, then the backbone's top blocks with it ` +
+      `(npm run experiment -- --fine-tune; LOSO min excludes a source whose AUC is undefined; "train s" = both splits' cross-validation). ` +
       `Measured ${new Date(started).toISOString()} on ${os.cpus().length} cores, load average at start ${load0.toFixed(2)}, now ${os.loadavg()[0].toFixed(2)}` +
       (allRows.length > rows.length ? `; ${allRows.length - rows.length} rows kept from an earlier run (their "train s" was measured then, on the same shared machine, load up to ~10).` : "."),
     "",
@@ -227,7 +229,8 @@ async function evaluateFineTune(fineTuneEpochs: number, unfreezeBlocks: number):
   const loso = await runExperiment({ ...common, split: "source" });
   const num = (v: number | null) => (v === null ? NaN : v);
   const spread = cv.summary.metrics.rocAuc;
-  const losoBySource = Object.fromEntries(loso.summary.folds.map((f) => [f.name, num(f.rocAuc)]));
+  // runExperiment names source folds "source-<name>"; the table's columns are the bare names.
+  const losoBySource = Object.fromEntries(loso.summary.folds.map((f) => [f.name.replace(/^source-/, ""), num(f.rocAuc)]));
   const row: Row = {
     backbone: `mobilenet_v2 + fine-tune ${unfreezeBlocks} block${unfreezeBlocks > 1 ? "s" : ""} × ${fineTuneEpochs} epoch${fineTuneEpochs > 1 ? "s" : ""}`,
     colour: "none",
