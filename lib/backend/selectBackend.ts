@@ -4,7 +4,7 @@ import * as tf from "@tensorflow/tfjs";
 import { UnknownNameError, MelanomaLabError } from "../util/errors.js";
 import { findProjectRoot } from "../util/paths.js";
 import { registerWasmGradientKernels } from "./wasmGradKernels.js";
-import { describeWasmThreads, enableWasmThreads, getWasmThreadsStatus, parseWasmThreadCount, WASM_THREADS_ENV } from "./wasmThreads.js";
+import { decideAutoWasmThreads, describeWasmThreads, enableWasmThreads, getWasmThreadsStatus, noteAutoWasmThreadsDecision, parseWasmThreadCount, WASM_THREADS_ENV } from "./wasmThreads.js";
 
 /** Compute backends in the order they are tried: fastest first. */
 export const BACKEND_NAMES = ["tfjs-node-gpu", "tfjs-node", "wasm", "cpu"] as const;
@@ -82,8 +82,11 @@ async function tryWasm(): Promise<string> {
   registerWasmGradientKernels();
   const distDir = path.dirname(req.resolve("@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm"));
   wasm.setWasmPaths(distDir + path.sep);
-  // Opt-in: tfjs keeps wasm single-threaded under Node; see enableWasmThreads.
-  const threadCount = parseWasmThreadCount(process.env[WASM_THREADS_ENV]);
+  // Opt-in ("auto" in the demo and experiment CLIs): tfjs keeps wasm single-threaded under Node; see enableWasmThreads.
+  const setting = process.env[WASM_THREADS_ENV];
+  const auto = (setting ?? "").trim().toLowerCase() === "auto" && tf.engine().registry["wasm"] === undefined ? decideAutoWasmThreads() : undefined;
+  if (auto) noteAutoWasmThreadsDecision(auto.reason);
+  const threadCount = auto ? auto.threadCount : parseWasmThreadCount(setting);
   if (threadCount !== undefined && tf.engine().registry["wasm"] === undefined) enableWasmThreads({ threadCount });
   if (!(await tf.setBackend("wasm"))) throw new Error(getWasmThreadsStatus().error ?? "tf.setBackend(\"wasm\") failed");
   const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT");
@@ -113,7 +116,7 @@ async function tryBackend(name: BackendName): Promise<string> {
  * initialises, unless `preferred` or the env var `MELANOMA_LAB_BACKEND` forces one (then a
  * failure throws {@link BackendUnavailableError} instead of falling back). Idempotent: later
  * calls return the first selection unless `force` names a different backend. On wasm, the env
- * var `MELANOMA_LAB_WASM_THREADS=<n>` (or "all") runs XNNPACK on n threads (see
+ * var `MELANOMA_LAB_WASM_THREADS=<n>` ("all", or "auto": all when a core is idle) runs XNNPACK on n threads (see
  * {@link enableWasmThreads}); it must be set before the first wasm initialisation.
  *
  * @example

@@ -6,7 +6,7 @@ import * as tf from "@tensorflow/tfjs";
 import { afterAll, describe, expect, it } from "vitest";
 import { findProjectRoot } from "../../lib/util/paths.js";
 import { selectBackend } from "../../lib/backend/selectBackend.js";
-import { enableWasmThreads, parseWasmThreadCount, WASM_THREADS_MAX, WasmThreadsError } from "../../lib/backend/wasmThreads.js";
+import { decideAutoWasmThreads, enableWasmThreads, parseWasmThreadCount, WASM_THREADS_MAX, WasmThreadsError } from "../../lib/backend/wasmThreads.js";
 
 const root = findProjectRoot();
 const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), "wasm-threads-test-"));
@@ -120,7 +120,7 @@ describe("enableWasmThreads", () => {
     expect(multi.report.runningWorkers).toBe(1);
     expect(single.report.runningWorkers).toBe(0);
     expect(multi.report.description).toMatch(/^wasm threads: 2 \(of \d+ logical cores\)$/);
-    expect(single.report.description).toMatch(/^wasm threads: off \(set MELANOMA_LAB_WASM_THREADS=<n> or "all"/);
+    expect(single.report.description).toMatch(/^wasm threads: off \(set MELANOMA_LAB_WASM_THREADS=<n>, "all" or "auto"/);
     expect(multi.report.plan).toMatchObject({ threadCount: 2, mode: "threaded", alreadyEnabled: false });
     expect(multi.report.secondCall).toMatchObject({ threadCount: 2, alreadyEnabled: true });
     expect(multi.report.otherCountError).toMatch(/^WasmThreadsError: .*threadCount 3 requested but 2 was already enabled/);
@@ -151,6 +151,18 @@ describe("enableWasmThreads", () => {
     expect(() => parseWasmThreadCount("two")).toThrow(WasmThreadsError);
     expect(() => parseWasmThreadCount("9")).toThrow(/MELANOMA_LAB_WASM_THREADS="9": expected an integer 1..8/);
     expect(() => parseWasmThreadCount("1.5")).toThrow(WasmThreadsError);
+    // "auto": all cores when one is idle, else one thread.
+    expect(parseWasmThreadCount("auto", 2, 0.4)).toBe(2);
+    expect(parseWasmThreadCount("AUTO", 2, 1.0)).toBe(2);
+    expect(parseWasmThreadCount("auto", 2, 1.3)).toBeUndefined();
+    expect(parseWasmThreadCount("auto", 16, 3)).toBe(WASM_THREADS_MAX);
+    expect(parseWasmThreadCount("auto", 1, 0)).toBeUndefined();
+  });
+
+  it("says why auto chose what it chose", () => {
+    expect(decideAutoWasmThreads(2, 0.3)).toEqual({ threadCount: 2, reason: "auto: load 0.30 on 2 cores" });
+    expect(decideAutoWasmThreads(2, 1.7)).toEqual({ reason: "auto: load 1.70 on 2 cores, no core to spare" });
+    expect(decideAutoWasmThreads(1, 0)).toEqual({ reason: "auto: load 0.00 on 1 core, nothing to share" });
   });
 
   it("refuses bad thread counts and a wasm backend that is already running", async () => {
