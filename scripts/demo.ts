@@ -32,7 +32,7 @@ async function main(): Promise<void> {
   if (typeof args.epochs === "string") env.MELANOMA_LAB_EPOCHS = args.epochs;
   if (typeof args.seed === "string") env.MELANOMA_LAB_SEED = args.seed;
   if (args.small) env.MELANOMA_LAB_SMALL = "1";
-  // Multi-threaded wasm when a core is idle at kernel start (1.8–2× here); set the variable to override.
+  // Multi-threaded wasm when the machine is idle at kernel start (1.8–2× here); set the variable to override.
   env.MELANOMA_LAB_WASM_THREADS = process.env.MELANOMA_LAB_WASM_THREADS ?? "auto";
   const dataName = env.MELANOMA_LAB_DATA ? path.basename(env.MELANOMA_LAB_DATA) : "synthetic";
   env.MELANOMA_LAB_RUN = typeof args.run === "string" ? args.run : `${dataName}-${env.MELANOMA_LAB_BACKBONE ?? "mobilenet_v2"}`;

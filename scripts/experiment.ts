@@ -19,7 +19,7 @@ function numberArg(args: Record<string, string | boolean>, name: string): number
 }
 
 async function main(): Promise<void> {
-  // Multi-threaded wasm when a core is idle (1.8–2× here); set the variable to override.
+  // Multi-threaded wasm when the machine is idle (1.8–2× here); set the variable to override.
   process.env.MELANOMA_LAB_WASM_THREADS ??= "auto";
   const args = parseCliArgs(process.argv.slice(2), {
     values: ["data", "backbone", "epochs", "fine-tune", "unfreeze-blocks", "seed", "folds", "split", "alpha", "run", "hidden-units", "dropout", "l2", "learning-rate", "progress", "output-root"],

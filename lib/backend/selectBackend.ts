@@ -1,10 +1,11 @@
+import os from "node:os";
 import { createRequire } from "node:module";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { UnknownNameError, MelanomaLabError } from "../util/errors.js";
 import { findProjectRoot } from "../util/paths.js";
 import { registerWasmGradientKernels } from "./wasmGradKernels.js";
-import { decideAutoWasmThreads, describeWasmThreads, enableWasmThreads, getWasmThreadsStatus, noteAutoWasmThreadsDecision, parseWasmThreadCount, WASM_THREADS_ENV } from "./wasmThreads.js";
+import { decideAutoWasmThreads, describeWasmThreads, enableWasmThreads, getWasmThreadsStatus, measureIdleCores, noteAutoWasmThreadsDecision, parseWasmThreadCount, WASM_THREADS_ENV } from "./wasmThreads.js";
 
 /** Compute backends in the order they are tried: fastest first. */
 export const BACKEND_NAMES = ["tfjs-node-gpu", "tfjs-node", "wasm", "cpu"] as const;
@@ -84,9 +85,13 @@ async function tryWasm(): Promise<string> {
   wasm.setWasmPaths(distDir + path.sep);
   // Opt-in ("auto" in the demo and experiment CLIs): tfjs keeps wasm single-threaded under Node; see enableWasmThreads.
   const setting = process.env[WASM_THREADS_ENV];
-  const auto = (setting ?? "").trim().toLowerCase() === "auto" && tf.engine().registry["wasm"] === undefined ? decideAutoWasmThreads() : undefined;
-  if (auto) noteAutoWasmThreadsDecision(auto.reason);
-  const threadCount = auto ? auto.threadCount : parseWasmThreadCount(setting);
+  const parsed = parseWasmThreadCount(setting);
+  let threadCount = parsed === "auto" ? undefined : parsed;
+  if (parsed === "auto" && tf.engine().registry["wasm"] === undefined) {
+    const auto = decideAutoWasmThreads(os.cpus().length, await measureIdleCores());
+    noteAutoWasmThreadsDecision(auto.reason);
+    threadCount = auto.threadCount;
+  }
   if (threadCount !== undefined && tf.engine().registry["wasm"] === undefined) enableWasmThreads({ threadCount });
   if (!(await tf.setBackend("wasm"))) throw new Error(getWasmThreadsStatus().error ?? "tf.setBackend(\"wasm\") failed");
   const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT");
@@ -116,7 +121,7 @@ async function tryBackend(name: BackendName): Promise<string> {
  * initialises, unless `preferred` or the env var `MELANOMA_LAB_BACKEND` forces one (then a
  * failure throws {@link BackendUnavailableError} instead of falling back). Idempotent: later
  * calls return the first selection unless `force` names a different backend. On wasm, the env
- * var `MELANOMA_LAB_WASM_THREADS=<n>` ("all", or "auto": all when a core is idle) runs XNNPACK on n threads (see
+ * var `MELANOMA_LAB_WASM_THREADS=<n>` ("all", or "auto": all when the machine is idle) runs XNNPACK on n threads (see
  * {@link enableWasmThreads}); it must be set before the first wasm initialisation.
  *
  * @example

@@ -77,34 +77,52 @@ function sharedState(): SharedState {
 }
 
 /**
- * The "auto" thread setting: every logical core (at most {@link WASM_THREADS_MAX}) when the
- * machine has at least 2 and a core to spare (1-minute load average ≤ cores − 1), else one
- * thread. Measured on 2 cores: 1.8–2.1× on an idle machine, 0.8× when other processes already
- * kept both cores busy. `reason` says which case applied, for the backend line.
+ * Cores idle over a short sample (from `os.cpus()` time counters): 0…logical cores. The caller
+ * is idle while it waits, so on an otherwise idle 2-core machine this reads ≈ 2.
  *
- * @example decideAutoWasmThreads(2, 0.3) // { threadCount: 2, reason: "auto: load 0.30 on 2 cores" }
+ * @example await measureIdleCores(200) // 1.93
  */
-export function decideAutoWasmThreads(logicalCores: number = os.cpus().length, loadAverage: number = os.loadavg()[0]): { threadCount?: number; reason: string } {
-  const load = `load ${loadAverage.toFixed(2)} on ${logicalCores} core${logicalCores === 1 ? "" : "s"}`;
-  if (logicalCores < 2) return { reason: `auto: ${load}, nothing to share` };
-  if (loadAverage > logicalCores - 1) return { reason: `auto: ${load}, no core to spare` };
-  return { threadCount: Math.min(logicalCores, WASM_THREADS_MAX), reason: `auto: ${load}` };
+export async function measureIdleCores(sampleMs = 200): Promise<number> {
+  const totals = () => os.cpus().map((c) => ({ idle: c.times.idle, all: c.times.user + c.times.nice + c.times.sys + c.times.idle + c.times.irq }));
+  const before = totals();
+  await new Promise((resolve) => setTimeout(resolve, sampleMs));
+  const after = totals();
+  return after.reduce((sum, c, i) => {
+    const all = c.all - before[i].all;
+    return sum + (all > 0 ? (c.idle - before[i].idle) / all : 1);
+  }, 0);
+}
+
+/**
+ * The "auto" thread setting: every logical core (at most {@link WASM_THREADS_MAX}) when the
+ * machine has at least 2 and is essentially idle (idle cores ≥ cores − 0.5, see
+ * {@link measureIdleCores}), else one thread. Measured on 2 cores: 1.8–2.1× on an idle machine,
+ * 0.8× when other processes kept both cores busy. `reason` is for the backend line.
+ *
+ * @example decideAutoWasmThreads(2, 1.9) // { threadCount: 2, reason: "auto: 1.9 of 2 cores idle" }
+ */
+export function decideAutoWasmThreads(logicalCores: number, idleCores: number): { threadCount?: number; reason: string } {
+  const idle = `${idleCores.toFixed(1)} of ${logicalCores} core${logicalCores === 1 ? "" : "s"} idle`;
+  if (logicalCores < 2) return { reason: `auto: ${idle}, nothing to share` };
+  if (idleCores < logicalCores - 0.5) return { reason: `auto: ${idle}, others are busy` };
+  return { threadCount: Math.min(logicalCores, WASM_THREADS_MAX), reason: `auto: ${idle}` };
 }
 
 /**
  * Parses a thread-count setting such as `MELANOMA_LAB_WASM_THREADS`: undefined/""/"0"/"1"/"off"
  * → undefined (stay single-threaded), "all" → every logical core (at most
- * {@link WASM_THREADS_MAX}), "auto" → {@link decideAutoWasmThreads}, "<n>" → n. Anything else
+ * {@link WASM_THREADS_MAX}), "auto" → "auto" (decided at backend start by
+ * {@link decideAutoWasmThreads}), "<n>" → n. Anything else
  * throws {@link WasmThreadsError}.
  *
  * @example parseWasmThreadCount("2") // 2
  * @example parseWasmThreadCount("all", 16) // 8
  */
-export function parseWasmThreadCount(value: string | undefined, logicalCores: number = os.cpus().length, loadAverage: number = os.loadavg()[0]): number | undefined {
+export function parseWasmThreadCount(value: string | undefined, logicalCores: number = os.cpus().length): number | "auto" | undefined {
   const trimmed = (value ?? "").trim().toLowerCase();
   if (trimmed === "" || trimmed === "0" || trimmed === "1" || trimmed === "off") return undefined;
   if (trimmed === "all") return Math.max(1, Math.min(logicalCores, WASM_THREADS_MAX));
-  if (trimmed === "auto") return decideAutoWasmThreads(logicalCores, loadAverage).threadCount;
+  if (trimmed === "auto") return "auto";
   const n = Number(trimmed);
   if (!Number.isInteger(n) || n < 1 || n > WASM_THREADS_MAX) {
     throw new WasmThreadsError(
