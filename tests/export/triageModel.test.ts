@@ -72,6 +72,9 @@ describe("triage model export → load round trip (mobilenet_v2 + trained head)"
       expect(reloaded[i]).toBeGreaterThan(0);
       expect(reloaded[i]).toBeLessThan(1);
     }
+    // One image goes through tfjs-layers' predict; batches through the compiled plan: same result.
+    const one = await predictMalignantProbability(loaded, [images[1]]);
+    expect("probability" in one[0] && Math.abs(one[0].probability - reloaded[1])).toBeLessThan(1e-5);
     loaded.model.dispose();
   });
 
