@@ -1,3 +1,4 @@
+import type { PixelTransform } from "../models/features.js";
 import { MelanomaLabError } from "../util/errors.js";
 import { createRandom } from "../util/random.js";
 
@@ -267,4 +268,25 @@ export function applyShadesOfGray(rgb: Uint8Array, p = 6): Uint8Array {
     }
   }
   return out;
+}
+
+/**
+ * The pixel transform of TTA view `view` (index into {@link TTA_DIHEDRAL_VIEWS}), optionally after
+ * Shades-of-Gray, for `extractFeatures`'s `pixelTransform` (its name keys the feature cache);
+ * undefined for the image as is.
+ *
+ * @example extractFeatures(backbone, records, { cacheDir, pixelTransform: createDihedralViewTransform(1) }) // flipped views
+ */
+export function createDihedralViewTransform(view: number, options: { shadesOfGray?: boolean } = {}): PixelTransform | undefined {
+  const t = TTA_DIHEDRAL_VIEWS[view];
+  if (!t) throw new AugmentationError(`view: received ${view}, expected 0–${TTA_DIHEDRAL_VIEWS.length - 1}`);
+  const shadesOfGray = options.shadesOfGray === true;
+  if (view === 0 && !shadesOfGray) return undefined;
+  return {
+    name: `${shadesOfGray ? "shades-of-gray-p6+" : ""}dihedral:h${t.flipHorizontal ? 1 : 0}q${t.quarterTurns}`,
+    apply: (rgb, sizePx) => {
+      const balanced = shadesOfGray ? applyShadesOfGray(rgb) : rgb;
+      return view === 0 ? balanced : transformImageDihedral(balanced, sizePx, t);
+    },
+  };
 }

@@ -1,6 +1,6 @@
-import { applyShadesOfGray, transformImageDihedral, TTA_DIHEDRAL_VIEWS } from "../data/augment.js";
+import { createDihedralViewTransform, TTA_DIHEDRAL_VIEWS } from "../data/augment.js";
 import type { InputProblem, LesionRecord } from "../data/types.js";
-import { extractFeatures, type FeatureMatrix, type PixelTransform } from "../models/features.js";
+import { extractFeatures, type FeatureMatrix } from "../models/features.js";
 import type { Backbone } from "../models/types.js";
 import { MelanomaLabError } from "../util/errors.js";
 
@@ -34,19 +34,6 @@ export interface FeatureViews {
   elapsedMs: number;
 }
 
-/** The transform of one view: Shades-of-Gray (optional) then a dihedral flip/rotation; undefined = the image as is. */
-function viewTransform(view: number, shadesOfGray: boolean): PixelTransform | undefined {
-  const t = TTA_DIHEDRAL_VIEWS[view];
-  if (view === 0 && !shadesOfGray) return undefined;
-  return {
-    name: `${shadesOfGray ? "shades-of-gray-p6+" : ""}dihedral:h${t.flipHorizontal ? 1 : 0}q${t.quarterTurns}`,
-    apply: (rgb, sizePx) => {
-      const balanced = shadesOfGray ? applyShadesOfGray(rgb) : rgb;
-      return view === 0 ? balanced : transformImageDihedral(balanced, sizePx, t);
-    },
-  };
-}
-
 /**
  * Backbone features of `records` under each requested view: the image as is (or after
  * Shades-of-Gray) and up to 7 flipped/rotated copies for test-time augmentation. Each view is one
@@ -72,7 +59,7 @@ export async function extractFeatureViews(backbone: Backbone, records: readonly 
       await extractFeatures(backbone, records, {
         cacheDir: options.cacheDir,
         batchSize: options.batchSize,
-        pixelTransform: viewTransform(v, options.shadesOfGray === true),
+        pixelTransform: createDihedralViewTransform(v, { shadesOfGray: options.shadesOfGray }),
         onProgress: options.onProgress ? (done) => options.onProgress!(v * records.length + done, total) : undefined,
       }),
     );

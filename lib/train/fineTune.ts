@@ -1,9 +1,9 @@
 import * as tf from "@tensorflow/tfjs";
 import { registerWasmGradientKernels } from "../backend/wasmGradKernels.js";
-import { decodeImageRgb, type ResizePolicy } from "../data/decodeImage.js";
-import { transformImageDihedral, TTA_DIHEDRAL_VIEWS } from "../data/augment.js";
+import type { ResizePolicy } from "../data/decodeImage.js";
+import { createDihedralViewTransform, TTA_DIHEDRAL_VIEWS } from "../data/augment.js";
 import type { InputProblem, LesionRecord } from "../data/types.js";
-import { extractFeatures } from "../models/features.js";
+import { extractFeatures, type FeatureMatrix } from "../models/features.js";
 import { releaseInferencePlan } from "../models/inferencePlan.js";
 import type { Backbone } from "../models/types.js";
 import { MelanomaLabError } from "../util/errors.js";
@@ -323,52 +323,21 @@ async function cacheActivations(
     batchSize: options.cacheBatchSize ?? 16,
     resizePolicy: options.resizePolicy ?? "center-crop",
   };
-  if (viewCount === 1) {
-    const m = await extractFeatures(bottom, records, { ...extractOptions, onProgress: (d, t) => options.onCacheProgress?.(split, d, t) });
-    const labels = toBinaryLabels(m.sourceIndices.map((i) => records[i].label), `${split} labels`);
-    return { views: [m.features], labels, rows: m.rows, problems: m.problems, cacheHits: m.cacheHits };
-  }
-  // Augmented views: decode once, transform in JS, let extractFeatures cache by pixel bytes.
-  const sizePx = bottom.inputSizePx;
-  const perImage = sizePx * sizePx * 3;
-  const kept: number[] = [];
-  const problems: InputProblem[] = [];
-  const parts: Float32Array[][] = Array.from({ length: viewCount }, () => []);
-  let cacheHits = 0;
-  const chunk = 32;
-  for (let start = 0; start < records.length; start += chunk) {
-    const slice = records.slice(start, start + chunk);
-    const decoded = await Promise.all(
-      slice.map(async (r) => {
-        try {
-          return await decodeImageRgb(r.imagePath, sizePx, extractOptions.resizePolicy);
-        } catch (err) {
-          problems.push({ file: r.imagePath, reason: err instanceof Error ? err.message : String(err) });
-          return undefined;
-        }
+  // One pass per view, each view's transform named in the cache key: a cached view is neither
+  // decoded nor transformed again. A file that fails fails in every view.
+  const perView: FeatureMatrix[] = [];
+  for (let v = 0; v < viewCount; v++) {
+    perView.push(
+      await extractFeatures(bottom, records, {
+        ...extractOptions,
+        pixelTransform: createDihedralViewTransform(v),
+        onProgress: (d, t) => options.onCacheProgress?.(split, v * t + d, viewCount * t),
       }),
     );
-    const ok = decoded.map((p, i) => ({ p, i: start + i })).filter((d): d is { p: Uint8Array; i: number } => d.p !== undefined);
-    for (let v = 0; v < viewCount; v++) {
-      const pixels = new Uint8Array(ok.length * perImage);
-      ok.forEach((d, k) => pixels.set(v === 0 ? d.p : transformImageDihedral(d.p, sizePx, TTA_DIHEDRAL_VIEWS[v]), k * perImage));
-      const m = await extractFeatures(bottom, { pixels, count: ok.length, imageIds: ok.map((d) => records[d.i].imageId) }, extractOptions);
-      parts[v].push(m.features);
-      cacheHits += m.cacheHits;
-    }
-    kept.push(...ok.map((d) => d.i));
-    options.onCacheProgress?.(split, Math.min(records.length, start + chunk), records.length);
   }
-  const views = parts.map((list) => {
-    const out = new Float32Array(kept.length * size);
-    let offset = 0;
-    for (const part of list) {
-      out.set(part, offset);
-      offset += part.length;
-    }
-    return out;
-  });
-  return { views, labels: toBinaryLabels(kept.map((i) => records[i].label), `${split} labels`), rows: kept.length, problems, cacheHits };
+  const m = perView[0];
+  const labels = toBinaryLabels(m.sourceIndices.map((i) => records[i].label), `${split} labels`);
+  return { views: perView.map((p) => p.features), labels, rows: m.rows, problems: m.problems, cacheHits: perView.reduce((a, p) => a + p.cacheHits, 0) };
 }
 
 function checksumWeights(model: tf.LayersModel): number {

@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { createBalancedBatchOrder } from "../data/balancedSampling.js";
 import type { LesionLabel } from "../data/types.js";
-import { readCheckpoint, writeCheckpoint, type CheckpointFingerprint } from "./checkpoints.js";
+import { computeValuesChecksum, readCheckpoint, writeCheckpoint, type CheckpointFingerprint } from "./checkpoints.js";
 import { MelanomaLabError } from "../util/errors.js";
 import { shuffleWithSeed } from "../util/random.js";
 import { computeRocAucExact, scoreBinaryPredictions } from "./rocAuc.js";
@@ -181,14 +181,6 @@ export function predictHeadProbabilities(head: tf.LayersModel, features: Float32
   return out;
 }
 
-/** A cheap order-sensitive checksum so a checkpoint is not resumed on different features. */
-function checksumOf(values: Float32Array): number {
-  let h = 0;
-  const stride = Math.max(1, Math.floor(values.length / 4096));
-  for (let i = 0; i < values.length; i += stride) h = (Math.imul(h, 31) + Math.round(values[i] * 1e4)) | 0;
-  return h;
-}
-
 /**
  * Per-example binary cross-entropy (natural log) of labels y ∈ {0, 1} and probabilities p,
  * with p clipped to [1e-7, 1 − 1e-7].
@@ -305,7 +297,7 @@ export async function trainHead(
   const batchesPerEpoch = Math.ceil(n / batchSize);
   const fingerprint: CheckpointFingerprint = {
     rows: n, featureDim, positives, seed, hiddenUnits, dropoutRate, l2, batchSize, learningRate, classWeights,
-    featureChecksum: checksumOf(features),
+    featureChecksum: computeValuesChecksum(features),
     // Only balanced runs record it, so checkpoints written before this option still resume.
     ...(sampling === "balanced" ? { sampling } : {}),
   };
