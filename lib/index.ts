@@ -94,7 +94,7 @@ export type { ImageBatch, LoadImageBatchOptions } from "./data/loadImageBatch.js
 export { computeClassWeights, computeOutputBiasInit, ClassImbalanceError } from "./data/imbalance.js";
 export { createGroupedKFolds } from "./data/split.js";
 export type { GroupedFold } from "./data/split.js";
-export { randomAugmentImage, createTtaVariants, applyShadesOfGray, transformImageDihedral, NO_AUGMENTATION, TTA_DIHEDRAL_VIEWS, AugmentationError } from "./data/augment.js";
+export { randomAugmentImage, createTtaVariants, createDihedralViewTransform, applyShadesOfGray, transformImageDihedral, NO_AUGMENTATION, TTA_DIHEDRAL_VIEWS, AugmentationError } from "./data/augment.js";
 export type { AugmentOptions } from "./data/augment.js";
 export { describeDataset, countByLabel, makeLabelBarFigure, makeContactSheet } from "./data/explore.js";
 export type { DatasetDescription, DescribedField, LabelBreakdownRow, DatasetBarFigure, ContactSheetOptions } from "./data/explore.js";
