@@ -174,11 +174,12 @@ export async function encodeRawImageToPng(image: RawImage): Promise<Uint8Array> 
       `image pixels have ${pixels.length} bytes: expected ${widthPx}x${heightPx}x${channels} = ${expected}`,
     );
   }
-  const png = await sharp(Buffer.from(pixels.buffer, pixels.byteOffset, pixels.byteLength), {
+  let pipeline = sharp(Buffer.from(pixels.buffer, pixels.byteOffset, pixels.byteLength), {
     raw: { width: widthPx, height: heightPx, channels },
-  })
-    .png()
-    .toBuffer();
+  });
+  // sharp writes one-channel input as RGB unless told; TensorFlow writes a grey PNG (a third of the bytes).
+  if (channels === 1) pipeline = pipeline.toColourspace("b-w");
+  const png = await pipeline.png().toBuffer();
   return new Uint8Array(png.buffer, png.byteOffset, png.byteLength);
 }
 

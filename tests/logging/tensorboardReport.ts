@@ -70,6 +70,18 @@ function projectRun(run: RunContents): Record<string, Json> {
             graph_defs: p.graphs.map((g) => ({ nodes: g.nodeCount ?? 0, first_nodes: (g.nodeNames ?? []).slice(0, 5), bytes: g.byteLength })),
           })),
         };
+      } else if (plugin === "graph_keras_model") {
+        // Not in the golden sets; scripts/tensorboard-report.py adds what the graph dashboard
+        // parses from the Keras config: its class and layer names.
+        byTag[tag] = {
+          ...head,
+          display_name: meta.displayName,
+          steps: points.map((p) => {
+            const blob = p.tensor.strings?.[0];
+            const config = JSON.parse(blob ? new TextDecoder().decode(blob) : "{}") as { class_name?: string; config?: { layers?: Array<{ config?: { name?: string } }> } };
+            return { step: p.step, shape: p.tensor.shape, keras_class_name: config.class_name ?? null, keras_layers: (config.config?.layers ?? []).map((l) => l.config?.name ?? null) };
+          }),
+        };
       } else {
         byTag[tag] = { ...head, display_name: meta.displayName, steps: points.map((p) => ({ step: p.step, shape: p.tensor.shape })) };
       }
