@@ -8,6 +8,8 @@
 //   by side), none (rewrite the table from runs/quality-ham10000-dev.json).
 //   --fine-tune N [--unfreeze-blocks B]: mobilenet_v2 with its top B blocks fine-tuned for N epochs
 //   after the head (runExperiment, lesion 5-fold and leave-one-source-out).
+//   --dx: only the diagnosis-target heads ("… dx": softmax over the 7 HAM diagnoses, scored as
+//   P(mel) + P(bcc) + P(akiec)) for the chosen --backbone (mobilenet_v2, mobilenet_v1_1.0, ensemble).
 // (npm run bench -- quality runs the default plan; bench/index.ts passes no options through).
 import fs from "node:fs";
 import os from "node:os";
@@ -34,7 +36,7 @@ import { concatenateFeatureViews, extractFeatureViews, type FeatureViews } from 
 import { computeRocAuc } from "../lib/evaluate/metrics.js";
 import { createProgressBar } from "../lib/experiments/progress.js";
 
-const args = parseCliArgs(process.argv.slice(2), { values: ["tta", "epochs", "data", "seed", "backbone", "fine-tune", "unfreeze-blocks"], flags: ["inception", "full", "tricks"] });
+const args = parseCliArgs(process.argv.slice(2), { values: ["tta", "epochs", "data", "seed", "backbone", "fine-tune", "unfreeze-blocks"], flags: ["inception", "full", "tricks", "dx"] });
 const root = findProjectRoot();
 const dataDir = typeof args.data === "string" ? path.resolve(args.data) : path.join(findSharedDir(), "data", "ham10000-dev");
 const ttaViews = Number(args.tta ?? 2);
@@ -47,7 +49,11 @@ const HEADS: Record<string, HeadConfig> = {
   "logistic l2=1e-3": { hiddenUnits: 0, dropoutRate: 0, l2: 1e-3, epochs, batchSize: 32, learningRate: 1e-3 },
   "mlp128 drop0.3 l2=1e-4": { hiddenUnits: 128, dropoutRate: 0.3, l2: 1e-4, epochs, batchSize: 32, learningRate: 1e-3 },
   "mlp256 drop0.5 l2=1e-3": { hiddenUnits: 256, dropoutRate: 0.5, l2: 1e-3, epochs, batchSize: 32, learningRate: 1e-3 },
+  // Diagnosis target: the same heads learning the 7 diagnoses, P(malignant) = Σ malignant ones.
+  "logistic l2=1e-3 dx": { hiddenUnits: 0, dropoutRate: 0, l2: 1e-3, epochs, batchSize: 32, learningRate: 1e-3, target: "diagnosis" },
+  "mlp128 drop0.3 l2=1e-4 dx": { hiddenUnits: 128, dropoutRate: 0.3, l2: 1e-4, epochs, batchSize: 32, learningRate: 1e-3, target: "diagnosis" },
 };
+const DX_HEADS = Object.keys(HEADS).filter((h) => HEADS[h].target === "diagnosis");
 
 interface Row {
   backbone: string;
@@ -93,7 +99,7 @@ function writeOutputs(final: boolean): void {
     `Frozen backbone features + dense head, seed ${seed}, ${epochs} epochs, balanced class weights. CV: lesion-grouped stratified 5-fold. ` +
       `LOSO: leave-one-source-out (ham_dataset), AUC on the held-out source. Within-source: only benign/malignant pairs from the same source. ` +
       `TTA: dihedral views, "prob" = head probabilities averaged, "feat" = features averaged before the head. ` +
-      `"ensemble" rows: several backbones' features side by side. "+ fine-tune" rows: the head, then the backbone's top blocks with it ` +
+      `"ensemble" rows: several backbones' features side by side. Heads ending in "dx": trained on the diagnoses (softmax over the 7 HAM classes), scored as P(mel) + P(bcc) + P(akiec). "+ fine-tune" rows: the head, then the backbone's top blocks with it ` +
       `(npm run experiment -- --fine-tune; LOSO min excludes a source whose AUC is undefined; "train s" = both splits' cross-validation). ` +
       `Measured ${new Date(started).toISOString()} on ${os.cpus().length} cores, load average at start ${load0.toFixed(2)}, now ${os.loadavg()[0].toFixed(2)}` +
       (allRows.length > rows.length ? `; ${allRows.length - rows.length} rows kept from an earlier run (their "train s" was measured then, on the same shared machine, load up to ~10).` : "."),
@@ -129,7 +135,8 @@ async function evaluateVariant(
   const cvFolds = toFoldRows(fv.records, createGroupedKFolds(fv.records, { folds: 5, seed }).map((f) => ({ name: `fold-${f.foldIndex + 1}`, ...f })));
   const losoFolds = toFoldRows(fv.records, createLeaveOneSourceOutFolds(fv.records).map((f) => ({ name: f.heldOutSource, ...f })));
   const t1 = performance.now();
-  const base = { features: variant.features, featureDim: fv.featureDim, labels, sources, extraViews: variant.extraViews };
+  const diagnoses = fv.records.map((r) => r.diagnosis);
+  const base = { features: variant.features, featureDim: fv.featureDim, labels, sources, diagnoses, extraViews: variant.extraViews };
   const cv = await crossValidateHead(base, cvFolds, { head: HEADS[variant.head], seed });
   const loso = await crossValidateHead(base, losoFolds, { head: HEADS[variant.head], seed });
   const losoBySource = Object.fromEntries(loso.folds.map((f) => [f.name, f.rocAuc]));
@@ -261,24 +268,31 @@ async function main(): Promise<void> {
   const known = ["mobilenet_v1", "mobilenet_v1_1.0", "mobilenet_v2", "inception_v3", "ensemble", "none"];
   if (only !== undefined && !known.includes(only)) throw new UnknownNameError("--backbone", only, known);
   const tricks = args.tricks === true;
+  const dx = args.dx === true;
+  if (dx && !["mobilenet_v2", "mobilenet_v1_1.0", "ensemble"].includes(only ?? "")) {
+    throw new UnknownNameError("--backbone with --dx", String(only), ["mobilenet_v2", "mobilenet_v1_1.0", "ensemble"]);
+  }
+  // Plans below name binary heads; --dx swaps in the diagnosis-target heads and no tricks.
+  const binaryHeads = allHeads.filter((h) => !DX_HEADS.includes(h));
   if (args["fine-tune"] !== undefined) {
     await evaluateFineTune(Number(args["fine-tune"]), Number(args["unfreeze-blocks"] ?? 1));
     writeOutputs(true);
     return;
   }
   if (only === undefined || only === "mobilenet_v1") {
-    await evaluateBackbone(await loadBackbone("mobilenet_v1", { alpha: 0.25 }), "mobilenet_v1 α0.25", { heads: full ? allHeads : [allHeads[0]], tricks: true });
+    await evaluateBackbone(await loadBackbone("mobilenet_v1", { alpha: 0.25 }), "mobilenet_v1 α0.25", { heads: full ? allHeads : [binaryHeads[0]], tricks: true });
   }
   if (only === "mobilenet_v1_1.0") {
-    await evaluateBackbone(await loadBackbone("mobilenet_v1", { alpha: 1.0 }), "mobilenet_v1 α1.0", { heads: allHeads.slice(0, 2), tricks: full || tricks });
+    await evaluateBackbone(await loadBackbone("mobilenet_v1", { alpha: 1.0 }), "mobilenet_v1 α1.0", { heads: dx ? DX_HEADS : binaryHeads.slice(0, 2), tricks: !dx && (full || tricks) });
   }
   if (only === undefined || only === "mobilenet_v2") {
-    await evaluateBackbone(await loadBackbone("mobilenet_v2"), "mobilenet_v2", { heads: full ? allHeads : tricks ? [allHeads[0]] : allHeads.slice(0, 2), tricks: full || tricks });
+    const heads = dx ? DX_HEADS : full ? allHeads : tricks ? [binaryHeads[0]] : binaryHeads.slice(0, 2);
+    await evaluateBackbone(await loadBackbone("mobilenet_v2"), "mobilenet_v2", { heads, tricks: !dx && (full || tricks) });
   }
   if (args.inception || only === "inception_v3") {
-    await evaluateBackbone(await loadBackbone("inception_v3"), "inception_v3", { heads: full ? allHeads : allHeads.slice(0, 2), tricks: full || tricks });
+    await evaluateBackbone(await loadBackbone("inception_v3"), "inception_v3", { heads: full ? allHeads : binaryHeads.slice(0, 2), tricks: full || tricks });
   }
-  if (only === "ensemble") await evaluateEnsemble(allHeads.slice(0, 2));
+  if (only === "ensemble") await evaluateEnsemble(dx ? DX_HEADS : binaryHeads.slice(0, 2));
   writeOutputs(true);
   console.log(`total ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }

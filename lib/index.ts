@@ -114,6 +114,8 @@ export { compileInferencePlan, disposeBackbone, InferencePlanError, predictBackb
 export type { InferencePlan, InferencePlanSummary } from "./models/inferencePlan.js";
 export { trainHead, formatEpochMetrics, predictHeadProbabilities, toBinaryLabels, TrainHeadError } from "./train/trainHead.js";
 export type { TrainHeadOptions, TrainHeadResult, EpochMetrics, TrainingCallback } from "./train/trainHead.js";
+export { DEFAULT_MALIGNANT_DIAGNOSES, DIAGNOSIS_HEAD_LAYERS, DiagnosisTargetError, encodeDiagnosisTargets, predictDiagnosisProbabilities } from "./train/diagnosisHead.js";
+export type { DiagnosisTargets } from "./train/diagnosisHead.js";
 export { CheckpointError, checkpointFolderName, computeValuesChecksum } from "./train/checkpoints.js";
 export type { CheckpointFingerprint, FineTuneCheckpointFingerprint } from "./train/checkpoints.js";
 export { createFsSaveHandler, saveLayersModelToDir, loadLayersModelFromDir, readModelArtifactsFromDir, ModelFileError, MODEL_JSON_FILE, WEIGHTS_BIN_FILE } from "./export/modelFiles.js";
@@ -145,8 +147,8 @@ export { fineTuneTopBlocks, findFineTuneCut, buildFineTunedTriageModel, FineTune
 export type { FineTuneOptions, FineTuneResult, FineTuneCut } from "./train/fineTune.js";
 export { createLeaveOneSourceOutFolds } from "./experiments/sourceFolds.js";
 export type { SourceFold } from "./experiments/sourceFolds.js";
-export { crossValidateHead, summarizeFoldSpread, formatFoldSpread, toFoldRows, CrossValidationError, DEFAULT_HEAD_CONFIG } from "./experiments/crossValidate.js";
-export type { HeadConfig, FeatureRows, FoldRows, FoldResult, FoldSpread, CrossValidationResult } from "./experiments/crossValidate.js";
+export { crossValidateHead, summarizeFoldSpread, formatFoldSpread, toFoldRows, CrossValidationError, DEFAULT_HEAD_CONFIG, HEAD_TARGETS } from "./experiments/crossValidate.js";
+export type { HeadConfig, HeadTarget, FeatureRows, FoldRows, FoldResult, FoldSpread, CrossValidationResult } from "./experiments/crossValidate.js";
 export { concatenateFeatureViews, extractFeatureViews, FeatureViewError } from "./experiments/featureViews.js";
 export type { FeatureViewOptions, FeatureViews } from "./experiments/featureViews.js";
 export { createProgressBar, formatDurationSeconds } from "./experiments/progress.js";

@@ -1,7 +1,7 @@
 import type * as tf from "@tensorflow/tfjs";
 import { computeRocAuc, computeAveragePrecision } from "../evaluate/metrics.js";
 import { trainHead, predictHeadProbabilities, type EpochMetrics, type TrainingCallback } from "../train/trainHead.js";
-import { MelanomaLabError } from "../util/errors.js";
+import { MelanomaLabError, UnknownNameError } from "../util/errors.js";
 import { computeWithinSourceRocAuc } from "../evaluate/sourceConfounding.js";
 
 /** Thrown for cross-validation input that does not fit together (rows, folds, views). */
@@ -16,7 +16,21 @@ export interface HeadConfig {
   epochs: number;
   batchSize: number;
   learningRate: number;
+  /**
+   * What the head learns: "malignant" (binary, sigmoid) or "diagnosis" (softmax over the rows'
+   * diagnoses, scored as P(malignant) = Σ malignant diagnoses; needs FeatureRows.diagnoses).
+   * Default "malignant".
+   */
+  target?: HeadTarget;
+  /** With target "diagnosis": the diagnosis codes counted as malignant (trainHead's default when omitted). */
+  malignantDiagnoses?: readonly string[];
 }
+
+/** What a head is trained to predict: the binary label, or the diagnosis (summed to P(malignant)). */
+export type HeadTarget = "malignant" | "diagnosis";
+
+/** Valid values of {@link HeadTarget}. */
+export const HEAD_TARGETS: readonly HeadTarget[] = ["malignant", "diagnosis"];
 
 /** The head used when nothing else is asked for: an MLP with 128 hidden units. */
 export const DEFAULT_HEAD_CONFIG: HeadConfig = { hiddenUnits: 128, dropoutRate: 0.3, l2: 1e-4, epochs: 30, batchSize: 32, learningRate: 1e-3 };
@@ -30,6 +44,8 @@ export interface FeatureRows {
   labels: ArrayLike<number>;
   /** Source (clinic/device) of each row for within-source AUC (undefined = unknown, left out); omitted = not reported. */
   sources?: readonly (string | undefined)[];
+  /** Diagnosis code of each row (mel, nv, …); needed by a head with target "diagnosis" for its training rows. */
+  diagnoses?: readonly (string | undefined)[];
   /**
    * Extra views of the same rows (test-time augmentation: e.g. flipped-image features), same
    * shape as `features`. Validation probabilities are averaged over `features` and these.
@@ -126,7 +142,8 @@ function averagePrecisionOrNaN(labels: number[], probs: ArrayLike<number>): numb
 
 /**
  * Trains one head per fold on the fold's train rows (seeded, balanced class weights, the fold's
- * validation rows evaluated each epoch) and scores its validation rows: ROC AUC, average
+ * validation rows evaluated each epoch; with `head.target` "diagnosis" a softmax over the train
+ * rows' `rows.diagnoses`, scored as P(malignant)) and scores its validation rows: ROC AUC, average
  * precision and within-source ROC AUC per fold, their spread, and out-of-fold probabilities.
  * The head's tensors are disposed after each fold. With `checkpointDirForFold` each fold writes
  * per-epoch checkpoints; with `resume` and `completedFold` an interrupted run continues where it
@@ -172,6 +189,21 @@ export async function crossValidateHead(
   for (const [i, view] of (rows.extraViews ?? []).entries()) {
     if (view.length !== rows.features.length) throw new CrossValidationError(`extraViews[${i}]: received ${view.length} values, expected ${rows.features.length}`);
   }
+  const target = options.head.target ?? "malignant";
+  if (!HEAD_TARGETS.includes(target)) throw new UnknownNameError("head target", target, HEAD_TARGETS);
+  const diagnoses = rows.diagnoses;
+  if (diagnoses && diagnoses.length !== rowCount) {
+    throw new CrossValidationError(`diagnoses: received ${diagnoses.length} entries, expected one per row (${rowCount})`);
+  }
+  if (target === "diagnosis") {
+    if (!diagnoses) throw new CrossValidationError(`diagnoses: missing; head target "diagnosis" needs one diagnosis code per row (${rowCount} rows)`);
+    const lacking = folds.flatMap((f) => f.trainRows).filter((r) => !(typeof diagnoses[r] === "string" && diagnoses[r]!.trim() !== ""));
+    if (lacking.length > 0) {
+      throw new CrossValidationError(
+        `diagnoses: ${new Set(lacking).size} training rows have none (e.g. row ${lacking[0]}: ${JSON.stringify(diagnoses[lacking[0]]) ?? "undefined"}); head target "diagnosis" needs a code for every training row`,
+      );
+    }
+  }
   if (folds.length === 0) throw new CrossValidationError("folds: received none, expected at least one");
   const labels = Array.from(rows.labels, Number);
   const outOfFoldProbs = new Float32Array(rowCount).fill(NaN);
@@ -203,6 +235,7 @@ export async function crossValidateHead(
       batchSize: options.head.batchSize,
       learningRate: options.head.learningRate,
       classWeights: "balanced",
+      ...(target === "diagnosis" ? { diagnoses: fold.trainRows.map((r) => diagnoses![r]), malignantDiagnoses: options.head.malignantDiagnoses } : {}),
       validation: valLabels.some((v) => v === 1) && valLabels.some((v) => v === 0) ? { features: valFeatures, labels: valLabels } : undefined,
       callbacks: options.callbacksForFold?.(fold, foldIndex),
       checkpointDir,

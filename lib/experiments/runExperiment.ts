@@ -20,7 +20,17 @@ import { formatEpochMetrics, trainHead, type EpochMetrics } from "../train/train
 import { chooseThresholdForSensitivity } from "../triage/triage.js";
 import { MelanomaLabError, UnknownNameError } from "../util/errors.js";
 import { findProjectRoot, resolveFeatureCacheDir } from "../util/paths.js";
-import { crossValidateHead, DEFAULT_HEAD_CONFIG, formatFoldSpread, toFoldRows, type FoldRows, type FoldSpread, type HeadConfig } from "./crossValidate.js";
+import {
+  crossValidateHead,
+  DEFAULT_HEAD_CONFIG,
+  formatFoldSpread,
+  HEAD_TARGETS,
+  toFoldRows,
+  type FoldRows,
+  type FoldSpread,
+  type HeadConfig,
+  type HeadTarget,
+} from "./crossValidate.js";
 import { createProgressBar } from "./progress.js";
 import { createLeaveOneSourceOutFolds } from "./sourceFolds.js";
 import { backfillTensorBoardEpochs, ExperimentCheckpoints, FINE_TUNE_STAGE } from "./experimentResume.js";
@@ -57,8 +67,15 @@ export interface ExperimentOptions {
   folds?: number;
   /** Default "lesion". */
   split?: ExperimentSplit;
-  /** Head hyperparameters (epochs comes from `epochs`). */
-  head?: Partial<Omit<HeadConfig, "epochs">>;
+  /** Head hyperparameters (epochs comes from `epochs`, the target from `target`). */
+  head?: Partial<Omit<HeadConfig, "epochs" | "target" | "malignantDiagnoses">>;
+  /**
+   * What every head (folds and final model) learns: "malignant" (binary) or "diagnosis" (softmax
+   * over the records' diagnoses, P(malignant) = Σ of the diagnoses labelled malignant in the
+   * data; the exported model still outputs P(malignant)). "diagnosis" needs a diagnosis on every
+   * record, each diagnosis with one label. Default "malignant".
+   */
+  target?: HeadTarget;
   /** Sensitivity the exported threshold reaches on the out-of-fold predictions. Default 0.9. */
   targetSensitivity?: number;
   /** Name under runs/, logs/ and models/; default derived from the options (stable across reruns). */
@@ -123,8 +140,14 @@ export interface ExperimentRunSummary {
     seed: number;
     split: ExperimentSplit;
     folds: number;
-    head: Omit<HeadConfig, "epochs">;
+    head: Omit<HeadConfig, "epochs" | "target" | "malignantDiagnoses">;
     targetSensitivity: number;
+    /** What the heads learned (runs written before this field existed: "malignant"). */
+    target: HeadTarget;
+    /** Target "diagnosis": the diagnoses summed into P(malignant) (those labelled malignant in the data). */
+    malignantDiagnoses?: string[];
+    /** Target "diagnosis": the final model's softmax classes, in column order. */
+    diagnosisClasses?: string[];
   };
   backend: { name: string; description: string };
   data: {
@@ -196,11 +219,15 @@ export function computeDataFingerprint(records: readonly LesionRecord[]): string
 /**
  * The default run name: data folder, backbone, split, epochs and seed, e.g.
  * "ham10000-dev-mobilenet_v2-lesion5-e30-s42", so reruns of one configuration overwrite
- * each other and different ones do not.
+ * each other and different ones do not; target "diagnosis" adds "-dx" (the default target adds
+ * nothing, so older run names are unchanged).
  *
  * @example formatExperimentRunName({ dataDir: "/d/ham10000-dev", backboneName: "mobilenet_v2" }) // "ham10000-dev-mobilenet_v2-lesion5-e30-s42"
+ * @example formatExperimentRunName({ dataDir: "/d/ham10000-dev", backboneName: "mobilenet_v2", target: "diagnosis" }) // "ham10000-dev-mobilenet_v2-lesion5-e30-s42-dx"
  */
-export function formatExperimentRunName(options: Pick<ExperimentOptions, "dataDir" | "backboneName" | "alpha" | "epochs" | "fineTuneEpochs" | "seed" | "folds" | "split">): string {
+export function formatExperimentRunName(
+  options: Pick<ExperimentOptions, "dataDir" | "backboneName" | "alpha" | "epochs" | "fineTuneEpochs" | "seed" | "folds" | "split" | "target">,
+): string {
   const split = options.split ?? "lesion";
   const parts = [
     path.basename(path.resolve(options.dataDir)),
@@ -208,6 +235,7 @@ export function formatExperimentRunName(options: Pick<ExperimentOptions, "dataDi
     split === "source" ? "loso" : `lesion${options.folds ?? 5}`,
     `e${options.epochs ?? 30}` + (options.fineTuneEpochs ? `-ft${options.fineTuneEpochs}` : ""),
     `s${options.seed ?? 42}`,
+    ...(options.target === "diagnosis" ? ["dx"] : []),
   ];
   return parts.join("-").replace(/[^A-Za-z0-9._-]/g, "_");
 }
@@ -224,6 +252,36 @@ function jsonNumber(v: number): number | null {
 
 function jsonSpread(s: FoldSpread): JsonFoldSpread {
   return { mean: jsonNumber(s.mean), sd: jsonNumber(s.sd), min: jsonNumber(s.min), max: jsonNumber(s.max), n: s.n };
+}
+
+/**
+ * The diagnoses counted as malignant for a diagnosis-target head: those whose records are
+ * labelled malignant. Throws ExperimentConfigError when a record has no diagnosis (e.g. a
+ * folder-per-class data set) or a diagnosis carries both labels.
+ */
+function findMalignantDiagnoses(records: readonly LesionRecord[], dataDir: string): string[] {
+  const lacking = records.filter((r) => !(typeof r.diagnosis === "string" && r.diagnosis.trim() !== ""));
+  if (lacking.length > 0) {
+    throw new ExperimentConfigError(
+      `target "diagnosis": ${lacking.length} of ${records.length} images in ${dataDir} have no diagnosis (e.g. ${lacking[0].imageId}); ` +
+        `expected a diagnosis column in labels.csv for every image (folder-per-class data sets have none: use target "malignant")`,
+    );
+  }
+  const byDiagnosis = new Map<string, { malignant: string[]; benign: string[] }>();
+  for (const r of records) {
+    const dx = r.diagnosis!.trim().toLowerCase();
+    if (!byDiagnosis.has(dx)) byDiagnosis.set(dx, { malignant: [], benign: [] });
+    byDiagnosis.get(dx)![r.label].push(r.imageId);
+  }
+  for (const [dx, ids] of byDiagnosis) {
+    if (ids.malignant.length > 0 && ids.benign.length > 0) {
+      throw new ExperimentConfigError(
+        `target "diagnosis": diagnosis ${JSON.stringify(dx)} has ${ids.malignant.length} images labelled malignant (e.g. ${ids.malignant[0]}) and ${ids.benign.length} benign (e.g. ${ids.benign[0]}); ` +
+          `expected one label per diagnosis`,
+      );
+    }
+  }
+  return [...byDiagnosis].filter(([, ids]) => ids.malignant.length > 0).map(([dx]) => dx).sort();
 }
 
 /** Probability of malignant for records through an image → probability model, in batches (no cache). */
@@ -246,7 +304,8 @@ async function predictRecords(backbone: Backbone, model: tf.LayersModel, records
  * features, cross-validates a dense head (lesion-grouped K-fold or leave-one-source-out),
  * optionally fine-tunes the backbone's top blocks per fold, trains the final head on all data,
  * chooses the ≥ targetSensitivity threshold on the out-of-fold predictions and exports the
- * triage model. Writes:
+ * triage model. With `target: "diagnosis"` every head learns the diagnoses (softmax) and scores
+ * P(malignant) as the sum of the malignant ones (see trainHead's `diagnoses`). Writes:
  * - `logs/<run>/<fold>/{train,validation}` TensorBoard scalars per fold, `logs/<run>/all/train`
  *   for the final model, and an hparams session in `logs/<run>` with the cross-validated
  *   metrics (cv/roc_auc_mean, …) so the HParams dashboard over `logs/` compares runs;
@@ -273,16 +332,18 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const seed = options.seed ?? 42;
   const foldCount = options.folds ?? 5;
   const targetSensitivity = options.targetSensitivity ?? 0.9;
+  const target = options.target ?? "malignant";
+  if (!HEAD_TARGETS.includes(target)) throw new UnknownNameError("target", target, HEAD_TARGETS);
   for (const [name, value, min] of [["epochs", epochs, 1], ["fineTuneEpochs", fineTuneEpochs, 0], ["folds", foldCount, 2], ["seed", seed, 0]] as const) {
     if (!(Number.isInteger(value) && value >= min)) throw new ExperimentConfigError(`${name}: received ${value}, expected a whole number ≥ ${min}`);
   }
   if (!(targetSensitivity > 0 && targetSensitivity <= 1)) throw new ExperimentConfigError(`targetSensitivity: received ${targetSensitivity}, expected 0 < target ≤ 1`);
-  const head: HeadConfig = { ...DEFAULT_HEAD_CONFIG, ...options.head, epochs };
+  const head: HeadConfig = { ...DEFAULT_HEAD_CONFIG, ...options.head, epochs, target };
   const fineTune = fineTuneEpochs > 0;
   const dataDir = path.resolve(options.dataDir);
   if (!fs.existsSync(dataDir)) throw new ExperimentConfigError(`dataDir: ${dataDir} does not exist (expected labels.csv + images/, or train/benign + train/malignant)`);
   const outputRoot = path.resolve(options.outputRoot ?? findProjectRoot());
-  const runName = options.runName ?? formatExperimentRunName({ ...options, backboneName, split, epochs, fineTuneEpochs, seed, folds: foldCount });
+  const runName = options.runName ?? formatExperimentRunName({ ...options, backboneName, split, epochs, fineTuneEpochs, seed, folds: foldCount, target });
   if (!/^[A-Za-z0-9._-]+$/.test(runName)) throw new ExperimentConfigError(`runName: ${JSON.stringify(runName)} may use only letters, digits, '.', '_' and '-'`);
   const logDir = path.join(outputRoot, "logs", runName);
   const modelDir = path.join(outputRoot, "models", runName);
@@ -297,6 +358,12 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const fingerprint = computeDataFingerprint(dataset.records);
   const loadDataMs = performance.now() - loadStarted;
   log(`run ${runName}: ${dataset.records.length} images from ${dataDir} (fingerprint ${fingerprint.slice(0, 12)}), ${dataset.problems.length} input problems`);
+  // Checked before the backbone loads: a data set without diagnoses fails at once.
+  const malignantDiagnoses = target === "diagnosis" ? findMalignantDiagnoses(dataset.records, dataDir) : undefined;
+  if (malignantDiagnoses) {
+    head.malignantDiagnoses = malignantDiagnoses;
+    log(`target diagnosis: softmax over the diagnoses, P(malignant) = sum of ${malignantDiagnoses.join(", ")}`);
+  }
 
   const featuresStarted = performance.now();
   const backbone = await loadBackbone(backboneName, { alpha: options.alpha });
@@ -308,6 +375,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const records = matrix.sourceIndices.map((i) => dataset.records[i]);
   const labels = records.map((r) => (r.label === "malignant" ? 1 : 0));
   const sources = records.map((r) => r.source);
+  const diagnoses = records.map((r) => r.diagnosis);
   log(`features: ${matrix.rows} × ${matrix.featureDim} (${matrix.cacheHits} cached, ${matrix.computed} computed) in ${(featuresMs / 1000).toFixed(1)} s`);
 
   const folds: FoldRows[] =
@@ -329,6 +397,8 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     head: headSettings,
     dataFingerprint: fingerprint,
     images: records.length,
+    // Only non-default targets are recorded, so runs checkpointed before this option still resume.
+    ...(malignantDiagnoses ? { target, malignantDiagnoses } : {}),
   };
   const resuming = options.resume === true && checkpoints.exists();
   if (resuming) {
@@ -357,6 +427,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     l2: head.l2,
     learning_rate: head.learningRate,
     batch_size: head.batchSize,
+    target,
   };
   // A resumed run keeps the session start the interrupted one wrote (it is flushed at once).
   const hadSession = resuming && fs.existsSync(logDir) && listEventFiles(logDir).length > 0;
@@ -416,7 +487,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   let status: "success" | "failure" = "failure";
   try {
     const cv = await crossValidateHead(
-      { features: matrix.features, featureDim: matrix.featureDim, labels, sources },
+      { features: matrix.features, featureDim: matrix.featureDim, labels, sources, diagnoses },
       folds,
       {
         head,
@@ -467,6 +538,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
       batchSize: head.batchSize,
       learningRate: head.learningRate,
       classWeights: "balanced",
+      ...(malignantDiagnoses ? { diagnoses, malignantDiagnoses } : {}),
       callbacks: [createTensorBoardCallback(path.join(logDir, "all"), { writeGraph: false })],
       checkpointDir: checkpoints.trainingDir("all"),
       resume: resuming,
@@ -495,7 +567,16 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
           specificity: threshold.specificity,
           images: scored.length,
         },
-        notes: { run: runName, split, folds: folds.length, seed, dataFingerprint: fingerprint, thresholdChosenOn: "out-of-fold predictions" },
+        notes: {
+          run: runName,
+          split,
+          folds: folds.length,
+          seed,
+          dataFingerprint: fingerprint,
+          thresholdChosenOn: "out-of-fold predictions",
+          target,
+          ...(final.diagnosisClasses ? { diagnosisClasses: final.diagnosisClasses.join(","), malignantDiagnoses: final.malignantClasses!.join(",") } : {}),
+        },
       }),
     );
     const exportMs = performance.now() - exportStarted;
@@ -533,6 +614,8 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
         folds: folds.length,
         head: headSettings,
         targetSensitivity,
+        target,
+        ...(malignantDiagnoses ? { malignantDiagnoses, diagnosisClasses: final.diagnosisClasses } : {}),
       },
       backend: { name: backend.name, description: `${backend.name} (${backend.details})` },
       data: {

@@ -20,6 +20,17 @@ export interface CheckpointFingerprint {
   learningRate: number;
   classWeights: [number, number];
   featureChecksum: number;
+  /** "balanced" when batches were class-balanced (absent for shuffled batches). */
+  sampling?: "balanced";
+  /** Present only for a diagnosis-target head (trainHead's `diagnoses`), with the keys below. */
+  target?: "diagnosis";
+  /** Softmax classes, in column order. */
+  diagnosisClasses?: string[];
+  malignantDiagnoses?: string[];
+  /** Loss weight of each diagnosis class. */
+  diagnosisWeights?: number[];
+  /** {@link computeValuesChecksum} of the rows' class indices. */
+  diagnosesChecksum?: number;
 }
 
 /**
@@ -130,7 +141,8 @@ async function copyWeightsFrom(folder: string, into: tf.LayersModel): Promise<vo
  * count). Returns undefined when `dir` holds none; throws {@link CheckpointError} when it was
  * written for other data or options. With `wantBest`, also returns clones of the weights of the
  * epoch with the best valAuc so far (read from that epoch's folder). Used by trainHead's and
- * fineTuneTopBlocks's `resume`; every key of `fingerprint` must equal the saved one.
+ * fineTuneTopBlocks's `resume`; every key of `fingerprint` or of the saved one must be equal in both
+ * (an optional key present on one side only is a difference).
  *
  * @example const restored = await readCheckpoint("runs/a/checkpoints", fingerprint, head, adam, false);
  */
@@ -150,10 +162,11 @@ export async function readCheckpoint<F extends object = CheckpointFingerprint>(
   const state = JSON.parse(fs.readFileSync(statePath, "utf8")) as CheckpointState;
   const saved = state.fingerprint as Record<string, unknown>;
   const current = fingerprint as Record<string, unknown>;
-  for (const key of Object.keys(current)) {
+  // Keys of either side: an optional key (sampling, target, …) recorded by only one run differs too.
+  for (const key of new Set([...Object.keys(current), ...Object.keys(saved)])) {
     if (JSON.stringify(saved[key]) !== JSON.stringify(current[key])) {
       throw new CheckpointError(
-        `${statePath}: checkpoint was written with ${key} ${JSON.stringify(saved[key]) ?? "unset"}, this run has ${JSON.stringify(current[key])}; use another checkpointDir or resume: false`,
+        `${statePath}: checkpoint was written with ${key} ${JSON.stringify(saved[key]) ?? "unset"}, this run has ${JSON.stringify(current[key]) ?? "unset"}; use another checkpointDir or resume: false`,
       );
     }
   }

@@ -2,6 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { createBalancedBatchOrder } from "../data/balancedSampling.js";
 import type { LesionLabel } from "../data/types.js";
 import { computeValuesChecksum, readCheckpoint, writeCheckpoint, type CheckpointFingerprint } from "./checkpoints.js";
+import { DEFAULT_MALIGNANT_DIAGNOSES, DIAGNOSIS_HEAD_LAYERS, encodeDiagnosisTargets, type DiagnosisTargets } from "./diagnosisHead.js";
 import { MelanomaLabError } from "../util/errors.js";
 import { shuffleWithSeed } from "../util/random.js";
 import { computeRocAucExact, scoreBinaryPredictions } from "./rocAuc.js";
@@ -9,16 +10,22 @@ import { computeRocAucExact, scoreBinaryPredictions } from "./rocAuc.js";
 /** Thrown for training input that does not fit together (lengths, labels, options). */
 export class TrainHeadError extends MelanomaLabError {}
 
-/** Metrics after one epoch. Losses are binary cross-entropy (natural log, mean per image). */
+/**
+ * Metrics after one epoch. Losses are binary cross-entropy (natural log, mean per image), except
+ * trainLoss of a diagnosis-target head (categorical cross-entropy over the diagnoses).
+ */
 export interface EpochMetrics {
   /** 1-based epoch number. */
   epoch: number;
-  /** Mean training objective over the epoch's batches (class-weighted BCE + L2, dropout on). */
+  /**
+   * Mean training objective over the epoch's batches (class-weighted BCE + L2, dropout on; with
+   * trainHead's `diagnoses`, class-weighted categorical cross-entropy over the diagnoses + L2).
+   */
   trainLoss: number;
   /** Accuracy at probability 0.5 on the whole training set after the epoch (dropout off). */
   trainAccuracy: number;
   trainAuc: number;
-  /** Unweighted BCE on the validation set (absent without validation data). */
+  /** Unweighted BCE of P(malignant) on the validation set (absent without validation data). */
   valLoss?: number;
   valAccuracy?: number;
   valAuc?: number;
@@ -55,15 +62,36 @@ export interface TrainHeadOptions {
   batchSize?: number;
   /** Adam learning rate. Default 1e-3. */
   learningRate?: number;
-  /** Loss weight of each class: [benign, malignant], or "balanced" (n / (2·n_class)). Default [1, 1]. */
+  /**
+   * Loss weight of each class: [benign, malignant], or "balanced" (n / (2·n_class)). Default [1, 1].
+   * With `diagnoses`, "balanced" weighs each diagnosis n / (K·n_diagnosis) (K = classes present),
+   * and [benign, malignant] weighs each row by its label.
+   */
   classWeights?: [number, number] | "balanced";
   /**
    * How each epoch's mini-batches are drawn: "shuffle" (every image once, seeded order) or
    * "balanced" (half malignant per batch, minority oversampled; see createBalancedBatchOrder),
    * still ceil(n / batchSize) batches per epoch. With "balanced", leave classWeights unset
-   * (unweighted) unless both are wanted on purpose. Default "shuffle".
+   * (unweighted) unless both are wanted on purpose. With `diagnoses` it keeps this meaning
+   * (half malignant, by label; diagnoses within each half as they come). Default "shuffle".
    */
   sampling?: "shuffle" | "balanced";
+  /**
+   * One diagnosis code per training row (HAM10000's mel, nv, bcc, …; trimmed, lower-cased).
+   * When given, the head learns a softmax over the diagnoses present (sorted; see the result's
+   * `diagnosisClasses`) with categorical cross-entropy, and the returned model still outputs
+   * P(malignant) [n, 1]: a frozen Dense(K → 1, no bias) with kernel 1 for the malignant
+   * diagnoses and 0 for the others sums the softmax's malignant columns. Hidden layer, dropout,
+   * L2, checkpoints, callbacks and validation metrics (on P(malignant)) work as without it.
+   * A missing code ("", "unknown", undefined) → DiagnosisTargetError naming the row.
+   */
+  diagnoses?: readonly (string | undefined)[];
+  /**
+   * With `diagnoses`: the codes counted as malignant. Every row with one of them must be labelled
+   * malignant and every other row benign (else DiagnosisTargetError naming the row, its
+   * diagnosis and label). Default {@link DEFAULT_MALIGNANT_DIAGNOSES} (akiec, bcc, mel, scc).
+   */
+  malignantDiagnoses?: readonly string[];
   /** Validation features (row-major, same featureDim) and 0/1 labels, evaluated each epoch. */
   validation?: { features: Float32Array; labels: ArrayLike<number> | readonly LesionLabel[] };
   /** When true and validation is given, the weights of the epoch with the best valAuc are kept. */
@@ -94,10 +122,17 @@ export interface TrainHeadResult {
   /** Epoch whose weights the model holds (the last, or the best by valAuc with restoreBestWeights). */
   keptEpoch: number;
   featureDim: number;
-  /** Initial output bias, log(positives / negatives) of the training labels. */
+  /**
+   * Initial output bias, log(positives / negatives) of the training labels (with `diagnoses`:
+   * the log-odds of the untrained P(malignant); the softmax biases start at log(n_k / n)).
+   */
   initialBias: number;
   /** Epoch a resumed run continued after (0 when it started afresh). */
   resumedFromEpoch: number;
+  /** With `diagnoses`: the softmax's classes, in column order (sorted diagnosis codes present in training). */
+  diagnosisClasses?: string[];
+  /** With `diagnoses`: the classes summed into P(malignant) (sorted). */
+  malignantClasses?: string[];
 }
 
 /**
@@ -118,18 +153,29 @@ export function toBinaryLabels(labels: ArrayLike<number> | readonly LesionLabel[
 
 interface HeadLayers {
   hidden?: tf.layers.Layer;
+  /** Dense(1, sigmoid), or with diagnoses Dense(K, linear) giving the logits. */
   output: tf.layers.Layer;
   dropoutRate: number;
+  /** Diagnosis target: softmax and the frozen malignant-sum layer after `output`. */
+  diagnosis?: { softmax: tf.layers.Layer; malignantSum: tf.layers.Layer };
 }
 
-function probabilities(layers: HeadLayers, x: tf.Tensor2D, training: boolean, dropoutSeed: number): tf.Tensor1D {
+/** The output layer's result: P(malignant) [n, 1], or the diagnosis logits [n, K]. */
+function outputOf(layers: HeadLayers, x: tf.Tensor2D, training: boolean, dropoutSeed: number): tf.Tensor2D {
   let h: tf.Tensor = x;
   if (layers.hidden) {
     h = layers.hidden.apply(h) as tf.Tensor;
     // Dropout by hand with a per-step seed: a seeded tf.layers.dropout reuses one mask every step.
     if (training && layers.dropoutRate > 0) h = tf.dropout(h, layers.dropoutRate, undefined, dropoutSeed);
   }
-  return (layers.output.apply(h) as tf.Tensor).reshape([-1]) as tf.Tensor1D;
+  return layers.output.apply(h) as tf.Tensor2D;
+}
+
+function probabilities(layers: HeadLayers, x: tf.Tensor2D, training: boolean, dropoutSeed: number): tf.Tensor1D {
+  let out: tf.Tensor = outputOf(layers, x, training, dropoutSeed);
+  // The same layers the returned model ends with, so training scores what the model outputs.
+  if (layers.diagnosis) out = layers.diagnosis.malignantSum.apply(layers.diagnosis.softmax.apply(out)) as tf.Tensor;
+  return out.reshape([-1]) as tf.Tensor1D;
 }
 
 /**
@@ -211,6 +257,10 @@ function evaluate(
  * initialised to log(pos/neg). Adam on class-weighted binary cross-entropy + L2, mini-batches
  * shuffled from `seed` each epoch (or class-balanced with `sampling: "balanced"`); the same seed gives the same weights and metrics.
  * Only dense layers train, which the wasm backend supports (it lacks conv gradients).
+ * With `diagnoses` (one code per row) the output is instead dense(K) → softmax over the
+ * diagnoses (biases log(n_k / n)) → frozen dense(K → 1) summing the malignant ones, trained on
+ * categorical cross-entropy; the model's input and output are the same ([n, featureDim] →
+ * [n, 1] P(malignant)), so everything that takes a head takes this one.
  *
  * @example
  * const { model, history } = await trainHead(train.features, trainLabels, {
@@ -253,6 +303,18 @@ export async function trainHead(
   }
   const classWeights: [number, number] =
     options.classWeights === "balanced" ? [n / (2 * negatives), n / (2 * positives)] : (options.classWeights ?? [1, 1]);
+  let targets: DiagnosisTargets | undefined;
+  if (options.diagnoses !== undefined) {
+    targets = encodeDiagnosisTargets(options.diagnoses, y, options.malignantDiagnoses ?? DEFAULT_MALIGNANT_DIAGNOSES);
+  } else if (options.malignantDiagnoses !== undefined) {
+    throw new TrainHeadError("malignantDiagnoses: given without diagnoses; expected both (a diagnosis-target head) or neither");
+  }
+  // Weight of each diagnosis class: balanced n / (K·n_k), else the weight of its label.
+  const diagnosisWeights = targets
+    ? targets.counts.map((count, k) =>
+        options.classWeights === "balanced" ? n / (targets!.classes.length * count) : classWeights[targets!.malignantMask[k]],
+      )
+    : undefined;
 
   let valFeatures: tf.Tensor2D | undefined;
   let valLabels: Int32Array | undefined;
@@ -270,26 +332,59 @@ export async function trainHead(
   const hidden = hiddenUnits > 0
     ? tf.layers.dense({ units: hiddenUnits, activation: "relu", kernelInitializer: tf.initializers.glorotUniform({ seed }), name: "head_hidden" })
     : undefined;
-  const output = tf.layers.dense({
-    units: 1,
-    activation: "sigmoid",
-    kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }),
-    biasInitializer: tf.initializers.constant({ value: initialBias }),
-    name: "head_output",
-  });
+  const output = targets
+    ? tf.layers.dense({
+        units: targets.classes.length,
+        activation: "linear",
+        kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }),
+        name: DIAGNOSIS_HEAD_LAYERS.logits,
+      })
+    : tf.layers.dense({
+        units: 1,
+        activation: "sigmoid",
+        kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }),
+        biasInitializer: tf.initializers.constant({ value: initialBias }),
+        name: "head_output",
+      });
   let symbolic: tf.SymbolicTensor = input;
   if (hidden) {
     symbolic = hidden.apply(symbolic) as tf.SymbolicTensor;
     symbolic = tf.layers.dropout({ rate: dropoutRate, name: "head_dropout" }).apply(symbolic) as tf.SymbolicTensor;
   }
-  const model = tf.model({ inputs: input, outputs: output.apply(symbolic) as tf.SymbolicTensor, name: "triage_head" });
-  const layers: HeadLayers = { hidden, output, dropoutRate };
+  symbolic = output.apply(symbolic) as tf.SymbolicTensor;
+  let diagnosisLayers: HeadLayers["diagnosis"];
+  if (targets) {
+    const softmax = tf.layers.activation({ activation: "softmax", name: DIAGNOSIS_HEAD_LAYERS.softmax });
+    const malignantSum = tf.layers.dense({ units: 1, useBias: false, activation: "linear", trainable: false, kernelInitializer: "zeros", name: DIAGNOSIS_HEAD_LAYERS.malignantSum });
+    symbolic = malignantSum.apply(softmax.apply(symbolic)) as tf.SymbolicTensor;
+    diagnosisLayers = { softmax, malignantSum };
+  }
+  const model = tf.model({ inputs: input, outputs: symbolic, name: "triage_head" });
+  if (targets && diagnosisLayers) {
+    const K = targets.classes.length;
+    // Biases log(n_k / n): the untrained head predicts the class frequencies, so its P(malignant)
+    // starts at the malignant rate, as the binary head's log(pos/neg) bias does.
+    const priors = tf.tensor1d(targets.counts.map((c) => Math.log(c / n)));
+    const mask = tf.tensor2d(targets.malignantMask, [K, 1]);
+    // write() shares the tensors' data (reference-counted), so disposing them below is safe.
+    output.weights[1].write(priors);
+    diagnosisLayers.malignantSum.weights[0].write(mask);
+    tf.dispose([priors, mask]);
+  }
+  const layers: HeadLayers = { hidden, output, dropoutRate, diagnosis: diagnosisLayers };
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const kernels = variables.filter((v) => /kernel/.test(v.name));
 
   const trainFeatures = tf.tensor2d(features, [n, featureDim]);
   const trainLabels = tf.tensor1d(Float32Array.from(y), "float32");
-  const sampleWeights = tf.tensor1d(Float32Array.from(y, (v) => classWeights[v]), "float32");
+  const sampleWeights = tf.tensor1d(
+    targets ? Float32Array.from(targets.classIndex, (k) => diagnosisWeights![k]) : Float32Array.from(y, (v) => classWeights[v]),
+    "float32",
+  );
+  // One-hot diagnosis targets [n, K] (float, for the cross-entropy product).
+  const trainOneHot = targets
+    ? tf.tidy(() => tf.oneHot(tf.tensor1d(targets!.classIndex, "int32"), targets!.classes.length).toFloat() as tf.Tensor2D)
+    : undefined;
   valFeatures = options.validation ? tf.tensor2d(options.validation.features, [valLabels!.length, featureDim]) : undefined;
   const optimizer = tf.train.adam(learningRate);
   const history: EpochMetrics[] = [];
@@ -300,6 +395,16 @@ export async function trainHead(
     featureChecksum: computeValuesChecksum(features),
     // Only balanced runs record it, so checkpoints written before this option still resume.
     ...(sampling === "balanced" ? { sampling } : {}),
+    // Likewise only diagnosis-target runs record their targets (a binary run refuses these keys).
+    ...(targets
+      ? {
+          target: "diagnosis" as const,
+          diagnosisClasses: targets.classes,
+          malignantDiagnoses: targets.malignantDiagnoses,
+          diagnosisWeights: diagnosisWeights!,
+          diagnosesChecksum: computeValuesChecksum(targets.classIndex),
+        }
+      : {}),
   };
   let resumedFromEpoch = 0;
   try {
@@ -336,10 +441,18 @@ export async function trainHead(
           const xb = tf.gather(trainFeatures, idx) as tf.Tensor2D;
           const yb = tf.gather(trainLabels, idx) as tf.Tensor1D;
           const wb = tf.gather(sampleWeights, idx) as tf.Tensor1D;
+          const ob = trainOneHot ? (tf.gather(trainOneHot, idx) as tf.Tensor2D) : undefined;
           return optimizer.minimize(
             () => {
-              const p = probabilities(layers, xb, true, dropoutSeed);
-              const dataLoss = tf.mean(tf.mul(binaryCrossEntropy(yb, p), wb));
+              let perExample: tf.Tensor1D;
+              if (ob) {
+                // log-softmax of the logits: exact where a softmax then log would round to -inf.
+                const logProbs = tf.logSoftmax(outputOf(layers, xb, true, dropoutSeed));
+                perExample = tf.neg(tf.sum(tf.mul(ob, logProbs), 1)) as tf.Tensor1D;
+              } else {
+                perExample = binaryCrossEntropy(yb, probabilities(layers, xb, true, dropoutSeed));
+              }
+              const dataLoss = tf.mean(tf.mul(perExample, wb));
               if (l2 === 0) return dataLoss as tf.Scalar;
               const penalty = tf.addN(kernels.map((k) => tf.sum(tf.square(k))));
               return tf.add(dataLoss, tf.mul(l2, penalty)) as tf.Scalar;
@@ -383,7 +496,12 @@ export async function trainHead(
       model.setWeights(best.weights);
       keptEpoch = best.epoch;
     }
-    return { model, history, keptEpoch, featureDim, initialBias, resumedFromEpoch };
+    const result: TrainHeadResult = { model, history, keptEpoch, featureDim, initialBias, resumedFromEpoch };
+    if (targets) {
+      result.diagnosisClasses = targets.classes;
+      result.malignantClasses = targets.classes.filter((_, k) => targets!.malignantMask[k] === 1);
+    }
+    return result;
   } catch (err) {
     model.dispose();
     throw err;
@@ -391,6 +509,7 @@ export async function trainHead(
     best?.weights.forEach((t) => t.dispose());
     optimizer.dispose();
     tf.dispose([trainFeatures, trainLabels, sampleWeights]);
+    trainOneHot?.dispose();
     valFeatures?.dispose();
   }
 }
