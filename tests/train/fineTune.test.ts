@@ -64,6 +64,20 @@ describe("fineTuneTopBlocks (MobileNetV2 on a tiny HAM10000 subset)", () => {
     expect(() => findFineTuneCut(backbone, 17)).toThrow(/unfreezeBlocks: received 17, expected a whole number 1–16/);
   });
 
+  it("refuses, before it starts, a step too large for the wasm heap (which would crash it), naming the largest batch that fits", async () => {
+    if (!dir) return;
+    const tensorsBefore = tf.memory().numTensors;
+    const options: FineTuneOptions = { unfreezeBlocks: 16, epochs: 1, learningRate: 1e-4, batchSize: 64, seed: 1 };
+    const refusal = await fineTuneTopBlocks(backbone, head, train, validation, options).catch((e: unknown) => e);
+    expect(refusal).toBeInstanceOf(FineTuneError);
+    const message = (refusal as Error).message;
+    expect(message).toMatch(/^batchSize 64 with unfreezeBlocks 16 of mobilenet_v2: a training step needs about [\d.]+ GiB of wasm memory/);
+    const largest = Number(/expected batchSize ≤ (\d+)/.exec(message)![1]);
+    expect(largest).toBeGreaterThanOrEqual(1);
+    expect(largest).toBeLessThan(64);
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+  });
+
   it("before any real update reproduces the frozen pipeline's probabilities, and rejects a head of the wrong width", async () => {
     if (!dir) return;
     const ft = await fineTuneTopBlocks(backbone, head, train, validation, { unfreezeBlocks: 2, epochs: 1, learningRate: 1e-12, batchSize: 8, seed: 2, cacheDir: sharedCacheDir });
