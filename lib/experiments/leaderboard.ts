@@ -73,7 +73,9 @@ export function buildLeaderboardRows(runs: readonly ExperimentRunSummary[]): Lea
   const rows = runs.map((r) => ({
     rank: 0,
     runName: r.runName,
-    backbone: r.config.backbone + (r.config.alpha !== null && r.config.alpha !== undefined ? ` α${r.config.alpha}` : "") + (r.config.fineTuneEpochs > 0 ? ` +ft${r.config.fineTuneEpochs}` : ""),
+    backbone: r.config.backbone + (r.config.alpha !== null && r.config.alpha !== undefined ? ` α${r.config.alpha}` : "") + (r.config.fineTuneEpochs > 0 ? ` +ft${r.config.fineTuneEpochs}` : "") +
+      // Runs written before the target option have none: they trained on the label.
+      (r.config.target === "diagnosis" ? " (dx head)" : ""),
     split: r.config.split === "source" ? "leave-one-source-out" : `lesion ${r.config.folds}-fold`,
     folds: r.config.folds,
     epochs: r.config.epochs,

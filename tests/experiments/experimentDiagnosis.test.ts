@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateSyntheticDataset, loadTriageModel, predictMalignantProbability, selectBackend, UnknownNameError } from "../../lib/index.js";
 import { ExperimentConfigError, formatExperimentRunName, runExperiment, type ExperimentResult } from "../../lib/experiments/runExperiment.js";
 import { DIAGNOSIS_HEAD_LAYERS } from "../../lib/train/diagnosisHead.js";
+import { buildLeaderboardRows, loadExperimentRuns } from "../../lib/experiments/leaderboard.js";
 
 let workDir: string;
 let dataDir: string;
@@ -40,6 +41,11 @@ describe("runExperiment with target diagnosis (40 synthetic images, 2 folds, 2 e
     for (const f of onDisk.folds) expect(f.epochs).toBe(2);
     expect(onDisk.metrics.threshold.sensitivity).toBeGreaterThanOrEqual(0.9);
     expect(tensorsAfter).toBe(tensorsBefore);
+  });
+
+  it("the leaderboard tells the diagnosis head apart from a label head of the same backbone", () => {
+    const rows = buildLeaderboardRows(loadExperimentRuns(path.join(workDir, "runs")).runs);
+    expect(rows.find((r) => r.runName.endsWith("-dx"))!.backbone).toBe("mobilenet_v2 (dx head)");
   });
 
   it("exports a P(malignant) triage model ending in the frozen sum layer, with the target in its notes", async () => {
