@@ -3,6 +3,7 @@ import * as tf from "@tensorflow/tfjs";
 import { decodeImageRgb, type ResizePolicy } from "../data/decodeImage.js";
 import { preprocessImages } from "../models/preprocess.js";
 import type { Backbone } from "../models/types.js";
+import { DIAGNOSIS_HEAD_LAYERS } from "../train/diagnosisHead.js";
 import { MelanomaLabError } from "../util/errors.js";
 
 /** Thrown for Grad-CAM input that cannot be used: wrong pixel count or size, a head or backbone of an unsupported shape, a bad heatmap. */
@@ -76,6 +77,27 @@ function poolingLayerOf(backbone: Backbone): tf.layers.Layer {
 }
 
 /**
+ * A diagnosis-target head (trainHead's `diagnoses`) ends softmax → frozen sum of the malignant
+ * columns, so its output is P(malignant) and the gradient of that saturates like a sigmoid's.
+ * Its logit is the malignant log-odds from the diagnosis logits z, computed without the softmax:
+ * log Σ_malignant e^z − log Σ_benign e^z (with two classes, exactly the binary logit).
+ */
+function diagnosisLogitFunctionOf(head: tf.LayersModel, sumLayer: tf.layers.Layer): (pooled: tf.Tensor2D) => tf.Tensor2D {
+  const mask = Array.from(sumLayer.getWeights()[0].dataSync());
+  const malignant = mask.flatMap((m, k) => (m === 1 ? [k] : []));
+  const benign = mask.flatMap((m, k) => (m === 1 ? [] : [k]));
+  if (malignant.length === 0 || benign.length === 0) {
+    throw new GradCamError(`head ${head.name}: ${sumLayer.name} sums ${malignant.length} of ${mask.length} diagnosis classes; expected at least one malignant and one benign class`);
+  }
+  const logits = tf.model({ inputs: head.inputs, outputs: head.getLayer(DIAGNOSIS_HEAD_LAYERS.logits).output as tf.SymbolicTensor, name: `${head.name}_diagnosis_logits` });
+  return (pooled: tf.Tensor2D): tf.Tensor2D => {
+    const z = logits.apply(pooled, { training: false }) as tf.Tensor2D;
+    const logSumExpOf = (columns: number[]) => tf.logSumExp(tf.gather(z, tf.tensor1d(columns, "int32"), 1), 1, true);
+    return tf.sub(logSumExpOf(malignant), logSumExpOf(benign)) as tf.Tensor2D;
+  };
+}
+
+/**
  * Splits the head into "everything before the last dense layer" and that layer's kernel and
  * bias, so the logit is computed as h·kernel + bias. Taking the logit as log(p / (1 - p)) of
  * the sigmoid output instead would fail exactly where Grad-CAM is most wanted: for a confident
@@ -89,6 +111,11 @@ function logitFunctionOf(head: tf.LayersModel): (pooled: tf.Tensor2D) => tf.Tens
   if (cached) return cached;
   const layers = head.layers;
   const last = layers[layers.length - 1];
+  if (last.name === DIAGNOSIS_HEAD_LAYERS.malignantSum) {
+    const logitOf = diagnosisLogitFunctionOf(head, last);
+    logitFunctions.set(head, logitOf);
+    return logitOf;
+  }
   const config = last.getConfig() as { activation?: unknown; units?: unknown; useBias?: unknown };
   if (last.getClassName() !== "Dense" || config.units !== 1 || (config.activation !== "sigmoid" && config.activation !== "linear")) {
     throw new GradCamError(

@@ -9,6 +9,7 @@ import { loadBackbone } from "../../lib/models/backbones.js";
 import { extractFeatures } from "../../lib/models/features.js";
 import type { Backbone } from "../../lib/models/types.js";
 import { predictHeadProbabilities } from "../../lib/train/trainHead.js";
+import { DIAGNOSIS_HEAD_LAYERS } from "../../lib/train/diagnosisHead.js";
 import { createRandom } from "../../lib/util/random.js";
 import { sharedPathOrSkip } from "../helpers/shared.js";
 
@@ -123,6 +124,34 @@ describe("computeGradCam on a hand-built backbone whose feature map is the input
     const predicted = head.predict(backbone.model.predict(tf.tensor4d(Float32Array.from(rgb, (v) => v / 255), [1, SIZE, SIZE, 3]))) as tf.Tensor;
     expect(cam.probability).toBeCloseTo(predicted.dataSync()[0], 6);
     predicted.dispose();
+    expect(cam.camMax).toBeCloseTo(max, 6);
+    for (let p = 0; p < 16; p++) expect(cam.heatmap[p]).toBeCloseTo(max > 0 ? raw[p] / max : 0, 5);
+    head.dispose();
+  });
+
+  it("takes a diagnosis head's malignant log-odds from its logits (not the saturating P(malignant)), by hand", () => {
+    const rand = createRandom(5);
+    const w = Array.from({ length: 9 }, () => rand() * 4 - 2);
+    const b = [0.3, -0.1, 0.2];
+    const input = tf.input({ shape: [3] });
+    const z = tf.layers.dense({ units: 3, name: DIAGNOSIS_HEAD_LAYERS.logits, weights: [tf.tensor2d(w, [3, 3]), tf.tensor1d(b)] }).apply(input) as tf.SymbolicTensor;
+    const softmax = tf.layers.activation({ activation: "softmax", name: DIAGNOSIS_HEAD_LAYERS.softmax }).apply(z) as tf.SymbolicTensor;
+    // Classes 0 and 2 malignant, class 1 benign.
+    const sum = tf.layers.dense({ units: 1, useBias: false, trainable: false, name: DIAGNOSIS_HEAD_LAYERS.malignantSum, weights: [tf.tensor2d([1, 0, 1], [3, 1])] });
+    const head = tf.model({ inputs: input, outputs: sum.apply(softmax) as tf.SymbolicTensor });
+    const channels = [0, 1, 2].map(() => Array.from({ length: 16 }, () => Math.floor(rand() * 256)));
+    const cam = computeGradCam(backbone, head, imageOf(channels[0], channels[1], channels[2]), SIZE);
+
+    const pooled = channels.map((ch) => ch.reduce((a, v) => a + v / 255, 0) / 16);
+    const logits = [0, 1, 2].map((k) => b[k] + pooled.reduce((a, f, c) => a + f * w[c * 3 + k], 0));
+    const e = logits.map(Math.exp);
+    expect(cam.logit).toBeCloseTo(Math.log(e[0] + e[2]) - logits[1], 5);
+    expect(cam.probability).toBeCloseTo((e[0] + e[2]) / (e[0] + e[1] + e[2]), 6);
+    // d logit / d z = [e0, -(e0 + e2), e2] / (e0 + e2) over the malignant pair, −1 for the benign class.
+    const dz = [e[0] / (e[0] + e[2]), -1, e[2] / (e[0] + e[2])];
+    const dPooled = [0, 1, 2].map((c) => dz.reduce((a, d, k) => a + d * w[c * 3 + k], 0));
+    const raw = Array.from({ length: 16 }, (_, p) => Math.max(0, channels.reduce((a, ch, c) => a + (dPooled[c] / 16) * (ch[p] / 255), 0)));
+    const max = Math.max(...raw);
     expect(cam.camMax).toBeCloseTo(max, 6);
     for (let p = 0; p < 16; p++) expect(cam.heatmap[p]).toBeCloseTo(max > 0 ? raw[p] / max : 0, 5);
     head.dispose();
