@@ -1,13 +1,7 @@
 """Research probe (not product code): how far does FULL fine-tuning of ImageNet MobileNet v1 1.0
 (the same weights as ../shared/weights/mobilenet_v1_1.0_224_notop) go on the HAM10000 dev set?
 Lesion-grouped stratified 5-fold CV and leave-one-source-out, as bench/quality.ts measures.
-Run on a GPU machine with PyTorch, scikit-learn and Pillow (no TensorFlow, no downloads):
-  python3 bench/gpu/finetune-probe.py DIR OUT.json
-DIR holds copies of ../shared/data/ham10000-dev/{images/,labels.csv}, ../shared/weights/
-mobilenet_v1_1.0_224_notop/ as weights/, and ref_features.json: {"ids": [...], "features": [[1024
-floats], ...]}, our tfjs features (extractFeatures, mobilenet_v1 alpha 1.0) of a few images, which
-the PyTorch copy of the network must reproduce (conversion_check). PROBE_BUDGET_S (default 420)
-skips configurations that would start after that many seconds. Results: runs/finetune-probe-gpu-h100.md.
+Run on a GPU: python3 finetune_probe.py <dir with images/, labels.csv, weights/, ref_features.json> <out.json>
 """
 import csv, json, math, os, sys, time
 import numpy as np
@@ -133,11 +127,16 @@ def run_fold(tr, te, cfg, seed):
     bb = build_backbone().to(dev).to(memory_format=torch.channels_last)
     k = len(dx_names) if cfg["target"] == "diagnosis" else 1
     head = nn.Sequential(nn.Dropout(0.3), nn.Linear(1024, k)).to(dev)
-    if cfg["mode"] == "linear":
-        for p_ in bb.parameters(): p_.requires_grad_(False)
+    frozen = list(bb) if cfg["mode"] == "linear" else []
+    if cfg["mode"] == "top":
+        # Notop v1 ends with block 13's depthwise conv, BN, ReLU; every block below is dw+BN+ReLU+pw+BN+ReLU.
+        keep = 3 + 6 * (cfg["blocks"] - 1)
+        frozen = list(bb)[:-keep]
+    for mod in frozen:
+        for p_ in mod.parameters(): p_.requires_grad_(False)
     params = [{"params": head.parameters(), "lr": cfg["lr_head"]}]
-    if cfg["mode"] == "full":
-        params.append({"params": bb.parameters(), "lr": cfg["lr_backbone"]})
+    if cfg["mode"] in ("full", "top"):
+        params.append({"params": [p_ for p_ in bb.parameters() if p_.requires_grad], "lr": cfg["lr_backbone"]})
     opt = torch.optim.AdamW(params, weight_decay=1e-4)
     epochs, bs = cfg["epochs"], 32
     steps = epochs * math.ceil(len(tr) / bs); sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[p["lr"] for p in params], total_steps=steps, pct_start=0.15)
@@ -148,7 +147,8 @@ def run_fold(tr, te, cfg, seed):
         pos = y[tr].mean(); wts = torch.tensor([(1 - pos) / pos], device=dev); tgt = torch.from_numpy(y).float().to(dev)
     tr_t = torch.from_numpy(np.asarray(tr)).to(dev)
     for ep in range(epochs):
-        bb.train(cfg["mode"] == "full"); head.train()
+        bb.train(cfg["mode"] != "linear"); head.train()
+        for mod in frozen: mod.eval()  # frozen BatchNorm keeps its ImageNet statistics
         perm = tr_t[torch.randperm(len(tr), device=dev, generator=g)]
         for i in range(0, len(perm), bs):
             b = perm[i:i + bs]
@@ -180,22 +180,28 @@ def evaluate(cfg):
     res["cv_auc_folds"] = aucs; res["cv_auc_mean"] = float(np.mean(aucs)); res["cv_auc_sd"] = float(np.std(aucs, ddof=1))
     res["cv_within_source"] = within_source_auc(y, oof, src); res["cv_pooled"] = roc_auc_score(y, oof)
     loso = {}; ool = np.zeros(len(y))
-    for s in sorted(set(src)):
+    for s in ([] if cfg.get("cv_only") else sorted(set(src))):
         te = np.where(src == s)[0]; tr = np.where(src != s)[0]
         p = run_fold(tr, te, cfg, 7); ool[te] = p; loso[s] = roc_auc_score(y[te], p)
-    res["loso"] = loso; res["loso_min"] = min(loso.values()); res["loso_within_source"] = within_source_auc(y, ool, src)
+    res["loso"] = loso
+    if loso: res["loso_min"] = min(loso.values()); res["loso_within_source"] = within_source_auc(y, ool, src)
     res["seconds"] = time.time() - t
     log(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in res.items() if k not in ("cv_auc_folds",)}))
     report["configs"].append(res)
     json.dump(report, open(out_path, "w"), indent=1)
 
 configs = [
+    {"name": "top 4 blocks fine-tuned, binary (CV only)", "mode": "top", "blocks": 4, "target": "binary", "epochs": 12, "lr_head": 1e-3, "lr_backbone": 3e-4, "cv_only": True, "set": "partial"},
+    {"name": "top 2 blocks fine-tuned, binary (CV only)", "mode": "top", "blocks": 2, "target": "binary", "epochs": 12, "lr_head": 1e-3, "lr_backbone": 3e-4, "cv_only": True, "set": "partial"},
     {"name": "linear probe (frozen), binary", "mode": "linear", "target": "binary", "epochs": 15, "lr_head": 3e-3, "lr_backbone": 0},
     {"name": "full fine-tune, binary", "mode": "full", "target": "binary", "epochs": 12, "lr_head": 1e-3, "lr_backbone": 3e-4},
     {"name": "full fine-tune, diagnosis", "mode": "full", "target": "diagnosis", "epochs": 12, "lr_head": 1e-3, "lr_backbone": 3e-4},
     {"name": "full fine-tune, diagnosis, 25 epochs", "mode": "full", "target": "diagnosis", "epochs": 25, "lr_head": 1e-3, "lr_backbone": 3e-4},
 ]
+only = os.environ.get("PROBE_SET")
 for cfg in configs:
+    if only and cfg.get("set", "full") != only:
+        continue
     if time.time() - T0 > budget_s:
         log("budget spent; skipped", cfg["name"]); continue
     evaluate(cfg)
