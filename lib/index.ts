@@ -112,6 +112,10 @@ export { extractFeatures, featureCacheFolder, FeatureInputError } from "./models
 export type { FeatureInput, FeatureMatrix, ExtractFeaturesOptions, PixelTransform } from "./models/features.js";
 export { compileInferencePlan, disposeBackbone, InferencePlanError, predictBackboneFeatures, releaseInferencePlan } from "./models/inferencePlan.js";
 export type { InferencePlan, InferencePlanSummary } from "./models/inferencePlan.js";
+export { parseBackboneEnsemble, formatBackboneEnsemble, isBackboneEnsembleSpec, createBackboneEnsemble, loadBackboneEnsemble, disposeBackboneEnsemble, extractEnsembleFeatures, concatenateFeatureRows, BackboneEnsembleError, ENSEMBLE_MEMBER_SEPARATOR } from "./models/ensemble.js";
+export type { BackboneMemberSpec, BackboneEnsemble, LoadBackboneEnsembleOptions, EnsembleFeatureMatrix, FeatureRowsPart } from "./models/ensemble.js";
+export { compileNestedInferencePlan } from "./models/nestedInferencePlan.js";
+export type { NestedInferencePlan, NestedInferencePlanSummary } from "./models/nestedInferencePlan.js";
 export { trainHead, formatEpochMetrics, predictHeadProbabilities, toBinaryLabels, TrainHeadError } from "./train/trainHead.js";
 export type { TrainHeadOptions, TrainHeadResult, EpochMetrics, TrainingCallback } from "./train/trainHead.js";
 export { DEFAULT_MALIGNANT_DIAGNOSES, DIAGNOSIS_HEAD_LAYERS, DiagnosisTargetError, encodeDiagnosisTargets, predictDiagnosisProbabilities } from "./train/diagnosisHead.js";
@@ -120,7 +124,8 @@ export { CheckpointError, checkpointFolderName, computeValuesChecksum } from "./
 export type { CheckpointFingerprint, FineTuneCheckpointFingerprint } from "./train/checkpoints.js";
 export { createFsSaveHandler, saveLayersModelToDir, loadLayersModelFromDir, readModelArtifactsFromDir, ModelFileError, MODEL_JSON_FILE, WEIGHTS_BIN_FILE } from "./export/modelFiles.js";
 export { buildTriageModel, exportTriageModel, loadTriageModel, makeTriageMetadata, predictMalignantProbability, TriageModelError, METADATA_JSON_FILE } from "./export/triageModel.js";
-export type { TriageModelMetadata, LoadedTriageModel, ImagePrediction } from "./export/triageModel.js";
+export type { TriageModelMetadata, LoadedTriageModel, ImagePrediction, EnsembleMemberMetadata } from "./export/triageModel.js";
+export { buildEnsembleTriageModel, makeEnsembleTriageMetadata, ENSEMBLE_FEATURES_LAYER_NAME } from "./export/ensembleTriageModel.js";
 export { chooseThresholdForSensitivity, triageDecision, triageImage, ThresholdError } from "./triage/triage.js";
 export type { TriageResult, ThresholdChoice } from "./triage/triage.js";
 export { scoreImagesToCsv, listImagesToScore, describeScoreSummary, ScoreInputError } from "./triage/scoreImages.js";

@@ -1,5 +1,6 @@
 import { createDihedralViewTransform, TTA_DIHEDRAL_VIEWS } from "../data/augment.js";
 import type { InputProblem, LesionRecord } from "../data/types.js";
+import { concatenateFeatureRows } from "../models/ensemble.js";
 import { extractFeatures, type FeatureMatrix } from "../models/features.js";
 import type { Backbone } from "../models/types.js";
 import { MelanomaLabError } from "../util/errors.js";
@@ -104,21 +105,18 @@ export function concatenateFeatureViews(parts: readonly FeatureViews[]): Feature
   parts.forEach((p, i) => {
     if (p.views.length !== viewCount) throw new FeatureViewError(`parts[${i}]: received ${p.views.length} views, expected ${viewCount} as parts[0] has`);
   });
-  const rowOf = parts.map((p) => new Map(p.records.map((r, i) => [r.imageId, i])));
-  const records = parts[0].records.filter((r) => rowOf.every((m) => m.has(r.imageId)));
-  const featureDim = parts.reduce((sum, p) => sum + p.featureDim, 0);
-  const views = Array.from({ length: viewCount }, (_, v) => {
-    const out = new Float32Array(records.length * featureDim);
-    records.forEach((r, row) => {
-      let offset = row * featureDim;
-      parts.forEach((p, k) => {
-        const src = rowOf[k].get(r.imageId)!;
-        out.set(p.views[v].subarray(src * p.featureDim, (src + 1) * p.featureDim), offset);
-        offset += p.featureDim;
-      });
-    });
-    return out;
-  });
+  // Each part's views share its record order, so every view joins to the same rows.
+  const order = parts[0].records.map((r) => r.imageId);
+  const joinedViews = Array.from({ length: viewCount }, (_, v) =>
+    concatenateFeatureRows(
+      parts.map((p) => ({ keys: p.records.map((r) => r.imageId), features: p.views[v], featureDim: p.featureDim })),
+      order,
+    ),
+  );
+  const kept = new Set(joinedViews[0].keys);
+  const records = parts[0].records.filter((r) => kept.has(r.imageId));
+  const featureDim = joinedViews[0].featureDim;
+  const views = joinedViews.map((j) => j.features);
   return {
     records,
     featureDim,

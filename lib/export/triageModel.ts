@@ -3,7 +3,8 @@ import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { decodeImageRgb, type ResizePolicy } from "../data/decodeImage.js";
 import { LESION_LABELS, type InputProblem, type LesionLabel } from "../data/types.js";
-import { compileInferencePlan, InferencePlanError, type InferencePlan } from "../models/inferencePlan.js";
+import { compileInferencePlan, InferencePlanError } from "../models/inferencePlan.js";
+import { compileNestedInferencePlan } from "../models/nestedInferencePlan.js";
 import { preprocessImages } from "../models/preprocess.js";
 import type { Backbone, PreprocessingSpec } from "../models/types.js";
 import { MelanomaLabError } from "../util/errors.js";
@@ -15,7 +16,24 @@ export class TriageModelError extends MelanomaLabError {}
 /** File name of the metadata written beside model.json. */
 export const METADATA_JSON_FILE = "metadata.json";
 
-/** What an exported triage model records beside its weights, so inference repeats training. */
+/** One backbone of an ensemble triage model, as recorded in metadata.json (in model input order). */
+export interface EnsembleMemberMetadata {
+  /** Canonical member spec, e.g. "mobilenet_v1@1.0". */
+  backboneName: string;
+  backboneWeightsId: string;
+  featureLayerName: string;
+  featureDim: number;
+  /** Side of this member's square input image. */
+  inputSizePx: number;
+  preprocessing: PreprocessingSpec;
+}
+
+/**
+ * What an exported triage model records beside its weights, so inference repeats training.
+ * For an ensemble (`ensembleMembers` set), the top-level fields describe the whole: backboneName
+ * is the canonical spec ("mobilenet_v2+inception_v3"), featureDim the sum, inputSizePx (and
+ * preprocessing) those of the member with the largest input, featureLayerName the members' joined by "+".
+ */
 export interface TriageModelMetadata {
   /** Format version of this file. */
   formatVersion: 1;
@@ -38,6 +56,11 @@ export interface TriageModelMetadata {
   backend: string;
   /** Free-form notes (dataset, split seed, …). */
   notes?: Record<string, string | number | boolean>;
+  /**
+   * Ensemble models only: one entry per model input, in input order (absent for a
+   * single-backbone model, whose one input is inputSizePx with `preprocessing`).
+   */
+  ensembleMembers?: EnsembleMemberMetadata[];
 }
 
 /** A triage model loaded from disk, ready for {@link predictMalignantProbability}. */
@@ -117,10 +140,7 @@ export async function exportTriageModel(dir: string, model: tf.LayersModel, meta
   if (!(metadata.thresholdProb >= 0 && metadata.thresholdProb <= 1)) {
     throw new TriageModelError(`metadata.thresholdProb: received ${metadata.thresholdProb}, expected a probability in [0, 1]`);
   }
-  const inputSize = model.inputs[0].shape[1];
-  if (inputSize !== metadata.inputSizePx) {
-    throw new TriageModelError(`metadata.inputSizePx: received ${metadata.inputSizePx}, but the model input is ${JSON.stringify(model.inputs[0].shape)}`);
-  }
+  checkTriageModelInputs(model, metadata, "metadata");
   await saveLayersModelToDir(model, dir);
   await fs.promises.writeFile(path.join(dir, METADATA_JSON_FILE), JSON.stringify(metadata, null, 2));
   const bytes = fs.readdirSync(dir).reduce((n, f) => n + fs.statSync(path.join(dir, f)).size, 0);
@@ -148,7 +168,97 @@ export async function loadTriageModel(dir: string): Promise<LoadedTriageModel> {
     if (metadata[field] === undefined) throw new ModelFileError(metaPath, `lacks field ${field} (needed to repeat preprocessing and triage)`);
   }
   const model = await loadLayersModelFromDir(dir);
+  try {
+    checkTriageModelInputs(model, metadata, metaPath);
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
   return { model, metadata, dir };
+}
+
+/** Size and preprocessing of each model input, in input order. */
+interface TriageInputSpec {
+  label: string;
+  inputSizePx: number;
+  preprocessing: PreprocessingSpec;
+}
+
+function triageInputSpecs(metadata: TriageModelMetadata): TriageInputSpec[] {
+  if (metadata.ensembleMembers === undefined) {
+    return [{ label: `backbone ${metadata.backboneName}`, inputSizePx: metadata.inputSizePx, preprocessing: metadata.preprocessing }];
+  }
+  return metadata.ensembleMembers.map((m, i) => ({ label: `ensembleMembers[${i}] (${m.backboneName})`, inputSizePx: m.inputSizePx, preprocessing: m.preprocessing }));
+}
+
+/**
+ * Checks that `metadata` describes `model`'s inputs: one input for a single-backbone model,
+ * one per `ensembleMembers` entry (same order, same image size) for an ensemble, and that an
+ * ensemble's top-level featureDim and inputSizePx agree with its members. `where` prefixes
+ * the message (the metadata file, or "metadata").
+ */
+function checkTriageModelInputs(model: tf.LayersModel, metadata: TriageModelMetadata, where: string): void {
+  const members = metadata.ensembleMembers;
+  if (members !== undefined) {
+    if (!Array.isArray(members) || members.length === 0) {
+      throw new TriageModelError(`${where}: ensembleMembers: received ${JSON.stringify(members)}, expected a non-empty array (one entry per model input)`);
+    }
+    members.forEach((m, i) => {
+      for (const field of ["backboneName", "featureDim", "inputSizePx", "preprocessing"] as const) {
+        if (m?.[field] === undefined) throw new TriageModelError(`${where}: ensembleMembers[${i}] lacks field ${field} (needed to repeat that member's preprocessing)`);
+      }
+    });
+    const featureDim = members.reduce((sum, m) => sum + m.featureDim, 0);
+    if (metadata.featureDim !== featureDim) {
+      throw new TriageModelError(`${where}: featureDim: received ${metadata.featureDim}, expected ${featureDim} (the sum of ensembleMembers' featureDim ${members.map((m) => m.featureDim).join(" + ")})`);
+    }
+    const largest = Math.max(...members.map((m) => m.inputSizePx));
+    if (metadata.inputSizePx !== largest) {
+      throw new TriageModelError(`${where}: inputSizePx: received ${metadata.inputSizePx}, expected ${largest} (the largest of ensembleMembers' inputSizePx)`);
+    }
+  }
+  const specs = triageInputSpecs(metadata);
+  const shapes = model.inputs.map((t) => JSON.stringify(t.shape)).join(", ");
+  if (model.inputs.length !== specs.length) {
+    const described = members ? `lists ${members.length} ensemble members (${members.map((m) => m.backboneName).join(", ")})` : "describes a single-backbone model";
+    throw new TriageModelError(`${where} ${described}, expecting ${specs.length} model input(s), but model ${model.name} has ${model.inputs.length}: ${shapes}`);
+  }
+  specs.forEach((spec, i) => {
+    const shape = model.inputs[i].shape;
+    if (shape.length !== 4 || shape[1] !== spec.inputSizePx || shape[2] !== spec.inputSizePx || shape[3] !== 3) {
+      throw new TriageModelError(
+        `${where}: ${spec.label} has inputSizePx ${spec.inputSizePx}, but model input ${i} (${model.inputs[i].sourceLayer.name}) is ${JSON.stringify(shape)}, expected [null, ${spec.inputSizePx}, ${spec.inputSizePx}, 3]`,
+      );
+    }
+  });
+  if (members === undefined) return;
+  // Members of equal input size could still be listed in the wrong order: their widths tell.
+  for (const [i, branch] of [...findInputBranches(model)].sort((a, b) => a[0] - b[0])) {
+    if (members[i] && branch.featureDim !== members[i].featureDim) {
+      throw new TriageModelError(
+        `${where}: ensembleMembers[${i}] (${members[i].backboneName}) has featureDim ${members[i].featureDim}, but model input ${i} (${model.inputs[i].sourceLayer.name}) feeds ${branch.modelName} with ${branch.featureDim} features`,
+      );
+    }
+  }
+}
+
+/** For each model input fed straight into a nested model (an ensemble member's backbone): that model's name and output width. */
+function findInputBranches(model: tf.LayersModel): Map<number, { modelName: string; featureDim: number }> {
+  const inputIndex = new Map(model.inputs.map((t, i) => [t.id, i]));
+  const branches = new Map<number, { modelName: string; featureDim: number }>();
+  const seen = new Set<number>();
+  const stack = [...model.outputs];
+  while (stack.length > 0) {
+    const t = stack.pop()!;
+    if (seen.has(t.id)) continue;
+    seen.add(t.id);
+    const width = t.shape[t.shape.length - 1];
+    if (t.sourceLayer instanceof tf.LayersModel && t.inputs.length === 1 && inputIndex.has(t.inputs[0].id) && typeof width === "number") {
+      branches.set(inputIndex.get(t.inputs[0].id)!, { modelName: t.sourceLayer.name, featureDim: width });
+    }
+    stack.push(...t.inputs);
+  }
+  return branches;
 }
 
 /** Probability for one image, or why it could not be scored. */
@@ -158,7 +268,10 @@ export type ImagePrediction =
 
 /**
  * Probability of malignant for each image file, decoded and preprocessed as the metadata says,
- * in batches. An unreadable image gives a `problem` entry and the rest go on.
+ * in batches. An unreadable image gives a `problem` entry and the rest go on. An ensemble model
+ * (metadata `ensembleMembers`) gets each image decoded once per distinct member input size and
+ * preprocessed per member, one input tensor per member. Throws {@link TriageModelError} when
+ * the metadata does not describe the model's inputs.
  *
  * @example const preds = await predictMalignantProbability(triage, ["a.jpg", "b.jpg"]);
  */
@@ -168,16 +281,23 @@ export async function predictMalignantProbability(
   options: { batchSize?: number } = {},
 ): Promise<ImagePrediction[]> {
   const batchSize = options.batchSize ?? 16;
+  checkTriageModelInputs(loaded.model, loaded.metadata, loaded.dir ? path.join(loaded.dir, METADATA_JSON_FILE) : "metadata");
   // BatchNorm folded and activations fused (about 2× on wasm); compiled per call, freed at its end.
-  let plan: InferencePlan | undefined;
+  // An ensemble's plan compiles each backbone it nests and runs concatenate + head as layers.
+  let plan: { predict: (xs: tf.Tensor[]) => tf.Tensor; dispose: () => void } | undefined;
   if (imagePaths.length > 1) {
     try {
-      plan = compileInferencePlan(loaded.model);
+      if (loaded.model.inputs.length === 1) {
+        const single = compileInferencePlan(loaded.model);
+        plan = { predict: ([x]) => single.predict(x), dispose: () => single.dispose() };
+      } else {
+        plan = compileNestedInferencePlan(loaded.model);
+      }
     } catch (err) {
       if (!(err instanceof InferencePlanError)) throw err;
     }
   }
-  const predict = (x: tf.Tensor) => (plan ? plan.predict(x) : tf.tidy(() => loaded.model.predict(x) as tf.Tensor));
+  const predict = (xs: tf.Tensor[]) => (plan ? plan.predict(xs) : tf.tidy(() => loaded.model.predict(xs.length === 1 ? xs[0] : xs) as tf.Tensor));
   try {
     const results: ImagePrediction[] = [];
     for (let start = 0; start < imagePaths.length; start += batchSize) {
@@ -189,37 +309,64 @@ export async function predictMalignantProbability(
   }
 }
 
+type DecodedImage = { imageId: string; imagePath: string; pixelsBySize?: Map<number, Uint8Array>; problem?: InputProblem };
+
+/**
+ * Decodes one image at every size the model's inputs need. With several sizes the file is read
+ * once and its bytes decoded once per size, as extractFeatures decodes them for each backbone.
+ */
+async function decodeForInputs(imagePath: string, sizesPx: readonly number[], resizePolicy: ResizePolicy): Promise<DecodedImage> {
+  const imageId = path.basename(imagePath).replace(/\.[^.]+$/, "");
+  let bytes: Uint8Array | undefined;
+  if (sizesPx.length > 1) {
+    try {
+      bytes = await fs.promises.readFile(imagePath);
+    } catch (err) {
+      return { imageId, imagePath, problem: { file: imagePath, reason: `cannot read file (${err instanceof Error ? err.message : String(err)}); expected a readable image file` } };
+    }
+  }
+  try {
+    const pixelsBySize = new Map<number, Uint8Array>();
+    for (const size of sizesPx) pixelsBySize.set(size, await decodeImageRgb(imagePath, size, resizePolicy, bytes));
+    return { imageId, imagePath, pixelsBySize };
+  } catch (err) {
+    return { imageId, imagePath, problem: { file: imagePath, reason: err instanceof Error ? err.message : String(err) } };
+  }
+}
+
 /** Decodes one batch of files, runs `predict` on the readable ones, and reports the others. */
 async function scoreImageBatch(
   metadata: TriageModelMetadata,
   batch: readonly string[],
-  predict: (x: tf.Tensor) => tf.Tensor,
+  predict: (xs: tf.Tensor[]) => tf.Tensor,
 ): Promise<ImagePrediction[]> {
-  const { inputSizePx, preprocessing, resizePolicy } = metadata;
-  const decoded = await Promise.all(
-    batch.map(async (imagePath): Promise<{ imageId: string; imagePath: string; pixels?: Uint8Array; problem?: InputProblem }> => {
-      const imageId = path.basename(imagePath).replace(/\.[^.]+$/, "");
-      try {
-        return { imageId, imagePath, pixels: await decodeImageRgb(imagePath, inputSizePx, resizePolicy) };
-      } catch (err) {
-        return { imageId, imagePath, problem: { file: imagePath, reason: err instanceof Error ? err.message : String(err) } };
-      }
-    }),
-  );
-  const ok = decoded.filter((d): d is { imageId: string; imagePath: string; pixels: Uint8Array } => d.pixels !== undefined);
+  const specs = triageInputSpecs(metadata);
+  const sizesPx = [...new Set(specs.map((s) => s.inputSizePx))];
+  const decoded = await Promise.all(batch.map((imagePath) => decodeForInputs(imagePath, sizesPx, metadata.resizePolicy)));
+  const ok = decoded.filter((d): d is DecodedImage & { pixelsBySize: Map<number, Uint8Array> } => d.pixelsBySize !== undefined);
   const probs = new Map<string, number>();
   if (ok.length > 0) {
-    const perImage = inputSizePx * inputSizePx * 3;
-    const packed = new Uint8Array(ok.length * perImage);
-    ok.forEach((d, i) => packed.set(d.pixels, i * perImage));
-    const x = preprocessImages(packed, ok.length, inputSizePx, preprocessing);
-    const y = predict(x);
-    const values = y.dataSync();
-    tf.dispose([x, y]);
+    const packedBySize = new Map(
+      sizesPx.map((size) => {
+        const perImage = size * size * 3;
+        const packed = new Uint8Array(ok.length * perImage);
+        ok.forEach((d, i) => packed.set(d.pixelsBySize.get(size)!, i * perImage));
+        return [size, packed] as const;
+      }),
+    );
+    const xs = specs.map((s) => preprocessImages(packedBySize.get(s.inputSizePx)!, ok.length, s.inputSizePx, s.preprocessing));
+    let values: Float32Array | Int32Array | Uint8Array;
+    try {
+      const y = predict(xs);
+      values = y.dataSync();
+      y.dispose();
+    } finally {
+      tf.dispose(xs);
+    }
     ok.forEach((d, i) => probs.set(d.imagePath, values[i]));
   }
   return decoded.map((d) =>
-    d.pixels
+    d.pixelsBySize
       ? { imageId: d.imageId, imagePath: d.imagePath, probability: probs.get(d.imagePath)! }
       : { imageId: d.imageId, imagePath: d.imagePath, problem: d.problem! },
   );
