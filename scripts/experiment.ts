@@ -1,4 +1,4 @@
-// npm run experiment -- --data <dir> --backbone <name> [--epochs N] [--fine-tune N] [--seed S] [--folds K]
+// npm run experiment -- --data <dir> --backbone <name or ensemble a+b+c, e.g. mobilenet_v2+inception_v3+mobilenet_v1@1.0> [--epochs N] [--fine-tune N] [--seed S] [--folds K]
 //   [--split lesion|source] [--alpha A] [--run NAME] [--unfreeze-blocks N] [--hidden-units N] [--dropout R] [--l2 X] [--progress bar|lines|quiet]
 //   [--output-root DIR] [--target malignant|diagnosis] [--resume]
 // --target diagnosis trains the heads on the diagnoses (softmax; P(malignant) = sum of the
@@ -11,7 +11,7 @@ import { MelanomaLabError, parseCliArgs, CliArgumentError, UnknownNameError } fr
 import { runExperiment, EXPERIMENT_SPLITS, type ExperimentSplit } from "../lib/experiments/runExperiment.js";
 import { HEAD_TARGETS, type HeadTarget } from "../lib/experiments/crossValidate.js";
 
-const USAGE = "npm run experiment -- --data <dir> --backbone mobilenet_v2|inception_v3|mobilenet_v1 [--epochs N] [--fine-tune N] [--seed S] [--folds K] [--split lesion|source] [--target malignant|diagnosis] [--resume]";
+const USAGE = "npm run experiment -- --data <dir> --backbone mobilenet_v2|inception_v3|mobilenet_v1|a+b+c [--epochs N] [--fine-tune N] [--seed S] [--folds K] [--split lesion|source] [--target malignant|diagnosis] [--resume]";
 
 function numberArg(args: Record<string, string | boolean>, name: string): number | undefined {
   const raw = args[name];

@@ -11,7 +11,9 @@ import { buildTriageModel, exportTriageModel, makeTriageMetadata } from "../expo
 import { createEventWriter } from "../logging/eventWriter.js";
 import { listEventFiles } from "../logging/readLogDir.js";
 import { createTensorBoardCallback } from "../logging/tensorBoardCallback.js";
-import { loadBackbone, parseBackboneName } from "../models/backbones.js";
+import { loadBackbone, parseBackboneName, type BackboneName } from "../models/backbones.js";
+import { disposeBackboneEnsemble, extractEnsembleFeatures, formatBackboneEnsemble, isBackboneEnsembleSpec, loadBackboneEnsemble, parseBackboneEnsemble } from "../models/ensemble.js";
+import { buildEnsembleTriageModel, makeEnsembleTriageMetadata } from "../export/ensembleTriageModel.js";
 import { extractFeatures } from "../models/features.js";
 import { disposeBackbone, releaseInferencePlan } from "../models/inferencePlan.js";
 import type { Backbone } from "../models/types.js";
@@ -323,7 +325,9 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const startedMs = performance.now();
   const log = options.log ?? ((line: string) => console.log(line));
   const progressMode = options.progress ?? (process.stdout.isTTY ? "bar" : "lines");
-  const backboneName = parseBackboneName(options.backboneName);
+  // "a+b+c": several backbones' features side by side, one head (see loadBackboneEnsemble).
+  const isEnsemble = isBackboneEnsembleSpec(options.backboneName);
+  const backboneName: string = isEnsemble ? formatBackboneEnsemble(parseBackboneEnsemble(options.backboneName)) : parseBackboneName(options.backboneName);
   const split = options.split ?? "lesion";
   if (!EXPERIMENT_SPLITS.includes(split)) throw new UnknownNameError("split", split, EXPERIMENT_SPLITS);
   const epochs = options.epochs ?? 30;
@@ -340,6 +344,12 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   if (!(targetSensitivity > 0 && targetSensitivity <= 1)) throw new ExperimentConfigError(`targetSensitivity: received ${targetSensitivity}, expected 0 < target ≤ 1`);
   const head: HeadConfig = { ...DEFAULT_HEAD_CONFIG, ...options.head, epochs, target };
   const fineTune = fineTuneEpochs > 0;
+  if (isEnsemble && options.alpha !== undefined) {
+    throw new ExperimentConfigError(`alpha: received ${options.alpha} with the ensemble ${backboneName}; expected it inside the spec (mobilenet_v1@${options.alpha})`);
+  }
+  if (isEnsemble && fineTune) {
+    throw new ExperimentConfigError(`fineTuneEpochs: received ${fineTuneEpochs} with the ensemble ${backboneName}; expected 0 (fine-tuning takes a single backbone)`);
+  }
   const dataDir = path.resolve(options.dataDir);
   if (!fs.existsSync(dataDir)) throw new ExperimentConfigError(`dataDir: ${dataDir} does not exist (expected labels.csv + images/, or train/benign + train/malignant)`);
   const outputRoot = path.resolve(options.outputRoot ?? findProjectRoot());
@@ -366,11 +376,19 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   }
 
   const featuresStarted = performance.now();
-  const backbone = await loadBackbone(backboneName, { alpha: options.alpha });
-  const matrix = await extractFeatures(backbone, dataset.records, {
+  const ensemble = isEnsemble ? await loadBackboneEnsemble(backboneName) : undefined;
+  const single = ensemble ? undefined : await loadBackbone(backboneName as BackboneName, { alpha: options.alpha });
+  // Fine-tuning (refused for ensembles above) and the single-input export use the one backbone.
+  const singleBackbone = (): Backbone => {
+    if (!single) throw new ExperimentConfigError(`${backboneName}: an ensemble has no single backbone`);
+    return single;
+  };
+  const disposeBackbones = () => (ensemble ? disposeBackboneEnsemble(ensemble) : disposeBackbone(single!));
+  const featureOptions = {
     cacheDir: featureCacheDir,
     onProgress: progressMode === "quiet" ? undefined : createProgressBar(`${backboneName} features`, { stepPercent: progressMode === "lines" ? 25 : 10 }),
-  });
+  };
+  const matrix = ensemble ? await extractEnsembleFeatures(ensemble, dataset.records, featureOptions) : await extractFeatures(single!, dataset.records, featureOptions);
   const featuresMs = performance.now() - featuresStarted;
   const records = matrix.sourceIndices.map((i) => dataset.records[i]);
   const labels = records.map((r) => (r.label === "malignant" ? 1 : 0));
@@ -405,7 +423,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     try {
       checkpoints.assertSameConfig(resumeConfig);
     } catch (err) {
-      disposeBackbone(backbone);
+      disposeBackbones();
       throw err;
     }
     log(`resuming ${runName} from ${checkpoints.dir}`);
@@ -471,6 +489,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const scoreFold = fineTune
     ? async (fold: FoldRows, foldIndex: number, trainedHead: tf.LayersModel): Promise<Float32Array> => {
         const validation = fold.validationRows.map((r) => records[r]);
+        const backbone = singleBackbone();
         const tuned = await fineTuneTopBlocks(backbone, trainedHead, fold.trainRows.map((r) => records[r]), validation, fineTuneOptions(seed + foldIndex, fold.name, fold.name));
         const model = await buildFineTunedTriageModel(backbone, tuned.head);
         try {
@@ -548,15 +567,20 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
       },
     });
     const finalHead = final.model;
-    const tunedHead = fineTune ? (await fineTuneTopBlocks(backbone, finalHead, records, [], fineTuneOptions(seed, "all", "all data"))).head : undefined;
+    const tunedHead = fineTune ? (await fineTuneTopBlocks(singleBackbone(), finalHead, records, [], fineTuneOptions(seed, "all", "all data"))).head : undefined;
     const finalModelMs = performance.now() - finalStarted;
 
     const exportStarted = performance.now();
-    const triage = tunedHead ? await buildFineTunedTriageModel(backbone, tunedHead) : buildTriageModel(backbone, finalHead);
+    const triage = ensemble
+      ? buildEnsembleTriageModel(ensemble, finalHead)
+      : tunedHead
+        ? await buildFineTunedTriageModel(singleBackbone(), tunedHead)
+        : buildTriageModel(singleBackbone(), finalHead);
+    const makeMetadata = ensemble ? (fields: Parameters<typeof makeTriageMetadata>[1]) => makeEnsembleTriageMetadata(ensemble, fields) : (fields: Parameters<typeof makeTriageMetadata>[1]) => makeTriageMetadata(singleBackbone(), fields);
     await exportTriageModel(
       modelDir,
       triage,
-      makeTriageMetadata(backbone, {
+      makeMetadata({
         thresholdProb: threshold.thresholdProb,
         backendName: backend.name,
         validationMetrics: {
@@ -586,8 +610,8 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     triage.dispose();
     finalHead.dispose();
     tunedHead?.dispose();
-    if (tunedHead) disposeBackbone(backbone);
-    else releaseInferencePlan(backbone);
+    if (tunedHead) disposeBackbone(singleBackbone());
+    else for (const member of ensemble ? ensemble.members : [singleBackbone()]) releaseInferencePlan(member);
     backboneDisposed = true;
 
     session.addScalar("cv/roc_auc_mean", cv.spread.rocAuc.mean, 0);
@@ -670,7 +694,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     log(`wrote ${rel(runJsonPath)}, ${rel(logDir)}/, ${rel(modelDir)}/ in ${(summary.timings.totalMs / 1000).toFixed(1)} s`);
     return { summary, runJsonPath, logDir, modelDir };
   } catch (err) {
-    if (!backboneDisposed) disposeBackbone(backbone);
+    if (!backboneDisposed) disposeBackbones();
     throw err;
   } finally {
     session.addHparamsSessionEnd(status, epochs);
