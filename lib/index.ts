@@ -124,7 +124,7 @@ export { CheckpointError, checkpointFolderName, computeValuesChecksum } from "./
 export type { CheckpointFingerprint, FineTuneCheckpointFingerprint } from "./train/checkpoints.js";
 export { createFsSaveHandler, saveLayersModelToDir, loadLayersModelFromDir, readModelArtifactsFromDir, ModelFileError, MODEL_JSON_FILE, WEIGHTS_BIN_FILE } from "./export/modelFiles.js";
 export { buildTriageModel, exportTriageModel, loadTriageModel, makeTriageMetadata, predictMalignantProbability, TriageModelError, METADATA_JSON_FILE } from "./export/triageModel.js";
-export type { TriageModelMetadata, LoadedTriageModel, ImagePrediction, EnsembleMemberMetadata } from "./export/triageModel.js";
+export type { TriageModelMetadata, TriageMetadataFields, LoadedTriageModel, ImagePrediction, EnsembleMemberMetadata } from "./export/triageModel.js";
 export { buildEnsembleTriageModel, makeEnsembleTriageMetadata, ENSEMBLE_FEATURES_LAYER_NAME } from "./export/ensembleTriageModel.js";
 export { chooseThresholdForSensitivity, triageDecision, triageImage, ThresholdError } from "./triage/triage.js";
 export type { TriageResult, ThresholdChoice } from "./triage/triage.js";

@@ -7,7 +7,7 @@ import { loadDataset } from "../data/loadDataset.js";
 import { createGroupedKFolds } from "../data/split.js";
 import type { LesionRecord } from "../data/types.js";
 import { computeRocAuc } from "../evaluate/metrics.js";
-import { buildTriageModel, exportTriageModel, makeTriageMetadata } from "../export/triageModel.js";
+import { buildTriageModel, exportTriageModel, makeTriageMetadata, type TriageMetadataFields } from "../export/triageModel.js";
 import { createEventWriter } from "../logging/eventWriter.js";
 import { listEventFiles } from "../logging/readLogDir.js";
 import { createTensorBoardCallback } from "../logging/tensorBoardCallback.js";
@@ -576,7 +576,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
       : tunedHead
         ? await buildFineTunedTriageModel(singleBackbone(), tunedHead)
         : buildTriageModel(singleBackbone(), finalHead);
-    const makeMetadata = ensemble ? (fields: Parameters<typeof makeTriageMetadata>[1]) => makeEnsembleTriageMetadata(ensemble, fields) : (fields: Parameters<typeof makeTriageMetadata>[1]) => makeTriageMetadata(singleBackbone(), fields);
+    const makeMetadata = (fields: TriageMetadataFields) => (ensemble ? makeEnsembleTriageMetadata(ensemble, fields) : makeTriageMetadata(singleBackbone(), fields));
     await exportTriageModel(
       modelDir,
       triage,

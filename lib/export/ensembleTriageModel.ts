@@ -1,9 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
-import type { ResizePolicy } from "../data/decodeImage.js";
-import { LESION_LABELS } from "../data/types.js";
 import { createBackboneEnsemble, type BackboneEnsemble } from "../models/ensemble.js";
 import type { Backbone } from "../models/types.js";
-import { TriageModelError, type TriageModelMetadata } from "./triageModel.js";
+import { makeTriageMetadata, TriageModelError, type TriageMetadataFields, type TriageModelMetadata } from "./triageModel.js";
 
 /** Name of the layer that joins the members' pooled features in an ensemble triage model. */
 export const ENSEMBLE_FEATURES_LAYER_NAME = "ensemble_features";
@@ -71,34 +69,19 @@ export function buildEnsembleTriageModel(members: BackboneEnsemble | readonly Ba
  *
  * @example makeEnsembleTriageMetadata(ensemble, { thresholdProb: 0.3, validationMetrics: { rocAuc: 0.87 } })
  */
-export function makeEnsembleTriageMetadata(
-  members: BackboneEnsemble | readonly Backbone[],
-  fields: {
-    thresholdProb: number;
-    validationMetrics: Record<string, number>;
-    resizePolicy?: ResizePolicy;
-    /** Backend name to record (e.g. selectBackend()'s "wasm"); default tf.getBackend(). */
-    backendName?: string;
-    notes?: TriageModelMetadata["notes"];
-  },
-): TriageModelMetadata {
+export function makeEnsembleTriageMetadata(members: BackboneEnsemble | readonly Backbone[], fields: TriageMetadataFields): TriageModelMetadata {
   const ensemble = asEnsemble(members);
   const largest = ensemble.members.reduce((a, m) => (m.inputSizePx > a.inputSizePx ? m : a));
-  return {
-    formatVersion: 1,
-    labels: LESION_LABELS,
-    inputSizePx: largest.inputSizePx,
-    preprocessing: largest.preprocessing,
-    resizePolicy: fields.resizePolicy ?? "center-crop",
-    thresholdProb: fields.thresholdProb,
-    validationMetrics: fields.validationMetrics,
-    backboneName: ensemble.name,
-    backboneWeightsId: ensemble.weightsId,
+  // The top-level fields describe the whole; the largest member's input stands for its size.
+  const whole: Backbone = {
+    ...largest,
+    name: ensemble.name,
+    weightsId: ensemble.weightsId,
     featureLayerName: ensemble.members.map((m) => m.featureLayerName).join("+"),
     featureDim: ensemble.featureDim,
-    createdAt: new Date().toISOString(),
-    backend: fields.backendName ?? tf.getBackend(),
-    notes: fields.notes,
+  };
+  return {
+    ...makeTriageMetadata(whole, fields),
     ensembleMembers: ensemble.members.map((m, i) => ({
       backboneName: ensemble.memberNames[i],
       backboneWeightsId: m.weightsId,

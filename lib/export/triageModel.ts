@@ -96,23 +96,23 @@ export function buildTriageModel(backbone: Backbone, head: tf.LayersModel): tf.L
   return tf.model({ inputs: backbone.model.inputs, outputs: x, name: `triage_${backbone.name}` });
 }
 
+/** What {@link makeTriageMetadata} (and makeEnsembleTriageMetadata) take besides the backbone(s). */
+export interface TriageMetadataFields {
+  thresholdProb: number;
+  validationMetrics: Record<string, number>;
+  resizePolicy?: ResizePolicy;
+  /** Backend name to record (e.g. selectBackend()'s "wasm"); default tf.getBackend(). */
+  backendName?: string;
+  notes?: TriageModelMetadata["notes"];
+}
+
 /**
  * Metadata for {@link exportTriageModel} from a backbone, filling labels, sizes, timestamps and
  * the current backend.
  *
  * @example makeTriageMetadata(backbone, { thresholdProb: 0.31, validationMetrics: { rocAuc: 0.84 } })
  */
-export function makeTriageMetadata(
-  backbone: Backbone,
-  fields: {
-    thresholdProb: number;
-    validationMetrics: Record<string, number>;
-    resizePolicy?: ResizePolicy;
-    /** Backend name to record (e.g. selectBackend()'s "wasm"); default tf.getBackend(). */
-    backendName?: string;
-    notes?: TriageModelMetadata["notes"];
-  },
-): TriageModelMetadata {
+export function makeTriageMetadata(backbone: Backbone, fields: TriageMetadataFields): TriageModelMetadata {
   return {
     formatVersion: 1,
     labels: LESION_LABELS,
