@@ -148,7 +148,7 @@ export {
 } from "./backend/wasmThreads.js";
 export type { WasmThreadsPlan, WasmThreadsStatus } from "./backend/wasmThreads.js";
 export { registerWasmGradientKernels, missingGradientKernels, isOwnWasmKernel, WASM_GRADIENT_KERNEL_NAMES, WASM_REPLACED_KERNEL_NAMES, WasmGradKernelError } from "./backend/wasmGradKernels.js";
-export { fineTuneTopBlocks, findFineTuneCut, buildFineTunedTriageModel, FineTuneError } from "./train/fineTune.js";
+export { fineTuneTopBlocks, findFineTuneCut, buildFineTunedTriageModel, splitTriageModel, FineTuneError } from "./train/fineTune.js";
 export type { FineTuneOptions, FineTuneResult, FineTuneCut } from "./train/fineTune.js";
 export { createLeaveOneSourceOutFolds } from "./experiments/sourceFolds.js";
 export type { SourceFold } from "./experiments/sourceFolds.js";

@@ -89,7 +89,11 @@ function diagnosisLogitFunctionOf(head: tf.LayersModel, sumLayer: tf.layers.Laye
   if (malignant.length === 0 || benign.length === 0) {
     throw new GradCamError(`head ${head.name}: ${sumLayer.name} sums ${malignant.length} of ${mask.length} diagnosis classes; expected at least one malignant and one benign class`);
   }
-  const logits = tf.model({ inputs: head.inputs, outputs: head.getLayer(DIAGNOSIS_HEAD_LAYERS.logits).output as tf.SymbolicTensor, name: `${head.name}_diagnosis_logits` });
+  // Walk this model's own graph back from its output (its layers may be shared with a triage model).
+  let logitsTensor: tf.SymbolicTensor | undefined = head.outputs[0];
+  while (logitsTensor && logitsTensor.sourceLayer.name !== DIAGNOSIS_HEAD_LAYERS.logits) logitsTensor = logitsTensor.inputs[0];
+  if (!logitsTensor) throw new GradCamError(`head ${head.name}: no ${DIAGNOSIS_HEAD_LAYERS.logits} layer before ${sumLayer.name}; expected a diagnosis head as trainHead builds`);
+  const logits = tf.model({ inputs: head.inputs, outputs: logitsTensor, name: `${head.name}_diagnosis_logits` });
   return (pooled: tf.Tensor2D): tf.Tensor2D => {
     const z = logits.apply(pooled, { training: false }) as tf.Tensor2D;
     const logSumExpOf = (columns: number[]) => tf.logSumExp(tf.gather(z, tf.tensor1d(columns, "int32"), 1), 1, true);
@@ -123,7 +127,8 @@ function logitFunctionOf(head: tf.LayersModel): (pooled: tf.Tensor2D) => tf.Tens
     );
   }
   const headInput = head.inputs[0];
-  const beforeLast = last.input as tf.SymbolicTensor;
+  // This model's own node (the layer may also be applied in a triage model built from the head).
+  const beforeLast = head.outputs[0].inputs[0];
   // With no hidden layer the last dense reads the head input directly; a model input → input is not allowed.
   const body = beforeLast.name === headInput.name ? undefined : tf.model({ inputs: head.inputs, outputs: beforeLast, name: `${head.name}_body` });
   // Weights are read at call time so a head trained further after the first call is honoured.

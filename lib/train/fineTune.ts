@@ -301,6 +301,44 @@ export async function buildFineTunedTriageModel(backbone: Backbone, fineTuned: t
   return model;
 }
 
+/**
+ * Splits an image → probability triage model (from {@link buildFineTunedTriageModel} or
+ * `buildTriageModel`) back into a backbone (image → pooled features, `backbone`'s name, sizes,
+ * preprocessing and feature layer, with the triage model's weights) and a head (pooled features →
+ * probability, its own weight copies): what Grad-CAM and feature-level tools take, so a fine-tuned
+ * model can be explained with its own weights. The returned backbone shares the triage model's
+ * weights (dispose the triage model when done with it); dispose the head separately.
+ *
+ * @example
+ * const tuned = await buildFineTunedTriageModel(backbone, ft.head);
+ * const parts = await splitTriageModel(tuned, backbone); // computeGradCam(parts.backbone, parts.head, rgb, 224)
+ */
+export async function splitTriageModel(triage: tf.LayersModel, backbone: Backbone): Promise<{ backbone: Backbone; head: tf.LayersModel }> {
+  const pooledName = backbone.model.outputLayers[0].name;
+  const json = modelJsonOf(triage);
+  if (!json.config.layers.some((l) => l.name === pooledName)) {
+    throw new FineTuneError(`triage model ${triage.name}: no layer ${pooledName} (the pooled features of ${backbone.name}); expected a model built from this backbone`);
+  }
+  const headLayers = collectLayersAfterCut(json, pooledName, triage.name);
+  const headTopology: ModelJson = {
+    ...json,
+    config: {
+      name: `${triage.name}_head`,
+      // An input layer named like the pooling layer, so the head's first inbound reference stays valid.
+      layers: [
+        { name: pooledName, class_name: "InputLayer", config: { batch_input_shape: [null, backbone.featureDim], dtype: "float32", sparse: false, name: pooledName }, inbound_nodes: [] },
+        ...headLayers,
+      ],
+      input_layers: [[pooledName, 0, 0]],
+      output_layers: json.config.output_layers,
+    },
+  };
+  const head = await tf.models.modelFromJSON({ modelTopology: headTopology as unknown as tf.io.ModelJSON["modelTopology"] });
+  copyWeightsByName(head, [triage]);
+  const features = tf.model({ inputs: triage.inputs, outputs: triage.getLayer(pooledName).output as tf.SymbolicTensor, name: `${triage.name}_features` });
+  return { backbone: { ...backbone, model: features, weightsId: `${backbone.weightsId}+${triage.name}` }, head };
+}
+
 interface CachedActivations {
   /** [views][rows × activationSize], view 0 the image as is. */
   views: Float32Array[];

@@ -10,11 +10,19 @@ import { loadBackbone } from "../../lib/models/backbones.js";
 import { extractFeatures } from "../../lib/models/features.js";
 import { trainHead } from "../../lib/train/trainHead.js";
 import { missingGradientKernels, registerWasmGradientKernels } from "../../lib/backend/wasmGradKernels.js";
-import { buildFineTunedTriageModel, findFineTuneCut, fineTuneTopBlocks, FineTuneError, type FineTuneOptions } from "../../lib/train/fineTune.js";
+import { buildFineTunedTriageModel, findFineTuneCut, fineTuneTopBlocks, FineTuneError, splitTriageModel, type FineTuneOptions } from "../../lib/train/fineTune.js";
+import { predictHeadProbabilities } from "../../lib/train/trainHead.js";
+import { computeGradCam } from "../../lib/evaluate/gradCam.js";
+import { decodeImageRgb } from "../../lib/data/decodeImage.js";
 import { sharedPathOrSkip } from "../helpers/shared.js";
 
 function weightValues(model: tf.LayersModel, layerName: string): Float32Array[] {
   return model.getLayer(layerName).getWeights().map((w) => Float32Array.from(w.dataSync()));
+}
+
+/** A model that is not built from a backbone (no pooled-feature layer). */
+function narrowModelOf(): tf.LayersModel {
+  return tf.sequential({ layers: [tf.layers.dense({ inputShape: [4], units: 1, activation: "sigmoid" })] });
 }
 
 function maxAbsDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -160,6 +168,21 @@ describe("fineTuneTopBlocks (MobileNetV2 on a tiny HAM10000 subset)", () => {
     releaseInferencePlan(bottomBackbone);
     const viaTop = tf.tidy(() => Array.from((a.head.predict(tf.tensor4d(activations.features, [validation.length, 7, 7, 160])) as tf.Tensor).dataSync()));
     expect(maxAbsDifference(fromFiles, viaTop)).toBeLessThan(1e-4);
+
+    // Split back into backbone + head (for Grad-CAM): features → head reproduces the whole model,
+    // and Grad-CAM's probability is the fine-tuned one, not the frozen backbone's.
+    const parts = await splitTriageModel(assembled, backbone);
+    expect(parts.head.inputs[0].shape).toEqual([null, 1280]);
+    const splitFeatures = await extractFeatures(parts.backbone, validation);
+    releaseInferencePlan(parts.backbone);
+    expect(maxAbsDifference(predictHeadProbabilities(parts.head, splitFeatures.features, 1280), fromFiles)).toBeLessThan(1e-4);
+    const rgb = await decodeImageRgb(validation[0].imagePath, 224);
+    expect(computeGradCam(parts.backbone, parts.head, rgb, 224).probability).toBeCloseTo(fromFiles[0], 4);
+    expect(Math.abs(computeGradCam(backbone, head, rgb, 224).probability - fromFiles[0])).toBeGreaterThan(1e-4);
+    parts.head.dispose();
+    const notFromBackbone = narrowModelOf();
+    await expect(splitTriageModel(notFromBackbone, backbone)).rejects.toThrow(/no layer mobilenet_v2_features_gap/);
+    notFromBackbone.dispose();
     loaded.model.dispose();
     assembled.dispose();
     a.head.dispose();
