@@ -58,6 +58,13 @@ export interface FineTuneOptions {
   callbacks?: readonly TrainingCallback[];
   /** Called after each epoch (metrics as in trainHead; valAuc etc. when validation is non-empty). */
   onEpochEnd?: (metrics: EpochMetrics) => void | Promise<void>;
+  /**
+   * With validation records: keep the weights of the epoch with the best validation AUC (as
+   * trainHead's option), so the result compares fairly with a head whose best epoch was kept.
+   * A resumed run finds the best epoch in its checkpoints (each epoch's folder must still be
+   * there). Default false: the last epoch's weights.
+   */
+  restoreBestWeights?: boolean;
   /** Progress of the activation cache: images done and total, per split. */
   onCacheProgress?: (split: "train" | "validation", done: number, total: number) => void;
 }
@@ -74,6 +81,8 @@ export interface FineTuneResult {
   history: EpochMetrics[];
   /** Training images per second over this call's optimisation steps (forward + backward + update); NaN when it ran none. */
   imagesPerSecond: number;
+  /** Epoch whose weights `head` holds: the last, or the best by valAuc with restoreBestWeights. */
+  keptEpoch: number;
   /** Wall time of each optimisation step this call ran, in order, milliseconds (the first includes warm-up). */
   stepDurationsMs: number[];
   /** Epoch a resumed run continued after (0 when it started afresh). */
@@ -476,6 +485,8 @@ export async function fineTuneTopBlocks(
   const bottomModel = tf.model({ inputs: backbone.model.inputs, outputs: backbone.model.getLayer(cut.cutLayerName).output as tf.SymbolicTensor });
   const bottom: Backbone = { ...backbone, model: bottomModel, featureLayerName: `${cut.cutLayerName}:activation`, featureDim: activationSize };
   const optimizer = tf.train.adam(learningRate);
+  // Weights of the best validation epoch so far (restoreBestWeights); freed in `finally`.
+  let best: { auc: number; epoch: number; weights: tf.Tensor[] } | undefined;
   // Before any update: the starting weights are part of what a checkpoint must match.
   const initialWeightsChecksum = options.checkpointDir ? checksumWeights(top) : 0;
   try {
@@ -533,12 +544,13 @@ export async function fineTuneTopBlocks(
       initialWeightsChecksum,
     };
     let resumedFromEpoch = 0;
+    const keepBest = options.restoreBestWeights === true && valSet.rows > 0;
     if (options.checkpointDir && options.resume) {
-      // No best-weights state to restore: fine-tuning keeps the last epoch's weights.
-      const restored = await readCheckpoint(options.checkpointDir, fingerprint, top, optimizer, false);
+      const restored = await readCheckpoint(options.checkpointDir, fingerprint, top, optimizer, keepBest);
       if (restored) {
         resumedFromEpoch = restored.epoch;
         history.push(...(restored.history as EpochMetrics[]));
+        best = restored.best;
       }
     }
     const callbacks = options.callbacks ?? [];
@@ -581,14 +593,24 @@ export async function fineTuneTopBlocks(
       }
       metrics.elapsedMs = performance.now() - started;
       history.push(metrics);
+      if (keepBest && metrics.valAuc !== undefined && (!best || metrics.valAuc > best.auc)) {
+        best?.weights.forEach((t) => t.dispose());
+        best = { auc: metrics.valAuc, epoch, weights: top.getWeights().map((t) => t.clone()) };
+      }
       if (options.checkpointDir) await writeCheckpoint(options.checkpointDir, epoch, fingerprint, top, optimizer, history);
       const logs = toKerasLogs(metrics, learningRate);
       for (const cb of callbacks) await cb.onEpochEnd?.(epoch - 1, logs);
       await options.onEpochEnd?.(metrics);
     }
     for (const cb of callbacks) await cb.onTrainEnd?.({});
+    let keptEpoch = history.length;
+    if (best) {
+      top.setWeights(best.weights);
+      keptEpoch = best.epoch;
+    }
     return {
       head: top,
+      keptEpoch,
       history,
       imagesPerSecond: stepImages > 0 ? stepImages / (stepDurationsMs.reduce((a, b) => a + b, 0) / 1000) : NaN,
       stepDurationsMs,
@@ -607,5 +629,6 @@ export async function fineTuneTopBlocks(
     // The activation cache compiled an inference plan (own folded weights) for this call's bottom model.
     releaseInferencePlan(bottom);
     optimizer.dispose();
+    best?.weights.forEach((t) => t.dispose());
   }
 }

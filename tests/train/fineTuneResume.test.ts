@@ -9,7 +9,8 @@ import type { Backbone } from "../../lib/models/types.js";
 import { loadBackbone } from "../../lib/models/backbones.js";
 import { extractFeatures } from "../../lib/models/features.js";
 import { registerWasmGradientKernels } from "../../lib/backend/wasmGradKernels.js";
-import { CheckpointError, computeValuesChecksum } from "../../lib/train/checkpoints.js";
+import { CheckpointError, checkpointFolderName, computeValuesChecksum } from "../../lib/train/checkpoints.js";
+import { loadLayersModelFromDir } from "../../lib/export/modelFiles.js";
 import { fineTuneTopBlocks, type FineTuneOptions, type FineTuneResult } from "../../lib/train/fineTune.js";
 import { trainHead, type EpochMetrics } from "../../lib/train/trainHead.js";
 
@@ -96,6 +97,30 @@ describe("fineTuneTopBlocks checkpoints and resume (16 synthetic images, block_1
     const start = head.getLayer("head_output").getWeights()[0].dataSync();
     const tuned = straight.head.getLayer("head_output").getWeights()[0].dataSync();
     expect(computeValuesChecksum(tuned)).not.toBe(computeValuesChecksum(start));
+  });
+
+  it("with restoreBestWeights keeps the best validation epoch's weights, straight or resumed", async () => {
+    const best = { ...options, restoreBestWeights: true };
+    const dir = path.join(workDir, "best-straight");
+    const a = await fineTuneTopBlocks(backbone, head, train, validation, { ...best, checkpointDir: dir });
+    const aucs = a.history.map((m) => m.valAuc!);
+    expect(a.keptEpoch).toBe(aucs.indexOf(Math.max(...aucs)) + 1);
+    // The kept weights are that epoch's checkpoint, written before any later epoch trained.
+    const atBest = await loadLayersModelFromDir(path.join(dir, checkpointFolderName(a.keptEpoch)));
+    expect(weightsOf(a.head).map((w) => Array.from(w))).toEqual(weightsOf(atBest).map((w) => Array.from(w)));
+    atBest.dispose();
+    const interrupted = path.join(workDir, "best-interrupted");
+    await fineTuneTopBlocks(backbone, head, train, validation, {
+      ...best, checkpointDir: interrupted, onEpochEnd: (m) => {
+        if (m.epoch === 2) throw new Error("killed after epoch 2");
+      },
+    }).catch(() => undefined);
+    const b = await fineTuneTopBlocks(backbone, head, train, validation, { ...best, checkpointDir: interrupted, resume: true });
+    expect(b.keptEpoch).toBe(a.keptEpoch);
+    expect(weightsOf(b.head).map((w) => Array.from(w))).toEqual(weightsOf(a.head).map((w) => Array.from(w)));
+    expect(straight.keptEpoch).toBe(EPOCHS);
+    a.head.dispose();
+    b.head.dispose();
   });
 
   it("callbacks see only the resumed epochs, 0-based, with Keras log names", () => {
