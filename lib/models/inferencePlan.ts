@@ -313,38 +313,57 @@ export function compileInferencePlan(model: tf.LayersModel): InferencePlan {
   };
 }
 
-const plans = new WeakMap<tf.LayersModel, InferencePlan | InferencePlanError>();
+/** A compiled plan (or why there is none) and the weight buffers it was folded from. */
+interface CachedPlan {
+  plan: InferencePlan | InferencePlanError;
+  weightDataIds: object[];
+}
+const plans = new WeakMap<tf.LayersModel, CachedPlan>();
+
+// setWeights/assign give a variable a new data buffer: a plan folded from the old ones is stale.
+function weightDataIdsOf(model: tf.LayersModel): object[] {
+  return model.weights.map((w) => w.read().dataId);
+}
 
 /**
  * Pooled features [n, featureDim] of a preprocessed batch [n, size, size, 3], computed with
- * the backbone's compiled {@link InferencePlan} (compiled once per model and kept), or with
+ * the backbone's compiled {@link InferencePlan} (compiled once per model and kept, and compiled
+ * again when the model's weights were changed in place, e.g. by setWeights), or with
  * `backbone.model.predict` when the model cannot be compiled. The caller disposes the result.
  *
  * @example const features = predictBackboneFeatures(backbone, images); // [8, 1280]
  */
 export function predictBackboneFeatures(backbone: Backbone, images: tf.Tensor): tf.Tensor {
-  let plan = plans.get(backbone.model);
-  if (plan === undefined) {
+  const weightDataIds = weightDataIdsOf(backbone.model);
+  let cached = plans.get(backbone.model);
+  if (cached !== undefined && cached.weightDataIds.some((id, i) => id !== weightDataIds[i])) {
+    releaseInferencePlan(backbone);
+    cached = undefined;
+  }
+  if (cached === undefined) {
+    let plan: InferencePlan | InferencePlanError;
     try {
       plan = compileInferencePlan(backbone.model);
     } catch (err) {
       if (!(err instanceof InferencePlanError)) throw err;
       plan = err;
     }
-    plans.set(backbone.model, plan);
+    cached = { plan, weightDataIds };
+    plans.set(backbone.model, cached);
   }
+  const plan = cached.plan;
   if (plan instanceof InferencePlanError) return tf.tidy(() => backbone.model.predict(images) as tf.Tensor);
   return plan.predict(images);
 }
 
 /**
- * Frees the compiled plan {@link predictBackboneFeatures} keeps for this backbone (call it
- * before disposing `backbone.model`, or after changing its weights so the next call recompiles).
+ * Frees the compiled inference plan kept for `backbone.model` (its folded weights); the next
+ * predictBackboneFeatures call compiles a new one. The model itself is untouched.
  *
- * @example releaseInferencePlan(backbone); backbone.model.dispose();
+ * @example releaseInferencePlan(backbone);
  */
 export function releaseInferencePlan(backbone: Backbone): void {
-  const plan = plans.get(backbone.model);
+  const plan = plans.get(backbone.model)?.plan;
   if (plan && !(plan instanceof InferencePlanError)) plan.dispose();
   plans.delete(backbone.model);
 }

@@ -94,6 +94,24 @@ describe("compileInferencePlan", () => {
     model.dispose();
   });
 
+  it("predictBackboneFeatures compiles again when the weights were changed in place (no stale folded weights)", () => {
+    const model = buildPatternModel();
+    randomiseWeights(model, 4);
+    const backbone: Backbone = { name: "pattern", inputSizePx: 16, featureLayerName: "", featureDim: 0, preprocessing: { kind: "scale", scale: 1, offset: 0 }, model, weightsId: "test" };
+    const x = tf.randomUniform([2, 16, 16, 3], -1, 1, "float32", 6);
+    const first = predictBackboneFeatures(backbone, x);
+    const tensorsAfterFirst = tf.memory().numTensors;
+    randomiseWeights(model, 5);
+    const expected = model.predict(x) as tf.Tensor;
+    const second = predictBackboneFeatures(backbone, x);
+    expect(maxAbsDiff(first, expected)).toBeGreaterThan(1e-3);
+    expect(maxAbsDiff(second, expected)).toBeLessThan(1e-4);
+    // The old plan's folded weights were freed: only `expected` and `second` are new.
+    expect(tf.memory().numTensors).toBe(tensorsAfterFirst + 2);
+    tf.dispose([x, first, second, expected]);
+    disposeBackbone(backbone);
+  });
+
   it("refuses a model with a shared layer, naming it", () => {
     const input = tf.input({ shape: [4, 4, 2] });
     const conv = tf.layers.conv2d({ filters: 2, kernelSize: 1, name: "twice" });
