@@ -136,6 +136,55 @@ async function copyWeightsFrom(folder: string, into: tf.LayersModel): Promise<vo
   }
 }
 
+/** Weights of one epoch, kept because its validation AUC was the best so far. */
+export interface KeptEpochWeights {
+  auc: number;
+  epoch: number;
+  weights: tf.Tensor[];
+}
+
+/**
+ * The `restoreBestWeights` bookkeeping of trainHead and fineTuneTopBlocks: copies of the model's
+ * weights at the epoch with the best validation AUC so far (the first such epoch on ties),
+ * optionally seeded from a resumed checkpoint. Call `dispose()` when training ends.
+ *
+ * @example
+ * const keeper = new BestEpochWeights();
+ * keeper.adopt(restored?.best); // after a resume
+ * keeper.offer(model, epoch, valAuc); // each epoch
+ * const keptEpoch = keeper.restoreInto(model, lastEpoch); keeper.dispose();
+ */
+export class BestEpochWeights {
+  private best: KeptEpochWeights | undefined;
+
+  /** Takes over the best epoch a resumed checkpoint found (see readCheckpoint's `best`). */
+  adopt(restored: KeptEpochWeights | undefined): void {
+    if (!restored) return;
+    this.dispose();
+    this.best = restored;
+  }
+
+  /** Keeps `model`'s current weights when `auc` beats the best so far. */
+  offer(model: tf.LayersModel, epoch: number, auc: number): void {
+    if (this.best && !(auc > this.best.auc)) return;
+    this.best?.weights.forEach((t) => t.dispose());
+    this.best = { auc, epoch, weights: model.getWeights().map((t) => t.clone()) };
+  }
+
+  /** Puts the kept weights into `model` and returns their epoch; `lastEpoch` when none were kept. */
+  restoreInto(model: tf.LayersModel, lastEpoch: number): number {
+    if (!this.best) return lastEpoch;
+    model.setWeights(this.best.weights);
+    return this.best.epoch;
+  }
+
+  /** Frees the kept copies. */
+  dispose(): void {
+    this.best?.weights.forEach((t) => t.dispose());
+    this.best = undefined;
+  }
+}
+
 /**
  * Restores the latest checkpoint in `dir` into `model` and `optimizer` (Adam moments and step
  * count). Returns undefined when `dir` holds none; throws {@link CheckpointError} when it was
@@ -152,7 +201,7 @@ export async function readCheckpoint<F extends object = CheckpointFingerprint>(
   model: tf.LayersModel,
   optimizer: tf.Optimizer,
   wantBest: boolean,
-): Promise<{ epoch: number; history: unknown[]; best?: { auc: number; epoch: number; weights: tf.Tensor[] } } | undefined> {
+): Promise<{ epoch: number; history: unknown[]; best?: KeptEpochWeights } | undefined> {
   const latestPath = path.join(dir, "latest.json");
   if (!fs.existsSync(latestPath)) return undefined;
   const latest = JSON.parse(fs.readFileSync(latestPath, "utf8")) as { epoch: number; folder: string };
@@ -184,7 +233,7 @@ export async function readCheckpoint<F extends object = CheckpointFingerprint>(
       adam.accBeta2!.assign(tf.scalar(b2));
     });
   }
-  let best: { auc: number; epoch: number; weights: tf.Tensor[] } | undefined;
+  let best: KeptEpochWeights | undefined;
   if (wantBest) {
     const scored = state.history.filter((h) => typeof h.valAuc === "number");
     if (scored.length > 0) {

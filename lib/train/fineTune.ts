@@ -8,7 +8,7 @@ import { releaseInferencePlan } from "../models/inferencePlan.js";
 import type { Backbone } from "../models/types.js";
 import { MelanomaLabError } from "../util/errors.js";
 import { createRandom, shuffleWithSeed } from "../util/random.js";
-import { computeValuesChecksum, readCheckpoint, writeCheckpoint, type FineTuneCheckpointFingerprint } from "./checkpoints.js";
+import { BestEpochWeights, computeValuesChecksum, readCheckpoint, writeCheckpoint, type FineTuneCheckpointFingerprint } from "./checkpoints.js";
 import { scoreBinaryPredictions } from "./rocAuc.js";
 import { binaryCrossEntropy, toBinaryLabels, toKerasLogs, type EpochMetrics, type TrainingCallback } from "./trainHead.js";
 
@@ -486,7 +486,7 @@ export async function fineTuneTopBlocks(
   const bottom: Backbone = { ...backbone, model: bottomModel, featureLayerName: `${cut.cutLayerName}:activation`, featureDim: activationSize };
   const optimizer = tf.train.adam(learningRate);
   // Weights of the best validation epoch so far (restoreBestWeights); freed in `finally`.
-  let best: { auc: number; epoch: number; weights: tf.Tensor[] } | undefined;
+  const best = new BestEpochWeights();
   // Before any update: the starting weights are part of what a checkpoint must match.
   const initialWeightsChecksum = options.checkpointDir ? checksumWeights(top) : 0;
   try {
@@ -550,7 +550,7 @@ export async function fineTuneTopBlocks(
       if (restored) {
         resumedFromEpoch = restored.epoch;
         history.push(...(restored.history as EpochMetrics[]));
-        best = restored.best;
+        best.adopt(restored.best);
       }
     }
     const callbacks = options.callbacks ?? [];
@@ -593,21 +593,14 @@ export async function fineTuneTopBlocks(
       }
       metrics.elapsedMs = performance.now() - started;
       history.push(metrics);
-      if (keepBest && metrics.valAuc !== undefined && (!best || metrics.valAuc > best.auc)) {
-        best?.weights.forEach((t) => t.dispose());
-        best = { auc: metrics.valAuc, epoch, weights: top.getWeights().map((t) => t.clone()) };
-      }
+      if (keepBest && metrics.valAuc !== undefined) best.offer(top, epoch, metrics.valAuc);
       if (options.checkpointDir) await writeCheckpoint(options.checkpointDir, epoch, fingerprint, top, optimizer, history);
       const logs = toKerasLogs(metrics, learningRate);
       for (const cb of callbacks) await cb.onEpochEnd?.(epoch - 1, logs);
       await options.onEpochEnd?.(metrics);
     }
     for (const cb of callbacks) await cb.onTrainEnd?.({});
-    let keptEpoch = history.length;
-    if (best) {
-      top.setWeights(best.weights);
-      keptEpoch = best.epoch;
-    }
+    const keptEpoch = best.restoreInto(top, history.length);
     return {
       head: top,
       keptEpoch,
@@ -629,6 +622,6 @@ export async function fineTuneTopBlocks(
     // The activation cache compiled an inference plan (own folded weights) for this call's bottom model.
     releaseInferencePlan(bottom);
     optimizer.dispose();
-    best?.weights.forEach((t) => t.dispose());
+    best.dispose();
   }
 }

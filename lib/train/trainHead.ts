@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { createBalancedBatchOrder } from "../data/balancedSampling.js";
 import type { LesionLabel } from "../data/types.js";
-import { computeValuesChecksum, readCheckpoint, writeCheckpoint, type CheckpointFingerprint } from "./checkpoints.js";
+import { BestEpochWeights, computeValuesChecksum, readCheckpoint, writeCheckpoint, type CheckpointFingerprint } from "./checkpoints.js";
 import { DEFAULT_MALIGNANT_DIAGNOSES, DIAGNOSIS_HEAD_LAYERS, encodeDiagnosisTargets, type DiagnosisTargets } from "./diagnosisHead.js";
 import { MelanomaLabError } from "../util/errors.js";
 import { shuffleWithSeed } from "../util/random.js";
@@ -388,7 +388,7 @@ export async function trainHead(
   valFeatures = options.validation ? tf.tensor2d(options.validation.features, [valLabels!.length, featureDim]) : undefined;
   const optimizer = tf.train.adam(learningRate);
   const history: EpochMetrics[] = [];
-  let best: { auc: number; epoch: number; weights: tf.Tensor[] } | undefined;
+  const best = new BestEpochWeights();
   const batchesPerEpoch = Math.ceil(n / batchSize);
   const fingerprint: CheckpointFingerprint = {
     rows: n, featureDim, positives, seed, hiddenUnits, dropoutRate, l2, batchSize, learningRate, classWeights,
@@ -413,7 +413,7 @@ export async function trainHead(
       if (restored) {
         resumedFromEpoch = restored.epoch;
         history.push(...(restored.history as EpochMetrics[]));
-        if (restored.best) best = restored.best;
+        best.adopt(restored.best);
       }
     }
     const callbacks = options.callbacks ?? [];
@@ -478,10 +478,7 @@ export async function trainHead(
         metrics.valLoss = val.loss;
         metrics.valAccuracy = val.accuracy;
         metrics.valAuc = val.auc;
-        if (options.restoreBestWeights && (!best || val.auc > best.auc)) {
-          best?.weights.forEach((t) => t.dispose());
-          best = { auc: val.auc, epoch, weights: model.getWeights().map((t) => t.clone()) };
-        }
+        if (options.restoreBestWeights) best.offer(model, epoch, val.auc);
       }
       metrics.elapsedMs = performance.now() - started;
       history.push(metrics);
@@ -491,11 +488,7 @@ export async function trainHead(
       await options.onEpochEnd?.(metrics);
     }
     for (const cb of callbacks) await cb.onTrainEnd?.({});
-    let keptEpoch = epochs;
-    if (best) {
-      model.setWeights(best.weights);
-      keptEpoch = best.epoch;
-    }
+    const keptEpoch = best.restoreInto(model, epochs);
     const result: TrainHeadResult = { model, history, keptEpoch, featureDim, initialBias, resumedFromEpoch };
     if (targets) {
       result.diagnosisClasses = targets.classes;
@@ -506,7 +499,7 @@ export async function trainHead(
     model.dispose();
     throw err;
   } finally {
-    best?.weights.forEach((t) => t.dispose());
+    best.dispose();
     optimizer.dispose();
     tf.dispose([trainFeatures, trainLabels, sampleWeights]);
     trainOneHot?.dispose();
