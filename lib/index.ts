@@ -118,7 +118,7 @@ export { compileNestedInferencePlan } from "./models/nestedInferencePlan.js";
 export type { NestedInferencePlan, NestedInferencePlanSummary } from "./models/nestedInferencePlan.js";
 export { trainHead, formatEpochMetrics, predictHeadProbabilities, toBinaryLabels, TrainHeadError } from "./train/trainHead.js";
 export type { TrainHeadOptions, TrainHeadResult, EpochMetrics, TrainingCallback } from "./train/trainHead.js";
-export { DEFAULT_MALIGNANT_DIAGNOSES, DIAGNOSIS_HEAD_LAYERS, DiagnosisTargetError, encodeDiagnosisTargets, predictDiagnosisProbabilities } from "./train/diagnosisHead.js";
+export { DEFAULT_MALIGNANT_DIAGNOSES, DIAGNOSIS_HEAD_LAYERS, DiagnosisTargetError, encodeDiagnosisTargets, normalizeDiagnosisCode, predictDiagnosisProbabilities } from "./train/diagnosisHead.js";
 export type { DiagnosisTargets } from "./train/diagnosisHead.js";
 export { CheckpointError, checkpointFolderName, computeValuesChecksum } from "./train/checkpoints.js";
 export type { CheckpointFingerprint, FineTuneCheckpointFingerprint } from "./train/checkpoints.js";

@@ -19,6 +19,7 @@ import { disposeBackbone, releaseInferencePlan } from "../models/inferencePlan.j
 import type { Backbone } from "../models/types.js";
 import { buildFineTunedTriageModel, fineTuneTopBlocks, type FineTuneOptions } from "../train/fineTune.js";
 import { formatEpochMetrics, trainHead, type EpochMetrics } from "../train/trainHead.js";
+import { normalizeDiagnosisCode } from "../train/diagnosisHead.js";
 import { chooseThresholdForSensitivity } from "../triage/triage.js";
 import { MelanomaLabError, UnknownNameError } from "../util/errors.js";
 import { findProjectRoot, resolveFeatureCacheDir } from "../util/paths.js";
@@ -262,7 +263,8 @@ function jsonSpread(s: FoldSpread): JsonFoldSpread {
  * folder-per-class data set) or a diagnosis carries both labels.
  */
 function findMalignantDiagnoses(records: readonly LesionRecord[], dataDir: string): string[] {
-  const lacking = records.filter((r) => !(typeof r.diagnosis === "string" && r.diagnosis.trim() !== ""));
+  // The rule trainHead applies to each row, checked here before any backbone work.
+  const lacking = records.filter((r) => normalizeDiagnosisCode(r.diagnosis) === undefined);
   if (lacking.length > 0) {
     throw new ExperimentConfigError(
       `target "diagnosis": ${lacking.length} of ${records.length} images in ${dataDir} have no diagnosis (e.g. ${lacking[0].imageId}); ` +
@@ -271,7 +273,7 @@ function findMalignantDiagnoses(records: readonly LesionRecord[], dataDir: strin
   }
   const byDiagnosis = new Map<string, { malignant: string[]; benign: string[] }>();
   for (const r of records) {
-    const dx = r.diagnosis!.trim().toLowerCase();
+    const dx = normalizeDiagnosisCode(r.diagnosis)!;
     if (!byDiagnosis.has(dx)) byDiagnosis.set(dx, { malignant: [], benign: [] });
     byDiagnosis.get(dx)![r.label].push(r.imageId);
   }

@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { parseOptionalText } from "../data/loadDataset.js";
 import { MelanomaLabError } from "../util/errors.js";
 
 /**
@@ -35,8 +36,10 @@ export interface DiagnosisTargets {
   malignantDiagnoses: string[];
 }
 
-// What lib/data treats as "no value" in a diagnosis column.
-const MISSING = new Set(["", "na", "n/a", "nan", "unknown", "none", "null", "?"]);
+/** A diagnosis code trimmed and lower-cased, or undefined for a value lib/data treats as missing ("", "unknown", …). */
+export function normalizeDiagnosisCode(raw: unknown): string | undefined {
+  return typeof raw === "string" ? parseOptionalText(raw.trim())?.toLowerCase() : undefined;
+}
 
 /**
  * Checks and encodes one diagnosis code per training row for a softmax head: codes are trimmed
@@ -56,16 +59,17 @@ export function encodeDiagnosisTargets(
   if (diagnoses.length !== labels.length) {
     throw new DiagnosisTargetError(`diagnoses: received ${diagnoses.length} codes, expected one per training row (${labels.length})`);
   }
-  const malignant = [...new Set(malignantDiagnoses.map((d) => String(d).trim().toLowerCase()))].sort();
-  if (malignant.length === 0 || malignant.some((d) => MISSING.has(d))) {
+  const normalized = malignantDiagnoses.map(normalizeDiagnosisCode);
+  const malignant = [...new Set(normalized.filter((d): d is string => d !== undefined))].sort();
+  if (malignant.length === 0 || normalized.includes(undefined)) {
     throw new DiagnosisTargetError(`malignantDiagnoses: received ${JSON.stringify(malignantDiagnoses)}, expected at least one non-empty diagnosis code`);
   }
   const malignantSet = new Set(malignant);
   const codes: string[] = new Array(diagnoses.length);
   for (let i = 0; i < diagnoses.length; i++) {
     const raw = diagnoses[i];
-    const code = typeof raw === "string" ? raw.trim().toLowerCase() : "";
-    if (typeof raw !== "string" || MISSING.has(code)) {
+    const code = normalizeDiagnosisCode(raw);
+    if (code === undefined) {
       throw new DiagnosisTargetError(`diagnoses[${i}]: received ${JSON.stringify(raw) ?? "undefined"}, expected a diagnosis code such as "mel" or "nv" (every training row needs one)`);
     }
     const label = labels[i];
