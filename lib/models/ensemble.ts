@@ -265,8 +265,8 @@ export async function extractEnsembleFeatures(
     perMember.map((m) => ({ keys: m.sourceIndices, features: m.features, featureDim: m.featureDim })),
     input.map((_, i) => i),
   );
-  const idOf = new Map<number, string>();
-  for (const m of perMember) m.sourceIndices.forEach((source, row) => idOf.set(source, m.imageIds[row]));
+  // Every joined row was read by every member, so the first member's ids cover them all.
+  const idOf = new Map(perMember[0].sourceIndices.map((source, row) => [source, perMember[0].imageIds[row]]));
   const problems = new Map<string, InputProblem>();
   perMember.forEach((m, k) => {
     for (const p of m.problems) {

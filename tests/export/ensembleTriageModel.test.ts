@@ -21,7 +21,7 @@ import { createBackboneEnsemble, disposeBackboneEnsemble, extractEnsembleFeature
 import { InferencePlanError } from "../../lib/models/inferencePlan.js";
 import { compileNestedInferencePlan } from "../../lib/models/nestedInferencePlan.js";
 import { sharedPathOrSkip } from "../helpers/shared.js";
-import { buildSeededHead, buildTinyBackbone, predictHead, writeRandomJpegs } from "../models/ensembleFixtures.js";
+import { buildSeededHead, buildTinyBackbone, buildTinyMembers, predictHead, writeRandomJpegs } from "../models/ensembleFixtures.js";
 
 const probabilityOf = (p: ImagePrediction): number => ("probability" in p ? p.probability : NaN);
 
@@ -52,11 +52,7 @@ describe("ensemble triage model: build → export → load → score (tiny real 
     await selectBackend();
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "ml-ensemble-export-"));
     files = await writeRandomJpegs(dir, 5, 23);
-    members = [
-      buildTinyBackbone("tiny_a", 32, 5, { kind: "scale", scale: 1 / 255, offset: 0 }, 4),
-      buildTinyBackbone("tiny_b", 40, 3, { kind: "caffe", meanBgr: [103.939, 116.779, 123.68] }, 5),
-      buildTinyBackbone("tiny_c", 32, 4, { kind: "scale", scale: 1 / 127.5, offset: -1 }, 6),
-    ];
+    members = buildTinyMembers(4);
     head = buildSeededHead(12, 7);
   });
   afterAll(() => {

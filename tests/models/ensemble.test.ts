@@ -17,7 +17,7 @@ import {
   parseBackboneEnsemble,
 } from "../../lib/models/ensemble.js";
 import { sharedPathOrSkip } from "../helpers/shared.js";
-import { buildTinyBackbone, writeRandomJpegs } from "./ensembleFixtures.js";
+import { buildTinyMembers, writeRandomJpegs } from "./ensembleFixtures.js";
 
 describe("parseBackboneEnsemble", () => {
   it("parses members in order, alpha only for mobilenet_v1, and formats a canonical spec", () => {
@@ -71,11 +71,7 @@ describe("createBackboneEnsemble and extractEnsembleFeatures (tiny real conv bac
     await selectBackend();
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "ml-ensemble-"));
     files = await writeRandomJpegs(dir, 5, 11);
-    members = [
-      buildTinyBackbone("tiny_a", 32, 5, { kind: "scale", scale: 1 / 255, offset: 0 }, 1),
-      buildTinyBackbone("tiny_b", 40, 3, { kind: "caffe", meanBgr: [103.939, 116.779, 123.68] }, 2),
-      buildTinyBackbone("tiny_c", 32, 4, { kind: "scale", scale: 1 / 127.5, offset: -1 }, 3),
-    ];
+    members = buildTinyMembers(1);
   });
   afterAll(() => {
     for (const m of members) disposeBackbone(m);

@@ -23,6 +23,18 @@ export function buildTinyBackbone(name: string, inputSizePx: number, featureDim:
   return { name, inputSizePx, featureLayerName: `${name}_conv2`, featureDim, preprocessing, model, weightsId: `test/${name}/seed-${seed}` };
 }
 
+/**
+ * The three tiny members both ensemble test files use: two input sizes (32 and 40 px), all three
+ * preprocessing kinds, feature widths 5 + 3 + 4; weights seeded from seedBase, seedBase+1, seedBase+2.
+ */
+export function buildTinyMembers(seedBase: number): Backbone[] {
+  return [
+    buildTinyBackbone("tiny_a", 32, 5, { kind: "scale", scale: 1 / 255, offset: 0 }, seedBase),
+    buildTinyBackbone("tiny_b", 40, 3, { kind: "caffe", meanBgr: [103.939, 116.779, 123.68] }, seedBase + 1),
+    buildTinyBackbone("tiny_c", 32, 4, { kind: "scale", scale: 1 / 127.5, offset: -1 }, seedBase + 2),
+  ];
+}
+
 /** Replaces every weight with seeded values; variances stay positive. */
 export function setSeededWeights(model: tf.LayersModel, seed: number): void {
   const rand = createRandom(seed);
