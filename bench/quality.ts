@@ -22,7 +22,6 @@ import {
   resolveFeatureCacheDir,
   findProjectRoot,
   findSharedDir,
-  disposeBackbone,
   loadBackbone,
   loadDataset,
   parseCliArgs,
@@ -32,7 +31,8 @@ import type { Backbone, LesionRecord } from "../lib/index.js";
 import { createLeaveOneSourceOutFolds } from "../lib/experiments/sourceFolds.js";
 import { runExperiment } from "../lib/experiments/runExperiment.js";
 import { crossValidateHead, formatFoldSpread, toFoldRows, type HeadConfig, type FoldSpread } from "../lib/experiments/crossValidate.js";
-import { concatenateFeatureViews, extractFeatureViews, type FeatureViews } from "../lib/experiments/featureViews.js";
+import { extractFeatureViews } from "../lib/experiments/featureViews.js";
+import { disposeBackboneEnsemble, extractEnsembleFeatures, loadBackboneEnsemble } from "../lib/models/ensemble.js";
 import { computeRocAuc } from "../lib/evaluate/metrics.js";
 import { createProgressBar } from "../lib/experiments/progress.js";
 
@@ -192,32 +192,19 @@ async function evaluateBackbone(backbone: Backbone, label: string, plan: { heads
   await evaluateVariant(label, "shades-of-gray", sog, { tta: "none", head: bestHead, features: sog.views[0] }, sogSeconds);
 }
 
-/** Records' features (1 view) for a backbone, from the cache when there. */
-async function plainFeatures(backbone: Backbone, label: string): Promise<FeatureViews> {
-  const dataset = loadDataset(dataDir);
-  const fv = await extractFeatureViews(backbone, dataset.records, { ttaViews: 1, cacheDir, onProgress: createProgressBar(`${label} features`) });
-  console.log(`${label}: ${fv.records.length} images, cache hits ${fv.cacheHits}, computed ${fv.computed}, ${(fv.elapsedMs / 1000).toFixed(0)} s`);
-  return fv;
-}
-
 // Several backbones' features side by side: each sees the lesion differently (ImageNet-only vs
-// nsfwjs-tuned weights, 224 vs 299 px), so the head can combine them.
+// nsfwjs-tuned weights, 224 vs 299 px), so the head can combine them. The library's ensemble
+// (npm run experiment -- --backbone a+b+c) with each member's feature cache.
 async function evaluateEnsemble(heads: string[]): Promise<void> {
-  const parts: FeatureViews[] = [];
-  const names: string[] = [];
-  for (const [name, options, label] of [
-    ["mobilenet_v2", {}, "mobilenet_v2"],
-    ["inception_v3", {}, "inception_v3"],
-    ["mobilenet_v1", { alpha: 1.0 }, "mobilenet_v1 α1.0"],
-  ] as const) {
-    const backbone = await loadBackbone(name, options);
-    parts.push(await plainFeatures(backbone, label));
-    names.push(`${label} (${backbone.featureDim})`);
-    disposeBackbone(backbone);
-  }
-  const joined = concatenateFeatureViews(parts);
-  const seconds = parts.reduce((a, p) => a + p.elapsedMs, 0) / 1000;
-  for (const head of heads) await evaluateVariant(`ensemble: ${names.join(" + ")}`, "none", joined, { tta: "none", head, features: joined.views[0] }, seconds);
+  const dataset = loadDataset(dataDir);
+  const ensemble = await loadBackboneEnsemble("mobilenet_v2+inception_v3+mobilenet_v1@1.0");
+  const matrix = await extractEnsembleFeatures(ensemble, dataset.records, { cacheDir, onProgress: createProgressBar("ensemble features") });
+  // Row labels as in earlier tables (rows are merged by label): "mobilenet_v1 α1.0 (1024)".
+  const names = matrix.memberStats.map((m) => `${m.name.replace(/@(.+)$/, " α$1")} (${m.featureDim})`);
+  console.log(`ensemble: ${matrix.rows} images, cache hits ${matrix.cacheHits}, computed ${matrix.computed}, ${(matrix.elapsedMs / 1000).toFixed(0)} s`);
+  disposeBackboneEnsemble(ensemble);
+  const fv = { records: matrix.sourceIndices.map((i) => dataset.records[i]), featureDim: matrix.featureDim };
+  for (const head of heads) await evaluateVariant(`ensemble: ${names.join(" + ")}`, "none", fv, { tta: "none", head, features: matrix.features }, matrix.elapsedMs / 1000);
 }
 
 // Fine-tuning through the experiments pipeline (what `npm run experiment -- --fine-tune N` runs),
