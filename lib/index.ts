@@ -14,7 +14,7 @@ export type { LesionLabel, LesionRecord, InputProblem } from "./data/types.js";
 export { decodeImageRgb, ImageDecodeError, MAX_INPUT_PIXELS } from "./data/decodeImage.js";
 export type { ResizePolicy } from "./data/decodeImage.js";
 export { createRandom, shuffleWithSeed } from "./util/random.js";
-export { splitByLesion, splitTrainValidationTest, assertNoGroupLeakage, groupKeyOf, SplitError } from "./data/split.js";
+export { splitByLesion, splitTrainValidationTest, assertNoGroupLeakage, assignGroupIds, SplitError } from "./data/split.js";
 export type { Backbone, PreprocessingSpec } from "./models/types.js";
 export {
   executeNotebook,

@@ -1,5 +1,5 @@
 import type { LesionRecord } from "../data/types.js";
-import { groupKeyOf, assertNoGroupLeakage, SplitError } from "../data/split.js";
+import { assignGroupIds, assertNoGroupLeakage, SplitError } from "../data/split.js";
 
 /** One leave-one-source-out fold: validation is every image of `heldOutSource`, train the others. */
 export interface SourceFold {
@@ -7,15 +7,20 @@ export interface SourceFold {
   heldOutSource: string;
   train: LesionRecord[];
   validation: LesionRecord[];
-  /** Train-side images dropped because their patient/lesion also has images in the held-out source. */
+  /** Train-side images dropped because their patient/lesion group also has images in the held-out source. */
   droppedFromTrain: number;
+  /** The groups ({@link assignGroupIds}) with images both in the held-out source and in another source, sorted. */
+  crossSourceGroupIds: string[];
 }
 
 /**
  * Leave-one-source-out folds: one fold per distinct `record.source` (HAM10000's `ham_dataset`,
  * the clinic/device), sorted by name; the fold trains on the other sources and validates on it.
- * A patient/lesion with images in two sources is kept out of train when its source is held out,
- * so no group is on both sides. Throws {@link SplitError} when a record has no source or fewer
+ * Groups are the connected patient/lesion groups of {@link assignGroupIds} (images sharing a
+ * patient or a lesion id, directly or through other images). A group with images in two sources
+ * (a patient imaged at two clinics) stays whole in validation when one of its sources is held
+ * out, and its images from the other sources are dropped from that fold's train, so no group is
+ * on both sides; each fold reports them in `droppedFromTrain` and `crossSourceGroupIds`. Throws {@link SplitError} when a record has no source or fewer
  * than two sources exist.
  *
  * @example createLeaveOneSourceOutFolds(records).map((f) => `${f.heldOutSource}: ${f.validation.length}`)
@@ -31,12 +36,19 @@ export function createLeaveOneSourceOutFolds(records: readonly LesionRecord[]): 
   if (sources.size < 2) {
     throw new SplitError(`leave-one-source-out needs at least 2 sources; received ${sources.size} (${[...sources].join(", ") || "none"}) in ${records.length} records`);
   }
+  const groupIds = assignGroupIds(records);
   return [...sources].sort().map((heldOutSource, foldIndex) => {
     const validation = records.filter((r) => r.source === heldOutSource);
-    const heldOutGroups = new Set(validation.map(groupKeyOf));
-    const others = records.filter((r) => r.source !== heldOutSource);
-    const train = others.filter((r) => !heldOutGroups.has(groupKeyOf(r)));
+    const heldOutGroups = new Set(groupIds.filter((_, i) => records[i].source === heldOutSource));
+    const train: LesionRecord[] = [];
+    const crossSource = new Set<string>();
+    records.forEach((r, i) => {
+      if (r.source === heldOutSource) return;
+      if (heldOutGroups.has(groupIds[i])) crossSource.add(groupIds[i]);
+      else train.push(r);
+    });
     assertNoGroupLeakage([train, validation]);
-    return { foldIndex, heldOutSource, train, validation, droppedFromTrain: others.length - train.length };
+    const droppedFromTrain = records.length - validation.length - train.length;
+    return { foldIndex, heldOutSource, train, validation, droppedFromTrain, crossSourceGroupIds: [...crossSource].sort() };
   });
 }
