@@ -19,6 +19,47 @@ export interface BootstrapInterval {
   /** Replicates that gave a finite number (NaN replicates, e.g. PPV with nothing predicted, are dropped). */
   validIterations: number;
   seed: number;
+  /** Patient/lesion groups resampled, when `groupIds` was given; absent when images were resampled one by one. */
+  groupCount?: number;
+}
+
+/**
+ * One id per example naming its patient/lesion group (e.g. from {@link assignGroupIds} over the
+ * records in the same order as the labels): the bootstrap then resamples whole groups.
+ */
+export type BootstrapGroupIds = ArrayLike<string | number>;
+
+/**
+ * Example indices per resampling unit, split into the malignant stratum (units holding at least
+ * one positive) and the benign stratum, each in order of first appearance. Without `groupIds`
+ * every example is its own unit.
+ */
+function collectResampleUnits(labels: BinaryLabels, groupIds: BootstrapGroupIds | undefined): { positive: number[][]; negative: number[][]; unitCount: number } {
+  const units: number[][] = [];
+  if (groupIds === undefined) {
+    for (let i = 0; i < labels.length; i++) units.push([i]);
+  } else {
+    if (groupIds.length !== labels.length) {
+      throw new MetricInputError(`bootstrap: groupIds has ${groupIds.length} entries; expected one per example (${labels.length}), in the same order as labels`);
+    }
+    const unitOf = new Map<string | number, number[]>();
+    for (let i = 0; i < labels.length; i++) {
+      const id = groupIds[i];
+      if (!((typeof id === "string" && id !== "") || (typeof id === "number" && Number.isFinite(id)))) {
+        throw new MetricInputError(`bootstrap: groupIds[${i}] is ${JSON.stringify(id)}; expected a non-empty string or finite number such as "patient:P1" (see assignGroupIds)`);
+      }
+      let unit = unitOf.get(id);
+      if (!unit) {
+        unitOf.set(id, (unit = []));
+        units.push(unit);
+      }
+      unit.push(i);
+    }
+  }
+  const positive: number[][] = [];
+  const negative: number[][] = [];
+  for (const unit of units) (unit.some((i) => labels[i] === 1) ? positive : negative).push(unit);
+  return { positive, negative, unitCount: units.length };
 }
 
 /**
@@ -36,33 +77,40 @@ export function computeQuantileOfSorted(sortedValues: readonly number[], quantil
 }
 
 /**
- * Draws stratified bootstrap resamples: malignant and benign examples are each resampled with
- * replacement to their own count, so every replicate holds both classes at the original
- * prevalence. Calls `visit(labels, probs)` once per replicate (the arrays are reused: copy to keep).
+ * Draws stratified bootstrap resamples. Without `groupIds`, malignant and benign examples are
+ * each resampled with replacement to their own count, so every replicate holds both classes at
+ * the original prevalence; that treats images as independent, which they are not when a lesion
+ * or patient has several (intervals come out too narrow). With `groupIds` (one per example, e.g.
+ * {@link assignGroupIds} of the records), whole groups are resampled instead: groups holding a
+ * malignant image form one stratum and the others the second, each drawn with replacement to its
+ * own group count, and every image of a drawn group enters the replicate. Replicate sizes then
+ * vary, and a replicate may lack benign images when every group holds a malignant one (the metric
+ * may then be NaN; {@link bootstrapMetric} drops and counts such replicates). With one image per
+ * group the draws equal the ungrouped ones for the same seed.
  *
- * @example forEachStratifiedResample(labels, probs, { iterations: 100, seed: 1 }, (y, p) => aucs.push(computeRocAuc(y, p)));
+ * Calls `visit(labels, probs)` once per replicate (the arrays are reused: copy to keep).
+ *
+ * @example forEachStratifiedResample(labels, probs, { iterations: 100, seed: 1, groupIds: assignGroupIds(records) }, (y, p) => aucs.push(computeRocAuc(y, p)));
  */
 export function forEachStratifiedResample(
   labels: BinaryLabels,
   probs: ProbabilityScores,
-  options: { iterations: number; seed: number },
+  options: { iterations: number; seed: number; groupIds?: BootstrapGroupIds },
   visit: (labels: number[], probs: number[], iteration: number) => void,
 ): void {
-  const positiveIdx: number[] = [];
-  const negativeIdx: number[] = [];
-  for (let i = 0; i < labels.length; i++) (labels[i] === 1 ? positiveIdx : negativeIdx).push(i);
+  const { positive, negative } = collectResampleUnits(labels, options.groupIds);
   const rand = createRandom(options.seed);
-  const n = labels.length;
-  const y = new Array<number>(n);
-  const p = new Array<number>(n);
+  const y: number[] = [];
+  const p: number[] = [];
   for (let it = 0; it < options.iterations; it++) {
-    let k = 0;
-    for (const stratum of [positiveIdx, negativeIdx]) {
+    y.length = 0;
+    p.length = 0;
+    for (const stratum of [positive, negative]) {
       for (let j = 0; j < stratum.length; j++) {
-        const i = stratum[Math.floor(rand() * stratum.length)];
-        y[k] = labels[i];
-        p[k] = probs[i];
-        k++;
+        for (const i of stratum[Math.floor(rand() * stratum.length)]) {
+          y.push(labels[i]);
+          p.push(probs[i]);
+        }
       }
     }
     visit(y, p, it);
@@ -70,19 +118,31 @@ export function forEachStratifiedResample(
 }
 
 /**
+ * How many resampling groups `groupIds` names (undefined without it), for {@link BootstrapInterval.groupCount}.
+ *
+ * @example countBootstrapGroups(["patient:P1", "patient:P1", "lesion:L2"]) // 2
+ */
+export function countBootstrapGroups(groupIds: BootstrapGroupIds | undefined): number | undefined {
+  return groupIds === undefined ? undefined : new Set(Array.from(groupIds)).size;
+}
+
+/**
  * Percentile bootstrap confidence interval of any metric, with stratified resampling (see
  * {@link forEachStratifiedResample}), seeded so the same seed gives the same interval.
+ * Pass `groupIds` (one per example, e.g. `assignGroupIds(records)`) to resample patients/lesions
+ * rather than images: several images of one lesion are not independent evidence, and image
+ * resampling then gives intervals that are too narrow.
  * Replicates where the metric is NaN are dropped and counted; if none is finite the interval
  * is NaN and a warning is printed.
  *
- * @example const auc = bootstrapMetric(labels, probs, computeRocAuc, { iterations: 1000, seed: 42 });
- * // { estimate: 0.87, lower: 0.83, upper: 0.91, … }
+ * @example const auc = bootstrapMetric(labels, probs, computeRocAuc, { iterations: 1000, seed: 42, groupIds: assignGroupIds(testRecords) });
+ * // { estimate: 0.87, lower: 0.82, upper: 0.92, groupCount: 310, … }
  */
 export function bootstrapMetric(
   labels: BinaryLabels,
   probs: ProbabilityScores,
   metricFn: MetricFunction,
-  options: { iterations?: number; seed: number; confidenceLevel?: number },
+  options: { iterations?: number; seed: number; confidenceLevel?: number; groupIds?: BootstrapGroupIds },
 ): BootstrapInterval {
   const iterations = options.iterations ?? 1000;
   const confidenceLevel = options.confidenceLevel ?? 0.95;
@@ -98,22 +158,22 @@ export function bootstrapMetric(
   validateBinaryInputs(labels, probs, { requireBothClasses: true, metricName: "bootstrap" });
   const estimate = metricFn(Array.from(labels), Array.from(probs));
   const values: number[] = [];
-  forEachStratifiedResample(labels, probs, { iterations, seed: options.seed }, (y, p) => {
+  forEachStratifiedResample(labels, probs, { iterations, seed: options.seed, groupIds: options.groupIds }, (y, p) => {
     values.push(metricFn(y, p));
   });
-  return summarizeReplicates(estimate, values, { iterations, seed: options.seed, confidenceLevel });
+  return summarizeReplicates(estimate, values, { iterations, seed: options.seed, confidenceLevel, groupCount: countBootstrapGroups(options.groupIds) });
 }
 
 /**
  * Percentile interval from bootstrap replicate values (NaN replicates dropped and counted;
- * all NaN → NaN interval and a warning).
+ * all NaN → NaN interval and a warning). `groupCount`, when given, is recorded on the interval.
  *
  * @example summarizeReplicates(0.87, replicateAucs, { iterations: 1000, seed: 42, confidenceLevel: 0.95 })
  */
 export function summarizeReplicates(
   estimate: number,
   replicateValues: readonly number[],
-  options: { iterations: number; seed: number; confidenceLevel: number },
+  options: { iterations: number; seed: number; confidenceLevel: number; groupCount?: number },
 ): BootstrapInterval {
   const values = replicateValues.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
   if (values.length === 0) {
@@ -131,5 +191,6 @@ export function summarizeReplicates(
     iterations: options.iterations,
     validIterations: values.length,
     seed: options.seed,
+    ...(options.groupCount !== undefined ? { groupCount: options.groupCount } : {}),
   };
 }

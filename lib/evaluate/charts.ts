@@ -1,5 +1,6 @@
 import { MelanomaLabError } from "../util/errors.js";
 import { computeQuantileOfSorted, forEachStratifiedResample } from "./bootstrap.js";
+import type { BootstrapGroupIds } from "./bootstrap.js";
 import {
   MetricInputError,
   computeCalibration,
@@ -51,14 +52,15 @@ export interface OperatingPointOption {
 
 /**
  * Pointwise bootstrap band of the ROC curve: TPR interpolated on an even FPR grid for each
- * stratified resample (seeded), then the lower/upper percentiles at each grid point.
+ * stratified resample (seeded), then the lower/upper percentiles at each grid point. `groupIds`
+ * (one per example) resamples patients/lesions instead of images (see {@link forEachStratifiedResample}).
  *
- * @example const band = computeRocBootstrapBand(labels, probs, { iterations: 200, seed: 1 });
+ * @example const band = computeRocBootstrapBand(labels, probs, { iterations: 200, seed: 1, groupIds: assignGroupIds(testRecords) });
  */
 export function computeRocBootstrapBand(
   labels: BinaryLabels,
   probs: ProbabilityScores,
-  options: { iterations?: number; seed: number; confidenceLevel?: number; gridPoints?: number },
+  options: { iterations?: number; seed: number; confidenceLevel?: number; gridPoints?: number; groupIds?: BootstrapGroupIds },
 ): { falsePositiveRate: number[]; lowerTpr: number[]; upperTpr: number[]; iterations: number; seed: number } {
   const iterations = options.iterations ?? 200;
   const gridPoints = options.gridPoints ?? 101;
@@ -66,7 +68,7 @@ export function computeRocBootstrapBand(
   validateBinaryInputs(labels, probs, { requireBothClasses: true, metricName: "ROC bootstrap band" });
   const grid = Array.from({ length: gridPoints }, (_, k) => k / (gridPoints - 1));
   const columns = grid.map(() => [] as number[]);
-  forEachStratifiedResample(labels, probs, { iterations, seed: options.seed }, (y, p) => {
+  forEachStratifiedResample(labels, probs, { iterations, seed: options.seed, groupIds: options.groupIds }, (y, p) => {
     const roc = computeRocCurve(y, p);
     let j = 0;
     grid.forEach((f, g) => {
@@ -118,14 +120,15 @@ export function selectRocCornerIndices(falsePositiveRate: readonly number[], tru
 
 /**
  * ROC curve figure with the AUC in the legend, the chance diagonal, an optional seeded
- * bootstrap band (95% pointwise) and an optional operating point marker.
+ * bootstrap band (95% pointwise; `bootstrap.groupIds` resamples patients/lesions, see
+ * {@link computeRocBootstrapBand}) and an optional operating point marker.
  *
- * @example showFigure(buildRocFigure(labels, probs, { bootstrap: { iterations: 200, seed: 42 }, operatingPoint: { thresholdProb: 0.31, label: "90% sensitivity" } }));
+ * @example showFigure(buildRocFigure(labels, probs, { bootstrap: { iterations: 200, seed: 42, groupIds: assignGroupIds(testRecords) }, operatingPoint: { thresholdProb: 0.31, label: "90% sensitivity" } }));
  */
 export function buildRocFigure(
   labels: BinaryLabels,
   probs: ProbabilityScores,
-  options: { title?: string; bootstrap?: { iterations?: number; seed: number }; operatingPoint?: OperatingPointOption; modelName?: string } = {},
+  options: { title?: string; bootstrap?: { iterations?: number; seed: number; groupIds?: BootstrapGroupIds }; operatingPoint?: OperatingPointOption; modelName?: string } = {},
 ): PlotlyFigure {
   const roc = computeRocCurve(labels, probs);
   const auc = computeRocAuc(labels, probs);

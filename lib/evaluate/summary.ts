@@ -1,7 +1,7 @@
 import { MetricInputError, computeAveragePrecision, computeBrierScore, computeExpectedCalibrationError, computeMetricsAtThreshold, computePartialAucAboveTpr, computeRocAuc, validateBinaryInputs } from "./metrics.js";
 import type { BinaryLabels, ProbabilityScores } from "./metrics.js";
-import { forEachStratifiedResample, summarizeReplicates } from "./bootstrap.js";
-import type { BootstrapInterval } from "./bootstrap.js";
+import { countBootstrapGroups, forEachStratifiedResample, summarizeReplicates } from "./bootstrap.js";
+import type { BootstrapGroupIds, BootstrapInterval } from "./bootstrap.js";
 import type { ReportTable } from "./report.js";
 
 /** One metric with its bootstrap interval. */
@@ -14,15 +14,17 @@ export interface MetricSummaryRow {
  * The standard validation metrics, each with a stratified percentile bootstrap CI: ROC AUC,
  * pAUC above 80% TPR, average precision, Brier score, ECE (10 bins), and sensitivity,
  * specificity, PPV, NPV, F1 at `thresholdProb`. All metrics share the same resamples, so each
- * interval equals `bootstrapMetric(labels, probs, metric, { iterations, seed })`.
+ * interval equals `bootstrapMetric(labels, probs, metric, { iterations, seed, groupIds })`.
+ * Pass `groupIds` (one per example, e.g. `assignGroupIds(records)`) to resample patients/lesions
+ * instead of images (see {@link forEachStratifiedResample}).
  *
- * @example const rows = summarizeMetricsWithIntervals(labels, probs, { thresholdProb: 0.31, iterations: 1000, seed: 42 });
+ * @example const rows = summarizeMetricsWithIntervals(labels, probs, { thresholdProb: 0.31, iterations: 1000, seed: 42, groupIds: assignGroupIds(testRecords) });
  * writeHtmlReport("out/report.html", { title: "Validation", sections: [{ heading: "Metrics", table: buildMetricTable(rows) }] });
  */
 export function summarizeMetricsWithIntervals(
   labels: BinaryLabels,
   probs: ProbabilityScores,
-  options: { thresholdProb: number; iterations?: number; seed: number; confidenceLevel?: number },
+  options: { thresholdProb: number; iterations?: number; seed: number; confidenceLevel?: number; groupIds?: BootstrapGroupIds },
 ): MetricSummaryRow[] {
   const iterations = options.iterations ?? 1000;
   const confidenceLevel = options.confidenceLevel ?? 0.95;
@@ -48,12 +50,13 @@ export function summarizeMetricsWithIntervals(
   const p0 = Array.from(probs);
   const estimates = metrics.map(([, fn]) => fn(y0, p0));
   const replicates = metrics.map(() => [] as number[]);
-  forEachStratifiedResample(labels, probs, { iterations, seed: options.seed }, (y, p) => {
+  forEachStratifiedResample(labels, probs, { iterations, seed: options.seed, groupIds: options.groupIds }, (y, p) => {
     metrics.forEach(([, fn], k) => replicates[k].push(fn(y, p)));
   });
+  const groupCount = countBootstrapGroups(options.groupIds);
   return metrics.map(([metric], k) => ({
     metric,
-    interval: summarizeReplicates(estimates[k], replicates[k], { iterations, seed: options.seed, confidenceLevel }),
+    interval: summarizeReplicates(estimates[k], replicates[k], { iterations, seed: options.seed, confidenceLevel, groupCount }),
   }));
 }
 
@@ -67,6 +70,9 @@ export function buildMetricTable(rows: readonly MetricSummaryRow[]): ReportTable
   return {
     columns: ["metric", `estimate (${level}% CI)`, "valid resamples"],
     rows: rows.map((r) => [r.metric, r.interval, `${r.interval.validIterations}/${r.interval.iterations}`]),
-    caption: `Stratified percentile bootstrap, seed ${rows[0]?.interval.seed ?? "n/a"}.`,
+    caption:
+      rows[0]?.interval.groupCount !== undefined
+        ? `Stratified percentile bootstrap over ${rows[0].interval.groupCount} patient/lesion groups, seed ${rows[0].interval.seed}.`
+        : `Stratified percentile bootstrap, seed ${rows[0]?.interval.seed ?? "n/a"}.`,
   };
 }
