@@ -90,9 +90,9 @@ function groupRecords(records: readonly LesionRecord[]): { groups: Map<string, L
 
 /**
  * Splits records into train and validation, grouped by patient/lesion (the connected groups of
- * {@link assignGroupIds}) and stratified by label: groups are shuffled with `seed` within each label stratum (a group's
- * stratum is "malignant" if any of its images is) and dealt to validation until it holds
- * `validationFraction` of that stratum's images.
+ * {@link assignGroupIds}) and stratified by label: groups are shuffled with `seed` within each
+ * label stratum (a group's stratum is "malignant" if any of its images is) and dealt to
+ * validation until it holds `validationFraction` of that stratum's images.
  *
  * @example const { train, validation } = splitByLesion(records, { validationFraction: 0.2, seed: 42 });
  */
