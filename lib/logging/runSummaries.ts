@@ -21,7 +21,7 @@ export interface SampleImageRecord {
 export interface SampleImageGridOptions {
   /** Images shown per label: the first ones in the given order that decode. Default 8. */
   perLabel?: number;
-  /** Side of each square tile in px. Default 96. */
+  /** Side of each square tile in px. Default 112 (fits a 12-character ISIC id caption). */
   cellSizePx?: number;
   /** Tag prefix; the label is appended. Default "train/samples". */
   tagPrefix?: string;
@@ -57,7 +57,7 @@ export async function writeSampleImageGrids(
   options: SampleImageGridOptions = {},
 ): Promise<SampleImageGridSummary[]> {
   const perLabel = options.perLabel ?? 8;
-  const cellSizePx = options.cellSizePx ?? 96;
+  const cellSizePx = options.cellSizePx ?? 112;
   const tagPrefix = options.tagPrefix ?? "train/samples";
   const step = options.step ?? 0;
   if (!Number.isInteger(perLabel) || perLabel < 1) {

@@ -157,8 +157,8 @@ describe("createTrainingTensorBoardCallback + writeModelCardToTensorBoard: the d
       const decoded = await sharp(step.encodedImages[0]).metadata();
       expect(decoded.format).toBe("png");
       expect([decoded.width, decoded.height]).toEqual([step.declaredWidthPx, step.declaredHeightPx]);
-      // 4 tiles of 96 px in one row, with an 18 px caption strip.
-      expect([step.declaredWidthPx, step.declaredHeightPx]).toEqual([4 * 96, 96 + 18]);
+      // 4 tiles of 112 px in one row, with an 18 px caption strip.
+      expect([step.declaredWidthPx, step.declaredHeightPx]).toEqual([4 * 112, 112 + 18]);
       const expectedIds = trainRecords.filter((r) => r.label === label).slice(0, 4).map((r) => r.imageId);
       expect(series.description).toContain(`**${label}**`);
       for (const id of expectedIds) expect(series.description).toContain(`\`${id}\` (${label})`);
