@@ -38,8 +38,11 @@ export {
   formatMetricLine,
   createProgressPrinter,
   FeatureArtifactError,
+  formatRunConfigMarkdown,
+  createTrainingTensorBoardCallback,
+  writeModelCardToTensorBoard,
 } from "./workflow/pipeline.js";
-export type { FeatureTable } from "./workflow/pipeline.js";
+export type { FeatureTable, TrainingTensorBoardOptions } from "./workflow/pipeline.js";
 export type { RunConfig, RunConfigDefaults } from "./workflow/runConfig.js";
 
 export { parseCliArgs, CliArgumentError } from "./util/cliArgs.js";
@@ -81,6 +84,8 @@ export type { TensorBoardCallbackOptions, TensorBoardRunWriters } from "./loggin
 export { renderLabelledImageGrid, ImageGridError } from "./logging/imageGrid.js";
 export type { LabelledImage, ImageGridOptions } from "./logging/imageGrid.js";
 export { findTensorBoardExecutable, formatLogDirSummary, TENSORBOARD_INSTALL_HINT } from "./logging/tensorBoardLauncher.js";
+export { writeSampleImageGrids, writeTextSummaries, formatJsonAsMarkdown, formatModelCardMarkdown, SampleImagesError } from "./logging/runSummaries.js";
+export type { SampleImageRecord, SampleImageGridOptions, SampleImageGridSummary } from "./logging/runSummaries.js";
 export { loadDataset, loadLabelsCsvDataset, loadFolderPerClassDataset, detectDatasetLayout, summarizeProblems, parseLesionLabel, LABELS_CSV_FILE } from "./data/loadDataset.js";
 export type { LoadedDataset, DatasetLayout, LoadDatasetOptions } from "./data/loadDataset.js";
 export { DatasetFormatError, readCsvTable, requireCsvColumns } from "./data/csv.js";

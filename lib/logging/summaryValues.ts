@@ -186,15 +186,18 @@ export async function encodeRawImageToPng(image: RawImage): Promise<Uint8Array> 
 /**
  * Images as TensorFlow 2 writes them: DT_STRING tensor [2 + n] holding width and height as
  * decimal text, then n encoded images (PNG/JPEG) of that size; images plugin, data class
- * BLOB_SEQUENCE.
+ * BLOB_SEQUENCE. `description` (markdown, optional) is SummaryMetadata.summary_description, which
+ * the images dashboard shows under the tag (`tf.summary.image(..., description=)`); absent or
+ * empty, nothing is added to the record.
  *
- * @example createImageValue("samples", [png1, png2], 224, 224)
+ * @example createImageValue("samples", [png1, png2], 224, 224, "2 **benign** training images")
  */
 export function createImageValue(
   tag: string,
   encodedImages: readonly Uint8Array[],
   widthPx: number,
   heightPx: number,
+  description = "",
 ): SummaryValueObject {
   assertTag(tag);
   if (encodedImages.length === 0) {
@@ -204,7 +207,10 @@ export function createImageValue(
   return {
     tag,
     tensor: encodeStringTensor([blobs.length], blobs),
-    metadata: metadataFor(PLUGIN_NAMES.images, EMPTY, { data_class: DATA_CLASS_BLOB_SEQUENCE }),
+    metadata: metadataFor(PLUGIN_NAMES.images, EMPTY, {
+      ...(description ? { summary_description: description } : {}),
+      data_class: DATA_CLASS_BLOB_SEQUENCE,
+    }),
   };
 }
 

@@ -1,8 +1,10 @@
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { MelanomaLabError } from "../util/errors.js";
+import { predictHeadProbabilities } from "../train/trainHead.js";
 import { createEventWriter, type EventWriter, type EventWriterOptions } from "./eventWriter.js";
-import type { HParamValue } from "./summaryValues.js";
+import { writeSampleImageGrids, type SampleImageGridOptions, type SampleImageRecord } from "./runSummaries.js";
+import { DEFAULT_PR_CURVE_THRESHOLD_COUNT, type HParamValue } from "./summaryValues.js";
 
 /** A {@link createTensorBoardCallback} option out of range. */
 export class TensorBoardCallbackError extends MelanomaLabError {}
@@ -29,6 +31,29 @@ export interface TensorBoardCallbackOptions {
    * begin, end at train end) so the HParams dashboard compares logdirs.
    */
   hparams?: Readonly<Record<string, HParamValue>>;
+  /**
+   * Markdown texts (text dashboard) written at train begin in the train run, step 0: tag →
+   * markdown, e.g. `{ config: formatJsonAsMarkdown(config) }`.
+   */
+  texts?: Readonly<Record<string, string>>;
+  /**
+   * Training images shown at train begin in the train run (images dashboard): one labelled grid
+   * per label, tag `train/samples/<label>` (see writeSampleImageGrids).
+   */
+  sampleImages?: { records: readonly SampleImageRecord[] } & SampleImageGridOptions;
+  /**
+   * Validation rows whose precision-recall curve is written at every epoch end, in the
+   * validation run at the epoch's step (PR curves dashboard): the model's P(malignant) for
+   * `features` (row-major [labels.length, featureDim]) against the 0/1 `labels`.
+   */
+  validationPrCurve?: {
+    features: Float32Array;
+    labels: ArrayLike<number>;
+    /** Default "pr_curve/malignant". */
+    tag?: string;
+    /** Default {@link DEFAULT_PR_CURVE_THRESHOLD_COUNT} (201, as TensorBoard). */
+    numThresholds?: number;
+  };
   /** Extra summaries at each epoch end (PR curves, sample images, …), awaited before flushing. */
   onEpochEndWrite?: (epoch: number, writers: TensorBoardRunWriters, logs: Record<string, number>) => void | Promise<void>;
   /** Passed to both event writers. */
@@ -50,7 +75,9 @@ async function resolveLogs(logs: UnresolvedLogs): Promise<Record<string, number>
  * A tfjs training callback writing what Keras' `TensorBoard` callback writes: `<logdir>/train`
  * gets `epoch_<metric>` (and `batch_<metric>` with `updateFreq`), `epoch_learning_rate`, weight
  * histograms and the Keras graph; `<logdir>/validation` gets `epoch_<metric>` for each `val_*`
- * log, so both runs share tag names and plot on one chart. Writers flush at every epoch end and
+ * log, so both runs share tag names and plot on one chart. Beyond Keras, it writes texts and
+ * labelled sample images at train begin (`texts`, `sampleImages`) and a validation PR curve per
+ * epoch (`validationPrCurve`), so that every TensorBoard dashboard has data. Writers flush at every epoch end and
  * close at train end.
  *
  * Pass it in `model.fit(x, y, { callbacks: [callback] })` (it is a `tf.Callback`, so it sees the
@@ -82,6 +109,12 @@ export class TensorBoardCallback extends tf.Callback {
         `updateFreq ${JSON.stringify(updateFreq)} is not usable: expected "epoch", "batch" or a positive integer of batches`,
       );
     }
+    const pr = options.validationPrCurve;
+    if (pr && (pr.labels.length === 0 || pr.features.length === 0 || pr.features.length % pr.labels.length !== 0)) {
+      throw new TensorBoardCallbackError(
+        `validationPrCurve has ${pr.features.length} feature values for ${pr.labels.length} labels: expected labels.length × featureDim values, at least one row`,
+      );
+    }
     this.logdir = path.resolve(logdir);
     this.options = { ...options, histogramFreq, writeGraph: options.writeGraph ?? true };
     this.writers = this.openRunWriters();
@@ -100,6 +133,11 @@ export class TensorBoardCallback extends tf.Callback {
     }
     if (this.options.writeGraph && this.model) {
       this.writers.train.addKerasModel(this.model.toJSON(null, false) as object, 0);
+    }
+    for (const [tag, markdown] of Object.entries(this.options.texts ?? {})) this.writers.train.addText(tag, markdown, 0);
+    if (this.options.sampleImages) {
+      const { records, ...gridOptions } = this.options.sampleImages;
+      await writeSampleImageGrids(this.writers.train, records, gridOptions);
     }
     if (this.options.hparams) {
       this.sessionWriter = createEventWriter(this.logdir, this.options.writerOptions);
@@ -134,6 +172,17 @@ export class TensorBoardCallback extends tf.Callback {
         const values = await weight.read().data();
         this.writers.train.addHistogram(weight.originalName ?? weight.name, values, epoch);
       }
+    }
+    const pr = this.options.validationPrCurve;
+    if (pr && this.model) {
+      const probabilities = predictHeadProbabilities(this.model, pr.features, pr.features.length / pr.labels.length);
+      this.writers.validation.addPrCurve(
+        pr.tag ?? "pr_curve/malignant",
+        pr.labels,
+        probabilities,
+        epoch,
+        pr.numThresholds ?? DEFAULT_PR_CURVE_THRESHOLD_COUNT,
+      );
     }
     if (this.options.onEpochEndWrite) await this.options.onEpochEndWrite(epoch, this.writers, values);
     this.writers.train.flush();

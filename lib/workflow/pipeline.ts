@@ -6,9 +6,13 @@ import type { LoadedDataset, DatasetLayout } from "../data/loadDataset.js";
 import type { LesionRecord, InputProblem } from "../data/types.js";
 import { buildHistogramsOverStepsFigure, buildTrainingCurvesFigure } from "../evaluate/charts.js";
 import type { ReportSection } from "../evaluate/report.js";
+import { METADATA_JSON_FILE } from "../export/triageModel.js";
+import type { EventWriterOptions } from "../logging/eventWriter.js";
 import { readLogDir } from "../logging/readLogDir.js";
+import { formatJsonAsMarkdown, formatModelCardMarkdown, writeTextSummaries } from "../logging/runSummaries.js";
+import { createTensorBoardCallback, type TensorBoardCallback } from "../logging/tensorBoardCallback.js";
 import { MelanomaLabError } from "../util/errors.js";
-import { ConfigError } from "./runConfig.js";
+import { ConfigError, loadRunArtifact } from "./runConfig.js";
 import type { RunConfig } from "./runConfig.js";
 
 /** Thrown when a saved feature table does not match its metadata (truncated or edited file). */
@@ -192,4 +196,73 @@ export function buildTrainingLogSections(logDir: string): ReportSection[] {
   );
   if (histogramFigures.length > 0) sections.push({ heading: "Weight histograms over epochs", figures: histogramFigures });
   return sections;
+}
+
+/**
+ * The run configuration as markdown for TensorBoard's text dashboard: the whole config as a
+ * JSON block, paths relative to the project root.
+ *
+ * @example formatRunConfigMarkdown(config) // "## Run configuration `default`\n\n```json\n{ … }\n```"
+ */
+export function formatRunConfigMarkdown(config: RunConfig): string {
+  const rel = (p: string) => path.relative(config.paths.root, p) || ".";
+  const paths = Object.fromEntries(Object.entries(config.paths).map(([name, p]) => [name, name === "root" ? p : rel(p)]));
+  return formatJsonAsMarkdown({ ...config, dataDir: rel(config.dataDir), paths }, `Run configuration \`${config.runName}\``);
+}
+
+/** Options of {@link createTrainingTensorBoardCallback}. */
+export interface TrainingTensorBoardOptions {
+  /** Training records whose images are shown per label; default the split saved by notebook 01. */
+  trainRecords?: readonly LesionRecord[];
+  /** Sample images per label. Default 8. */
+  samplesPerLabel?: number;
+  /** PR-curve thresholds. Default 201 (TensorBoard's). */
+  prCurveThresholds?: number;
+  /** Passed to the event writers (tests pin the clock). */
+  writerOptions?: EventWriterOptions;
+}
+
+/**
+ * The TensorBoard callback of a run's head training (notebook 03), filling every dashboard in
+ * `config.paths.logDir`: epoch scalars and weight histograms every epoch, the head's graph, the
+ * hparams session (backbone, learning rate, epochs, seed), the run configuration as text
+ * (`config`), one labelled grid of training images per label (`train/samples/<label>`), and the
+ * validation PR curve of each epoch (`pr_curve/malignant` in the validation run). The model card
+ * is added at export by {@link writeModelCardToTensorBoard}.
+ *
+ * @example
+ * const tensorboard = createTrainingTensorBoardCallback(config, validation);
+ * await trainHead(train.features, train.labels, { seed: 42, callbacks: [tensorboard], validation });
+ */
+export function createTrainingTensorBoardCallback(
+  config: RunConfig,
+  validation: FeatureTable,
+  options: TrainingTensorBoardOptions = {},
+): TensorBoardCallback {
+  const trainRecords = options.trainRecords ?? loadRunArtifact<{ train: LesionRecord[] }>(config, "split", "01-data").train;
+  return createTensorBoardCallback(config.paths.logDir, {
+    histogramFreq: 1,
+    hparams: { backbone: config.backboneName, learning_rate: config.learningRate, epochs: config.epochs, seed: config.seed },
+    texts: { config: formatRunConfigMarkdown(config) },
+    sampleImages: { records: trainRecords, perLabel: options.samplesPerLabel ?? 8 },
+    validationPrCurve: { features: validation.features, labels: validation.labels, numThresholds: options.prCurveThresholds },
+    writerOptions: options.writerOptions,
+  });
+}
+
+/**
+ * Writes the exported model's `metadata.json` (in `config.paths.modelDir`) as a model card to the
+ * run's TensorBoard logs: text tag `model_card` in `<logDir>/train`, step 0, in a new event file
+ * beside the training ones. Call it after exporting (notebook 05). Returns the event file path.
+ *
+ * @example await exportTriageModel(config.paths.modelDir, model, metadata); writeModelCardToTensorBoard(config);
+ */
+export function writeModelCardToTensorBoard(config: RunConfig, options: EventWriterOptions = {}): string {
+  const metadataPath = path.join(config.paths.modelDir, METADATA_JSON_FILE);
+  if (!fs.existsSync(metadataPath)) {
+    throw new ConfigError(`${metadataPath} is missing: export the model (notebook 05-export) before writing its model card`);
+  }
+  const metadata = JSON.parse(fs.readFileSync(metadataPath, "utf8")) as Record<string, unknown>;
+  const card = formatModelCardMarkdown(metadata, path.relative(config.paths.root, config.paths.modelDir) || config.paths.modelDir);
+  return writeTextSummaries(path.join(config.paths.logDir, "train"), { model_card: card }, 0, options);
 }

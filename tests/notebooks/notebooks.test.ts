@@ -117,6 +117,14 @@ describe.runIf(haveJupyter)("npm run demo -- --small: notebooks through the real
     expect(logs.problems).toEqual([]);
     const train = logs.runs.find((r) => r.name === "train")!;
     expect(train.scalars.epoch_loss.points.length).toBe(5);
+    // Every TensorBoard dashboard of this work has data (graph = the Keras model's conceptual graph).
+    const dashboards = new Set(logs.runs.flatMap((r) => Object.keys(r.tagsByPlugin)));
+    const seven = ["scalars", "histograms", "images", "text", "hparams", "pr_curves", "graph_keras_model"];
+    expect(seven.filter((plugin) => !dashboards.has(plugin))).toEqual([]);
+    expect(Object.keys(train.images).sort()).toEqual(["train/samples/benign", "train/samples/malignant"]);
+    expect(Object.keys(train.text).sort()).toEqual(["config", "model_card"]);
+    const validationRun = logs.runs.find((r) => r.name === "validation")!;
+    expect(validationRun.prCurves["pr_curve/malignant"].points.map((p) => p.step)).toEqual([0, 1, 2, 3, 4]);
     const modelDir = path.join(root, "models", runName);
     for (const f of ["model.json", "weights.bin", "metadata.json"]) expect(fs.existsSync(path.join(modelDir, f)), f).toBe(true);
     const metadata = JSON.parse(fs.readFileSync(path.join(modelDir, "metadata.json"), "utf8"));
