@@ -9,7 +9,7 @@ import type { Backbone } from "../models/types.js";
 import { MelanomaLabError } from "../util/errors.js";
 import { createRandom, shuffleWithSeed } from "../util/random.js";
 import { BestEpochWeights, computeValuesChecksum, readCheckpoint, writeCheckpoint, type FineTuneCheckpointFingerprint } from "./checkpoints.js";
-import { scoreBinaryPredictions } from "./rocAuc.js";
+import { scoreBinaryPredictions } from "./scoreBinaryPredictions.js";
 import { binaryCrossEntropy, toBinaryLabels, toKerasLogs, type EpochMetrics, type TrainingCallback } from "./trainHead.js";
 
 /** Thrown when fine-tuning input does not fit together (block count, head shape, records, options). */

@@ -5,7 +5,8 @@ import { BestEpochWeights, computeValuesChecksum, readCheckpoint, writeCheckpoin
 import { DEFAULT_MALIGNANT_DIAGNOSES, DIAGNOSIS_HEAD_LAYERS, encodeDiagnosisTargets, type DiagnosisTargets } from "./diagnosisHead.js";
 import { MelanomaLabError } from "../util/errors.js";
 import { shuffleWithSeed } from "../util/random.js";
-import { computeRocAucExact, scoreBinaryPredictions } from "./rocAuc.js";
+import { computeRocAucExact } from "../util/rocAuc.js";
+import { scoreBinaryPredictions } from "./scoreBinaryPredictions.js";
 
 /** Thrown for training input that does not fit together (lengths, labels, options). */
 export class TrainHeadError extends MelanomaLabError {}

@@ -14,7 +14,7 @@ import {
   encodeDiagnosisTargets,
   predictDiagnosisProbabilities,
 } from "../../lib/train/diagnosisHead.js";
-import { computeRocAucExact } from "../../lib/train/rocAuc.js";
+import { computeRocAucExact } from "../../lib/util/rocAuc.js";
 import { predictHeadProbabilities, trainHead, TrainHeadError } from "../../lib/train/trainHead.js";
 import { createRandom } from "../../lib/util/random.js";
 
