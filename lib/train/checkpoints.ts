@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { loadLayersModelFromDir, saveLayersModelToDir } from "../export/modelFiles.js";
+import { loadLayersModelFromDir, saveLayersModelToDir } from "../models/modelFiles.js";
 import { MelanomaLabError } from "../util/errors.js";
 
 /** Thrown when a checkpoint cannot be read, or belongs to other data or options. */
