@@ -56,6 +56,14 @@ export interface FineTuneCheckpointFingerprint {
   validationChecksum: number;
   /** Checksum of the top model's weights before the first step (the trained head and backbone top). */
   initialWeightsChecksum: number;
+  /** Present only when fine-tuning a diagnosis-target head, with the keys below. */
+  target?: "diagnosis";
+  /** Softmax classes, in column order. */
+  diagnosisClasses?: string[];
+  /** Loss weight of each diagnosis class. */
+  diagnosisWeights?: number[];
+  /** {@link computeValuesChecksum} of the training rows' class indices. */
+  diagnosesChecksum?: number;
 }
 
 interface CheckpointState {

@@ -10,7 +10,8 @@ import { createRandom, shuffleWithSeed } from "../util/random.js";
 import { toBinaryLabels } from "./binaryLabels.js";
 import { BestEpochWeights, computeValuesChecksum, readCheckpoint, writeCheckpoint, type FineTuneCheckpointFingerprint } from "./checkpoints.js";
 import { buildTopModel, findFineTuneCut, FineTuneError } from "./fineTuneCut.js";
-import { binaryCrossEntropy, resolveClassWeights } from "./losses.js";
+import { DIAGNOSIS_HEAD_LAYERS, normalizeDiagnosisCode } from "./diagnosisHead.js";
+import { binaryCrossEntropy, categoricalCrossEntropyFromLogits, resolveClassWeights, resolveDiagnosisWeights } from "./losses.js";
 import { predictRowsInBatches } from "./predictBatches.js";
 import { scoreBinaryPredictions } from "./scoreBinaryPredictions.js";
 import { toKerasLogs, type EpochMetrics, type TrainingCallback } from "./trainingLog.js";
@@ -37,8 +38,21 @@ export interface FineTuneOptions {
    * image per epoch. Their activations are computed and cached up front (8× the bottom passes).
    */
   augment?: boolean;
-  /** Loss weight of [benign, malignant], or "balanced" (n / (2·n_class)). Default [1, 1]. */
+  /**
+   * Loss weight of [benign, malignant], or "balanced" (n / (2·n_class)). Default [1, 1]. With a
+   * diagnosis-target head, as trainHead's: "balanced" weighs each diagnosis n / (K·n_diagnosis)
+   * (K = classes with rows), a pair weighs each row by its label.
+   */
   classWeights?: [number, number] | "balanced";
+  /**
+   * Required with a diagnosis-target head (trainHead's `diagnoses` option; pass that result's
+   * `diagnosisClasses`), refused with a binary one: the softmax's classes in column order. The
+   * head is then fine-tuned on its own loss, class-weighted categorical cross-entropy of the
+   * diagnosis softmax against each training record's `diagnosis`; validation metrics stay on
+   * P(malignant). A record whose diagnosis is missing, not among these classes, or contradicts its
+   * label (by the head's malignant-sum layer) → FineTuneError naming it.
+   */
+  diagnosisClasses?: readonly string[];
   /** How image files are made square (default "center-crop"); part of the cache key. */
   resizePolicy?: ResizePolicy;
   /** Images per forward pass of the frozen bottom when filling the cache (default 16). */
@@ -110,6 +124,8 @@ interface CachedActivations {
   /** [views][rows × activationSize], view 0 the image as is. */
   views: Float32Array[];
   labels: Int32Array;
+  /** Index in the records of each row. */
+  sourceIndices: readonly number[];
   rows: number;
   problems: InputProblem[];
   cacheHits: number;
@@ -142,7 +158,7 @@ async function cacheActivations(
   }
   const m = perView[0];
   const labels = toBinaryLabels(m.sourceIndices.map((i) => records[i].label), `${split} labels`);
-  return { views: perView.map((p) => p.features), labels, rows: m.rows, problems: m.problems, cacheHits: perView.reduce((a, p) => a + p.cacheHits, 0) };
+  return { views: perView.map((p) => p.features), labels, sourceIndices: m.sourceIndices, rows: m.rows, problems: m.problems, cacheHits: perView.reduce((a, p) => a + p.cacheHits, 0) };
 }
 
 function checksumWeights(model: tf.LayersModel): number {
@@ -155,6 +171,56 @@ function predictActivations(model: tf.LayersModel, values: Float32Array, shape: 
   return predictRowsInBatches(values, shape, batchSize, 1, (x) => model.predict(x) as tf.Tensor);
 }
 
+/** The diagnosis softmax of a diagnosis-target head (trainHead's `diagnoses`): its classes and which are malignant. */
+interface DiagnosisTarget {
+  classes: readonly string[];
+  /** 1 for the classes summed into P(malignant) (the head's frozen malignant-sum kernel), else 0. */
+  malignantMask: Float32Array;
+}
+
+/** Checks `diagnosisClasses` against the head: undefined for a binary head, the target for a diagnosis head. */
+function readDiagnosisTarget(head: tf.LayersModel, diagnosisClasses: readonly string[] | undefined): DiagnosisTarget | undefined {
+  const isDiagnosisHead = head.layers.some((l) => l.name === DIAGNOSIS_HEAD_LAYERS.logits);
+  if (!isDiagnosisHead) {
+    if (diagnosisClasses !== undefined) {
+      throw new FineTuneError(`diagnosisClasses: received ${JSON.stringify(diagnosisClasses)} for a binary head (no layer ${DIAGNOSIS_HEAD_LAYERS.logits}); expected none (it is only for a head trained with trainHead's diagnoses option)`);
+    }
+    return undefined;
+  }
+  const classCount = head.getLayer(DIAGNOSIS_HEAD_LAYERS.logits).getConfig().units as number;
+  if (diagnosisClasses === undefined) {
+    throw new FineTuneError(
+      `head: its target is the diagnosis (a ${classCount}-class softmax, layer ${DIAGNOSIS_HEAD_LAYERS.logits}), and fine-tuning trains it on its own loss (categorical cross-entropy over the diagnoses); ` +
+        "expected diagnosisClasses: pass the trainHead result's diagnosisClasses (and records with a diagnosis each)",
+    );
+  }
+  if (diagnosisClasses.length !== classCount) {
+    throw new FineTuneError(`diagnosisClasses: received ${diagnosisClasses.length} classes (${diagnosisClasses.join(", ")}), expected the head's ${classCount} (its ${DIAGNOSIS_HEAD_LAYERS.logits} width)`);
+  }
+  const malignantMask = Float32Array.from(head.getLayer(DIAGNOSIS_HEAD_LAYERS.malignantSum).getWeights()[0].dataSync());
+  return { classes: diagnosisClasses.map((c) => normalizeDiagnosisCode(c) ?? String(c)), malignantMask };
+}
+
+/** Column of each record's diagnosis in the head's softmax; FineTuneError naming a record that does not fit. */
+function encodeRecordDiagnoses(records: readonly LesionRecord[], target: DiagnosisTarget, split: string): Int32Array {
+  const column = new Map(target.classes.map((c, k) => [c, k]));
+  return Int32Array.from(records, (r, i) => {
+    const code = normalizeDiagnosisCode(r.diagnosis);
+    const k = code === undefined ? undefined : column.get(code);
+    if (k === undefined) {
+      throw new FineTuneError(
+        `${split}[${i}] (${r.imageId}): diagnosis ${JSON.stringify(r.diagnosis) ?? "undefined"}, expected one of the head's diagnosisClasses (${target.classes.join(", ")}); ` +
+          "fine-tune a diagnosis head on records of the diagnoses it was trained on",
+      );
+    }
+    const expected = target.malignantMask[k] === 1 ? "malignant" : "benign";
+    if (r.label !== expected) {
+      throw new FineTuneError(`${split}[${i}] (${r.imageId}): diagnosis ${JSON.stringify(code)} is ${expected} for the head but the label is ${JSON.stringify(r.label)}; expected labels that agree with the diagnoses`);
+    }
+    return k;
+  });
+}
+
 /**
  * Fine-tunes the top `unfreezeBlocks` blocks of a backbone together with an already trained head
  * (Keras's second stage of transfer learning: head first on frozen features, then the top blocks
@@ -163,7 +229,8 @@ function predictActivations(model: tf.LayersModel, values: Float32Array, shape: 
  * `cacheDir` keyed like the feature cache), so each step runs only the top blocks + head.
  * Every BatchNormalization layer runs in inference mode: moving mean/variance never change
  * (those in unfrozen blocks still train their scale and offset). Adam on class-weighted binary
- * cross-entropy, head dropout by hand with per-step seeds, batches shuffled from `seed`: the same
+ * cross-entropy (a diagnosis-target head: on its own loss, categorical cross-entropy of the
+ * diagnosis softmax; see `diagnosisClasses`), head dropout by hand with per-step seeds, batches shuffled from `seed`: the same
  * seed gives the same result. Neither `backbone` nor `head` is modified.
  * With `checkpointDir` every epoch is checkpointed; `resume: true` continues after the latest
  * one. Batch order, dropout masks and augmentation views are drawn from seeds of (seed, epoch,
@@ -192,6 +259,8 @@ export async function fineTuneTopBlocks(
   // wasm lacks conv gradient kernels, and a missing one leaves its heap unusable: supply them
   // before the first gradient (a no-op when already registered; other backends have their own).
   if (tf.getBackend() === "wasm") registerWasmGradientKernels();
+  const diagnosisTarget = readDiagnosisTarget(head, options.diagnosisClasses);
+  const recordDiagnoses = diagnosisTarget ? encodeRecordDiagnoses(train, diagnosisTarget, "train") : undefined;
   const cut = findFineTuneCut(backbone, options.unfreezeBlocks);
   if (tf.getBackend() === "wasm") assertFitsWasmHeap(backbone, cut, options.unfreezeBlocks, batchSize);
   const activationSize = cut.activationShape.reduce((a, b) => a * b, 1);
@@ -214,6 +283,14 @@ export async function fineTuneTopBlocks(
     const positives = trainSet.labels.reduce((a, b) => a + b, 0);
     if (positives === 0 || positives === n) throw new FineTuneError(`train: need both labels among readable images, received ${positives} malignant and ${n - positives} benign`);
     const classWeights = resolveClassWeights(options.classWeights, n - positives, positives);
+    // Diagnosis head: each row's softmax column and the per-class loss weights.
+    const rowDiagnoses = recordDiagnoses ? Int32Array.from(trainSet.sourceIndices, (i) => recordDiagnoses[i]) : undefined;
+    let diagnosisWeights: number[] | undefined;
+    if (diagnosisTarget && rowDiagnoses) {
+      const counts = diagnosisTarget.classes.map(() => 0);
+      for (const k of rowDiagnoses) counts[k]++;
+      diagnosisWeights = resolveDiagnosisWeights(options.classWeights, counts, diagnosisTarget.malignantMask, classWeights);
+    }
 
     // Training forward pass: top blocks + pooling through a sub-model (BN in inference mode),
     // then the head's layers one by one so dropout can be seeded per step as in trainHead.
@@ -221,9 +298,12 @@ export async function fineTuneTopBlocks(
     const featureTensor = top.getLayer(backbone.model.outputLayers[0].name).output as tf.SymbolicTensor;
     const featureModel = tf.model({ inputs: top.inputs, outputs: featureTensor });
     const headLayers = headLayerNames.map((name) => top.getLayer(name));
-    const forward = (x: tf.Tensor, dropoutSeed: number | undefined): tf.Tensor1D => {
+    // A diagnosis head trains on its logits (the layers after them, softmax and the frozen
+    // malignant sum, only turn them into P(malignant)).
+    const lossLayers = diagnosisTarget ? headLayers.slice(0, headLayers.findIndex((l) => l.name === DIAGNOSIS_HEAD_LAYERS.logits) + 1) : headLayers;
+    const forward = (x: tf.Tensor, dropoutSeed: number | undefined): tf.Tensor => {
       let h = featureModel.apply(x, { training: false }) as tf.Tensor;
-      for (const layer of headLayers) {
+      for (const layer of lossLayers) {
         if (layer.getClassName() === "Dropout") {
           const rate = (layer.getConfig() as { rate: number }).rate;
           if (dropoutSeed !== undefined && rate > 0) h = tf.dropout(h, rate, undefined, dropoutSeed);
@@ -231,7 +311,7 @@ export async function fineTuneTopBlocks(
           h = layer.apply(h, { training: false }) as tf.Tensor;
         }
       }
-      return tf.reshape(h, [-1]) as tf.Tensor1D;
+      return diagnosisTarget ? h : tf.reshape(h, [-1]);
     };
     const variables = top.trainableWeights.map((w) => w.read() as tf.Variable);
     const trainableLayerNames = top.layers.filter((l) => l.trainableWeights.length > 0).map((l) => l.name);
@@ -256,6 +336,10 @@ export async function fineTuneTopBlocks(
       activationChecksum: computeValuesChecksum(trainSet.views[0]),
       validationChecksum: computeValuesChecksum(valSet.views[0]),
       initialWeightsChecksum,
+      // Only diagnosis heads record their target, so binary checkpoints written before still resume.
+      ...(diagnosisTarget && rowDiagnoses
+        ? { target: "diagnosis" as const, diagnosisClasses: [...diagnosisTarget.classes], diagnosisWeights: diagnosisWeights!, diagnosesChecksum: computeValuesChecksum(rowDiagnoses) }
+        : {}),
     };
     let resumedFromEpoch = 0;
     const keepBest = options.restoreBestWeights === true && valSet.rows > 0;
@@ -287,9 +371,14 @@ export async function fineTuneTopBlocks(
         const stepStarted = performance.now();
         const cost = tf.tidy(() => {
           const xb = tf.tensor(batchValues.subarray(0, indices.length * activationSize), [indices.length, ...cut.activationShape]);
+          if (rowDiagnoses && diagnosisWeights) {
+            const ob = tf.oneHot(tf.tensor1d(indices.map((i) => rowDiagnoses[i]), "int32"), diagnosisWeights.length).toFloat() as tf.Tensor2D;
+            const wb = tf.tensor1d(indices.map((i) => diagnosisWeights![rowDiagnoses[i]]), "float32");
+            return optimizer.minimize(() => tf.mean(tf.mul(categoricalCrossEntropyFromLogits(ob, forward(xb, dropoutSeed) as tf.Tensor2D), wb)) as tf.Scalar, true, variables)!;
+          }
           const yb = tf.tensor1d(indices.map((i) => trainSet.labels[i]), "float32");
           const wb = tf.tensor1d(indices.map((i) => classWeights[trainSet.labels[i]]), "float32");
-          return optimizer.minimize(() => tf.mean(tf.mul(binaryCrossEntropy(yb, forward(xb, dropoutSeed)), wb)) as tf.Scalar, true, variables)!;
+          return optimizer.minimize(() => tf.mean(tf.mul(binaryCrossEntropy(yb, forward(xb, dropoutSeed) as tf.Tensor1D), wb)) as tf.Scalar, true, variables)!;
         });
         lossSum += (await cost.data())[0];
         cost.dispose();

@@ -53,7 +53,7 @@ describe("fineTuneTopBlocks with a diagnosis-target head", () => {
     // One batch holding every row: the epoch's loss is the loss at the starting weights.
     const ft = await fineTuneTopBlocks(backbone, head.model, train, [], {
       unfreezeBlocks: 1, epochs: 1, learningRate: 1e-4, batchSize: train.length, seed: 1, diagnosisClasses: head.diagnosisClasses,
-    } as Parameters<typeof fineTuneTopBlocks>[4]);
+    });
     // Independent expectation: the starting head's softmax on the frozen features, −mean log p(diagnosis).
     const { probabilities, classCount } = predictDiagnosisProbabilities(head.model, features, backbone.featureDim);
     let crossEntropy = 0;
@@ -81,7 +81,7 @@ describe("fineTuneTopBlocks with a diagnosis-target head", () => {
     expect(missing).toBeInstanceOf(FineTuneError);
     expect(String(missing)).toMatch(/diagnosis.*diagnosisClasses/s);
     const unknown = train.map((r, i) => (i === 2 ? { ...r, diagnosis: "df" } : r));
-    const refused = await fineTuneTopBlocks(backbone, head.model, unknown, [], { ...base, diagnosisClasses: head.diagnosisClasses } as Parameters<typeof fineTuneTopBlocks>[4]).catch((e: unknown) => e);
+    const refused = await fineTuneTopBlocks(backbone, head.model, unknown, [], { ...base, diagnosisClasses: head.diagnosisClasses }).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(FineTuneError);
     expect(String(refused)).toMatch(/"df".*bcc, bkl, mel, nv/);
   });
