@@ -10,7 +10,8 @@ import { createRandom, shuffleWithSeed } from "../util/random.js";
 import { toBinaryLabels } from "./binaryLabels.js";
 import { BestEpochWeights, computeValuesChecksum, readCheckpoint, writeCheckpoint, type FineTuneCheckpointFingerprint } from "./checkpoints.js";
 import { buildTopModel, findFineTuneCut, FineTuneError } from "./fineTuneCut.js";
-import { DIAGNOSIS_HEAD_LAYERS, normalizeDiagnosisCode } from "./diagnosisHead.js";
+import { encodeRecordDiagnoses, readDiagnosisTarget } from "./fineTuneTargets.js";
+import { DIAGNOSIS_HEAD_LAYERS } from "./diagnosisHead.js";
 import { binaryCrossEntropy, categoricalCrossEntropyFromLogits, resolveClassWeights, resolveDiagnosisWeights } from "./losses.js";
 import { predictRowsInBatches } from "./predictBatches.js";
 import { scoreBinaryPredictions } from "./scoreBinaryPredictions.js";
@@ -169,56 +170,6 @@ function checksumWeights(model: tf.LayersModel): number {
 
 function predictActivations(model: tf.LayersModel, values: Float32Array, shape: number[], batchSize: number): Float32Array {
   return predictRowsInBatches(values, shape, batchSize, 1, (x) => model.predict(x) as tf.Tensor);
-}
-
-/** The diagnosis softmax of a diagnosis-target head (trainHead's `diagnoses`): its classes and which are malignant. */
-interface DiagnosisTarget {
-  classes: readonly string[];
-  /** 1 for the classes summed into P(malignant) (the head's frozen malignant-sum kernel), else 0. */
-  malignantMask: Float32Array;
-}
-
-/** Checks `diagnosisClasses` against the head: undefined for a binary head, the target for a diagnosis head. */
-function readDiagnosisTarget(head: tf.LayersModel, diagnosisClasses: readonly string[] | undefined): DiagnosisTarget | undefined {
-  const isDiagnosisHead = head.layers.some((l) => l.name === DIAGNOSIS_HEAD_LAYERS.logits);
-  if (!isDiagnosisHead) {
-    if (diagnosisClasses !== undefined) {
-      throw new FineTuneError(`diagnosisClasses: received ${JSON.stringify(diagnosisClasses)} for a binary head (no layer ${DIAGNOSIS_HEAD_LAYERS.logits}); expected none (it is only for a head trained with trainHead's diagnoses option)`);
-    }
-    return undefined;
-  }
-  const classCount = head.getLayer(DIAGNOSIS_HEAD_LAYERS.logits).getConfig().units as number;
-  if (diagnosisClasses === undefined) {
-    throw new FineTuneError(
-      `head: its target is the diagnosis (a ${classCount}-class softmax, layer ${DIAGNOSIS_HEAD_LAYERS.logits}), and fine-tuning trains it on its own loss (categorical cross-entropy over the diagnoses); ` +
-        "expected diagnosisClasses: pass the trainHead result's diagnosisClasses (and records with a diagnosis each)",
-    );
-  }
-  if (diagnosisClasses.length !== classCount) {
-    throw new FineTuneError(`diagnosisClasses: received ${diagnosisClasses.length} classes (${diagnosisClasses.join(", ")}), expected the head's ${classCount} (its ${DIAGNOSIS_HEAD_LAYERS.logits} width)`);
-  }
-  const malignantMask = Float32Array.from(head.getLayer(DIAGNOSIS_HEAD_LAYERS.malignantSum).getWeights()[0].dataSync());
-  return { classes: diagnosisClasses.map((c) => normalizeDiagnosisCode(c) ?? String(c)), malignantMask };
-}
-
-/** Column of each record's diagnosis in the head's softmax; FineTuneError naming a record that does not fit. */
-function encodeRecordDiagnoses(records: readonly LesionRecord[], target: DiagnosisTarget, split: string): Int32Array {
-  const column = new Map(target.classes.map((c, k) => [c, k]));
-  return Int32Array.from(records, (r, i) => {
-    const code = normalizeDiagnosisCode(r.diagnosis);
-    const k = code === undefined ? undefined : column.get(code);
-    if (k === undefined) {
-      throw new FineTuneError(
-        `${split}[${i}] (${r.imageId}): diagnosis ${JSON.stringify(r.diagnosis) ?? "undefined"}, expected one of the head's diagnosisClasses (${target.classes.join(", ")}); ` +
-          "fine-tune a diagnosis head on records of the diagnoses it was trained on",
-      );
-    }
-    const expected = target.malignantMask[k] === 1 ? "malignant" : "benign";
-    if (r.label !== expected) {
-      throw new FineTuneError(`${split}[${i}] (${r.imageId}): diagnosis ${JSON.stringify(code)} is ${expected} for the head but the label is ${JSON.stringify(r.label)}; expected labels that agree with the diagnoses`);
-    }
-    return k;
-  });
 }
 
 /**
