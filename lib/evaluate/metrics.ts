@@ -1,4 +1,5 @@
 import { MelanomaLabError } from "../util/errors.js";
+import { computeRocAucExact } from "../util/rocAuc.js";
 
 /**
  * Binary labels: 1 = malignant (positive class), 0 = benign. Plain arrays and typed arrays
@@ -171,14 +172,16 @@ function integrateTrapezoid(x: readonly number[], y: readonly number[]): number 
 }
 
 /**
- * Area under the ROC curve (0..1), trapezoids over distinct thresholds, so tied scores count
- * half, exactly like scikit-learn's `roc_auc_score`. Needs both classes ({@link SingleClassError}).
+ * Area under the ROC curve (0..1), tied scores counting half, exactly like scikit-learn's
+ * `roc_auc_score` (the trapezoid area of {@link computeRocCurve}). Checks its inputs as the other
+ * metrics do, then computes it with the library's one AUC implementation (lib/util's rank-sum
+ * `computeRocAucExact`, shared with training). Needs both classes ({@link SingleClassError}).
  *
  * @example computeRocAuc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) // 0.75
  */
 export function computeRocAuc(labels: BinaryLabels, probs: ProbabilityScores): number {
-  const roc = computeRocCurve(labels, probs);
-  return integrateTrapezoid(roc.falsePositiveRate, roc.truePositiveRate);
+  validateBinaryInputs(labels, probs, { requireBothClasses: true, metricName: "ROC AUC" });
+  return computeRocAucExact(labels, probs);
 }
 
 /**

@@ -19,7 +19,7 @@ import { disposeBackbone, releaseInferencePlan } from "../models/inferencePlan.j
 import type { Backbone } from "../models/types.js";
 import { buildFineTunedTriageModel, fineTuneTopBlocks, type FineTuneOptions } from "../train/fineTune.js";
 import { formatEpochMetrics, trainHead, type EpochMetrics } from "../train/trainHead.js";
-import { normalizeDiagnosisCode } from "../train/diagnosisHead.js";
+import { encodeDiagnosisTargets, normalizeDiagnosisCode } from "../train/diagnosisHead.js";
 import { chooseThresholdForSensitivity } from "../triage/triage.js";
 import { MelanomaLabError, UnknownNameError } from "../util/errors.js";
 import { findProjectRoot, resolveFeatureCacheDir } from "../util/paths.js";
@@ -467,7 +467,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const fineTuneLearningRate = head.learningRate / 10;
   // `name` is the fold ("fold-1", …) or "all": checkpoints in out/checkpoints/<run>/<name>/fine-tune,
   // TensorBoard in logs/<run>/<name>/fine-tune/{train,validation} (steps 0 … fineTuneEpochs − 1).
-  const fineTuneOptions = (foldSeed: number, name: string, where: string): FineTuneOptions => {
+  const fineTuneOptions = (foldSeed: number, name: string, where: string, diagnosisClasses?: string[]): FineTuneOptions => {
     const tensorBoardDir = path.join(logDir, name, FINE_TUNE_STAGE);
     // Epochs the killed process checkpointed but did not log yet (checkpoint precedes callbacks).
     if (resuming) backfillTensorBoardEpochs(tensorBoardDir, checkpoints.readCheckpointHistory(name, FINE_TUNE_STAGE), fineTuneLearningRate);
@@ -479,6 +479,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
       seed: foldSeed,
       cacheDir: activationCacheDir,
       classWeights: "balanced",
+      diagnosisClasses, // a diagnosis head fine-tunes on its own softmax loss
       checkpointDir: checkpoints.trainingDir(name, FINE_TUNE_STAGE),
       resume: resuming,
       callbacks: [createTensorBoardCallback(tensorBoardDir, { writeGraph: false })],
@@ -492,7 +493,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     ? async (fold: FoldRows, foldIndex: number, trainedHead: tf.LayersModel): Promise<Float32Array> => {
         const validation = fold.validationRows.map((r) => records[r]);
         const backbone = singleBackbone();
-        const tuned = await fineTuneTopBlocks(backbone, trainedHead, fold.trainRows.map((r) => records[r]), validation, fineTuneOptions(seed + foldIndex, fold.name, fold.name));
+        const tuned = await fineTuneTopBlocks(backbone, trainedHead, fold.trainRows.map((r) => records[r]), validation, fineTuneOptions(seed + foldIndex, fold.name, fold.name, malignantDiagnoses && encodeDiagnosisTargets(fold.trainRows.map((r) => diagnoses[r]), fold.trainRows.map((r) => labels[r]), malignantDiagnoses).classes));
         const model = await buildFineTunedTriageModel(backbone, tuned.head);
         try {
           return await predictRecords(backbone, model, validation);
@@ -569,7 +570,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
       },
     });
     const finalHead = final.model;
-    const tunedHead = fineTune ? (await fineTuneTopBlocks(singleBackbone(), finalHead, records, [], fineTuneOptions(seed, "all", "all data"))).head : undefined;
+    const tunedHead = fineTune ? (await fineTuneTopBlocks(singleBackbone(), finalHead, records, [], fineTuneOptions(seed, "all", "all data", final.diagnosisClasses))).head : undefined;
     const finalModelMs = performance.now() - finalStarted;
 
     const exportStarted = performance.now();

@@ -2,7 +2,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { readModelArtifactsFromDir } from "../export/modelFiles.js";
+import { readModelArtifactsFromDir } from "./modelFiles.js";
 import { findProjectRoot } from "../util/paths.js";
 import { BackboneLoadError, cutAtFeatureLayer } from "./cutBackbone.js";
 import type { Backbone, PreprocessingSpec } from "./types.js";

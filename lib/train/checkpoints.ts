@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { loadLayersModelFromDir, saveLayersModelToDir } from "../export/modelFiles.js";
+import { loadLayersModelFromDir, saveLayersModelToDir } from "../models/modelFiles.js";
 import { MelanomaLabError } from "../util/errors.js";
 
 /** Thrown when a checkpoint cannot be read, or belongs to other data or options. */
@@ -56,6 +56,14 @@ export interface FineTuneCheckpointFingerprint {
   validationChecksum: number;
   /** Checksum of the top model's weights before the first step (the trained head and backbone top). */
   initialWeightsChecksum: number;
+  /** Present only when fine-tuning a diagnosis-target head, with the keys below. */
+  target?: "diagnosis";
+  /** Softmax classes, in column order. */
+  diagnosisClasses?: string[];
+  /** Loss weight of each diagnosis class. */
+  diagnosisWeights?: number[];
+  /** {@link computeValuesChecksum} of the training rows' class indices. */
+  diagnosesChecksum?: number;
 }
 
 interface CheckpointState {

@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { parseOptionalText } from "../data/loadDataset.js";
 import { MelanomaLabError } from "../util/errors.js";
+import { predictRowsInBatches } from "./predictBatches.js";
 
 /**
  * Diagnosis codes whose images are malignant, as lib/data's "malignant-vs-benign" label policy
@@ -116,16 +117,10 @@ export function predictDiagnosisProbabilities(
   }
   const chain = head.layers.slice(0, stop + 1).filter((l) => l.getClassName() !== "InputLayer");
   const classCount = head.getLayer(DIAGNOSIS_HEAD_LAYERS.logits).getConfig().units as number;
-  const rows = features.length / featureDim;
-  const out = new Float32Array(rows * classCount);
-  for (let start = 0; start < rows; start += batchSize) {
-    const end = Math.min(rows, start + batchSize);
-    const values = tf.tidy(() => {
-      let h: tf.Tensor = tf.tensor2d(features.subarray(start * featureDim, end * featureDim), [end - start, featureDim]);
-      for (const layer of chain) h = layer.apply(h, { training: false }) as tf.Tensor;
-      return h.dataSync();
-    });
-    out.set(values, start * classCount);
-  }
+  const out = predictRowsInBatches(features, [featureDim], batchSize, classCount, (x) => {
+    let h = x;
+    for (const layer of chain) h = layer.apply(h, { training: false }) as tf.Tensor;
+    return h;
+  });
   return { probabilities: out, classCount };
 }

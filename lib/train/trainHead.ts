@@ -3,48 +3,19 @@ import { createBalancedBatchOrder } from "../data/balancedSampling.js";
 import type { LesionLabel } from "../data/types.js";
 import { BestEpochWeights, computeValuesChecksum, readCheckpoint, writeCheckpoint, type CheckpointFingerprint } from "./checkpoints.js";
 import { DEFAULT_MALIGNANT_DIAGNOSES, DIAGNOSIS_HEAD_LAYERS, encodeDiagnosisTargets, type DiagnosisTargets } from "./diagnosisHead.js";
-import { MelanomaLabError } from "../util/errors.js";
 import { shuffleWithSeed } from "../util/random.js";
-import { computeRocAucExact, scoreBinaryPredictions } from "./rocAuc.js";
+import { computeOutputBiasFromCounts } from "../data/imbalance.js";
+import { computeRocAucExact } from "../util/rocAuc.js";
+import { TrainHeadError, toBinaryLabels } from "./binaryLabels.js";
+import { binaryCrossEntropy, categoricalCrossEntropyFromLogits, resolveClassWeights, resolveDiagnosisWeights } from "./losses.js";
+import { toKerasLogs, type EpochMetrics, type TrainingCallback } from "./trainingLog.js";
+import { scoreBinaryPredictions } from "./scoreBinaryPredictions.js";
 
-/** Thrown for training input that does not fit together (lengths, labels, options). */
-export class TrainHeadError extends MelanomaLabError {}
-
-/**
- * Metrics after one epoch. Losses are binary cross-entropy (natural log, mean per image), except
- * trainLoss of a diagnosis-target head (categorical cross-entropy over the diagnoses).
- */
-export interface EpochMetrics {
-  /** 1-based epoch number. */
-  epoch: number;
-  /**
-   * Mean training objective over the epoch's batches (class-weighted BCE + L2, dropout on; with
-   * trainHead's `diagnoses`, class-weighted categorical cross-entropy over the diagnoses + L2).
-   */
-  trainLoss: number;
-  /** Accuracy at probability 0.5 on the whole training set after the epoch (dropout off). */
-  trainAccuracy: number;
-  trainAuc: number;
-  /** Unweighted BCE of P(malignant) on the validation set (absent without validation data). */
-  valLoss?: number;
-  valAccuracy?: number;
-  valAuc?: number;
-  elapsedMs: number;
-}
-
-/**
- * A training callback: any object with some of tfjs's `tf.Callback` methods, e.g. the
- * TensorBoard callback of lib/logging. Epoch indices passed to it are 0-based, as in
- * `model.fit`; logs use Keras names: loss, accuracy, auc, learning_rate, val_loss,
- * val_accuracy, val_auc.
- */
-export interface TrainingCallback {
-  setModel?(model: tf.LayersModel): void;
-  onTrainBegin?(logs?: Record<string, number>): unknown;
-  onEpochBegin?(epoch: number, logs?: Record<string, number>): unknown;
-  onEpochEnd?(epoch: number, logs?: Record<string, number>): unknown;
-  onTrainEnd?(logs?: Record<string, number>): unknown;
-}
+// Moved to focused files; re-exported so lib/index.ts and existing imports keep their paths.
+export { TrainHeadError, toBinaryLabels } from "./binaryLabels.js";
+export { binaryCrossEntropy } from "./losses.js";
+export { predictHeadProbabilities } from "./predictBatches.js";
+export { formatEpochMetrics, toKerasLogs, type EpochMetrics, type TrainingCallback } from "./trainingLog.js";
 
 /** Options of {@link trainHead}. */
 export interface TrainHeadOptions {
@@ -135,22 +106,6 @@ export interface TrainHeadResult {
   malignantClasses?: string[];
 }
 
-/**
- * Turns labels ("benign"/"malignant" or 0/1) into a 0/1 Int32Array, rejecting anything else.
- *
- * @example toBinaryLabels(["benign", "malignant"]) // Int32Array [0, 1]
- */
-export function toBinaryLabels(labels: ArrayLike<number> | readonly LesionLabel[], field = "labels"): Int32Array {
-  const out = new Int32Array(labels.length);
-  for (let i = 0; i < labels.length; i++) {
-    const v = (labels as ArrayLike<number | string>)[i];
-    if (v === 1 || v === "malignant") out[i] = 1;
-    else if (v === 0 || v === "benign") out[i] = 0;
-    else throw new TrainHeadError(`${field}[${i}]: received ${JSON.stringify(v)}, expected 0, 1, "benign" or "malignant"`);
-  }
-  return out;
-}
-
 interface HeadLayers {
   hidden?: tf.layers.Layer;
   /** Dense(1, sigmoid), or with diagnoses Dense(K, linear) giving the logits. */
@@ -176,67 +131,6 @@ function probabilities(layers: HeadLayers, x: tf.Tensor2D, training: boolean, dr
   // The same layers the returned model ends with, so training scores what the model outputs.
   if (layers.diagnosis) out = layers.diagnosis.malignantSum.apply(layers.diagnosis.softmax.apply(out)) as tf.Tensor;
   return out.reshape([-1]) as tf.Tensor1D;
-}
-
-/**
- * Epoch metrics under Keras's log names (loss, accuracy, auc, learning_rate, val_*), as
- * tf.Callback-style callbacks (e.g. the TensorBoard one) expect them.
- *
- * @example toKerasLogs(metrics, 1e-3) // { loss: 0.41, accuracy: 0.83, auc: 0.9, learning_rate: 0.001, val_auc: 0.85, … }
- */
-export function toKerasLogs(m: EpochMetrics, learningRate: number): Record<string, number> {
-  const logs: Record<string, number> = { loss: m.trainLoss, accuracy: m.trainAccuracy, auc: m.trainAuc, learning_rate: learningRate };
-  if (m.valLoss !== undefined) logs.val_loss = m.valLoss;
-  if (m.valAccuracy !== undefined) logs.val_accuracy = m.valAccuracy;
-  if (m.valAuc !== undefined) logs.val_auc = m.valAuc;
-  return logs;
-}
-
-/**
- * One line per epoch for notebooks and logs.
- *
- * @example formatEpochMetrics(history[0]) // "epoch 1: loss 0.6523 acc 0.612 auc 0.701 | val loss 0.6400 acc 0.640 auc 0.733 (0.4 s)"
- */
-export function formatEpochMetrics(m: EpochMetrics): string {
-  const train = `epoch ${m.epoch}: loss ${m.trainLoss.toFixed(4)} acc ${m.trainAccuracy.toFixed(3)} auc ${m.trainAuc.toFixed(3)}`;
-  const val =
-    m.valLoss === undefined ? "" : ` | val loss ${m.valLoss.toFixed(4)} acc ${m.valAccuracy!.toFixed(3)} auc ${m.valAuc!.toFixed(3)}`;
-  return `${train}${val} (${(m.elapsedMs / 1000).toFixed(1)} s)`;
-}
-
-/**
- * Probability of malignant for each row of a row-major feature matrix, from a head (or any
- * model taking [n, featureDim] → [n, 1]), in tidied chunks of `batchSize` rows.
- *
- * @example const probs = predictHeadProbabilities(head, validation.features, 1280); // Float32Array(n)
- */
-export function predictHeadProbabilities(head: tf.LayersModel, features: Float32Array, featureDim: number, batchSize = 512): Float32Array {
-  if (!(Number.isInteger(featureDim) && featureDim > 0) || features.length % featureDim !== 0) {
-    throw new TrainHeadError(`features: received ${features.length} values, expected a multiple of featureDim ${featureDim}`);
-  }
-  const rows = features.length / featureDim;
-  const out = new Float32Array(rows);
-  for (let start = 0; start < rows; start += batchSize) {
-    const end = Math.min(rows, start + batchSize);
-    const values = tf.tidy(() => {
-      const x = tf.tensor2d(features.subarray(start * featureDim, end * featureDim), [end - start, featureDim]);
-      return (head.predict(x) as tf.Tensor).dataSync();
-    });
-    out.set(values, start);
-  }
-  return out;
-}
-
-/**
- * Per-example binary cross-entropy (natural log) of labels y ∈ {0, 1} and probabilities p,
- * with p clipped to [1e-7, 1 − 1e-7].
- *
- * @example binaryCrossEntropy(tf.tensor1d([1]), tf.tensor1d([0.5])) // [0.693…]
- */
-export function binaryCrossEntropy(y: tf.Tensor1D, p: tf.Tensor1D): tf.Tensor1D {
-  const eps = 1e-7;
-  const pc = p.clipByValue(eps, 1 - eps);
-  return tf.neg(tf.add(tf.mul(y, tf.log(pc)), tf.mul(tf.sub(1, y), tf.log(tf.sub(1, pc))))) as tf.Tensor1D;
 }
 
 function evaluate(
@@ -301,8 +195,7 @@ export async function trainHead(
   if (positives === 0 || negatives === 0) {
     throw new TrainHeadError(`labels: need both classes, received ${positives} malignant and ${negatives} benign`);
   }
-  const classWeights: [number, number] =
-    options.classWeights === "balanced" ? [n / (2 * negatives), n / (2 * positives)] : (options.classWeights ?? [1, 1]);
+  const classWeights = resolveClassWeights(options.classWeights, negatives, positives);
   let targets: DiagnosisTargets | undefined;
   if (options.diagnoses !== undefined) {
     targets = encodeDiagnosisTargets(options.diagnoses, y, options.malignantDiagnoses ?? DEFAULT_MALIGNANT_DIAGNOSES);
@@ -310,11 +203,7 @@ export async function trainHead(
     throw new TrainHeadError("malignantDiagnoses: given without diagnoses; expected both (a diagnosis-target head) or neither");
   }
   // Weight of each diagnosis class: balanced n / (K·n_k), else the weight of its label.
-  const diagnosisWeights = targets
-    ? targets.counts.map((count, k) =>
-        options.classWeights === "balanced" ? n / (targets!.classes.length * count) : classWeights[targets!.malignantMask[k]],
-      )
-    : undefined;
+  const diagnosisWeights = targets ? resolveDiagnosisWeights(options.classWeights, targets.counts, targets.malignantMask, classWeights) : undefined;
 
   let valFeatures: tf.Tensor2D | undefined;
   let valLabels: Int32Array | undefined;
@@ -327,7 +216,7 @@ export async function trainHead(
     }
   }
 
-  const initialBias = Math.log(positives / negatives);
+  const initialBias = computeOutputBiasFromCounts(negatives, positives);
   const input = tf.input({ shape: [featureDim], name: "head_input" });
   const hidden = hiddenUnits > 0
     ? tf.layers.dense({ units: hiddenUnits, activation: "relu", kernelInitializer: tf.initializers.glorotUniform({ seed }), name: "head_hidden" })
@@ -446,9 +335,7 @@ export async function trainHead(
             () => {
               let perExample: tf.Tensor1D;
               if (ob) {
-                // log-softmax of the logits: exact where a softmax then log would round to -inf.
-                const logProbs = tf.logSoftmax(outputOf(layers, xb, true, dropoutSeed));
-                perExample = tf.neg(tf.sum(tf.mul(ob, logProbs), 1)) as tf.Tensor1D;
+                perExample = categoricalCrossEntropyFromLogits(ob, outputOf(layers, xb, true, dropoutSeed));
               } else {
                 perExample = binaryCrossEntropy(yb, probabilities(layers, xb, true, dropoutSeed));
               }

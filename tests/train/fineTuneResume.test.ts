@@ -10,7 +10,7 @@ import { loadBackbone } from "../../lib/models/backbones.js";
 import { extractFeatures } from "../../lib/models/features.js";
 import { registerWasmGradientKernels } from "../../lib/backend/wasmGradKernels.js";
 import { CheckpointError, checkpointFolderName, computeValuesChecksum } from "../../lib/train/checkpoints.js";
-import { loadLayersModelFromDir } from "../../lib/export/modelFiles.js";
+import { loadLayersModelFromDir } from "../../lib/models/modelFiles.js";
 import { fineTuneTopBlocks, type FineTuneOptions, type FineTuneResult } from "../../lib/train/fineTune.js";
 import { trainHead, type EpochMetrics } from "../../lib/train/trainHead.js";
 

@@ -4,7 +4,7 @@ import { disposeBackbone, selectBackend, splitByLesion, assertNoGroupLeakage, lo
 import { loadBackbone } from "../../lib/models/backbones.js";
 import { extractFeatures } from "../../lib/models/features.js";
 import { computeRocAuc } from "../../lib/evaluate/metrics.js";
-import { computeRocAucExact } from "../../lib/train/rocAuc.js";
+import { computeRocAucExact } from "../../lib/util/rocAuc.js";
 import { trainHead } from "../../lib/train/trainHead.js";
 import { chooseThresholdForSensitivity } from "../../lib/triage/triage.js";
 import { sharedPathOrSkip } from "../helpers/shared.js";

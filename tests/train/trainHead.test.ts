@@ -4,7 +4,7 @@ import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../../lib/index.js";
-import { computeRocAucExact } from "../../lib/train/rocAuc.js";
+import { computeRocAucExact } from "../../lib/util/rocAuc.js";
 import { createTensorBoardCallback } from "../../lib/logging/tensorBoardCallback.js";
 import { readLogDir } from "../../lib/logging/readLogDir.js";
 import { formatEpochMetrics, predictHeadProbabilities, toBinaryLabels, trainHead, TrainHeadError } from "../../lib/train/trainHead.js";
@@ -19,17 +19,6 @@ function makeClouds(n: number, dim: number, positiveFraction: number, gap: numbe
   for (let i = 0; i < n; i++) for (let j = 0; j < dim; j++) features[i * dim + j] = normal() + (labels[i] === 1 ? gap : 0);
   return { features, labels };
 }
-
-describe("exact ROC AUC (private helper)", () => {
-  it("matches hand-computed values, ties counting one half", () => {
-    // pairs (pos, neg): (0.35 > 0.1) yes, (0.35 > 0.4) no, (0.8 > both) yes yes → 3/4
-    expect(computeRocAucExact([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])).toBe(0.75);
-    expect(computeRocAucExact([0, 1], [0.5, 0.5])).toBe(0.5);
-    // pos 0.5 vs negs 0.5 (tie, ½) and 0.2 (win, 1); pos 0.9 wins both → (1.5 + 2) / 4
-    expect(computeRocAucExact([1, 0, 0, 1], [0.5, 0.5, 0.2, 0.9])).toBe(0.875);
-    expect(computeRocAucExact([1, 1], [0.1, 0.2])).toBeNaN();
-  });
-});
 
 describe("trainHead", () => {
   beforeAll(async () => {

@@ -5,7 +5,7 @@ import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../../lib/index.js";
 import { buildTriageModel, exportTriageModel, loadTriageModel, makeTriageMetadata } from "../../lib/export/triageModel.js";
-import { loadLayersModelFromDir, saveLayersModelToDir } from "../../lib/export/modelFiles.js";
+import { loadLayersModelFromDir, saveLayersModelToDir } from "../../lib/models/modelFiles.js";
 import type { Backbone } from "../../lib/models/types.js";
 import { CheckpointError } from "../../lib/train/checkpoints.js";
 import {
@@ -14,7 +14,7 @@ import {
   encodeDiagnosisTargets,
   predictDiagnosisProbabilities,
 } from "../../lib/train/diagnosisHead.js";
-import { computeRocAucExact } from "../../lib/train/rocAuc.js";
+import { computeRocAucExact } from "../../lib/util/rocAuc.js";
 import { predictHeadProbabilities, trainHead, TrainHeadError } from "../../lib/train/trainHead.js";
 import { createRandom } from "../../lib/util/random.js";
 
