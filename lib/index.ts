@@ -114,7 +114,8 @@ export { loadMobilenetV1Backbone, downloadLayersModelOnce, mobilenetV1FolderName
 export { preprocessImages, preprocessToFloat32, describePreprocessing, PixelShapeError } from "./models/preprocess.js";
 export { countMultiplyAddsPerImage } from "./models/countMultiplyAdds.js";
 export { extractFeatures, featureCacheFolder, FeatureInputError } from "./models/features.js";
-export type { FeatureInput, FeatureMatrix, ExtractFeaturesOptions, PixelTransform } from "./models/features.js";
+export type { FeatureInput, FeatureMatrix, ExtractFeaturesOptions } from "./models/features.js";
+export type { PixelTransform } from "./data/augment.js";
 export { compileInferencePlan, disposeBackbone, InferencePlanError, predictBackboneFeatures, releaseInferencePlan } from "./models/inferencePlan.js";
 export type { InferencePlan, InferencePlanSummary } from "./models/inferencePlan.js";
 export { parseBackboneEnsemble, formatBackboneEnsemble, isBackboneEnsembleSpec, createBackboneEnsemble, loadBackboneEnsemble, disposeBackboneEnsemble, extractEnsembleFeatures, concatenateFeatureRows, BackboneEnsembleError, ENSEMBLE_MEMBER_SEPARATOR } from "./models/ensemble.js";

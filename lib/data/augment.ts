@@ -1,6 +1,16 @@
-import type { PixelTransform } from "../models/features.js";
 import { MelanomaLabError } from "../util/errors.js";
 import { createRandom } from "../util/random.js";
+
+/**
+ * A named image → image function (a flip, a rotation, colour constancy), applied to decoded RGB
+ * bytes before a backbone sees them; see `ExtractFeaturesOptions.pixelTransform` in lib/models.
+ */
+export interface PixelTransform {
+  /** Identifies the transform and its settings in cache keys, e.g. "dihedral:h1q0". */
+  name: string;
+  /** Returns the transformed RGB bytes (same size); must not depend on anything but its input. */
+  apply: (rgb: Uint8Array, sizePx: number) => Uint8Array;
+}
 
 /** Thrown for an image buffer whose length does not match its size, or options out of range. */
 export class AugmentationError extends MelanomaLabError {}

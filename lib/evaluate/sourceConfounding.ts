@@ -1,4 +1,5 @@
 import { MelanomaLabError } from "../util/errors.js";
+import { computeRocAucExact } from "../util/rocAuc.js";
 import { validateBinaryInputs, type BinaryLabels, type ProbabilityScores } from "./metrics.js";
 import type { ReportSection } from "./report.js";
 
@@ -61,29 +62,6 @@ function checkSources(sources: readonly SourceName[], count: number, metricName:
   }
 }
 
-/**
- * Mann–Whitney count of correctly ranked (positive, negative) pairs, ties counting ½, by sorting
- * once: O(n log n).
- */
-function countConcordantPairs(labels: readonly number[], scores: readonly number[]): { concordant: number; positives: number; negatives: number } {
-  const order = scores.map((_, i) => i).sort((a, b) => scores[a] - scores[b]);
-  let concordant = 0;
-  let negativesBelow = 0;
-  let positives = 0;
-  for (let start = 0; start < order.length; ) {
-    let end = start;
-    while (end < order.length && scores[order[end]] === scores[order[start]]) end++;
-    let tiedPositives = 0;
-    let tiedNegatives = 0;
-    for (let k = start; k < end; k++) labels[order[k]] === 1 ? tiedPositives++ : tiedNegatives++;
-    concordant += tiedPositives * negativesBelow + 0.5 * tiedPositives * tiedNegatives;
-    negativesBelow += tiedNegatives;
-    positives += tiedPositives;
-    start = end;
-  }
-  return { concordant, positives, negatives: order.length - positives };
-}
-
 function groupIndicesBySource(sources: readonly SourceName[]): Map<string, number[]> {
   const groups = new Map<string, number[]>();
   sources.forEach((s, i) => {
@@ -122,9 +100,14 @@ export function computeWithinSourceRocAuc(labels: BinaryLabels, probs: Probabili
       unknownSourceCount = indices.length;
       continue;
     }
-    const { concordant, positives, negatives } = countConcordantPairs(indices.map((i) => labels[i]), indices.map((i) => probs[i]));
+    const sourceLabels = indices.map((i) => labels[i]);
+    const positives = sourceLabels.filter((l) => l === 1).length;
+    const negatives = sourceLabels.length - positives;
     const pairs = positives * negatives;
-    perSource.push({ source, positives, negatives, pairCount: pairs, auc: pairs > 0 ? concordant / pairs : NaN });
+    const auc = pairs > 0 ? computeRocAucExact(sourceLabels, indices.map((i) => probs[i])) : NaN;
+    // AUC × pairs is the concordant-pair count (ties ½), so sources pool by their pair counts.
+    const concordant = pairs > 0 ? auc * pairs : 0;
+    perSource.push({ source, positives, negatives, pairCount: pairs, auc });
     concordantSum += concordant;
     pairCount += pairs;
     knownPositives += positives;
@@ -194,8 +177,7 @@ export function computeSourceOnlyRocAuc(
   if (positives === 0 || negatives === 0) {
     return { ...base, auc: NaN, reason: `all ${labels.length} labels are ${positives === 0 ? "benign" : "malignant"}; expected both classes` };
   }
-  const { concordant } = countConcordantPairs(Array.from(labels), scores);
-  return { ...base, auc: concordant / (positives * negatives) };
+  return { ...base, auc: computeRocAucExact(labels, scores) };
 }
 
 /** The three AUCs of the source-confounding lesson and the per-source counts behind them. */
@@ -222,9 +204,8 @@ export function summarizeSourceConfounding(
   reference?: { labels: BinaryLabels; sources: readonly SourceName[] },
 ): SourceConfoundingSummary {
   const { positives, negatives } = validateBinaryInputs(labels, probs, { metricName: "pooled ROC AUC" });
-  const pooled = countConcordantPairs(Array.from(labels), Array.from(probs));
   return {
-    pooledAuc: positives > 0 && negatives > 0 ? pooled.concordant / (positives * negatives) : NaN,
+    pooledAuc: positives > 0 && negatives > 0 ? computeRocAucExact(labels, probs) : NaN,
     withinSource: computeWithinSourceRocAuc(labels, probs, sources),
     sourceOnly: computeSourceOnlyRocAuc(labels, sources, reference),
   };

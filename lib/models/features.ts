@@ -3,6 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { decodeImageRgb, type ResizePolicy } from "../data/decodeImage.js";
+import type { PixelTransform } from "../data/augment.js";
 import type { InputProblem, LesionRecord } from "../data/types.js";
 import { MelanomaLabError } from "../util/errors.js";
 import { predictBackboneFeatures } from "./inferencePlan.js";
@@ -37,14 +38,6 @@ export interface ExtractFeaturesOptions {
    * cached image under this transform is neither decoded nor transformed again.
    */
   pixelTransform?: PixelTransform;
-}
-
-/** A named image → image function for {@link ExtractFeaturesOptions.pixelTransform}. */
-export interface PixelTransform {
-  /** Identifies the transform and its settings in cache keys, e.g. "dihedral:h1q0". */
-  name: string;
-  /** Returns the transformed RGB bytes (same size); must not depend on anything but its input. */
-  apply: (rgb: Uint8Array, sizePx: number) => Uint8Array;
 }
 
 /** Features of the images that could be read, in input order, plus what went wrong with the rest. */
