@@ -7,12 +7,11 @@ import { computeRocAuc } from "../../lib/evaluate/metrics.js";
 import { computeRocAucExact } from "../../lib/train/rocAuc.js";
 import { trainHead } from "../../lib/train/trainHead.js";
 import { chooseThresholdForSensitivity } from "../../lib/triage/triage.js";
-import { sharedPathOrSkip } from "../helpers/shared.js";
+import { requireSharedPath } from "../helpers/shared.js";
 
 describe("HAM10000 dev set: frozen MobileNetV2 features + dense head", () => {
-  it("reaches validation ROC AUC ≥ 0.80 on a lesion-grouped stratified 80/20 split", async () => {
-    const dir = sharedPathOrSkip("data/ham10000-dev");
-    if (!dir) return;
+  it("reaches validation ROC AUC ≥ 0.80 on a lesion-grouped stratified 80/20 split", async (ctx) => {
+    const dir = requireSharedPath(ctx, "data/ham10000-dev");
     const started = performance.now();
     await selectBackend();
     const { records, problems } = loadLabelsCsvDataset(dir);
