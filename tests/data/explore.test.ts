@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { countByLabel, describeDataset, makeContactSheet } from "../../lib/data/explore.js";
 import { loadDataset } from "../../lib/data/loadDataset.js";
 import type { LesionRecord } from "../../lib/data/types.js";
-import { sharedPathOrSkip } from "../helpers/shared.js";
+import { requireSharedPath } from "../helpers/shared.js";
 
 let tmp: string;
 const records: LesionRecord[] = [];
@@ -60,9 +60,8 @@ describe("describeDataset", () => {
     expect(JSON.parse(JSON.stringify(fig))).toEqual(fig);
   });
 
-  it("on the real HAM dev set matches counts taken straight from labels.csv", () => {
-    const dir = sharedPathOrSkip("data/ham10000-dev");
-    if (!dir) return;
+  it("on the real HAM dev set matches counts taken straight from labels.csv", (ctx) => {
+    const dir = requireSharedPath(ctx, "data/ham10000-dev");
     const { records: ham } = loadDataset(dir);
     const lines = fs.readFileSync(path.join(dir, "labels.csv"), "utf8").trim().split(/\r?\n/).slice(1).map((l) => l.split(","));
     const mel = lines.filter((c) => c[2] === "mel").length;

@@ -13,7 +13,7 @@ import {
 } from "../../lib/data/loadDataset.js";
 import { loadImageBatch } from "../../lib/data/loadImageBatch.js";
 import { assertNoGroupLeakage, createGroupedKFolds, splitByLesion } from "../../lib/data/split.js";
-import { sharedPathOrSkip } from "../helpers/shared.js";
+import { requireSharedPath } from "../helpers/shared.js";
 
 let tmp: string;
 
@@ -151,9 +151,8 @@ describe("loadDataset", () => {
 });
 
 describe("real HAM10000 dev set (../shared)", () => {
-  it("loads 1,998 records with no problems; a lesion-grouped split does not leak", () => {
-    const dir = sharedPathOrSkip("data/ham10000-dev");
-    if (!dir) return;
+  it("loads 1,998 records with no problems; a lesion-grouped split does not leak", (ctx) => {
+    const dir = requireSharedPath(ctx, "data/ham10000-dev");
     const { records, problems, layout } = loadDataset(dir);
     expect(layout).toBe("labels-csv");
     expect(problems).toEqual([]);
@@ -173,9 +172,8 @@ describe("real HAM10000 dev set (../shared)", () => {
     for (const f of folds) expect(Math.abs(f.validation.filter((r) => r.label === "malignant").length / f.validation.length - 938 / 1998)).toBeLessThan(0.01);
   });
 
-  it("decodes a sample of the real images with no problems", async () => {
-    const dir = sharedPathOrSkip("data/ham10000-dev");
-    if (!dir) return;
+  it("decodes a sample of the real images with no problems", async (ctx) => {
+    const dir = requireSharedPath(ctx, "data/ham10000-dev");
     const { records } = loadDataset(dir);
     const batch = await loadImageBatch(records.slice(0, 64), { imageSizePx: 224, concurrency: 4 });
     expect(batch.problems).toEqual([]);

@@ -5,7 +5,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { checkChartsRendered } from "../../lib/display/checkChartsRendered.js";
 import { findProjectRoot } from "../../lib/util/paths.js";
-import { commandExists, toolOrSkip } from "../helpers/shared.js";
+import { commandExists, requireTool } from "../helpers/shared.js";
 
 const PYTHON = "/usr/bin/python3";
 const root = findProjectRoot();
@@ -18,9 +18,9 @@ function hasJupyter(): boolean {
 // Executes a two-chart notebook in the real tslab kernel, exports it with nbconvert and opens
 // the export in headless Chromium: what a person sees in the offline HTML.
 describe("charts in an executed notebook", () => {
-  it("showFigure outputs carry plotly JSON + HTML; the nbconvert HTML and the classic Notebook UI draw every chart", async () => {
-    if (!toolOrSkip(hasJupyter(), "Jupyter for /usr/bin/python3 (nbclient, nbconvert)", "apt-get install python3-nbclient jupyter-nbconvert")) return;
-    if (!toolOrSkip(commandExists("/usr/bin/chromium"), "Chromium (/usr/bin/chromium)", "apt-get install chromium")) return;
+  it("showFigure outputs carry plotly JSON + HTML; the nbconvert HTML and the classic Notebook UI draw every chart", async (ctx) => {
+    requireTool(ctx, hasJupyter(), "Jupyter for /usr/bin/python3 (nbclient, nbconvert)", "apt-get install python3-nbclient jupyter-nbconvert");
+    requireTool(ctx, commandExists("/usr/bin/chromium"), "Chromium (/usr/bin/chromium)", "apt-get install chromium");
     fs.mkdirSync(outDir, { recursive: true });
     const cells = [
       'import { buildRocFigure, buildConfusionMatrixFigureAt } from "./lib/evaluate/charts.js";\n' +
@@ -77,9 +77,7 @@ open(out_html, "w").write(html)
     };
     const sign = spawnSync(PYTHON, ["-c", "import sys, nbformat; from nbformat.sign import NotebookNotary; nb = nbformat.read(sys.argv[1], 4); NotebookNotary().sign(nb)", ipynb], { env, encoding: "utf8" });
     expect(sign.status, sign.stderr).toBe(0);
-    if (spawnSync(PYTHON, ["-c", "import notebook"], { stdio: "ignore" }).status !== 0) {
-      if (!toolOrSkip(false, "classic Jupyter Notebook for /usr/bin/python3", "apt-get install python3-notebook")) return;
-    }
+    requireTool(ctx, spawnSync(PYTHON, ["-c", "import notebook"], { stdio: "ignore" }).status === 0, "classic Jupyter Notebook for /usr/bin/python3", "apt-get install python3-notebook");
     const port = await findFreePort();
     const token = "melanoma-lab-test";
     const server = spawn(

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import sharp from "sharp";
 import { describe, expect, it } from "vitest";
-import { commandExists, toolOrSkip } from "../helpers/shared.js";
+import { commandExists, requireTool } from "../helpers/shared.js";
 import { bootstrapMetric } from "../../lib/evaluate/bootstrap.js";
 import {
   buildConfusionMatrixFigureAt,
@@ -45,7 +45,7 @@ describe("HTML report", () => {
     expect(small).toContain("&lt;t&gt;");
   });
 
-  it("a report with every chart renders in headless Chromium (screenshots in out/screenshots)", async () => {
+  it("a report with every chart renders in headless Chromium (screenshots in out/screenshots)", async (ctx) => {
     const { labels, probs } = makeSyntheticScores({ count: 400, prevalence: 0.2, separation: 2, seed: 7 });
     const op = findThresholdForSensitivity(labels, probs, 0.9);
     const auc = bootstrapMetric(labels, probs, computeRocAuc, { iterations: 200, seed: 1 });
@@ -90,7 +90,7 @@ describe("HTML report", () => {
     expect(html.match(/plotly\.js v\d/g)?.length).toBe(1);
     expect(html).toContain(formatReportCell(auc));
 
-    if (!toolOrSkip(commandExists(CHROMIUM), "Chromium (/usr/bin/chromium)", "apt-get install chromium")) return;
+    requireTool(ctx, commandExists(CHROMIUM), "Chromium (/usr/bin/chromium)", "apt-get install chromium");
     const result = await checkChartsRendered(file, { screenshotDir });
     const summary = result.charts.map((c) => `${c.index} ${c.title}: ${c.rendered ? "ok" : c.problems.join("; ")}`);
     console.log(summary.join("\n"));
@@ -106,8 +106,8 @@ describe("HTML report", () => {
     expect(result.charts[0].drawnMarkCount).toBeGreaterThanOrEqual(4);
   });
 
-  it("the checker reports charts that did not draw", async () => {
-    if (!toolOrSkip(commandExists(CHROMIUM), "Chromium (/usr/bin/chromium)", "apt-get install chromium")) return;
+  it("the checker reports charts that did not draw", async (ctx) => {
+    requireTool(ctx, commandExists(CHROMIUM), "Chromium (/usr/bin/chromium)", "apt-get install chromium");
     fs.mkdirSync(outDir, { recursive: true });
     // Plotly present, but one figure has no traces and one is drawn into a zero-size box.
     const emptyFigure = { data: [], layout: { title: { text: "empty" }, width: 300, height: 250 } };

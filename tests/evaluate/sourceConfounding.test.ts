@@ -11,7 +11,7 @@ import {
 } from "../../lib/evaluate/sourceConfounding.js";
 import { loadDataset } from "../../lib/data/loadDataset.js";
 import { createRandom } from "../../lib/util/random.js";
-import { sharedPathOrSkip } from "../helpers/shared.js";
+import { requireSharedPath } from "../helpers/shared.js";
 
 /** O(n²) reference: share of (positive, negative) pairs accepted by `sameGroup` ranked right, ties ½. */
 function bruteForcePairAuc(labels: number[], scores: number[], sameGroup: (i: number, j: number) => boolean): number {
@@ -143,9 +143,8 @@ describe("summarizeSourceConfounding", () => {
     expect(buildHtmlReport({ title: "t", sections: [section] })).toContain("<th>AUC within source</th>");
   });
 
-  it("on HAM10000 (dev subset), the source alone predicts the label", async () => {
-    const dir = sharedPathOrSkip("data/ham10000-dev");
-    if (!dir) return;
+  it("on HAM10000 (dev subset), the source alone predicts the label", async (ctx) => {
+    const dir = requireSharedPath(ctx, "data/ham10000-dev");
     const { records } = await loadDataset(dir);
     const labels = records.map((r) => (r.label === "malignant" ? 1 : 0));
     const sources = records.map((r) => r.source);

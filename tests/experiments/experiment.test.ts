@@ -67,7 +67,6 @@ describe("runExperiment on a 40-image synthetic dataset (2 folds, 2 epochs)", ()
     expect(onDisk.metrics.rocAuc.sd).toBeCloseTo(Math.abs(aucs[0] - aucs[1]) / Math.SQRT2, 12);
     expect(onDisk.metrics.rocAuc.n).toBe(2);
     for (const f of onDisk.folds) expect(f.epochs).toBe(2);
-    expect(onDisk.metrics.threshold.sensitivity).toBeGreaterThanOrEqual(0.9);
     for (const key of ["totalMs", "featuresMs", "crossValidationMs", "finalModelMs", "exportMs"]) expect(onDisk.timings[key]).toBeGreaterThan(0);
     expect(onDisk.timings.featuresComputed).toBe(40);
   });

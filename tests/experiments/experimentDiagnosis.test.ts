@@ -39,7 +39,6 @@ describe("runExperiment with target diagnosis (40 synthetic images, 2 folds, 2 e
     expect(onDisk.config).toMatchObject({ target: "diagnosis", malignantDiagnoses: ["mel"], diagnosisClasses: ["mel", "nv"], epochs: 2, folds: 2 });
     expect(onDisk.folds).toHaveLength(2);
     for (const f of onDisk.folds) expect(f.epochs).toBe(2);
-    expect(onDisk.metrics.threshold.sensitivity).toBeGreaterThanOrEqual(0.9);
     expect(tensorsAfter).toBe(tensorsBefore);
   });
 

@@ -7,9 +7,9 @@ import { extractFeatures, generateSyntheticDataset, loadBackbone, loadTriageMode
 import { ExperimentConfigError, runExperiment, type ExperimentResult } from "../../lib/experiments/runExperiment.js";
 import { buildLeaderboardRows, loadExperimentRuns } from "../../lib/experiments/leaderboard.js";
 import { ENSEMBLE_FEATURES_LAYER_NAME } from "../../lib/export/ensembleTriageModel.js";
-import { sharedPathOrSkip } from "../helpers/shared.js";
+import { findSharedPath, requireSharedPathInEachTest } from "../helpers/shared.js";
 
-const weightsDir = sharedPathOrSkip("weights/mobilenet_v1_0.25_224");
+const weightsDir = findSharedPath("weights/mobilenet_v1_0.25_224");
 let workDir: string;
 let dataDir: string;
 let result: ExperimentResult;
@@ -19,6 +19,7 @@ const quiet = { progress: "quiet" as const, log: () => {} };
 const previousWeightsDir = process.env.MELANOMA_LAB_WEIGHTS_DIR;
 
 beforeAll(async () => {
+  // Without the mirror every test is skipped (or, under CI, failed) by requireSharedPathInEachTest.
   if (!weightsDir) return;
   process.env.MELANOMA_LAB_WEIGHTS_DIR = path.dirname(weightsDir);
   workDir = fs.mkdtempSync(path.join(os.tmpdir(), "melanoma-experiment-ensemble-"));
@@ -39,7 +40,8 @@ afterAll(() => {
   if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
 });
 
-describe.skipIf(!weightsDir)("runExperiment with a backbone ensemble (mobilenet_v2 + mobilenet_v1 α0.25, 40 synthetic images)", () => {
+describe("runExperiment with a backbone ensemble (mobilenet_v2 + mobilenet_v1 α0.25, 40 synthetic images)", () => {
+  requireSharedPathInEachTest("weights/mobilenet_v1_0.25_224");
   it("cross-validates one head on both backbones' features and records the canonical spec", () => {
     const onDisk = JSON.parse(fs.readFileSync(result.runJsonPath, "utf8"));
     expect(path.basename(result.runJsonPath)).toBe("data-mobilenet_v2_mobilenet_v1_0.25-lesion2-e2-s3.json");

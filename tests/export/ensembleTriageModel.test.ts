@@ -20,7 +20,7 @@ import {
 import { createBackboneEnsemble, disposeBackboneEnsemble, extractEnsembleFeatures, loadBackboneEnsemble } from "../../lib/models/ensemble.js";
 import { InferencePlanError } from "../../lib/models/inferencePlan.js";
 import { compileNestedInferencePlan } from "../../lib/models/nestedInferencePlan.js";
-import { sharedPathOrSkip } from "../helpers/shared.js";
+import { requireSharedPath } from "../helpers/shared.js";
 import { buildSeededHead, buildTinyBackbone, buildTinyMembers, predictHead, writeRandomJpegs } from "../models/ensembleFixtures.js";
 
 const probabilityOf = (p: ImagePrediction): number => ("probability" in p ? p.probability : NaN);
@@ -216,10 +216,8 @@ describe("compileNestedInferencePlan", () => {
 });
 
 describe("ensemble triage model with real backbones (mobilenet_v2 + mobilenet_v1 α0.25 mirror)", () => {
-  const weightsDir = sharedPathOrSkip("weights/mobilenet_v1_0.25_224");
-
-  it("exports, reloads and scores = head(concat(features)) from extractEnsembleFeatures to 1e-5", async () => {
-    if (!weightsDir) return;
+  it("exports, reloads and scores = head(concat(features)) from extractEnsembleFeatures to 1e-5", async (ctx) => {
+    const weightsDir = requireSharedPath(ctx, "weights/mobilenet_v1_0.25_224");
     await selectBackend();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ml-ensemble-real-"));
     try {

@@ -13,7 +13,7 @@ import {
   splitTfRecords,
 } from "../../lib/logging/index.js";
 import { lookupProtoType } from "../../lib/logging/protoSchema.js";
-import { sharedPathOrSkip } from "../helpers/shared.js";
+import { requireSharedPath } from "../helpers/shared.js";
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "melanoma-lab-corrupt-"));
 afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
@@ -53,9 +53,8 @@ describe("TFRecord framing", () => {
     expect(computeMaskedCrc32c(new TextEncoder().encode("123456789"))).toBe(Number(masked));
   });
 
-  it("re-framing every record of a real TensorFlow file reproduces its bytes exactly", () => {
-    const golden = sharedPathOrSkip("tfevents-golden/tensorboard/log_tayo/train/events.out.tfevents.1515280092.tayo-glaptop");
-    if (!golden) return;
+  it("re-framing every record of a real TensorFlow file reproduces its bytes exactly", (ctx) => {
+    const golden = requireSharedPath(ctx, "tfevents-golden/tensorboard/log_tayo/train/events.out.tfevents.1515280092.tayo-glaptop");
     const original = fs.readFileSync(golden);
     const { records, problem } = splitTfRecords(original, golden);
     expect(problem).toBeUndefined();
@@ -157,9 +156,8 @@ describe("corrupt event files are reported with file and byte offset", () => {
     expect(run.scalars.loss.points.map((p) => p.step)).toEqual([0, 10, 11]);
   });
 
-  it("flipping a byte inside a real TensorFlow file names the record's offset", () => {
-    const golden = sharedPathOrSkip("tfevents-golden/lingvo/run/events.out.tfevents.test");
-    if (!golden) return;
+  it("flipping a byte inside a real TensorFlow file names the record's offset", (ctx) => {
+    const golden = requireSharedPath(ctx, "tfevents-golden/lingvo/run/events.out.tfevents.test");
     const intact = readEventFile(golden);
     const target = intact.events[200];
     const damaged = Buffer.from(fs.readFileSync(golden));

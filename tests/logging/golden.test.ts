@@ -2,15 +2,16 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { readEventFile, readLogDir } from "../../lib/logging/index.js";
-import { sharedPathOrSkip } from "../helpers/shared.js";
+import { findSharedPath, requireSharedPathInEachTest } from "../helpers/shared.js";
 import { listJsonDifferences, projectEventFile, projectLogDirData } from "./tensorboardReport.js";
 
-const goldenRoot = sharedPathOrSkip("tfevents-golden");
+const goldenRoot = findSharedPath("tfevents-golden");
 const sets = goldenRoot
   ? fs.readdirSync(path.join(goldenRoot, "_expected")).filter((f) => f.endsWith(".json")).map((f) => f.replace(/\.json$/, "")).sort()
   : [];
 
-describe.skipIf(!goldenRoot)("reader parity with TensorBoard's own loader (tfevents-golden)", () => {
+describe("reader parity with TensorBoard's own loader (tfevents-golden)", () => {
+  requireSharedPathInEachTest("tfevents-golden");
   it("covers every golden set", () => {
     expect(sets).toEqual(["guild", "lingvo", "sketch_vlm", "tb-reference", "tensorboard", "tfevents-js", "wandb"]);
   });

@@ -21,7 +21,7 @@ import {
 } from "../../lib/logging/summaryValues.js";
 import { frameTfRecord, splitTfRecords } from "../../lib/logging/tfrecord.js";
 import { UnknownNameError } from "../../lib/util/errors.js";
-import { sharedPathOrSkip } from "../helpers/shared.js";
+import { findSharedPath, requireSharedPathInEachTest } from "../helpers/shared.js";
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "melanoma-lab-writer-"));
 afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
@@ -319,9 +319,10 @@ describe("EventWriter: every summary kind round-trips", () => {
   });
 });
 
-const referenceDir = sharedPathOrSkip("tfevents-golden/tb-reference");
+const referenceDir = findSharedPath("tfevents-golden/tb-reference");
 
-describe.skipIf(!referenceDir)("encodings equal TensorBoard's own writer (tfevents-golden/tb-reference)", () => {
+describe("encodings equal TensorBoard's own writer (tfevents-golden/tb-reference)", () => {
+  requireSharedPathInEachTest("tfevents-golden/tb-reference");
   function referenceValues(): Map<string, DecodedSummaryValue> {
     const byTag = new Map<string, DecodedSummaryValue>();
     const files = [

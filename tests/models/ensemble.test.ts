@@ -16,7 +16,7 @@ import {
   loadBackboneEnsemble,
   parseBackboneEnsemble,
 } from "../../lib/models/ensemble.js";
-import { sharedPathOrSkip } from "../helpers/shared.js";
+import { requireSharedPath } from "../helpers/shared.js";
 import { buildTinyMembers, writeRandomJpegs } from "./ensembleFixtures.js";
 
 describe("parseBackboneEnsemble", () => {
@@ -143,10 +143,8 @@ describe("createBackboneEnsemble and extractEnsembleFeatures (tiny real conv bac
 });
 
 describe("loadBackboneEnsemble (real weights: mobilenet_v2 from nsfwjs + mobilenet_v1 α0.25 mirror)", () => {
-  const weightsDir = sharedPathOrSkip("weights/mobilenet_v1_0.25_224");
-
-  it("loads members in spec order with the shared options and disposes them", async () => {
-    if (!weightsDir) return;
+  it("loads members in spec order with the shared options and disposes them", async (ctx) => {
+    const weightsDir = requireSharedPath(ctx, "weights/mobilenet_v1_0.25_224");
     await selectBackend();
     const before = tf.memory().numTensors;
     const ensemble = await loadBackboneEnsemble("mobilenet_v2+mobilenet_v1@0.25", { weightsCacheDir: path.dirname(weightsDir) });

@@ -5,7 +5,7 @@ import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../../lib/index.js";
 import { KerasH5FormatError, KerasH5MismatchError, loadKerasH5IntoModel, readKerasH5Weights } from "../../lib/models/kerasH5.js";
-import { h5pyOrSkip, makeKerasH5Fixture, type FixtureExpectation } from "./fixtures/kerasH5Fixtures.js";
+import { makeKerasH5Fixture, requireH5py, type FixtureExpectation } from "./fixtures/kerasH5Fixtures.js";
 
 /** The tiny model of make_keras_h5.py: conv 3×3 2→3 relu, conv 3×3 3→2 relu, flatten, dense 32→2. */
 function buildTinyModel(opts: { convAFilters?: number; extraLayer?: boolean; renameConvB?: string } = {}): tf.LayersModel {
@@ -39,7 +39,6 @@ function predictTiny(model: tf.LayersModel, expected: FixtureExpectation): numbe
 }
 
 describe("Keras HDF5 weights (fixtures written by python3-h5py)", () => {
-  const haveH5py = h5pyOrSkip();
   let tmp: string;
 
   beforeAll(async () => {
@@ -50,8 +49,8 @@ describe("Keras HDF5 weights (fixtures written by python3-h5py)", () => {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  it("reads layers in layer_names order, weights in weight_names order, with shapes and values", async () => {
-    if (!haveH5py) return;
+  it("reads layers in layer_names order, weights in weight_names order, with shapes and values", async (ctx) => {
+    requireH5py(ctx);
     const { file, expected } = makeKerasH5Fixture("tiny", tmp);
     const read = await readKerasH5Weights(file);
     expect(read.layout).toBe("weights");
@@ -69,8 +68,8 @@ describe("Keras HDF5 weights (fixtures written by python3-h5py)", () => {
     );
   });
 
-  it("loads every weight into the tfjs layer of the same name; predictions match numpy's forward pass", async () => {
-    if (!haveH5py) return;
+  it("loads every weight into the tfjs layer of the same name; predictions match numpy's forward pass", async (ctx) => {
+    requireH5py(ctx);
     const { file, expected } = makeKerasH5Fixture("tiny", tmp);
     const model = buildTinyModel();
     const before = tf.memory().numTensors;
@@ -85,8 +84,8 @@ describe("Keras HDF5 weights (fixtures written by python3-h5py)", () => {
     model.dispose();
   });
 
-  it("reads full-model files (weights under model_weights, float64 converted) and chunked name lists", async () => {
-    if (!haveH5py) return;
+  it("reads full-model files (weights under model_weights, float64 converted) and chunked name lists", async (ctx) => {
+    requireH5py(ctx);
     const full = makeKerasH5Fixture("tiny_full_model", tmp);
     const read = await readKerasH5Weights(full.file);
     expect(read.layout).toBe("model");
@@ -105,8 +104,8 @@ describe("Keras HDF5 weights (fixtures written by python3-h5py)", () => {
     expect(readChunked.layers[4].weights.map((w) => w.name)).toEqual(["dense_out/kernel:0", "dense_out/bias:0"]);
   });
 
-  it("a wrong shape names layer, weight, file shape and model shape, and sets nothing", async () => {
-    if (!haveH5py) return;
+  it("a wrong shape names layer, weight, file shape and model shape, and sets nothing", async (ctx) => {
+    requireH5py(ctx);
     const { file } = makeKerasH5Fixture("tiny", tmp);
     const model = buildTinyModel({ convAFilters: 4 });
     // conv_a [3,3,2,4] mismatches, but conv_b's kernel is then also [3,3,4,2]: the first mismatch is reported.
@@ -118,8 +117,8 @@ describe("Keras HDF5 weights (fixtures written by python3-h5py)", () => {
     model.dispose();
   });
 
-  it("strict mode lists model layers the file lacks and file layers the model lacks; non-strict loads the rest", async () => {
-    if (!haveH5py) return;
+  it("strict mode lists model layers the file lacks and file layers the model lacks; non-strict loads the rest", async (ctx) => {
+    requireH5py(ctx);
     const { file, expected } = makeKerasH5Fixture("tiny", tmp);
     const extra = buildTinyModel({ extraLayer: true });
     await expect(loadKerasH5IntoModel(extra, file)).rejects.toThrow(/model layers with no weights in the file: dense_extra/);
@@ -137,7 +136,7 @@ describe("Keras HDF5 weights (fixtures written by python3-h5py)", () => {
     renamed.dispose();
   });
 
-  it("rejects a missing file, a non-HDF5 file and an HDF5 file without Keras's layer_names, naming the file", async () => {
+  it("rejects a missing file, a non-HDF5 file and an HDF5 file without Keras's layer_names, naming the file", async (ctx) => {
     const missing = path.join(os.tmpdir(), "ml-kerash5-does-not-exist.h5");
     await expect(readKerasH5Weights(missing)).rejects.toThrow(`${missing}: no such file`);
     const notH5 = path.join(tmp, "not.h5");
@@ -145,7 +144,7 @@ describe("Keras HDF5 weights (fixtures written by python3-h5py)", () => {
     const err = await readKerasH5Weights(notH5).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(KerasH5FormatError);
     expect((err as Error).message).toContain(`${notH5}: not an HDF5 file`);
-    if (!haveH5py) return;
+    requireH5py(ctx);
     const { file } = makeKerasH5Fixture("not_keras", tmp);
     await expect(readKerasH5Weights(file)).rejects.toThrow(`${file}: no "layer_names" attribute at "/" or "/model_weights" (found groups: images)`);
   });

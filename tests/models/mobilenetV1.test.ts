@@ -10,10 +10,10 @@ import { loadBackbone } from "../../lib/models/backbones.js";
 import { extractFeatures } from "../../lib/models/features.js";
 import { mobilenetV1FolderName, WeightsDownloadError } from "../../lib/models/mobilenetV1.js";
 import { preprocessImages } from "../../lib/models/preprocess.js";
-import { sharedPathOrSkip } from "../helpers/shared.js";
+import { findSharedPath, requireSharedPath } from "../helpers/shared.js";
 
 describe("mobilenet_v1: download once from a (loopback) server, then load from the cache", () => {
-  const weightsDir = sharedPathOrSkip("weights/mobilenet_v1_0.25_224");
+  const weightsDir = findSharedPath("weights/mobilenet_v1_0.25_224");
   let server: http.Server;
   let baseUrl: string;
   const requested: string[] = [];
@@ -48,8 +48,8 @@ describe("mobilenet_v1: download once from a (loopback) server, then load from t
     expect(() => mobilenetV1FolderName(0.3)).toThrow(/received 0.3, expected one of 0.25, 0.5, 0.75, 1/);
   });
 
-  it("downloads model.json + 55 shards once, caches them, and cuts at conv_pw_13_relu → 256 features", async () => {
-    if (!weightsDir) return;
+  it("downloads model.json + 55 shards once, caches them, and cuts at conv_pw_13_relu → 256 features", async (ctx) => {
+    requireSharedPath(ctx, "weights/mobilenet_v1_0.25_224");
     const cacheDir = path.join(tmp, "weights");
     const first = await loadBackbone("mobilenet_v1", { alpha: 0.25, baseUrl, weightsCacheDir: cacheDir });
     expect(requested.length).toBe(56);
@@ -82,8 +82,8 @@ describe("mobilenet_v1: download once from a (loopback) server, then load from t
     disposeBackbone(second);
   });
 
-  it("uses MELANOMA_LAB_WEIGHTS_DIR as a local mirror without any download", async () => {
-    if (!weightsDir) return;
+  it("uses MELANOMA_LAB_WEIGHTS_DIR as a local mirror without any download", async (ctx) => {
+    const weightsDir = requireSharedPath(ctx, "weights/mobilenet_v1_0.25_224");
     const saved = process.env.MELANOMA_LAB_WEIGHTS_DIR;
     process.env.MELANOMA_LAB_WEIGHTS_DIR = path.dirname(weightsDir);
     try {

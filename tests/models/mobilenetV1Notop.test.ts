@@ -10,15 +10,12 @@ import { loadBackbone } from "../../lib/models/backbones.js";
 import { extractFeatures } from "../../lib/models/features.js";
 import { MOBILENET_V1_NOTOP_FOLDER, resolveMobilenetV1Source, WeightsDownloadError } from "../../lib/models/mobilenetV1.js";
 import { preprocessImages } from "../../lib/models/preprocess.js";
-import { sharedPathOrSkip } from "../helpers/shared.js";
+import { requireSharedPath } from "../helpers/shared.js";
 
 // A port nothing listens on: any download attempt fails at once.
 const UNREACHABLE_URL = "http://127.0.0.1:9/unreachable";
 
 describe("mobilenet_v1 alpha 1.0: full folder, else the local notop mirror, else download", () => {
-  const notopDir = sharedPathOrSkip(`weights/${MOBILENET_V1_NOTOP_FOLDER}`);
-  const quarterDir = sharedPathOrSkip("weights/mobilenet_v1_0.25_224");
-  const hamDir = sharedPathOrSkip("data/ham10000-dev");
   let tmp: string;
 
   beforeAll(async () => {
@@ -45,8 +42,9 @@ describe("mobilenet_v1 alpha 1.0: full folder, else the local notop mirror, else
     expect(resolveMobilenetV1Source(1.0, dir)).toMatchObject({ folder: "mobilenet_v1_1.0_224", dir: full, featureLayerName: "conv_pw_13_relu", present: true });
   });
 
-  it("loads the real notop mirror without downloading: conv_dw_13_relu → 1024 features, finite and image-dependent on real HAM images", async () => {
-    if (!notopDir || !hamDir) return;
+  it("loads the real notop mirror without downloading: conv_dw_13_relu → 1024 features, finite and image-dependent on real HAM images", async (ctx) => {
+    const notopDir = requireSharedPath(ctx, `weights/${MOBILENET_V1_NOTOP_FOLDER}`);
+    const hamDir = requireSharedPath(ctx, "data/ham10000-dev");
     const backbone = await loadBackbone("mobilenet_v1", { alpha: 1.0, weightsCacheDir: path.dirname(notopDir), baseUrl: UNREACHABLE_URL });
     try {
       expect(backbone.featureLayerName).toBe("conv_dw_13_relu");
@@ -83,8 +81,8 @@ describe("mobilenet_v1 alpha 1.0: full folder, else the local notop mirror, else
     }
   });
 
-  it("features are the spatial mean of conv_dw_13_relu of the mirrored model", async () => {
-    if (!notopDir) return;
+  it("features are the spatial mean of conv_dw_13_relu of the mirrored model", async (ctx) => {
+    const notopDir = requireSharedPath(ctx, `weights/${MOBILENET_V1_NOTOP_FOLDER}`);
     const backbone = await loadBackbone("mobilenet_v1", { alpha: 1.0, weightsCacheDir: path.dirname(notopDir), baseUrl: UNREACHABLE_URL });
     const pixels = Uint8Array.from({ length: 224 * 224 * 3 }, (_, i) => (i * 37) % 256);
     const feats = await extractFeatures(backbone, { pixels, count: 1 }, { batchSize: 1 });
@@ -98,8 +96,9 @@ describe("mobilenet_v1 alpha 1.0: full folder, else the local notop mirror, else
     backbone.model.dispose();
   });
 
-  it("a full mobilenet_v1_1.0_224 folder takes precedence over the notop one", async () => {
-    if (!notopDir || !quarterDir) return;
+  it("a full mobilenet_v1_1.0_224 folder takes precedence over the notop one", async (ctx) => {
+    const notopDir = requireSharedPath(ctx, `weights/${MOBILENET_V1_NOTOP_FOLDER}`);
+    const quarterDir = requireSharedPath(ctx, "weights/mobilenet_v1_0.25_224");
     // Stand-in for a full 1.0 model: the 0.25 mirror (a full model with conv_pw_13_relu) under the 1.0 folder name.
     const dir = path.join(tmp, "both");
     fs.mkdirSync(dir);
@@ -113,8 +112,8 @@ describe("mobilenet_v1 alpha 1.0: full folder, else the local notop mirror, else
     backbone.model.dispose();
   });
 
-  it("with neither folder, downloads the full model (loopback server) into mobilenet_v1_1.0_224/", async () => {
-    if (!quarterDir) return;
+  it("with neither folder, downloads the full model (loopback server) into mobilenet_v1_1.0_224/", async (ctx) => {
+    const quarterDir = requireSharedPath(ctx, "weights/mobilenet_v1_0.25_224");
     const requested: string[] = [];
     const server = http.createServer((req, res) => {
       requested.push(req.url ?? "");

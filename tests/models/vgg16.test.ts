@@ -10,7 +10,7 @@ import { loadBackbone } from "../../lib/models/backbones.js";
 import { KerasH5MismatchError } from "../../lib/models/kerasH5.js";
 import { WeightsDownloadError } from "../../lib/models/mobilenetV1.js";
 import { buildVgg16, loadVgg16Backbone, VGG16_WEIGHTS_FILE_NAME, VGG16_WEIGHTS_URL } from "../../lib/models/vgg16.js";
-import { h5pyOrSkip, makeKerasH5Fixture } from "./fixtures/kerasH5Fixtures.js";
+import { isH5pyAvailable, makeKerasH5Fixture, requireH5py } from "./fixtures/kerasH5Fixtures.js";
 
 const KERAS_VGG16_NOTOP_LAYERS = [
   "input_1",
@@ -50,7 +50,7 @@ describe("vgg16 architecture", () => {
 });
 
 describe("vgg16 backbone from Keras HDF5 weights (mini VGG written by python3-h5py)", () => {
-  const haveH5py = h5pyOrSkip();
+  const haveH5py = isH5pyAvailable();
   let tmp: string;
   let server: http.Server;
   let baseUrl: string;
@@ -78,8 +78,8 @@ describe("vgg16 backbone from Keras HDF5 weights (mini VGG written by python3-h5
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  it("puts every weight in the layer of its name; features = mean of block5_conv3 as numpy computes it", async () => {
-    if (!haveH5py) return;
+  it("puts every weight in the layer of its name; features = mean of block5_conv3 as numpy computes it", async (ctx) => {
+    requireH5py(ctx);
     const { file, expected } = makeKerasH5Fixture("mini_vgg", tmp);
     const before = tf.memory().numTensors;
     const backbone = await loadBackbone("vgg16", { weightsPath: file, filtersScale: 1 / 16, inputSizePx: 32 });
@@ -107,8 +107,8 @@ describe("vgg16 backbone from Keras HDF5 weights (mini VGG written by python3-h5
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  it("a wrong kernel shape or a missing layer is an error naming the layer", async () => {
-    if (!haveH5py) return;
+  it("a wrong kernel shape or a missing layer is an error naming the layer", async (ctx) => {
+    requireH5py(ctx);
     const bad = makeKerasH5Fixture("mini_vgg_bad_shape", tmp).file;
     const before = tf.memory().numTensors;
     const err = await loadVgg16Backbone({ weightsPath: bad, filtersScale: 1 / 16, inputSizePx: 32 }).catch((e: unknown) => e);
@@ -121,8 +121,8 @@ describe("vgg16 backbone from Keras HDF5 weights (mini VGG written by python3-h5
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  it("downloads the .h5 once into the cache (second load makes no request)", async () => {
-    if (!haveH5py) return;
+  it("downloads the .h5 once into the cache (second load makes no request)", async (ctx) => {
+    requireH5py(ctx);
     const cacheDir = path.join(tmp, "cache");
     const weightsUrl = `${baseUrl}/vgg16/${VGG16_WEIGHTS_FILE_NAME}`;
     requested.length = 0;

@@ -13,7 +13,7 @@ import {
   NotebookExecutionError,
   readLogDir,
 } from "../../lib/index.js";
-import { commandExists, toolOrSkip } from "../helpers/shared.js";
+import { commandExists, requireTool, requireToolInEachTest } from "../helpers/shared.js";
 
 const root = findProjectRoot();
 const runName = "test-small";
@@ -40,14 +40,19 @@ function jupyterAvailable(): boolean {
   }
 }
 
-const haveJupyter = toolOrSkip(jupyterAvailable(), "Jupyter (nbclient)", "apt-get install python3-nbclient jupyter-nbconvert python3-notebook");
+const haveJupyter = jupyterAvailable();
+const JUPYTER_WHAT = "Jupyter (nbclient)";
+const JUPYTER_INSTALL = "apt-get install python3-nbclient jupyter-nbconvert python3-notebook";
 
-describe.runIf(haveJupyter)("npm run demo -- --small: notebooks through the real tslab kernel", () => {
+describe("npm run demo -- --small: notebooks through the real tslab kernel", () => {
+  requireToolInEachTest(haveJupyter, JUPYTER_WHAT, JUPYTER_INSTALL);
   const runs: { notebook: string; executedNotebookPath: string; htmlPath: string; stdoutText: string }[] = [];
 
   let demoStdout = "";
 
   beforeAll(() => {
+    // Without Jupyter every test below is skipped (or, under CI, failed) by requireToolInEachTest.
+    if (!haveJupyter) return;
     for (const dir of [path.join(root, "logs", runName), path.join(root, "models", runName), path.join(root, "out", "runs", runName), outDir]) {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -141,8 +146,8 @@ describe.runIf(haveJupyter)("npm run demo -- --small: notebooks through the real
     expect(training).toMatch(/^validation ROC AUC: frozen backbone \+ head \d\.\d{3} → fine-tuned top 1 block\(s\) \d\.\d{3}: (using the fine-tuned model|keeping the frozen model)/m);
   });
 
-  it("draws every chart of the training and evaluation notebooks and the report in headless Chromium", async () => {
-    if (!toolOrSkip(commandExists("/usr/bin/chromium"), "Chromium", "apt-get install chromium")) return;
+  it("draws every chart of the training and evaluation notebooks and the report in headless Chromium", async (ctx) => {
+    requireTool(ctx, commandExists("/usr/bin/chromium"), "Chromium", "apt-get install chromium");
     const screenshotDir = path.join(root, "out", "screenshots");
     const expectedCharts: [string, number][] = [
       [path.join(outDir, "03-training.html"), 3],
@@ -158,7 +163,8 @@ describe.runIf(haveJupyter)("npm run demo -- --small: notebooks through the real
   });
 });
 
-describe.runIf(haveJupyter)("a failing notebook", () => {
+describe("a failing notebook", () => {
+  requireToolInEachTest(haveJupyter, JUPYTER_WHAT, JUPYTER_INSTALL);
   it("is reported with the notebook and cell named, and its executed copy saved", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "melanoma-nb-"));
     const nbPath = path.join(dir, "99-broken.ipynb");

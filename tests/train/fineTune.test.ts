@@ -14,7 +14,7 @@ import { buildFineTunedTriageModel, findFineTuneCut, fineTuneTopBlocks, FineTune
 import { predictHeadProbabilities } from "../../lib/train/trainHead.js";
 import { computeGradCam } from "../../lib/evaluate/gradCam.js";
 import { decodeImageRgb } from "../../lib/data/decodeImage.js";
-import { sharedPathOrSkip } from "../helpers/shared.js";
+import { findSharedPath, requireSharedPathInEachTest } from "../helpers/shared.js";
 
 function weightValues(model: tf.LayersModel, layerName: string): Float32Array[] {
   return model.getLayer(layerName).getWeights().map((w) => Float32Array.from(w.dataSync()));
@@ -33,6 +33,7 @@ function maxAbsDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 describe("fineTuneTopBlocks (MobileNetV2 on a tiny HAM10000 subset)", () => {
+  requireSharedPathInEachTest("data/ham10000-dev");
   let dir: string | undefined;
   let backbone: Backbone;
   let head: tf.LayersModel;
@@ -42,7 +43,8 @@ describe("fineTuneTopBlocks (MobileNetV2 on a tiny HAM10000 subset)", () => {
   afterAll(() => fs.rmSync(sharedCacheDir, { recursive: true, force: true }));
 
   beforeAll(async () => {
-    dir = sharedPathOrSkip("data/ham10000-dev");
+    dir = findSharedPath("data/ham10000-dev");
+    // Without the data every test is skipped (or, under CI, failed) by requireSharedPathInEachTest.
     if (!dir) return;
     // Kernels first: a gradient that misses a wasm kernel leaves the wasm heap unusable.
     registerWasmGradientKernels();
@@ -60,7 +62,6 @@ describe("fineTuneTopBlocks (MobileNetV2 on a tiny HAM10000 subset)", () => {
   });
 
   it("cuts MobileNetV2 before the requested top blocks and rejects impossible block counts", () => {
-    if (!dir) return;
     const one = findFineTuneCut(backbone, 1);
     expect(one).toMatchObject({ cutLayerName: "block_15_add", blockNames: ["block_16"], activationShape: [7, 7, 160] });
     expect(one.topLayerNames[0]).toBe("block_16_expand");
@@ -73,7 +74,6 @@ describe("fineTuneTopBlocks (MobileNetV2 on a tiny HAM10000 subset)", () => {
   });
 
   it("refuses, before it starts, a step too large for the wasm heap (which would crash it), naming the largest batch that fits", async () => {
-    if (!dir) return;
     const tensorsBefore = tf.memory().numTensors;
     const options: FineTuneOptions = { unfreezeBlocks: 16, epochs: 1, learningRate: 1e-4, batchSize: 64, seed: 1 };
     const refusal = await fineTuneTopBlocks(backbone, head, train, validation, options).catch((e: unknown) => e);
@@ -87,7 +87,6 @@ describe("fineTuneTopBlocks (MobileNetV2 on a tiny HAM10000 subset)", () => {
   });
 
   it("before any real update reproduces the frozen pipeline's probabilities, and rejects a head of the wrong width", async () => {
-    if (!dir) return;
     const ft = await fineTuneTopBlocks(backbone, head, train, validation, { unfreezeBlocks: 2, epochs: 1, learningRate: 1e-12, batchSize: 8, seed: 2, cacheDir: sharedCacheDir });
     const frozen = buildTriageModel(backbone, head);
     const viaFrozen = (await predictMalignantProbability({ model: frozen, metadata: makeTriageMetadata(backbone, { thresholdProb: 0.5, validationMetrics: {} }), dir: "" }, validation.map((r) => r.imagePath))).map((p) => ("probability" in p ? p.probability : NaN));
@@ -109,7 +108,6 @@ describe("fineTuneTopBlocks (MobileNetV2 on a tiny HAM10000 subset)", () => {
   });
 
   it("trains the top blocks, keeps BatchNorm statistics and the inputs unchanged, is seeded, caches activations, exports, and leaks nothing", async () => {
-    if (!dir) return;
     const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), "ml-finetune-"));
     const backboneBefore = weightValues(backbone.model, "block_16_expand_BN");
     const headBefore = weightValues(head, "head_output");
@@ -191,7 +189,6 @@ describe("fineTuneTopBlocks (MobileNetV2 on a tiny HAM10000 subset)", () => {
   });
 
   it("with augment, trains on cached dihedral views of each image", async () => {
-    if (!dir) return;
     const small = [train[0], train[1], train[4], train[5]];
     const options: FineTuneOptions = { unfreezeBlocks: 1, epochs: 1, learningRate: 1e-3, batchSize: 4, seed: 9, cacheDir: sharedCacheDir };
     const plain = await fineTuneTopBlocks(backbone, head, small, [], options);

@@ -7,12 +7,11 @@ import { computeRocAuc } from "../../lib/evaluate/metrics.js";
 import { computeRocAucExact } from "../../lib/util/rocAuc.js";
 import { trainHead } from "../../lib/train/trainHead.js";
 import { chooseThresholdForSensitivity } from "../../lib/triage/triage.js";
-import { sharedPathOrSkip } from "../helpers/shared.js";
+import { requireSharedPath } from "../helpers/shared.js";
 
 describe("HAM10000 dev set: frozen MobileNetV2 features + dense head", () => {
-  it("reaches validation ROC AUC ≥ 0.80 on a lesion-grouped stratified 80/20 split", async () => {
-    const dir = sharedPathOrSkip("data/ham10000-dev");
-    if (!dir) return;
+  it("reaches validation ROC AUC ≥ 0.80 on a lesion-grouped stratified 80/20 split", async (ctx) => {
+    const dir = requireSharedPath(ctx, "data/ham10000-dev");
     const started = performance.now();
     await selectBackend();
     const { records, problems } = loadLabelsCsvDataset(dir);
@@ -56,7 +55,17 @@ describe("HAM10000 dev set: frozen MobileNetV2 features + dense head", () => {
     expect(auc).toBeCloseTo(last.valAuc!, 6);
     // And against the evaluate stage's trapezoid ROC AUC, an independent implementation.
     expect(computeRocAuc(valLabels, Array.from(probs))).toBeCloseTo(auc, 10);
-    const choice = chooseThresholdForSensitivity(valLabels, Array.from(probs), 0.9);
+    // The threshold is chosen on half of the validation lesions and checked on the other half:
+    // on the labels it was chosen on, sensitivity ≥ 0.9 holds by construction.
+    const valLesions = [...new Set(valFeatures.sourceIndices.map((i) => validation[i].lesionId ?? validation[i].imageId))].sort();
+    const inChoiceHalf = valFeatures.sourceIndices.map((i) => valLesions.indexOf(validation[i].lesionId ?? validation[i].imageId) % 2 === 0);
+    const rowsWhere = (choiceHalf: boolean) => valLabels.flatMap((_, r) => (inChoiceHalf[r] === choiceHalf ? [r] : []));
+    const choiceRows = rowsWhere(true);
+    const heldOutRows = rowsWhere(false);
+    const choice = chooseThresholdForSensitivity(choiceRows.map((r) => valLabels[r]), choiceRows.map((r) => probs[r]), 0.9);
+    const heldOutPositives = heldOutRows.filter((r) => valLabels[r] === 1);
+    const heldOutSensitivity = heldOutPositives.filter((r) => probs[r] >= choice.thresholdProb).length / heldOutPositives.length;
+    console.log(`threshold chosen on ${choiceRows.length} validation images, held-out ${heldOutRows.length} (${heldOutPositives.length} malignant): sensitivity ${heldOutSensitivity.toFixed(3)}`);
     const wallSeconds = (performance.now() - started) / 1000;
     console.log(
       `HAM10000 dev: train ${train.length} (${trainLabels.filter((l) => l === 1).length} malignant), validation ${validation.length} (${valLabels.filter((l) => l === 1).length} malignant); ` +
@@ -65,7 +74,8 @@ describe("HAM10000 dev set: frozen MobileNetV2 features + dense head", () => {
         `threshold for sensitivity ≥ 0.9: ${choice.thresholdProb.toFixed(4)} → sensitivity ${choice.sensitivity.toFixed(3)}, specificity ${choice.specificity.toFixed(3)}; wall ${wallSeconds.toFixed(1)} s`,
     );
     expect(auc).toBeGreaterThanOrEqual(0.8);
-    expect(choice.sensitivity).toBeGreaterThanOrEqual(0.9);
+    expect(heldOutRows.length).toBeGreaterThan(150);
+    expect(heldOutSensitivity).toBeGreaterThanOrEqual(0.8);
     result.model.dispose();
     disposeBackbone(backbone);
     expect(tf.memory().numTensors).toBeLessThanOrEqual(tensorsBefore);
