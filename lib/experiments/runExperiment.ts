@@ -1,4 +1,3 @@
-import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
@@ -7,7 +6,7 @@ import { loadDataset } from "../data/loadDataset.js";
 import { createGroupedKFolds } from "../data/split.js";
 import type { LesionRecord } from "../data/types.js";
 import { computeRocAuc } from "../evaluate/metrics.js";
-import { buildTriageModel, exportTriageModel, makeTriageMetadata, type TriageMetadataFields } from "../export/triageModel.js";
+import { buildTriageModel, exportTriageModel, makeTriageMetadata, type TriageMetadataFields, type TriageThresholdProvenance } from "../export/triageModel.js";
 import { createEventWriter } from "../logging/eventWriter.js";
 import { listEventFiles } from "../logging/readLogDir.js";
 import { createTensorBoardCallback } from "../logging/tensorBoardCallback.js";
@@ -21,7 +20,7 @@ import { buildFineTunedTriageModel, fineTuneTopBlocks, type FineTuneOptions } fr
 import { formatEpochMetrics, trainHead, type EpochMetrics } from "../train/trainHead.js";
 import { normalizeDiagnosisCode } from "../train/diagnosisHead.js";
 import { chooseThresholdForSensitivity } from "../triage/triage.js";
-import { MelanomaLabError, UnknownNameError } from "../util/errors.js";
+import { UnknownNameError } from "../util/errors.js";
 import { findProjectRoot, resolveFeatureCacheDir } from "../util/paths.js";
 import {
   crossValidateHead,
@@ -38,15 +37,20 @@ import { createProgressBar } from "./progress.js";
 import { createLeaveOneSourceOutFolds } from "./sourceFolds.js";
 import { backfillTensorBoardEpochs, ExperimentCheckpoints, FINE_TUNE_STAGE } from "./experimentResume.js";
 import { computeWithinSourceRocAuc } from "../evaluate/sourceConfounding.js";
+import {
+  assertRunNameHoldsSameConfig,
+  computeDataFingerprint,
+  computeRunConfigHash,
+  EXPERIMENT_SPLITS,
+  ExperimentConfigError,
+  formatExperimentRunName,
+  resolveRunIdentity,
+  type ExperimentSplit,
+} from "./runIdentity.js";
+import { auditOutOfFoldThreshold } from "./thresholdAudit.js";
 
-/** Thrown for an experiment option that cannot be used. */
-export class ExperimentConfigError extends MelanomaLabError {}
-
-/** How folds are made: lesion-grouped stratified K-fold, or leave-one-source-out. */
-export type ExperimentSplit = "lesion" | "source";
-
-/** Valid values of {@link ExperimentSplit}. */
-export const EXPERIMENT_SPLITS: readonly ExperimentSplit[] = ["lesion", "source"];
+export { ExperimentConfigError, EXPERIMENT_SPLITS, computeDataFingerprint, formatExperimentRunName } from "./runIdentity.js";
+export type { ExperimentSplit } from "./runIdentity.js";
 
 /** Value of `schema` in every runs/<run>.json written by {@link runExperiment}. */
 export const EXPERIMENT_RUN_SCHEMA = "melanoma-lab/experiment-run@1";
@@ -81,7 +85,11 @@ export interface ExperimentOptions {
   target?: HeadTarget;
   /** Sensitivity the exported threshold reaches on the out-of-fold predictions. Default 0.9. */
   targetSensitivity?: number;
-  /** Name under runs/, logs/ and models/; default derived from the options (stable across reruns). */
+  /**
+   * Name under runs/, logs/ and models/; default derived from the options (stable across reruns,
+   * different for any other configuration: see formatExperimentRunName). A name whose files
+   * belong to another configuration is refused (ExperimentConfigError), never overwritten.
+   */
   runName?: string;
   /** Folder holding runs/, logs/, models/ and out/checkpoints/. Default the project root. */
   outputRoot?: string;
@@ -132,6 +140,8 @@ export interface JsonFoldSpread {
 export interface ExperimentRunSummary {
   schema: typeof EXPERIMENT_RUN_SCHEMA;
   runName: string;
+  /** computeRunConfigHash of the configuration (runs written before it existed have none). */
+  configHash?: string;
   createdAt: string;
   config: {
     dataDir: string;
@@ -172,9 +182,15 @@ export interface ExperimentRunSummary {
     outOfFoldRocAuc: number | null;
     /** Within-source ROC AUC of the pooled out-of-fold predictions. */
     outOfFoldWithinSourceRocAuc: number | null;
-    /** Threshold of the exported model, chosen on the out-of-fold predictions. */
-    threshold: { thresholdProb: number; sensitivity: number; specificity: number | null; targetSensitivity: number };
+    /**
+     * Threshold of the exported model, chosen on the pooled out-of-fold predictions, with how it
+     * was chosen and what it gives per fold and per source (runs written before the provenance
+     * existed have only thresholdProb, sensitivity, specificity and targetSensitivity).
+     */
+    threshold: { thresholdProb: number; sensitivity: number; specificity: number | null; targetSensitivity: number } & Partial<Omit<TriageThresholdProvenance, "sensitivity" | "specificity" | "targetSensitivity">>;
   };
+  /** Warnings about the run's results (e.g. a source below the target sensitivity at the threshold); absent in older runs. */
+  warnings?: string[];
   folds: ExperimentFoldSummary[];
   timings: {
     totalMs: number;
@@ -196,51 +212,6 @@ export interface ExperimentResult {
   runJsonPath: string;
   logDir: string;
   modelDir: string;
-}
-
-/**
- * sha256 (hex) of the sorted lines "imageId<TAB>label<TAB>file size in bytes": a cheap
- * fingerprint that changes when an image is added, removed, relabelled or replaced by a
- * different-sized file.
- *
- * @example computeDataFingerprint(dataset.records) // "3f1c…" (64 hex digits)
- */
-export function computeDataFingerprint(records: readonly LesionRecord[]): string {
-  const lines = records.map((r) => {
-    let bytes = -1;
-    try {
-      bytes = fs.statSync(r.imagePath).size;
-    } catch {
-      // A missing file still changes the fingerprint (size -1) rather than failing the run.
-    }
-    return `${r.imageId}\t${r.label}\t${bytes}`;
-  });
-  lines.sort();
-  return crypto.createHash("sha256").update(lines.join("\n")).digest("hex");
-}
-
-/**
- * The default run name: data folder, backbone, split, epochs and seed, e.g.
- * "ham10000-dev-mobilenet_v2-lesion5-e30-s42", so reruns of one configuration overwrite
- * each other and different ones do not; target "diagnosis" adds "-dx" (the default target adds
- * nothing, so older run names are unchanged).
- *
- * @example formatExperimentRunName({ dataDir: "/d/ham10000-dev", backboneName: "mobilenet_v2" }) // "ham10000-dev-mobilenet_v2-lesion5-e30-s42"
- * @example formatExperimentRunName({ dataDir: "/d/ham10000-dev", backboneName: "mobilenet_v2", target: "diagnosis" }) // "ham10000-dev-mobilenet_v2-lesion5-e30-s42-dx"
- */
-export function formatExperimentRunName(
-  options: Pick<ExperimentOptions, "dataDir" | "backboneName" | "alpha" | "epochs" | "fineTuneEpochs" | "seed" | "folds" | "split" | "target">,
-): string {
-  const split = options.split ?? "lesion";
-  const parts = [
-    path.basename(path.resolve(options.dataDir)),
-    options.backboneName.toLowerCase() + (options.alpha !== undefined ? `-a${options.alpha}` : ""),
-    split === "source" ? "loso" : `lesion${options.folds ?? 5}`,
-    `e${options.epochs ?? 30}` + (options.fineTuneEpochs ? `-ft${options.fineTuneEpochs}` : ""),
-    `s${options.seed ?? 42}`,
-    ...(options.target === "diagnosis" ? ["dx"] : []),
-  ];
-  return parts.join("-").replace(/[^A-Za-z0-9._-]/g, "_");
 }
 
 function countBy(values: readonly string[]): Record<string, number> {
@@ -355,13 +326,17 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const dataDir = path.resolve(options.dataDir);
   if (!fs.existsSync(dataDir)) throw new ExperimentConfigError(`dataDir: ${dataDir} does not exist (expected labels.csv + images/, or train/benign + train/malignant)`);
   const outputRoot = path.resolve(options.outputRoot ?? findProjectRoot());
-  const runName = options.runName ?? formatExperimentRunName({ ...options, backboneName, split, epochs, fineTuneEpochs, seed, folds: foldCount, target });
+  const nameOptions = { ...options, backboneName, split, epochs, fineTuneEpochs, unfreezeBlocks, seed, folds: foldCount, target, targetSensitivity };
+  const configHash = computeRunConfigHash(resolveRunIdentity(nameOptions));
+  const runName = options.runName ?? formatExperimentRunName(nameOptions);
   if (!/^[A-Za-z0-9._-]+$/.test(runName)) throw new ExperimentConfigError(`runName: ${JSON.stringify(runName)} may use only letters, digits, '.', '_' and '-'`);
   const logDir = path.join(outputRoot, "logs", runName);
   const modelDir = path.join(outputRoot, "models", runName);
   const runJsonPath = path.join(outputRoot, "runs", `${runName}.json`);
   const checkpoints = new ExperimentCheckpoints(path.join(outputRoot, "out", "checkpoints", runName));
   const featureCacheDir = options.featureCacheDir ?? resolveFeatureCacheDir();
+  // Before anything is deleted: this name's files must be this configuration's (or absent).
+  assertRunNameHoldsSameConfig({ runJsonPath, modelDir, runName, configHash });
 
   const backend = await selectBackend();
   log(describeBackend(backend));
@@ -547,6 +522,16 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     const outOfFoldRocAuc = hasBoth ? computeRocAuc(oofLabels, oofProbs) : NaN;
     const outOfFoldWithinSource = computeWithinSourceRocAuc(oofLabels, oofProbs, scored.map((i) => sources[i])).auc;
     const threshold = chooseThresholdForSensitivity(oofLabels, oofProbs, targetSensitivity);
+    const thresholdAudit = auditOutOfFoldThreshold({
+      labels,
+      outOfFoldProbs: cv.outOfFoldProbs,
+      sources,
+      folds,
+      thresholdProb: threshold.thresholdProb,
+      targetSensitivity,
+      splitDescription: split === "source" ? "leave-one-source-out" : `lesion-grouped ${folds.length}-fold`,
+    });
+    for (const warning of thresholdAudit.warnings) log(`warning: ${warning}`);
 
     const finalStarted = performance.now();
     if (resuming) backfillTensorBoardEpochs(path.join(logDir, "all"), checkpoints.readCheckpointHistory("all"), head.learningRate);
@@ -585,16 +570,24 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
       makeMetadata({
         thresholdProb: threshold.thresholdProb,
         backendName: backend.name,
-        validationMetrics: {
-          rocAucMean: cv.spread.rocAuc.mean,
-          rocAucSd: cv.spread.rocAuc.sd,
-          outOfFoldRocAuc,
-          sensitivity: threshold.sensitivity,
-          specificity: threshold.specificity,
-          images: scored.length,
+        // Cross-validation is the only evaluation an experiment has: no test block.
+        validation: {
+          description: thresholdAudit.scoredOn,
+          images: thresholdAudit.images,
+          malignant: thresholdAudit.malignant,
+          benign: thresholdAudit.benign,
+          metrics: {
+            rocAucMean: jsonNumber(cv.spread.rocAuc.mean),
+            rocAucSd: jsonNumber(cv.spread.rocAuc.sd),
+            outOfFoldRocAuc: jsonNumber(outOfFoldRocAuc),
+            sensitivity: threshold.sensitivity,
+            specificity: jsonNumber(threshold.specificity),
+          },
         },
+        threshold: thresholdAudit,
         notes: {
           run: runName,
+          configHash,
           split,
           folds: folds.length,
           seed,
@@ -627,6 +620,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     const summary: ExperimentRunSummary = {
       schema: EXPERIMENT_RUN_SCHEMA,
       runName,
+      configHash,
       createdAt: new Date().toISOString(),
       config: {
         dataDir: path.relative(findProjectRoot(), dataDir).startsWith("..") ? dataDir : path.relative(findProjectRoot(), dataDir) || ".",
@@ -658,8 +652,9 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
         withinSourceRocAuc: jsonSpread(cv.spread.withinSourceRocAuc),
         outOfFoldRocAuc: jsonNumber(outOfFoldRocAuc),
         outOfFoldWithinSourceRocAuc: jsonNumber(outOfFoldWithinSource),
-        threshold: { thresholdProb: threshold.thresholdProb, sensitivity: threshold.sensitivity, specificity: jsonNumber(threshold.specificity), targetSensitivity },
+        threshold: { ...thresholdAudit, thresholdProb: threshold.thresholdProb, sensitivity: threshold.sensitivity, specificity: jsonNumber(threshold.specificity), targetSensitivity },
       },
+      warnings: thresholdAudit.warnings,
       folds: cv.folds.map((f) => ({
         name: f.name,
         trainImages: f.trainImages,
