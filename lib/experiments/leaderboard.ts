@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { PlotlyFigure } from "../evaluate/charts.js";
 import { MelanomaLabError } from "../util/errors.js";
-import { EXPERIMENT_RUN_SCHEMA, type ExperimentRunSummary } from "./runExperiment.js";
+import { EXPERIMENT_RUN_SCHEMA, type ExperimentRunSummary } from "./runRecord.js";
 
 /** Thrown when the runs folder is missing or holds no experiment run. */
 export class LeaderboardError extends MelanomaLabError {}
