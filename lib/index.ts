@@ -130,7 +130,7 @@ export { CheckpointError, checkpointFolderName, computeValuesChecksum } from "./
 export type { CheckpointFingerprint, FineTuneCheckpointFingerprint } from "./train/checkpoints.js";
 export { createFsSaveHandler, saveLayersModelToDir, loadLayersModelFromDir, readModelArtifactsFromDir, ModelFileError, MODEL_JSON_FILE, WEIGHTS_BIN_FILE } from "./export/modelFiles.js";
 export { buildTriageModel, exportTriageModel, loadTriageModel, makeTriageMetadata, predictMalignantProbability, TriageModelError, METADATA_JSON_FILE } from "./export/triageModel.js";
-export type { TriageModelMetadata, TriageMetadataFields, LoadedTriageModel, ImagePrediction, EnsembleMemberMetadata } from "./export/triageModel.js";
+export type { TriageModelMetadata, TriageMetadataFields, LoadedTriageModel, ImagePrediction, EnsembleMemberMetadata, TriageMetricsBlock, TriageThresholdProvenance, ThresholdGroupCheck } from "./export/triageModel.js";
 export { buildEnsembleTriageModel, makeEnsembleTriageMetadata, ENSEMBLE_FEATURES_LAYER_NAME } from "./export/ensembleTriageModel.js";
 export { chooseThresholdForSensitivity, triageDecision, triageImage, ThresholdError } from "./triage/triage.js";
 export type { TriageResult, ThresholdChoice } from "./triage/triage.js";
@@ -166,8 +166,12 @@ export { createProgressBar, formatDurationSeconds } from "./experiments/progress
 export type { ProgressStream, ProgressBarOptions } from "./experiments/progress.js";
 export { runExperiment, computeDataFingerprint, formatExperimentRunName, ExperimentConfigError, EXPERIMENT_SPLITS, EXPERIMENT_RUN_SCHEMA } from "./experiments/runExperiment.js";
 export type { ExperimentOptions, ExperimentSplit, ExperimentRunSummary, ExperimentFoldSummary, ExperimentResult, JsonFoldSpread } from "./experiments/runExperiment.js";
-export { loadExperimentRuns, buildLeaderboardRows, formatLeaderboardTable, buildLeaderboardReportTable, buildLeaderboardFigure, LeaderboardError } from "./experiments/leaderboard.js";
-export type { LoadedExperimentRuns, LeaderboardRow } from "./experiments/leaderboard.js";
+export { resolveRunIdentity, computeRunConfigHash, runIdentityFromRecordedConfig, assertRunNameHoldsSameConfig } from "./experiments/runIdentity.js";
+export type { RunIdentityConfig, RunNameOptions, ExperimentHeadSettings } from "./experiments/runIdentity.js";
+export { auditOutOfFoldThreshold } from "./experiments/thresholdAudit.js";
+export type { OutOfFoldThresholdInput } from "./experiments/thresholdAudit.js";
+export { loadExperimentRuns, buildLeaderboardRows, buildLeaderboardSections, formatLeaderboardTable, buildLeaderboardReportTable, buildLeaderboardFigure, LeaderboardError, LEADERBOARD_EVALUATIONS } from "./experiments/leaderboard.js";
+export type { LoadedExperimentRuns, LeaderboardRow, LeaderboardSection, LeaderboardEvaluation } from "./experiments/leaderboard.js";
 export { readKerasH5Weights, loadKerasH5IntoModel, KerasH5FormatError, KerasH5MismatchError } from "./models/kerasH5.js";
 export type { KerasH5Weights, KerasH5Layer, KerasH5Weight, KerasH5LoadReport } from "./models/kerasH5.js";
 export { buildVgg16, loadVgg16Backbone, downloadFileOnce, VGG16_WEIGHTS_URL, VGG16_WEIGHTS_FILE_NAME, VGG16_PREPROCESSING } from "./models/vgg16.js";

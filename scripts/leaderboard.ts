@@ -5,7 +5,7 @@ import { findProjectRoot, MelanomaLabError, parseCliArgs, writeHtmlReport } from
 import {
   buildLeaderboardFigure,
   buildLeaderboardReportTable,
-  buildLeaderboardRows,
+  buildLeaderboardSections,
   formatLeaderboardTable,
   loadExperimentRuns,
   LeaderboardError,
@@ -19,14 +19,19 @@ function main(): void {
   const { runs, skipped } = loadExperimentRuns(runsDir);
   for (const s of skipped) console.log(`skipped ${path.relative(root, s.file)}: ${s.reason}`);
   if (runs.length === 0) throw new LeaderboardError(`no experiment runs in ${runsDir}; run \`npm run experiment -- --data <dir> --backbone <name>\` first`);
-  const rows = buildLeaderboardRows(runs);
-  console.log(formatLeaderboardTable(rows));
+  // K-fold and leave-one-source-out runs answer different questions: each is ranked on its own.
+  const sections = buildLeaderboardSections(runs);
+  console.log(sections.map((s) => `${s.heading}\n${formatLeaderboardTable(s.rows)}`).join("\n\n"));
+  const rows = sections.flatMap((s) => s.rows);
   if (new Set(rows.map((r) => r.dataFingerprint)).size > 1) console.log("note: the runs used different data (see the data column); compare like with like");
   writeHtmlReport(outPath, {
     title: "melanoma-lab leaderboard",
     sections: [
       { heading: "Cross-validated ROC AUC", figures: [buildLeaderboardFigure(runs)] },
-      { heading: "Runs", table: { ...buildLeaderboardReportTable(rows), caption: "spec@thr: specificity at the exported threshold (≥ 90% sensitivity on out-of-fold predictions)" } },
+      ...sections.map((s) => ({
+        heading: s.heading,
+        table: { ...buildLeaderboardReportTable(s.rows), caption: "spec@thr: specificity at the exported threshold (≥ target sensitivity on pooled out-of-fold predictions)" },
+      })),
     ],
   });
   console.log(`wrote ${path.relative(root, outPath)}`);

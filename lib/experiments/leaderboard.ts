@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { PlotlyFigure } from "../evaluate/charts.js";
 import { MelanomaLabError } from "../util/errors.js";
-import { EXPERIMENT_RUN_SCHEMA, type ExperimentRunSummary } from "./runExperiment.js";
+import { EXPERIMENT_RUN_SCHEMA, type ExperimentRunSummary } from "./runRecord.js";
 
 /** Thrown when the runs folder is missing or holds no experiment run. */
 export class LeaderboardError extends MelanomaLabError {}
@@ -14,9 +14,17 @@ export interface LoadedExperimentRuns {
   skipped: { file: string; reason: string }[];
 }
 
+/**
+ * How a run was evaluated. Lesion-grouped K-fold and leave-one-source-out answer different
+ * questions (unseen lesions vs an unseen clinic/device), so they are ranked separately.
+ */
+export type LeaderboardEvaluation = "k-fold" | "leave-one-source-out";
+
 /** One leaderboard line. */
 export interface LeaderboardRow {
+  /** Rank among the runs of the same `evaluation` (1 = best mean ROC AUC). */
   rank: number;
+  evaluation: LeaderboardEvaluation;
   runName: string;
   backbone: string;
   split: string;
@@ -64,14 +72,50 @@ export function loadExperimentRuns(runsDir: string): LoadedExperimentRuns {
   return { runs, skipped };
 }
 
+/** One ranking of the leaderboard: the runs of one evaluation kind. */
+export interface LeaderboardSection {
+  evaluation: LeaderboardEvaluation;
+  /** e.g. "Lesion-grouped k-fold (3 runs)". */
+  heading: string;
+  /** Best mean ROC AUC first, ranked 1… within this section. */
+  rows: LeaderboardRow[];
+}
+
+/** The leaderboard sections in display order. */
+export const LEADERBOARD_EVALUATIONS: readonly LeaderboardEvaluation[] = ["k-fold", "leave-one-source-out"];
+
+const evaluationOf = (r: ExperimentRunSummary): LeaderboardEvaluation => (r.config.split === "source" ? "leave-one-source-out" : "k-fold");
+
 /**
- * Leaderboard rows, best mean cross-validated ROC AUC first (runs without one last).
+ * Leaderboard rows: the k-fold runs, then the leave-one-source-out runs, each group ranked on
+ * its own by mean cross-validated ROC AUC (best first, runs without one last), so a k-fold run
+ * is never ranked against a leave-one-source-out one.
  *
- * @example buildLeaderboardRows(loadExperimentRuns("runs").runs)[0].runName
+ * @example buildLeaderboardRows(loadExperimentRuns("runs").runs).filter((r) => r.rank === 1) // the best of each kind
  */
 export function buildLeaderboardRows(runs: readonly ExperimentRunSummary[]): LeaderboardRow[] {
+  return buildLeaderboardSections(runs).flatMap((s) => s.rows);
+}
+
+/**
+ * The leaderboard as separate rankings, one per evaluation kind present (k-fold first, then
+ * leave-one-source-out); each ranked alone by mean cross-validated ROC AUC.
+ *
+ * @example for (const s of buildLeaderboardSections(runs)) console.log(s.heading + "\n" + formatLeaderboardTable(s.rows))
+ */
+export function buildLeaderboardSections(runs: readonly ExperimentRunSummary[]): LeaderboardSection[] {
+  return LEADERBOARD_EVALUATIONS.flatMap((evaluation) => {
+    const rows = rankRuns(runs.filter((r) => evaluationOf(r) === evaluation));
+    if (rows.length === 0) return [];
+    const kind = evaluation === "k-fold" ? "Lesion-grouped k-fold" : "Leave-one-source-out";
+    return [{ evaluation, heading: `${kind} (${rows.length} run${rows.length === 1 ? "" : "s"})`, rows }];
+  });
+}
+
+function rankRuns(runs: readonly ExperimentRunSummary[]): LeaderboardRow[] {
   const rows = runs.map((r) => ({
     rank: 0,
+    evaluation: evaluationOf(r),
     runName: r.runName,
     backbone: r.config.backbone + (r.config.alpha !== null && r.config.alpha !== undefined ? ` α${r.config.alpha}` : "") + (r.config.fineTuneEpochs > 0 ? ` +ft${r.config.fineTuneEpochs}` : "") +
       // Runs written before the target option have none: they trained on the label.
@@ -136,37 +180,51 @@ export function buildLeaderboardReportTable(rows: readonly LeaderboardRow[]): { 
 
 /**
  * A Plotly bar chart comparing runs: mean cross-validated ROC AUC with ± sd error bars, and
- * beside it the within-source ROC AUC, best run first. Show it in a notebook with showFigure.
+ * beside it the within-source ROC AUC, best run first, in one panel per evaluation kind
+ * (k-fold left, leave-one-source-out right when both are present: each ranked alone, never
+ * side by side on one axis). Show it in a notebook with showFigure.
  *
  * @example showFigure(buildLeaderboardFigure(loadExperimentRuns("runs").runs))
  */
 export function buildLeaderboardFigure(runs: readonly ExperimentRunSummary[]): PlotlyFigure {
   if (runs.length === 0) throw new LeaderboardError("no experiment runs to chart; run `npm run experiment` first");
-  const rows = buildLeaderboardRows(runs);
-  const x = rows.map((r) => r.runName);
-  const bar = (name: string, y: number[], sd: number[] | undefined, color: string) => ({
-    type: "bar",
-    name,
-    x,
-    y: y.map((v) => (Number.isNaN(v) ? null : v)),
-    error_y: sd ? { type: "data", array: sd.map((v) => (Number.isNaN(v) ? 0 : v)), visible: true } : undefined,
-    marker: { color },
-    hovertemplate: "%{x}<br>" + name + " %{y:.3f}<extra></extra>",
-  });
-  const withinSd = rows.map((r) => nan(runs.find((run) => run.runName === r.runName)!.metrics.withinSourceRocAuc.sd));
-  return {
-    data: [
-      bar("ROC AUC (mean ± sd over folds)", rows.map((r) => r.rocAucMean), rows.map((r) => r.rocAucSd), "#1f77b4"),
-      bar("within-source ROC AUC", rows.map((r) => r.withinSourceRocAucMean), withinSd, "#ff7f0e"),
-    ],
-    layout: {
-      title: { text: `Leaderboard: ${rows.length} run${rows.length === 1 ? "" : "s"}` },
-      barmode: "group",
-      xaxis: { title: { text: "run" }, automargin: true },
-      yaxis: { title: { text: "ROC AUC" }, range: [0, 1] },
-      shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: 0.5, y1: 0.5, line: { color: "#999999", dash: "dash" } }],
-      legend: { orientation: "h", y: -0.3 },
-      margin: { b: 120 },
-    },
+  const sections = buildLeaderboardSections(runs);
+  const gap = 0.08;
+  const width = (1 - gap * (sections.length - 1)) / sections.length;
+  const data: PlotlyFigure["data"] = [];
+  const layout: PlotlyFigure["layout"] = {
+    title: { text: `Leaderboard: ${sections.map((s) => s.heading.toLowerCase()).join("; ")}` },
+    barmode: "group",
+    legend: { orientation: "h", y: -0.3 },
+    margin: { b: 120 },
+    shapes: [],
   };
+  sections.forEach((section, i) => {
+    // Plotly names the first axes "x"/"y", the next "x2"/"y2", with layout keys xaxis, xaxis2, ….
+    const suffix = i === 0 ? "" : String(i + 1);
+    const x = section.rows.map((r) => r.runName);
+    const bar = (name: string, y: number[], sd: number[], color: string) => ({
+      type: "bar",
+      name,
+      x,
+      y: y.map((v) => (Number.isNaN(v) ? null : v)),
+      error_y: { type: "data", array: sd.map((v) => (Number.isNaN(v) ? 0 : v)), visible: true },
+      marker: { color },
+      xaxis: `x${suffix}`,
+      yaxis: `y${suffix}`,
+      legendgroup: name,
+      showlegend: i === 0,
+      hovertemplate: "%{x}<br>" + name + " %{y:.3f}<extra></extra>",
+    });
+    const withinSd = section.rows.map((r) => nan(runs.find((run) => run.runName === r.runName)!.metrics.withinSourceRocAuc.sd));
+    data.push(
+      bar("ROC AUC (mean ± sd over folds)", section.rows.map((r) => r.rocAucMean), section.rows.map((r) => r.rocAucSd), "#1f77b4"),
+      bar("within-source ROC AUC", section.rows.map((r) => r.withinSourceRocAucMean), withinSd, "#ff7f0e"),
+    );
+    const x0 = i * (width + gap);
+    layout[`xaxis${suffix}`] = { title: { text: section.heading }, domain: [x0, x0 + width], automargin: true, anchor: `y${suffix}` };
+    layout[`yaxis${suffix}`] = { title: { text: i === 0 ? "ROC AUC" : "" }, range: [0, 1], anchor: `x${suffix}` };
+    (layout.shapes as unknown[]).push({ type: "line", xref: "paper", x0, x1: x0 + width, yref: `y${suffix}`, y0: 0.5, y1: 0.5, line: { color: "#999999", dash: "dash" } });
+  });
+  return { data, layout };
 }

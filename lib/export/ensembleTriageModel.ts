@@ -67,7 +67,7 @@ export function buildEnsembleTriageModel(members: BackboneEnsemble | readonly Ba
  * weightsId, the summed featureDim, and the largest input size (with that member's
  * preprocessing), so formatVersion 1 stays readable.
  *
- * @example makeEnsembleTriageMetadata(ensemble, { thresholdProb: 0.3, validationMetrics: { rocAuc: 0.87 } })
+ * @example makeEnsembleTriageMetadata(ensemble, { thresholdProb: 0.3, validation: { description: "pooled out-of-fold predictions of 5 fold models", images: 800, metrics: { outOfFoldRocAuc: 0.87 } } })
  */
 export function makeEnsembleTriageMetadata(members: BackboneEnsemble | readonly Backbone[], fields: TriageMetadataFields): TriageModelMetadata {
   const ensemble = asEnsemble(members);

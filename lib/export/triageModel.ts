@@ -44,8 +44,22 @@ export interface TriageModelMetadata {
   resizePolicy: ResizePolicy;
   /** Probability of malignant at or above which an image is triaged "urgent". */
   thresholdProb: number;
-  /** Validation metrics at export (e.g. rocAuc, sensitivity, specificity, images). */
-  validationMetrics: Record<string, number>;
+  /**
+   * Metrics on the images the threshold (and model choice) were tuned on: a validation split, or
+   * the pooled out-of-fold predictions of cross-validation (see `description`). Absent when none.
+   */
+  validation?: TriageMetricsBlock;
+  /** Metrics on held-out test images never used for training or tuning. Absent when none. */
+  test?: TriageMetricsBlock;
+  /** How `thresholdProb` was chosen and what it gave per fold and per source. Absent when not recorded. */
+  threshold?: TriageThresholdProvenance;
+  /**
+   * Read-only back-compat: files written before `validation`/`test` existed hold their metrics
+   * here, and they were not always validation metrics (the notebooks stored test-set AUC,
+   * sensitivity and specificity; experiments pooled out-of-fold ones). Never written any more.
+   * @deprecated read `validation` / `test`.
+   */
+  validationMetrics?: Record<string, number>;
   backboneName: string;
   backboneWeightsId: string;
   featureLayerName: string;
@@ -61,6 +75,59 @@ export interface TriageModelMetadata {
    * single-backbone model, whose one input is inputSizePx with `preprocessing`).
    */
   ensembleMembers?: EnsembleMemberMetadata[];
+}
+
+/**
+ * Metrics of an exported model on one set of images, with the counts they came from, e.g.
+ * `{ description: "held-out test split", images: 200, malignant: 38, benign: 162, metrics: { rocAuc: 0.86, sensitivity: 0.9, specificity: 0.61 } }`.
+ */
+export interface TriageMetricsBlock {
+  /** Which images and how they were scored. */
+  description: string;
+  images: number;
+  /** Malignant images among them (absent when not known). */
+  malignant?: number;
+  /** Benign images among them (absent when not known). */
+  benign?: number;
+  /** Metric values (rates in [0, 1]; sensitivity/specificity at `thresholdProb`); null where undefined. */
+  metrics: Record<string, number | null>;
+}
+
+/** Sensitivity and specificity at the exported threshold on one group of scored images (a fold, a source). */
+export interface ThresholdGroupCheck {
+  /** Fold name ("fold-1", "source-clinicA") or source name. */
+  name: string;
+  images: number;
+  malignant: number;
+  benign: number;
+  /** Malignant images scored ≥ threshold / malignant; null without malignant images. */
+  sensitivity: number | null;
+  /** Benign images scored < threshold / benign; null without benign images. */
+  specificity: number | null;
+}
+
+/** How an exported threshold was chosen, and how it holds up per fold and per source. */
+export interface TriageThresholdProvenance {
+  /** Rule used, e.g. "highest threshold with sensitivity ≥ target". */
+  method: string;
+  targetSensitivity: number;
+  /** Which scores the threshold was chosen on, e.g. "pooled out-of-fold predictions of 5 fold models (lesion-grouped 5-fold)". */
+  scoredOn: string;
+  /** Scored images the threshold was chosen on, and their classes. */
+  images: number;
+  malignant: number;
+  benign: number;
+  /** Pooled sensitivity and specificity at the threshold (specificity null without benign images). */
+  sensitivity: number;
+  specificity: number | null;
+  /** At the threshold, per cross-validation fold (each fold's own model's out-of-fold scores). */
+  perFold: ThresholdGroupCheck[];
+  /** At the threshold, per image source ("unknown" for images without one). */
+  perSource: ThresholdGroupCheck[];
+  /** The source with the lowest sensitivity (null when no source has malignant images). */
+  worstSource: ThresholdGroupCheck | null;
+  /** One line per source whose sensitivity at the threshold is below the target. */
+  warnings: string[];
 }
 
 /** A triage model loaded from disk, ready for {@link predictMalignantProbability}. */
@@ -99,7 +166,12 @@ export function buildTriageModel(backbone: Backbone, head: tf.LayersModel): tf.L
 /** What {@link makeTriageMetadata} (and makeEnsembleTriageMetadata) take besides the backbone(s). */
 export interface TriageMetadataFields {
   thresholdProb: number;
-  validationMetrics: Record<string, number>;
+  /** Metrics on the images the threshold was tuned on (validation split or out-of-fold predictions). */
+  validation?: TriageMetricsBlock;
+  /** Metrics on held-out test images. */
+  test?: TriageMetricsBlock;
+  /** How the threshold was chosen (see {@link TriageThresholdProvenance}). */
+  threshold?: TriageThresholdProvenance;
   resizePolicy?: ResizePolicy;
   /** Backend name to record (e.g. selectBackend()'s "wasm"); default tf.getBackend(). */
   backendName?: string;
@@ -110,7 +182,7 @@ export interface TriageMetadataFields {
  * Metadata for {@link exportTriageModel} from a backbone, filling labels, sizes, timestamps and
  * the current backend.
  *
- * @example makeTriageMetadata(backbone, { thresholdProb: 0.31, validationMetrics: { rocAuc: 0.84 } })
+ * @example makeTriageMetadata(backbone, { thresholdProb: 0.31, validation: { description: "validation split", images: 120, metrics: { rocAuc: 0.84 } } })
  */
 export function makeTriageMetadata(backbone: Backbone, fields: TriageMetadataFields): TriageModelMetadata {
   return {
@@ -120,7 +192,9 @@ export function makeTriageMetadata(backbone: Backbone, fields: TriageMetadataFie
     preprocessing: backbone.preprocessing,
     resizePolicy: fields.resizePolicy ?? "center-crop",
     thresholdProb: fields.thresholdProb,
-    validationMetrics: fields.validationMetrics,
+    ...(fields.validation ? { validation: fields.validation } : {}),
+    ...(fields.test ? { test: fields.test } : {}),
+    ...(fields.threshold ? { threshold: fields.threshold } : {}),
     backboneName: backbone.name,
     backboneWeightsId: backbone.weightsId,
     featureLayerName: backbone.featureLayerName,
@@ -134,7 +208,7 @@ export function makeTriageMetadata(backbone: Backbone, fields: TriageMetadataFie
 /**
  * Writes `model.json`, `weights.bin` and `metadata.json` into `dir` (created if needed).
  *
- * @example await exportTriageModel("out/triage", triage, makeTriageMetadata(backbone, { thresholdProb: 0.3, validationMetrics: { rocAuc: 0.85 } }));
+ * @example await exportTriageModel("out/triage", triage, makeTriageMetadata(backbone, { thresholdProb: 0.3, test: { description: "held-out test split", images: 200, metrics: { rocAuc: 0.85 } } }));
  */
 export async function exportTriageModel(dir: string, model: tf.LayersModel, metadata: TriageModelMetadata): Promise<{ dir: string; bytes: number }> {
   if (!(metadata.thresholdProb >= 0 && metadata.thresholdProb <= 1)) {
@@ -149,7 +223,8 @@ export async function exportTriageModel(dir: string, model: tf.LayersModel, meta
 
 /**
  * Loads an exported triage model folder (model.json + weights.bin + metadata.json) with node:fs.
- * Throws {@link ModelFileError} naming the missing or invalid file.
+ * Throws {@link ModelFileError} naming the missing or invalid file. Older metadata.json files
+ * (metrics under `validationMetrics`, no `validation`/`test`) still load, as they are.
  *
  * @example const triage = await loadTriageModel("out/triage");
  */

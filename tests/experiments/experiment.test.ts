@@ -11,7 +11,7 @@ import {
   readLogDir,
   selectBackend,
 } from "../../lib/index.js";
-import { runExperiment, EXPERIMENT_RUN_SCHEMA, computeDataFingerprint, type ExperimentResult } from "../../lib/experiments/runExperiment.js";
+import { runExperiment, EXPERIMENT_RUN_SCHEMA, computeDataFingerprint, ExperimentConfigError, type ExperimentResult } from "../../lib/experiments/runExperiment.js";
 import { buildLeaderboardFigure, buildLeaderboardRows, formatLeaderboardTable, loadExperimentRuns } from "../../lib/experiments/leaderboard.js";
 
 let workDir: string;
@@ -19,6 +19,9 @@ let dataDir: string;
 let result: ExperimentResult;
 let tensorsBefore = 0;
 let tensorsAfter = 0;
+let linearHead: ExperimentResult;
+let clash: unknown;
+let firstFilesBefore: string[];
 
 beforeAll(async () => {
   workDir = fs.mkdtempSync(path.join(os.tmpdir(), "melanoma-experiment-"));
@@ -38,14 +41,27 @@ beforeAll(async () => {
     log: () => {},
   });
   tensorsAfter = tf.memory().numTensors;
-}, 120_000);
+  const same = { dataDir, backboneName: "mobilenet_v2", epochs: 2, folds: 2, seed: 3, outputRoot: workDir, featureCacheDir: path.join(workDir, "cache"), progress: "quiet" as const, log: () => {} };
+  firstFilesBefore = listRunFiles(result);
+  // Same options but a linear head: a different configuration, so a different run (features are cached).
+  linearHead = await runExperiment({ ...same, head: { hiddenUnits: 0 } });
+  // An explicit name that holds the first run's files, with another dropout: refused before anything is deleted.
+  clash = await runExperiment({ ...same, head: { dropoutRate: 0.5 }, runName: path.basename(result.runJsonPath, ".json") }).catch((e: unknown) => e);
+}, 180_000);
+
+/** Every file of a run (run JSON, logs, model), with sizes, to see that nothing was removed or replaced. */
+function listRunFiles(r: ExperimentResult): string[] {
+  const walk = (p: string): string[] => (fs.statSync(p).isDirectory() ? fs.readdirSync(p).flatMap((f) => walk(path.join(p, f))) : [`${p} ${fs.statSync(p).size} ${fs.statSync(p).mtimeMs}`]);
+  return [r.runJsonPath, r.logDir, r.modelDir].flatMap(walk).sort();
+}
 
 afterAll(() => fs.rmSync(workDir, { recursive: true, force: true }));
 
 describe("runExperiment on a 40-image synthetic dataset (2 folds, 2 epochs)", () => {
   it("writes runs/<run>.json with config, backend, data fingerprint, fold spread and timings", () => {
     const { summary, runJsonPath } = result;
-    expect(runJsonPath).toBe(path.join(workDir, "runs", "data-mobilenet_v2-lesion2-e2-s3.json"));
+    expect(path.dirname(runJsonPath)).toBe(path.join(workDir, "runs"));
+    expect(path.basename(runJsonPath)).toMatch(/^data-mobilenet_v2-lesion2-e2-s3-[0-9a-f]{8}\.json$/);
     const onDisk = JSON.parse(fs.readFileSync(runJsonPath, "utf8"));
     expect(onDisk).toEqual(JSON.parse(JSON.stringify(summary)));
     expect(onDisk.schema).toBe(EXPERIMENT_RUN_SCHEMA);
@@ -114,18 +130,75 @@ describe("runExperiment on a 40-image synthetic dataset (2 folds, 2 epochs)", ()
     fs.writeFileSync(path.join(runsDir, "other-run.json"), JSON.stringify(second));
     fs.writeFileSync(path.join(runsDir, "quality-x.json"), JSON.stringify({ kind: "quality-benchmark" }));
     const { runs, skipped } = loadExperimentRuns(runsDir);
-    expect(runs.map((r) => r.runName).sort()).toEqual(["data-mobilenet_v2-lesion2-e2-s3", "other-run"]);
+    const first = result.summary.runName;
+    expect(runs.map((r) => r.runName).sort()).toEqual([first, linearHead.summary.runName, "other-run"].sort());
     expect(skipped.map((s) => path.basename(s.file))).toEqual(["quality-x.json"]);
-    const rows = buildLeaderboardRows(runs);
-    expect(rows.map((r) => r.runName)).toEqual(["other-run", "data-mobilenet_v2-lesion2-e2-s3"]);
+    const rows = buildLeaderboardRows(runs.filter((r) => r.runName !== linearHead.summary.runName));
+    expect(rows.map((r) => r.runName)).toEqual(["other-run", first]);
     const table = formatLeaderboardTable(rows).split("\n");
     expect(table).toHaveLength(4);
     expect(table[2]).toMatch(/^1 {2}other-run .* 0\.990 ± 0\.010 /);
     expect(table[3]).toContain(`${result.summary.metrics.rocAuc.mean!.toFixed(3)} ± ${result.summary.metrics.rocAuc.sd!.toFixed(3)}`);
-    const fig = buildLeaderboardFigure(runs);
+    const fig = buildLeaderboardFigure(runs.filter((r) => r.runName !== linearHead.summary.runName));
     expect(fig.data).toHaveLength(2);
-    expect(fig.data[0].x).toEqual(["other-run", "data-mobilenet_v2-lesion2-e2-s3"]);
+    expect(fig.data[0].x).toEqual(["other-run", first]);
     expect(fig.data[0].y).toEqual([0.99, result.summary.metrics.rocAuc.mean]);
     expect((fig.data[0].error_y as { array: number[] }).array).toEqual([0.01, result.summary.metrics.rocAuc.sd]);
+  });
+
+  it("runs differing only in the head get different names, and the second leaves the first's files alone", () => {
+    expect(linearHead.summary.runName).not.toBe(result.summary.runName);
+    expect(linearHead.summary.config.head.hiddenUnits).toBe(0);
+    expect(linearHead.summary.configHash).not.toBe(result.summary.configHash);
+    expect(listRunFiles(result)).toEqual(firstFilesBefore);
+    expect(JSON.parse(fs.readFileSync(result.runJsonPath, "utf8")).config.head.hiddenUnits).toBe(128);
+  });
+
+  it("refuses an explicit run name that holds another configuration's files, deleting nothing", () => {
+    expect(clash).toBeInstanceOf(ExperimentConfigError);
+    expect((clash as Error).message).toContain(`configuration ${result.summary.configHash}`);
+    expect(listRunFiles(result)).toEqual(firstFilesBefore);
+  });
+
+  it("records the threshold's provenance and its per-fold and per-source sensitivity/specificity in the run JSON and metadata.json", () => {
+    const { summary } = result;
+    const t = summary.metrics.threshold;
+    expect(t.method).toBe("highest threshold with sensitivity ≥ target");
+    expect(t.scoredOn).toMatch(/^pooled out-of-fold predictions of 2 fold models \(lesion-grouped 2-fold\)/);
+    expect(t.perFold!.map((f) => f.name)).toEqual(["fold-1", "fold-2"]);
+    // Each fold's counts are its validation images; the per-fold and per-source counts add up to the pooled ones.
+    expect(t.perFold!.map((f) => f.images)).toEqual(summary.folds.map((f) => f.validationImages));
+    expect(t.perFold!.map((f) => f.malignant)).toEqual(summary.folds.map((f) => f.validationPositives));
+    const sum = (xs: { malignant: number }[]) => xs.reduce((n, x) => n + x.malignant, 0);
+    expect(sum(t.perFold!)).toBe(summary.data.malignant);
+    expect(sum(t.perSource!)).toBe(summary.data.malignant);
+    expect(t.perSource!.map((s) => s.name)).toEqual(Object.keys(summary.data.sources));
+    // Pooled sensitivity = malignant caught over all folds / all malignant.
+    const caught = t.perFold!.reduce((n, f) => n + Math.round(f.sensitivity! * f.malignant), 0);
+    expect(t.sensitivity).toBeCloseTo(caught / summary.data.malignant, 12);
+    const worst = Math.min(...t.perSource!.flatMap((s) => (s.sensitivity === null ? [] : [s.sensitivity])));
+    expect(t.worstSource!.sensitivity).toBe(worst);
+    const below = t.perSource!.filter((s) => s.sensitivity !== null && s.sensitivity < 0.9);
+    expect(summary.warnings).toHaveLength(below.length);
+    expect(t.warnings).toEqual(summary.warnings);
+
+    const metadata = JSON.parse(fs.readFileSync(path.join(result.modelDir, "metadata.json"), "utf8"));
+    expect(metadata.threshold).toEqual(JSON.parse(JSON.stringify({ ...t, thresholdProb: undefined, specificity: t.specificity })));
+    expect(metadata.notes.configHash).toBe(summary.configHash);
+  });
+
+  it("files the out-of-fold metrics under validation with counts, no test block and no validationMetrics", () => {
+    const metadata = JSON.parse(fs.readFileSync(path.join(result.modelDir, "metadata.json"), "utf8"));
+    expect(metadata).not.toHaveProperty("validationMetrics");
+    expect(metadata).not.toHaveProperty("test");
+    expect(metadata.validation).toMatchObject({ images: 40, malignant: result.summary.data.malignant, benign: result.summary.data.benign });
+    expect(metadata.validation.description).toMatch(/^pooled out-of-fold predictions of 2 fold models/);
+    expect(metadata.validation.metrics).toEqual({
+      rocAucMean: result.summary.metrics.rocAuc.mean,
+      rocAucSd: result.summary.metrics.rocAuc.sd,
+      outOfFoldRocAuc: result.summary.metrics.outOfFoldRocAuc,
+      sensitivity: result.summary.metrics.threshold.sensitivity,
+      specificity: result.summary.metrics.threshold.specificity,
+    });
   });
 });

@@ -33,8 +33,8 @@ afterAll(() => fs.rmSync(workDir, { recursive: true, force: true }));
 
 describe("runExperiment with target diagnosis (40 synthetic images, 2 folds, 2 epochs)", () => {
   it("names the run -dx and records the target, the malignant diagnoses and the classes", () => {
-    expect(formatExperimentRunName({ dataDir, backboneName: "mobilenet_v2", epochs: 2, folds: 2, seed: 3 })).toBe("data-mobilenet_v2-lesion2-e2-s3");
-    expect(result.runJsonPath).toBe(path.join(workDir, "runs", "data-mobilenet_v2-lesion2-e2-s3-dx.json"));
+    expect(formatExperimentRunName({ dataDir, backboneName: "mobilenet_v2", epochs: 2, folds: 2, seed: 3 })).toMatch(/^data-mobilenet_v2-lesion2-e2-s3-[0-9a-f]{8}$/);
+    expect(path.relative(workDir, result.runJsonPath)).toMatch(/^runs\/data-mobilenet_v2-lesion2-e2-s3-dx-[0-9a-f]{8}\.json$/);
     const onDisk = JSON.parse(fs.readFileSync(result.runJsonPath, "utf8"));
     expect(onDisk.config).toMatchObject({ target: "diagnosis", malignantDiagnoses: ["mel"], diagnosisClasses: ["mel", "nv"], epochs: 2, folds: 2 });
     expect(onDisk.folds).toHaveLength(2);
@@ -44,7 +44,7 @@ describe("runExperiment with target diagnosis (40 synthetic images, 2 folds, 2 e
 
   it("the leaderboard tells the diagnosis head apart from a label head of the same backbone", () => {
     const rows = buildLeaderboardRows(loadExperimentRuns(path.join(workDir, "runs")).runs);
-    expect(rows.find((r) => r.runName.endsWith("-dx"))!.backbone).toBe("mobilenet_v2 (dx head)");
+    expect(rows.find((r) => /-dx-[0-9a-f]{8}$/.test(r.runName))!.backbone).toBe("mobilenet_v2 (dx head)");
   });
 
   it("exports a P(malignant) triage model ending in the frozen sum layer, with the target in its notes", async () => {
@@ -70,7 +70,7 @@ describe("runExperiment with target diagnosis (40 synthetic images, 2 folds, 2 e
       outputRoot: workDir, featureCacheDir: path.join(workDir, "cache-ft", "features"), ...quiet,
     });
     expect(tf.memory().numTensors).toBe(before);
-    expect(summary.runName).toBe("small-mobilenet_v2-lesion2-e1-ft1-s5-dx");
+    expect(summary.runName).toMatch(/^small-mobilenet_v2-lesion2-e1-ft1-s5-dx-[0-9a-f]{8}$/);
     const loaded = await loadTriageModel(modelDir);
     expect(loaded.metadata.notes).toMatchObject({ target: "diagnosis" });
     expect(Array.from(loaded.model.getLayer(DIAGNOSIS_HEAD_LAYERS.malignantSum).getWeights()[0].dataSync())).toEqual([1, 0]);

@@ -44,7 +44,7 @@ describe("runExperiment with a backbone ensemble (mobilenet_v2 + mobilenet_v1 α
   requireSharedPathInEachTest("weights/mobilenet_v1_0.25_224");
   it("cross-validates one head on both backbones' features and records the canonical spec", () => {
     const onDisk = JSON.parse(fs.readFileSync(result.runJsonPath, "utf8"));
-    expect(path.basename(result.runJsonPath)).toBe("data-mobilenet_v2_mobilenet_v1_0.25-lesion2-e2-s3.json");
+    expect(path.basename(result.runJsonPath)).toMatch(/^data-mobilenet_v2_mobilenet_v1_0\.25-lesion2-e2-s3-[0-9a-f]{8}\.json$/);
     expect(onDisk.config).toMatchObject({ backbone: "mobilenet_v2+mobilenet_v1@0.25", alpha: null, epochs: 2, folds: 2 });
     expect(onDisk.folds).toHaveLength(2);
     expect(onDisk.metrics.rocAuc.n).toBe(2);

@@ -31,7 +31,7 @@ describe("runExperiment --fine-tune 1 on 24 synthetic images (2 folds, 1 head ep
     });
     expect(tf.memory().numTensors).toBe(before);
     expect(summary.config.fineTuneEpochs).toBe(1);
-    expect(summary.runName).toBe("data-mobilenet_v2-lesion2-e1-ft1-s5");
+    expect(summary.runName).toMatch(/^data-mobilenet_v2-lesion2-e1-ft1-s5-[0-9a-f]{8}$/);
     // One compact line per fine-tuning epoch: two folds and the final model.
     expect(epochLines.filter((l) => / fine-tune 1\/1: /.test(l))).toHaveLength(3);
     expect(summary.folds.every((f) => f.rocAuc === null || (f.rocAuc >= 0 && f.rocAuc <= 1))).toBe(true);

@@ -85,7 +85,7 @@ describe("ensemble triage model: build → export → load → score (tiny real 
     const ensemble = createBackboneEnsemble(members);
     const triage = buildEnsembleTriageModel(ensemble, head);
     const out = path.join(dir, "triage");
-    const metadata = makeEnsembleTriageMetadata(ensemble, { thresholdProb: 0.4, validationMetrics: { rocAuc: 0.7 }, notes: { data: "random" } });
+    const metadata = makeEnsembleTriageMetadata(ensemble, { thresholdProb: 0.4, validation: { description: "random", images: 0, metrics: { rocAuc: 0.7 } }, notes: { data: "random" } });
     await exportTriageModel(out, triage, metadata);
     expect(fs.readdirSync(out).sort()).toEqual(["metadata.json", "model.json", "weights.bin"]);
     const saved = JSON.parse(fs.readFileSync(path.join(out, METADATA_JSON_FILE), "utf8")) as TriageModelMetadata;
@@ -141,7 +141,7 @@ describe("ensemble triage model: build → export → load → score (tiny real 
     const ensemble = createBackboneEnsemble(members);
     const triage = buildEnsembleTriageModel(ensemble, head);
     const out = path.join(dir, "mismatch");
-    const metadata = makeEnsembleTriageMetadata(ensemble, { thresholdProb: 0.5, validationMetrics: {} });
+    const metadata = makeEnsembleTriageMetadata(ensemble, { thresholdProb: 0.5 });
     await exportTriageModel(out, triage, metadata);
     const metaPath = path.join(out, METADATA_JSON_FILE);
     const rewrite = (change: (m: TriageModelMetadata) => void) => {
@@ -176,19 +176,19 @@ describe("ensemble triage model: build → export → load → score (tiny real 
     });
     await expect(loadTriageModel(out)).rejects.toThrow(/describes a single-backbone model, expecting 1 model input\(s\), but model triage_ensemble has 3/);
     // The same check guards export: single-backbone metadata cannot be written for an ensemble.
-    await expect(exportTriageModel(path.join(dir, "never"), triage, makeTriageMetadata(members[0], { thresholdProb: 0.5, validationMetrics: {} }))).rejects.toThrow(
+    await expect(exportTriageModel(path.join(dir, "never"), triage, makeTriageMetadata(members[0], { thresholdProb: 0.5 }))).rejects.toThrow(
       /^metadata describes a single-backbone model/,
     );
     expect(fs.existsSync(path.join(dir, "never"))).toBe(false);
     // And scoring an in-memory pair that does not match.
-    await expect(predictMalignantProbability({ model: triage, metadata: makeTriageMetadata(members[0], { thresholdProb: 0.5, validationMetrics: {} }), dir: "" }, files)).rejects.toThrow(
+    await expect(predictMalignantProbability({ model: triage, metadata: makeTriageMetadata(members[0], { thresholdProb: 0.5 }), dir: "" }, files)).rejects.toThrow(
       TriageModelError,
     );
   });
 
   it("single-backbone metadata still checks the input size", async () => {
     const single = buildTriageModel(members[1], buildSeededHead(3, 9));
-    const metadata = { ...makeTriageMetadata(members[1], { thresholdProb: 0.5, validationMetrics: {} }), inputSizePx: 32 };
+    const metadata = { ...makeTriageMetadata(members[1], { thresholdProb: 0.5 }), inputSizePx: 32 };
     await expect(exportTriageModel(path.join(dir, "single"), single, metadata)).rejects.toThrow(
       /backbone tiny_b has inputSizePx 32, but model input 0 \(tiny_b_input.*\) is \[null,40,40,3\]/,
     );
@@ -228,7 +228,7 @@ describe("ensemble triage model with real backbones (mobilenet_v2 + mobilenet_v1
       expect(features.featureDim).toBe(1536);
       const expected = predictHead(head, features.features, features.rows);
       const out = path.join(dir, "triage");
-      const { bytes } = await exportTriageModel(out, buildEnsembleTriageModel(ensemble, head), makeEnsembleTriageMetadata(ensemble, { thresholdProb: 0.5, validationMetrics: {} }));
+      const { bytes } = await exportTriageModel(out, buildEnsembleTriageModel(ensemble, head), makeEnsembleTriageMetadata(ensemble, { thresholdProb: 0.5 }));
       console.log(`exported ensemble triage model: ${(bytes / 1e6).toFixed(2)} MB`);
       const loaded = await loadTriageModel(out);
       expect(loaded.metadata.ensembleMembers!.map((m) => m.backboneName)).toEqual(["mobilenet_v2", "mobilenet_v1@0.25"]);

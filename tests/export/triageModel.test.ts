@@ -45,13 +45,21 @@ describe("triage model export → load round trip (mobilenet_v2 + trained head)"
     const triage = buildTriageModel(backbone, head);
     expect(triage.outputs[0].shape).toEqual([null, 1]);
     const dir = path.join(tmp, "triage");
-    const metadata = makeTriageMetadata(backbone, { thresholdProb: 0.42, validationMetrics: { rocAuc: 0.5, images: 3 } });
+    const metadata = makeTriageMetadata(backbone, {
+      thresholdProb: 0.42,
+      validation: { description: "validation split", images: 3, malignant: 1, benign: 2, metrics: { rocAuc: 0.5 } },
+      test: { description: "held-out test split", images: 4, malignant: 2, benign: 2, metrics: { rocAuc: 0.75, sensitivity: 0.5, specificity: 1 } },
+    });
     const { bytes } = await exportTriageModel(dir, triage, metadata);
     expect(fs.readdirSync(dir).sort()).toEqual(["metadata.json", "model.json", "weights.bin"]);
     console.log(`exported triage model: ${(bytes / 1e6).toFixed(2)} MB`);
     const saved = JSON.parse(fs.readFileSync(path.join(dir, "metadata.json"), "utf8"));
     expect(saved).toMatchObject({ labels: ["benign", "malignant"], inputSizePx: 224, thresholdProb: 0.42, backboneName: "mobilenet_v2", resizePolicy: "center-crop", backend: tf.getBackend() });
     expect(saved.preprocessing).toEqual(backbone.preprocessing);
+    // Validation and test metrics are filed apart, each with its counts; nothing under the old name.
+    expect(saved.validation).toEqual({ description: "validation split", images: 3, malignant: 1, benign: 2, metrics: { rocAuc: 0.5 } });
+    expect(saved.test).toEqual({ description: "held-out test split", images: 4, malignant: 2, benign: 2, metrics: { rocAuc: 0.75, sensitivity: 0.5, specificity: 1 } });
+    expect(saved).not.toHaveProperty("validationMetrics");
 
     const loaded = await loadTriageModel(dir);
     const before = tf.memory().numTensors;
@@ -80,7 +88,7 @@ describe("triage model export → load round trip (mobilenet_v2 + trained head)"
 
   it("names the missing file when a folder is incomplete", async () => {
     const dir = path.join(tmp, "incomplete");
-    await exportTriageModel(dir, buildTriageModel(backbone, head), makeTriageMetadata(backbone, { thresholdProb: 0.5, validationMetrics: {} }));
+    await exportTriageModel(dir, buildTriageModel(backbone, head), makeTriageMetadata(backbone, { thresholdProb: 0.5, }));
     fs.rmSync(path.join(dir, "weights.bin"));
     await expect(loadTriageModel(dir)).rejects.toThrow(ModelFileError);
     await expect(loadTriageModel(dir)).rejects.toThrow(/weights\.bin: missing/);
@@ -94,7 +102,7 @@ describe("triage model export → load round trip (mobilenet_v2 + trained head)"
     expect(() => buildTriageModel(backbone, wrong)).toThrow(TriageModelError);
     expect(() => buildTriageModel(backbone, wrong)).toThrow(/expected \[null, 1280\]/);
     await expect(
-      exportTriageModel(path.join(tmp, "x"), buildTriageModel(backbone, head), makeTriageMetadata(backbone, { thresholdProb: 1.5, validationMetrics: {} })),
+      exportTriageModel(path.join(tmp, "x"), buildTriageModel(backbone, head), makeTriageMetadata(backbone, { thresholdProb: 1.5, })),
     ).rejects.toThrow(/thresholdProb: received 1.5/);
     wrong.dispose();
   });

@@ -89,9 +89,9 @@ describe("fineTuneTopBlocks (MobileNetV2 on a tiny HAM10000 subset)", () => {
   it("before any real update reproduces the frozen pipeline's probabilities, and rejects a head of the wrong width", async () => {
     const ft = await fineTuneTopBlocks(backbone, head, train, validation, { unfreezeBlocks: 2, epochs: 1, learningRate: 1e-12, batchSize: 8, seed: 2, cacheDir: sharedCacheDir });
     const frozen = buildTriageModel(backbone, head);
-    const viaFrozen = (await predictMalignantProbability({ model: frozen, metadata: makeTriageMetadata(backbone, { thresholdProb: 0.5, validationMetrics: {} }), dir: "" }, validation.map((r) => r.imagePath))).map((p) => ("probability" in p ? p.probability : NaN));
+    const viaFrozen = (await predictMalignantProbability({ model: frozen, metadata: makeTriageMetadata(backbone, { thresholdProb: 0.5 }), dir: "" }, validation.map((r) => r.imagePath))).map((p) => ("probability" in p ? p.probability : NaN));
     const assembled = await buildFineTunedTriageModel(backbone, ft.head);
-    const viaAssembled = (await predictMalignantProbability({ model: assembled, metadata: makeTriageMetadata(backbone, { thresholdProb: 0.5, validationMetrics: {} }), dir: "" }, validation.map((r) => r.imagePath))).map((p) => ("probability" in p ? p.probability : NaN));
+    const viaAssembled = (await predictMalignantProbability({ model: assembled, metadata: makeTriageMetadata(backbone, { thresholdProb: 0.5 }), dir: "" }, validation.map((r) => r.imagePath))).map((p) => ("probability" in p ? p.probability : NaN));
     expect(maxAbsDifference(viaAssembled, viaFrozen)).toBeLessThan(1e-4);
     expect(new Set(viaFrozen.map((p) => p.toFixed(4))).size).toBeGreaterThan(1);
     assembled.dispose();
@@ -156,7 +156,7 @@ describe("fineTuneTopBlocks (MobileNetV2 on a tiny HAM10000 subset)", () => {
     // Full image → probability model: exported and reloaded, it agrees with the fine-tuned top on cached activations.
     const assembled = await buildFineTunedTriageModel(backbone, a.head);
     const exportDir = path.join(cacheDir, "model");
-    await exportTriageModel(exportDir, assembled, makeTriageMetadata(backbone, { thresholdProb: 0.5, validationMetrics: {}, notes: { fineTunedBlocks: 1 } }));
+    await exportTriageModel(exportDir, assembled, makeTriageMetadata(backbone, { thresholdProb: 0.5, notes: { fineTunedBlocks: 1 } }));
     const loaded = await loadTriageModel(exportDir);
     const fromFiles = (await predictMalignantProbability(loaded, validation.map((r) => r.imagePath))).map((p) => ("probability" in p ? p.probability : NaN));
     const bottom = tf.model({ inputs: backbone.model.inputs, outputs: backbone.model.getLayer("block_15_add").output as tf.SymbolicTensor });

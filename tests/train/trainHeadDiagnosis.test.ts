@@ -240,7 +240,7 @@ describe("trainHead with diagnoses (softmax over diagnoses, P(malignant) = Σ ma
     const feats = (backbone.model.predict(pixels) as tf.Tensor).dataSync() as Float32Array;
     const viaHead = predictHeadProbabilities(r.model, feats, DIM);
     const modelDir = path.join(tmp, "triage");
-    await exportTriageModel(modelDir, triage, makeTriageMetadata(backbone, { thresholdProb: 0.5, validationMetrics: {}, notes: { target: "diagnosis" } }));
+    await exportTriageModel(modelDir, triage, makeTriageMetadata(backbone, { thresholdProb: 0.5, notes: { target: "diagnosis" } }));
     const reloaded = await loadTriageModel(modelDir);
     expect(reloaded.metadata.notes).toMatchObject({ target: "diagnosis" });
     const out = reloaded.model.predict(pixels) as tf.Tensor;
