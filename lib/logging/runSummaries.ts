@@ -120,7 +120,7 @@ function formatCell(value: unknown): string {
 /**
  * A model card in markdown from an exported model's `metadata.json` (as an object): a heading,
  * a table of its plain top-level fields (numbers, strings, booleans, lists of them), a table
- * per object field (e.g. `validationMetrics`, `notes`), and the whole file as a JSON block.
+ * per object field (e.g. `validation`, `test`, `notes`), and the whole file as a JSON block.
  *
  * @example formatModelCardMarkdown(JSON.parse(fs.readFileSync("models/default/metadata.json", "utf8")), "models/default")
  */

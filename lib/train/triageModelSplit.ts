@@ -11,7 +11,7 @@ import { collectLayersAfterCut, copyWeightsByName, FineTuneError, modelJsonOf, t
  * @example
  * const ft = await fineTuneTopBlocks(backbone, head, train, val, { unfreezeBlocks: 1, epochs: 3, learningRate: 1e-4, batchSize: 8, seed: 1 });
  * const triage = await buildFineTunedTriageModel(backbone, ft.head); // [n,224,224,3] → [n,1]
- * await exportTriageModel("models/ft", triage, makeTriageMetadata(backbone, { thresholdProb: 0.3, validationMetrics: {} }));
+ * await exportTriageModel("models/ft", triage, makeTriageMetadata(backbone, { thresholdProb: 0.3 }));
  */
 export async function buildFineTunedTriageModel(backbone: Backbone, fineTuned: tf.LayersModel): Promise<tf.LayersModel> {
   const topJson = modelJsonOf(fineTuned);

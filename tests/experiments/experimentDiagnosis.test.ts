@@ -61,7 +61,7 @@ describe("runExperiment with target diagnosis (40 synthetic images, 2 folds, 2 e
     loaded.model.dispose();
   });
 
-  it("fine-tunes a diagnosis head's backbone top (P(malignant) objective): the sum layer stays frozen", async () => {
+  it("fine-tunes a diagnosis head's backbone top on the head's own diagnosis loss: the sum layer stays frozen", async () => {
     const small = path.join(workDir, "small");
     await generateSyntheticDataset({ outDir: small, imageCount: 24, seed: 11 });
     const before = tf.memory().numTensors;
