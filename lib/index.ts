@@ -42,7 +42,8 @@ export {
 export type { FeatureTable } from "./workflow/pipeline.js";
 export type { RunConfig, RunConfigDefaults } from "./workflow/runConfig.js";
 
-export { parseCliArgs, CliArgumentError } from "./util/cliArgs.js";
+export { defineCli, parseCommandLine, parseCommandLineOrExit, formatCliHelp, describeExpectedValue, CliArgumentError } from "./util/cliArgs.js";
+export type { CliSpec, CliOptionSpec, CliOptionType, CliValues, CliParseResult } from "./util/cliArgs.js";
 export { MetricInputError, SingleClassError, TargetNotReachableError, validateBinaryInputs, computeRocCurve, computeRocAuc, computePartialAucAboveTpr, computePrecisionRecallCurve, computeAveragePrecision, computeConfusionMatrix, deriveThresholdMetrics, computeMetricsAtThreshold, findThresholdForSensitivity, findThresholdForSpecificity, findYoudenThreshold, computeBalancedAccuracy, computeBrierScore, computeCalibration, computeExpectedCalibrationError } from "./evaluate/metrics.js";
 export type { BinaryLabels, ProbabilityScores, ClassCounts, RocCurve, PrecisionRecallCurve, ConfusionMatrix, ThresholdMetrics, CalibrationBin, CalibrationSummary } from "./evaluate/metrics.js";
 export { bootstrapMetric, forEachStratifiedResample, summarizeReplicates, computeQuantileOfSorted } from "./evaluate/bootstrap.js";
