@@ -157,8 +157,8 @@ export { crossValidateHead, summarizeFoldSpread, formatFoldSpread, toFoldRows, C
 export type { HeadConfig, HeadTarget, FeatureRows, FoldRows, FoldResult, FoldSpread, CrossValidationResult } from "./experiments/crossValidate.js";
 export { concatenateFeatureViews, extractFeatureViews, FeatureViewError } from "./experiments/featureViews.js";
 export type { FeatureViewOptions, FeatureViews } from "./experiments/featureViews.js";
-export { createProgressBar, formatDurationSeconds } from "./experiments/progress.js";
-export type { ProgressStream, ProgressBarOptions } from "./experiments/progress.js";
+export { createProgressBar, formatDurationSeconds } from "./util/progress.js";
+export type { ProgressStream, ProgressBarOptions } from "./util/progress.js";
 export { runExperiment, computeDataFingerprint, formatExperimentRunName, ExperimentConfigError, EXPERIMENT_SPLITS, EXPERIMENT_RUN_SCHEMA } from "./experiments/runExperiment.js";
 export type { ExperimentOptions, ExperimentSplit, ExperimentRunSummary, ExperimentFoldSummary, ExperimentResult, JsonFoldSpread } from "./experiments/runExperiment.js";
 export { loadExperimentRuns, buildLeaderboardRows, formatLeaderboardTable, buildLeaderboardReportTable, buildLeaderboardFigure, LeaderboardError } from "./experiments/leaderboard.js";
