@@ -21,11 +21,12 @@ export {
   findJupyterPython,
   listNotebooks,
   readStdoutText,
+  createProgressLineReader,
   JupyterMissingError,
   NotebookExecutionError,
   JUPYTER_DEBIAN_PACKAGES,
 } from "./notebooks/executeNotebook.js";
-export type { NotebookRun } from "./notebooks/executeNotebook.js";
+export type { NotebookRun, NotebookProgressEvent } from "./notebooks/executeNotebook.js";
 export { resolveRunConfig, describeRunConfig, isSyntheticDataDir, saveRunArtifact, loadRunArtifact, ConfigError } from "./workflow/runConfig.js";
 export {
   prepareDataset,
