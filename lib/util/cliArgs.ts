@@ -42,6 +42,11 @@ export interface CliSpec<O extends Record<string, CliOptionSpec> = Record<string
   options: O;
   /** Notes appended to `--help` (environment variables, …). */
   notes?: readonly string[];
+  /**
+   * When set, arguments that are not options (and everything after `--`) are accepted and
+   * returned as `positionals`; this names them in `--help`. Without it they are refused.
+   */
+  positionals?: { name: string; description: string };
 }
 
 type ValueOfType<T extends CliOptionType> = T extends "boolean" ? boolean : T extends "string" ? string : number;
@@ -59,6 +64,8 @@ export type CliValues<O extends Record<string, CliOptionSpec>> = {
 export interface CliParseResult<O extends Record<string, CliOptionSpec>> {
   help: boolean;
   values: CliValues<O>;
+  /** Non-option arguments, in order (only for a spec with `positionals`). */
+  positionals: string[];
 }
 
 /**
@@ -138,12 +145,17 @@ export function parseCommandLine<O extends Record<string, CliOptionSpec>>(spec: 
   // strict: false so that every problem gets our one-line message rather than parseArgs' TypeError.
   const { tokens } = parseArgs({ args: [...argv], options: parseOptions, strict: false, allowPositionals: true, tokens: true });
   const raw = new Map<string, string | boolean>();
+  const positionals: string[] = [];
   let help = false;
   const names = Object.keys(spec.options);
   for (let t = 0; t < tokens.length; t++) {
     const token = tokens[t];
     if (token.kind === "option-terminator") continue;
     if (token.kind === "positional") {
+      if (spec.positionals) {
+        positionals.push(token.value);
+        continue;
+      }
       fail(`unexpected argument ${JSON.stringify(token.value)}; options take the form --name value (see --help)`);
     }
     if (token.kind !== "option") continue;
@@ -188,7 +200,7 @@ export function parseCommandLine<O extends Record<string, CliOptionSpec>>(spec: 
     if (problem) fail(`--${name} ${problem}`);
     values[name] = option.type === "string" ? given : Number(given);
   }
-  return { help, values: values as CliValues<O> };
+  return { help, values: values as CliValues<O>, positionals };
 }
 
 /**
@@ -208,7 +220,9 @@ export function formatCliHelp(spec: CliSpec): string {
   });
   rows.push({ flag: "-h, --help", text: "show this help and exit" });
   const width = Math.min(34, Math.max(...rows.map((r) => r.flag.length)) + 2);
-  const lines = [`Usage: ${spec.usage} [options]`, "", spec.summary, "", "Options:"];
+  const lines = [`Usage: ${spec.usage} [options]${spec.positionals ? ` [${spec.positionals.name}…]` : ""}`, "", spec.summary, ""];
+  if (spec.positionals) lines.push(`${spec.positionals.name}: ${spec.positionals.description}`, "");
+  lines.push("Options:");
   for (const r of rows) lines.push(r.flag.length + 2 > width ? `  ${r.flag}\n  ${" ".repeat(width)}${r.text}` : `  ${r.flag.padEnd(width)}${r.text}`);
   if (spec.notes && spec.notes.length > 0) lines.push("", ...spec.notes);
   lines.push("", spec.examples.length > 1 ? "Examples:" : "Example:", ...spec.examples.map((e) => `  ${e}`));
@@ -220,9 +234,9 @@ export function formatCliHelp(spec: CliSpec): string {
  * bad argument printing the one-line {@link CliArgumentError} message to stderr and exiting 2
  * (no stack trace).
  *
- * @example const { "batch-size": batchSize } = parseCommandLineOrExit(cli, process.argv.slice(2));
+ * @example const { values } = parseCommandLineOrExit(cli, process.argv.slice(2)); values["batch-size"] // number
  */
-export function parseCommandLineOrExit<O extends Record<string, CliOptionSpec>>(spec: CliSpec<O>, argv: readonly string[]): CliValues<O> {
+export function parseCommandLineOrExit<O extends Record<string, CliOptionSpec>>(spec: CliSpec<O>, argv: readonly string[]): CliParseResult<O> {
   let parsed: CliParseResult<O>;
   try {
     parsed = parseCommandLine(spec, argv);
@@ -237,5 +251,5 @@ export function parseCommandLineOrExit<O extends Record<string, CliOptionSpec>>(
     process.stdout.write(`${formatCliHelp(spec)}\n`);
     process.exit(0);
   }
-  return parsed.values;
+  return parsed;
 }

@@ -50,6 +50,12 @@ describe("parseCommandLine", () => {
     expect(() => parseCommandLine(cli, ["--model", "m", "extra"])).toThrow('score: unexpected argument "extra"');
     expect(() => parseCommandLine(cli, ["--model", "m", "--small=yes"])).toThrow('score: --small is a switch and takes no value; received "yes"');
   });
+  it("returns positionals (and what follows --) only when the spec accepts them", () => {
+    const withRest = defineCli({ ...cli, positionals: { name: "jupyter-args", description: "passed on" } });
+    expect(parseCommandLine(withRest, ["a", "--model", "m", "--", "--port=1"]).positionals).toEqual(["a", "--port=1"]);
+    expect(() => parseCommandLine(cli, ["--model", "m", "--", "--port=1"])).toThrow('score: unexpected argument "--port=1"');
+    expect(formatCliHelp(withRest)).toContain("Usage: npm run score -- [options] [jupyter-args…]\n");
+  });
   it("refuses an invalid default at declaration", () => {
     expect(() => defineCli({ name: "x", usage: "x", summary: "", examples: ["x"], options: { n: { type: "integer", min: 1, default: 0, description: "" } } })).toThrow(
       'x: default of --n is invalid: must be a whole number ≥ 1; received "0"',
