@@ -116,7 +116,7 @@ export async function executeNotebook(
       child.stdout!.on("end", () => lines.end());
     }
     let err = "";
-    child.stderr.on("data", (chunk: Buffer) => {
+    child.stderr!.on("data", (chunk: Buffer) => {
       err += chunk.toString();
     });
     child.on("error", reject);
