@@ -40,14 +40,16 @@ export function formatDurationSeconds(seconds: number): string {
 
 /**
  * A progress callback `(done, total)` with rate and ETA. On a terminal it redraws one line
- * (`label [#####-----]  50% 999/1998 11.2/s ETA 1m29s`) and ends it with a newline when done;
+ * (`label [#####-----]  50% 999/1998 11.2/s ETA 1m29s`; `label (detail) …` when the caller names
+ * the pass running, e.g. the ensemble member) and ends it with a newline when done;
  * elsewhere (CI logs, pipes, notebooks) it prints a plain line every `stepPercent`, and after at
- * most `maxSilentSeconds` without one, so logs stay short but never go quiet for minutes.
+ * most `maxSilentSeconds` without one (and when a new pass starts), so logs stay short but never
+ * go quiet for minutes.
  * The one progress display of the project (scripts, experiments, notebooks).
  *
  * @example await extractFeatures(backbone, records, { onProgress: createProgressBar("features") })
  */
-export function createProgressBar(label: string, options: ProgressBarOptions = {}): (done: number, total: number) => void {
+export function createProgressBar(label: string, options: ProgressBarOptions = {}): (done: number, total: number, detail?: string) => void {
   const stream = options.stream ?? process.stdout;
   const now = options.nowMs ?? Date.now;
   const stepPercent = options.stepPercent ?? 10;
@@ -56,10 +58,13 @@ export function createProgressBar(label: string, options: ProgressBarOptions = {
   const started = now();
   let lastDrawMs = -Infinity;
   let lastDone = -1;
+  let lastDetail: string | undefined;
   let nextPercent = 0;
   let finished = false;
-  return (done, total) => {
+  return (done, total, detail) => {
     if (finished) return;
+    // The pass running now (an ensemble member, a view) goes beside the label: "a+b features (b)".
+    const title = detail ? `${label} (${detail})` : label;
     const fraction = total > 0 ? Math.min(1, done / total) : 1;
     const elapsedSeconds = (now() - started) / 1000;
     const rate = elapsedSeconds > 0 ? done / elapsedSeconds : 0;
@@ -70,18 +75,20 @@ export function createProgressBar(label: string, options: ProgressBarOptions = {
     if (stream.isTTY) {
       if (!isDone && now() - lastDrawMs < minRedrawMs) return;
       lastDrawMs = now();
-      const width = Math.max(10, Math.min(30, (stream.columns ?? 80) - label.length - stats.length - 5));
+      const width = Math.max(10, Math.min(30, (stream.columns ?? 80) - title.length - stats.length - 5));
       const filled = Math.round(fraction * width);
       // \x1b[K clears what a longer previous line left behind.
-      stream.write(`\r${label} [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${stats}\x1b[K${isDone ? "\n" : ""}`);
+      stream.write(`\r${title} [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${stats}\x1b[K${isDone ? "\n" : ""}`);
     } else {
       const percent = fraction * 100;
       const silentTooLong = done !== lastDone && now() - lastDrawMs >= maxSilentMs;
-      if (!isDone && percent < nextPercent && !silentTooLong) return;
+      const newPass = detail !== lastDetail;
+      if (!isDone && percent < nextPercent && !silentTooLong && !newPass) return;
       while (nextPercent <= percent) nextPercent += stepPercent;
       lastDrawMs = now();
       lastDone = done;
-      stream.write(`${label}: ${stats}\n`);
+      lastDetail = detail;
+      stream.write(`${title}: ${stats}\n`);
     }
     if (isDone) finished = true;
   };

@@ -32,4 +32,21 @@ describe("createProgressBar in plain-line mode", () => {
     }
     expect(lines.map((l) => l.split(/\s+/)[2])).toEqual(["0/4", "2/4", "4/4"]);
   });
+
+  it("names the running pass beside the label and prints a line when the pass changes", () => {
+    let now = 0;
+    const { lines, stream } = recordLines();
+    const bar = createProgressBar("a+b features", { stream, nowMs: () => now, stepPercent: 50 });
+    // Two members of 4 images each; member b starts at 4/8 and is slow.
+    for (const [t, done, member] of [[0, 0, "a"], [1, 2, "a"], [2, 4, "a"], [2, 4, "b"], [20, 5, "b"], [40, 8, "b"]] as const) {
+      now = t * 1000;
+      bar(done, 8, member);
+    }
+    expect(lines).toEqual([
+      "a+b features (a):   0% 0/8 0.0/s ETA ?\n",
+      "a+b features (a):  50% 4/8 2.0/s ETA 2s\n",
+      "a+b features (b):  50% 4/8 2.0/s ETA 2s\n",
+      "a+b features (b): 100% 8/8 0.2/s in 40s\n",
+    ]);
+  });
 });
