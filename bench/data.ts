@@ -5,7 +5,6 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { parseArgs } from "node:util";
 import sharp from "sharp";
 import { randomAugmentImage } from "../lib/data/augment.js";
 import { decodeImageRgb } from "../lib/data/decodeImage.js";
@@ -13,7 +12,20 @@ import { loadDataset } from "../lib/data/loadDataset.js";
 import { loadImageBatch, mapWithConcurrency } from "../lib/data/loadImageBatch.js";
 import { streamImageBatches } from "../lib/data/stream.js";
 import { generateSyntheticDataset } from "../lib/data/synthetic.js";
+import { defineCli, parseCommandLineOrExit } from "../lib/util/cliArgs.js";
 import { findSharedDir } from "../lib/util/paths.js";
+
+const cli = defineCli({
+  name: "bench data",
+  usage: "npx tsx bench/data.ts",
+  summary: "Data-pipeline throughput: images/s of decode + resize (+ augment) through lib/data with one and all cores, next to sharp's raw decode + resize.",
+  examples: ["npx tsx bench/data.ts --images 400 --size 224 --dir ../shared/data/ham10000-dev"],
+  options: {
+    images: { type: "integer", min: 1, default: 400, description: "images decoded per measurement" },
+    size: { type: "integer", min: 8, max: 4096, default: 224, description: "output side in pixels" },
+    dir: { type: "string", valueName: "<dir>", description: "data set with labels.csv (default ../shared/data/ham10000-dev, else generated synthetic images)" },
+  },
+});
 
 async function timeImagesPerSecond(files: string[], concurrency: number, work: (file: string, i: number) => Promise<unknown>): Promise<number> {
   const started = performance.now();
@@ -25,11 +37,9 @@ async function timeImagesPerSecond(files: string[], concurrency: number, work: (
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: { images: { type: "string", default: "400" }, size: { type: "string", default: "224" }, dir: { type: "string" } },
-  });
-  const imageCount = Number(values.images);
-  const sizePx = Number(values.size);
+  const { values } = parseCommandLineOrExit(cli, process.argv.slice(2));
+  const imageCount = values.images;
+  const sizePx = values.size;
   let dir = values.dir ?? path.join(findSharedDir(), "data", "ham10000-dev");
   let tmp: string | undefined;
   if (!fs.existsSync(path.join(dir, "labels.csv"))) {

@@ -15,6 +15,7 @@ import fs from "node:fs";
 import { loadDataset } from "../lib/data/loadDataset.js";
 import { createRandom } from "../lib/util/random.js";
 import { findSharedDir } from "../lib/util/paths.js";
+import { defineCli, parseCommandLineOrExit } from "../lib/util/cliArgs.js";
 
 /** One measured configuration. */
 export interface FeatureBenchRow {
@@ -168,6 +169,18 @@ function benchWasmMultiThreaded(): { rows: FeatureBenchRow[]; devSet: FeatureBen
 }
 
 if (process.argv[1] && /bench[\\/]features\.ts$/.test(process.argv[1])) {
+  parseCommandLineOrExit(
+    defineCli({
+      name: "bench features",
+      usage: "npm run bench -- features",
+      summary:
+        "Feature-extraction benchmark: mobilenet_v2 images/s at batch 1, 8 and 32 on every backend that starts (wasm single- and multi-threaded), " +
+        "multiply-adds per image and the fraction of the backend's measured matrix-multiply rate achieved. It has no options.",
+      examples: ["npm run bench -- features"],
+      options: {},
+    }),
+    process.argv.slice(2),
+  );
   if (process.env.FEATURE_BENCH_ONLY_WASM === "1") {
     benchFeatures({ backends: ["wasm"], log: (l) => console.log(`  [child] ${l}`) }).then((report) => {
       console.log(`${CHILD_MARKER}${JSON.stringify({ rows: report.rows, devSet: report.devSet })}`);

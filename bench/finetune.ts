@@ -21,22 +21,39 @@ import { extractFeatures } from "../lib/models/features.js";
 import { fineTuneTopBlocks } from "../lib/train/fineTune.js";
 import { predictHeadProbabilities, trainHead } from "../lib/train/trainHead.js";
 import { computeRocAuc } from "../lib/evaluate/metrics.js";
+import { defineCli, parseCommandLine, parseCommandLineOrExit } from "../lib/util/cliArgs.js";
 import { findSharedDir, resolveFeatureCacheDir } from "../lib/util/paths.js";
 import { shuffleWithSeed } from "../lib/util/random.js";
 
-function argValue(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const raw = i >= 0 ? process.argv[i + 1] : process.env[`FINETUNE_${name.toUpperCase()}`];
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!(Number.isInteger(value) && value > 0)) throw new Error(`--${name} / FINETUNE_${name.toUpperCase()}: received ${JSON.stringify(raw)}, expected a positive integer`);
-  return value;
-}
-
-const imageCount = argValue("images", 480);
-const epochs = argValue("epochs", 3);
-const blocks = argValue("blocks", 1);
-const skipCpu = process.argv.includes("--skip-cpu") || process.env.FINETUNE_SKIP_CPU === "1";
+const cli = defineCli({
+  name: "bench finetune",
+  usage: "npx tsx bench/finetune.ts",
+  summary: "Fine-tuning benchmark: images/s of top-block optimisation steps (wasm and cpu), then validation ROC AUC before and after fine-tuning on a HAM10000 subset.",
+  examples: ["npx tsx bench/finetune.ts --images 240 --epochs 2 --skip-cpu", "FINETUNE_IMAGES=240 npm run bench -- finetune"],
+  options: {
+    images: { type: "integer", min: 1, default: 480, description: "images of the subset (or FINETUNE_IMAGES)" },
+    epochs: { type: "integer", min: 1, default: 3, description: "fine-tuning epochs (or FINETUNE_EPOCHS)" },
+    blocks: { type: "integer", min: 1, default: 1, description: "top blocks unfrozen (or FINETUNE_BLOCKS)" },
+    "skip-cpu": { type: "boolean", description: "skip the slow pure-JS cpu step (or FINETUNE_SKIP_CPU=1)" },
+  },
+});
+const parsed = parseCommandLineOrExit(cli, process.argv.slice(2)).values;
+// A flag wins over its FINETUNE_* variable; the variable is checked by the same rules.
+const given = new Set(process.argv.slice(2).map((a) => a.replace(/^--/, "").split("=")[0]));
+const fromEnv = (name: "images" | "epochs" | "blocks"): number => {
+  const raw = process.env[`FINETUNE_${name.toUpperCase()}`];
+  if (given.has(name) || raw === undefined) return parsed[name];
+  try {
+    return parseCommandLine(cli, [`--${name}`, raw]).values[name];
+  } catch (err) {
+    console.error(`${(err as Error).message} (from FINETUNE_${name.toUpperCase()})`);
+    process.exit(2);
+  }
+};
+const imageCount = fromEnv("images");
+const epochs = fromEnv("epochs");
+const blocks = fromEnv("blocks");
+const skipCpu = parsed["skip-cpu"] || process.env.FINETUNE_SKIP_CPU === "1";
 const dataDir = path.join(findSharedDir(), "data", "ham10000-dev");
 if (!fs.existsSync(dataDir)) {
   console.log(`skipped: ${dataDir} is missing (the HAM10000 dev set lives in ../shared)`);

@@ -24,7 +24,8 @@ import {
   findSharedDir,
   loadBackbone,
   loadDataset,
-  parseCliArgs,
+  defineCli,
+  parseCommandLineOrExit,
   selectBackend,
 } from "../lib/index.js";
 import type { Backbone, LesionRecord } from "../lib/index.js";
@@ -36,7 +37,28 @@ import { disposeBackboneEnsemble, extractEnsembleFeatures, loadBackboneEnsemble 
 import { computeRocAuc } from "../lib/evaluate/metrics.js";
 import { createProgressBar } from "../lib/experiments/progress.js";
 
-const args = parseCliArgs(process.argv.slice(2), { values: ["tta", "epochs", "data", "seed", "backbone", "fine-tune", "unfreeze-blocks"], flags: ["inception", "full", "tricks", "dx"] });
+const args = parseCommandLineOrExit(
+  defineCli({
+    name: "bench quality",
+    usage: "npx tsx bench/quality.ts",
+    summary: "ROC AUC of frozen-feature heads on the HAM10000 dev set (lesion-grouped 5-fold CV and leave-one-source-out); writes runs/quality-ham10000-dev.{md,json}.",
+    examples: ["npx tsx bench/quality.ts --backbone mobilenet_v2 --tricks", "npx tsx bench/quality.ts --backbone ensemble --dx"],
+    options: {
+      backbone: { type: "string", choices: ["mobilenet_v1", "mobilenet_v1_1.0", "mobilenet_v2", "inception_v3", "ensemble", "none"], description: "only this backbone (none: rewrite the table from the JSON)" },
+      tta: { type: "integer", min: 1, description: "test-time augmentation views (default 2)" },
+      epochs: { type: "integer", min: 1, description: "head epochs (default 20)" },
+      data: { type: "string", valueName: "<dir>", description: "data set (default ../shared/data/ham10000-dev)" },
+      seed: { type: "integer", min: 0, description: "seed (default 42)" },
+      "fine-tune": { type: "integer", min: 1, description: "mobilenet_v2 with its top blocks fine-tuned for this many epochs after the head" },
+      "unfreeze-blocks": { type: "integer", min: 1, description: "top blocks fine-tuned with --fine-tune (default 1)" },
+      inception: { type: "boolean", description: "include inception_v3" },
+      full: { type: "boolean", description: "the full plan" },
+      tricks: { type: "boolean", description: "with --backbone: Shades-of-Gray, test-time augmentation and head variants" },
+      dx: { type: "boolean", description: "only the diagnosis-target heads" },
+    },
+  }),
+  process.argv.slice(2),
+).values;
 const root = findProjectRoot();
 const dataDir = typeof args.data === "string" ? path.resolve(args.data) : path.join(findSharedDir(), "data", "ham10000-dev");
 const ttaViews = Number(args.tta ?? 2);

@@ -14,6 +14,7 @@ import { selectBackend } from "../lib/backend/selectBackend.js";
 import { describeWasmThreads, enableWasmThreads, getWasmThreadsStatus } from "../lib/backend/wasmThreads.js";
 import { loadBackbone } from "../lib/models/backbones.js";
 import { predictBackboneFeatures } from "../lib/models/inferencePlan.js";
+import { defineCli, parseCommandLineOrExit } from "../lib/util/cliArgs.js";
 import { findProjectRoot } from "../lib/util/paths.js";
 
 const BATCH_SIZE = 8;
@@ -33,17 +34,24 @@ interface ChildResult {
   detail: string;
 }
 
-function argValue(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const n = Number(process.argv[i + 1]);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} ${JSON.stringify(process.argv[i + 1])}: expected a positive number`);
-  return n;
-}
+const cli = defineCli({
+  name: "bench wasm-threads",
+  usage: "npx tsx bench/wasm-threads.ts",
+  summary: "MobileNetV2-224 images/s at batch 8 on wasm, single-threaded vs multi-threaded, each in its own child process, alternating for --rounds rounds.",
+  examples: ["npx tsx bench/wasm-threads.ts --threads 2 --rounds 2 --min-seconds 10"],
+  options: {
+    threads: { type: "integer", min: 2, max: 64, default: Math.max(2, Math.min(os.cpus().length, 8)), description: "threads of the multi-threaded runs (default: logical cores, at most 8)" },
+    rounds: { type: "integer", min: 1, default: 2, description: "single/multi pairs to run" },
+    "min-seconds": { type: "number", min: 0, minExclusive: true, default: 10, description: "seconds timed per run (at least 3 batches)" },
+    child: { type: "boolean", description: "internal: run one measurement (with --threads 1 or more) and print RESULT" },
+  },
+});
+// A child measures one thread count, including 1, so its --threads may be below the parent's minimum.
+const cliArgs = parseCommandLineOrExit(process.argv.includes("--child") ? { ...cli, options: { ...cli.options, threads: { ...cli.options.threads, min: 1 } } } : cli, process.argv.slice(2)).values;
 
 async function runChildMode(): Promise<void> {
-  const threads = argValue("threads", 1);
-  const minSeconds = argValue("min-seconds", 10);
+  const threads = cliArgs.threads;
+  const minSeconds = cliArgs["min-seconds"];
   const t0 = performance.now();
   if (threads > 1) enableWasmThreads({ threadCount: threads });
   await selectBackend({ preferred: "wasm" });
@@ -111,10 +119,9 @@ function median(values: number[]): number {
 }
 
 async function runParentMode(): Promise<void> {
-  const threads = argValue("threads", Math.min(os.cpus().length, 8));
-  const rounds = argValue("rounds", 2);
-  const minSeconds = argValue("min-seconds", 10);
-  if (threads < 2) throw new Error(`--threads ${threads}: need at least 2 to compare with single-threaded`);
+  const threads = cliArgs.threads;
+  const rounds = cliArgs.rounds;
+  const minSeconds = cliArgs["min-seconds"];
   console.log(`MobileNetV2-224, batch ${BATCH_SIZE}, wasm SIMD: 1 thread vs ${threads} threads, ${rounds} round(s), ≥ ${minSeconds} s timed per run`);
   console.log(`machine: ${os.cpus().length} logical cores, load average before: ${os.loadavg().map((l) => l.toFixed(2)).join(", ")}`);
   const single: number[] = [];
@@ -149,7 +156,7 @@ async function runParentMode(): Promise<void> {
   console.log(`load average after: ${os.loadavg().map((l) => l.toFixed(2)).join(", ")}`);
 }
 
-const run = process.argv.includes("--child") ? runChildMode() : runParentMode();
+const run = cliArgs.child ? runChildMode() : runParentMode();
 run.catch((err: unknown) => {
   console.error(err);
   process.exitCode = 1;

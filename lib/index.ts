@@ -21,11 +21,12 @@ export {
   findJupyterPython,
   listNotebooks,
   readStdoutText,
+  createProgressLineReader,
   JupyterMissingError,
   NotebookExecutionError,
   JUPYTER_DEBIAN_PACKAGES,
 } from "./notebooks/executeNotebook.js";
-export type { NotebookRun } from "./notebooks/executeNotebook.js";
+export type { NotebookRun, NotebookProgressEvent } from "./notebooks/executeNotebook.js";
 export { resolveRunConfig, describeRunConfig, isSyntheticDataDir, saveRunArtifact, loadRunArtifact, ConfigError } from "./workflow/runConfig.js";
 export {
   prepareDataset,
@@ -45,7 +46,8 @@ export {
 export type { FeatureTable, TrainingTensorBoardOptions } from "./workflow/pipeline.js";
 export type { RunConfig, RunConfigDefaults } from "./workflow/runConfig.js";
 
-export { parseCliArgs, CliArgumentError } from "./util/cliArgs.js";
+export { defineCli, parseCommandLine, parseCommandLineOrExit, formatCliHelp, describeExpectedValue, CliArgumentError } from "./util/cliArgs.js";
+export type { CliSpec, CliOptionSpec, CliOptionType, CliValues, CliParseResult } from "./util/cliArgs.js";
 export { MetricInputError, SingleClassError, TargetNotReachableError, validateBinaryInputs, computeRocCurve, computeRocAuc, computePartialAucAboveTpr, computePrecisionRecallCurve, computeAveragePrecision, computeConfusionMatrix, deriveThresholdMetrics, computeMetricsAtThreshold, findThresholdForSensitivity, findThresholdForSpecificity, findYoudenThreshold, computeBalancedAccuracy, computeBrierScore, computeCalibration, computeExpectedCalibrationError } from "./evaluate/metrics.js";
 export type { BinaryLabels, ProbabilityScores, ClassCounts, RocCurve, PrecisionRecallCurve, ConfusionMatrix, ThresholdMetrics, CalibrationBin, CalibrationSummary } from "./evaluate/metrics.js";
 export { bootstrapMetric, forEachStratifiedResample, summarizeReplicates, computeQuantileOfSorted, countBootstrapGroups } from "./evaluate/bootstrap.js";
@@ -162,8 +164,8 @@ export { crossValidateHead, summarizeFoldSpread, formatFoldSpread, toFoldRows, C
 export type { HeadConfig, HeadTarget, FeatureRows, FoldRows, FoldResult, FoldSpread, CrossValidationResult } from "./experiments/crossValidate.js";
 export { concatenateFeatureViews, extractFeatureViews, FeatureViewError } from "./experiments/featureViews.js";
 export type { FeatureViewOptions, FeatureViews } from "./experiments/featureViews.js";
-export { createProgressBar, formatDurationSeconds } from "./experiments/progress.js";
-export type { ProgressStream, ProgressBarOptions } from "./experiments/progress.js";
+export { createProgressBar, formatDurationSeconds } from "./util/progress.js";
+export type { ProgressStream, ProgressBarOptions } from "./util/progress.js";
 export { runExperiment, computeDataFingerprint, formatExperimentRunName, ExperimentConfigError, EXPERIMENT_SPLITS, EXPERIMENT_RUN_SCHEMA } from "./experiments/runExperiment.js";
 export type { ExperimentOptions, ExperimentSplit, ExperimentRunSummary, ExperimentFoldSummary, ExperimentResult, JsonFoldSpread } from "./experiments/runExperiment.js";
 export { resolveRunIdentity, computeRunConfigHash, runIdentityFromRecordedConfig, assertRunNameHoldsSameConfig } from "./experiments/runIdentity.js";

@@ -1,9 +1,12 @@
 // npm run demo [-- --data <dir>] [--run <name>] [--backbone <name>] [--epochs N] [--seed S] [--small] [--notebooks-out <dir>]
 // Generates the synthetic default dataset if absent, executes the notebooks in order through the
-// real tslab kernel, and reports where everything went and the triage of a sample image.
+// real tslab kernel (streaming each cell and the notebook's own output lines), and reports where
+// everything went and the triage of a sample image.
 import fs from "node:fs";
 import path from "node:path";
 import {
+  BACKBONE_NAMES,
+  defineCli,
   executeNotebook,
   isSyntheticDataDir,
   findJupyterPython,
@@ -12,30 +15,52 @@ import {
   listNotebooks,
   MelanomaLabError,
   NotebookExecutionError,
-  parseCliArgs,
+  parseCommandLineOrExit,
   resolveRunConfig,
 } from "../lib/index.js";
 
+const cli = defineCli({
+  name: "demo",
+  usage: "npm run demo --",
+  summary:
+    "Executes the notebooks in notebooks/ in order, headless, through the real tslab kernel, on the synthetic data " +
+    "(generated when absent) or on --data; prints each cell as it starts and the notebooks' own output lines.",
+  examples: ["npm run demo", "npm run demo -- --data ../shared/data/ham10000-dev --backbone mobilenet_v2 --epochs 20"],
+  options: {
+    data: { type: "string", valueName: "<dir>", description: "data set folder (labels.csv + images/, or train/benign + train/malignant) (default: the synthetic data)" },
+    run: { type: "string", valueName: "<name>", description: "run name for logs/, models/, out/ (default: <data>-<backbone>)" },
+    backbone: { type: "string", choices: BACKBONE_NAMES, description: "pretrained feature extractor (default mobilenet_v2, or MELANOMA_LAB_BACKBONE)" },
+    epochs: { type: "integer", min: 1, description: "head training epochs (default 40; 5 with --small; or MELANOMA_LAB_EPOCHS)" },
+    seed: { type: "integer", min: 0, description: "seed of the split, initialisation and shuffling (default 42, or MELANOMA_LAB_SEED)" },
+    small: { type: "boolean", description: "small synthetic set and few epochs (a quick check)" },
+    "notebooks-out": { type: "string", valueName: "<dir>", description: "where the executed notebooks and their HTML go (default out/notebooks)" },
+  },
+  notes: [
+    "MELANOMA_LAB_WASM_THREADS (default auto here), MELANOMA_LAB_BACKEND, MELANOMA_LAB_FINE_TUNE_EPOCHS and",
+    "MELANOMA_LAB_FINE_TUNE_BLOCKS are passed on to the notebooks; see the README.",
+  ],
+});
+
 async function main(): Promise<void> {
   const started = Date.now();
-  const args = parseCliArgs(process.argv.slice(2), { values: ["data", "run", "backbone", "epochs", "seed", "notebooks-out"], flags: ["small"] });
+  const { values: args } = parseCommandLineOrExit(cli, process.argv.slice(2));
   const root = findProjectRoot();
   const env: Record<string, string> = {};
-  if (typeof args.data === "string") {
+  if (args.data !== undefined) {
     const dataDir = path.resolve(process.cwd(), args.data);
     if (!isSyntheticDataDir(dataDir) && !fs.existsSync(dataDir)) {
       throw new MelanomaLabError(`--data ${args.data}: folder ${dataDir} does not exist (expected labels.csv + images/, or train/benign + train/malignant)`);
     }
     env.MELANOMA_LAB_DATA = dataDir;
   }
-  if (typeof args.backbone === "string") env.MELANOMA_LAB_BACKBONE = args.backbone;
-  if (typeof args.epochs === "string") env.MELANOMA_LAB_EPOCHS = args.epochs;
-  if (typeof args.seed === "string") env.MELANOMA_LAB_SEED = args.seed;
+  if (args.backbone !== undefined) env.MELANOMA_LAB_BACKBONE = args.backbone;
+  if (args.epochs !== undefined) env.MELANOMA_LAB_EPOCHS = String(args.epochs);
+  if (args.seed !== undefined) env.MELANOMA_LAB_SEED = String(args.seed);
   if (args.small) env.MELANOMA_LAB_SMALL = "1";
   // Multi-threaded wasm when the machine is idle at kernel start (1.8–2× here); set the variable to override.
   env.MELANOMA_LAB_WASM_THREADS = process.env.MELANOMA_LAB_WASM_THREADS ?? "auto";
   const dataName = env.MELANOMA_LAB_DATA ? path.basename(env.MELANOMA_LAB_DATA) : "synthetic";
-  env.MELANOMA_LAB_RUN = typeof args.run === "string" ? args.run : `${dataName}-${env.MELANOMA_LAB_BACKBONE ?? "mobilenet_v2"}`;
+  env.MELANOMA_LAB_RUN = args.run ?? `${dataName}-${env.MELANOMA_LAB_BACKBONE ?? "mobilenet_v2"}`;
   Object.assign(process.env, env);
   const config = resolveRunConfig();
 
@@ -51,16 +76,27 @@ async function main(): Promise<void> {
   }
 
   console.log(`melanoma-lab demo: run ${config.runName} on ${config.useSyntheticData ? "the synthetic default data" : config.dataDir}`);
-  const outDir = typeof args["notebooks-out"] === "string" ? path.resolve(process.cwd(), args["notebooks-out"]) : path.join(root, "out", "notebooks");
+  const outDir = args["notebooks-out"] !== undefined ? path.resolve(process.cwd(), args["notebooks-out"]) : path.join(root, "out", "notebooks");
+  const notebooks = listNotebooks(path.join(root, "notebooks"));
   const runs = [];
-  for (const notebook of listNotebooks(path.join(root, "notebooks"))) {
-    process.stdout.write(`  executing ${path.basename(notebook)} … `);
+  for (const [k, notebook] of notebooks.entries()) {
+    const name = path.basename(notebook, ".ipynb");
+    const where = `notebook ${k + 1}/${notebooks.length} ${name}`;
+    console.log(`${where}: starting`);
     try {
-      const run = await executeNotebook(notebook, { outDir, env, python });
+      const run = await executeNotebook(notebook, {
+        outDir,
+        env,
+        python,
+        onProgress: (event) => {
+          if (event.kind === "cell") console.log(`${where}: cell ${event.cell}/${event.cells}`);
+          else if (event.stream === "stdout") console.log(`  | ${event.text}`);
+        },
+      });
       runs.push(run);
-      console.log(`done in ${run.seconds.toFixed(1)} s`);
+      console.log(`${where}: done in ${run.seconds.toFixed(1)} s`);
     } catch (err) {
-      console.log("FAILED");
+      console.log(`${where}: FAILED`);
       if (err instanceof NotebookExecutionError) {
         console.error(err.message);
         process.exit(1);

@@ -1,30 +1,35 @@
 // Downloads labelled dermoscopy images from the ISIC Archive (API v2) into labels.csv + images/.
 // Resumable: run it again with the same --out and --query to continue.
-// Usage: npx tsx scripts/download-isic.ts --out data/isic --query "image_type:dermoscopic" --max 500
+// Usage: npm run data:isic -- --out data/isic --query "image_type:dermoscopic" --max 500 (--help lists the options)
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { downloadIsicArchive, ISIC_API_BASE_URL } from "../lib/data/isicArchive.js";
 import { summarizeProblems } from "../lib/data/loadDataset.js";
+import { defineCli, parseCommandLineOrExit } from "../lib/util/cliArgs.js";
 import { findProjectRoot } from "../lib/util/paths.js";
 
+const cli = defineCli({
+  name: "data:isic",
+  usage: "npm run data:isic --",
+  summary: "Downloads labelled dermoscopy images from the ISIC Archive (API v2) into labels.csv + images/; run it again to continue.",
+  examples: ['npm run data:isic -- --out data/isic --query "image_type:dermoscopic" --max 500'],
+  options: {
+    out: { type: "string", default: "data/isic", valueName: "<dir>", description: "output folder (relative to the project root)" },
+    query: { type: "string", default: "", valueName: "<query>", description: "ISIC Archive search query (empty: everything)" },
+    max: { type: "integer", min: 1, description: "stop after this many images (default: all that match)" },
+    "base-url": { type: "string", default: ISIC_API_BASE_URL, valueName: "<url>", description: "ISIC API base URL" },
+    concurrency: { type: "integer", min: 1, max: 64, default: 4, description: "images downloaded at once" },
+  },
+});
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      out: { type: "string", default: "data/isic" },
-      query: { type: "string", default: "" },
-      max: { type: "string" },
-      "base-url": { type: "string", default: ISIC_API_BASE_URL },
-      concurrency: { type: "string", default: "4" },
-    },
-    strict: true,
-  });
-  const outDir = path.resolve(findProjectRoot(), values.out!);
+  const { values } = parseCommandLineOrExit(cli, process.argv.slice(2));
+  const outDir = path.resolve(findProjectRoot(), values.out);
   const result = await downloadIsicArchive({
     outDir,
     query: values.query,
-    maxImages: values.max === undefined ? undefined : Number(values.max),
+    maxImages: values.max,
     baseUrl: values["base-url"],
-    concurrency: Number(values.concurrency),
+    concurrency: values.concurrency,
     onProgress: (p) => console.log(`page ${p.pages}: ${p.downloaded} downloaded, ${p.skippedExisting} already on disk`),
   });
   console.log(

@@ -1,7 +1,11 @@
 #!/usr/bin/python3
 """Executes one notebook through the real tslab kernel over the Jupyter protocol (nbclient).
 
-Usage: execute_notebook.py IN.ipynb OUT.ipynb OUT.html --root PROJECT_ROOT [--timeout SECONDS]
+Usage: execute_notebook.py IN.ipynb OUT.ipynb OUT.html --root PROJECT_ROOT [--timeout SECONDS] [--progress-json]
+
+With --progress-json, stdout carries one JSON object per line while the notebook runs:
+{"event": "cell", "cell": n, "cells": N} as code cell n of N (1-based) starts, and
+{"event": "stream", "name": "stdout"|"stderr", "text": ...} for each stream output, live.
 
 Saves the executed copy (also when a cell fails, so nothing already computed is lost), signs it
 so classic Notebook trusts its HTML/JS outputs, and renders it to HTML with nbconvert.
@@ -9,6 +13,7 @@ Exit status 0 on success, 3 when a cell raised (the failing cell is named on std
 other errors. Runs under Debian's /usr/bin/python3, which has nbclient.
 """
 import argparse
+import json
 import os
 import sys
 
@@ -28,6 +33,22 @@ def cell_error_text(cell):
     return "".join(p if p.endswith("\n") else p + "\n" for p in parts).strip()
 
 
+def emit_progress(event):
+    # One line per event, flushed at once: the caller shows it while the cell is still running.
+    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+class ProgressNotebookClient(NotebookClient):
+    """NotebookClient that reports each code cell as it starts and each stream output as it arrives."""
+
+    def output(self, outs, msg, display_id, cell_index):
+        if msg["msg_type"] == "stream":
+            content = msg["content"]
+            emit_progress({"event": "stream", "name": content.get("name", "stdout"), "text": content.get("text", "")})
+        return super().output(outs, msg, display_id, cell_index)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("input")
@@ -35,18 +56,30 @@ def main():
     parser.add_argument("output_html")
     parser.add_argument("--root", required=True)
     parser.add_argument("--timeout", type=int, default=1800)
+    parser.add_argument("--progress-json", action="store_true")
     args = parser.parse_args()
 
     os.environ["JUPYTER_PATH"] = os.path.join(args.root, "jupyter") + (
         os.pathsep + os.environ["JUPYTER_PATH"] if os.environ.get("JUPYTER_PATH") else "")
     nb = nbformat.read(args.input, as_version=4)
-    client = NotebookClient(
+    client_class = ProgressNotebookClient if args.progress_json else NotebookClient
+    client = client_class(
         nb,
         kernel_name="tslab-melanoma",
         timeout=args.timeout,
         resources={"metadata": {"path": os.path.dirname(os.path.abspath(args.input))}},
         allow_errors=False,
     )
+    if args.progress_json:
+        code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+        ordinal = {cell_index: n + 1 for n, cell_index in enumerate(code_cells)}
+
+        def report_cell_start(cell, cell_index):
+            # nbclient calls the hook for markdown cells too; only code cells are counted.
+            if cell_index in ordinal:
+                emit_progress({"event": "cell", "cell": ordinal[cell_index], "cells": len(code_cells)})
+
+        client.on_cell_start = report_cell_start
     status = 0
     try:
         client.execute()

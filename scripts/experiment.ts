@@ -1,63 +1,62 @@
-// npm run experiment -- --data <dir> --backbone <name or ensemble a+b+c, e.g. mobilenet_v2+inception_v3+mobilenet_v1@1.0> [--epochs N] [--fine-tune N] [--seed S] [--folds K]
-//   [--split lesion|source] [--alpha A] [--run NAME] [--unfreeze-blocks N] [--hidden-units N] [--dropout R] [--l2 X] [--progress bar|lines|quiet]
-//   [--output-root DIR] [--target malignant|diagnosis] [--resume]
-// --target diagnosis trains the heads on the diagnoses (softmax; P(malignant) = sum of the
-// malignant ones, the exported model still outputs P(malignant)); needs a diagnosis per image.
-// --resume continues a killed run (same options) from out/checkpoints/<run>/: finished folds are
-// reused, the interrupted one continues from its last finished epoch, logs/<run> is appended to.
+// npm run experiment -- --data <dir> --backbone <name or ensemble a+b+c> [options]; `--help` lists them.
 // Cross-validates a head on frozen backbone features, writes logs/<run>/ (TensorBoard, hparams
 // session), runs/<run>.json and models/<run>/ (triage model trained on all data).
-import { MelanomaLabError, parseCliArgs, CliArgumentError, UnknownNameError } from "../lib/index.js";
-import { runExperiment, EXPERIMENT_SPLITS, type ExperimentSplit } from "../lib/experiments/runExperiment.js";
-import { HEAD_TARGETS, type HeadTarget } from "../lib/experiments/crossValidate.js";
+import { BACKBONE_NAMES, defineCli, DEFAULT_HEAD_CONFIG, HEAD_TARGETS, MelanomaLabError, parseCommandLineOrExit } from "../lib/index.js";
+import { runExperiment, EXPERIMENT_SPLITS } from "../lib/experiments/runExperiment.js";
 
-const USAGE = "npm run experiment -- --data <dir> --backbone mobilenet_v2|inception_v3|mobilenet_v1|a+b+c [--epochs N] [--fine-tune N] [--seed S] [--folds K] [--split lesion|source] [--target malignant|diagnosis] [--resume]";
-
-function numberArg(args: Record<string, string | boolean>, name: string): number | undefined {
-  const raw = args[name];
-  if (raw === undefined) return undefined;
-  const value = Number(raw);
-  if (typeof raw !== "string" || raw.trim() === "" || !Number.isFinite(value)) throw new CliArgumentError(`--${name}: received ${JSON.stringify(raw)}, expected a number`);
-  return value;
-}
+const cli = defineCli({
+  name: "experiment",
+  usage: "npm run experiment --",
+  summary:
+    "Cross-validates a head on frozen backbone features (lesion-grouped k-fold or leave-one-source-out) and writes " +
+    "logs/<run>/ (TensorBoard + hparams), runs/<run>.json and models/<run>/ (triage model trained on all data).",
+  examples: [
+    "npm run experiment -- --data ../shared/data/ham10000-dev --backbone mobilenet_v2 --folds 5",
+    "npm run experiment -- --data ../shared/data/ham10000-dev --backbone mobilenet_v2+inception_v3+mobilenet_v1@1.0 --target diagnosis --hidden-units 0",
+  ],
+  options: {
+    data: { type: "string", required: true, valueName: "<dir>", description: "data set folder (labels.csv + images/, or train/benign + train/malignant)" },
+    backbone: { type: "string", required: true, valueName: "<name|a+b+c>", description: `${BACKBONE_NAMES.join(", ")}, or an ensemble such as mobilenet_v2+inception_v3+mobilenet_v1@1.0` },
+    epochs: { type: "integer", min: 1, default: 30, description: "head training epochs per fold" },
+    "fine-tune": { type: "integer", min: 0, default: 0, description: "epochs of fine-tuning the backbone's top blocks after the head (0: none)" },
+    "unfreeze-blocks": { type: "integer", min: 1, default: 2, description: "top blocks unfrozen when fine-tuning" },
+    seed: { type: "integer", min: 0, default: 42, description: "seed of folds, initialisation and shuffling" },
+    folds: { type: "integer", min: 2, default: 5, description: "folds of the lesion-grouped split" },
+    split: { type: "string", choices: EXPERIMENT_SPLITS, default: "lesion", description: "lesion: grouped stratified k-fold; source: leave one clinic (ham_dataset) out" },
+    target: { type: "string", choices: HEAD_TARGETS, default: "malignant", description: "what the heads learn (diagnosis: softmax over the diagnoses, P(malignant) = sum of the malignant ones)" },
+    alpha: { type: "number", min: 0, minExclusive: true, description: "MobileNet width multiplier (single backbone only, e.g. 0.25 or 1.0)" },
+    "hidden-units": { type: "integer", min: 0, default: DEFAULT_HEAD_CONFIG.hiddenUnits, description: "hidden layer width of the head (0: logistic regression)" },
+    dropout: { type: "number", min: 0, max: 1, maxExclusive: true, default: DEFAULT_HEAD_CONFIG.dropoutRate, description: "dropout rate of the head" },
+    l2: { type: "number", min: 0, default: DEFAULT_HEAD_CONFIG.l2, description: "L2 weight penalty of the head" },
+    "learning-rate": { type: "number", min: 0, minExclusive: true, default: DEFAULT_HEAD_CONFIG.learningRate, description: "Adam learning rate of the head (fine-tuning uses a tenth)" },
+    run: { type: "string", valueName: "<name>", description: "run name (default: from data, backbone and options)" },
+    progress: { type: "string", choices: ["bar", "lines", "quiet"], description: "bar: redrawn bars with ETA; lines: one line per step (default: bar on a terminal, else lines)" },
+    "output-root": { type: "string", valueName: "<dir>", description: "folder that receives logs/, runs/, models/ (default: the project root)" },
+    resume: { type: "boolean", description: "continue a killed run with the same options from out/checkpoints/<run>/" },
+  },
+  notes: ["MELANOMA_LAB_WASM_THREADS (default auto here) sets the wasm threads; see the README."],
+});
 
 async function main(): Promise<void> {
+  const { values: args } = parseCommandLineOrExit(cli, process.argv.slice(2));
   // Multi-threaded wasm when the machine is idle (1.8–2× here); set the variable to override.
   process.env.MELANOMA_LAB_WASM_THREADS ??= "auto";
-  const args = parseCliArgs(process.argv.slice(2), {
-    values: ["data", "backbone", "epochs", "fine-tune", "unfreeze-blocks", "seed", "folds", "split", "alpha", "run", "hidden-units", "dropout", "l2", "learning-rate", "progress", "output-root", "target"],
-    flags: ["resume"],
-  });
-  for (const required of ["data", "backbone"]) {
-    if (typeof args[required] !== "string") throw new CliArgumentError(`--${required} is required: ${USAGE}`);
-  }
-  const split = (args.split ?? "lesion") as string;
-  if (!EXPERIMENT_SPLITS.includes(split as ExperimentSplit)) throw new UnknownNameError("--split", split, EXPERIMENT_SPLITS);
-  const target = (args.target ?? "malignant") as string;
-  if (!HEAD_TARGETS.includes(target as HeadTarget)) throw new UnknownNameError("--target", target, HEAD_TARGETS);
-  const progress = args.progress as string | undefined;
-  if (progress !== undefined && !["bar", "lines", "quiet"].includes(progress)) throw new UnknownNameError("--progress", progress, ["bar", "lines", "quiet"]);
-  const head: Record<string, number> = {};
-  for (const [flag, key] of [["hidden-units", "hiddenUnits"], ["dropout", "dropoutRate"], ["l2", "l2"], ["learning-rate", "learningRate"]] as const) {
-    const v = numberArg(args, flag);
-    if (v !== undefined) head[key] = v;
-  }
   await runExperiment({
-    dataDir: args.data as string,
-    backboneName: args.backbone as string,
-    alpha: numberArg(args, "alpha"),
-    epochs: numberArg(args, "epochs"),
-    fineTuneEpochs: numberArg(args, "fine-tune"),
-    unfreezeBlocks: numberArg(args, "unfreeze-blocks"),
-    seed: numberArg(args, "seed"),
-    folds: numberArg(args, "folds"),
-    split: split as ExperimentSplit,
-    target: target as HeadTarget,
-    runName: args.run as string | undefined,
-    head,
-    progress: progress as "bar" | "lines" | "quiet" | undefined,
-    outputRoot: args["output-root"] as string | undefined,
-    resume: args.resume === true,
+    dataDir: args.data,
+    backboneName: args.backbone,
+    alpha: args.alpha,
+    epochs: args.epochs,
+    fineTuneEpochs: args["fine-tune"],
+    unfreezeBlocks: args["unfreeze-blocks"],
+    seed: args.seed,
+    folds: args.folds,
+    split: args.split as (typeof EXPERIMENT_SPLITS)[number],
+    target: args.target as (typeof HEAD_TARGETS)[number],
+    runName: args.run,
+    head: { hiddenUnits: args["hidden-units"], dropoutRate: args.dropout, l2: args.l2, learningRate: args["learning-rate"] },
+    progress: args.progress as "bar" | "lines" | "quiet" | undefined,
+    outputRoot: args["output-root"],
+    resume: args.resume,
   });
 }
 

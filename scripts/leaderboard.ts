@@ -1,7 +1,7 @@
-// npm run leaderboard [-- --runs runs --out out/leaderboard.html]
+// npm run leaderboard [-- --runs runs --out out/leaderboard.html]; `--help` lists the options.
 // Compares the experiment runs in runs/: a table in the terminal and a Plotly chart in an HTML report.
 import path from "node:path";
-import { findProjectRoot, MelanomaLabError, parseCliArgs, writeHtmlReport } from "../lib/index.js";
+import { defineCli, findProjectRoot, MelanomaLabError, parseCommandLineOrExit, writeHtmlReport } from "../lib/index.js";
 import {
   buildLeaderboardFigure,
   buildLeaderboardReportTable,
@@ -11,11 +11,22 @@ import {
   LeaderboardError,
 } from "../lib/experiments/leaderboard.js";
 
+const cli = defineCli({
+  name: "leaderboard",
+  usage: "npm run leaderboard --",
+  summary: "Compares the experiment runs (runs/*.json): a table in the terminal and a Plotly chart in an HTML report.",
+  examples: ["npm run leaderboard", "npm run leaderboard -- --runs runs --out out/leaderboard.html"],
+  options: {
+    runs: { type: "string", default: "runs", valueName: "<dir>", description: "folder of runs/<run>.json files (relative to the project root)" },
+    out: { type: "string", default: path.join("out", "leaderboard.html"), valueName: "<file.html>", description: "HTML report to write (relative to the project root)" },
+  },
+});
+
 function main(): void {
-  const args = parseCliArgs(process.argv.slice(2), { values: ["runs", "out"] });
+  const { values: args } = parseCommandLineOrExit(cli, process.argv.slice(2));
   const root = findProjectRoot();
-  const runsDir = path.resolve(root, (args.runs as string | undefined) ?? "runs");
-  const outPath = path.resolve(root, (args.out as string | undefined) ?? path.join("out", "leaderboard.html"));
+  const runsDir = path.resolve(root, args.runs);
+  const outPath = path.resolve(root, args.out);
   const { runs, skipped } = loadExperimentRuns(runsDir);
   for (const s of skipped) console.log(`skipped ${path.relative(root, s.file)}: ${s.reason}`);
   if (runs.length === 0) throw new LeaderboardError(`no experiment runs in ${runsDir}; run \`npm run experiment -- --data <dir> --backbone <name>\` first`);

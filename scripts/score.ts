@@ -1,28 +1,37 @@
-// npm run score -- --model models/<run> --input <dir-or-labels.csv> --out preds.csv
+// npm run score -- --model models/<run> --input <dir-or-labels.csv> --out preds.csv [--batch-size N]
 import {
-  createProgressPrinter,
+  createProgressBar,
+  defineCli,
   describeBackend,
   describeScoreSummary,
   MelanomaLabError,
-  parseCliArgs,
+  parseCommandLineOrExit,
   scoreImagesToCsv,
   selectBackend,
 } from "../lib/index.js";
 
+const cli = defineCli({
+  name: "score",
+  usage: "npm run score --",
+  summary: "Scores images with an exported triage model and writes image_id,probability,triage rows to a CSV file.",
+  examples: ["npm run score -- --model models/synthetic-mobilenet_v2 --input data/synthetic --out out/preds.csv"],
+  options: {
+    model: { type: "string", required: true, valueName: "<dir>", description: "exported model folder (model.json, weights.bin, metadata.json)" },
+    input: { type: "string", required: true, valueName: "<dir|labels.csv>", description: "a folder of images, a dataset folder or a labels.csv" },
+    out: { type: "string", required: true, valueName: "<file.csv>", description: "where the predictions go" },
+    "batch-size": { type: "integer", min: 1, default: 32, description: "images per forward pass" },
+  },
+});
+
 async function main(): Promise<void> {
-  const args = parseCliArgs(process.argv.slice(2), { values: ["model", "input", "out", "batch-size"] });
-  for (const required of ["model", "input", "out"]) {
-    if (typeof args[required] !== "string") {
-      throw new MelanomaLabError(`--${required} is required: npm run score -- --model models/<run> --input <dir-or-labels.csv> --out preds.csv`);
-    }
-  }
+  const { values: args } = parseCommandLineOrExit(cli, process.argv.slice(2));
   console.log(describeBackend(await selectBackend()));
   const summary = await scoreImagesToCsv({
-    modelDir: args.model as string,
-    input: args.input as string,
-    outPath: args.out as string,
-    batchSize: typeof args["batch-size"] === "string" ? Number(args["batch-size"]) : undefined,
-    onProgress: createProgressPrinter("scored", 10),
+    modelDir: args.model,
+    input: args.input,
+    outPath: args.out,
+    batchSize: args["batch-size"],
+    onProgress: createProgressBar("scored"),
   });
   for (const line of describeScoreSummary(summary)) console.log(line);
   if (summary.scoredCount === 0) process.exit(1);

@@ -10,11 +10,23 @@ import {
   formatLogDirSummary,
   TENSORBOARD_INSTALL_HINT,
 } from "../lib/logging/tensorBoardLauncher.js";
-import { parseCliArgs } from "../lib/util/cliArgs.js";
+import { defineCli, parseCommandLineOrExit } from "../lib/util/cliArgs.js";
 import { findProjectRoot } from "../lib/util/paths.js";
 
-const args = parseCliArgs(process.argv.slice(2), { values: ["logdir", "port"], flags: ["list-only"] });
-const logdir = path.resolve(findProjectRoot(), typeof args.logdir === "string" ? args.logdir : "logs");
+const cli = defineCli({
+  name: "tensorboard",
+  usage: "npm run tensorboard --",
+  summary: "Lists the runs and tags our reader finds in the logs, then starts TensorBoard on them when it is installed.",
+  examples: ["npm run tensorboard", "npm run tensorboard -- --logdir logs --port 6007", "npm run tensorboard -- --list-only"],
+  options: {
+    logdir: { type: "string", default: "logs", valueName: "<dir>", description: "log folder (relative to the project root)" },
+    port: { type: "integer", min: 1, max: 65535, description: "TensorBoard's port (default: TensorBoard's own, 6006)" },
+    "list-only": { type: "boolean", description: "only list runs and tags; do not start TensorBoard" },
+  },
+});
+
+const { values: args } = parseCommandLineOrExit(cli, process.argv.slice(2));
+const logdir = path.resolve(findProjectRoot(), args.logdir);
 
 if (fs.existsSync(logdir)) {
   console.log(formatLogDirSummary(readLogDir(logdir)));
@@ -29,7 +41,7 @@ if (!executable) {
   console.log(`Logs are in ${logdir}; any machine with TensorBoard can show them: tensorboard --logdir ${logdir}`);
   process.exit(0);
 }
-const tbArgs = ["--logdir", logdir, "--host", "127.0.0.1", ...(typeof args.port === "string" ? ["--port", args.port] : [])];
+const tbArgs = ["--logdir", logdir, "--host", "127.0.0.1", ...(args.port !== undefined ? ["--port", String(args.port)] : [])];
 console.log(`\n${executable} ${tbArgs.join(" ")}`);
 const child = spawn(executable, tbArgs, { stdio: "inherit" });
 child.on("exit", (code, signal) => process.exit(signal ? 1 : (code ?? 0)));

@@ -18,8 +18,8 @@ export interface FeatureViewOptions {
   cacheDir?: string;
   /** Forward-pass batch size. Default 16. */
   batchSize?: number;
-  /** Images done so far out of records × views. */
-  onProgress?: (done: number, total: number) => void;
+  /** Images done so far out of records × views, after each batch; `detail` names the view ("view 2/4"). */
+  onProgress?: (done: number, total: number, detail?: string) => void;
 }
 
 /** Features of the records that could be read, one matrix per view, rows aligned across views. */
@@ -61,7 +61,7 @@ export async function extractFeatureViews(backbone: Backbone, records: readonly 
         cacheDir: options.cacheDir,
         batchSize: options.batchSize,
         pixelTransform: createDihedralViewTransform(v, { shadesOfGray: options.shadesOfGray }),
-        onProgress: options.onProgress ? (done) => options.onProgress!(v * records.length + done, total) : undefined,
+        onProgress: options.onProgress ? (done) => options.onProgress!(v * records.length + done, total, `view ${v + 1}/${ttaViews}`) : undefined,
       }),
     );
   }

@@ -238,7 +238,7 @@ export interface EnsembleFeatureMatrix extends FeatureMatrix {
  * every member could read, in input order, with the members' features side by side (member 0's
  * first). An image a member could not read is dropped from every member and reported once, its
  * reason naming each member that failed ("inception_v3: …"). `onProgress` counts
- * images × members.
+ * images × members, after each batch, with the running member's name as `detail`.
  *
  * @example
  * const m = await extractEnsembleFeatures(ensemble, dataset.records, { cacheDir: resolveFeatureCacheDir() });
@@ -256,7 +256,8 @@ export async function extractEnsembleFeatures(
     perMember.push(
       await extractFeatures(member, input, {
         ...options,
-        onProgress: options.onProgress ? (done) => options.onProgress!(k * input.length + done, total) : undefined,
+        // Per batch of each member, named, so a slow member (inception_v3) visibly advances.
+        onProgress: options.onProgress ? (done) => options.onProgress!(k * input.length + done, total, ensemble.memberNames[k]) : undefined,
       }),
     );
   }

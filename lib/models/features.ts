@@ -30,8 +30,11 @@ export interface ExtractFeaturesOptions {
   cacheDir?: string;
   /** How files are made square (default "center-crop"); part of the cache key. */
   resizePolicy?: ResizePolicy;
-  /** Called after the cache lookup and after each batch with images done so far and the total. */
-  onProgress?: (done: number, total: number) => void;
+  /**
+   * Called after the cache lookup and after each batch with images done so far and the total;
+   * a multi-pass extraction (ensemble members, augmented views) names the pass in `detail`.
+   */
+  onProgress?: (done: number, total: number, detail?: string) => void;
   /**
    * A change made to each decoded image (size × size × 3 RGB) before the backbone, e.g. a flip
    * for test-time augmentation or colour constancy. Its `name` is part of the cache key, so a

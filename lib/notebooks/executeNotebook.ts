@@ -49,6 +49,15 @@ export function findJupyterPython(): string {
   );
 }
 
+/**
+ * What a running notebook reports, live: a code cell starting (1-based `cell` of `cells`), or
+ * one complete line the notebook printed (stream outputs, split at newlines; the last partial
+ * line comes when its cell ends).
+ */
+export type NotebookProgressEvent =
+  | { kind: "cell"; cell: number; cells: number }
+  | { kind: "line"; stream: "stdout" | "stderr"; text: string };
+
 /** The result of executing one notebook. */
 export interface NotebookRun {
   notebook: string;
@@ -65,13 +74,24 @@ export interface NotebookRun {
  * the executed, signed copy and its HTML render into `outDir`. `env` is added to the kernel's
  * environment (notebooks read their configuration from `MELANOMA_LAB_*` variables).
  * Throws {@link NotebookExecutionError} naming the notebook and cell when a cell raises; the
- * executed copy is saved either way.
+ * executed copy is saved either way. `onProgress` hears each code cell start and each line the
+ * notebook prints while it runs (without it, nothing is reported until the notebook ends).
  *
- * @example await executeNotebook("notebooks/01-data.ipynb", { outDir: "out/notebooks", env: { MELANOMA_LAB_SMALL: "1" } });
+ * @example
+ * await executeNotebook("notebooks/01-data.ipynb", {
+ *   outDir: "out/notebooks", env: { MELANOMA_LAB_SMALL: "1" },
+ *   onProgress: (e) => console.log(e.kind === "cell" ? `cell ${e.cell}/${e.cells}` : e.text),
+ * });
  */
 export async function executeNotebook(
   notebookPath: string,
-  options: { outDir: string; env?: Record<string, string>; timeoutSec?: number; python?: string },
+  options: {
+    outDir: string;
+    env?: Record<string, string>;
+    timeoutSec?: number;
+    python?: string;
+    onProgress?: (event: NotebookProgressEvent) => void;
+  },
 ): Promise<NotebookRun> {
   const root = findProjectRoot();
   const python = options.python ?? findJupyterPython();
@@ -81,15 +101,22 @@ export async function executeNotebook(
   const htmlPath = path.resolve(options.outDir, `${base}.html`);
   const script = path.join(root, "scripts", "execute_notebook.py");
   const args = [script, path.resolve(notebookPath), executedNotebookPath, htmlPath, "--root", root, "--timeout", String(options.timeoutSec ?? 3600)];
+  const onProgress = options.onProgress;
+  if (onProgress) args.push("--progress-json");
   const started = Date.now();
   const { status, stderr } = await new Promise<{ status: number | null; stderr: string }>((resolve, reject) => {
     const child = spawn(python, args, {
       cwd: root,
       env: { ...process.env, MELANOMA_LAB_ROOT: root, ...options.env },
-      stdio: ["ignore", "inherit", "pipe"],
+      stdio: ["ignore", onProgress ? "pipe" : "inherit", "pipe"],
     });
+    if (onProgress) {
+      const lines = createProgressLineReader(onProgress);
+      child.stdout!.on("data", (chunk: Buffer) => lines.push(chunk.toString()));
+      child.stdout!.on("end", () => lines.end());
+    }
     let err = "";
-    child.stderr.on("data", (chunk: Buffer) => {
+    child.stderr!.on("data", (chunk: Buffer) => {
       err += chunk.toString();
     });
     child.on("error", reject);
@@ -101,6 +128,56 @@ export async function executeNotebook(
     throw new NotebookExecutionError(path.basename(notebookPath), detail.trim(), executedNotebookPath);
   }
   return { notebook: path.basename(notebookPath), executedNotebookPath, htmlPath, seconds, stdoutText: readStdoutText(executedNotebookPath) };
+}
+
+/**
+ * Turns execute_notebook.py's `--progress-json` output (one JSON object a line, arriving in
+ * arbitrary chunks) into {@link NotebookProgressEvent}s: stream text is split into lines, and a
+ * cell's unfinished line is flushed when the next cell starts or the output ends.
+ *
+ * @example const r = createProgressLineReader(console.log); r.push('{"event":"cell","cell":1,"cells":3}\n'); r.end();
+ */
+export function createProgressLineReader(onProgress: (event: NotebookProgressEvent) => void): { push(chunk: string): void; end(): void } {
+  let pending = "";
+  const partial: Record<"stdout" | "stderr", string> = { stdout: "", stderr: "" };
+  const flushPartial = () => {
+    for (const stream of ["stdout", "stderr"] as const) {
+      if (partial[stream] !== "") onProgress({ kind: "line", stream, text: partial[stream] });
+      partial[stream] = "";
+    }
+  };
+  const handle = (jsonLine: string) => {
+    if (jsonLine.trim() === "") return;
+    let event: { event?: string; cell?: number; cells?: number; name?: string; text?: string };
+    try {
+      event = JSON.parse(jsonLine);
+    } catch {
+      // Anything else on stdout (a library printing from Python) is passed on as a line.
+      onProgress({ kind: "line", stream: "stdout", text: jsonLine });
+      return;
+    }
+    if (event.event === "cell") {
+      flushPartial();
+      onProgress({ kind: "cell", cell: event.cell ?? 0, cells: event.cells ?? 0 });
+    } else if (event.event === "stream") {
+      const stream = event.name === "stderr" ? "stderr" : "stdout";
+      const parts = (partial[stream] + (event.text ?? "")).split("\n");
+      partial[stream] = parts.pop()!;
+      for (const text of parts) onProgress({ kind: "line", stream, text });
+    }
+  };
+  return {
+    push(chunk) {
+      const parts = (pending + chunk).split("\n");
+      pending = parts.pop()!;
+      for (const line of parts) handle(line);
+    },
+    end() {
+      handle(pending);
+      pending = "";
+      flushPartial();
+    },
+  };
 }
 
 /**

@@ -72,12 +72,16 @@ export async function scoreImagesToCsv(options: {
   batchSize?: number;
   onProgress?: (done: number, total: number) => void;
 }): Promise<ScoreSummary> {
+  const batchSize = options.batchSize ?? 32;
+  // Checked first: a batch of 0 never advanced the loop below, NaN ended it before any image.
+  if (!Number.isInteger(batchSize) || batchSize < 1) {
+    throw new ScoreInputError(`batchSize: received ${batchSize}, expected a whole number ≥ 1 (images per forward pass)`);
+  }
   const loaded = await loadTriageModel(options.modelDir);
   const { images, problems } = listImagesToScore(options.input);
   const thresholdProb = loaded.metadata.thresholdProb;
   fs.mkdirSync(path.dirname(path.resolve(options.outPath)), { recursive: true });
   fs.writeFileSync(options.outPath, "image_id,probability,triage\n");
-  const batchSize = options.batchSize ?? 32;
   let scoredCount = 0;
   let urgentCount = 0;
   for (let start = 0; start < images.length; start += batchSize) {

@@ -12,6 +12,7 @@ import { readLogDir } from "../logging/readLogDir.js";
 import { formatJsonAsMarkdown, formatModelCardMarkdown, writeTextSummaries } from "../logging/runSummaries.js";
 import { createTensorBoardCallback, type TensorBoardCallback } from "../logging/tensorBoardCallback.js";
 import { MelanomaLabError } from "../util/errors.js";
+import { createProgressBar } from "../util/progress.js";
 import { ConfigError, loadRunArtifact } from "./runConfig.js";
 import type { RunConfig } from "./runConfig.js";
 
@@ -108,23 +109,14 @@ export function loadFeatureTable(config: RunConfig, name: string): FeatureTable 
 }
 
 /**
- * A progress callback that prints one compact line at every `stepPercent` (and at the end)
- * with the rate and time left: fit for notebooks, where a redrawn bar would flood the output.
+ * {@link createProgressBar} in plain-line mode through console.log (one line at every
+ * `stepPercent`, at most 30 s apart, and at the end), fit for notebooks, where a redrawn bar
+ * would flood the output and the kernel captures console output.
  *
  * @example extractFeatures(backbone, records, { onProgress: createProgressPrinter("train features") })
  */
 export function createProgressPrinter(label: string, stepPercent = 25): (done: number, total: number) => void {
-  const started = Date.now();
-  let nextPercent = stepPercent;
-  return (done, total) => {
-    const percent = total === 0 ? 100 : (100 * done) / total;
-    if (percent < nextPercent && done < total) return;
-    while (nextPercent <= percent) nextPercent += stepPercent;
-    const seconds = (Date.now() - started) / 1000;
-    const rate = done / Math.max(seconds, 1e-3);
-    const left = rate > 0 ? (total - done) / rate : 0;
-    console.log(`${label}: ${done}/${total} (${percent.toFixed(0)}%), ${rate.toFixed(1)}/s, ${left.toFixed(0)} s left`);
-  };
+  return createProgressBar(label, { stepPercent, stream: { isTTY: false, write: (text) => console.log(text.replace(/\n$/, "")) } });
 }
 
 /**

@@ -98,12 +98,14 @@ describe("createBackboneEnsemble and extractEnsembleFeatures (tiny real conv bac
     const victimBytes = fs.readFileSync(victim);
     const input = [files[0], files[1], path.join(dir, "broken.jpg"), files[2], victim, files[4]];
     const progress: number[] = [];
+    const passes = new Set<string | undefined>();
     const tensorsBefore = tf.memory().numTensors;
     const m = await extractEnsembleFeatures(ensemble, input, {
       cacheDir,
       batchSize: 2,
-      onProgress: (done, total) => {
+      onProgress: (done, total, member) => {
         progress.push(done);
+        passes.add(member);
         expect(total).toBe(input.length * 3);
         if (done === input.length) fs.writeFileSync(victim, "truncated");
       },
@@ -113,6 +115,9 @@ describe("createBackboneEnsemble and extractEnsembleFeatures (tiny real conv bac
     for (const member of members) releaseInferencePlan(member);
     expect(tf.memory().numTensors).toBe(tensorsBefore);
     expect(progress.at(-1)).toBe(18);
+    // Per batch of 2 within each member (6 inputs: 3 batches), the member named.
+    expect(progress).toEqual([0, 2, 4, 6, 6, 8, 10, 12, 12, 14, 16, 18]);
+    expect([...passes]).toEqual(["tiny_a", "tiny_b", "tiny_c"]);
     expect(m.featureDim).toBe(12);
     expect(m.rows).toBe(4);
     expect(m.sourceIndices).toEqual([0, 1, 3, 5]);

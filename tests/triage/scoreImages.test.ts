@@ -71,6 +71,16 @@ describe("scoreImagesToCsv", () => {
     expect(Number(row.split(",")[1])).toBeCloseTo(1 / (1 + Math.exp(-128 / 255)), 4);
   });
 
+  it("refuses a batch size that is not a whole number ≥ 1 (0 used to loop forever, NaN to score nothing)", async () => {
+    for (const batchSize of [0, -1, 1.5, Number.NaN]) {
+      const out = path.join(tmp, `preds-bad-${batchSize}.csv`);
+      await expect(scoreImagesToCsv({ modelDir: path.join(tmp, "model"), input: path.join(tmp, "plain"), outPath: out, batchSize })).rejects.toThrow(
+        new ScoreInputError(`batchSize: received ${batchSize}, expected a whole number ≥ 1 (images per forward pass)`),
+      );
+      expect(fs.existsSync(out)).toBe(false);
+    }
+  }, 20_000);
+
   it("names bad inputs", () => {
     expect(() => listImagesToScore(path.join(tmp, "nope"))).toThrow(ScoreInputError);
     expect(() => listImagesToScore(path.join(tmp, "plain", "notes.txt"))).toThrow(/must be a labels.csv/);

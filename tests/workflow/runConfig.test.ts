@@ -99,7 +99,8 @@ describe("small helpers", () => {
     const progress = createProgressPrinter("feat");
     for (let i = 1; i <= 10; i++) progress(i, 10);
     spy.mockRestore();
-    expect(lines.map((l) => l.split(":")[1].trim().split(" ")[0])).toEqual(["3/10", "5/10", "8/10", "10/10"]);
+    // createProgressBar's plain lines ("feat:  30% 3/10 …"): the start, then each quarter and the end.
+    expect(lines.map((l) => l.split(/\s+/)[2])).toEqual(["1/10", "3/10", "5/10", "8/10", "10/10"]);
   });
 
   it("formats a metric with its interval", () => {
