@@ -12,5 +12,34 @@ const tslabDir = path.join(root, "node_modules", "tslab");
 // lib/ files that exist are still watched one by one, so edits to them are picked up.
 const ts = require(require.resolve("@tslab/typescript-for-tslab", { paths: [tslabDir] }));
 ts.sys.watchDirectory = () => ({ close() {} });
+const { ZmqServer } = require(path.join(tslabDir, "dist", "jupyter.js"));
+// tslab handles each shell message as it arrives (execute requests then wait in its own queue)
+// and publishes "busy" on arrival and "idle" when that one request is done. With Run All, the
+// first cell's "idle" reached the browser while later cells were still queued or running, so the
+// busy indicator went idle too early. Here a request's "idle" is held back while other requests
+// are in flight and sent (in arrival order, each with its own parent) when the last one is done,
+// so "idle" means the kernel has nothing left to do. A client that sends one request at a time
+// (nbclient, the tests) sees no change.
+const handleShellMessage = ZmqServer.prototype.handleShellMessage;
+const publishStatus = ZmqServer.prototype.publishStatus;
+ZmqServer.prototype.handleShellMessage = async function (...args) {
+  this.requestsInFlight = (this.requestsInFlight || 0) + 1;
+  try {
+    return await handleShellMessage.apply(this, args);
+  } finally {
+    this.requestsInFlight--;
+  }
+};
+ZmqServer.prototype.publishStatus = function (status, parent) {
+  if (status !== "idle") return publishStatus.call(this, status, parent);
+  this.heldIdleParents = this.heldIdleParents || [];
+  // This request still counts itself: more than one in flight means others are pending.
+  if (this.requestsInFlight > 1) {
+    this.heldIdleParents.push(parent);
+    return undefined;
+  }
+  for (const held of this.heldIdleParents.splice(0)) publishStatus.call(this, "idle", held);
+  return publishStatus.call(this, "idle", parent);
+};
 const { startKernel } = require(path.join(tslabDir, "dist", "main.js"));
 startKernel({ configPath: process.argv[2] || "", enableFindLocal: false });
