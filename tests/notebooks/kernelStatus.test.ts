@@ -1,7 +1,8 @@
 import { spawnSync } from "node:child_process";
+import fs from "node:fs";
 import path from "node:path";
-import { describe, expect, it } from "vitest";
-import { findProjectRoot } from "../../lib/index.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { findProjectRoot, listNotebooks } from "../../lib/index.js";
 import { commandExists, toolOrSkip } from "../helpers/shared.js";
 
 const PYTHON = "/usr/bin/python3";
@@ -32,26 +33,37 @@ try:
             idle += state == "idle"
         elif msg["msg_type"] == "stream":
             events.append(["stream", ids.index(parent)])
-    print(json.dumps(events))
+    info = kc.kernel_info(reply=True, timeout=60)["content"]
+    print(json.dumps({"events": events, "languageInfo": info["language_info"]}))
 finally:
     kc.stop_channels()
     km.shutdown_kernel(now=True)
 `;
 
-describe("the tslab-melanoma kernel's busy/idle status", () => {
-  it("stays busy until the last of three queued execute_requests is done, then sends each request's idle", (ctx) => {
-    if (!toolOrSkip(hasJupyterClient(), "jupyter_client for /usr/bin/python3", "apt-get install python3-jupyter-client")) return ctx.skip();
+interface KernelObservation {
+  events: [string, number][];
+  languageInfo: Record<string, unknown>;
+}
+
+describe("the tslab-melanoma kernel over the Jupyter protocol", () => {
+  let observed: KernelObservation | undefined;
+  beforeAll(() => {
+    if (!toolOrSkip(hasJupyterClient(), "jupyter_client for /usr/bin/python3", "apt-get install python3-jupyter-client")) return;
     const run = spawnSync(PYTHON, ["-c", script, root], {
       cwd: root,
       env: { ...process.env, JUPYTER_PATH: path.join(root, "jupyter"), MELANOMA_LAB_ROOT: root },
       encoding: "utf8",
       timeout: 240_000,
     });
-    expect(run.status, run.stderr.slice(-3000)).toBe(0);
-    const events = JSON.parse(run.stdout.trim().split("\n").at(-1)!) as [string, number][];
+    if (run.status !== 0) throw new Error(`kernel session failed (${run.status}):\n${run.stderr.slice(-3000)}`);
+    observed = JSON.parse(run.stdout.trim().split("\n").at(-1)!) as KernelObservation;
+  }, 300_000);
+
+  it("stays busy until the last of three queued execute_requests is done, then sends each request's idle", (ctx) => {
+    if (!observed) return ctx.skip();
     // Without the launcher's fix tslab sends request 0's idle right after cell 0, while cells 1
     // and 2 are still queued: [busy 0, busy 1, busy 2, stream 0, idle 0, stream 1, idle 1, …].
-    expect(events).toEqual([
+    expect(observed.events).toEqual([
       ["busy", 0],
       ["busy", 1],
       ["busy", 2],
@@ -62,5 +74,16 @@ describe("the tslab-melanoma kernel's busy/idle status", () => {
       ["idle", 1],
       ["idle", 2],
     ]);
-  }, 300_000);
+  });
+
+  it("reports the kernelspec and language_info committed in every notebook (so opening one does not mark it modified)", (ctx) => {
+    if (!observed) return ctx.skip();
+    const spec = JSON.parse(fs.readFileSync(path.join(root, "jupyter", "kernels", "tslab-melanoma", "kernel.json"), "utf8"));
+    for (const file of listNotebooks(path.join(root, "notebooks"))) {
+      const { metadata } = JSON.parse(fs.readFileSync(file, "utf8"));
+      // Classic Notebook compares these with _.isEqual (deep, key order ignored) and marks the notebook dirty when they differ.
+      expect(metadata.language_info, file).toEqual(observed.languageInfo);
+      expect(metadata.kernelspec, file).toEqual({ name: "tslab-melanoma", display_name: spec.display_name, language: spec.language });
+    }
+  });
 });
