@@ -87,7 +87,7 @@ export { DatasetFormatError, readCsvTable, requireCsvColumns } from "./data/csv.
 export type { CsvTable } from "./data/csv.js";
 export { loadHam10000MetadataDataset, loadIsic2019Dataset, loadIsic2020Dataset, labelForDiagnosis, LABEL_POLICIES, KNOWN_DIAGNOSES } from "./data/adapters.js";
 export type { LabelPolicy, AdapterOptions } from "./data/adapters.js";
-export { generateSyntheticDataset, SyntheticDataOptionError } from "./data/synthetic.js";
+export { generateSyntheticDataset, isSyntheticDatasetCurrent, SyntheticDataOptionError, SYNTHETIC_SOURCES } from "./data/synthetic.js";
 export type { SyntheticDatasetOptions, SyntheticDatasetResult } from "./data/synthetic.js";
 export { loadImageBatch, mapWithConcurrency } from "./data/loadImageBatch.js";
 export type { ImageBatch, LoadImageBatchOptions } from "./data/loadImageBatch.js";
