@@ -57,6 +57,8 @@ export { ReportInputError, writeHtmlReport, buildHtmlReport, formatReportCell } 
 export type { ReportSection, ReportTable, ReportCell } from "./evaluate/report.js";
 export { showFigure, showHtml, showPng, buildFigureMimeBundle, resetPlotlyJsSent, NotebookDisplayUnavailableError } from "./display/showFigure.js";
 export type { MimeBundle, DisplayDataContent } from "./display/showFigure.js";
+export { showTable, buildTableHtml, buildTableText } from "./display/showTable.js";
+export type { TableLike } from "./display/showTable.js";
 export { buildFigureHtml, buildPlotlyLoaderHtml, loadPlotlyJsSource, serializeJsonForScript, describeFigureTitle, PlotlyAssetError } from "./display/plotlyHtml.js";
 export { checkChartsRendered, ChartRenderCheckError, HEADLESS_CHROMIUM_ARGS } from "./display/checkChartsRendered.js";
 export type { ChartRenderResult, ChartsRenderReport } from "./display/checkChartsRendered.js";
