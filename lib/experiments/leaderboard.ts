@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import type { PlotlyFigure } from "../evaluate/charts.js";
+import { wrapAxisLabel, type PlotlyFigure } from "../evaluate/charts.js";
 import { MelanomaLabError } from "../util/errors.js";
 import { EXPERIMENT_RUN_SCHEMA, type ExperimentRunSummary } from "./runExperiment.js";
 
@@ -154,19 +154,25 @@ export function buildLeaderboardFigure(runs: readonly ExperimentRunSummary[]): P
     hovertemplate: "%{x}<br>" + name + " %{y:.3f}<extra></extra>",
   });
   const withinSd = rows.map((r) => nan(runs.find((run) => run.runName === r.runName)!.metrics.withinSourceRocAuc.sd));
+  // Runs usually share a data-set prefix ("ham10000-dev-"): said once in the title, not under every bar.
+  const commonPrefix = rows.length < 2 ? "" : (x.reduce((a, b) => a.slice(0, [...a].findIndex((ch, i) => ch !== b[i]) >>> 0)).match(/^.*-/)?.[0] ?? "");
+  const tickText = x.map((name) => wrapAxisLabel(name.slice(commonPrefix.length), 18, 4));
   return {
     data: [
       bar("ROC AUC (mean ± sd over folds)", rows.map((r) => r.rocAucMean), rows.map((r) => r.rocAucSd), "#1f77b4"),
       bar("within-source ROC AUC", rows.map((r) => r.withinSourceRocAucMean), withinSd, "#ff7f0e"),
     ],
     layout: {
-      title: { text: `Leaderboard: ${rows.length} run${rows.length === 1 ? "" : "s"}` },
+      title: { text: `Leaderboard: ${rows.length} run${rows.length === 1 ? "" : "s"}${commonPrefix ? ` (${commonPrefix}…)` : ""}` },
       barmode: "group",
-      xaxis: { title: { text: "run" }, automargin: true },
+      // Run names are long; rotated, they took two thirds of the chart. Wrapped on "-"/"_" into at
+      // most four short horizontal lines (the full name stays in the hover text).
+      xaxis: { tickmode: "array", tickvals: x, ticktext: tickText, tickangle: 0, automargin: true },
       yaxis: { title: { text: "ROC AUC" }, range: [0, 1] },
       shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: 0.5, y1: 0.5, line: { color: "#999999", dash: "dash" } }],
-      legend: { orientation: "h", y: -0.3 },
-      margin: { b: 120 },
+      legend: { orientation: "h", x: 0, y: 1.12 },
+      height: 450,
+      margin: { t: 80, b: 40 },
     },
   };
 }
