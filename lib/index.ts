@@ -128,6 +128,8 @@ export { createFsSaveHandler, saveLayersModelToDir, loadLayersModelFromDir, read
 export { buildTriageModel, exportTriageModel, loadTriageModel, makeTriageMetadata, predictMalignantProbability, TriageModelError, METADATA_JSON_FILE } from "./export/triageModel.js";
 export type { TriageModelMetadata, TriageMetadataFields, LoadedTriageModel, ImagePrediction, EnsembleMemberMetadata } from "./export/triageModel.js";
 export { buildEnsembleTriageModel, makeEnsembleTriageMetadata, ENSEMBLE_FEATURES_LAYER_NAME } from "./export/ensembleTriageModel.js";
+export { checkExportParity, ExportParityError } from "./export/exportParity.js";
+export type { ExportParityResult } from "./export/exportParity.js";
 export { chooseThresholdForSensitivity, triageDecision, triageImage, ThresholdError } from "./triage/triage.js";
 export type { TriageResult, ThresholdChoice } from "./triage/triage.js";
 export { scoreImagesToCsv, listImagesToScore, describeScoreSummary, ScoreInputError } from "./triage/scoreImages.js";
