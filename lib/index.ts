@@ -98,7 +98,7 @@ export { createGroupedKFolds } from "./data/split.js";
 export type { GroupedFold } from "./data/split.js";
 export { randomAugmentImage, createTtaVariants, createDihedralViewTransform, applyShadesOfGray, transformImageDihedral, NO_AUGMENTATION, TTA_DIHEDRAL_VIEWS, AugmentationError } from "./data/augment.js";
 export type { AugmentOptions } from "./data/augment.js";
-export { describeDataset, countByLabel, makeLabelBarFigure, makeContactSheet } from "./data/explore.js";
+export { describeDataset, countByLabel, makeLabelBarFigure, makeContactSheet, renderImagePreviewPng } from "./data/explore.js";
 export type { DatasetDescription, DescribedField, LabelBreakdownRow, DatasetBarFigure, ContactSheetOptions } from "./data/explore.js";
 export { streamImageBatches, createImageCache } from "./data/stream.js";
 export type { StreamImageBatchesOptions, StreamedImageBatch, ImageCache, ImageCacheStats } from "./data/stream.js";

@@ -262,3 +262,19 @@ export async function makeContactSheet(
   const png = await sharp({ create: { width: widthPx, height: heightPx, channels: 3, background: "#ffffff" } }).composite(composites).png().toBuffer();
   return { png, widthPx, heightPx, problems, imageIds };
 }
+
+/**
+ * One image as a PNG preview no larger than `maxSidePx` on its longer side (aspect kept, EXIF
+ * orientation applied), for showing an image whose label is not known (e.g. a sample to triage).
+ * Throws {@link MelanomaLabError} naming the file when it cannot be decoded.
+ *
+ * @example showPng(await renderImagePreviewPng("data/sample.jpg", 224));
+ */
+export async function renderImagePreviewPng(imagePath: string, maxSidePx = 224): Promise<Buffer> {
+  if (!(Number.isInteger(maxSidePx) && maxSidePx >= 8 && maxSidePx <= 4096)) throw new MelanomaLabError(`maxSidePx must be a whole number in 8–4096; received ${maxSidePx}`);
+  try {
+    return await sharp(imagePath, { limitInputPixels: 10_000 * 10_000 }).rotate().resize(maxSidePx, maxSidePx, { fit: "inside" }).removeAlpha().png().toBuffer();
+  } catch (err) {
+    throw new MelanomaLabError(`renderImagePreviewPng: cannot decode ${imagePath} (${(err as Error).message}); expected a JPEG or PNG image`);
+  }
+}

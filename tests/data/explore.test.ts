@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { countByLabel, describeDataset, makeContactSheet } from "../../lib/data/explore.js";
+import { countByLabel, describeDataset, makeContactSheet, renderImagePreviewPng } from "../../lib/data/explore.js";
 import { loadDataset } from "../../lib/data/loadDataset.js";
 import type { LesionRecord } from "../../lib/data/types.js";
 import { sharedPathOrSkip } from "../helpers/shared.js";
@@ -125,5 +125,16 @@ describe("makeContactSheet", () => {
     expect(sheet.problems[0].file).toBe(path.join(tmp, "broken.jpg"));
     const seeded = await makeContactSheet(records, { perClass: 2, thumbSizePx: thumb, seed: 5 });
     expect((await makeContactSheet(records, { perClass: 2, thumbSizePx: thumb, seed: 5 })).imageIds).toEqual(seeded.imageIds);
+  });
+});
+
+describe("renderImagePreviewPng", () => {
+  it("fits an image inside maxSidePx keeping its aspect, and names a file it cannot decode", async () => {
+    const png = await renderImagePreviewPng(records[0].imagePath, 20);
+    const meta = await sharp(png).metadata();
+    expect([meta.format, meta.width, meta.height]).toEqual(["png", 20, 15]); // 40×30 source
+    const { data } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+    expect([...data.subarray(0, 3)]).toEqual([255, 0, 0]);
+    await expect(renderImagePreviewPng(path.join(tmp, "broken.jpg"))).rejects.toThrow(/cannot decode .*broken\.jpg/);
   });
 });
