@@ -29,13 +29,23 @@ interface PageElement {
   clientWidth: number;
   style: Record<string, string>;
 }
+declare function setTimeout(callback: () => void, ms: number): unknown;
 declare const document: { querySelector(selector: string): PageElement | null; querySelectorAll(selector: string): ArrayLike<PageElement> };
 interface NotebookCell {
   cell_type: string;
   input_prompt_number?: number | string | null;
 }
 declare const window: {
-  Jupyter?: { notebook?: { dirty: boolean; kernel?: { info_reply?: { language_info?: unknown } }; get_cells(): NotebookCell[] } };
+  Jupyter?: {
+    notebook?: {
+      dirty: boolean;
+      kernel?: { info_reply?: { language_info?: unknown } };
+      get_cells(): NotebookCell[];
+      events: { on(event: string, handler: () => void): void };
+    };
+  };
+  /** Running code cells 250 ms after each kernel_idle event (recorded by the test). */
+  runningCellsAfterIdle?: number[];
 };
 
 interface IndicatorSample {
@@ -89,6 +99,14 @@ describe("notebook 01 in the classic Notebook UI (headless Chromium)", () => {
       expect.soft(await page.evaluate(() => window.Jupyter!.notebook!.dirty), "opening the notebook marked it modified").toBe(false);
       expect.soft(await page.locator("#kernel_indicator_icon").getAttribute("class")).toBe("kernel_idle_icon");
 
+      // Every idle status the page acts on, with how many cells were still running a moment later
+      // (execute replies come on another socket than the status, so not at the same instant).
+      await page.evaluate(() => {
+        window.runningCellsAfterIdle = [];
+        window.Jupyter!.notebook!.events.on("kernel_idle.Kernel", () => {
+          setTimeout(() => window.runningCellsAfterIdle!.push(document.querySelectorAll(".code_cell.running").length), 250);
+        });
+      });
       // Cell → Run All, by the menu.
       await page.click("#celllink");
       await page.click("#run_all_cells > a");
@@ -110,9 +128,18 @@ describe("notebook 01 in the classic Notebook UI (headless Chromium)", () => {
       // Busy indicator: never idle while cells are still queued behind the one finishing (a
       // cell's execute_reply and the idle status travel on different sockets, so with exactly one
       // cell left their order can vary).
-      const idleWhileQueued = samples.filter((s) => s.icon === "kernel_idle_icon" && s.runningCells > 1);
+      // (Samples before the first "busy" arrives are the click's own few milliseconds.)
+      const firstBusy = samples.findIndex((s) => s.icon === "kernel_busy_icon");
+      const idleWhileQueued = samples.slice(Math.max(0, firstBusy)).filter((s) => s.icon === "kernel_idle_icon" && s.runningCells > 1);
+      console.log(`Run All: ${samples.length} samples over ${samples.at(-1)!.atMs} ms; ` +
+        samples.filter((s, i) => i === 0 || s.icon !== samples[i - 1].icon || s.runningCells !== samples[i - 1].runningCells).map((s) => `${s.atMs}ms ${s.icon.replace("kernel_", "").replace("_icon", "")} ${s.runningCells}`).join(", "));
       expect.soft(samples.some((s) => s.icon === "kernel_busy_icon")).toBe(true);
       expect.soft(idleWhileQueued, `${idleWhileQueued.length} of ${samples.length} samples idle with cells queued`).toEqual([]);
+      // The same, event by event (sampling can miss a short idle): before the fix tslab sent one
+      // idle per cell, the first while all the others were still queued.
+      const runningAfterIdle = await page.evaluate(() => window.runningCellsAfterIdle ?? []);
+      expect.soft(runningAfterIdle.length, "idle events during Run All").toBeGreaterThan(0);
+      expect.soft(runningAfterIdle.filter((n) => n > 0), `cells still running 250 ms after each idle event: ${runningAfterIdle.join(", ")}`).toEqual([]);
       expect.soft(await page.locator("#kernel_indicator_icon").getAttribute("class")).toBe("kernel_idle_icon");
 
       const view = await page.evaluate(() => {

@@ -14,12 +14,14 @@ const ts = require(require.resolve("@tslab/typescript-for-tslab", { paths: [tsla
 ts.sys.watchDirectory = () => ({ close() {} });
 const { ZmqServer } = require(path.join(tslabDir, "dist", "jupyter.js"));
 // tslab handles each shell message as it arrives (execute requests then wait in its own queue)
-// and publishes "busy" on arrival and "idle" when that one request is done. With Run All, the
-// first cell's "idle" reached the browser while later cells were still queued or running, so the
-// busy indicator went idle too early. Here a request's "idle" is held back while other requests
-// are in flight and sent (in arrival order, each with its own parent) when the last one is done,
-// so "idle" means the kernel has nothing left to do. A client that sends one request at a time
-// (nbclient, the tests) sees no change.
+// and publishes "busy" on arrival and "idle" when that one request is done. With Run All, a
+// cell's "idle" reached the browser while later cells were still queued, so the busy indicator
+// showed idle while they ran. Here every "idle" is held back until no request is in flight, then
+// all held ones are sent, in arrival order, each with its own parent: "idle" means the kernel has
+// nothing left to do. The short wait before sending lets the socket deliver requests that arrived
+// while a synchronous cell blocked the event loop. A client that sends one request at a time
+// (nbclient) sees the same messages, 10 ms later.
+const IDLE_FLUSH_DELAY_MS = 10;
 const handleShellMessage = ZmqServer.prototype.handleShellMessage;
 const publishStatus = ZmqServer.prototype.publishStatus;
 ZmqServer.prototype.handleShellMessage = async function (...args) {
@@ -33,13 +35,18 @@ ZmqServer.prototype.handleShellMessage = async function (...args) {
 ZmqServer.prototype.publishStatus = function (status, parent) {
   if (status !== "idle") return publishStatus.call(this, status, parent);
   this.heldIdleParents = this.heldIdleParents || [];
-  // This request still counts itself: more than one in flight means others are pending.
-  if (this.requestsInFlight > 1) {
-    this.heldIdleParents.push(parent);
-    return undefined;
-  }
-  for (const held of this.heldIdleParents.splice(0)) publishStatus.call(this, "idle", held);
-  return publishStatus.call(this, "idle", parent);
+  this.heldIdleParents.push(parent);
+  const flush = () => {
+    for (const held of this.heldIdleParents.splice(0)) publishStatus.call(this, "idle", held);
+  };
+  // The kernel closes its sockets right after a shutdown reply: send now.
+  if (parent.header && parent.header.msg_type === "shutdown_request") return flush();
+  clearTimeout(this.idleFlushTimer);
+  this.idleFlushTimer = setTimeout(() => {
+    // A request still in flight publishes its own idle later, which schedules the flush again.
+    if (!(this.requestsInFlight > 0)) flush();
+  }, IDLE_FLUSH_DELAY_MS);
+  return undefined;
 };
 const { startKernel } = require(path.join(tslabDir, "dist", "main.js"));
 startKernel({ configPath: process.argv[2] || "", enableFindLocal: false });
