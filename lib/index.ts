@@ -62,6 +62,8 @@ export { ReportInputError, writeHtmlReport, buildHtmlReport, formatReportCell } 
 export type { ReportSection, ReportTable, ReportCell } from "./evaluate/report.js";
 export { showFigure, showHtml, showPng, buildFigureMimeBundle, resetPlotlyJsSent, NotebookDisplayUnavailableError } from "./display/showFigure.js";
 export type { MimeBundle, DisplayDataContent } from "./display/showFigure.js";
+export { showTable, buildTableHtml, buildTableText } from "./display/showTable.js";
+export type { TableLike } from "./display/showTable.js";
 export { buildFigureHtml, buildPlotlyLoaderHtml, loadPlotlyJsSource, serializeJsonForScript, describeFigureTitle, PlotlyAssetError } from "./display/plotlyHtml.js";
 export { checkChartsRendered, ChartRenderCheckError, HEADLESS_CHROMIUM_ARGS } from "./display/checkChartsRendered.js";
 export type { ChartRenderResult, ChartsRenderReport } from "./display/checkChartsRendered.js";
@@ -94,7 +96,7 @@ export { DatasetFormatError, readCsvTable, requireCsvColumns } from "./data/csv.
 export type { CsvTable } from "./data/csv.js";
 export { loadHam10000MetadataDataset, loadIsic2019Dataset, loadIsic2020Dataset, labelForDiagnosis, LABEL_POLICIES, KNOWN_DIAGNOSES } from "./data/adapters.js";
 export type { LabelPolicy, AdapterOptions } from "./data/adapters.js";
-export { generateSyntheticDataset, SyntheticDataOptionError } from "./data/synthetic.js";
+export { generateSyntheticDataset, isSyntheticDatasetCurrent, SyntheticDataOptionError, SYNTHETIC_SOURCES } from "./data/synthetic.js";
 export type { SyntheticDatasetOptions, SyntheticDatasetResult } from "./data/synthetic.js";
 export { loadImageBatch, mapWithConcurrency } from "./data/loadImageBatch.js";
 export type { ImageBatch, LoadImageBatchOptions } from "./data/loadImageBatch.js";
@@ -103,7 +105,7 @@ export { createGroupedKFolds } from "./data/split.js";
 export type { GroupedFold } from "./data/split.js";
 export { randomAugmentImage, createTtaVariants, createDihedralViewTransform, applyShadesOfGray, transformImageDihedral, NO_AUGMENTATION, TTA_DIHEDRAL_VIEWS, AugmentationError } from "./data/augment.js";
 export type { AugmentOptions } from "./data/augment.js";
-export { describeDataset, countByLabel, makeLabelBarFigure, makeContactSheet } from "./data/explore.js";
+export { describeDataset, countByLabel, makeLabelBarFigure, makeContactSheet, renderImagePreviewPng } from "./data/explore.js";
 export type { DatasetDescription, DescribedField, LabelBreakdownRow, DatasetBarFigure, ContactSheetOptions } from "./data/explore.js";
 export { streamImageBatches, createImageCache } from "./data/stream.js";
 export type { StreamImageBatchesOptions, StreamedImageBatch, ImageCache, ImageCacheStats } from "./data/stream.js";
@@ -134,6 +136,8 @@ export { createFsSaveHandler, saveLayersModelToDir, loadLayersModelFromDir, read
 export { buildTriageModel, exportTriageModel, loadTriageModel, makeTriageMetadata, predictMalignantProbability, TriageModelError, METADATA_JSON_FILE } from "./export/triageModel.js";
 export type { TriageModelMetadata, TriageMetadataFields, LoadedTriageModel, ImagePrediction, EnsembleMemberMetadata, TriageMetricsBlock, TriageThresholdProvenance, ThresholdGroupCheck } from "./export/triageModel.js";
 export { buildEnsembleTriageModel, makeEnsembleTriageMetadata, ENSEMBLE_FEATURES_LAYER_NAME } from "./export/ensembleTriageModel.js";
+export { checkExportParity, ExportParityError } from "./export/exportParity.js";
+export type { ExportParityResult } from "./export/exportParity.js";
 export { chooseThresholdForSensitivity, triageDecision, triageImage, ThresholdError } from "./triage/triage.js";
 export type { TriageResult, ThresholdChoice } from "./triage/triage.js";
 export { scoreImagesToCsv, listImagesToScore, describeScoreSummary, ScoreInputError } from "./triage/scoreImages.js";

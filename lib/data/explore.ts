@@ -17,8 +17,12 @@ export interface DatasetBarFigure {
   layout: {
     title: { text: string };
     barmode: "stack" | "group";
-    xaxis: { title: { text: string } };
+    xaxis: { title: { text: string }; automargin?: boolean };
     yaxis: { title: { text: string } };
+    /** Pixels; kept moderate so a chart fits a notebook output without a scroll box. */
+    height?: number;
+    margin?: { t: number; r: number; b: number; l: number };
+    legend?: { orientation: "h" | "v"; y?: number; x?: number };
   };
 }
 
@@ -43,6 +47,16 @@ export interface DatasetDescription {
   frames: Record<DescribedField, DataFrame>;
   /** Stacked bar chart per field (benign and malignant counts). */
   figures: Record<DescribedField, DatasetBarFigure>;
+  /**
+   * Missing values per column of the records (danfojs `isNa().sum()`): columns `column`,
+   * `missing`, `missing_fraction`, one row per metadata column (image_id and label are never missing).
+   */
+  missingValues: DataFrame;
+  /**
+   * danfojs `describe()` of each numeric column (today `age_years`), computed over the rows where
+   * it is present: index count, mean, std, min, median, max, variance.
+   */
+  numericSummary: DataFrame;
 }
 
 /** The fields {@link describeDataset} breaks down by label. */
@@ -58,6 +72,17 @@ const FIELD_TITLES: Record<DescribedField, string> = {
 };
 
 const LABEL_COLOURS = { benign: "#4c78a8", malignant: "#e45756" };
+
+/** The record fields as table columns (what {@link describeDataset}'s missing-value table lists). */
+const RECORD_COLUMNS = [
+  ["diagnosis", (r: LesionRecord) => r.diagnosis],
+  ["lesion_id", (r: LesionRecord) => r.lesionId],
+  ["patient_id", (r: LesionRecord) => r.patientId],
+  ["age_years", (r: LesionRecord) => r.ageYears],
+  ["sex", (r: LesionRecord) => r.sex],
+  ["site", (r: LesionRecord) => r.site],
+  ["source", (r: LesionRecord) => r.source],
+] as const;
 
 /** Age bucket of 10 years ("40–49"), or "unknown". */
 function ageGroupOf(ageYears: number | undefined): string {
@@ -104,13 +129,18 @@ export function countByLabel(records: readonly LesionRecord[], field: DescribedF
  */
 export function makeLabelBarFigure(rows: readonly LabelBreakdownRow[], fieldTitle: string): DatasetBarFigure {
   const x = rows.map((r) => r.value);
+  // For the label itself, "by label and label" said nothing: that chart is the class balance.
+  const title = fieldTitle === "label" ? "images per label (class balance)" : `images by ${fieldTitle}, benign and malignant`;
   return {
     data: LESION_LABELS.map((label) => ({ type: "bar" as const, name: label, x, y: rows.map((r) => r[label]), marker: { color: LABEL_COLOURS[label] } })),
     layout: {
-      title: { text: `images by ${fieldTitle} and label` },
+      title: { text: title },
       barmode: "stack",
-      xaxis: { title: { text: fieldTitle } },
+      xaxis: { title: { text: fieldTitle }, automargin: true },
       yaxis: { title: { text: "images" } },
+      height: 360,
+      margin: { t: 50, r: 20, b: 60, l: 60 },
+      legend: { orientation: "h", y: 1.1, x: 0.6 },
     },
   };
 }
@@ -125,9 +155,10 @@ function loadDanfo(): typeof import("danfojs-node") {
 /**
  * Explores a dataset: image, lesion and patient counts, and by-label breakdowns of label,
  * diagnosis, 10-year age group, sex, site and source, as plain rows, danfojs-node DataFrames
- * (`frames.diagnosis.print()` in a notebook) and stacked-bar Plotly figures.
+ * (`frames.diagnosis.print()` in a notebook) and stacked-bar Plotly figures; plus, from a danfojs
+ * DataFrame of the records, the missing values per column and `describe()` of the numeric columns.
  *
- * @example const d = describeDataset(records); d.frames.diagnosis.print(); display(d.figures.site);
+ * @example const d = describeDataset(records); d.frames.diagnosis.print(); d.missingValues.print(); showFigure(d.figures.site);
  */
 export function describeDataset(records: readonly LesionRecord[]): DatasetDescription {
   const dfd = loadDanfo();
@@ -143,6 +174,22 @@ export function describeDataset(records: readonly LesionRecord[]): DatasetDescri
     );
     figures[field] = makeLabelBarFigure(rows[field], FIELD_TITLES[field]);
   }
+  // One row per record, missing values as null (what danfojs counts as NA).
+  const table = new dfd.DataFrame(
+    records.map((r) => Object.fromEntries(RECORD_COLUMNS.map(([name, get]) => [name, get(r) ?? null]))),
+    { columns: RECORD_COLUMNS.map(([name]) => name) },
+  );
+  const missingCounts = records.length === 0 ? RECORD_COLUMNS.map(() => 0) : (table.isNa().sum({ axis: 0 }).values as number[]);
+  const missingValues = new dfd.DataFrame(
+    RECORD_COLUMNS.map(([name], i) => ({ column: name, missing: missingCounts[i], missing_fraction: Number((missingCounts[i] / Math.max(1, records.length)).toFixed(4)) })),
+    { columns: ["column", "missing", "missing_fraction"] },
+  );
+  const ages = records.map((r) => r.ageYears).filter((a): a is number => a !== undefined && Number.isFinite(a));
+  // danfojs's describe() returns NaN for mean/std/median when any value is missing, so describe the present ones.
+  const numericSummary =
+    ages.length > 0
+      ? new dfd.DataFrame({ age_years: new dfd.Series(ages).describe().values as number[] }, { index: ["count", "mean", "std", "min", "median", "max", "variance"] })
+      : new dfd.DataFrame({ age_years: [0] }, { index: ["count"] });
   return {
     imageCount: records.length,
     lesionCount: new Set(records.map((r) => r.lesionId ?? `image:${r.imageId}`)).size,
@@ -150,6 +197,8 @@ export function describeDataset(records: readonly LesionRecord[]): DatasetDescri
     rows,
     frames,
     figures,
+    missingValues,
+    numericSummary,
   };
 }
 
@@ -212,4 +261,20 @@ export async function makeContactSheet(
   }
   const png = await sharp({ create: { width: widthPx, height: heightPx, channels: 3, background: "#ffffff" } }).composite(composites).png().toBuffer();
   return { png, widthPx, heightPx, problems, imageIds };
+}
+
+/**
+ * One image as a PNG preview no larger than `maxSidePx` on its longer side (aspect kept, EXIF
+ * orientation applied), for showing an image whose label is not known (e.g. a sample to triage).
+ * Throws {@link MelanomaLabError} naming the file when it cannot be decoded.
+ *
+ * @example showPng(await renderImagePreviewPng("data/sample.jpg", 224));
+ */
+export async function renderImagePreviewPng(imagePath: string, maxSidePx = 224): Promise<Buffer> {
+  if (!(Number.isInteger(maxSidePx) && maxSidePx >= 8 && maxSidePx <= 4096)) throw new MelanomaLabError(`maxSidePx must be a whole number in 8–4096; received ${maxSidePx}`);
+  try {
+    return await sharp(imagePath, { limitInputPixels: 10_000 * 10_000 }).rotate().resize(maxSidePx, maxSidePx, { fit: "inside" }).removeAlpha().png().toBuffer();
+  } catch (err) {
+    throw new MelanomaLabError(`renderImagePreviewPng: cannot decode ${imagePath} (${(err as Error).message}); expected a JPEG or PNG image`);
+  }
 }

@@ -28,6 +28,21 @@ export interface SyntheticDatasetOptions {
   jpegQuality?: number;
 }
 
+/**
+ * The synthetic "clinics" an image can come from (written as `ham_dataset` in labels.csv, read as
+ * `source`): each photographs with its own colour cast and brightness, as real dermoscopes and
+ * clinics differ. A lesion's clinic is drawn from the seed independently of its label, so on this
+ * data the source carries no label signal (on HAM10000 it does: compare the source lesson in
+ * notebook 4).
+ */
+export const SYNTHETIC_SOURCES: readonly { name: string; channelGain: readonly [number, number, number] }[] = [
+  { name: "synth_clinic_a", channelGain: [1, 1, 1] },
+  // Warm, tungsten-like light.
+  { name: "synth_clinic_b", channelGain: [1.07, 1.0, 0.88] },
+  // Cool and a little dim (an older polarised dermoscope).
+  { name: "synth_clinic_c", channelGain: [0.9, 0.95, 1.04] },
+];
+
 /** What {@link generateSyntheticDataset} wrote. */
 export interface SyntheticDatasetResult {
   labelsCsvPath: string;
@@ -161,7 +176,7 @@ function drawLesion(trueLabel: LesionLabel, writtenLabel: LesionLabel, rand: () 
  * zoom, lighting, hair, ruler, vignette, sensor noise) comes from `rand`, so two views of a lesion
  * differ while its cues stay the same.
  */
-function renderLesionImage(lesion: LesionParams, sizePx: number, rand: () => number): Uint8Array {
+function renderLesionImage(lesion: LesionParams, sizePx: number, rand: () => number, channelGain: readonly [number, number, number]): Uint8Array {
   const S = sizePx;
   const rgb = new Float32Array(S * S * 3);
   const rotation = 2 * Math.PI * rand();
@@ -248,6 +263,12 @@ function renderLesionImage(lesion: LesionParams, sizePx: number, rand: () => num
   drawHairs(rgb, S, rand);
   if (rand() < 0.3) drawRuler(rgb, S, rand);
   applyVignette(rgb, S, rand);
+  // The clinic's colour cast; it draws no random numbers, so the rest of the image is unchanged.
+  for (let i = 0; i < rgb.length; i += 3) {
+    rgb[i] *= channelGain[0];
+    rgb[i + 1] *= channelGain[1];
+    rgb[i + 2] *= channelGain[2];
+  }
   const out = new Uint8Array(S * S * 3);
   // Sensor noise: a seeded table of Gaussian draws walked with a random odd stride (a Gaussian draw
   // per byte costs more than rendering the whole image).
@@ -367,6 +388,10 @@ function checkRange(name: string, value: number, min: number, max: number): void
  * flipped; `clean_label` in labels.csv keeps the true class, and the `cue_*` columns the cue
  * values, for analysis only (loaders ignore them).
  *
+ * Sources: each lesion comes from one of three synthetic clinics ({@link SYNTHETIC_SOURCES}, column
+ * `ham_dataset`), drawn from the seed independently of the label; each clinic has its own colour
+ * cast, so the source is visible in the pixels but says nothing about the label.
+ *
  * Lesions: `twoImageLesionFraction` of lesions get a second image (another rotation, offset,
  * zoom, hair and lighting), sharing `lesion_id`, so lesion-grouped splits matter.
  *
@@ -402,13 +427,16 @@ export async function generateSyntheticDataset(options: SyntheticDatasetOptions)
   const flipOrder = shuffleWithSeed(Array.from({ length: lesionCount }, (_, i) => i), deriveSeed(seed, 0, 2));
   const flipped = new Set(flipOrder.slice(0, Math.round(lesionCount * labelNoiseFraction)));
   const twoViewLesions = new Set(shuffleWithSeed(Array.from({ length: lesionCount }, (_, i) => i), deriveSeed(seed, 0, 3)).slice(0, secondViews));
+  // Its own stream, so adding sources left labels, flips, second views and lesion shapes as they were.
+  const pickSource = createRandom(deriveSeed(seed, 0, 4));
+  const lesionSources = Array.from({ length: lesionCount }, () => SYNTHETIC_SOURCES[Math.floor(pickSource() * SYNTHETIC_SOURCES.length)]);
 
   const outDir = path.resolve(options.outDir);
   const imagesDir = path.join(outDir, "images");
   await fs.promises.mkdir(imagesDir, { recursive: true });
 
   const rows: string[] = [
-    "image_id,label,diagnosis,lesion_id,age,sex,localization,clean_label,cue_asymmetry,cue_border_irregularity,cue_colour_variegation,cue_diameter",
+    "image_id,label,diagnosis,lesion_id,age,sex,localization,ham_dataset,clean_label,cue_asymmetry,cue_border_irregularity,cue_colour_variegation,cue_diameter",
   ];
   const records: LesionRecord[] = [];
   const pending = new Set<Promise<void>>();
@@ -423,7 +451,7 @@ export async function generateSyntheticDataset(options: SyntheticDatasetOptions)
       imageNumber++;
       const imageId = `SYN_${String(imageNumber).padStart(7, "0")}`;
       const imagePath = path.join(imagesDir, `${imageId}.jpg`);
-      const pixels = renderLesionImage(lesion, imageSizePx, createRandom(deriveSeed(seed, imageNumber, 20)));
+      const pixels = renderLesionImage(lesion, imageSizePx, createRandom(deriveSeed(seed, imageNumber, 20)), lesionSources[l].channelGain);
       const write = sharp(pixels, { raw: { width: imageSizePx, height: imageSizePx, channels: 3 } })
         .jpeg({ quality: jpegQuality, chromaSubsampling: "4:4:4" })
         .toFile(imagePath)
@@ -434,14 +462,34 @@ export async function generateSyntheticDataset(options: SyntheticDatasetOptions)
       if (pending.size >= 4) await Promise.race(pending);
       const diagnosis = writtenLabel === "malignant" ? "mel" : "nv";
       rows.push(
-        [imageId, writtenLabel, diagnosis, lesionId, lesion.ageYears, lesion.sex, lesion.site, trueLabel,
+        [imageId, writtenLabel, diagnosis, lesionId, lesion.ageYears, lesion.sex, lesion.site, lesionSources[l].name, trueLabel,
           lesion.asymmetry.toFixed(3), lesion.borderIrregularity.toFixed(3), lesion.colourVariegation.toFixed(3), lesion.diameter.toFixed(3)].join(","),
       );
-      records.push({ imageId, imagePath, label: writtenLabel, diagnosis, lesionId, ageYears: lesion.ageYears, sex: lesion.sex, site: lesion.site, source: "synthetic" });
+      records.push({ imageId, imagePath, label: writtenLabel, diagnosis, lesionId, ageYears: lesion.ageYears, sex: lesion.sex, site: lesion.site, source: lesionSources[l].name });
     }
   }
   await Promise.all(pending);
   const labelsCsvPath = path.join(outDir, "labels.csv");
   await fs.promises.writeFile(labelsCsvPath, rows.join("\n") + "\n");
   return { labelsCsvPath, records, lesionCount, flippedLesionCount: flipped.size, durationMs: Date.now() - started };
+}
+
+/**
+ * Whether `dataDir` holds synthetic data written by this version of the generator (its labels.csv
+ * has the `ham_dataset` source column, added with the synthetic clinics). Older copies are
+ * regenerated by prepareDataset rather than shown with one "unknown" source.
+ *
+ * @example if (!isSyntheticDatasetCurrent("data/synthetic")) await generateSyntheticDataset({ ... });
+ */
+export function isSyntheticDatasetCurrent(dataDir: string): boolean {
+  const csvPath = path.join(dataDir, "labels.csv");
+  if (!fs.existsSync(csvPath)) return false;
+  const fd = fs.openSync(csvPath, "r");
+  try {
+    const head = Buffer.alloc(512);
+    const n = fs.readSync(fd, head, 0, head.length, 0);
+    return head.subarray(0, n).toString("utf8").split(/\r?\n/)[0].split(",").includes("ham_dataset");
+  } finally {
+    fs.closeSync(fd);
+  }
 }

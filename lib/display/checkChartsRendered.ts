@@ -23,6 +23,11 @@ export interface ChartRenderResult {
   drawnMarkCount: number;
   widthPx: number;
   heightPx: number;
+  /**
+   * Height of the (first) plotting area, where the marks are drawn, in pixels; 0 when none. With
+   * `heightPx` it shows how much of a chart goes to margins, tick labels and legend.
+   */
+  plotAreaHeightPx: number;
   /** Fraction of screenshot pixels that are not near-white (0..1). */
   inkFraction: number;
   screenshotPath?: string;
@@ -169,6 +174,7 @@ export async function checkChartsRendered(
           drawnMarkCount: lines + fills + points + bars + heatmaps,
           widthPx: Math.round(rect.width),
           heightPx: Math.round(rect.height),
+          plotAreaHeightPx: Math.round(el.querySelector(".draglayer .nsewdrag")?.getBoundingClientRect().height ?? 0),
           fallbackText: svg ? undefined : (el.textContent ?? "").trim().slice(0, 200) || undefined,
         };
       });

@@ -530,3 +530,37 @@ export function buildHistogramsOverStepsFigure(
     },
   };
 }
+
+/**
+ * Wraps a long category label (a run name such as
+ * "ham10000-dev-mobilenet_v2_inception_v3_mobilenet_v1_1.0-lesion5-e20-s42-dx") for a Plotly axis:
+ * breaks after "-", "_" or "." into lines of at most `maxLineChars`, joined by `<br>`, and keeps
+ * at most `maxLines` lines, the last ending in "…" when cut. A label without break points is cut
+ * every `maxLineChars` characters.
+ *
+ * @example wrapAxisLabel("ham10000-dev-mobilenet_v2-lesion5-e20-s42", 15) // "ham10000-dev-<br>mobilenet_v2-<br>lesion5-e20-s42"
+ */
+export function wrapAxisLabel(label: string, maxLineChars = 18, maxLines = 3): string {
+  const pieces = label.match(/[^-_.]+[-_.]?|[-_.]/g) ?? [label];
+  const lines: string[] = [];
+  let line = "";
+  for (let piece of pieces) {
+    while (piece.length > maxLineChars) {
+      if (line) lines.push(line);
+      lines.push(piece.slice(0, maxLineChars));
+      line = "";
+      piece = piece.slice(maxLineChars);
+    }
+    if (line.length + piece.length > maxLineChars) {
+      lines.push(line);
+      line = piece;
+    } else {
+      line += piece;
+    }
+  }
+  if (line) lines.push(line);
+  if (lines.length <= maxLines) return lines.join("<br>");
+  const kept = lines.slice(0, maxLines);
+  kept[maxLines - 1] = kept[maxLines - 1].slice(0, maxLineChars - 1) + "…";
+  return kept.join("<br>");
+}

@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import type { PlotlyFigure } from "../evaluate/charts.js";
+import { wrapAxisLabel, type PlotlyFigure } from "../evaluate/charts.js";
 import { MelanomaLabError } from "../util/errors.js";
 import { EXPERIMENT_RUN_SCHEMA, type ExperimentRunSummary } from "./runRecord.js";
 
@@ -191,12 +191,17 @@ export function buildLeaderboardFigure(runs: readonly ExperimentRunSummary[]): P
   const sections = buildLeaderboardSections(runs);
   const gap = 0.08;
   const width = (1 - gap * (sections.length - 1)) / sections.length;
+  // Runs usually share a data-set prefix ("ham10000-dev-"): said once in the title, not under every bar.
+  const names = runs.map((r) => r.runName);
+  const commonPrefix =
+    names.length < 2 ? "" : (names.reduce((a, b) => a.slice(0, [...a].findIndex((ch, i) => ch !== b[i]) >>> 0)).match(/^.*-/)?.[0] ?? "");
   const data: PlotlyFigure["data"] = [];
   const layout: PlotlyFigure["layout"] = {
-    title: { text: `Leaderboard: ${sections.map((s) => s.heading.toLowerCase()).join("; ")}` },
+    title: { text: `Leaderboard: ${sections.map((s) => s.heading.toLowerCase()).join("; ")}${commonPrefix ? ` (${commonPrefix}…)` : ""}` },
     barmode: "group",
-    legend: { orientation: "h", y: -0.3 },
-    margin: { b: 120 },
+    legend: { orientation: "h", x: 0, y: 1.12 },
+    height: 450,
+    margin: { t: 80, b: 40 },
     shapes: [],
   };
   sections.forEach((section, i) => {
@@ -222,7 +227,19 @@ export function buildLeaderboardFigure(runs: readonly ExperimentRunSummary[]): P
       bar("within-source ROC AUC", section.rows.map((r) => r.withinSourceRocAucMean), withinSd, "#ff7f0e"),
     );
     const x0 = i * (width + gap);
-    layout[`xaxis${suffix}`] = { title: { text: section.heading }, domain: [x0, x0 + width], automargin: true, anchor: `y${suffix}` };
+    // Run names are long; rotated, they took two thirds of the chart. Wrapped on "-"/"_" into at
+    // most four short horizontal lines (the full name stays in the hover text).
+    const tickText = x.map((name) => wrapAxisLabel(name.slice(commonPrefix.length), 18, 4));
+    layout[`xaxis${suffix}`] = {
+      title: { text: section.heading },
+      domain: [x0, x0 + width],
+      anchor: `y${suffix}`,
+      tickmode: "array",
+      tickvals: x,
+      ticktext: tickText,
+      tickangle: 0,
+      automargin: true,
+    };
     layout[`yaxis${suffix}`] = { title: { text: i === 0 ? "ROC AUC" : "" }, range: [0, 1], anchor: `x${suffix}` };
     (layout.shapes as unknown[]).push({ type: "line", xref: "paper", x0, x1: x0 + width, yref: `y${suffix}`, y0: 0.5, y1: 0.5, line: { color: "#999999", dash: "dash" } });
   });

@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { generateSyntheticDataset } from "../data/synthetic.js";
+import { generateSyntheticDataset, isSyntheticDatasetCurrent } from "../data/synthetic.js";
 import { loadDataset, summarizeProblems } from "../data/loadDataset.js";
 import type { LoadedDataset, DatasetLayout } from "../data/loadDataset.js";
 import type { LesionRecord, InputProblem } from "../data/types.js";
@@ -20,7 +20,8 @@ import type { RunConfig } from "./runConfig.js";
 export class FeatureArtifactError extends MelanomaLabError {}
 
 /**
- * Loads the run's dataset; for the synthetic default, generates it first when absent (seeded by
+ * Loads the run's dataset; for the synthetic default, generates it first when absent or written by
+ * an older generator without the source column (seeded by
  * `config.seed`, `config.syntheticImageCount` images). Bad rows and images are listed in
  * `problems` and the rest loads.
  *
@@ -28,7 +29,7 @@ export class FeatureArtifactError extends MelanomaLabError {}
  */
 export async function prepareDataset(config: RunConfig): Promise<LoadedDataset & { layout: DatasetLayout; generated: boolean }> {
   let generated = false;
-  if (config.useSyntheticData && !fs.existsSync(path.join(config.dataDir, "labels.csv"))) {
+  if (config.useSyntheticData && !isSyntheticDatasetCurrent(config.dataDir)) {
     await generateSyntheticDataset({ outDir: config.dataDir, imageCount: config.syntheticImageCount, seed: config.seed });
     generated = true;
   }

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { countByLabel, describeDataset, makeContactSheet } from "../../lib/data/explore.js";
+import { countByLabel, describeDataset, makeContactSheet, renderImagePreviewPng } from "../../lib/data/explore.js";
 import { loadDataset } from "../../lib/data/loadDataset.js";
 import type { LesionRecord } from "../../lib/data/types.js";
 import { requireSharedPath } from "../helpers/shared.js";
@@ -58,6 +58,34 @@ describe("describeDataset", () => {
     expect(fig.data[1].y).toEqual([1, 1, 1]);
     expect(fig.layout.barmode).toBe("stack");
     expect(JSON.parse(JSON.stringify(fig))).toEqual(fig);
+    expect(fig.layout.title.text).toBe("images by sex, benign and malignant");
+    expect(d.figures.label.layout.title.text).toBe("images per label (class balance)");
+    for (const f of Object.values(d.figures)) expect(f.layout.title.text).not.toMatch(/label and label/);
+  });
+
+  it("lists missing values per column and describes the numeric columns with danfojs", () => {
+    const d = describeDataset(records);
+    // Counted by hand from the six records above: no patient ids, one age missing, no site or
+    // source, and the broken image has no diagnosis, lesion, age or sex.
+    expect(d.missingValues.columns).toEqual(["column", "missing", "missing_fraction"]);
+    expect(d.missingValues.values).toEqual([
+      ["diagnosis", 1, 0.1667],
+      ["lesion_id", 1, 0.1667],
+      ["patient_id", 6, 1],
+      ["age_years", 2, 0.3333],
+      ["sex", 1, 0.1667],
+      ["site", 6, 1],
+      ["source", 6, 1],
+    ]);
+    // Ages present: 35, 38, 61, 70 → mean 51, median (38 + 61) / 2, sample variance (16² + 13² + 10² + 19²) / 3 = 886 / 3.
+    expect(d.numericSummary.columns).toEqual(["age_years"]);
+    expect(d.numericSummary.index).toEqual(["count", "mean", "std", "min", "median", "max", "variance"]);
+    const stats = (d.numericSummary.values as number[][]).map((row) => row[0]);
+    expect(stats[0]).toBe(4);
+    expect(stats[1]).toBeCloseTo(51, 10);
+    expect(stats[2]).toBeCloseTo(Math.sqrt(886 / 3), 10);
+    expect([stats[3], stats[4], stats[5]]).toEqual([35, 49.5, 70]);
+    expect(stats[6]).toBeCloseTo(886 / 3, 10);
   });
 
   it("on the real HAM dev set matches counts taken straight from labels.csv", (ctx) => {
@@ -96,5 +124,16 @@ describe("makeContactSheet", () => {
     expect(sheet.problems[0].file).toBe(path.join(tmp, "broken.jpg"));
     const seeded = await makeContactSheet(records, { perClass: 2, thumbSizePx: thumb, seed: 5 });
     expect((await makeContactSheet(records, { perClass: 2, thumbSizePx: thumb, seed: 5 })).imageIds).toEqual(seeded.imageIds);
+  });
+});
+
+describe("renderImagePreviewPng", () => {
+  it("fits an image inside maxSidePx keeping its aspect, and names a file it cannot decode", async () => {
+    const png = await renderImagePreviewPng(records[0].imagePath, 20);
+    const meta = await sharp(png).metadata();
+    expect([meta.format, meta.width, meta.height]).toEqual(["png", 20, 15]); // 40×30 source
+    const { data } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+    expect([...data.subarray(0, 3)]).toEqual([255, 0, 0]);
+    await expect(renderImagePreviewPng(path.join(tmp, "broken.jpg"))).rejects.toThrow(/cannot decode .*broken\.jpg/);
   });
 });

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadDataset } from "../../lib/data/loadDataset.js";
 import { loadImageBatch } from "../../lib/data/loadImageBatch.js";
 import { createGroupedKFolds } from "../../lib/data/split.js";
-import { generateSyntheticDataset, SyntheticDataOptionError } from "../../lib/data/synthetic.js";
+import { generateSyntheticDataset, isSyntheticDatasetCurrent, SYNTHETIC_SOURCES, SyntheticDataOptionError } from "../../lib/data/synthetic.js";
 import type { SyntheticDatasetResult } from "../../lib/data/synthetic.js";
 
 let tmp: string;
@@ -120,6 +120,52 @@ describe("generateSyntheticDataset", () => {
     console.log(`lesion-area feature AUC on ${batch.records.length} synthetic images: ${auc.toFixed(3)}`);
     expect(auc).toBeGreaterThan(0.6);
     expect(auc).toBeLessThan(0.95);
+  });
+
+  it("records one of three synthetic clinics per lesion (ham_dataset), independent of the label, each with its own colour cast", async () => {
+    const { records } = loadDataset(path.join(tmp, "big"));
+    expect(records.map((r) => r.source)).toEqual(big.records.map((r) => r.source));
+    const names = SYNTHETIC_SOURCES.map((s) => s.name);
+    expect(names).toEqual(["synth_clinic_a", "synth_clinic_b", "synth_clinic_c"]);
+    expect(new Set(records.map((r) => r.source))).toEqual(new Set(names));
+    // Both views of a lesion come from the same clinic.
+    const byLesion = new Map<string, Set<string>>();
+    for (const r of records) byLesion.set(r.lesionId!, (byLesion.get(r.lesionId!) ?? new Set()).add(r.source!));
+    expect([...byLesion.values()].every((s) => s.size === 1)).toBe(true);
+    for (const name of names) {
+      const ofSource = records.filter((r) => r.source === name);
+      // Roughly a third each (240 images), and both labels at every clinic.
+      expect(ofSource.length).toBeGreaterThan(40);
+      expect(ofSource.length).toBeLessThan(120);
+      const malignantShare = ofSource.filter((r) => r.label === "malignant").length / ofSource.length;
+      expect(malignantShare).toBeGreaterThan(0.3);
+      expect(malignantShare).toBeLessThan(0.7);
+    }
+    // The cast shows in the pixels: clinic b (warm) has the highest red/blue ratio, clinic c (cool) the lowest.
+    const batch = await loadImageBatch(records, { imageSizePx: BIG_SIZE_PX });
+    const redOverBlue = new Map<string, number[]>();
+    const S2 = BIG_SIZE_PX * BIG_SIZE_PX;
+    batch.records.forEach((r, n) => {
+      let red = 0;
+      let blue = 0;
+      for (let i = 0; i < S2; i++) {
+        red += batch.pixels[(n * S2 + i) * 3];
+        blue += batch.pixels[(n * S2 + i) * 3 + 2];
+      }
+      redOverBlue.set(r.source!, [...(redOverBlue.get(r.source!) ?? []), red / blue]);
+    });
+    const mean = (name: string) => redOverBlue.get(name)!.reduce((a, b) => a + b, 0) / redOverBlue.get(name)!.length;
+    expect(mean("synth_clinic_b")).toBeGreaterThan(mean("synth_clinic_a") * 1.1);
+    expect(mean("synth_clinic_c")).toBeLessThan(mean("synth_clinic_a") * 0.95);
+    expect(isSyntheticDatasetCurrent(path.join(tmp, "big"))).toBe(true);
+  });
+
+  it("tells a labels.csv from before the source column apart (prepareDataset then regenerates it)", () => {
+    const old = path.join(tmp, "old");
+    fs.mkdirSync(old, { recursive: true });
+    fs.writeFileSync(path.join(old, "labels.csv"), "image_id,label,diagnosis,lesion_id,age,sex,localization,clean_label\nSYN_0000001,benign,nv,SYNL_000001,45,male,back,benign\n");
+    expect(isSyntheticDatasetCurrent(old)).toBe(false);
+    expect(isSyntheticDatasetCurrent(path.join(tmp, "missing"))).toBe(false);
   });
 
   it("rejects options out of range, naming the option", async () => {

@@ -115,6 +115,32 @@ describe("npm run demo -- --small: notebooks through the real tslab kernel", () 
     expect(demoStdout).toMatch(/^demo finished in \d+\.\d s$/m);
   });
 
+  it("words its narrative from the data it ran on, asserts export parity, and gives a true label only when known", async () => {
+    const data = runs.find((r) => r.notebook === "01-data.ipynb")!.stdoutText;
+    // The synthetic default is about half malignant and comes from three clinics.
+    expect(data).toMatch(/^malignant: (4\d|5\d)\.\d% of \d+ images, about balanced on this data/m);
+    expect(data).toMatch(/^malignant share by source: \d+% to \d+% over 3 source\(s\)$/m);
+    const exportText = runs.find((r) => r.notebook === "05-export.ipynb")!.stdoutText;
+    const parity = exportText.match(/^export parity OK: max \|exported − notebook\| probability difference on (\d+) test images (\S+) \(tolerance 0\.001\)$/m);
+    expect(parity, exportText).not.toBeNull();
+    expect(Number(parity![2])).toBeLessThanOrEqual(1e-3);
+    const triage = runs.at(-1)!.stdoutText;
+    expect(triage).toMatch(/^sample \S+: test-set image, labelled malignant$/m);
+    expect(triage).toMatch(/; true label malignant\)$/m);
+    // A file of one's own (here a copy of a test image, outside the split) has no known label.
+    const split = JSON.parse(fs.readFileSync(path.join(root, "out", "runs", runName, "split.json"), "utf8"));
+    const ownDir = fs.mkdtempSync(path.join(os.tmpdir(), "melanoma-sample-"));
+    const ownSample = path.join(ownDir, "my-lesion.jpg");
+    fs.copyFileSync(split.test[0].imagePath, ownSample);
+    const own = await executeNotebook(path.join(root, "notebooks", "06-triage.ipynb"), {
+      outDir: ownDir,
+      env: { MELANOMA_LAB_SMALL: "1", MELANOMA_LAB_RUN: runName, MELANOMA_LAB_DATA: env.MELANOMA_LAB_DATA, MELANOMA_LAB_SAMPLE: ownSample },
+    });
+    const ownText = readStdoutText(own.executedNotebookPath);
+    expect(ownText).toContain(`sample ${ownSample}: not in the test split, true label unknown`);
+    expect(ownText).toMatch(/^triage my-lesion: probability of malignant \d\.\d{3} → (URGENT|ROUTINE) \(threshold \d\.\d{3}; true label unknown\)$/m);
+  }, 300_000);
+
   it("leaves TensorBoard logs, an exported model and a report", () => {
     const logs = readLogDir(path.join(root, "logs", runName));
     const names = logs.runs.map((r) => r.name).sort();

@@ -12,5 +12,41 @@ const tslabDir = path.join(root, "node_modules", "tslab");
 // lib/ files that exist are still watched one by one, so edits to them are picked up.
 const ts = require(require.resolve("@tslab/typescript-for-tslab", { paths: [tslabDir] }));
 ts.sys.watchDirectory = () => ({ close() {} });
+const { ZmqServer } = require(path.join(tslabDir, "dist", "jupyter.js"));
+// tslab handles each shell message as it arrives (execute requests then wait in its own queue)
+// and publishes "busy" on arrival and "idle" when that one request is done. With Run All, a
+// cell's "idle" reached the browser while later cells were still queued, so the busy indicator
+// showed idle while they ran. Here every "idle" is held back until no request is in flight, then
+// all held ones are sent, in arrival order, each with its own parent: "idle" means the kernel has
+// nothing left to do. The short wait before sending lets the socket deliver requests that arrived
+// while a synchronous cell blocked the event loop. A client that sends one request at a time
+// (nbclient) sees the same messages, 10 ms later.
+const IDLE_FLUSH_DELAY_MS = 10;
+const handleShellMessage = ZmqServer.prototype.handleShellMessage;
+const publishStatus = ZmqServer.prototype.publishStatus;
+ZmqServer.prototype.handleShellMessage = async function (...args) {
+  this.requestsInFlight = (this.requestsInFlight || 0) + 1;
+  try {
+    return await handleShellMessage.apply(this, args);
+  } finally {
+    this.requestsInFlight--;
+  }
+};
+ZmqServer.prototype.publishStatus = function (status, parent) {
+  if (status !== "idle") return publishStatus.call(this, status, parent);
+  this.heldIdleParents = this.heldIdleParents || [];
+  this.heldIdleParents.push(parent);
+  const flush = () => {
+    for (const held of this.heldIdleParents.splice(0)) publishStatus.call(this, "idle", held);
+  };
+  // The kernel closes its sockets right after a shutdown reply: send now.
+  if (parent.header && parent.header.msg_type === "shutdown_request") return flush();
+  clearTimeout(this.idleFlushTimer);
+  this.idleFlushTimer = setTimeout(() => {
+    // A request still in flight publishes its own idle later, which schedules the flush again.
+    if (!(this.requestsInFlight > 0)) flush();
+  }, IDLE_FLUSH_DELAY_MS);
+  return undefined;
+};
 const { startKernel } = require(path.join(tslabDir, "dist", "main.js"));
 startKernel({ configPath: process.argv[2] || "", enableFindLocal: false });
