@@ -4,7 +4,8 @@ import { randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
 import { MelanomaLabError } from "../util/errors.js";
 import { findProjectRoot } from "../util/paths.js";
-import type { PlotlyFigure } from "../evaluate/charts.js";
+import type { PlotlyFigure } from "./plotlyFigure.js";
+import { escapeHtml } from "../util/html.js";
 
 /** Thrown when plotly.js cannot be found or a figure cannot be turned into HTML. */
 export class PlotlyAssetError extends MelanomaLabError {}
@@ -48,9 +49,6 @@ export function serializeJsonForScript(value: unknown): string {
     .replace(/\u2029/g, "\\u2029");
 }
 
-function escapeAttribute(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] as string);
-}
 
 /**
  * The `<script>` element that defines `window.Plotly` (about 4.8 MB).
@@ -106,7 +104,7 @@ export function buildFigureHtml(fig: PlotlyFigure, options: { includePlotlyJs: b
     `})();</script>`;
   return (
     (options.includePlotlyJs ? buildPlotlyLoaderHtml() + "\n" : "") +
-    `<div class="melanoma-lab-chart" id="${divId}" data-chart-title="${escapeAttribute(title)}" style="width:${width};height:${height};max-width:100%"></div>\n` +
+    `<div class="melanoma-lab-chart" id="${divId}" data-chart-title="${escapeHtml(title)}" style="width:${width};height:${height};max-width:100%"></div>\n` +
     draw
   );
 }

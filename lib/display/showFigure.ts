@@ -2,7 +2,7 @@ import path from "node:path";
 import { createRequire } from "node:module";
 import { MelanomaLabError } from "../util/errors.js";
 import { findProjectRoot } from "../util/paths.js";
-import type { PlotlyFigure } from "../evaluate/charts.js";
+import type { PlotlyFigure } from "./plotlyFigure.js";
 import { buildFigureHtml, describeFigureTitle } from "./plotlyHtml.js";
 
 /** Thrown when {@link showFigure} runs outside a Jupyter kernel (tslab's display channel is not ready). */

@@ -1,4 +1,5 @@
 import { NotebookDisplayUnavailableError, showHtml } from "./showFigure.js";
+import { escapeHtml } from "../util/html.js";
 
 /**
  * What {@link showTable} needs of a table: a danfojs-node DataFrame fits (`columns`, `values`,
@@ -12,7 +13,6 @@ export interface TableLike {
   index?: (string | number)[];
 }
 
-const escapeHtml = (text: string) => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 
 function formatCell(value: unknown): string {
   if (value === null || value === undefined || (typeof value === "number" && Number.isNaN(value))) return "";

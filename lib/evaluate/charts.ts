@@ -13,18 +13,10 @@ import {
   validateBinaryInputs,
 } from "./metrics.js";
 import type { BinaryLabels, ConfusionMatrix, ProbabilityScores } from "./metrics.js";
+import { escapeHtml } from "../util/html.js";
+import type { PlotlyFigure, PlotlyTrace } from "../display/plotlyFigure.js";
 
-/** A Plotly trace (scatter, heatmap, bar…) as plain JSON. */
-export type PlotlyTrace = Record<string, unknown>;
-
-/**
- * A Plotly figure as plain JSON, the same shape `Plotly.newPlot(div, data, layout)` and the
- * `application/vnd.plotly.v1+json` mime type take.
- */
-export interface PlotlyFigure {
-  data: PlotlyTrace[];
-  layout: Record<string, unknown>;
-}
+export type { PlotlyFigure, PlotlyTrace };
 
 /** Thrown when a chart's input is unusable (empty series, bad options). */
 export class ChartInputError extends MelanomaLabError {}
@@ -418,9 +410,6 @@ function formatThreshold(t: number): string {
   return Number.isFinite(t) ? String(Number(t.toFixed(3))) : String(t);
 }
 
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] as string);
-}
 
 /**
  * HTML gallery of the worst errors at a threshold: the `topCount` melanomas with the lowest

@@ -4,6 +4,7 @@ import { MelanomaLabError } from "../util/errors.js";
 import { buildFigureHtml, buildPlotlyLoaderHtml } from "../display/plotlyHtml.js";
 import type { BootstrapInterval } from "./bootstrap.js";
 import type { PlotlyFigure } from "./charts.js";
+import { escapeHtml } from "../util/html.js";
 
 /** Thrown when a report's content is malformed (a table row of the wrong width, no title). */
 export class ReportInputError extends MelanomaLabError {}
@@ -28,9 +29,6 @@ export interface ReportSection {
   html?: string;
 }
 
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] as string);
-}
 
 function isInterval(cell: ReportCell): cell is BootstrapInterval {
   return typeof cell === "object" && cell !== null && "estimate" in cell && "lower" in cell && "upper" in cell;

@@ -1,6 +1,7 @@
 import sharp from "sharp";
 import { MelanomaLabError } from "../util/errors.js";
 import type { RawImage } from "./summaryValues.js";
+import { escapeHtml } from "../util/html.js";
 
 /** One tile of {@link renderLabelledImageGrid}: an image, its caption, and how the model did. */
 export interface LabelledImage {
@@ -29,9 +30,6 @@ const BACKGROUND = { r: 32, g: 32, b: 32 };
 const OUTCOME_COLOURS = { correct: "#2ca02c", wrong: "#d62728" } as const;
 const FRAME_PX = 3;
 
-function escapeXml(text: string): string {
-  return text.replace(/[<>&"']/g, (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;", "'": "&apos;" })[c] ?? c);
-}
 
 /**
  * Renders sample images as one labelled grid (RGB), for an images summary:
@@ -80,7 +78,7 @@ export async function renderLabelledImageGrid(items: readonly LabelledImage[], o
       const label = item.label.length > maxChars ? `${item.label.slice(0, maxChars - 1)}…` : item.label;
       const caption =
         labelHeight > 0
-          ? `<svg x="${x}" y="${y + cell}" width="${cell}" height="${labelHeight}"><text x="3" y="${labelHeight - Math.round((labelHeight - fontSize) / 2) - 2}" font-family="DejaVu Sans, sans-serif" font-size="${fontSize}" fill="#f0f0f0">${escapeXml(label)}</text></svg>`
+          ? `<svg x="${x}" y="${y + cell}" width="${cell}" height="${labelHeight}"><text x="3" y="${labelHeight - Math.round((labelHeight - fontSize) / 2) - 2}" font-family="DejaVu Sans, sans-serif" font-size="${fontSize}" fill="#f0f0f0">${escapeHtml(label)}</text></svg>`
           : "";
       return frame + caption;
     })
