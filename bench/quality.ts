@@ -35,7 +35,7 @@ import { crossValidateHead, formatFoldSpread, toFoldRows, type HeadConfig, type 
 import { extractFeatureViews } from "../lib/experiments/featureViews.js";
 import { disposeBackboneEnsemble, extractEnsembleFeatures, loadBackboneEnsemble } from "../lib/models/ensemble.js";
 import { computeRocAuc } from "../lib/evaluate/metrics.js";
-import { createProgressBar } from "../lib/experiments/progress.js";
+import { createProgressBar } from "../lib/util/progress.js";
 
 const args = parseCommandLineOrExit(
   defineCli({

@@ -1,6 +1,8 @@
 import type * as tf from "@tensorflow/tfjs";
 import { computeRocAuc, computeAveragePrecision } from "../evaluate/metrics.js";
-import { trainHead, predictHeadProbabilities, type EpochMetrics, type TrainingCallback } from "../train/trainHead.js";
+import { trainHead } from "../train/trainHead.js";
+import { predictHeadProbabilities } from "../train/predictBatches.js";
+import { type EpochMetrics, type TrainingCallback } from "../train/trainingLog.js";
 import { MelanomaLabError, UnknownNameError } from "../util/errors.js";
 import { computeWithinSourceRocAuc } from "../evaluate/sourceConfounding.js";
 

@@ -9,7 +9,7 @@ import type { Backbone } from "../models/types.js";
 import { normalizeDiagnosisCode } from "../train/diagnosisHead.js";
 import { toFoldRows, type FoldRows } from "./crossValidate.js";
 import type { ResolvedExperimentConfig } from "./experimentConfig.js";
-import { createProgressBar } from "./progress.js";
+import { createProgressBar } from "../util/progress.js";
 import { computeDataFingerprint, ExperimentConfigError } from "./runIdentity.js";
 import { createLeaveOneSourceOutFolds } from "./sourceFolds.js";
 

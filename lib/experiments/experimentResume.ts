@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { createEventWriter, type EventWriter } from "../logging/eventWriter.js";
 import { listEventFiles, readRunDir } from "../logging/readLogDir.js";
-import type { EpochMetrics } from "../train/trainHead.js";
+import type { EpochMetrics } from "../train/trainingLog.js";
 import { MelanomaLabError } from "../util/errors.js";
 import type { CompletedFold, FoldResult, FoldRows } from "./crossValidate.js";
 

@@ -6,10 +6,10 @@ import { extractFeatures } from "../models/features.js";
 import { releaseInferencePlan } from "../models/inferencePlan.js";
 import type { Backbone } from "../models/types.js";
 import type { FineTuneOptions } from "../train/fineTune.js";
-import { formatEpochMetrics, type EpochMetrics } from "../train/trainHead.js";
+import { formatEpochMetrics, type EpochMetrics } from "../train/trainingLog.js";
 import type { ResolvedExperimentConfig } from "./experimentConfig.js";
 import { backfillTensorBoardEpochs, FINE_TUNE_STAGE } from "./experimentResume.js";
-import { createProgressBar } from "./progress.js";
+import { createProgressBar } from "../util/progress.js";
 import { ExperimentConfigError } from "./runIdentity.js";
 
 /** What the cross-validation and final-model stages share: progress, checkpoints, fine-tuning settings. */

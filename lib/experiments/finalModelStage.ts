@@ -3,7 +3,8 @@ import { buildEnsembleTriageModel, makeEnsembleTriageMetadata } from "../export/
 import { buildTriageModel, exportTriageModel, makeTriageMetadata, type TriageMetadataFields } from "../export/triageModel.js";
 import { createTensorBoardCallback } from "../logging/tensorBoardCallback.js";
 import { disposeBackbone, releaseInferencePlan } from "../models/inferencePlan.js";
-import { buildFineTunedTriageModel, fineTuneTopBlocks } from "../train/fineTune.js";
+import { buildFineTunedTriageModel } from "../train/triageModelSplit.js";
+import { fineTuneTopBlocks } from "../train/fineTune.js";
 import { trainHead } from "../train/trainHead.js";
 import type { CrossValidationResult } from "./crossValidate.js";
 import type { OutOfFoldEvaluation } from "./crossValidationStage.js";

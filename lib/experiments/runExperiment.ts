@@ -13,11 +13,6 @@ import { buildExperimentRunSummary, pickHeadSettings, writeExperimentRunJson, ty
 
 // The experiment's pieces live in focused modules; this file runs them in order and keeps the
 // historical import path for its public names.
-export { ExperimentConfigError, EXPERIMENT_SPLITS, computeDataFingerprint, formatExperimentRunName } from "./runIdentity.js";
-export type { ExperimentSplit } from "./runIdentity.js";
-export { EXPERIMENT_RUN_SCHEMA } from "./runRecord.js";
-export type { ExperimentRunSummary, ExperimentFoldSummary, JsonFoldSpread } from "./runRecord.js";
-export type { ExperimentOptions } from "./experimentConfig.js";
 
 /** What {@link runExperiment} returns: the summary written and absolute paths. */
 export interface ExperimentResult {

@@ -8,7 +8,7 @@ import { compileNestedInferencePlan } from "../models/nestedInferencePlan.js";
 import { preprocessImages } from "../models/preprocess.js";
 import type { Backbone, PreprocessingSpec } from "../models/types.js";
 import { MelanomaLabError } from "../util/errors.js";
-import { loadLayersModelFromDir, ModelFileError, saveLayersModelToDir } from "./modelFiles.js";
+import { loadLayersModelFromDir, ModelFileError, saveLayersModelToDir } from "../models/modelFiles.js";
 
 /** Thrown when a head does not fit a backbone, or metadata is incomplete. */
 export class TriageModelError extends MelanomaLabError {}

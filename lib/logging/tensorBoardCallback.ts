@@ -1,7 +1,7 @@
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { MelanomaLabError } from "../util/errors.js";
-import { predictHeadProbabilities } from "../train/trainHead.js";
+import { predictHeadProbabilities } from "../train/predictBatches.js";
 import { createEventWriter, type EventWriter, type EventWriterOptions } from "./eventWriter.js";
 import { writeSampleImageGrids, type SampleImageGridOptions, type SampleImageRecord } from "./runSummaries.js";
 import { DEFAULT_PR_CURVE_THRESHOLD_COUNT, type HParamValue } from "./summaryValues.js";

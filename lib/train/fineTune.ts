@@ -19,8 +19,6 @@ import { toKerasLogs, type EpochMetrics, type TrainingCallback } from "./trainin
 import { assertFitsWasmHeap } from "./wasmHeapBudget.js";
 
 // The pieces live in focused files; re-exported so lib/index.ts and existing imports keep their paths.
-export { findFineTuneCut, FineTuneError, type FineTuneCut } from "./fineTuneCut.js";
-export { buildFineTunedTriageModel, splitTriageModel } from "./triageModelSplit.js";
 
 /** Options of {@link fineTuneTopBlocks}. */
 export interface FineTuneOptions {

@@ -12,10 +12,6 @@ import { toKerasLogs, type EpochMetrics, type TrainingCallback } from "./trainin
 import { scoreBinaryPredictions } from "./scoreBinaryPredictions.js";
 
 // Moved to focused files; re-exported so lib/index.ts and existing imports keep their paths.
-export { TrainHeadError, toBinaryLabels } from "./binaryLabels.js";
-export { binaryCrossEntropy } from "./losses.js";
-export { predictHeadProbabilities } from "./predictBatches.js";
-export { formatEpochMetrics, toKerasLogs, type EpochMetrics, type TrainingCallback } from "./trainingLog.js";
 
 /** Options of {@link trainHead}. */
 export interface TrainHeadOptions {

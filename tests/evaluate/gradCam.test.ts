@@ -8,7 +8,7 @@ import { blendGradCamOverlay, computeGradCam, explainImageWithGradCam, GradCamEr
 import { loadBackbone } from "../../lib/models/backbones.js";
 import { extractFeatures } from "../../lib/models/features.js";
 import type { Backbone } from "../../lib/models/types.js";
-import { predictHeadProbabilities } from "../../lib/train/trainHead.js";
+import { predictHeadProbabilities } from "../../lib/train/predictBatches.js";
 import { DIAGNOSIS_HEAD_LAYERS } from "../../lib/train/diagnosisHead.js";
 import { createRandom } from "../../lib/util/random.js";
 import { findSharedPath } from "../helpers/shared.js";

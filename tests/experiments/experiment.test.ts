@@ -11,7 +11,9 @@ import {
   readLogDir,
   selectBackend,
 } from "../../lib/index.js";
-import { runExperiment, EXPERIMENT_RUN_SCHEMA, computeDataFingerprint, ExperimentConfigError, type ExperimentResult } from "../../lib/experiments/runExperiment.js";
+import { runExperiment, type ExperimentResult } from "../../lib/experiments/runExperiment.js";
+import { EXPERIMENT_RUN_SCHEMA } from "../../lib/experiments/runRecord.js";
+import { computeDataFingerprint, ExperimentConfigError } from "../../lib/experiments/runIdentity.js";
 import { buildLeaderboardFigure, buildLeaderboardRows, formatLeaderboardTable, loadExperimentRuns } from "../../lib/experiments/leaderboard.js";
 
 let workDir: string;

@@ -4,7 +4,8 @@ import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateSyntheticDataset, loadTriageModel, predictMalignantProbability, selectBackend, UnknownNameError } from "../../lib/index.js";
-import { ExperimentConfigError, formatExperimentRunName, runExperiment, type ExperimentResult } from "../../lib/experiments/runExperiment.js";
+import { ExperimentConfigError, formatExperimentRunName } from "../../lib/experiments/runIdentity.js";
+import { runExperiment, type ExperimentResult } from "../../lib/experiments/runExperiment.js";
 import { DIAGNOSIS_HEAD_LAYERS } from "../../lib/train/diagnosisHead.js";
 import { buildLeaderboardRows, loadExperimentRuns } from "../../lib/experiments/leaderboard.js";
 

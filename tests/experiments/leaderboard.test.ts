@@ -7,7 +7,7 @@ import {
   formatLeaderboardTable,
   loadExperimentRuns,
 } from "../../lib/experiments/leaderboard.js";
-import type { ExperimentRunSummary } from "../../lib/experiments/runExperiment.js";
+import type { ExperimentRunSummary } from "../../lib/experiments/runRecord.js";
 
 /** A run record as runExperiment writes it, with only what the leaderboard reads filled in. */
 function fakeRun(runName: string, split: "lesion" | "source", rocAucMean: number): ExperimentRunSummary {

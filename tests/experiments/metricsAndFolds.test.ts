@@ -3,7 +3,7 @@ import { computeRocAuc, computeWithinSourceRocAuc, SplitError, SourceInputError 
 import type { LesionRecord } from "../../lib/index.js";
 import { createLeaveOneSourceOutFolds } from "../../lib/experiments/sourceFolds.js";
 import { summarizeFoldSpread, formatFoldSpread, toFoldRows, CrossValidationError } from "../../lib/experiments/crossValidate.js";
-import { createProgressBar, formatDurationSeconds } from "../../lib/experiments/progress.js";
+import { createProgressBar, formatDurationSeconds } from "../../lib/util/progress.js";
 
 // Within-source AUC lives in lib/evaluate/sourceConfounding.ts; experiments report it per fold,
 // so its behaviour on the experiment's own hand example is pinned here too.

@@ -3,7 +3,8 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateSyntheticDataset, readLogDir } from "../../lib/index.js";
-import { runExperiment, type ExperimentRunSummary } from "../../lib/experiments/runExperiment.js";
+import { runExperiment } from "../../lib/experiments/runExperiment.js";
+import { type ExperimentRunSummary } from "../../lib/experiments/runRecord.js";
 import { killProcessGroup, readLatestCheckpointEpoch, spawnExperimentScript, waitWhileRunning } from "../helpers/experimentChild.js";
 
 // 24 images, 2 folds, 2 head epochs then 2 fine-tune epochs of block_16 (batch 16: one or two

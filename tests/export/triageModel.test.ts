@@ -5,7 +5,7 @@ import sharp from "sharp";
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../../lib/index.js";
-import { ModelFileError } from "../../lib/export/modelFiles.js";
+import { ModelFileError } from "../../lib/models/modelFiles.js";
 import { buildTriageModel, exportTriageModel, loadTriageModel, makeTriageMetadata, predictMalignantProbability, TriageModelError } from "../../lib/export/triageModel.js";
 import { loadBackbone } from "../../lib/models/backbones.js";
 import { extractFeatures } from "../../lib/models/features.js";

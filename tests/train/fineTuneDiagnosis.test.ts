@@ -10,8 +10,10 @@ import { loadBackbone } from "../../lib/models/backbones.js";
 import { extractFeatures } from "../../lib/models/features.js";
 import { registerWasmGradientKernels } from "../../lib/backend/wasmGradKernels.js";
 import { DIAGNOSIS_HEAD_LAYERS, predictDiagnosisProbabilities } from "../../lib/train/diagnosisHead.js";
-import { fineTuneTopBlocks, FineTuneError } from "../../lib/train/fineTune.js";
-import { predictHeadProbabilities, trainHead, type TrainHeadResult } from "../../lib/train/trainHead.js";
+import { fineTuneTopBlocks } from "../../lib/train/fineTune.js";
+import { FineTuneError } from "../../lib/train/fineTuneCut.js";
+import { predictHeadProbabilities } from "../../lib/train/predictBatches.js";
+import { trainHead, type TrainHeadResult } from "../../lib/train/trainHead.js";
 
 // 12 synthetic images; each label split over two diagnoses (mel/bcc, nv/bkl) so the softmax over
 // diagnoses and the summed P(malignant) give different losses (with one diagnosis per label they

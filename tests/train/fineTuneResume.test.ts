@@ -12,7 +12,8 @@ import { registerWasmGradientKernels } from "../../lib/backend/wasmGradKernels.j
 import { CheckpointError, checkpointFolderName, computeValuesChecksum } from "../../lib/train/checkpoints.js";
 import { loadLayersModelFromDir } from "../../lib/models/modelFiles.js";
 import { fineTuneTopBlocks, type FineTuneOptions, type FineTuneResult } from "../../lib/train/fineTune.js";
-import { trainHead, type EpochMetrics } from "../../lib/train/trainHead.js";
+import { trainHead } from "../../lib/train/trainHead.js";
+import { type EpochMetrics } from "../../lib/train/trainingLog.js";
 
 // 12 train + 4 validation synthetic images, block_16 unfrozen, batch 4: 3 steps per epoch, and
 // augmentation on so the per-epoch view draws are exercised too.

@@ -7,7 +7,10 @@ import { selectBackend } from "../../lib/index.js";
 import { computeRocAucExact } from "../../lib/util/rocAuc.js";
 import { createTensorBoardCallback } from "../../lib/logging/tensorBoardCallback.js";
 import { readLogDir } from "../../lib/logging/readLogDir.js";
-import { formatEpochMetrics, predictHeadProbabilities, toBinaryLabels, trainHead, TrainHeadError } from "../../lib/train/trainHead.js";
+import { formatEpochMetrics } from "../../lib/train/trainingLog.js";
+import { predictHeadProbabilities } from "../../lib/train/predictBatches.js";
+import { toBinaryLabels, TrainHeadError } from "../../lib/train/binaryLabels.js";
+import { trainHead } from "../../lib/train/trainHead.js";
 import { createRandom } from "../../lib/util/random.js";
 
 /** Two Gaussian clouds in `dim` dimensions whose means differ by `gap` along every axis. */

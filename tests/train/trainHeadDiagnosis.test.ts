@@ -15,7 +15,9 @@ import {
   predictDiagnosisProbabilities,
 } from "../../lib/train/diagnosisHead.js";
 import { computeRocAucExact } from "../../lib/util/rocAuc.js";
-import { predictHeadProbabilities, trainHead, TrainHeadError } from "../../lib/train/trainHead.js";
+import { predictHeadProbabilities } from "../../lib/train/predictBatches.js";
+import { trainHead } from "../../lib/train/trainHead.js";
+import { TrainHeadError } from "../../lib/train/binaryLabels.js";
 import { createRandom } from "../../lib/util/random.js";
 
 const DIM = 4;

@@ -1,7 +1,9 @@
 import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../../lib/backend/selectBackend.js";
-import { predictHeadProbabilities, trainHead, TrainHeadError } from "../../lib/train/trainHead.js";
+import { predictHeadProbabilities } from "../../lib/train/predictBatches.js";
+import { trainHead } from "../../lib/train/trainHead.js";
+import { TrainHeadError } from "../../lib/train/binaryLabels.js";
 import { createRandom } from "../../lib/util/random.js";
 
 /** Two Gaussian clouds: exactly `positives` of `n` rows shifted by `gap` along every axis. */
