@@ -6,14 +6,18 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import sharp from "sharp";
-import { randomAugmentImage } from "../lib/data/augment.js";
-import { decodeImageRgb } from "../lib/data/decodeImage.js";
-import { loadDataset } from "../lib/data/loadDataset.js";
-import { loadImageBatch, mapWithConcurrency } from "../lib/data/loadImageBatch.js";
-import { streamImageBatches } from "../lib/data/stream.js";
-import { generateSyntheticDataset } from "../lib/data/synthetic.js";
-import { defineCli, parseCommandLineOrExit } from "../lib/util/cliArgs.js";
-import { findSharedDir } from "../lib/util/paths.js";
+import {
+  randomAugmentImage,
+  decodeImageRgb,
+  loadDataset,
+  loadImageBatch,
+  mapWithConcurrency,
+  streamImageBatches,
+  generateSyntheticDataset,
+  defineCli,
+  parseCommandLineOrExit,
+  findSharedDir,
+} from "../lib/index.js";
 
 const cli = defineCli({
   name: "bench data",

@@ -7,15 +7,20 @@ import { spawnSync } from "node:child_process";
 import os from "node:os";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { BACKEND_NAMES, selectBackend, type BackendName } from "../lib/backend/selectBackend.js";
-import { loadBackbone } from "../lib/models/backbones.js";
-import { extractFeatures } from "../lib/models/features.js";
-import { disposeBackbone } from "../lib/models/inferencePlan.js";
+import {
+  BACKEND_NAMES,
+  selectBackend,
+  loadBackbone,
+  extractFeatures,
+  disposeBackbone,
+  loadDataset,
+  createRandom,
+  findSharedDir,
+  defineCli,
+  parseCommandLineOrExit,
+} from "../lib/index.js";
+import type { BackendName } from "../lib/index.js";
 import fs from "node:fs";
-import { loadDataset } from "../lib/data/loadDataset.js";
-import { createRandom } from "../lib/util/random.js";
-import { findSharedDir } from "../lib/util/paths.js";
-import { defineCli, parseCommandLineOrExit } from "../lib/util/cliArgs.js";
 
 /** One measured configuration. */
 export interface FeatureBenchRow {

@@ -11,20 +11,25 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { selectBackend } from "../lib/backend/selectBackend.js";
-import { registerWasmGradientKernels } from "../lib/backend/wasmGradKernels.js";
-import { loadDataset } from "../lib/data/loadDataset.js";
-import { splitByLesion } from "../lib/data/split.js";
-import type { LesionRecord } from "../lib/data/types.js";
-import { loadBackbone } from "../lib/models/backbones.js";
-import { extractFeatures } from "../lib/models/features.js";
-import { fineTuneTopBlocks } from "../lib/train/fineTune.js";
-import { predictHeadProbabilities } from "../lib/train/predictBatches.js";
-import { trainHead } from "../lib/train/trainHead.js";
-import { computeRocAuc } from "../lib/evaluate/metrics.js";
-import { defineCli, parseCommandLine, parseCommandLineOrExit } from "../lib/util/cliArgs.js";
-import { findSharedDir, resolveFeatureCacheDir } from "../lib/util/paths.js";
-import { shuffleWithSeed } from "../lib/util/random.js";
+import {
+  selectBackend,
+  registerWasmGradientKernels,
+  loadDataset,
+  splitByLesion,
+  loadBackbone,
+  extractFeatures,
+  fineTuneTopBlocks,
+  predictHeadProbabilities,
+  trainHead,
+  computeRocAuc,
+  defineCli,
+  parseCommandLine,
+  parseCommandLineOrExit,
+  findSharedDir,
+  resolveFeatureCacheDir,
+  shuffleWithSeed,
+} from "../lib/index.js";
+import type { LesionRecord } from "../lib/index.js";
 
 const cli = defineCli({
   name: "bench finetune",

@@ -5,7 +5,12 @@
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { defineCli, findNearestName, findProjectRoot, formatCliHelp } from "../lib/index.js";
+import {
+  defineCli,
+  findNearestName,
+  findProjectRoot,
+  formatCliHelp,
+} from "../lib/index.js";
 
 const root = findProjectRoot();
 const benchDir = path.join(root, "bench");

@@ -10,12 +10,17 @@ import { spawn } from "node:child_process";
 import os from "node:os";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { selectBackend } from "../lib/backend/selectBackend.js";
-import { describeWasmThreads, enableWasmThreads, getWasmThreadsStatus } from "../lib/backend/wasmThreads.js";
-import { loadBackbone } from "../lib/models/backbones.js";
-import { predictBackboneFeatures } from "../lib/models/inferencePlan.js";
-import { defineCli, parseCommandLineOrExit } from "../lib/util/cliArgs.js";
-import { findProjectRoot } from "../lib/util/paths.js";
+import {
+  selectBackend,
+  describeWasmThreads,
+  enableWasmThreads,
+  getWasmThreadsStatus,
+  loadBackbone,
+  predictBackboneFeatures,
+  defineCli,
+  parseCommandLineOrExit,
+  findProjectRoot,
+} from "../lib/index.js";
 
 const BATCH_SIZE = 8;
 const CHILD_TIMEOUT_MS = 300_000;

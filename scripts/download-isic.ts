@@ -2,10 +2,14 @@
 // Resumable: run it again with the same --out and --query to continue.
 // Usage: npm run data:isic -- --out data/isic --query "image_type:dermoscopic" --max 500 (--help lists the options)
 import path from "node:path";
-import { downloadIsicArchive, ISIC_API_BASE_URL } from "../lib/data/isicArchive.js";
-import { summarizeProblems } from "../lib/data/loadDataset.js";
-import { defineCli, parseCommandLineOrExit } from "../lib/util/cliArgs.js";
-import { findProjectRoot } from "../lib/util/paths.js";
+import {
+  downloadIsicArchive,
+  ISIC_API_BASE_URL,
+  summarizeProblems,
+  defineCli,
+  parseCommandLineOrExit,
+  findProjectRoot,
+} from "../lib/index.js";
 
 const cli = defineCli({
   name: "data:isic",

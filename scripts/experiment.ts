@@ -1,9 +1,16 @@
 // npm run experiment -- --data <dir> --backbone <name or ensemble a+b+c> [options]; `--help` lists them.
 // Cross-validates a head on frozen backbone features, writes logs/<run>/ (TensorBoard, hparams
 // session), runs/<run>.json and models/<run>/ (triage model trained on all data).
-import { BACKBONE_NAMES, defineCli, DEFAULT_HEAD_CONFIG, HEAD_TARGETS, MelanomaLabError, parseCommandLineOrExit } from "../lib/index.js";
-import { runExperiment } from "../lib/experiments/runExperiment.js";
-import { EXPERIMENT_SPLITS } from "../lib/experiments/runIdentity.js";
+import {
+  BACKBONE_NAMES,
+  defineCli,
+  DEFAULT_HEAD_CONFIG,
+  HEAD_TARGETS,
+  MelanomaLabError,
+  parseCommandLineOrExit,
+  runExperiment,
+  EXPERIMENT_SPLITS,
+} from "../lib/index.js";
 
 const cli = defineCli({
   name: "experiment",

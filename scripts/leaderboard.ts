@@ -1,15 +1,19 @@
 // npm run leaderboard [-- --runs runs --out out/leaderboard.html]; `--help` lists the options.
 // Compares the experiment runs in runs/: a table in the terminal and a Plotly chart in an HTML report.
 import path from "node:path";
-import { defineCli, findProjectRoot, MelanomaLabError, parseCommandLineOrExit, writeHtmlReport } from "../lib/index.js";
 import {
+  defineCli,
+  findProjectRoot,
+  MelanomaLabError,
+  parseCommandLineOrExit,
+  writeHtmlReport,
   buildLeaderboardFigure,
   buildLeaderboardReportTable,
   buildLeaderboardSections,
   formatLeaderboardTable,
   loadExperimentRuns,
   LeaderboardError,
-} from "../lib/experiments/leaderboard.js";
+} from "../lib/index.js";
 
 const cli = defineCli({
   name: "leaderboard",

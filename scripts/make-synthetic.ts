@@ -1,9 +1,12 @@
 // Writes a seeded synthetic dermoscopy dataset (labels.csv + images/) for demos and tests.
 // Usage: npm run data:synthetic -- --out data/synthetic --count 400 --seed 42 [--size 224] [--noise 0.05] [--malignant-fraction 0.5]; --help lists them.
 import path from "node:path";
-import { generateSyntheticDataset } from "../lib/data/synthetic.js";
-import { defineCli, parseCommandLineOrExit } from "../lib/util/cliArgs.js";
-import { findProjectRoot } from "../lib/util/paths.js";
+import {
+  generateSyntheticDataset,
+  defineCli,
+  parseCommandLineOrExit,
+  findProjectRoot,
+} from "../lib/index.js";
 
 const cli = defineCli({
   name: "data:synthetic",

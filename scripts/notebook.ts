@@ -1,7 +1,13 @@
 // npm run notebook [-- --port N] [-- <Jupyter options>] — classic Jupyter on 127.0.0.1 with the repo's tslab kernel; Ctrl-C twice stops it.
 import { spawn } from "node:child_process";
 import path from "node:path";
-import { defineCli, findJupyterPython, findProjectRoot, JupyterMissingError, parseCommandLineOrExit } from "../lib/index.js";
+import {
+  defineCli,
+  findJupyterPython,
+  findProjectRoot,
+  JupyterMissingError,
+  parseCommandLineOrExit,
+} from "../lib/index.js";
 
 const cli = defineCli({
   name: "notebook",

@@ -4,14 +4,15 @@
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { readLogDir } from "../lib/logging/readLogDir.js";
 import {
+  readLogDir,
   findTensorBoardExecutable,
   formatLogDirSummary,
   TENSORBOARD_INSTALL_HINT,
-} from "../lib/logging/tensorBoardLauncher.js";
-import { defineCli, parseCommandLineOrExit } from "../lib/util/cliArgs.js";
-import { findProjectRoot } from "../lib/util/paths.js";
+  defineCli,
+  parseCommandLineOrExit,
+  findProjectRoot,
+} from "../lib/index.js";
 
 const cli = defineCli({
   name: "tensorboard",
