@@ -3,7 +3,7 @@ import { createRequire } from "node:module";
 import sharp from "sharp";
 import { afterEach, describe, expect, it } from "vitest";
 import { findProjectRoot, NotebookDisplayUnavailableError, showPng } from "../../lib/index.js";
-import type { DisplayDataContent } from "../../lib/index.js";
+import type { DisplayDataContent } from "../../lib/display/showFigure.js";
 
 const tslabJupyter = createRequire(path.join(findProjectRoot(), "package.json"))("tslab/dist/jupyter.js") as {
   lastWriteDisplayData: ((content: DisplayDataContent, update: boolean) => void) | null;

@@ -3,7 +3,8 @@ import os from "node:os";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { disposeBackbone, extractFeatures, featureCacheFolder, releaseInferencePlan, selectBackend, UnknownNameError } from "../../lib/index.js";
+import { disposeBackbone, extractFeatures, releaseInferencePlan, selectBackend, UnknownNameError } from "../../lib/index.js";
+import { featureCacheFolder } from "../../lib/models/features.js";
 import type { Backbone } from "../../lib/index.js";
 import {
   BackboneEnsembleError,

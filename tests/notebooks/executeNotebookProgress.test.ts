@@ -2,7 +2,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { createProgressLineReader, executeNotebook, findJupyterPython, readStdoutText } from "../../lib/index.js";
+import { executeNotebook, findJupyterPython } from "../../lib/index.js";
+import { createProgressLineReader, readStdoutText } from "../../lib/notebooks/executeNotebook.js";
 import type { NotebookProgressEvent } from "../../lib/index.js";
 import { requireTool } from "../helpers/shared.js";
 

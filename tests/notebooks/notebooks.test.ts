@@ -3,16 +3,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import {
-  checkChartsRendered,
-  executeNotebook,
-  findJupyterPython,
-  readStdoutText,
-  findProjectRoot,
-  listNotebooks,
-  NotebookExecutionError,
-  readLogDir,
-} from "../../lib/index.js";
+import { executeNotebook, findJupyterPython, findProjectRoot, listNotebooks, NotebookExecutionError, readLogDir } from "../../lib/index.js";
+import { checkChartsRendered } from "../../lib/display/checkChartsRendered.js";
+import { readStdoutText } from "../../lib/notebooks/executeNotebook.js";
 import { commandExists, requireTool, requireToolInEachTest } from "../helpers/shared.js";
 
 const root = findProjectRoot();
