@@ -256,7 +256,7 @@ export function detectDatasetLayout(dir: string): DatasetLayout {
   if (has(HAM10000_METADATA_FILE)) return "ham10000";
   if (has(ISIC2019_GROUND_TRUTH_FILE)) return "isic2019";
   if (has(ISIC2020_TRAIN_FILE)) return "isic2020";
-  let names: string[] = [];
+  let names: string[];
   try {
     names = fs.readdirSync(root).map((n) => n.toLowerCase());
   } catch {

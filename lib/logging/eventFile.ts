@@ -126,7 +126,6 @@ function getEnumNames() {
   return enumNames;
 }
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 function decodeSummaryValue(v: any): DecodedSummaryValue {
   const names = getEnumNames();
   const kind: SummaryValueKind = (v.value as SummaryValueKind | undefined) ?? "none";
@@ -188,7 +187,7 @@ export function decodeEvent(data: Uint8Array, byteOffset: number): DecodedEvent 
   if (kind === "session_log") event.sessionLogStatus = getEnumNames().sessionStatus[Number(msg.session_log?.status ?? 0)];
   return event;
 }
-/* eslint-enable @typescript-eslint/no-explicit-any */
+ 
 
 /**
  * Decodes TFRecord-framed event bytes (the content of an `events.out.tfevents.*` file). Both CRCs

@@ -3,7 +3,6 @@ import { lookupProtoType } from "./protoSchema.js";
 /** A JSON value as google.protobuf.Value holds it. */
 export type JsonValue = null | number | string | boolean | JsonValue[] | { [key: string]: JsonValue };
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 function snakeToCamel(key: string): string {
   return key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
@@ -68,5 +67,5 @@ export function decodeHparamsPluginContent(content: Uint8Array): DecodedHparamsP
     json: messageObjectToJson(inner, new Set(["domain_discrete"]), new Set(["hparams"])),
   };
 }
-/* eslint-enable @typescript-eslint/no-explicit-any */
+ 
 

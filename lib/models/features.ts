@@ -1,7 +1,6 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import * as tf from "@tensorflow/tfjs";
 import { decodeImageRgb, type ResizePolicy } from "../data/decodeImage.js";
 import type { PixelTransform } from "../data/augment.js";
 import type { InputProblem, LesionRecord } from "../data/types.js";

@@ -177,7 +177,7 @@ export function compileInferencePlan(model: tf.LayersModel): InferencePlan {
     if (!isConv(layer)) continue;
     const config = layer.getConfig() as Config;
     if ((config.dataFormat ?? "channelsLast") !== "channelsLast") continue;
-    let activation = activationOf(layer);
+    const activation = activationOf(layer);
     if (activation === undefined) continue;
     const node = nodeOf.get(layer)!;
     const step: FusedConv = {
@@ -205,7 +205,7 @@ export function compileInferencePlan(model: tf.LayersModel): InferencePlan {
       const act = activationOf(after);
       if (act !== undefined && act !== "linear") {
         step.activationLayer = after;
-        step.activation = activation = act;
+        step.activation = act;
         tail = nodeOf.get(after)!.outputTensors[0];
       }
     }

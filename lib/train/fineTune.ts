@@ -137,7 +137,6 @@ async function cacheActivations(
   viewCount: number,
   options: FineTuneOptions,
 ): Promise<CachedActivations> {
-  const size = bottom.featureDim;
   const extractOptions = {
     cacheDir: options.cacheDir,
     batchSize: options.cacheBatchSize ?? 16,

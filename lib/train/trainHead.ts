@@ -201,7 +201,6 @@ export async function trainHead(
   // Weight of each diagnosis class: balanced n / (K·n_k), else the weight of its label.
   const diagnosisWeights = targets ? resolveDiagnosisWeights(options.classWeights, targets.counts, targets.malignantMask, classWeights) : undefined;
 
-  let valFeatures: tf.Tensor2D | undefined;
   let valLabels: Int32Array | undefined;
   if (options.validation) {
     valLabels = toBinaryLabels(options.validation.labels, "validation.labels");
@@ -270,7 +269,7 @@ export async function trainHead(
   const trainOneHot = targets
     ? tf.tidy(() => tf.oneHot(tf.tensor1d(targets!.classIndex, "int32"), targets!.classes.length).toFloat() as tf.Tensor2D)
     : undefined;
-  valFeatures = options.validation ? tf.tensor2d(options.validation.features, [valLabels!.length, featureDim]) : undefined;
+  const valFeatures: tf.Tensor2D | undefined = options.validation ? tf.tensor2d(options.validation.features, [valLabels!.length, featureDim]) : undefined;
   const optimizer = tf.train.adam(learningRate);
   const history: EpochMetrics[] = [];
   const best = new BestEpochWeights();

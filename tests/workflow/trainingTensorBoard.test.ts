@@ -55,8 +55,11 @@ function countAtThresholds(labels: number[], probabilities: Float32Array, k: num
     let tp = 0, fp = 0, tn = 0, fn = 0;
     labels.forEach((y, i) => {
       const positive = probabilities[i] >= threshold;
-      if (y === 1) positive ? tp++ : fn++;
-      else positive ? fp++ : tn++;
+      if (y === 1) {
+        if (positive) tp++;
+        else fn++;
+      } else if (positive) fp++;
+      else tn++;
     });
     out.tp.push(tp);
     out.fp.push(fp);
