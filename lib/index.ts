@@ -137,6 +137,8 @@ export { chooseThresholdForSensitivity, triageDecision, triageImage, ThresholdEr
 export type { TriageResult, ThresholdChoice } from "./triage/triage.js";
 export { scoreImagesToCsv, listImagesToScore, describeScoreSummary, ScoreInputError } from "./triage/scoreImages.js";
 export type { ScoreSummary } from "./triage/scoreImages.js";
+export { auditThreshold } from "./triage/thresholdAudit.js";
+export type { ThresholdAuditInput } from "./triage/thresholdAudit.js";
 
 // ── Notebooks: executing notebooks headless through the kernel
 export { executeNotebook, findJupyterPython, listNotebooks, JupyterMissingError, NotebookExecutionError, JUPYTER_DEBIAN_PACKAGES } from "./notebooks/executeNotebook.js";
@@ -156,8 +158,6 @@ export type { ExperimentSplit, RunIdentityConfig, RunNameOptions, ExperimentHead
 export { EXPERIMENT_RUN_SCHEMA } from "./experiments/runRecord.js";
 export type { ExperimentRunSummary, ExperimentFoldSummary, JsonFoldSpread } from "./experiments/runRecord.js";
 export type { ExperimentOptions } from "./experiments/experimentConfig.js";
-export { auditOutOfFoldThreshold } from "./experiments/thresholdAudit.js";
-export type { OutOfFoldThresholdInput } from "./experiments/thresholdAudit.js";
 export { loadExperimentRuns, buildLeaderboardRows, buildLeaderboardSections, formatLeaderboardTable, buildLeaderboardReportTable, buildLeaderboardFigure, LeaderboardError, LEADERBOARD_EVALUATIONS } from "./experiments/leaderboard.js";
 export type { LoadedExperimentRuns, LeaderboardRow, LeaderboardSection, LeaderboardEvaluation } from "./experiments/leaderboard.js";
 export { ExperimentResumeError } from "./experiments/experimentResume.js";

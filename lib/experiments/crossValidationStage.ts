@@ -12,7 +12,7 @@ import { crossValidateHead, type CrossValidationResult, type FoldRows } from "./
 import type { ExperimentFeatures } from "./experimentData.js";
 import { backfillTensorBoardEpochs } from "./experimentResume.js";
 import { predictRecords, type ExperimentTraining } from "./experimentTraining.js";
-import { auditOutOfFoldThreshold } from "./thresholdAudit.js";
+import { auditThreshold } from "../triage/thresholdAudit.js";
 
 /** The pooled out-of-fold predictions, judged: AUCs, the chosen threshold and its audit. */
 export interface OutOfFoldEvaluation {
@@ -102,14 +102,17 @@ export async function runCrossValidationStage(training: ExperimentTraining, feat
   const oofProbs = scored.map((i) => cv.outOfFoldProbs[i]);
   const hasBoth = oofLabels.includes(0) && oofLabels.includes(1);
   const threshold = chooseThresholdForSensitivity(oofLabels, oofProbs, targetSensitivity);
-  const thresholdAudit = auditOutOfFoldThreshold({
+  const splitDescription = config.split === "source" ? "leave-one-source-out" : `lesion-grouped ${folds.length}-fold`;
+  const thresholdAudit = auditThreshold({
     labels,
-    outOfFoldProbs: cv.outOfFoldProbs,
+    probs: cv.outOfFoldProbs,
     sources,
     folds,
     thresholdProb: threshold.thresholdProb,
     targetSensitivity,
-    splitDescription: config.split === "source" ? "leave-one-source-out" : `lesion-grouped ${folds.length}-fold`,
+    scoredOn:
+      `pooled out-of-fold predictions of ${folds.length} fold models (${splitDescription}); ` +
+      "the exported model is retrained on all images and its scores were not re-checked",
   });
   for (const warning of thresholdAudit.warnings) log(`warning: ${warning}`);
   return {

@@ -3,7 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { executeNotebook, findJupyterPython, findProjectRoot, listNotebooks, NotebookExecutionError, readLogDir } from "../../lib/index.js";
+import { executeNotebook, findJupyterPython, findProjectRoot, listNotebooks, NotebookExecutionError, readLogDir, SYNTHETIC_SOURCES } from "../../lib/index.js";
 import { checkChartsRendered } from "../../lib/display/checkChartsRendered.js";
 import { readStdoutText } from "../../lib/notebooks/executeNotebook.js";
 import { commandExists, requireTool, requireToolInEachTest } from "../helpers/shared.js";
@@ -154,6 +154,16 @@ describe("npm run demo -- --small: notebooks through the real tslab kernel", () 
     const metadata = JSON.parse(fs.readFileSync(path.join(modelDir, "metadata.json"), "utf8"));
     expect(metadata.thresholdProb).toBeGreaterThan(0);
     expect(metadata.thresholdProb).toBeLessThan(1);
+    // Validation and test are named as such, with counts; the threshold says how it was chosen
+    // and what it gives per source of the validation split (the synthetic data has 3 clinics).
+    expect(metadata.validationMetrics).toBeUndefined();
+    expect(metadata.validation.images).toBeGreaterThan(0);
+    expect(metadata.validation.metrics.sensitivity).toBeGreaterThanOrEqual(0.9);
+    expect(metadata.test.images).toBeGreaterThan(0);
+    expect(Object.keys(metadata.test.metrics).sort()).toEqual(["rocAuc", "sensitivity", "specificity"]);
+    expect(metadata.threshold.scoredOn).toMatch(/^validation split/);
+    expect(metadata.threshold.perSource.map((s: { name: string }) => s.name).sort()).toEqual(SYNTHETIC_SOURCES.map((s) => s.name).sort());
+    expect(metadata.threshold.perSource.reduce((n: number, s: { images: number }) => n + s.images, 0)).toBe(metadata.validation.images);
     expect(fs.existsSync(path.join(root, "out", "reports", runName, "report.html"))).toBe(true);
     // Notebook 3's second stage: the exported model is the fine-tuned one exactly when it won on validation.
     const fineTuning = JSON.parse(fs.readFileSync(path.join(root, "out", "runs", runName, "fine-tuning.json"), "utf8"));

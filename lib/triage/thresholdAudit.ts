@@ -1,32 +1,37 @@
 import type { ThresholdGroupCheck, TriageThresholdProvenance } from "../export/triageModel.js";
-import type { FoldRows } from "./crossValidate.js";
 
-/** What {@link auditOutOfFoldThreshold} checks: out-of-fold scores, the folds that made them, and the threshold. */
-export interface OutOfFoldThresholdInput {
+/**
+ * What {@link auditThreshold} checks: the scores the threshold was chosen on (a validation split's,
+ * or the pooled out-of-fold scores of K fold models), the folds that made them if any, and the threshold.
+ */
+export interface ThresholdAuditInput {
   /** 1 malignant, 0 benign, per row. */
   labels: readonly number[];
-  /** Out-of-fold P(malignant) per row; NaN for a row no fold scored. */
-  outOfFoldProbs: ArrayLike<number>;
+  /** P(malignant) per row the threshold was chosen on; NaN for a row nothing scored. */
+  probs: ArrayLike<number>;
   /** Source per row (undefined → "unknown"). */
   sources: readonly (string | undefined)[];
-  /** The folds whose validation rows produced the scores. */
-  folds: readonly Pick<FoldRows, "name" | "validationRows">[];
+  /** The folds whose validation rows produced the scores (none for one validation split). */
+  folds?: readonly { name: string; validationRows: readonly number[] }[];
   thresholdProb: number;
   targetSensitivity: number;
-  /** How the folds were made, e.g. "lesion-grouped 5-fold" or "leave-one-source-out". */
-  splitDescription: string;
+  /**
+   * Which scores these are, said as the record will say it, e.g. "validation split, scored by the
+   * exported model" or "pooled out-of-fold predictions of 5 fold models (lesion-grouped 5-fold)".
+   */
+  scoredOn: string;
 }
 
 // Rates computed as counts / total can miss an exact target by one ulp (9/10 vs 0.9).
 const TARGET_SLACK = 1e-12;
 
-function checkRows(name: string, rows: readonly number[], input: OutOfFoldThresholdInput): ThresholdGroupCheck {
+function checkRows(name: string, rows: readonly number[], input: ThresholdAuditInput): ThresholdGroupCheck {
   let malignant = 0;
   let benign = 0;
   let caught = 0;
   let cleared = 0;
   for (const r of rows) {
-    const p = input.outOfFoldProbs[r];
+    const p = input.probs[r];
     if (Number.isNaN(p)) continue;
     if (input.labels[r] === 1) {
       malignant++;
@@ -40,16 +45,17 @@ function checkRows(name: string, rows: readonly number[], input: OutOfFoldThresh
 }
 
 /**
- * Provenance of a threshold chosen on pooled out-of-fold predictions, and how it holds up
- * where the pooling hides it: sensitivity and specificity at the threshold for each fold (each
- * fold's scores come from its own, differently calibrated model) and for each source, the
- * worst source by sensitivity, and one warning per source whose sensitivity is below the target.
+ * Provenance of a triage threshold and how it holds up where pooling hides it: sensitivity and
+ * specificity at the threshold overall, for each fold (pooled out-of-fold scores come from
+ * differently calibrated fold models) and for each source, the worst source by sensitivity, and
+ * one warning per source whose sensitivity is below the target. Used for the experiments'
+ * out-of-fold thresholds and for the notebooks' validation-split threshold alike.
  *
  * @example
- * const audit = auditOutOfFoldThreshold({ labels, outOfFoldProbs, sources, folds, thresholdProb: 0.31, targetSensitivity: 0.9, splitDescription: "lesion-grouped 5-fold" });
+ * const audit = auditThreshold({ labels, probs, sources, thresholdProb: 0.31, targetSensitivity: 0.9, scoredOn: "validation split, scored by the exported model" });
  * audit.worstSource // { name: "clinicB", sensitivity: 0.82, … }
  */
-export function auditOutOfFoldThreshold(input: OutOfFoldThresholdInput): TriageThresholdProvenance {
+export function auditThreshold(input: ThresholdAuditInput): TriageThresholdProvenance {
   const all = Array.from({ length: input.labels.length }, (_, i) => i);
   const pooled = checkRows("pooled", all, input);
   const bySource = new Map<string, number[]>();
@@ -71,13 +77,13 @@ export function auditOutOfFoldThreshold(input: OutOfFoldThresholdInput): TriageT
   return {
     method: "highest threshold with sensitivity ≥ target",
     targetSensitivity: input.targetSensitivity,
-    scoredOn: `pooled out-of-fold predictions of ${input.folds.length} fold models (${input.splitDescription}); the exported model is retrained on all images and its scores were not re-checked`,
+    scoredOn: input.scoredOn,
     images: pooled.images,
     malignant: pooled.malignant,
     benign: pooled.benign,
     sensitivity: pooled.sensitivity ?? NaN,
     specificity: pooled.specificity,
-    perFold: input.folds.map((f) => checkRows(f.name, f.validationRows, input)),
+    perFold: (input.folds ?? []).map((f) => checkRows(f.name, f.validationRows, input)),
     perSource,
     worstSource,
     warnings,
