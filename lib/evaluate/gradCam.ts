@@ -3,7 +3,7 @@ import * as tf from "@tensorflow/tfjs";
 import { decodeImageRgb, type ResizePolicy } from "../data/decodeImage.js";
 import { preprocessImages } from "../models/preprocess.js";
 import type { Backbone } from "../models/types.js";
-import { DIAGNOSIS_HEAD_LAYERS } from "../train/diagnosisHead.js";
+import { DIAGNOSIS_HEAD_LAYERS } from "../models/headLayers.js";
 import { MelanomaLabError } from "../util/errors.js";
 
 /** Thrown for Grad-CAM input that cannot be used: wrong pixel count or size, a head or backbone of an unsupported shape, a bad heatmap. */

@@ -2,6 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import { parseOptionalText } from "../data/loadDataset.js";
 import { MelanomaLabError } from "../util/errors.js";
 import { predictRowsInBatches } from "./predictBatches.js";
+import { DIAGNOSIS_HEAD_LAYERS } from "../models/headLayers.js";
 
 /**
  * Diagnosis codes whose images are malignant, as lib/data's "malignant-vs-benign" label policy
@@ -10,15 +11,6 @@ import { predictRowsInBatches } from "./predictBatches.js";
  */
 export const DEFAULT_MALIGNANT_DIAGNOSES: readonly string[] = ["akiec", "bcc", "mel", "scc"];
 
-/** Layer names of a diagnosis-target head (see trainHead's `diagnoses` option). */
-export const DIAGNOSIS_HEAD_LAYERS = {
-  /** Dense(K), linear: one logit per diagnosis class. */
-  logits: "head_diagnosis_logits",
-  /** Softmax over the K diagnosis classes. */
-  softmax: "head_diagnosis_softmax",
-  /** Frozen Dense(K → 1), no bias, kernel = 1 for malignant classes, 0 otherwise: P(malignant). */
-  malignantSum: "head_malignant_sum",
-} as const;
 
 /** Thrown when per-row diagnoses do not fit the labels or each other (missing code, label that contradicts it). */
 export class DiagnosisTargetError extends MelanomaLabError {}

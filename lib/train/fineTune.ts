@@ -11,7 +11,7 @@ import { toBinaryLabels } from "./binaryLabels.js";
 import { BestEpochWeights, computeValuesChecksum, readCheckpoint, writeCheckpoint, type FineTuneCheckpointFingerprint } from "./checkpoints.js";
 import { buildTopModel, findFineTuneCut, FineTuneError } from "./fineTuneCut.js";
 import { encodeRecordDiagnoses, readDiagnosisTarget } from "./fineTuneTargets.js";
-import { DIAGNOSIS_HEAD_LAYERS } from "./diagnosisHead.js";
+import { DIAGNOSIS_HEAD_LAYERS } from "../models/headLayers.js";
 import { binaryCrossEntropy, categoricalCrossEntropyFromLogits, resolveClassWeights, resolveDiagnosisWeights } from "./losses.js";
 import { predictRowsInBatches } from "./predictBatches.js";
 import { scoreBinaryPredictions } from "./scoreBinaryPredictions.js";

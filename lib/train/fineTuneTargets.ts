@@ -1,6 +1,7 @@
 import type * as tf from "@tensorflow/tfjs";
 import type { LesionRecord } from "../data/types.js";
-import { DIAGNOSIS_HEAD_LAYERS, normalizeDiagnosisCode } from "./diagnosisHead.js";
+import { normalizeDiagnosisCode } from "./diagnosisHead.js";
+import { DIAGNOSIS_HEAD_LAYERS } from "../models/headLayers.js";
 import { FineTuneError } from "./fineTuneCut.js";
 
 // What a fine-tuned head is trained against: a diagnosis-target head keeps its own softmax loss.

@@ -9,7 +9,7 @@ import { loadBackbone } from "../../lib/models/backbones.js";
 import { extractFeatures } from "../../lib/models/features.js";
 import type { Backbone } from "../../lib/models/types.js";
 import { predictHeadProbabilities } from "../../lib/train/predictBatches.js";
-import { DIAGNOSIS_HEAD_LAYERS } from "../../lib/train/diagnosisHead.js";
+import { DIAGNOSIS_HEAD_LAYERS } from "../../lib/models/headLayers.js";
 import { createRandom } from "../../lib/util/random.js";
 import { findSharedPath } from "../helpers/shared.js";
 

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateSyntheticDataset, loadTriageModel, predictMalignantProbability, selectBackend, UnknownNameError } from "../../lib/index.js";
 import { ExperimentConfigError, formatExperimentRunName } from "../../lib/experiments/runIdentity.js";
 import { runExperiment, type ExperimentResult } from "../../lib/experiments/runExperiment.js";
-import { DIAGNOSIS_HEAD_LAYERS } from "../../lib/train/diagnosisHead.js";
+import { DIAGNOSIS_HEAD_LAYERS } from "../../lib/models/headLayers.js";
 import { buildLeaderboardRows, loadExperimentRuns } from "../../lib/experiments/leaderboard.js";
 
 let workDir: string;

@@ -73,6 +73,11 @@ describe("lib/ import graph", () => {
     expect(upward).toEqual([]);
   });
 
+  it("evaluates from predictions: evaluate imports no training code", () => {
+    const edges = libImportEdges().filter((e) => e.from === "evaluate" && e.to === "train");
+    expect(edges.map((e) => `${e.file} imports ${e.spec}`)).toEqual([]);
+  });
+
   it("sees real edges (the scan is not vacuous)", () => {
     const edges = libImportEdges();
     expect(edges.some((e) => e.from === "train" && e.to === "models")).toBe(true);

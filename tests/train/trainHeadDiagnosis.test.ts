@@ -8,12 +8,8 @@ import { buildTriageModel, exportTriageModel, loadTriageModel, makeTriageMetadat
 import { loadLayersModelFromDir, saveLayersModelToDir } from "../../lib/models/modelFiles.js";
 import type { Backbone } from "../../lib/models/types.js";
 import { CheckpointError } from "../../lib/train/checkpoints.js";
-import {
-  DIAGNOSIS_HEAD_LAYERS,
-  DiagnosisTargetError,
-  encodeDiagnosisTargets,
-  predictDiagnosisProbabilities,
-} from "../../lib/train/diagnosisHead.js";
+import { DiagnosisTargetError, encodeDiagnosisTargets, predictDiagnosisProbabilities } from "../../lib/train/diagnosisHead.js";
+import { DIAGNOSIS_HEAD_LAYERS } from "../../lib/models/headLayers.js";
 import { computeRocAucExact } from "../../lib/util/rocAuc.js";
 import { predictHeadProbabilities } from "../../lib/train/predictBatches.js";
 import { trainHead } from "../../lib/train/trainHead.js";
