@@ -126,7 +126,7 @@ export { SourceInputError, computeWithinSourceRocAuc, computeSourceOnlyRocAuc, s
 export type { SourceName, SourceAucRow, WithinSourceAucResult, SourceOnlyAuc, SourceConfoundingSummary } from "./evaluate/sourceConfounding.js";
 
 // ── Export: the triage model for on-device use, with its metadata
-export { buildTriageModel, exportTriageModel, loadTriageModel, makeTriageMetadata, predictMalignantProbability, TriageModelError, METADATA_JSON_FILE } from "./export/triageModel.js";
+export { buildTriageModel, exportTriageModel, loadTriageModel, makeTriageMetadata, predictMalignantProbability, predictMalignantProbabilities, TriageModelError, METADATA_JSON_FILE } from "./export/triageModel.js";
 export type { TriageModelMetadata, TriageMetadataFields, LoadedTriageModel, ImagePrediction, EnsembleMemberMetadata, TriageMetricsBlock, TriageThresholdProvenance, ThresholdGroupCheck } from "./export/triageModel.js";
 export { buildEnsembleTriageModel, makeEnsembleTriageMetadata, ENSEMBLE_FEATURES_LAYER_NAME } from "./export/ensembleTriageModel.js";
 export { checkExportParity, ExportParityError } from "./export/exportParity.js";

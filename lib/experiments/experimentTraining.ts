@@ -2,8 +2,7 @@ import path from "node:path";
 import type * as tf from "@tensorflow/tfjs";
 import type { LesionRecord } from "../data/types.js";
 import { createTensorBoardCallback } from "../logging/tensorBoardCallback.js";
-import { extractFeatures } from "../models/features.js";
-import { releaseInferencePlan } from "../models/inferencePlan.js";
+import { makeTriageMetadata, predictMalignantProbabilities, TriageModelError } from "../export/triageModel.js";
 import type { Backbone } from "../models/types.js";
 import type { FineTuneOptions } from "../train/fineTune.js";
 import { formatEpochMetrics, type EpochMetrics } from "../train/trainingLog.js";
@@ -72,20 +71,17 @@ export function createExperimentTraining(config: ResolvedExperimentConfig, foldC
 }
 
 /**
- * Probability of malignant for records through an image → probability model, in batches (no cache).
+ * Probability of malignant for records through an image → probability model (a fine-tuned triage
+ * model), scored as an exported model scores them ({@link predictMalignantProbabilities}).
  *
  * @example const probs = await predictRecords(backbone, fineTunedTriageModel, validationRecords);
  */
 export async function predictRecords(backbone: Backbone, model: tf.LayersModel, records: readonly LesionRecord[]): Promise<Float32Array> {
-  // extractFeatures does the decoding, preprocessing and tidied batching; a 1-unit "feature" is the probability.
-  const scorer: Backbone = { ...backbone, model, featureDim: 1 };
-  let out: Awaited<ReturnType<typeof extractFeatures>>;
+  const scorer = { model, metadata: makeTriageMetadata(backbone, { thresholdProb: 0.5 }), dir: "" };
   try {
-    out = await extractFeatures(scorer, records);
-  } finally {
-    // extractFeatures compiles (and keeps) an inference plan per model: this one is used once.
-    releaseInferencePlan(scorer);
+    return await predictMalignantProbabilities(scorer, records.map((r) => r.imagePath));
+  } catch (err) {
+    if (err instanceof TriageModelError) throw new ExperimentConfigError(err.message);
+    throw err;
   }
-  if (out.problems.length > 0) throw new ExperimentConfigError(`could not score ${out.problems[0].file}: ${out.problems[0].reason}`);
-  return out.features;
 }

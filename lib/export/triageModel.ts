@@ -356,6 +356,9 @@ export async function predictMalignantProbability(
   options: { batchSize?: number } = {},
 ): Promise<ImagePrediction[]> {
   const batchSize = options.batchSize ?? 16;
+  if (!(Number.isInteger(batchSize) && batchSize >= 1)) {
+    throw new TriageModelError(`batchSize: received ${batchSize}; expected a whole number ≥ 1 (e.g. 16)`);
+  }
   checkTriageModelInputs(loaded.model, loaded.metadata, loaded.dir ? path.join(loaded.dir, METADATA_JSON_FILE) : "metadata");
   // BatchNorm folded and activations fused (about 2× on wasm); compiled per call, freed at its end.
   // An ensemble's plan compiles each backbone it nests and runs concatenate + head as layers.
@@ -382,6 +385,29 @@ export async function predictMalignantProbability(
   } finally {
     plan?.dispose();
   }
+}
+
+/**
+ * Probability of malignant for every image, as one array in input order, for evaluation where
+ * each image must be scored: the same scoring as {@link predictMalignantProbability}, but an
+ * unreadable image throws {@link TriageModelError} naming the file and why.
+ *
+ * @example const probs = await predictMalignantProbabilities(triage, records.map((r) => r.imagePath)); // Float32Array
+ */
+export async function predictMalignantProbabilities(
+  loaded: LoadedTriageModel,
+  imagePaths: readonly string[],
+  options: { batchSize?: number } = {},
+): Promise<Float32Array> {
+  const predictions = await predictMalignantProbability(loaded, imagePaths, options);
+  const failed = predictions.filter((p): p is Extract<ImagePrediction, { problem: InputProblem }> => "problem" in p);
+  if (failed.length > 0) {
+    const { file, reason } = failed[0].problem;
+    throw new TriageModelError(
+      `${failed.length} of ${imagePaths.length} images could not be scored; first: ${reason.startsWith(file) ? reason : `${file}: ${reason}`}`,
+    );
+  }
+  return Float32Array.from(predictions, (p) => ("probability" in p ? p.probability : Number.NaN));
 }
 
 type DecodedImage = { imageId: string; imagePath: string; pixelsBySize?: Map<number, Uint8Array>; problem?: InputProblem };

@@ -6,7 +6,7 @@ import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../../lib/index.js";
 import { ModelFileError } from "../../lib/models/modelFiles.js";
-import { buildTriageModel, exportTriageModel, loadTriageModel, makeTriageMetadata, predictMalignantProbability, TriageModelError } from "../../lib/export/triageModel.js";
+import { buildTriageModel, exportTriageModel, loadTriageModel, makeTriageMetadata, predictMalignantProbability, predictMalignantProbabilities, TriageModelError } from "../../lib/export/triageModel.js";
 import { loadBackbone } from "../../lib/models/backbones.js";
 import { extractFeatures } from "../../lib/models/features.js";
 import type { Backbone } from "../../lib/models/types.js";
@@ -84,6 +84,19 @@ describe("triage model export → load round trip (mobilenet_v2 + trained head)"
     const one = await predictMalignantProbability(loaded, [images[1]]);
     expect("probability" in one[0] && Math.abs(one[0].probability - reloaded[1])).toBeLessThan(1e-5);
     loaded.model.dispose();
+  });
+
+  it("predictMalignantProbabilities: the same probabilities as one array, and an unreadable image or batch size 0 is a named error", async () => {
+    const scorer = { model: buildTriageModel(backbone, head), metadata: makeTriageMetadata(backbone, { thresholdProb: 0.5 }), dir: "" };
+    const each = await predictMalignantProbability(scorer, images, { batchSize: 2 });
+    const all = await predictMalignantProbabilities(scorer, images, { batchSize: 2 });
+    expect(Array.from(all)).toEqual(each.map((p) => ("probability" in p ? p.probability : NaN)));
+    const corrupt = path.join(tmp, "corrupt.jpg");
+    fs.writeFileSync(corrupt, "not a jpeg");
+    await expect(predictMalignantProbabilities(scorer, [images[0], corrupt])).rejects.toThrow(TriageModelError);
+    await expect(predictMalignantProbabilities(scorer, [images[0], corrupt])).rejects.toThrow(/1 of 2 images could not be scored; first: .*corrupt\.jpg/);
+    // A batch size of 0 used to loop forever (start += 0).
+    await expect(predictMalignantProbability(scorer, images, { batchSize: 0 })).rejects.toThrow(/batchSize: received 0; expected a whole number ≥ 1/);
   });
 
   it("names the missing file when a folder is incomplete", async () => {
