@@ -16,7 +16,7 @@ export const WASM_THREADS_MAX = 8;
 export const WASM_THREADS_ENV = "MELANOMA_LAB_WASM_THREADS";
 
 /** The tfjs-backend-wasm version whose worker source {@link enableWasmThreads} knows how to patch. */
-export const WASM_THREADS_TFJS_VERSION = "4.22.0";
+const WASM_THREADS_TFJS_VERSION = "4.22.0";
 
 /** Thrown when multi-threaded wasm cannot be enabled or did not start; the message says why. */
 export class WasmThreadsError extends MelanomaLabError {}

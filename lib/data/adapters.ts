@@ -25,7 +25,7 @@ export const HAM10000_METADATA_FILE = "HAM10000_metadata.csv";
 /** ISIC 2019 one-hot ground truth (image, MEL, NV, BCC, AK, BKL, DF, VASC, SCC, UNK). */
 export const ISIC2019_GROUND_TRUTH_FILE = "ISIC_2019_Training_GroundTruth.csv";
 /** ISIC 2019 metadata (image, age_approx, anatom_site_general, lesion_id, sex); optional. */
-export const ISIC2019_METADATA_FILE = "ISIC_2019_Training_Metadata.csv";
+const ISIC2019_METADATA_FILE = "ISIC_2019_Training_Metadata.csv";
 /** ISIC 2020 challenge training table (image_name, patient_id, …, benign_malignant, target). */
 export const ISIC2020_TRAIN_FILE = "train.csv";
 

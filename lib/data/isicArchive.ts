@@ -110,7 +110,7 @@ function text(v: unknown): string {
  *
  * @example labelOfIsicImage({ isic_id: "ISIC_0000001", metadata: { clinical: { diagnosis_1: "Malignant" } } }) // "malignant"
  */
-export function labelOfIsicImage(image: IsicImage): LesionLabel | undefined {
+function labelOfIsicImage(image: IsicImage): LesionLabel | undefined {
   const clinical = image.metadata?.clinical ?? {};
   const raw = text(clinical.benign_malignant ?? clinical.diagnosis_1).toLowerCase();
   if (raw === "benign") return "benign";

@@ -38,7 +38,7 @@ const MISSING_VALUES = new Set(["", "na", "n/a", "nan", "unknown", "none", "null
  *
  * @example parseAgeYears("45.0", { file: "labels.csv", row: 2, field: "age" }, problems) // 45
  */
-export function parseAgeYears(
+function parseAgeYears(
   raw: string | undefined,
   where: { file: string; row: number; field: string },
   problems: InputProblem[],
@@ -68,7 +68,7 @@ export function parseOptionalText(raw: string | undefined): string | undefined {
  *
  * @example parseLesionLabel("Malignant") // "malignant"
  */
-export function parseLesionLabel(raw: string): LesionLabel | undefined {
+function parseLesionLabel(raw: string): LesionLabel | undefined {
   const v = raw.trim().toLowerCase();
   if (v === "benign" || v === "0") return "benign";
   if (v === "malignant" || v === "1") return "malignant";

@@ -20,7 +20,7 @@ import { createLeaveOneSourceOutFolds } from "./sourceFolds.js";
  *
  * @example findMalignantDiagnoses(dataset.records, dataDir) // ["bcc", "mel"]
  */
-export function findMalignantDiagnoses(records: readonly LesionRecord[], dataDir: string): string[] {
+function findMalignantDiagnoses(records: readonly LesionRecord[], dataDir: string): string[] {
   // The rule trainHead applies to each row, checked here before any backbone work.
   const lacking = records.filter((r) => normalizeDiagnosisCode(r.diagnosis) === undefined);
   if (lacking.length > 0) {

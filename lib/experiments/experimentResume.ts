@@ -10,7 +10,7 @@ import type { CompletedFold, FoldResult, FoldRows } from "./crossValidate.js";
 export class ExperimentResumeError extends MelanomaLabError {}
 
 /** Value of `schema` in out/checkpoints/<run>/experiment.json. */
-export const EXPERIMENT_RESUME_SCHEMA = "melanoma-lab/experiment-resume@1";
+const EXPERIMENT_RESUME_SCHEMA = "melanoma-lab/experiment-resume@1";
 
 /**
  * Sub-folder name of the fine-tuning stage: checkpoints in `<checkpoints>/<fold>/fine-tune/`

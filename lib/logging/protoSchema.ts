@@ -8,7 +8,7 @@ import protobuf from "protobufjs";
  * Only the fields this project reads or writes are declared; unknown fields are skipped on
  * decode, as every protobuf reader does.
  */
-export const TENSORBOARD_PROTO_SOURCE = `
+const TENSORBOARD_PROTO_SOURCE = `
 syntax = "proto3";
 package tb;
 

@@ -51,12 +51,12 @@ export function toPlainNumber(value: number | { toNumber(): number } | undefined
  *
  * @example dtypeNameOf(7) // "DT_STRING"
  */
-export function dtypeNameOf(code: number): TensorDtypeName {
+function dtypeNameOf(code: number): TensorDtypeName {
   return lookupProtoEnum("DataType").valuesById[code] ?? `DT_${code}`;
 }
 
 /** The numeric dtype code of a name (`"DT_DOUBLE"` → 2). */
-export function dtypeCodeOf(name: TensorDtypeName): number {
+function dtypeCodeOf(name: TensorDtypeName): number {
   const code = lookupProtoEnum("DataType").values[name];
   if (code === undefined) throw new TensorDecodeError(`unknown tensor dtype ${JSON.stringify(name)}: expected a TensorFlow name such as "DT_FLOAT"`);
   return code;

@@ -45,7 +45,7 @@ export interface LoadBackboneOptions {
  * nsfwjs's MobileNetV2/InceptionV3 divide pixels by 255 before inference
  * (`img.toFloat().div(255)` in nsfwjs/dist/cjs/core.js), so their tuned weights expect [0, 1].
  */
-export const NSFWJS_PREPROCESSING: PreprocessingSpec = { kind: "scale", scale: 1 / 255, offset: 0 };
+const NSFWJS_PREPROCESSING: PreprocessingSpec = { kind: "scale", scale: 1 / 255, offset: 0 };
 
 interface NsfwjsBackboneSpec {
   folder: string;

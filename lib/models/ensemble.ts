@@ -11,7 +11,7 @@ import type { Backbone } from "./types.js";
 export class BackboneEnsembleError extends MelanomaLabError {}
 
 /** Separator of members in an ensemble spec: "mobilenet_v2+inception_v3". */
-export const ENSEMBLE_MEMBER_SEPARATOR = "+";
+const ENSEMBLE_MEMBER_SEPARATOR = "+";
 
 /** One member of an ensemble spec: a registry name and, for mobilenet_v1 only, its width multiplier. */
 export interface BackboneMemberSpec {

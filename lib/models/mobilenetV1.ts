@@ -11,10 +11,10 @@ import type { Backbone, PreprocessingSpec } from "./types.js";
 export const MOBILENET_V1_ALPHAS = [0.25, 0.5, 0.75, 1.0] as const;
 
 /** Where tfjs-models hosts the MobileNet v1 layers models. */
-export const MOBILENET_V1_BASE_URL = "https://storage.googleapis.com/tfjs-models/tfjs";
+const MOBILENET_V1_BASE_URL = "https://storage.googleapis.com/tfjs-models/tfjs";
 
 /** Keras MobileNet v1 input scaling: x / 127.5 - 1. */
-export const MOBILENET_V1_PREPROCESSING: PreprocessingSpec = { kind: "scale", scale: 1 / 127.5, offset: -1 };
+const MOBILENET_V1_PREPROCESSING: PreprocessingSpec = { kind: "scale", scale: 1 / 127.5, offset: -1 };
 
 /** Thrown when weights cannot be downloaded (network, HTTP status, missing shard). */
 export class WeightsDownloadError extends BackboneLoadError {}
@@ -64,7 +64,7 @@ async function fetchBytes(url: string): Promise<Buffer> {
  *
  * @example await downloadLayersModelOnce("http://127.0.0.1:8080", "mobilenet_v1_0.25_224", "/tmp/w")
  */
-export async function downloadLayersModelOnce(baseUrl: string, folder: string, cacheDir: string): Promise<{ dir: string; downloaded: boolean; bytes: number }> {
+async function downloadLayersModelOnce(baseUrl: string, folder: string, cacheDir: string): Promise<{ dir: string; downloaded: boolean; bytes: number }> {
   const dir = path.join(cacheDir, folder);
   if (fs.existsSync(path.join(dir, "model.json"))) return { dir, downloaded: false, bytes: 0 };
   await fs.promises.mkdir(dir, { recursive: true });

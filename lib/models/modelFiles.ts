@@ -27,7 +27,7 @@ function joinWeightData(data: tf.io.WeightData): ArrayBuffer {
  *
  * @example await model.save(createFsSaveHandler("out/model")); // out/model/model.json + weights.bin
  */
-export function createFsSaveHandler(dir: string): tf.io.IOHandler {
+function createFsSaveHandler(dir: string): tf.io.IOHandler {
   return {
     save: async (artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> => {
       if (artifacts.modelTopology === undefined || artifacts.modelTopology instanceof ArrayBuffer) {

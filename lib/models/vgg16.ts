@@ -14,7 +14,7 @@ export const VGG16_WEIGHTS_FILE_NAME = "vgg16_weights_tf_dim_ordering_tf_kernels
 export const VGG16_WEIGHTS_URL = `https://storage.googleapis.com/tensorflow/keras-applications/vgg16/${VGG16_WEIGHTS_FILE_NAME}`;
 
 /** Keras VGG16 input: RGB→BGR, then minus the ImageNet channel means (no scaling). */
-export const VGG16_PREPROCESSING: PreprocessingSpec = { kind: "caffe", meanBgr: [103.939, 116.779, 123.68] };
+const VGG16_PREPROCESSING: PreprocessingSpec = { kind: "caffe", meanBgr: [103.939, 116.779, 123.68] };
 
 /** Convolutions per block and their filter counts, as in Keras's VGG16. */
 const VGG16_BLOCKS: readonly { convs: number; filters: number }[] = [
@@ -90,7 +90,7 @@ export function buildVgg16(options: BuildVgg16Options = {}): tf.LayersModel {
  *
  * @example await downloadFileOnce(VGG16_WEIGHTS_URL, "/tmp/w/" + VGG16_WEIGHTS_FILE_NAME) // { downloaded: true, bytes: <file size> }
  */
-export async function downloadFileOnce(url: string, filePath: string): Promise<{ downloaded: boolean; bytes: number }> {
+async function downloadFileOnce(url: string, filePath: string): Promise<{ downloaded: boolean; bytes: number }> {
   if (fs.existsSync(filePath)) return { downloaded: false, bytes: 0 };
   let response: Response;
   try {

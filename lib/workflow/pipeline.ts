@@ -197,7 +197,7 @@ export function buildTrainingLogSections(logDir: string): ReportSection[] {
  *
  * @example formatRunConfigMarkdown(config) // "## Run configuration `default`\n\n```json\n{ … }\n```"
  */
-export function formatRunConfigMarkdown(config: RunConfig): string {
+function formatRunConfigMarkdown(config: RunConfig): string {
   const rel = (p: string) => path.relative(config.paths.root, p) || ".";
   const paths = Object.fromEntries(Object.entries(config.paths).map(([name, p]) => [name, name === "root" ? p : rel(p)]));
   return formatJsonAsMarkdown({ ...config, dataDir: rel(config.dataDir), paths }, `Run configuration \`${config.runName}\``);
