@@ -4,6 +4,8 @@ import path from "node:path";
 import type { LesionRecord } from "../data/types.js";
 import { MelanomaLabError } from "../util/errors.js";
 import { DEFAULT_HEAD_CONFIG, type HeadConfig, type HeadTarget } from "./crossValidate.js";
+import type { ExperimentOptions } from "./experimentConfig.js";
+import type { ExperimentRunSummary } from "./runRecord.js";
 
 /** Thrown for an experiment option that cannot be used. */
 export class ExperimentConfigError extends MelanomaLabError {}
@@ -65,31 +67,14 @@ export function computeRunConfigHash(config: RunIdentityConfig): string {
   return crypto.createHash("sha256").update(JSON.stringify(canonical)).digest("hex").slice(0, 8);
 }
 
-/** The options that name a run: those of runExperiment, defaults as there. */
-export interface RunNameOptions {
-  dataDir: string;
-  /** Canonical backbone name or ensemble spec (runExperiment canonicalises it first). */
-  backboneName: string;
-  alpha?: number;
-  /** Default 30. */
-  epochs?: number;
-  /** Default 0. */
-  fineTuneEpochs?: number;
-  /** Default 2. */
-  unfreezeBlocks?: number;
-  /** Default 42. */
-  seed?: number;
-  /** Default 5 (ignored for split "source"). */
-  folds?: number;
-  /** Default "lesion". */
-  split?: ExperimentSplit;
-  /** Head settings; missing ones are DEFAULT_HEAD_CONFIG's. */
-  head?: Partial<ExperimentHeadSettings>;
-  /** Default 0.9. */
-  targetSensitivity?: number;
-  /** Default "malignant". */
-  target?: HeadTarget;
-}
+/**
+ * The options that name a run: those of runExperiment that change its results (defaults as
+ * there; head settings missing from `head` are DEFAULT_HEAD_CONFIG's).
+ */
+export type RunNameOptions = Pick<
+  ExperimentOptions,
+  "dataDir" | "backboneName" | "alpha" | "epochs" | "fineTuneEpochs" | "unfreezeBlocks" | "seed" | "folds" | "split" | "targetSensitivity" | "target"
+> & { head?: Partial<ExperimentHeadSettings> };
 
 /**
  * The {@link RunIdentityConfig} of runExperiment options, defaults filled in as runExperiment does.
@@ -140,20 +125,10 @@ export function formatExperimentRunName(options: RunNameOptions): string {
 }
 
 /** The config block of a runs/<run>.json (new or old format) as far as identity needs it. */
-interface RecordedRunConfig {
-  dataDir: string;
-  backbone: string;
-  alpha: number | null;
-  epochs: number;
-  fineTuneEpochs: number;
-  unfreezeBlocks: number;
-  seed: number;
-  split: ExperimentSplit;
-  folds: number;
-  head: ExperimentHeadSettings;
-  targetSensitivity: number;
-  target?: HeadTarget;
-}
+type RecordedRunConfig = Pick<
+  ExperimentRunSummary["config"],
+  "dataDir" | "backbone" | "alpha" | "epochs" | "fineTuneEpochs" | "unfreezeBlocks" | "seed" | "split" | "folds" | "head" | "targetSensitivity"
+> & { target?: HeadTarget };
 
 /**
  * The identity of a run from the config recorded in its runs/<run>.json; runs written before
