@@ -154,6 +154,8 @@ export { createLeaveOneSourceOutFolds } from "./experiments/sourceFolds.js";
 export type { SourceFold } from "./experiments/sourceFolds.js";
 export { crossValidateHead, summarizeFoldSpread, formatFoldSpread, toFoldRows, CrossValidationError, DEFAULT_HEAD_CONFIG, HEAD_TARGETS } from "./experiments/crossValidate.js";
 export type { HeadConfig, HeadTarget, FeatureRows, FoldRows, FoldResult, FoldSpread, CrossValidationResult } from "./experiments/crossValidate.js";
+export { nestedCrossValidateHeads, NestedCrossValidationError } from "./experiments/nestedCrossValidation.js";
+export type { NestedConfiguration, NestedCrossValidationOptions, NestedCrossValidationResult, NestedOuterFold, NestedProgressEvent } from "./experiments/nestedCrossValidation.js";
 export { concatenateFeatureViews, extractFeatureViews, FeatureViewError } from "./experiments/featureViews.js";
 export type { FeatureViewOptions, FeatureViews } from "./experiments/featureViews.js";
 export { createProgressBar, formatDurationSeconds } from "./experiments/progress.js";
