@@ -149,6 +149,8 @@ export { createLeaveOneSourceOutFolds } from "./experiments/sourceFolds.js";
 export type { SourceFold } from "./experiments/sourceFolds.js";
 export { crossValidateHead, summarizeFoldSpread, formatFoldSpread, toFoldRows, CrossValidationError, DEFAULT_HEAD_CONFIG, HEAD_TARGETS } from "./experiments/crossValidate.js";
 export type { HeadConfig, HeadTarget, FeatureRows, FoldRows, FoldResult, FoldSpread, CrossValidationResult, CompletedFold } from "./experiments/crossValidate.js";
+export { nestedCrossValidateHeads, NestedCrossValidationError } from "./experiments/nestedCrossValidation.js";
+export type { NestedConfiguration, NestedCrossValidationOptions, NestedCrossValidationResult, NestedOuterFold, NestedProgressEvent } from "./experiments/nestedCrossValidation.js";
 export { concatenateFeatureViews, extractFeatureViews, FeatureViewError } from "./experiments/featureViews.js";
 export type { FeatureViewOptions, FeatureViews } from "./experiments/featureViews.js";
 export { runExperiment } from "./experiments/runExperiment.js";
