@@ -22,16 +22,25 @@ import {
 const cli = defineCli({
   name: "bench data",
   usage: "npx tsx bench/data.ts",
-  summary: "Data-pipeline throughput: images/s of decode + resize (+ augment) through lib/data with one and all cores, next to sharp's raw decode + resize.",
+  summary:
+    "Data-pipeline throughput: images/s of decode + resize (+ augment) through lib/data with one and all cores, next to sharp's raw decode + resize.",
   examples: ["npx tsx bench/data.ts --images 400 --size 224 --dir ../shared/data/ham10000-dev"],
   options: {
     images: { type: "integer", min: 1, default: 400, description: "images decoded per measurement" },
     size: { type: "integer", min: 8, max: 4096, default: 224, description: "output side in pixels" },
-    dir: { type: "string", valueName: "<dir>", description: "data set with labels.csv (default ../shared/data/ham10000-dev, else generated synthetic images)" },
+    dir: {
+      type: "string",
+      valueName: "<dir>",
+      description: "data set with labels.csv (default ../shared/data/ham10000-dev, else generated synthetic images)",
+    },
   },
 });
 
-async function timeImagesPerSecond(files: string[], concurrency: number, work: (file: string, i: number) => Promise<unknown>): Promise<number> {
+async function timeImagesPerSecond(
+  files: string[],
+  concurrency: number,
+  work: (file: string, i: number) => Promise<unknown>,
+): Promise<number> {
   const started = performance.now();
   const out = await mapWithConcurrency(files, concurrency, work);
   const seconds = (performance.now() - started) / 1000;
@@ -56,8 +65,15 @@ async function main(): Promise<void> {
   const files = records.map((r) => r.imagePath);
   const cores = os.availableParallelism?.() ?? os.cpus().length;
   sharp.cache(false); // measure decoding, not sharp's operation cache
-  console.log(`load average (1/5/15 min): ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
-  console.log(`data bench: ${files.length} images from ${dir}, → ${sizePx}×${sizePx} RGB, ${cores} cores, sharp ${sharp.versions.sharp} (libvips ${sharp.versions.vips})`);
+  console.log(
+    `load average (1/5/15 min): ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}`,
+  );
+  console.log(
+    `data bench: ${files.length} images from ${dir}, → ${sizePx}×${sizePx} RGB, ${cores} cores, sharp ${sharp.versions.sharp} (libvips ${sharp.versions.vips})`,
+  );
 
   const sharpRaw = (f: string) => sharp(f).resize(sizePx, sizePx, { fit: "cover" }).removeAlpha().raw().toBuffer();
   const ours = (f: string) => decodeImageRgb(f, sizePx);
@@ -78,14 +94,26 @@ async function main(): Promise<void> {
       const batchRate = batch.records.length / ((performance.now() - started) / 1000);
       started = performance.now();
       let streamed = 0;
-      for await (const b of streamImageBatches(records, { batchSize: 32, imageSizePx: sizePx, concurrency, shuffleSeed: 1 })) streamed += b.records.length;
+      for await (const b of streamImageBatches(records, {
+        batchSize: 32,
+        imageSizePx: sizePx,
+        concurrency,
+        shuffleSeed: 1,
+      }))
+        streamed += b.records.length;
       const streamRate = streamed / ((performance.now() - started) / 1000);
-      if (batch.records.length !== files.length || streamed !== files.length) throw new Error("some images failed to decode in the benchmark");
+      if (batch.records.length !== files.length || streamed !== files.length)
+        throw new Error("some images failed to decode in the benchmark");
       rows.push([`loadImageBatch, concurrency ${concurrency}`, batchRate, batchRate / sharpRate]);
-      rows.push([`streamImageBatches (32/batch, prefetch 1), concurrency ${concurrency}`, streamRate, streamRate / sharpRate]);
+      rows.push([
+        `streamImageBatches (32/batch, prefetch 1), concurrency ${concurrency}`,
+        streamRate,
+        streamRate / sharpRate,
+      ]);
     }
   }
-  for (const [name, rate, ratio] of rows) console.log(`${name.padEnd(64)} ${rate.toFixed(1).padStart(8)} images/s   ratio to sharp ${ratio.toFixed(2)}`);
+  for (const [name, rate, ratio] of rows)
+    console.log(`${name.padEnd(64)} ${rate.toFixed(1).padStart(8)} images/s   ratio to sharp ${ratio.toFixed(2)}`);
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 }
 

@@ -98,13 +98,25 @@ export async function benchFeatures(
   const log = options.log ?? console.log;
   const batchSizes = options.batchSizes ?? [1, 8, 32];
   const rand = createRandom(1);
-  const report: FeatureBenchReport = { backbone: "mobilenet_v2", multiplyAddsPerImage: 0, backends: [], rows: [], devSet: [] };
+  const report: FeatureBenchReport = {
+    backbone: "mobilenet_v2",
+    multiplyAddsPerImage: 0,
+    backends: [],
+    rows: [],
+    devSet: [],
+  };
   for (const backend of options.backends ?? BACKEND_NAMES) {
     try {
       await selectBackend({ preferred: backend });
     } catch (err) {
       const reason = (err instanceof Error ? err.message : String(err)).split("\n")[0];
-      report.backends.push({ backend, loadMs: NaN, sgemmSize: 0, sgemmMultiplyAddsPerSecond: NaN, skippedReason: reason });
+      report.backends.push({
+        backend,
+        loadMs: NaN,
+        sgemmSize: 0,
+        sgemmMultiplyAddsPerSecond: NaN,
+        skippedReason: reason,
+      });
       log(`${backend}: skipped (${reason})`);
       continue;
     }
@@ -114,8 +126,12 @@ export async function benchFeatures(
     const gemm = measureGemm(sgemmSize, 3);
     const sgemm = Math.max(gemm.matMul, gemm.conv1x1);
     report.backends.push({
-      backend, loadMs: backbone.loadMs!, sgemmSize, sgemmMultiplyAddsPerSecond: sgemm,
-      matMulMultiplyAddsPerSecond: gemm.matMul, conv1x1MultiplyAddsPerSecond: gemm.conv1x1,
+      backend,
+      loadMs: backbone.loadMs!,
+      sgemmSize,
+      sgemmMultiplyAddsPerSecond: sgemm,
+      matMulMultiplyAddsPerSecond: gemm.matMul,
+      conv1x1MultiplyAddsPerSecond: gemm.conv1x1,
     });
     log(
       `${backend}: model load ${backbone.loadMs!.toFixed(0)} ms; sgemm n=${sgemmSize}: matMul ${(gemm.matMul / 1e9).toFixed(2)}, ` +
@@ -125,7 +141,11 @@ export async function benchFeatures(
       const images = backend === "cpu" ? 2 : Math.max(32, batchSize * 2);
       const pixels = Uint8Array.from({ length: images * 224 * 224 * 3 }, () => Math.floor(rand() * 256));
       // Warm-up batch: wasm/cpu kernels and layer shapes settle on first use.
-      await extractFeatures(backbone, { pixels: pixels.subarray(0, batchSize * 224 * 224 * 3), count: batchSize }, { batchSize });
+      await extractFeatures(
+        backbone,
+        { pixels: pixels.subarray(0, batchSize * 224 * 224 * 3), count: batchSize },
+        { batchSize },
+      );
       // Best of two passes: this machine is shared, and the faster pass is the less disturbed one.
       let seconds = Infinity;
       for (let pass = 0; pass < 2; pass++) {
@@ -135,9 +155,18 @@ export async function benchFeatures(
       }
       const imagesPerSecond = images / seconds;
       const multiplyAddsPerSecond = imagesPerSecond * backbone.multiplyAddsPerImage!;
-      const row = { backend, batchSize, images, imagesPerSecond, multiplyAddsPerSecond, fractionOfSgemm: multiplyAddsPerSecond / sgemm };
+      const row = {
+        backend,
+        batchSize,
+        images,
+        imagesPerSecond,
+        multiplyAddsPerSecond,
+        fractionOfSgemm: multiplyAddsPerSecond / sgemm,
+      };
       report.rows.push(row);
-      log(`${backend} batch ${batchSize}: ${imagesPerSecond.toFixed(2)} img/s (${images} images), ${(multiplyAddsPerSecond / 1e9).toFixed(2)} G multiply-adds/s = ${(row.fractionOfSgemm * 100).toFixed(0)}% of sgemm`);
+      log(
+        `${backend} batch ${batchSize}: ${imagesPerSecond.toFixed(2)} img/s (${images} images), ${(multiplyAddsPerSecond / 1e9).toFixed(2)} G multiply-adds/s = ${(row.fractionOfSgemm * 100).toFixed(0)}% of sgemm`,
+      );
     }
     // End to end on real files: the issue's "1,998 images in under 2 minutes" (cpu would take an hour).
     const dataDir = devSetDir();
@@ -147,7 +176,9 @@ export async function benchFeatures(
       const result = await extractFeatures(backbone, records, { batchSize: 16 });
       const seconds = (performance.now() - t0) / 1000;
       report.devSet.push({ backend, images: result.rows, seconds, imagesPerSecond: result.rows / seconds });
-      log(`${backend} whole dev set: ${result.rows} images from JPEG files in ${seconds.toFixed(1)} s = ${(result.rows / seconds).toFixed(2)} img/s (goal < 120 s)`);
+      log(
+        `${backend} whole dev set: ${result.rows} images from JPEG files in ${seconds.toFixed(1)} s = ${(result.rows / seconds).toFixed(2)} img/s (goal < 120 s)`,
+      );
     }
     disposeBackbone(backbone);
   }
@@ -162,15 +193,27 @@ const CHILD_MARKER = "FEATURE_BENCH_ROWS:";
  */
 function benchWasmMultiThreaded(): { rows: FeatureBenchRow[]; devSet: FeatureBenchReport["devSet"]; error?: string } {
   const root = process.cwd();
-  const child = spawnSync(process.execPath, [path.join(root, "node_modules", "tsx", "dist", "cli.mjs"), path.join(root, "bench", "features.ts")], {
-    cwd: root,
-    encoding: "utf8",
-    timeout: 600_000,
-    env: { ...process.env, MELANOMA_LAB_WASM_THREADS: "all", FEATURE_BENCH_ONLY_WASM: "1" },
-  });
+  const child = spawnSync(
+    process.execPath,
+    [path.join(root, "node_modules", "tsx", "dist", "cli.mjs"), path.join(root, "bench", "features.ts")],
+    {
+      cwd: root,
+      encoding: "utf8",
+      timeout: 600_000,
+      env: { ...process.env, MELANOMA_LAB_WASM_THREADS: "all", FEATURE_BENCH_ONLY_WASM: "1" },
+    },
+  );
   const line = (child.stdout ?? "").split("\n").find((l) => l.startsWith(CHILD_MARKER));
-  if (child.status !== 0 || !line) return { rows: [], devSet: [], error: `child exited ${child.status}: ${(child.stderr ?? "").trim().split("\n").slice(-3).join(" | ")}` };
-  return JSON.parse(line.slice(CHILD_MARKER.length)) as { rows: FeatureBenchRow[]; devSet: FeatureBenchReport["devSet"] };
+  if (child.status !== 0 || !line)
+    return {
+      rows: [],
+      devSet: [],
+      error: `child exited ${child.status}: ${(child.stderr ?? "").trim().split("\n").slice(-3).join(" | ")}`,
+    };
+  return JSON.parse(line.slice(CHILD_MARKER.length)) as {
+    rows: FeatureBenchRow[];
+    devSet: FeatureBenchReport["devSet"];
+  };
 }
 
 if (process.argv[1] && /bench[\\/]features\.ts$/.test(process.argv[1])) {
@@ -193,19 +236,35 @@ if (process.argv[1] && /bench[\\/]features\.ts$/.test(process.argv[1])) {
   } else {
     benchFeatures().then((report) => {
       console.log(`mobilenet_v2: ${(report.multiplyAddsPerImage / 1e6).toFixed(1)} M multiply-adds/image`);
-      console.log(`wasm multi-threaded (child process, MELANOMA_LAB_WASM_THREADS=all, ${os.cpus().length} logical cores):`);
+      console.log(
+        `wasm multi-threaded (child process, MELANOMA_LAB_WASM_THREADS=all, ${os.cpus().length} logical cores):`,
+      );
       const threaded = benchWasmMultiThreaded();
       if (threaded.error) console.log(`  multi-threaded wasm failed: ${threaded.error}`);
       for (const row of threaded.rows) {
         const single = report.rows.find((r) => r.backend === "wasm" && r.batchSize === row.batchSize);
         const ratio = single ? row.imagesPerSecond / single.imagesPerSecond : NaN;
-        console.log(`wasm (threads) batch ${row.batchSize}: ${row.imagesPerSecond.toFixed(2)} img/s = ${ratio.toFixed(2)}× single-threaded (goal ≥ 1.5× on 2 cores)`);
+        console.log(
+          `wasm (threads) batch ${row.batchSize}: ${row.imagesPerSecond.toFixed(2)} img/s = ${ratio.toFixed(2)}× single-threaded (goal ≥ 1.5× on 2 cores)`,
+        );
       }
-      for (const [label, run] of [["wasm, 1 thread", report.devSet.find((d) => d.backend === "wasm")], ["wasm, threads", threaded.devSet[0]]] as const) {
-        if (run) console.log(`whole dev set (${label}): ${run.images} images in ${run.seconds.toFixed(1)} s (goal < 120 s: ${run.seconds < 120 ? "met" : "not met"})`);
+      for (const [label, run] of [
+        ["wasm, 1 thread", report.devSet.find((d) => d.backend === "wasm")],
+        ["wasm, threads", threaded.devSet[0]],
+      ] as const) {
+        if (run)
+          console.log(
+            `whole dev set (${label}): ${run.images} images in ${run.seconds.toFixed(1)} s (goal < 120 s: ${run.seconds < 120 ? "met" : "not met"})`,
+          );
       }
-      if (!devSetDir()) console.log(`whole dev set: skipped, ${path.join(findSharedDir(), "data", "ham10000-dev")} is missing`);
-      console.log(`load average after: ${os.loadavg().map((l) => l.toFixed(2)).join(", ")}`);
+      if (!devSetDir())
+        console.log(`whole dev set: skipped, ${path.join(findSharedDir(), "data", "ham10000-dev")} is missing`);
+      console.log(
+        `load average after: ${os
+          .loadavg()
+          .map((l) => l.toFixed(2))
+          .join(", ")}`,
+      );
       console.log(JSON.stringify({ ...report, threadedWasmRows: threaded.rows, threadedWasmDevSet: threaded.devSet }));
     });
   }

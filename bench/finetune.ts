@@ -34,8 +34,12 @@ import type { LesionRecord } from "../lib/index.js";
 const cli = defineCli({
   name: "bench finetune",
   usage: "npx tsx bench/finetune.ts",
-  summary: "Fine-tuning benchmark: images/s of top-block optimisation steps (wasm and cpu), then validation ROC AUC before and after fine-tuning on a HAM10000 subset.",
-  examples: ["npx tsx bench/finetune.ts --images 240 --epochs 2 --skip-cpu", "FINETUNE_IMAGES=240 npm run bench -- finetune"],
+  summary:
+    "Fine-tuning benchmark: images/s of top-block optimisation steps (wasm and cpu), then validation ROC AUC before and after fine-tuning on a HAM10000 subset.",
+  examples: [
+    "npx tsx bench/finetune.ts --images 240 --epochs 2 --skip-cpu",
+    "FINETUNE_IMAGES=240 npm run bench -- finetune",
+  ],
   options: {
     images: { type: "integer", min: 1, default: 480, description: "images of the subset (or FINETUNE_IMAGES)" },
     epochs: { type: "integer", min: 1, default: 3, description: "fine-tuning epochs (or FINETUNE_EPOCHS)" },
@@ -75,16 +79,24 @@ const { records } = loadDataset(dataDir);
 const backbone = await loadBackbone("mobilenet_v2");
 const sample = shuffleWithSeed(records, 11).slice(0, imageCount);
 const { train, validation } = splitByLesion(sample, { validationFraction: 0.2, seed: 42 });
-console.log(`subset: ${sample.length} images (${train.length} train / ${validation.length} validation, lesion-grouped), malignant ${sample.filter((r) => r.label === "malignant").length}`);
+console.log(
+  `subset: ${sample.length} images (${train.length} train / ${validation.length} validation, lesion-grouped), malignant ${sample.filter((r) => r.label === "malignant").length}`,
+);
 
 // Stage 1: head on frozen pooled features (wasm).
 const trainFeatures = await extractFeatures(backbone, train, { cacheDir });
 const valFeatures = await extractFeatures(backbone, validation, { cacheDir });
-const labelsOf = (set: readonly LesionRecord[], idx: number[]) => idx.map((i) => (set[i].label === "malignant" ? 1 : 0));
+const labelsOf = (set: readonly LesionRecord[], idx: number[]) =>
+  idx.map((i) => (set[i].label === "malignant" ? 1 : 0));
 const trainLabels = labelsOf(train, trainFeatures.sourceIndices);
 const valLabels = labelsOf(validation, valFeatures.sourceIndices);
 const headResult = await trainHead(trainFeatures.features, trainLabels, {
-  seed: 42, hiddenUnits: 128, epochs: 20, batchSize: 32, learningRate: 1e-3, classWeights: "balanced",
+  seed: 42,
+  hiddenUnits: 128,
+  epochs: 20,
+  batchSize: 32,
+  learningRate: 1e-3,
+  classWeights: "balanced",
   validation: { features: valFeatures.features, labels: valLabels },
 });
 const head = headResult.model;
@@ -96,20 +108,38 @@ const stepImages = train.slice(0, 8);
 const stepRows: { backend: string; from: string; stepSeconds: number; imagesPerSecond: number }[] = [];
 for (const unfreezeBlocks of [1, 2]) {
   const from = unfreezeBlocks === 1 ? "block_16" : "block_15";
-  const run = await fineTuneTopBlocks(backbone, head, stepImages, [], { unfreezeBlocks, epochs: 6, learningRate: 1e-4, batchSize: 8, seed: 1, cacheDir });
+  const run = await fineTuneTopBlocks(backbone, head, stepImages, [], {
+    unfreezeBlocks,
+    epochs: 6,
+    learningRate: 1e-4,
+    batchSize: 8,
+    seed: 1,
+    cacheDir,
+  });
   // Median of the steps after the warm-up: the machine is shared, so single steps vary.
   const steady = run.stepDurationsMs.slice(1).sort((a, b) => a - b);
   const stepMs = steady[Math.floor(steady.length / 2)];
   stepRows.push({ backend: "wasm", from, stepSeconds: stepMs / 1000, imagesPerSecond: 8 / (stepMs / 1000) });
-  console.log(`wasm, ${from}: steps ${run.stepDurationsMs.map((ms) => (ms / 1000).toFixed(2)).join(", ")} s (first = warm-up) → median ${(stepMs / 1000).toFixed(2)} s, ${(8 / (stepMs / 1000)).toFixed(2)} img/s`);
+  console.log(
+    `wasm, ${from}: steps ${run.stepDurationsMs.map((ms) => (ms / 1000).toFixed(2)).join(", ")} s (first = warm-up) → median ${(stepMs / 1000).toFixed(2)} s, ${(8 / (stepMs / 1000)).toFixed(2)} img/s`,
+  );
   run.head.dispose();
 }
 
 // Stage 2: fine-tune the top blocks on the subset and compare validation AUC.
 const started = performance.now();
 const ft = await fineTuneTopBlocks(backbone, head, train, validation, {
-  unfreezeBlocks: blocks, epochs, learningRate: 1e-4, batchSize: 8, seed: 42, cacheDir, classWeights: "balanced",
-  onEpochEnd: (m) => console.log(`  epoch ${m.epoch}: train loss ${m.trainLoss.toFixed(4)} auc ${m.trainAuc.toFixed(3)} | val loss ${m.valLoss?.toFixed(4)} auc ${m.valAuc?.toFixed(4)} (${(m.elapsedMs / 1000).toFixed(1)} s)`),
+  unfreezeBlocks: blocks,
+  epochs,
+  learningRate: 1e-4,
+  batchSize: 8,
+  seed: 42,
+  cacheDir,
+  classWeights: "balanced",
+  onEpochEnd: (m) =>
+    console.log(
+      `  epoch ${m.epoch}: train loss ${m.trainLoss.toFixed(4)} auc ${m.trainAuc.toFixed(3)} | val loss ${m.valLoss?.toFixed(4)} auc ${m.valAuc?.toFixed(4)} (${(m.elapsedMs / 1000).toFixed(1)} s)`,
+    ),
 });
 const last = ft.history.at(-1)!;
 console.log(
@@ -121,21 +151,42 @@ if (!skipCpu) {
   for (const unfreezeBlocks of [1, 2]) {
     const from = unfreezeBlocks === 1 ? "block_16" : "block_15";
     // Activations come from the disk cache the wasm runs filled, so cpu only runs the step.
-    const run = await fineTuneTopBlocks(backbone, head, stepImages, [], { unfreezeBlocks, epochs: 1, learningRate: 1e-4, batchSize: 8, seed: 1, cacheDir });
+    const run = await fineTuneTopBlocks(backbone, head, stepImages, [], {
+      unfreezeBlocks,
+      epochs: 1,
+      learningRate: 1e-4,
+      batchSize: 8,
+      seed: 1,
+      cacheDir,
+    });
     const stepMs = run.stepDurationsMs[0];
     stepRows.push({ backend: "cpu", from, stepSeconds: stepMs / 1000, imagesPerSecond: 8 / (stepMs / 1000) });
-    console.log(`cpu, ${from}: one step ${(stepMs / 1000).toFixed(1)} s → ${(8 / (stepMs / 1000)).toFixed(3)} img/s (cache hits ${run.cacheHits}/8)`);
+    console.log(
+      `cpu, ${from}: one step ${(stepMs / 1000).toFixed(1)} s → ${(8 / (stepMs / 1000)).toFixed(3)} img/s (cache hits ${run.cacheHits}/8)`,
+    );
     run.head.dispose();
   }
   await selectBackend({ preferred: "wasm" });
 }
-console.table(stepRows.map((r) => ({ ...r, stepSeconds: Number(r.stepSeconds.toFixed(2)), imagesPerSecond: Number(r.imagesPerSecond.toFixed(3)) })));
+console.table(
+  stepRows.map((r) => ({
+    ...r,
+    stepSeconds: Number(r.stepSeconds.toFixed(2)),
+    imagesPerSecond: Number(r.imagesPerSecond.toFixed(3)),
+  })),
+);
 for (const from of ["block_16", "block_15"]) {
   const w = stepRows.find((r) => r.backend === "wasm" && r.from === from);
   const c = stepRows.find((r) => r.backend === "cpu" && r.from === from);
-  if (w && c) console.log(`${from}: wasm is ${(w.imagesPerSecond / c.imagesPerSecond).toFixed(1)}× cpu per batch-8 step`);
+  if (w && c)
+    console.log(`${from}: wasm is ${(w.imagesPerSecond / c.imagesPerSecond).toFixed(1)}× cpu per batch-8 step`);
 }
 
-console.log(`load average at end: ${os.loadavg().map((v) => v.toFixed(2)).join(", ")}; tensors alive ${tf.memory().numTensors}`);
+console.log(
+  `load average at end: ${os
+    .loadavg()
+    .map((v) => v.toFixed(2))
+    .join(", ")}; tensors alive ${tf.memory().numTensors}`,
+);
 ft.head.dispose();
 head.dispose();

@@ -5,12 +5,7 @@
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import {
-  defineCli,
-  findNearestName,
-  findProjectRoot,
-  formatCliHelp,
-} from "../lib/index.js";
+import { defineCli, findNearestName, findProjectRoot, formatCliHelp } from "../lib/index.js";
 
 const root = findProjectRoot();
 const benchDir = path.join(root, "bench");
@@ -22,8 +17,13 @@ const available = fs
 const cli = defineCli({
   name: "bench",
   usage: "npm run bench --",
-  summary: "Runs bench/<name>.ts for each benchmark named (all when none); options from the first --option on go to each benchmark, which checks them itself.",
-  examples: ["npm run bench -- wasm-threads --rounds 1", "npm run bench -- data features", "npx tsx bench/data.ts --help"],
+  summary:
+    "Runs bench/<name>.ts for each benchmark named (all when none); options from the first --option on go to each benchmark, which checks them itself.",
+  examples: [
+    "npm run bench -- wasm-threads --rounds 1",
+    "npm run bench -- data features",
+    "npx tsx bench/data.ts --help",
+  ],
   options: {},
   positionals: { name: "benchmark", description: `one of ${available.join(", ")}` },
 });
@@ -39,17 +39,23 @@ const names = requested.length > 0 ? requested : available;
 for (const name of names) {
   if (!available.includes(name)) {
     const nearest = findNearestName(name, available);
-    console.error(`bench: unknown benchmark ${JSON.stringify(name)}; ${nearest ? `did you mean ${nearest}?` : `expected one of ${available.join(", ")}`} (see --help)`);
+    console.error(
+      `bench: unknown benchmark ${JSON.stringify(name)}; ${nearest ? `did you mean ${nearest}?` : `expected one of ${available.join(", ")}`} (see --help)`,
+    );
     process.exit(2);
   }
 }
 let failed = 0;
 for (const name of names) {
   console.log(`\n=== bench ${name} ===`);
-  const run = spawnSync(process.execPath, [path.join(root, "node_modules", "tsx", "dist", "cli.mjs"), path.join(benchDir, `${name}.ts`), ...forwarded], {
-    stdio: "inherit",
-    cwd: root,
-  });
+  const run = spawnSync(
+    process.execPath,
+    [path.join(root, "node_modules", "tsx", "dist", "cli.mjs"), path.join(benchDir, `${name}.ts`), ...forwarded],
+    {
+      stdio: "inherit",
+      cwd: root,
+    },
+  );
   if (run.status !== 0) failed++;
 }
 process.exit(failed > 0 ? 1 : 0);

@@ -53,30 +53,63 @@ const args = parseCommandLineOrExit(
   defineCli({
     name: "bench quality",
     usage: "npx tsx bench/quality.ts",
-    summary: "ROC AUC of frozen-feature heads on the HAM10000 dev set (lesion-grouped 5-fold CV and leave-one-source-out); writes runs/quality-ham10000-dev.{md,json}.",
-    examples: ["npx tsx bench/quality.ts --nested", "npx tsx bench/quality.ts --backbone mobilenet_v2 --tricks", "npx tsx bench/quality.ts --backbone ensemble --dx"],
+    summary:
+      "ROC AUC of frozen-feature heads on the HAM10000 dev set (lesion-grouped 5-fold CV and leave-one-source-out); writes runs/quality-ham10000-dev.{md,json}.",
+    examples: [
+      "npx tsx bench/quality.ts --nested",
+      "npx tsx bench/quality.ts --backbone mobilenet_v2 --tricks",
+      "npx tsx bench/quality.ts --backbone ensemble --dx",
+    ],
     options: {
-      backbone: { type: "string", choices: ["mobilenet_v1", "mobilenet_v1_1.0", "mobilenet_v2", "inception_v3", "ensemble", "none"], description: "only this backbone (none: rewrite the table from the JSON)" },
+      backbone: {
+        type: "string",
+        choices: ["mobilenet_v1", "mobilenet_v1_1.0", "mobilenet_v2", "inception_v3", "ensemble", "none"],
+        description: "only this backbone (none: rewrite the table from the JSON)",
+      },
       tta: { type: "integer", min: 1, description: "test-time augmentation views (default 2)" },
       epochs: { type: "integer", min: 1, description: "head epochs (default 20)" },
       data: { type: "string", valueName: "<dir>", description: "data set (default ../shared/data/ham10000-dev)" },
       seed: { type: "integer", min: 0, description: "seed (default 42)" },
-      "fine-tune": { type: "integer", min: 1, description: "mobilenet_v2 with its top blocks fine-tuned for this many epochs after the head" },
+      "fine-tune": {
+        type: "integer",
+        min: 1,
+        description: "mobilenet_v2 with its top blocks fine-tuned for this many epochs after the head",
+      },
       "unfreeze-blocks": { type: "integer", min: 1, description: "top blocks fine-tuned with --fine-tune (default 1)" },
       inception: { type: "boolean", description: "include inception_v3" },
       full: { type: "boolean", description: "the full plan" },
-      tricks: { type: "boolean", description: "with --backbone: Shades-of-Gray, test-time augmentation and head variants" },
+      tricks: {
+        type: "boolean",
+        description: "with --backbone: Shades-of-Gray, test-time augmentation and head variants",
+      },
       dx: { type: "boolean", description: "only the diagnosis-target heads" },
-      nested: { type: "boolean", description: "nested CV of the configuration choice (inner folds choose, outer folds score), beside the best-of-N selection score" },
-      "inner-folds": { type: "integer", min: 2, description: "with --nested: inner grouped folds inside each outer-train part (default 3)" },
-      "nested-heads": { type: "string", choices: ["logistic", "all"], description: "with --nested: which heads compete (default logistic)" },
-      "nested-backbones": { type: "string", valueName: "<a,b,…>", description: "with --nested: only these backbones' configurations (default all with cached features)" },
+      nested: {
+        type: "boolean",
+        description:
+          "nested CV of the configuration choice (inner folds choose, outer folds score), beside the best-of-N selection score",
+      },
+      "inner-folds": {
+        type: "integer",
+        min: 2,
+        description: "with --nested: inner grouped folds inside each outer-train part (default 3)",
+      },
+      "nested-heads": {
+        type: "string",
+        choices: ["logistic", "all"],
+        description: "with --nested: which heads compete (default logistic)",
+      },
+      "nested-backbones": {
+        type: "string",
+        valueName: "<a,b,…>",
+        description: "with --nested: only these backbones' configurations (default all with cached features)",
+      },
     },
   }),
   process.argv.slice(2),
 ).values;
 const root = findProjectRoot();
-const dataDir = typeof args.data === "string" ? path.resolve(args.data) : path.join(findSharedDir(), "data", "ham10000-dev");
+const dataDir =
+  typeof args.data === "string" ? path.resolve(args.data) : path.join(findSharedDir(), "data", "ham10000-dev");
 const ttaViews = Number(args.tta ?? 2);
 const epochs = Number(args.epochs ?? 20);
 const seed = Number(args.seed ?? 42);
@@ -88,8 +121,24 @@ const HEADS: Record<string, HeadConfig> = {
   "mlp128 drop0.3 l2=1e-4": { hiddenUnits: 128, dropoutRate: 0.3, l2: 1e-4, epochs, batchSize: 32, learningRate: 1e-3 },
   "mlp256 drop0.5 l2=1e-3": { hiddenUnits: 256, dropoutRate: 0.5, l2: 1e-3, epochs, batchSize: 32, learningRate: 1e-3 },
   // Diagnosis target: the same heads learning the 7 diagnoses, P(malignant) = Σ malignant ones.
-  "logistic l2=1e-3 dx": { hiddenUnits: 0, dropoutRate: 0, l2: 1e-3, epochs, batchSize: 32, learningRate: 1e-3, target: "diagnosis" },
-  "mlp128 drop0.3 l2=1e-4 dx": { hiddenUnits: 128, dropoutRate: 0.3, l2: 1e-4, epochs, batchSize: 32, learningRate: 1e-3, target: "diagnosis" },
+  "logistic l2=1e-3 dx": {
+    hiddenUnits: 0,
+    dropoutRate: 0,
+    l2: 1e-3,
+    epochs,
+    batchSize: 32,
+    learningRate: 1e-3,
+    target: "diagnosis",
+  },
+  "mlp128 drop0.3 l2=1e-4 dx": {
+    hiddenUnits: 128,
+    dropoutRate: 0.3,
+    l2: 1e-4,
+    epochs,
+    batchSize: 32,
+    learningRate: 1e-3,
+    target: "diagnosis",
+  },
 };
 const DX_HEADS = Object.keys(HEADS).filter((h) => HEADS[h].target === "diagnosis");
 
@@ -123,7 +172,13 @@ interface NestedSummary {
   selection: { configuration: string; rocAuc: FoldSpread };
   selectionOptimism: number;
   timesChosen: Record<string, number>;
-  outerFoldResults: { name: string; validationImages: number; chosenConfiguration: string; outerRocAuc: number; innerMeanRocAucByConfiguration: Record<string, number> }[];
+  outerFoldResults: {
+    name: string;
+    validationImages: number;
+    chosenConfiguration: string;
+    outerRocAuc: number;
+    innerMeanRocAucByConfiguration: Record<string, number>;
+  }[];
   cvRocAucByConfiguration: Record<string, FoldSpread>;
   seconds: number;
 }
@@ -135,9 +190,20 @@ const rowKey = (r: Row) => [r.backbone, r.colour, r.tta, r.head].join("|");
 function readPrevious(): { rows: Row[]; nested?: NestedSummary } {
   const file = path.join(root, "runs", "quality-ham10000-dev.json");
   if (!fs.existsSync(file)) return { rows: [] };
-  const old = JSON.parse(fs.readFileSync(file, "utf8")) as { dataDir: string; seed: number; epochs: number; rows: Row[]; nested?: NestedSummary };
+  const old = JSON.parse(fs.readFileSync(file, "utf8")) as {
+    dataDir: string;
+    seed: number;
+    epochs: number;
+    rows: Row[];
+    nested?: NestedSummary;
+  };
   const same = old.dataDir === path.relative(root, dataDir) && old.seed === seed && old.epochs === epochs;
-  return same ? { rows: old.rows.map((r) => ({ ...r, cvRocAuc: { ...r.cvRocAuc, sd: r.cvRocAuc.sd ?? NaN } })), nested: old.nested } : { rows: [] };
+  return same
+    ? {
+        rows: old.rows.map((r) => ({ ...r, cvRocAuc: { ...r.cvRocAuc, sd: r.cvRocAuc.sd ?? NaN } })),
+        nested: old.nested,
+      }
+    : { rows: [] };
 }
 const started = Date.now();
 const load0 = os.loadavg()[0];
@@ -151,7 +217,18 @@ function writeOutputs(final: boolean): void {
   fs.mkdirSync(outDir, { recursive: true });
   const sources = [...new Set(allRows.flatMap((r) => Object.keys(r.losoRocAucBySource)))].sort();
   const f = (v: number) => (Number.isNaN(v) ? "n/a" : v.toFixed(3));
-  const header = ["backbone", "colour", "TTA", "head", "CV AUC (mean ± sd)", "CV within-source", ...sources.map((s) => `LOSO ${s}`), "LOSO min", "LOSO within-source", "train s"];
+  const header = [
+    "backbone",
+    "colour",
+    "TTA",
+    "head",
+    "CV AUC (mean ± sd)",
+    "CV within-source",
+    ...sources.map((s) => `LOSO ${s}`),
+    "LOSO min",
+    "LOSO within-source",
+    "train s",
+  ];
   const lines = [
     `# Quality on ${path.basename(dataDir)} (${final ? "complete" : "partial"})`,
     "",
@@ -161,12 +238,15 @@ function writeOutputs(final: boolean): void {
       `"ensemble" rows: several backbones' features side by side. Heads ending in "dx": trained on the diagnoses (softmax over the 7 HAM classes), scored as P(mel) + P(bcc) + P(akiec). "+ fine-tune" rows: the head, then the backbone's top blocks with it ` +
       `(npm run experiment -- --fine-tune; LOSO min excludes a source whose AUC is undefined; "train s" = both splits' cross-validation). ` +
       `Measured ${new Date(started).toISOString()} on ${os.cpus().length} cores, load average at start ${load0.toFixed(2)}, now ${os.loadavg()[0].toFixed(2)}` +
-      (allRows.length > rows.length ? `; ${allRows.length - rows.length} rows kept from an earlier run (their "train s" was measured then, on the same shared machine, load up to ~10).` : "."),
+      (allRows.length > rows.length
+        ? `; ${allRows.length - rows.length} rows kept from an earlier run (their "train s" was measured then, on the same shared machine, load up to ~10).`
+        : "."),
     "",
     `| ${header.join(" | ")} |`,
     `| ${header.map(() => "---").join(" | ")} |`,
-    ...allRows.map((r) =>
-      `| ${[r.backbone, r.colour, r.tta, r.head, formatFoldSpread(r.cvRocAuc), f(r.cvWithinSourceRocAuc), ...sources.map((s) => f(r.losoRocAucBySource[s] ?? NaN)), f(r.losoMinRocAuc), f(r.losoWithinSourceRocAuc), r.trainSeconds.toFixed(0)].join(" | ")} |`,
+    ...allRows.map(
+      (r) =>
+        `| ${[r.backbone, r.colour, r.tta, r.head, formatFoldSpread(r.cvRocAuc), f(r.cvWithinSourceRocAuc), ...sources.map((s) => f(r.losoRocAucBySource[s] ?? NaN)), f(r.losoMinRocAuc), f(r.losoWithinSourceRocAuc), r.trainSeconds.toFixed(0)].join(" | ")} |`,
     ),
   ];
   // The CV column chose and scored each configuration on the same folds, so its maximum is
@@ -174,7 +254,10 @@ function writeOutputs(final: boolean): void {
   const best = [...allRows].sort((a, b) => b.cvRocAuc.mean - a.cvRocAuc.mean)[0];
   if (nested) {
     const sel = nested.selection;
-    const chosen = Object.entries(nested.timesChosen).filter(([, n]) => n > 0).map(([c, n]) => `${c} (${n}×)`).join("; ");
+    const chosen = Object.entries(nested.timesChosen)
+      .filter(([, n]) => n > 0)
+      .map(([c, n]) => `${c} (${n}×)`)
+      .join("; ");
     lines.push(
       "",
       `## Summary: nested cross-validation (measured ${nested.measuredAt}, ${nested.seconds.toFixed(0)} s)`,
@@ -187,24 +270,51 @@ function writeOutputs(final: boolean): void {
       `| outer fold | images | chosen configuration | best inner mean AUC | outer AUC |`,
       `| --- | --- | --- | --- | --- |`,
       // Configuration names hold "|" (backbone | colour | TTA | head): escaped inside table cells.
-      ...nested.outerFoldResults.map((o) => `| ${o.name} | ${o.validationImages} | ${o.chosenConfiguration.replaceAll("|", "\\|")} | ${f(o.innerMeanRocAucByConfiguration[o.chosenConfiguration])} | ${f(o.outerRocAuc)} |`),
+      ...nested.outerFoldResults.map(
+        (o) =>
+          `| ${o.name} | ${o.validationImages} | ${o.chosenConfiguration.replaceAll("|", "\\|")} | ${f(o.innerMeanRocAucByConfiguration[o.chosenConfiguration])} | ${f(o.outerRocAuc)} |`,
+      ),
       "",
-      `Configurations in the nested choice (CV on the outer folds, this run): ${Object.entries(nested.cvRocAucByConfiguration).map(([c, v]) => `${c}: ${formatFoldSpread(v)}`).join("; ")}.`,
+      `Configurations in the nested choice (CV on the outer folds, this run): ${Object.entries(
+        nested.cvRocAucByConfiguration,
+      )
+        .map(([c, v]) => `${c}: ${formatFoldSpread(v)}`)
+        .join("; ")}.`,
       ...(nested.leftOut.length > 0 ? ["", `Left out of the nested choice: ${nested.leftOut.join("; ")}.`] : []),
       ...(best && !nested.configurations.includes([best.backbone, best.colour, best.tta, best.head].join(" | "))
-        ? ["", `The table's highest CV mean, ${best.backbone} / ${best.colour} / TTA ${best.tta} / ${best.head}: ${formatFoldSpread(best.cvRocAuc)} (LOSO min ${f(best.losoMinRocAuc)}), is a selection score (best of ${allRows.length} rows, chosen and scored on the same folds, optimistic) and was not in this nested choice.`]
+        ? [
+            "",
+            `The table's highest CV mean, ${best.backbone} / ${best.colour} / TTA ${best.tta} / ${best.head}: ${formatFoldSpread(best.cvRocAuc)} (LOSO min ${f(best.losoMinRocAuc)}), is a selection score (best of ${allRows.length} rows, chosen and scored on the same folds, optimistic) and was not in this nested choice.`,
+          ]
         : []),
       "",
       `Goal (CV ≥ 0.90 and every held-out source ≥ 0.85): ${nested.nestedRocAuc.mean >= 0.9 ? "CV part reached (nested)" : "not reached (nested CV below 0.90)"}.`,
     );
   } else if (best) {
-    lines.push("", `Selection score (optimistic: chosen and scored on the same folds; no nested run yet, see --nested): ${best.backbone} / ${best.colour} / TTA ${best.tta} / ${best.head}: CV ${formatFoldSpread(best.cvRocAuc)}, LOSO min ${f(best.losoMinRocAuc)}. ` +
-      `Goal (CV ≥ 0.90 and every held-out source ≥ 0.85): ${best.cvRocAuc.mean >= 0.9 && best.losoMinRocAuc >= 0.85 ? "reached" : "not reached"}.`);
+    lines.push(
+      "",
+      `Selection score (optimistic: chosen and scored on the same folds; no nested run yet, see --nested): ${best.backbone} / ${best.colour} / TTA ${best.tta} / ${best.head}: CV ${formatFoldSpread(best.cvRocAuc)}, LOSO min ${f(best.losoMinRocAuc)}. ` +
+        `Goal (CV ≥ 0.90 and every held-out source ≥ 0.85): ${best.cvRocAuc.mean >= 0.9 && best.losoMinRocAuc >= 0.85 ? "reached" : "not reached"}.`,
+    );
   }
   fs.writeFileSync(path.join(outDir, "quality-ham10000-dev.md"), lines.join("\n") + "\n");
   fs.writeFileSync(
     path.join(outDir, "quality-ham10000-dev.json"),
-    JSON.stringify({ kind: "quality-benchmark", dataDir: path.relative(root, dataDir), seed, epochs, ttaViews, complete: final, loadAverageAtStart: load0, rows: allRows, nested }, null, 2) + "\n",
+    JSON.stringify(
+      {
+        kind: "quality-benchmark",
+        dataDir: path.relative(root, dataDir),
+        seed,
+        epochs,
+        ttaViews,
+        complete: final,
+        loadAverageAtStart: load0,
+        rows: allRows,
+        nested,
+      },
+      null,
+      2,
+    ) + "\n",
   );
   if (final) console.log("\n" + lines.join("\n"));
 }
@@ -218,11 +328,24 @@ async function evaluateVariant(
 ): Promise<Row> {
   const labels = fv.records.map((r) => (r.label === "malignant" ? 1 : 0));
   const sources = fv.records.map((r) => r.source ?? "unknown");
-  const cvFolds = toFoldRows(fv.records, createGroupedKFolds(fv.records, { folds: 5, seed }).map((f) => ({ name: `fold-${f.foldIndex + 1}`, ...f })));
-  const losoFolds = toFoldRows(fv.records, createLeaveOneSourceOutFolds(fv.records).map((f) => ({ name: f.heldOutSource, ...f })));
+  const cvFolds = toFoldRows(
+    fv.records,
+    createGroupedKFolds(fv.records, { folds: 5, seed }).map((f) => ({ name: `fold-${f.foldIndex + 1}`, ...f })),
+  );
+  const losoFolds = toFoldRows(
+    fv.records,
+    createLeaveOneSourceOutFolds(fv.records).map((f) => ({ name: f.heldOutSource, ...f })),
+  );
   const t1 = performance.now();
   const diagnoses = fv.records.map((r) => r.diagnosis);
-  const base = { features: variant.features, featureDim: fv.featureDim, labels, sources, diagnoses, extraViews: variant.extraViews };
+  const base = {
+    features: variant.features,
+    featureDim: fv.featureDim,
+    labels,
+    sources,
+    diagnoses,
+    extraViews: variant.extraViews,
+  };
   const cv = await crossValidateHead(base, cvFolds, { head: HEADS[variant.head], seed });
   const loso = await crossValidateHead(base, losoFolds, { head: HEADS[variant.head], seed });
   const losoBySource = Object.fromEntries(loso.folds.map((f) => [f.name, f.rocAuc]));
@@ -243,7 +366,9 @@ async function evaluateVariant(
   rows.push(row);
   console.log(
     `${label} | ${colour} | TTA ${variant.tta} | ${variant.head}: CV ${formatFoldSpread(row.cvRocAuc)} (within-source ${row.cvWithinSourceRocAuc.toFixed(3)}), ` +
-      `LOSO ${Object.entries(losoBySource).map(([s, v]) => `${s} ${v.toFixed(3)}`).join(", ")} (${row.trainSeconds.toFixed(0)} s, load ${os.loadavg()[0].toFixed(2)})`,
+      `LOSO ${Object.entries(losoBySource)
+        .map(([s, v]) => `${s} ${v.toFixed(3)}`)
+        .join(", ")} (${row.trainSeconds.toFixed(0)} s, load ${os.loadavg()[0].toFixed(2)})`,
   );
   writeOutputs(false);
   return row;
@@ -252,30 +377,67 @@ async function evaluateVariant(
 // Staged to fit a shared 2-core machine (a 9-training MLP evaluation took ~10 min at load 8):
 // by default the logistic head everywhere, TTA and Shades-of-Gray on the cheap backbone, the
 // MLP head on mobilenet_v2's cached features. --full runs every head × trick on each backbone.
-async function evaluateBackbone(backbone: Backbone, label: string, plan: { heads: string[]; tricks: boolean }): Promise<void> {
+async function evaluateBackbone(
+  backbone: Backbone,
+  label: string,
+  plan: { heads: string[]; tricks: boolean },
+): Promise<void> {
   const dataset = loadDataset(dataDir);
   const t0 = performance.now();
   const views = plan.tricks ? ttaViews : 1;
-  const fv = await extractFeatureViews(backbone, dataset.records, { ttaViews: views, cacheDir, onProgress: createProgressBar(`${label} features (${views} views)`) });
+  const fv = await extractFeatureViews(backbone, dataset.records, {
+    ttaViews: views,
+    cacheDir,
+    onProgress: createProgressBar(`${label} features (${views} views)`),
+  });
   const featureSeconds = (performance.now() - t0) / 1000;
-  console.log(`${label}: ${fv.records.length} images, cache hits ${fv.cacheHits}, computed ${fv.computed}, ${featureSeconds.toFixed(0)} s; problems ${fv.problems.length}`);
+  console.log(
+    `${label}: ${fv.records.length} images, cache hits ${fv.cacheHits}, computed ${fv.computed}, ${featureSeconds.toFixed(0)} s; problems ${fv.problems.length}`,
+  );
   const plainRows: Row[] = [];
   for (const head of plan.heads) {
-    plainRows.push(await evaluateVariant(label, "none", fv, { tta: "none", head, features: fv.views[0] }, featureSeconds));
+    plainRows.push(
+      await evaluateVariant(label, "none", fv, { tta: "none", head, features: fv.views[0] }, featureSeconds),
+    );
   }
   if (!plan.tricks) return;
   const bestHead = [...plainRows].sort((a, b) => b.cvRocAuc.mean - a.cvRocAuc.mean)[0].head;
   if (fv.views.length > 1) {
     const meanView = new Float32Array(fv.views[0].length);
     for (const v of fv.views) for (let i = 0; i < v.length; i++) meanView[i] += v[i] / fv.views.length;
-    await evaluateVariant(label, "none", fv, { tta: `${fv.views.length} prob`, head: bestHead, features: fv.views[0], extraViews: fv.views.slice(1) }, featureSeconds);
-    await evaluateVariant(label, "none", fv, { tta: `${fv.views.length} feat`, head: bestHead, features: meanView }, featureSeconds);
+    await evaluateVariant(
+      label,
+      "none",
+      fv,
+      { tta: `${fv.views.length} prob`, head: bestHead, features: fv.views[0], extraViews: fv.views.slice(1) },
+      featureSeconds,
+    );
+    await evaluateVariant(
+      label,
+      "none",
+      fv,
+      { tta: `${fv.views.length} feat`, head: bestHead, features: meanView },
+      featureSeconds,
+    );
   }
   const t2 = performance.now();
-  const sog = await extractFeatureViews(backbone, dataset.records, { shadesOfGray: true, ttaViews: 1, cacheDir, onProgress: createProgressBar(`${label} Shades-of-Gray features`) });
+  const sog = await extractFeatureViews(backbone, dataset.records, {
+    shadesOfGray: true,
+    ttaViews: 1,
+    cacheDir,
+    onProgress: createProgressBar(`${label} Shades-of-Gray features`),
+  });
   const sogSeconds = (performance.now() - t2) / 1000;
-  console.log(`${label} Shades-of-Gray: cache hits ${sog.cacheHits}, computed ${sog.computed}, ${sogSeconds.toFixed(0)} s`);
-  await evaluateVariant(label, "shades-of-gray", sog, { tta: "none", head: bestHead, features: sog.views[0] }, sogSeconds);
+  console.log(
+    `${label} Shades-of-Gray: cache hits ${sog.cacheHits}, computed ${sog.computed}, ${sogSeconds.toFixed(0)} s`,
+  );
+  await evaluateVariant(
+    label,
+    "shades-of-gray",
+    sog,
+    { tta: "none", head: bestHead, features: sog.views[0] },
+    sogSeconds,
+  );
 }
 
 // Several backbones' features side by side: each sees the lesion differently (ImageNet-only vs
@@ -284,13 +446,25 @@ async function evaluateBackbone(backbone: Backbone, label: string, plan: { heads
 async function evaluateEnsemble(heads: string[]): Promise<void> {
   const dataset = loadDataset(dataDir);
   const ensemble = await loadBackboneEnsemble("mobilenet_v2+inception_v3+mobilenet_v1@1.0");
-  const matrix = await extractEnsembleFeatures(ensemble, dataset.records, { cacheDir, onProgress: createProgressBar("ensemble features") });
+  const matrix = await extractEnsembleFeatures(ensemble, dataset.records, {
+    cacheDir,
+    onProgress: createProgressBar("ensemble features"),
+  });
   // Row labels as in earlier tables (rows are merged by label): "mobilenet_v1 α1.0 (1024)".
   const names = matrix.memberStats.map((m) => `${m.name.replace(/@(.+)$/, " α$1")} (${m.featureDim})`);
-  console.log(`ensemble: ${matrix.rows} images, cache hits ${matrix.cacheHits}, computed ${matrix.computed}, ${(matrix.elapsedMs / 1000).toFixed(0)} s`);
+  console.log(
+    `ensemble: ${matrix.rows} images, cache hits ${matrix.cacheHits}, computed ${matrix.computed}, ${(matrix.elapsedMs / 1000).toFixed(0)} s`,
+  );
   disposeBackboneEnsemble(ensemble);
   const fv = { records: matrix.sourceIndices.map((i) => dataset.records[i]), featureDim: matrix.featureDim };
-  for (const head of heads) await evaluateVariant(`ensemble: ${names.join(" + ")}`, "none", fv, { tta: "none", head, features: matrix.features }, matrix.elapsedMs / 1000);
+  for (const head of heads)
+    await evaluateVariant(
+      `ensemble: ${names.join(" + ")}`,
+      "none",
+      fv,
+      { tta: "none", head, features: matrix.features },
+      matrix.elapsedMs / 1000,
+    );
 }
 
 // Fine-tuning through the experiments pipeline (what `npm run experiment -- --fine-tune N` runs),
@@ -301,8 +475,21 @@ async function evaluateFineTune(fineTuneEpochs: number, unfreezeBlocks: number):
   const outputRoot = fs.mkdtempSync(path.join(os.tmpdir(), "quality-finetune-"));
   const t0 = performance.now();
   const common = {
-    dataDir, backboneName: "mobilenet_v2", epochs, fineTuneEpochs, unfreezeBlocks, seed, outputRoot, featureCacheDir: cacheDir,
-    head: { hiddenUnits: head.hiddenUnits, dropoutRate: head.dropoutRate, l2: head.l2, batchSize: head.batchSize, learningRate: head.learningRate },
+    dataDir,
+    backboneName: "mobilenet_v2",
+    epochs,
+    fineTuneEpochs,
+    unfreezeBlocks,
+    seed,
+    outputRoot,
+    featureCacheDir: cacheDir,
+    head: {
+      hiddenUnits: head.hiddenUnits,
+      dropoutRate: head.dropoutRate,
+      l2: head.l2,
+      batchSize: head.batchSize,
+      learningRate: head.learningRate,
+    },
     progress: "lines" as const,
   };
   const cv = await runExperiment({ ...common, split: "lesion", folds: 5 });
@@ -310,7 +497,9 @@ async function evaluateFineTune(fineTuneEpochs: number, unfreezeBlocks: number):
   const num = (v: number | null) => (v === null ? NaN : v);
   const spread = cv.summary.metrics.rocAuc;
   // runExperiment names source folds "source-<name>"; the table's columns are the bare names.
-  const losoBySource = Object.fromEntries(loso.summary.folds.map((f) => [f.name.replace(/^source-/, ""), num(f.rocAuc)]));
+  const losoBySource = Object.fromEntries(
+    loso.summary.folds.map((f) => [f.name.replace(/^source-/, ""), num(f.rocAuc)]),
+  );
   const row: Row = {
     backbone: `mobilenet_v2 + fine-tune ${unfreezeBlocks} block${unfreezeBlocks > 1 ? "s" : ""} × ${fineTuneEpochs} epoch${fineTuneEpochs > 1 ? "s" : ""}`,
     colour: "none",
@@ -327,7 +516,11 @@ async function evaluateFineTune(fineTuneEpochs: number, unfreezeBlocks: number):
     featureSeconds: (cv.summary.timings.featuresMs + loso.summary.timings.featuresMs) / 1000,
   };
   rows.push(row);
-  console.log(`${row.backbone}: CV ${formatFoldSpread(row.cvRocAuc)}, LOSO ${Object.entries(losoBySource).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(", ")} (${((performance.now() - t0) / 1000).toFixed(0)} s in all)`);
+  console.log(
+    `${row.backbone}: CV ${formatFoldSpread(row.cvRocAuc)}, LOSO ${Object.entries(losoBySource)
+      .map(([k, v]) => `${k} ${v.toFixed(3)}`)
+      .join(", ")} (${((performance.now() - t0) / 1000).toFixed(0)} s in all)`,
+  );
   fs.rmSync(outputRoot, { recursive: true, force: true });
   writeOutputs(false);
 }
@@ -336,17 +529,40 @@ async function evaluateFineTune(fineTuneEpochs: number, unfreezeBlocks: number):
 // labels, folds, seeds and heads as their rows), so the summary can state what choosing by CV is
 // worth on unseen folds. Fine-tuning is left out: its 5 + 5 × inner folds runs would take hours here.
 const NESTED_BACKBONES = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v1_1.0", "inception_v3", "ensemble"] as const;
-async function evaluateNested(innerFolds: number, headsMode: "logistic" | "all", backbones: readonly string[]): Promise<void> {
+async function evaluateNested(
+  innerFolds: number,
+  headsMode: "logistic" | "all",
+  backbones: readonly string[],
+): Promise<void> {
   const t0 = performance.now();
   const dataset = loadDataset(dataDir);
-  const candidates: { key: string; records: LesionRecord[]; featureDim: number; features: Float32Array; extraViews?: Float32Array[]; head: string }[] = [];
-  const keyOf = (backbone: string, colour: string, tta: string, head: string) => [backbone, colour, tta, head].join(" | ");
+  const candidates: {
+    key: string;
+    records: LesionRecord[];
+    featureDim: number;
+    features: Float32Array;
+    extraViews?: Float32Array[];
+    head: string;
+  }[] = [];
+  const keyOf = (backbone: string, colour: string, tta: string, head: string) =>
+    [backbone, colour, tta, head].join(" | ");
   const useHead = (head: string) => headsMode === "all" || HEADS[head].hiddenUnits === 0;
-  const leftOut: string[] = ["mobilenet_v2 + fine-tune 1 block × 2 epochs (its nested CV would take hours on this CPU)"];
-  const addHeads = (label: string, colour: string, fv: { records: LesionRecord[]; featureDim: number }, tta: string, features: Float32Array, heads: string[], extraViews?: Float32Array[]) => {
+  const leftOut: string[] = [
+    "mobilenet_v2 + fine-tune 1 block × 2 epochs (its nested CV would take hours on this CPU)",
+  ];
+  const addHeads = (
+    label: string,
+    colour: string,
+    fv: { records: LesionRecord[]; featureDim: number },
+    tta: string,
+    features: Float32Array,
+    heads: string[],
+    extraViews?: Float32Array[],
+  ) => {
     for (const head of heads) {
       const key = keyOf(label, colour, tta, head);
-      if (useHead(head)) candidates.push({ key, records: fv.records, featureDim: fv.featureDim, features, extraViews, head });
+      if (useHead(head))
+        candidates.push({ key, records: fv.records, featureDim: fv.featureDim, features, extraViews, head });
       else leftOut.push(`${key} (MLP head; --nested-heads all includes it)`);
     }
   };
@@ -355,7 +571,11 @@ async function evaluateNested(innerFolds: number, headsMode: "logistic" | "all",
   const logisticDx = DX_HEADS[0];
   // Same feature variants as the table's rows (evaluateBackbone / evaluateEnsemble plans).
   const withTricks = async (backbone: Backbone, label: string, heads: string[]) => {
-    const fv = await extractFeatureViews(backbone, dataset.records, { ttaViews, cacheDir, onProgress: createProgressBar(`${label} features (${ttaViews} views)`) });
+    const fv = await extractFeatureViews(backbone, dataset.records, {
+      ttaViews,
+      cacheDir,
+      onProgress: createProgressBar(`${label} features (${ttaViews} views)`),
+    });
     addHeads(label, "none", fv, "none", fv.views[0], heads);
     if (fv.views.length > 1) {
       const meanView = new Float32Array(fv.views[0].length);
@@ -363,11 +583,20 @@ async function evaluateNested(innerFolds: number, headsMode: "logistic" | "all",
       addHeads(label, "none", fv, `${fv.views.length} prob`, fv.views[0], [logistic], fv.views.slice(1));
       addHeads(label, "none", fv, `${fv.views.length} feat`, meanView, [logistic]);
     }
-    const sog = await extractFeatureViews(backbone, dataset.records, { shadesOfGray: true, ttaViews: 1, cacheDir, onProgress: createProgressBar(`${label} Shades-of-Gray features`) });
+    const sog = await extractFeatureViews(backbone, dataset.records, {
+      shadesOfGray: true,
+      ttaViews: 1,
+      cacheDir,
+      onProgress: createProgressBar(`${label} Shades-of-Gray features`),
+    });
     addHeads(label, "shades-of-gray", sog, "none", sog.views[0], [logistic]);
   };
   const plain = async (backbone: Backbone, label: string, heads: string[]) => {
-    const fv = await extractFeatureViews(backbone, dataset.records, { ttaViews: 1, cacheDir, onProgress: createProgressBar(`${label} features`) });
+    const fv = await extractFeatureViews(backbone, dataset.records, {
+      ttaViews: 1,
+      cacheDir,
+      onProgress: createProgressBar(`${label} features`),
+    });
     addHeads(label, "none", fv, "none", fv.views[0], heads);
   };
   const skip = (name: string, rowsOf: string) => {
@@ -375,23 +604,44 @@ async function evaluateNested(innerFolds: number, headsMode: "logistic" | "all",
     leftOut.push(`${rowsOf} (not in --nested-backbones)`);
     return true;
   };
-  if (!skip("mobilenet_v1", "the 4 mobilenet_v1 α0.25 rows")) await withTricks(await loadBackbone("mobilenet_v1", { alpha: 0.25 }), "mobilenet_v1 α0.25", [logistic]);
-  if (!skip("mobilenet_v2", "the 7 mobilenet_v2 rows")) await withTricks(await loadBackbone("mobilenet_v2"), "mobilenet_v2", [logistic, mlp128, ...DX_HEADS]);
-  if (!skip("inception_v3", "the inception_v3 row")) await plain(await loadBackbone("inception_v3"), "inception_v3", [logistic]);
-  if (!skip("mobilenet_v1_1.0", "the 2 mobilenet_v1 α1.0 rows")) await plain(await loadBackbone("mobilenet_v1", { alpha: 1.0 }), "mobilenet_v1 α1.0", [logistic, mlp128]);
+  if (!skip("mobilenet_v1", "the 4 mobilenet_v1 α0.25 rows"))
+    await withTricks(await loadBackbone("mobilenet_v1", { alpha: 0.25 }), "mobilenet_v1 α0.25", [logistic]);
+  if (!skip("mobilenet_v2", "the 7 mobilenet_v2 rows"))
+    await withTricks(await loadBackbone("mobilenet_v2"), "mobilenet_v2", [logistic, mlp128, ...DX_HEADS]);
+  if (!skip("inception_v3", "the inception_v3 row"))
+    await plain(await loadBackbone("inception_v3"), "inception_v3", [logistic]);
+  if (!skip("mobilenet_v1_1.0", "the 2 mobilenet_v1 α1.0 rows"))
+    await plain(await loadBackbone("mobilenet_v1", { alpha: 1.0 }), "mobilenet_v1 α1.0", [logistic, mlp128]);
   if (!skip("ensemble", "the 4 ensemble rows")) {
     const ensemble = await loadBackboneEnsemble("mobilenet_v2+inception_v3+mobilenet_v1@1.0");
-    const matrix = await extractEnsembleFeatures(ensemble, dataset.records, { cacheDir, onProgress: createProgressBar("ensemble features") });
+    const matrix = await extractEnsembleFeatures(ensemble, dataset.records, {
+      cacheDir,
+      onProgress: createProgressBar("ensemble features"),
+    });
     const names = matrix.memberStats.map((m) => `${m.name.replace(/@(.+)$/, " α$1")} (${m.featureDim})`);
     disposeBackboneEnsemble(ensemble);
-    const ensembleRecords = { records: matrix.sourceIndices.map((i) => dataset.records[i]), featureDim: matrix.featureDim };
-    addHeads(`ensemble: ${names.join(" + ")}`, "none", ensembleRecords, "none", matrix.features, [logistic, mlp128, logisticDx, DX_HEADS[1]]);
+    const ensembleRecords = {
+      records: matrix.sourceIndices.map((i) => dataset.records[i]),
+      featureDim: matrix.featureDim,
+    };
+    addHeads(`ensemble: ${names.join(" + ")}`, "none", ensembleRecords, "none", matrix.features, [
+      logistic,
+      mlp128,
+      logisticDx,
+      DX_HEADS[1],
+    ]);
   }
 
   // Every configuration must see the same images in the same order: keep the images all have.
-  const common = candidates.reduce((set, c) => new Set(c.records.map((r) => r.imageId).filter((id) => set.has(id))), new Set(candidates[0].records.map((r) => r.imageId)));
+  const common = candidates.reduce(
+    (set, c) => new Set(c.records.map((r) => r.imageId).filter((id) => set.has(id))),
+    new Set(candidates[0].records.map((r) => r.imageId)),
+  );
   const records = dataset.records.filter((r) => common.has(r.imageId));
-  if (records.length < dataset.records.length) console.log(`nested: ${dataset.records.length - records.length} images left out (not every configuration could read them)`);
+  if (records.length < dataset.records.length)
+    console.log(
+      `nested: ${dataset.records.length - records.length} images left out (not every configuration could read them)`,
+    );
   const labels = records.map((r) => (r.label === "malignant" ? 1 : 0));
   const sources = records.map((r) => r.source ?? "unknown");
   const diagnoses = records.map((r) => r.diagnosis);
@@ -407,16 +657,27 @@ async function evaluateNested(innerFolds: number, headsMode: "logistic" | "all",
   const configurations: NestedConfiguration[] = candidates.map((c) => ({
     name: c.key,
     head: HEADS[c.head],
-    rows: { features: reorder(c, c.features), featureDim: c.featureDim, labels, sources, diagnoses, extraViews: c.extraViews?.map((v) => reorder(c, v)) },
+    rows: {
+      features: reorder(c, c.features),
+      featureDim: c.featureDim,
+      labels,
+      sources,
+      diagnoses,
+      extraViews: c.extraViews?.map((v) => reorder(c, v)),
+    },
   }));
-  console.log(`nested: ${configurations.length} configurations, 5 outer × ${innerFolds} inner folds, ${configurations.length * (5 + 5 * innerFolds)} head trainings`);
+  console.log(
+    `nested: ${configurations.length} configurations, 5 outer × ${innerFolds} inner folds, ${configurations.length * (5 + 5 * innerFolds)} head trainings`,
+  );
   const tNested = performance.now();
   const nested = await nestedCrossValidateHeads(records, configurations, {
     outerFolds: 5,
     innerFolds,
     seed,
     onProgress: (e) =>
-      console.log(`nested ${e.done}/${e.total} ${e.configuration} ${e.stage === "selection" ? "CV on the outer folds" : `inner folds of outer fold ${e.outerFold! + 1}`}: mean AUC ${e.meanRocAuc.toFixed(3)} (${((performance.now() - tNested) / 1000).toFixed(0)} s, load ${os.loadavg()[0].toFixed(1)})`),
+      console.log(
+        `nested ${e.done}/${e.total} ${e.configuration} ${e.stage === "selection" ? "CV on the outer folds" : `inner folds of outer fold ${e.outerFold! + 1}`}: mean AUC ${e.meanRocAuc.toFixed(3)} (${((performance.now() - tNested) / 1000).toFixed(0)} s, load ${os.loadavg()[0].toFixed(1)})`,
+      ),
   });
   nestedSummary = {
     measuredAt: new Date().toISOString(),
@@ -432,12 +693,19 @@ async function evaluateNested(innerFolds: number, headsMode: "logistic" | "all",
     cvRocAucByConfiguration: nested.cvRocAucByConfiguration,
     seconds: (performance.now() - t0) / 1000,
   };
-  console.log(`nested CV ROC AUC ${formatFoldSpread(nested.nestedRocAuc)} vs selection (best-of-${configurations.length}) ${formatFoldSpread(nested.selection.rocAuc)} (${nested.selection.configuration})`);
+  console.log(
+    `nested CV ROC AUC ${formatFoldSpread(nested.nestedRocAuc)} vs selection (best-of-${configurations.length}) ${formatFoldSpread(nested.selection.rocAuc)} (${nested.selection.configuration})`,
+  );
 }
 
 async function main(): Promise<void> {
   console.log(describeBackend(await selectBackend()));
-  console.log(`data ${dataDir}, feature cache ${cacheDir}, load average ${os.loadavg().map((v) => v.toFixed(2)).join(" ")}`);
+  console.log(
+    `data ${dataDir}, feature cache ${cacheDir}, load average ${os
+      .loadavg()
+      .map((v) => v.toFixed(2))
+      .join(" ")}`,
+  );
   const allHeads = Object.keys(HEADS);
   const full = args.full === true;
   const only = args.backbone as string | undefined;
@@ -452,9 +720,13 @@ async function main(): Promise<void> {
   const binaryHeads = allHeads.filter((h) => !DX_HEADS.includes(h));
   if (args.nested === true) {
     const headsMode = String(args["nested-heads"] ?? "logistic");
-    if (headsMode !== "logistic" && headsMode !== "all") throw new UnknownNameError("--nested-heads", headsMode, ["logistic", "all"]);
-    const backbones = typeof args["nested-backbones"] === "string" ? args["nested-backbones"].split(",") : [...NESTED_BACKBONES];
-    for (const b of backbones) if (!(NESTED_BACKBONES as readonly string[]).includes(b)) throw new UnknownNameError("--nested-backbones", b, NESTED_BACKBONES);
+    if (headsMode !== "logistic" && headsMode !== "all")
+      throw new UnknownNameError("--nested-heads", headsMode, ["logistic", "all"]);
+    const backbones =
+      typeof args["nested-backbones"] === "string" ? args["nested-backbones"].split(",") : [...NESTED_BACKBONES];
+    for (const b of backbones)
+      if (!(NESTED_BACKBONES as readonly string[]).includes(b))
+        throw new UnknownNameError("--nested-backbones", b, NESTED_BACKBONES);
     await evaluateNested(Number(args["inner-folds"] ?? 3), headsMode, backbones);
     writeOutputs(true);
     return;
@@ -465,17 +737,29 @@ async function main(): Promise<void> {
     return;
   }
   if (only === undefined || only === "mobilenet_v1") {
-    await evaluateBackbone(await loadBackbone("mobilenet_v1", { alpha: 0.25 }), "mobilenet_v1 α0.25", { heads: full ? allHeads : [binaryHeads[0]], tricks: true });
+    await evaluateBackbone(await loadBackbone("mobilenet_v1", { alpha: 0.25 }), "mobilenet_v1 α0.25", {
+      heads: full ? allHeads : [binaryHeads[0]],
+      tricks: true,
+    });
   }
   if (only === "mobilenet_v1_1.0") {
-    await evaluateBackbone(await loadBackbone("mobilenet_v1", { alpha: 1.0 }), "mobilenet_v1 α1.0", { heads: dx ? DX_HEADS : binaryHeads.slice(0, 2), tricks: !dx && (full || tricks) });
+    await evaluateBackbone(await loadBackbone("mobilenet_v1", { alpha: 1.0 }), "mobilenet_v1 α1.0", {
+      heads: dx ? DX_HEADS : binaryHeads.slice(0, 2),
+      tricks: !dx && (full || tricks),
+    });
   }
   if (only === undefined || only === "mobilenet_v2") {
     const heads = dx ? DX_HEADS : full ? allHeads : tricks ? [binaryHeads[0]] : binaryHeads.slice(0, 2);
-    await evaluateBackbone(await loadBackbone("mobilenet_v2"), "mobilenet_v2", { heads, tricks: !dx && (full || tricks) });
+    await evaluateBackbone(await loadBackbone("mobilenet_v2"), "mobilenet_v2", {
+      heads,
+      tricks: !dx && (full || tricks),
+    });
   }
   if (args.inception || only === "inception_v3") {
-    await evaluateBackbone(await loadBackbone("inception_v3"), "inception_v3", { heads: full ? allHeads : binaryHeads.slice(0, 2), tricks: full || tricks });
+    await evaluateBackbone(await loadBackbone("inception_v3"), "inception_v3", {
+      heads: full ? allHeads : binaryHeads.slice(0, 2),
+      tricks: full || tricks,
+    });
   }
   if (only === "ensemble") await evaluateEnsemble(dx ? DX_HEADS : binaryHeads.slice(0, 2));
   writeOutputs(true);

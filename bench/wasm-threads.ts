@@ -42,17 +42,38 @@ interface ChildResult {
 const cli = defineCli({
   name: "bench wasm-threads",
   usage: "npx tsx bench/wasm-threads.ts",
-  summary: "MobileNetV2-224 images/s at batch 8 on wasm, single-threaded vs multi-threaded, each in its own child process, alternating for --rounds rounds.",
+  summary:
+    "MobileNetV2-224 images/s at batch 8 on wasm, single-threaded vs multi-threaded, each in its own child process, alternating for --rounds rounds.",
   examples: ["npx tsx bench/wasm-threads.ts --threads 2 --rounds 2 --min-seconds 10"],
   options: {
-    threads: { type: "integer", min: 2, max: 64, default: Math.max(2, Math.min(os.cpus().length, 8)), description: "threads of the multi-threaded runs (default: logical cores, at most 8)" },
+    threads: {
+      type: "integer",
+      min: 2,
+      max: 64,
+      default: Math.max(2, Math.min(os.cpus().length, 8)),
+      description: "threads of the multi-threaded runs (default: logical cores, at most 8)",
+    },
     rounds: { type: "integer", min: 1, default: 2, description: "single/multi pairs to run" },
-    "min-seconds": { type: "number", min: 0, minExclusive: true, default: 10, description: "seconds timed per run (at least 3 batches)" },
-    child: { type: "boolean", description: "internal: run one measurement (with --threads 1 or more) and print RESULT" },
+    "min-seconds": {
+      type: "number",
+      min: 0,
+      minExclusive: true,
+      default: 10,
+      description: "seconds timed per run (at least 3 batches)",
+    },
+    child: {
+      type: "boolean",
+      description: "internal: run one measurement (with --threads 1 or more) and print RESULT",
+    },
   },
 });
 // A child measures one thread count, including 1, so its --threads may be below the parent's minimum.
-const cliArgs = parseCommandLineOrExit(process.argv.includes("--child") ? { ...cli, options: { ...cli.options, threads: { ...cli.options.threads, min: 1 } } } : cli, process.argv.slice(2)).values;
+const cliArgs = parseCommandLineOrExit(
+  process.argv.includes("--child")
+    ? { ...cli, options: { ...cli.options, threads: { ...cli.options.threads, min: 1 } } }
+    : cli,
+  process.argv.slice(2),
+).values;
 
 async function runChildMode(): Promise<void> {
   const threads = cliArgs.threads;
@@ -75,10 +96,17 @@ async function runChildMode(): Promise<void> {
       batches++;
     }
     const cpu = process.cpuUsage(cpuBefore);
-    return { batches, imagesPerSecond: (batches * BATCH_SIZE) / ((performance.now() - started) / 1000), cpuSecondsPerImage: (cpu.user + cpu.system) / 1e6 / (batches * BATCH_SIZE) };
+    return {
+      batches,
+      imagesPerSecond: (batches * BATCH_SIZE) / ((performance.now() - started) / 1000),
+      cpuSecondsPerImage: (cpu.user + cpu.system) / 1e6 / (batches * BATCH_SIZE),
+    };
   };
   const fused = timeBatches(() => tf.tidy(() => void predictBackboneFeatures(backbone, images).dataSync()), minSeconds);
-  const layers = timeBatches(() => tf.tidy(() => void (backbone.model.predict(images) as tf.Tensor).dataSync()), minSeconds / 2);
+  const layers = timeBatches(
+    () => tf.tidy(() => void (backbone.model.predict(images) as tf.Tensor).dataSync()),
+    minSeconds / 2,
+  );
   images.dispose();
   const result: ChildResult = {
     threads,
@@ -95,7 +123,15 @@ async function runChildMode(): Promise<void> {
 
 function runChild(threads: number, minSeconds: number): Promise<ChildResult> {
   const root = findProjectRoot();
-  const args = [path.join(root, "node_modules", "tsx", "dist", "cli.mjs"), path.join(root, "bench", "wasm-threads.ts"), "--child", "--threads", String(threads), "--min-seconds", String(minSeconds)];
+  const args = [
+    path.join(root, "node_modules", "tsx", "dist", "cli.mjs"),
+    path.join(root, "bench", "wasm-threads.ts"),
+    "--child",
+    "--threads",
+    String(threads),
+    "--min-seconds",
+    String(minSeconds),
+  ];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
@@ -110,8 +146,14 @@ function runChild(threads: number, minSeconds: number): Promise<ChildResult> {
     child.on("exit", (code) => {
       clearTimeout(timer);
       const line = stdout.split("\n").find((l) => l.startsWith("RESULT "));
-      if (timedOut) reject(new Error(`${threads}-thread child did not finish in ${CHILD_TIMEOUT_MS / 1000} s (hung pthread pool or a worker keeping the process alive); stderr: ${stderr.slice(-2000)}`));
-      else if (code !== 0 || !line) reject(new Error(`${threads}-thread child exited with ${code}; stderr: ${stderr.slice(-2000)}`));
+      if (timedOut)
+        reject(
+          new Error(
+            `${threads}-thread child did not finish in ${CHILD_TIMEOUT_MS / 1000} s (hung pthread pool or a worker keeping the process alive); stderr: ${stderr.slice(-2000)}`,
+          ),
+        );
+      else if (code !== 0 || !line)
+        reject(new Error(`${threads}-thread child exited with ${code}; stderr: ${stderr.slice(-2000)}`));
       else resolve(JSON.parse(line.slice("RESULT ".length)) as ChildResult);
     });
   });
@@ -127,8 +169,15 @@ async function runParentMode(): Promise<void> {
   const threads = cliArgs.threads;
   const rounds = cliArgs.rounds;
   const minSeconds = cliArgs["min-seconds"];
-  console.log(`MobileNetV2-224, batch ${BATCH_SIZE}, wasm SIMD: 1 thread vs ${threads} threads, ${rounds} round(s), ≥ ${minSeconds} s timed per run`);
-  console.log(`machine: ${os.cpus().length} logical cores, load average before: ${os.loadavg().map((l) => l.toFixed(2)).join(", ")}`);
+  console.log(
+    `MobileNetV2-224, batch ${BATCH_SIZE}, wasm SIMD: 1 thread vs ${threads} threads, ${rounds} round(s), ≥ ${minSeconds} s timed per run`,
+  );
+  console.log(
+    `machine: ${os.cpus().length} logical cores, load average before: ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(", ")}`,
+  );
   const single: number[] = [];
   const multi: number[] = [];
   const singleLayers: number[] = [];
@@ -154,11 +203,22 @@ async function runParentMode(): Promise<void> {
     );
   }
   const ratio = median(multi) / median(single);
-  console.log(`median (inference plan, what features use): 1 thread ${median(single).toFixed(2)} img/s, ${threads} threads ${median(multi).toFixed(2)} img/s, ratio ${ratio.toFixed(2)}× (goal ≥ 1.5× on 2 cores)`);
+  console.log(
+    `median (inference plan, what features use): 1 thread ${median(single).toFixed(2)} img/s, ${threads} threads ${median(multi).toFixed(2)} img/s, ratio ${ratio.toFixed(2)}× (goal ≥ 1.5× on 2 cores)`,
+  );
   const layersRatio = median(multiLayers) / median(singleLayers);
-  console.log(`median (unfused tfjs-layers model.predict): 1 thread ${median(singleLayers).toFixed(2)} img/s, ${threads} threads ${median(multiLayers).toFixed(2)} img/s, ratio ${layersRatio.toFixed(2)}×`);
-  console.log(`inference plan vs model.predict: ${(median(single) / median(singleLayers)).toFixed(2)}× at 1 thread, ${(median(multi) / median(multiLayers)).toFixed(2)}× at ${threads} threads`);
-  console.log(`load average after: ${os.loadavg().map((l) => l.toFixed(2)).join(", ")}`);
+  console.log(
+    `median (unfused tfjs-layers model.predict): 1 thread ${median(singleLayers).toFixed(2)} img/s, ${threads} threads ${median(multiLayers).toFixed(2)} img/s, ratio ${layersRatio.toFixed(2)}×`,
+  );
+  console.log(
+    `inference plan vs model.predict: ${(median(single) / median(singleLayers)).toFixed(2)}× at 1 thread, ${(median(multi) / median(multiLayers)).toFixed(2)}× at ${threads} threads`,
+  );
+  console.log(
+    `load average after: ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(", ")}`,
+  );
 }
 
 const run = cliArgs.child ? runChildMode() : runParentMode();

@@ -6,15 +6,36 @@
 export { MelanomaLabError, UnknownNameError, findNearestName } from "./util/errors.js";
 export { findProjectRoot, findSharedDir, resolveFeatureCacheDir } from "./util/paths.js";
 export { createRandom, shuffleWithSeed } from "./util/random.js";
-export { defineCli, parseCommandLine, parseCommandLineOrExit, formatCliHelp, describeExpectedValue, CliArgumentError } from "./util/cliArgs.js";
+export {
+  defineCli,
+  parseCommandLine,
+  parseCommandLineOrExit,
+  formatCliHelp,
+  describeExpectedValue,
+  CliArgumentError,
+} from "./util/cliArgs.js";
 export type { CliSpec, CliOptionSpec, CliOptionType, CliValues, CliParseResult } from "./util/cliArgs.js";
 export { createProgressBar, formatDurationSeconds } from "./util/progress.js";
 export type { ProgressStream, ProgressBarOptions } from "./util/progress.js";
 
 // ── Backend: which compute backend runs (tfjs-node-gpu → tfjs-node → wasm → cpu) and wasm threads
-export { BACKEND_NAMES, selectBackend, describeBackend, parseBackendName, BackendUnavailableError } from "./backend/selectBackend.js";
+export {
+  BACKEND_NAMES,
+  selectBackend,
+  describeBackend,
+  parseBackendName,
+  BackendUnavailableError,
+} from "./backend/selectBackend.js";
 export type { BackendName, BackendSelection } from "./backend/selectBackend.js";
-export { enableWasmThreads, parseWasmThreadCount, getWasmThreadsStatus, describeWasmThreads, WasmThreadsError, WASM_THREADS_MAX, WASM_THREADS_ENV } from "./backend/wasmThreads.js";
+export {
+  enableWasmThreads,
+  parseWasmThreadCount,
+  getWasmThreadsStatus,
+  describeWasmThreads,
+  WasmThreadsError,
+  WASM_THREADS_MAX,
+  WASM_THREADS_ENV,
+} from "./backend/wasmThreads.js";
 export type { WasmThreadsPlan, WasmThreadsStatus } from "./backend/wasmThreads.js";
 export { registerWasmGradientKernels, WasmGradKernelError } from "./backend/wasmGradKernels.js";
 
@@ -23,23 +44,65 @@ export { LESION_LABELS } from "./data/types.js";
 export type { LesionLabel, LesionRecord, InputProblem } from "./data/types.js";
 export { decodeImageRgb, ImageDecodeError } from "./data/decodeImage.js";
 export type { ResizePolicy } from "./data/decodeImage.js";
-export { splitByLesion, splitTrainValidationTest, assertNoGroupLeakage, assignGroupIds, SplitError, createGroupedKFolds } from "./data/split.js";
+export {
+  splitByLesion,
+  splitTrainValidationTest,
+  assertNoGroupLeakage,
+  assignGroupIds,
+  SplitError,
+  createGroupedKFolds,
+} from "./data/split.js";
 export type { GroupedFold } from "./data/split.js";
-export { loadDataset, loadLabelsCsvDataset, loadFolderPerClassDataset, detectDatasetLayout, summarizeProblems, LABELS_CSV_FILE } from "./data/loadDataset.js";
+export {
+  loadDataset,
+  loadLabelsCsvDataset,
+  loadFolderPerClassDataset,
+  detectDatasetLayout,
+  summarizeProblems,
+  LABELS_CSV_FILE,
+} from "./data/loadDataset.js";
 export type { LoadedDataset, DatasetLayout, LoadDatasetOptions } from "./data/loadDataset.js";
 export { DatasetFormatError } from "./data/csv.js";
 export type { CsvTable } from "./data/csv.js";
-export { loadHam10000MetadataDataset, loadIsic2019Dataset, loadIsic2020Dataset, labelForDiagnosis, LABEL_POLICIES, KNOWN_DIAGNOSES } from "./data/adapters.js";
+export {
+  loadHam10000MetadataDataset,
+  loadIsic2019Dataset,
+  loadIsic2020Dataset,
+  labelForDiagnosis,
+  LABEL_POLICIES,
+  KNOWN_DIAGNOSES,
+} from "./data/adapters.js";
 export type { LabelPolicy, AdapterOptions } from "./data/adapters.js";
 export { generateSyntheticDataset, SyntheticDataOptionError, SYNTHETIC_SOURCES } from "./data/synthetic.js";
 export type { SyntheticDatasetOptions, SyntheticDatasetResult } from "./data/synthetic.js";
 export { loadImageBatch, mapWithConcurrency } from "./data/loadImageBatch.js";
 export type { ImageBatch, LoadImageBatchOptions } from "./data/loadImageBatch.js";
 export { computeClassWeights, computeOutputBiasInit, ClassImbalanceError } from "./data/imbalance.js";
-export { randomAugmentImage, createTtaVariants, createDihedralViewTransform, applyShadesOfGray, transformImageDihedral, NO_AUGMENTATION, TTA_DIHEDRAL_VIEWS, AugmentationError } from "./data/augment.js";
+export {
+  randomAugmentImage,
+  createTtaVariants,
+  createDihedralViewTransform,
+  applyShadesOfGray,
+  transformImageDihedral,
+  NO_AUGMENTATION,
+  TTA_DIHEDRAL_VIEWS,
+  AugmentationError,
+} from "./data/augment.js";
 export type { AugmentOptions, PixelTransform } from "./data/augment.js";
-export { describeDataset, countByLabel, makeLabelBarFigure, makeContactSheet, renderImagePreviewPng } from "./data/explore.js";
-export type { DatasetDescription, DescribedField, LabelBreakdownRow, DatasetBarFigure, ContactSheetOptions } from "./data/explore.js";
+export {
+  describeDataset,
+  countByLabel,
+  makeLabelBarFigure,
+  makeContactSheet,
+  renderImagePreviewPng,
+} from "./data/explore.js";
+export type {
+  DatasetDescription,
+  DescribedField,
+  LabelBreakdownRow,
+  DatasetBarFigure,
+  ContactSheetOptions,
+} from "./data/explore.js";
 export { streamImageBatches } from "./data/stream.js";
 export type { StreamImageBatchesOptions, StreamedImageBatch, ImageCache, ImageCacheStats } from "./data/stream.js";
 export { downloadIsicArchive, IsicDownloadError, ISIC_API_BASE_URL } from "./data/isicArchive.js";
@@ -57,12 +120,43 @@ export { preprocessImages, PixelShapeError } from "./models/preprocess.js";
 export { countMultiplyAddsPerImage } from "./models/countMultiplyAdds.js";
 export { extractFeatures, FeatureInputError } from "./models/features.js";
 export type { FeatureInput, FeatureMatrix, ExtractFeaturesOptions } from "./models/features.js";
-export { compileInferencePlan, disposeBackbone, InferencePlanError, predictBackboneFeatures, releaseInferencePlan } from "./models/inferencePlan.js";
+export {
+  compileInferencePlan,
+  disposeBackbone,
+  InferencePlanError,
+  predictBackboneFeatures,
+  releaseInferencePlan,
+} from "./models/inferencePlan.js";
 export type { InferencePlan, InferencePlanSummary } from "./models/inferencePlan.js";
-export { parseBackboneEnsemble, formatBackboneEnsemble, isBackboneEnsembleSpec, createBackboneEnsemble, loadBackboneEnsemble, disposeBackboneEnsemble, extractEnsembleFeatures, BackboneEnsembleError } from "./models/ensemble.js";
-export type { BackboneMemberSpec, BackboneEnsemble, LoadBackboneEnsembleOptions, EnsembleFeatureMatrix } from "./models/ensemble.js";
-export { saveLayersModelToDir, loadLayersModelFromDir, ModelFileError, MODEL_JSON_FILE, WEIGHTS_BIN_FILE } from "./models/modelFiles.js";
-export { readKerasH5Weights, loadKerasH5IntoModel, KerasH5FormatError, KerasH5MismatchError } from "./models/kerasH5.js";
+export {
+  parseBackboneEnsemble,
+  formatBackboneEnsemble,
+  isBackboneEnsembleSpec,
+  createBackboneEnsemble,
+  loadBackboneEnsemble,
+  disposeBackboneEnsemble,
+  extractEnsembleFeatures,
+  BackboneEnsembleError,
+} from "./models/ensemble.js";
+export type {
+  BackboneMemberSpec,
+  BackboneEnsemble,
+  LoadBackboneEnsembleOptions,
+  EnsembleFeatureMatrix,
+} from "./models/ensemble.js";
+export {
+  saveLayersModelToDir,
+  loadLayersModelFromDir,
+  ModelFileError,
+  MODEL_JSON_FILE,
+  WEIGHTS_BIN_FILE,
+} from "./models/modelFiles.js";
+export {
+  readKerasH5Weights,
+  loadKerasH5IntoModel,
+  KerasH5FormatError,
+  KerasH5MismatchError,
+} from "./models/kerasH5.js";
 export type { KerasH5Weights, KerasH5Layer, KerasH5Weight, KerasH5LoadReport } from "./models/kerasH5.js";
 export { buildVgg16, loadVgg16Backbone } from "./models/vgg16.js";
 export type { BuildVgg16Options, LoadVgg16Options } from "./models/vgg16.js";
@@ -74,7 +168,13 @@ export { formatEpochMetrics } from "./train/trainingLog.js";
 export type { EpochMetrics, TrainingCallback } from "./train/trainingLog.js";
 export { predictHeadProbabilities } from "./train/predictBatches.js";
 export { TrainHeadError } from "./train/binaryLabels.js";
-export { DEFAULT_MALIGNANT_DIAGNOSES, DiagnosisTargetError, encodeDiagnosisTargets, normalizeDiagnosisCode, predictDiagnosisProbabilities } from "./train/diagnosisHead.js";
+export {
+  DEFAULT_MALIGNANT_DIAGNOSES,
+  DiagnosisTargetError,
+  encodeDiagnosisTargets,
+  normalizeDiagnosisCode,
+  predictDiagnosisProbabilities,
+} from "./train/diagnosisHead.js";
 export type { DiagnosisTargets } from "./train/diagnosisHead.js";
 export { CheckpointError } from "./train/checkpoints.js";
 export { fineTuneTopBlocks } from "./train/fineTune.js";
@@ -86,16 +186,38 @@ export { buildFineTunedTriageModel, splitTriageModel } from "./train/triageModel
 // ── Logging: TensorBoard event files, written and read back
 export { readEventFile, assertEventFileIntact, EventFileCorruptError } from "./logging/eventFile.js";
 export { readLogDir, readRunDir, listEventFiles, LogDirNotFoundError } from "./logging/readLogDir.js";
-export type { LogDirContents, RunContents, TensorPoint, TimeSeriesMetadata, TagSeries, ScalarPoint, HistogramBucket, HistogramStep, ImageStep, TextStep, PrCurveStep, GraphStep, HparamsEntry } from "./logging/readLogDir.js";
+export type {
+  LogDirContents,
+  RunContents,
+  TensorPoint,
+  TimeSeriesMetadata,
+  TagSeries,
+  ScalarPoint,
+  HistogramBucket,
+  HistogramStep,
+  ImageStep,
+  TextStep,
+  PrCurveStep,
+  GraphStep,
+  HparamsEntry,
+} from "./logging/readLogDir.js";
 export { TensorDecodeError } from "./logging/tensorProto.js";
 export { createEventWriter, EventWriter, EventWriterError, writeHparamsExperiment } from "./logging/eventWriter.js";
 export type { EventWriterOptions } from "./logging/eventWriter.js";
 export { SummaryInputError } from "./logging/summaryValues.js";
 export type { HParamValue, HParamSpec, HParamMetricSpec } from "./logging/summaryValues.js";
-export { createTensorBoardCallback, TensorBoardCallback, TensorBoardCallbackError } from "./logging/tensorBoardCallback.js";
+export {
+  createTensorBoardCallback,
+  TensorBoardCallback,
+  TensorBoardCallbackError,
+} from "./logging/tensorBoardCallback.js";
 export type { TensorBoardCallbackOptions, TensorBoardRunWriters } from "./logging/tensorBoardCallback.js";
 export { ImageGridError } from "./logging/imageGrid.js";
-export { findTensorBoardExecutable, formatLogDirSummary, TENSORBOARD_INSTALL_HINT } from "./logging/tensorBoardLauncher.js";
+export {
+  findTensorBoardExecutable,
+  formatLogDirSummary,
+  TENSORBOARD_INSTALL_HINT,
+} from "./logging/tensorBoardLauncher.js";
 export { SampleImagesError } from "./logging/runSummaries.js";
 
 // ── Display: figures, tables and images in a notebook
@@ -106,29 +228,130 @@ export { PlotlyAssetError } from "./display/plotlyHtml.js";
 export { ChartRenderCheckError } from "./display/checkChartsRendered.js";
 
 // ── Evaluate: metrics with intervals, charts, reports, Grad-CAM, source confounding
-export { MetricInputError, SingleClassError, TargetNotReachableError, computeRocCurve, computeRocAuc, computePartialAucAboveTpr, computePrecisionRecallCurve, computeAveragePrecision, computeConfusionMatrix, deriveThresholdMetrics, computeMetricsAtThreshold, findThresholdForSensitivity, findThresholdForSpecificity, findYoudenThreshold, computeBalancedAccuracy, computeBrierScore, computeCalibration, computeExpectedCalibrationError } from "./evaluate/metrics.js";
-export type { BinaryLabels, ProbabilityScores, ClassCounts, RocCurve, PrecisionRecallCurve, ConfusionMatrix, ThresholdMetrics, CalibrationBin, CalibrationSummary } from "./evaluate/metrics.js";
+export {
+  MetricInputError,
+  SingleClassError,
+  TargetNotReachableError,
+  computeRocCurve,
+  computeRocAuc,
+  computePartialAucAboveTpr,
+  computePrecisionRecallCurve,
+  computeAveragePrecision,
+  computeConfusionMatrix,
+  deriveThresholdMetrics,
+  computeMetricsAtThreshold,
+  findThresholdForSensitivity,
+  findThresholdForSpecificity,
+  findYoudenThreshold,
+  computeBalancedAccuracy,
+  computeBrierScore,
+  computeCalibration,
+  computeExpectedCalibrationError,
+} from "./evaluate/metrics.js";
+export type {
+  BinaryLabels,
+  ProbabilityScores,
+  ClassCounts,
+  RocCurve,
+  PrecisionRecallCurve,
+  ConfusionMatrix,
+  ThresholdMetrics,
+  CalibrationBin,
+  CalibrationSummary,
+} from "./evaluate/metrics.js";
 export { bootstrapMetric } from "./evaluate/bootstrap.js";
 export type { BootstrapInterval, BootstrapGroupIds, MetricFunction } from "./evaluate/bootstrap.js";
 export { summarizeMetricsWithIntervals, buildMetricTable } from "./evaluate/summary.js";
 export type { MetricSummaryRow } from "./evaluate/summary.js";
-export { computeSubgroupMetrics, formatSubgroupTable, describeAgeBand, SUBGROUP_FIELDS, DEFAULT_AGE_BAND_EDGES_YEARS } from "./evaluate/subgroups.js";
+export {
+  computeSubgroupMetrics,
+  formatSubgroupTable,
+  describeAgeBand,
+  SUBGROUP_FIELDS,
+  DEFAULT_AGE_BAND_EDGES_YEARS,
+} from "./evaluate/subgroups.js";
 export type { SubgroupField, SubgroupRecord, SubgroupMetrics } from "./evaluate/subgroups.js";
-export { ChartInputError, buildRocFigure, buildPrecisionRecallFigure, buildConfusionMatrixFigure, buildConfusionMatrixFigureAt, buildReliabilityFigure, buildThresholdSweepFigure, buildTrainingCurvesFigure, buildHistogramsOverStepsFigure } from "./evaluate/charts.js";
-export type { PlotlyFigure, PlotlyTrace, OperatingPointOption, TrainingCurvePoint, ScalarSeriesByRun, GalleryItem, HistogramSeriesStep } from "./evaluate/charts.js";
+export {
+  ChartInputError,
+  buildRocFigure,
+  buildPrecisionRecallFigure,
+  buildConfusionMatrixFigure,
+  buildConfusionMatrixFigureAt,
+  buildReliabilityFigure,
+  buildThresholdSweepFigure,
+  buildTrainingCurvesFigure,
+  buildHistogramsOverStepsFigure,
+} from "./evaluate/charts.js";
+export type {
+  PlotlyFigure,
+  PlotlyTrace,
+  OperatingPointOption,
+  TrainingCurvePoint,
+  ScalarSeriesByRun,
+  GalleryItem,
+  HistogramSeriesStep,
+} from "./evaluate/charts.js";
 export { ReportInputError, writeHtmlReport, buildHtmlReport } from "./evaluate/report.js";
 export type { ReportSection, ReportTable, ReportCell } from "./evaluate/report.js";
 export { GradCamError, computeGradCam, renderGradCamOverlayPng, explainImageWithGradCam } from "./evaluate/gradCam.js";
 export type { GradCamResult, GradCamOverlayOptions, ExplainedImage } from "./evaluate/gradCam.js";
-export { GalleryInputError, OUTCOME_KINDS, alignRecordsByImageId, buildErrorGallery, renderGradCamExamplesPng } from "./evaluate/gallery.js";
-export type { OutcomeKind, ErrorGalleryItem, GradCamSource, ErrorGalleryOptions, GradCamExamplesOptions, GradCamExample } from "./evaluate/gallery.js";
-export { SourceInputError, computeWithinSourceRocAuc, computeSourceOnlyRocAuc, summarizeSourceConfounding, formatSourceConfounding, buildSourceConfoundingSection } from "./evaluate/sourceConfounding.js";
-export type { SourceName, SourceAucRow, WithinSourceAucResult, SourceOnlyAuc, SourceConfoundingSummary } from "./evaluate/sourceConfounding.js";
+export {
+  GalleryInputError,
+  OUTCOME_KINDS,
+  alignRecordsByImageId,
+  buildErrorGallery,
+  renderGradCamExamplesPng,
+} from "./evaluate/gallery.js";
+export type {
+  OutcomeKind,
+  ErrorGalleryItem,
+  GradCamSource,
+  ErrorGalleryOptions,
+  GradCamExamplesOptions,
+  GradCamExample,
+} from "./evaluate/gallery.js";
+export {
+  SourceInputError,
+  computeWithinSourceRocAuc,
+  computeSourceOnlyRocAuc,
+  summarizeSourceConfounding,
+  formatSourceConfounding,
+  buildSourceConfoundingSection,
+} from "./evaluate/sourceConfounding.js";
+export type {
+  SourceName,
+  SourceAucRow,
+  WithinSourceAucResult,
+  SourceOnlyAuc,
+  SourceConfoundingSummary,
+} from "./evaluate/sourceConfounding.js";
 
 // ── Export: the triage model for on-device use, with its metadata
-export { buildTriageModel, exportTriageModel, loadTriageModel, makeTriageMetadata, predictMalignantProbability, predictMalignantProbabilities, TriageModelError, METADATA_JSON_FILE } from "./export/triageModel.js";
-export type { TriageModelMetadata, TriageMetadataFields, LoadedTriageModel, ImagePrediction, EnsembleMemberMetadata, TriageMetricsBlock, TriageThresholdProvenance, ThresholdGroupCheck } from "./export/triageModel.js";
-export { buildEnsembleTriageModel, makeEnsembleTriageMetadata, ENSEMBLE_FEATURES_LAYER_NAME } from "./export/ensembleTriageModel.js";
+export {
+  buildTriageModel,
+  exportTriageModel,
+  loadTriageModel,
+  makeTriageMetadata,
+  predictMalignantProbability,
+  predictMalignantProbabilities,
+  TriageModelError,
+  METADATA_JSON_FILE,
+} from "./export/triageModel.js";
+export type {
+  TriageModelMetadata,
+  TriageMetadataFields,
+  LoadedTriageModel,
+  ImagePrediction,
+  EnsembleMemberMetadata,
+  TriageMetricsBlock,
+  TriageThresholdProvenance,
+  ThresholdGroupCheck,
+} from "./export/triageModel.js";
+export {
+  buildEnsembleTriageModel,
+  makeEnsembleTriageMetadata,
+  ENSEMBLE_FEATURES_LAYER_NAME,
+} from "./export/ensembleTriageModel.js";
 export { checkExportParity, ExportParityError } from "./export/exportParity.js";
 export type { ExportParityResult } from "./export/exportParity.js";
 
@@ -141,31 +364,107 @@ export { auditThreshold } from "./triage/thresholdAudit.js";
 export type { ThresholdAuditInput } from "./triage/thresholdAudit.js";
 
 // ── Notebooks: executing notebooks headless through the kernel
-export { executeNotebook, findJupyterPython, listNotebooks, JupyterMissingError, NotebookExecutionError, JUPYTER_DEBIAN_PACKAGES } from "./notebooks/executeNotebook.js";
+export {
+  executeNotebook,
+  findJupyterPython,
+  listNotebooks,
+  JupyterMissingError,
+  NotebookExecutionError,
+  JUPYTER_DEBIAN_PACKAGES,
+} from "./notebooks/executeNotebook.js";
 export type { NotebookRun, NotebookProgressEvent } from "./notebooks/executeNotebook.js";
 
 // ── Experiments: cross-validated runs, run identity, threshold audits, leaderboard
 export { createLeaveOneSourceOutFolds } from "./experiments/sourceFolds.js";
 export type { SourceFold } from "./experiments/sourceFolds.js";
-export { crossValidateHead, summarizeFoldSpread, formatFoldSpread, toFoldRows, CrossValidationError, DEFAULT_HEAD_CONFIG, HEAD_TARGETS } from "./experiments/crossValidate.js";
-export type { HeadConfig, HeadTarget, FeatureRows, FoldRows, FoldResult, FoldSpread, CrossValidationResult, CompletedFold } from "./experiments/crossValidate.js";
+export {
+  crossValidateHead,
+  summarizeFoldSpread,
+  formatFoldSpread,
+  toFoldRows,
+  CrossValidationError,
+  DEFAULT_HEAD_CONFIG,
+  HEAD_TARGETS,
+} from "./experiments/crossValidate.js";
+export type {
+  HeadConfig,
+  HeadTarget,
+  FeatureRows,
+  FoldRows,
+  FoldResult,
+  FoldSpread,
+  CrossValidationResult,
+  CompletedFold,
+} from "./experiments/crossValidate.js";
 export { nestedCrossValidateHeads, NestedCrossValidationError } from "./experiments/nestedCrossValidation.js";
-export type { NestedConfiguration, NestedCrossValidationOptions, NestedCrossValidationResult, NestedOuterFold, NestedProgressEvent } from "./experiments/nestedCrossValidation.js";
+export type {
+  NestedConfiguration,
+  NestedCrossValidationOptions,
+  NestedCrossValidationResult,
+  NestedOuterFold,
+  NestedProgressEvent,
+} from "./experiments/nestedCrossValidation.js";
 export { concatenateFeatureViews, extractFeatureViews, FeatureViewError } from "./experiments/featureViews.js";
 export type { FeatureViewOptions, FeatureViews } from "./experiments/featureViews.js";
 export { runExperiment } from "./experiments/runExperiment.js";
 export type { ExperimentResult } from "./experiments/runExperiment.js";
-export { computeDataFingerprint, formatExperimentRunName, ExperimentConfigError, EXPERIMENT_SPLITS, resolveRunIdentity, computeRunConfigHash } from "./experiments/runIdentity.js";
-export type { ExperimentSplit, RunIdentityConfig, RunNameOptions, ExperimentHeadSettings } from "./experiments/runIdentity.js";
+export {
+  computeDataFingerprint,
+  formatExperimentRunName,
+  ExperimentConfigError,
+  EXPERIMENT_SPLITS,
+  resolveRunIdentity,
+  computeRunConfigHash,
+} from "./experiments/runIdentity.js";
+export type {
+  ExperimentSplit,
+  RunIdentityConfig,
+  RunNameOptions,
+  ExperimentHeadSettings,
+} from "./experiments/runIdentity.js";
 export { EXPERIMENT_RUN_SCHEMA } from "./experiments/runRecord.js";
 export type { ExperimentRunSummary, ExperimentFoldSummary, JsonFoldSpread } from "./experiments/runRecord.js";
 export type { ExperimentOptions } from "./experiments/experimentConfig.js";
-export { loadExperimentRuns, buildLeaderboardRows, buildLeaderboardSections, formatLeaderboardTable, buildLeaderboardReportTable, buildLeaderboardFigure, LeaderboardError, LEADERBOARD_EVALUATIONS } from "./experiments/leaderboard.js";
-export type { LoadedExperimentRuns, LeaderboardRow, LeaderboardSection, LeaderboardEvaluation } from "./experiments/leaderboard.js";
+export {
+  loadExperimentRuns,
+  buildLeaderboardRows,
+  buildLeaderboardSections,
+  formatLeaderboardTable,
+  buildLeaderboardReportTable,
+  buildLeaderboardFigure,
+  LeaderboardError,
+  LEADERBOARD_EVALUATIONS,
+} from "./experiments/leaderboard.js";
+export type {
+  LoadedExperimentRuns,
+  LeaderboardRow,
+  LeaderboardSection,
+  LeaderboardEvaluation,
+} from "./experiments/leaderboard.js";
 export { ExperimentResumeError } from "./experiments/experimentResume.js";
 
 // ── Workflow: the state the numbered notebooks pass to each other
-export { resolveRunConfig, describeRunConfig, isSyntheticDataDir, saveRunArtifact, loadRunArtifact, ConfigError } from "./workflow/runConfig.js";
+export {
+  resolveRunConfig,
+  describeRunConfig,
+  isSyntheticDataDir,
+  saveRunArtifact,
+  loadRunArtifact,
+  ConfigError,
+} from "./workflow/runConfig.js";
 export type { RunConfig, RunConfigDefaults } from "./workflow/runConfig.js";
-export { prepareDataset, describeLoadedDataset, saveFeatureTable, loadFeatureTable, featureTableFromMatrix, scalarSeriesFromLogDir, buildTrainingLogSections, formatMetricLine, createProgressPrinter, FeatureArtifactError, createTrainingTensorBoardCallback, writeModelCardToTensorBoard } from "./workflow/pipeline.js";
+export {
+  prepareDataset,
+  describeLoadedDataset,
+  saveFeatureTable,
+  loadFeatureTable,
+  featureTableFromMatrix,
+  scalarSeriesFromLogDir,
+  buildTrainingLogSections,
+  formatMetricLine,
+  createProgressPrinter,
+  FeatureArtifactError,
+  createTrainingTensorBoardCallback,
+  writeModelCardToTensorBoard,
+} from "./workflow/pipeline.js";
 export type { FeatureTable, TrainingTensorBoardOptions } from "./workflow/pipeline.js";

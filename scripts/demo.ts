@@ -27,13 +27,38 @@ const cli = defineCli({
     "(generated when absent) or on --data; prints each cell as it starts and the notebooks' own output lines.",
   examples: ["npm run demo", "npm run demo -- --data ../shared/data/ham10000-dev --backbone mobilenet_v2 --epochs 20"],
   options: {
-    data: { type: "string", valueName: "<dir>", description: "data set folder (labels.csv + images/, or train/benign + train/malignant) (default: the synthetic data)" },
-    run: { type: "string", valueName: "<name>", description: "run name for logs/, models/, out/ (default: <data>-<backbone>)" },
-    backbone: { type: "string", choices: BACKBONE_NAMES, description: "pretrained feature extractor (default mobilenet_v2, or MELANOMA_LAB_BACKBONE)" },
-    epochs: { type: "integer", min: 1, description: "head training epochs (default 40; 5 with --small; or MELANOMA_LAB_EPOCHS)" },
-    seed: { type: "integer", min: 0, description: "seed of the split, initialisation and shuffling (default 42, or MELANOMA_LAB_SEED)" },
+    data: {
+      type: "string",
+      valueName: "<dir>",
+      description:
+        "data set folder (labels.csv + images/, or train/benign + train/malignant) (default: the synthetic data)",
+    },
+    run: {
+      type: "string",
+      valueName: "<name>",
+      description: "run name for logs/, models/, out/ (default: <data>-<backbone>)",
+    },
+    backbone: {
+      type: "string",
+      choices: BACKBONE_NAMES,
+      description: "pretrained feature extractor (default mobilenet_v2, or MELANOMA_LAB_BACKBONE)",
+    },
+    epochs: {
+      type: "integer",
+      min: 1,
+      description: "head training epochs (default 40; 5 with --small; or MELANOMA_LAB_EPOCHS)",
+    },
+    seed: {
+      type: "integer",
+      min: 0,
+      description: "seed of the split, initialisation and shuffling (default 42, or MELANOMA_LAB_SEED)",
+    },
     small: { type: "boolean", description: "small synthetic set and few epochs (a quick check)" },
-    "notebooks-out": { type: "string", valueName: "<dir>", description: "where the executed notebooks and their HTML go (default out/notebooks)" },
+    "notebooks-out": {
+      type: "string",
+      valueName: "<dir>",
+      description: "where the executed notebooks and their HTML go (default out/notebooks)",
+    },
   },
   notes: [
     "MELANOMA_LAB_WASM_THREADS (default auto here), MELANOMA_LAB_BACKEND, MELANOMA_LAB_FINE_TUNE_EPOCHS and",
@@ -49,7 +74,9 @@ async function main(): Promise<void> {
   if (args.data !== undefined) {
     const dataDir = path.resolve(process.cwd(), args.data);
     if (!isSyntheticDataDir(dataDir) && !fs.existsSync(dataDir)) {
-      throw new MelanomaLabError(`--data ${args.data}: folder ${dataDir} does not exist (expected labels.csv + images/, or train/benign + train/malignant)`);
+      throw new MelanomaLabError(
+        `--data ${args.data}: folder ${dataDir} does not exist (expected labels.csv + images/, or train/benign + train/malignant)`,
+      );
     }
     env.MELANOMA_LAB_DATA = dataDir;
   }
@@ -75,8 +102,13 @@ async function main(): Promise<void> {
     throw err;
   }
 
-  console.log(`melanoma-lab demo: run ${config.runName} on ${config.useSyntheticData ? "the synthetic default data" : config.dataDir}`);
-  const outDir = args["notebooks-out"] !== undefined ? path.resolve(process.cwd(), args["notebooks-out"]) : path.join(root, "out", "notebooks");
+  console.log(
+    `melanoma-lab demo: run ${config.runName} on ${config.useSyntheticData ? "the synthetic default data" : config.dataDir}`,
+  );
+  const outDir =
+    args["notebooks-out"] !== undefined
+      ? path.resolve(process.cwd(), args["notebooks-out"])
+      : path.join(root, "out", "notebooks");
   const notebooks = listNotebooks(path.join(root, "notebooks"));
   const runs = [];
   for (const [k, notebook] of notebooks.entries()) {
@@ -112,7 +144,9 @@ async function main(): Promise<void> {
   console.log(`executed notebooks + HTML: ${path.relative(root, outDir)}/`);
   console.log(`TensorBoard logs:          ${path.relative(root, config.paths.logDir)}/{train,validation}/`);
   console.log(`evaluation report:         ${path.relative(root, path.join(config.paths.reportDir, "report.html"))}`);
-  console.log(`exported model:            ${path.relative(root, config.paths.modelDir)}/ (model.json, weights.bin, metadata.json)`);
+  console.log(
+    `exported model:            ${path.relative(root, config.paths.modelDir)}/ (model.json, weights.bin, metadata.json)`,
+  );
   for (const line of triageLines) console.log(line);
   console.log(`demo finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }

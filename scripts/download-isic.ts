@@ -14,11 +14,22 @@ import {
 const cli = defineCli({
   name: "data:isic",
   usage: "npm run data:isic --",
-  summary: "Downloads labelled dermoscopy images from the ISIC Archive (API v2) into labels.csv + images/; run it again to continue.",
+  summary:
+    "Downloads labelled dermoscopy images from the ISIC Archive (API v2) into labels.csv + images/; run it again to continue.",
   examples: ['npm run data:isic -- --out data/isic --query "image_type:dermoscopic" --max 500'],
   options: {
-    out: { type: "string", default: "data/isic", valueName: "<dir>", description: "output folder (relative to the project root)" },
-    query: { type: "string", default: "", valueName: "<query>", description: "ISIC Archive search query (empty: everything)" },
+    out: {
+      type: "string",
+      default: "data/isic",
+      valueName: "<dir>",
+      description: "output folder (relative to the project root)",
+    },
+    query: {
+      type: "string",
+      default: "",
+      valueName: "<query>",
+      description: "ISIC Archive search query (empty: everything)",
+    },
     max: { type: "integer", min: 1, description: "stop after this many images (default: all that match)" },
     "base-url": { type: "string", default: ISIC_API_BASE_URL, valueName: "<url>", description: "ISIC API base URL" },
     concurrency: { type: "integer", min: 1, max: 64, default: 4, description: "images downloaded at once" },

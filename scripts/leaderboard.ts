@@ -21,8 +21,18 @@ const cli = defineCli({
   summary: "Compares the experiment runs (runs/*.json): a table in the terminal and a Plotly chart in an HTML report.",
   examples: ["npm run leaderboard", "npm run leaderboard -- --runs runs --out out/leaderboard.html"],
   options: {
-    runs: { type: "string", default: "runs", valueName: "<dir>", description: "folder of runs/<run>.json files (relative to the project root)" },
-    out: { type: "string", default: path.join("out", "leaderboard.html"), valueName: "<file.html>", description: "HTML report to write (relative to the project root)" },
+    runs: {
+      type: "string",
+      default: "runs",
+      valueName: "<dir>",
+      description: "folder of runs/<run>.json files (relative to the project root)",
+    },
+    out: {
+      type: "string",
+      default: path.join("out", "leaderboard.html"),
+      valueName: "<file.html>",
+      description: "HTML report to write (relative to the project root)",
+    },
   },
 });
 
@@ -33,19 +43,27 @@ function main(): void {
   const outPath = path.resolve(root, args.out);
   const { runs, skipped } = loadExperimentRuns(runsDir);
   for (const s of skipped) console.log(`skipped ${path.relative(root, s.file)}: ${s.reason}`);
-  if (runs.length === 0) throw new LeaderboardError(`no experiment runs in ${runsDir}; run \`npm run experiment -- --data <dir> --backbone <name>\` first`);
+  if (runs.length === 0)
+    throw new LeaderboardError(
+      `no experiment runs in ${runsDir}; run \`npm run experiment -- --data <dir> --backbone <name>\` first`,
+    );
   // K-fold and leave-one-source-out runs answer different questions: each is ranked on its own.
   const sections = buildLeaderboardSections(runs);
   console.log(sections.map((s) => `${s.heading}\n${formatLeaderboardTable(s.rows)}`).join("\n\n"));
   const rows = sections.flatMap((s) => s.rows);
-  if (new Set(rows.map((r) => r.dataFingerprint)).size > 1) console.log("note: the runs used different data (see the data column); compare like with like");
+  if (new Set(rows.map((r) => r.dataFingerprint)).size > 1)
+    console.log("note: the runs used different data (see the data column); compare like with like");
   writeHtmlReport(outPath, {
     title: "melanoma-lab leaderboard",
     sections: [
       { heading: "Cross-validated ROC AUC", figures: [buildLeaderboardFigure(runs)] },
       ...sections.map((s) => ({
         heading: s.heading,
-        table: { ...buildLeaderboardReportTable(s.rows), caption: "spec@thr: specificity at the exported threshold (≥ target sensitivity on pooled out-of-fold predictions)" },
+        table: {
+          ...buildLeaderboardReportTable(s.rows),
+          caption:
+            "spec@thr: specificity at the exported threshold (≥ target sensitivity on pooled out-of-fold predictions)",
+        },
       })),
     ],
   });

@@ -12,8 +12,13 @@ import {
 const cli = defineCli({
   name: "notebook",
   usage: "npm run notebook --",
-  summary: 'Starts classic Jupyter on 127.0.0.1 with the kernel "TypeScript (melanoma-lab)"; stop it with Ctrl-C twice.',
-  examples: ["npm run notebook", "npm run notebook -- --port 8890", "npm run notebook -- -- --NotebookApp.token=secret"],
+  summary:
+    'Starts classic Jupyter on 127.0.0.1 with the kernel "TypeScript (melanoma-lab)"; stop it with Ctrl-C twice.',
+  examples: [
+    "npm run notebook",
+    "npm run notebook -- --port 8890",
+    "npm run notebook -- -- --NotebookApp.token=secret",
+  ],
   options: {
     port: { type: "integer", min: 1, max: 65535, default: 8888, description: "port Jupyter listens on" },
   },
@@ -32,7 +37,16 @@ try {
 const jupyterPath = [path.join(root, "jupyter"), process.env.JUPYTER_PATH].filter(Boolean).join(path.delimiter);
 // Jupyter refuses to start as root without --allow-root (containers, CI machines run as root).
 const rootFlag = process.getuid?.() === 0 ? ["--allow-root"] : [];
-const args = ["-m", "notebook", "--ip=127.0.0.1", `--port=${values.port}`, "--no-browser", ...rootFlag, `--notebook-dir=${path.join(root, "notebooks")}`, ...positionals];
+const args = [
+  "-m",
+  "notebook",
+  "--ip=127.0.0.1",
+  `--port=${values.port}`,
+  "--no-browser",
+  ...rootFlag,
+  `--notebook-dir=${path.join(root, "notebooks")}`,
+  ...positionals,
+];
 console.log(`starting classic Jupyter (kernel "TypeScript (melanoma-lab)"); stop it with Ctrl-C twice`);
 const child = spawn(python, args, {
   cwd: root,

@@ -16,8 +16,18 @@ const cli = defineCli({
   summary: "Scores images with an exported triage model and writes image_id,probability,triage rows to a CSV file.",
   examples: ["npm run score -- --model models/synthetic-mobilenet_v2 --input data/synthetic --out out/preds.csv"],
   options: {
-    model: { type: "string", required: true, valueName: "<dir>", description: "exported model folder (model.json, weights.bin, metadata.json)" },
-    input: { type: "string", required: true, valueName: "<dir|labels.csv>", description: "a folder of images, a dataset folder or a labels.csv" },
+    model: {
+      type: "string",
+      required: true,
+      valueName: "<dir>",
+      description: "exported model folder (model.json, weights.bin, metadata.json)",
+    },
+    input: {
+      type: "string",
+      required: true,
+      valueName: "<dir|labels.csv>",
+      description: "a folder of images, a dataset folder or a labels.csv",
+    },
     out: { type: "string", required: true, valueName: "<file.csv>", description: "where the predictions go" },
     "batch-size": { type: "integer", min: 1, default: 32, description: "images per forward pass" },
   },

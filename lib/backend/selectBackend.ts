@@ -5,7 +5,16 @@ import * as tf from "@tensorflow/tfjs";
 import { UnknownNameError, MelanomaLabError } from "../util/errors.js";
 import { findProjectRoot } from "../util/paths.js";
 import { registerWasmGradientKernels } from "./wasmGradKernels.js";
-import { decideAutoWasmThreads, describeWasmThreads, enableWasmThreads, getWasmThreadsStatus, measureIdleCores, noteAutoWasmThreadsDecision, parseWasmThreadCount, WASM_THREADS_ENV } from "./wasmThreads.js";
+import {
+  decideAutoWasmThreads,
+  describeWasmThreads,
+  enableWasmThreads,
+  getWasmThreadsStatus,
+  measureIdleCores,
+  noteAutoWasmThreadsDecision,
+  parseWasmThreadCount,
+  WASM_THREADS_ENV,
+} from "./wasmThreads.js";
 
 /** Compute backends in the order they are tried: fastest first. */
 export const BACKEND_NAMES = ["tfjs-node-gpu", "tfjs-node", "wasm", "cpu"] as const;
@@ -61,7 +70,9 @@ async function tryTfjsNode(pkg: "@tensorflow/tfjs-node-gpu" | "@tensorflow/tfjs-
   // danfojs-node's override aliases @tensorflow/tfjs-node to plain @tensorflow/tfjs, so a
   // successful require proves nothing: only a registered "tensorflow" backend does.
   if (tf.findBackend("tensorflow") === null) {
-    throw new Error(`${pkg} resolved to ${resolved} but registered no native "tensorflow" backend (an alias of @tensorflow/tfjs, not the native package)`);
+    throw new Error(
+      `${pkg} resolved to ${resolved} but registered no native "tensorflow" backend (an alias of @tensorflow/tfjs, not the native package)`,
+    );
   }
   if (!(await tf.setBackend("tensorflow"))) throw new Error(`${pkg}: tf.setBackend("tensorflow") failed`);
   if (pkg === "@tensorflow/tfjs-node-gpu") {
@@ -93,13 +104,13 @@ async function tryWasm(): Promise<string> {
     threadCount = auto.threadCount;
   }
   if (threadCount !== undefined && tf.engine().registry["wasm"] === undefined) enableWasmThreads({ threadCount });
-  if (!(await tf.setBackend("wasm"))) throw new Error(getWasmThreadsStatus().error ?? "tf.setBackend(\"wasm\") failed");
+  if (!(await tf.setBackend("wasm"))) throw new Error(getWasmThreadsStatus().error ?? 'tf.setBackend("wasm") failed');
   const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT");
   return `SIMD ${simd ? "on" : "off"}, ${describeWasmThreads()}`;
 }
 
 async function tryCpu(): Promise<string> {
-  if (!(await tf.setBackend("cpu"))) throw new Error("tf.setBackend(\"cpu\") failed");
+  if (!(await tf.setBackend("cpu"))) throw new Error('tf.setBackend("cpu") failed');
   return "pure JavaScript, slowest: install tfjs-node or use wasm";
 }
 
@@ -146,12 +157,16 @@ export async function selectBackend(options: { preferred?: string } = {}): Promi
     } catch (err) {
       const reason = err instanceof Error ? err.message : String((err as { message?: string })?.message ?? err);
       if (forcedName) {
-        throw new BackendUnavailableError(`backend ${JSON.stringify(forcedName)} was requested (option or MELANOMA_LAB_BACKEND) but did not start: ${reason}; valid names: ${BACKEND_NAMES.join(", ")}`);
+        throw new BackendUnavailableError(
+          `backend ${JSON.stringify(forcedName)} was requested (option or MELANOMA_LAB_BACKEND) but did not start: ${reason}; valid names: ${BACKEND_NAMES.join(", ")}`,
+        );
       }
       skipped.push({ name, reason: reason.split("\n")[0] });
     }
   }
-  throw new BackendUnavailableError(`no tfjs backend initialised: ${skipped.map((s) => `${s.name}: ${s.reason}`).join("; ")}`);
+  throw new BackendUnavailableError(
+    `no tfjs backend initialised: ${skipped.map((s) => `${s.name}: ${s.reason}`).join("; ")}`,
+  );
 }
 
 /**

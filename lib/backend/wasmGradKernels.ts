@@ -38,7 +38,9 @@ function asTensor(info: tf.TensorInfo | undefined, name: string, kernel: string)
 function toNhwc(x: tf.Tensor, dataFormat: string | undefined, kernel: string): tf.Tensor4D {
   if (dataFormat === undefined || dataFormat === "NHWC") return x as tf.Tensor4D;
   if (dataFormat === "NCHW") return tf.transpose(x, [0, 2, 3, 1]) as tf.Tensor4D;
-  throw new WasmGradKernelError(`${kernel}: dataFormat received ${JSON.stringify(dataFormat)}, expected "NHWC" or "NCHW"`);
+  throw new WasmGradKernelError(
+    `${kernel}: dataFormat received ${JSON.stringify(dataFormat)}, expected "NHWC" or "NCHW"`,
+  );
 }
 
 /**
@@ -66,7 +68,12 @@ function windowAt(xPadded: tf.Tensor4D, i: number, j: number, info: tf.backend_u
 function padSpatially(x: tf.Tensor4D, info: tf.backend_util.Conv2DInfo): tf.Tensor4D {
   const { top, bottom, left, right } = info.padInfo;
   if (top === 0 && bottom === 0 && left === 0 && right === 0) return x;
-  return tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]]);
+  return tf.pad(x, [
+    [0, 0],
+    [top, bottom],
+    [left, right],
+    [0, 0],
+  ]);
 }
 
 /**
@@ -75,12 +82,27 @@ function padSpatially(x: tf.Tensor4D, info: tf.backend_util.Conv2DInfo): tf.Tens
  */
 function conv2DBackpropFilter({ inputs, attrs }: KernelArgs): tf.Tensor {
   const kernel = "Conv2DBackpropFilter";
-  const a = (attrs ?? {}) as { strides: Pair; pad: PadAttr; dataFormat?: "NHWC" | "NCHW"; dimRoundingMode?: RoundingMode; filterShape: [number, number, number, number] };
+  const a = (attrs ?? {}) as {
+    strides: Pair;
+    pad: PadAttr;
+    dataFormat?: "NHWC" | "NCHW";
+    dimRoundingMode?: RoundingMode;
+    filterShape: [number, number, number, number];
+  };
   return tf.tidy(() => {
     const x = toNhwc(asTensor(inputs.x, "x", kernel), a.dataFormat, kernel);
     const dy = toNhwc(asTensor(inputs.dy, "dy", kernel), a.dataFormat, kernel);
     const [fh, fw, ci, co] = a.filterShape;
-    const info = tf.backend_util.computeConv2DInfo(x.shape, a.filterShape, a.strides, 1, a.pad, a.dimRoundingMode, false, "channelsLast");
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape,
+      a.filterShape,
+      a.strides,
+      1,
+      a.pad,
+      a.dimRoundingMode,
+      false,
+      "channelsLast",
+    );
     const dy2 = tf.reshape(dy, [-1, co]);
     const xPadded = padSpatially(x, info);
     const perOffset: tf.Tensor[] = [];
@@ -102,12 +124,27 @@ function conv2DBackpropFilter({ inputs, attrs }: KernelArgs): tf.Tensor {
  */
 function depthwiseBackpropFilter({ inputs, attrs }: KernelArgs): tf.Tensor {
   const kernel = "DepthwiseConv2dNativeBackpropFilter";
-  const a = (attrs ?? {}) as { strides: Pair; pad: PadAttr; dilations?: Pair; dimRoundingMode?: RoundingMode; filterShape: [number, number, number, number] };
+  const a = (attrs ?? {}) as {
+    strides: Pair;
+    pad: PadAttr;
+    dilations?: Pair;
+    dimRoundingMode?: RoundingMode;
+    filterShape: [number, number, number, number];
+  };
   return tf.tidy(() => {
     const x = asTensor(inputs.x, "x", kernel) as tf.Tensor4D;
     const dy = asTensor(inputs.dy, "dy", kernel) as tf.Tensor4D;
     const [fh, fw, c, m] = a.filterShape;
-    const info = tf.backend_util.computeConv2DInfo(x.shape, a.filterShape, a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, true, "channelsLast");
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape,
+      a.filterShape,
+      a.strides,
+      a.dilations ?? 1,
+      a.pad,
+      a.dimRoundingMode,
+      true,
+      "channelsLast",
+    );
     const rows = x.shape[0] * info.outHeight * info.outWidth;
     const dyRows = m === 1 ? tf.reshape(dy, [rows, c]) : tf.reshape(dy, [rows, c, m]);
     const xPadded = padSpatially(x, info);
@@ -127,12 +164,22 @@ function dilateByStride(dy: tf.Tensor4D, strideHeight: number, strideWidth: numb
   const [n, ho, wo, c] = dy.shape;
   let out: tf.Tensor4D = dy;
   if (strideHeight > 1) {
-    const rows = tf.pad(tf.reshape(out, [n, ho, 1, wo * c]), [[0, 0], [0, 0], [0, strideHeight - 1], [0, 0]]);
+    const rows = tf.pad(tf.reshape(out, [n, ho, 1, wo * c]), [
+      [0, 0],
+      [0, 0],
+      [0, strideHeight - 1],
+      [0, 0],
+    ]);
     out = tf.reshape(rows, [n, ho * strideHeight, wo, c]);
   }
   const h = out.shape[1];
   if (strideWidth > 1) {
-    const cols = tf.pad(tf.reshape(out, [n * h, wo, 1, c]), [[0, 0], [0, 0], [0, strideWidth - 1], [0, 0]]);
+    const cols = tf.pad(tf.reshape(out, [n * h, wo, 1, c]), [
+      [0, 0],
+      [0, 0],
+      [0, strideWidth - 1],
+      [0, 0],
+    ]);
     out = tf.reshape(cols, [n, h, wo * strideWidth, c]);
   }
   if (strideHeight === 1 && strideWidth === 1) return out;
@@ -143,9 +190,15 @@ function dilateByStride(dy: tf.Tensor4D, strideHeight: number, strideWidth: numb
  * Pads (or crops, for negative amounts) axis 1 and 2 of x: before/after amounts per axis.
  */
 function padOrCrop(x: tf.Tensor4D, rows: [number, number], cols: [number, number]): tf.Tensor4D {
-  const padded = rows.some((v) => v > 0) || cols.some((v) => v > 0)
-    ? tf.pad(x, [[0, 0], [Math.max(0, rows[0]), Math.max(0, rows[1])], [Math.max(0, cols[0]), Math.max(0, cols[1])], [0, 0]])
-    : x;
+  const padded =
+    rows.some((v) => v > 0) || cols.some((v) => v > 0)
+      ? tf.pad(x, [
+          [0, 0],
+          [Math.max(0, rows[0]), Math.max(0, rows[1])],
+          [Math.max(0, cols[0]), Math.max(0, cols[1])],
+          [0, 0],
+        ])
+      : x;
   if (rows.every((v) => v >= 0) && cols.every((v) => v >= 0)) return padded;
   const [n, h, w, c] = padded.shape;
   const top = Math.max(0, -rows[0]);
@@ -159,13 +212,28 @@ function padOrCrop(x: tf.Tensor4D, rows: [number, number], cols: [number, number
  */
 function depthwiseBackpropInput({ inputs, attrs }: KernelArgs): tf.Tensor {
   const kernel = "DepthwiseConv2dNativeBackpropInput";
-  const a = (attrs ?? {}) as { strides: Pair; pad: PadAttr; dilations?: Pair; dimRoundingMode?: RoundingMode; inputShape: [number, number, number, number] };
+  const a = (attrs ?? {}) as {
+    strides: Pair;
+    pad: PadAttr;
+    dilations?: Pair;
+    dimRoundingMode?: RoundingMode;
+    inputShape: [number, number, number, number];
+  };
   return tf.tidy(() => {
     const dy = asTensor(inputs.dy, "dy", kernel) as tf.Tensor4D;
     const filter = asTensor(inputs.filter, "filter", kernel) as tf.Tensor4D;
     const [fh, fw, c, m] = filter.shape;
     const [n, h, w] = a.inputShape;
-    const info = tf.backend_util.computeConv2DInfo(a.inputShape, filter.shape, a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, true, "channelsLast");
+    const info = tf.backend_util.computeConv2DInfo(
+      a.inputShape,
+      filter.shape,
+      a.strides,
+      a.dilations ?? 1,
+      a.pad,
+      a.dimRoundingMode,
+      true,
+      "channelsLast",
+    );
     const { dilationHeight: dh, dilationWidth: dw, effectiveFilterHeight: feh, effectiveFilterWidth: few } = info;
     const dilated = dilateByStride(dy, info.strideHeight, info.strideWidth);
     const before: [number, number] = [feh - 1 - info.padInfo.top, few - 1 - info.padInfo.left];
@@ -206,7 +274,13 @@ function unsortedSegmentSum({ inputs, attrs }: KernelArgs): tf.Tensor {
  */
 function conv2DBackpropInput({ inputs, attrs }: KernelArgs): tf.Tensor {
   const kernel = "Conv2DBackpropInput";
-  const a = (attrs ?? {}) as { strides: Pair; pad: PadAttr; dataFormat?: "NHWC" | "NCHW"; dimRoundingMode?: RoundingMode; inputShape: [number, number, number, number] };
+  const a = (attrs ?? {}) as {
+    strides: Pair;
+    pad: PadAttr;
+    dataFormat?: "NHWC" | "NCHW";
+    dimRoundingMode?: RoundingMode;
+    inputShape: [number, number, number, number];
+  };
   return tf.tidy(() => {
     const dy = toNhwc(asTensor(inputs.dy, "dy", kernel), a.dataFormat, kernel);
     const filter = asTensor(inputs.filter, "filter", kernel) as tf.Tensor4D;
@@ -214,10 +288,23 @@ function conv2DBackpropInput({ inputs, attrs }: KernelArgs): tf.Tensor {
     const inputShape: [number, number, number, number] = a.dataFormat === "NCHW" ? [n, hc, wc, c] : a.inputShape;
     const [, h, w] = inputShape;
     const [fh, fw] = filter.shape;
-    const info = tf.backend_util.computeConv2DInfo(inputShape, filter.shape, a.strides, 1, a.pad, a.dimRoundingMode, false, "channelsLast");
+    const info = tf.backend_util.computeConv2DInfo(
+      inputShape,
+      filter.shape,
+      a.strides,
+      1,
+      a.pad,
+      a.dimRoundingMode,
+      false,
+      "channelsLast",
+    );
     const dilated = dilateByStride(dy, info.strideHeight, info.strideWidth);
     const before: [number, number] = [fh - 1 - info.padInfo.top, fw - 1 - info.padInfo.left];
-    const padded = padOrCrop(dilated, [before[0], h + fh - 1 - before[0] - dilated.shape[1]], [before[1], w + fw - 1 - before[1] - dilated.shape[2]]);
+    const padded = padOrCrop(
+      dilated,
+      [before[0], h + fh - 1 - before[0] - dilated.shape[1]],
+      [before[1], w + fw - 1 - before[1] - dilated.shape[2]],
+    );
     const flipped = fh === 1 && fw === 1 ? filter : tf.reverse(filter, [0, 1]);
     const dx = tf.conv2d(padded, tf.transpose(flipped, [0, 1, 3, 2]) as tf.Tensor4D, 1, "valid");
     return a.dataFormat === "NCHW" ? tf.transpose(dx, [0, 3, 1, 2]) : dx;
@@ -238,9 +325,20 @@ function makeTile(original: tf.KernelConfig | undefined): KernelFuncOf {
     const { reps } = (args.attrs ?? {}) as { reps: number[] };
     const broadcastOnly = reps.length === info.shape.length && reps.every((r, i) => r === 1 || info.shape[i] === 1);
     if (broadcastOnly && (info.dtype === "float32" || info.dtype === "int32")) {
-      return tf.tidy(() => tf.add(asTensor(info, "x", "Tile"), tf.zeros(reps.map((r, i) => (info.shape[i] === 1 ? r : 1)), info.dtype)));
+      return tf.tidy(() =>
+        tf.add(
+          asTensor(info, "x", "Tile"),
+          tf.zeros(
+            reps.map((r, i) => (info.shape[i] === 1 ? r : 1)),
+            info.dtype,
+          ),
+        ),
+      );
     }
-    if (!original) throw new WasmGradKernelError(`Tile: reps ${JSON.stringify(reps)} on shape ${JSON.stringify(info.shape)} needs the original wasm Tile kernel, which is not registered`);
+    if (!original)
+      throw new WasmGradKernelError(
+        `Tile: reps ${JSON.stringify(reps)} on shape ${JSON.stringify(info.shape)} needs the original wasm Tile kernel, which is not registered`,
+      );
     return original.kernelFunc(args as unknown as Parameters<tf.KernelFunc>[0]);
   };
 }
@@ -299,7 +397,13 @@ export function registerWasmGradientKernels(options: { replaceSlowKernels?: bool
     ours.add(kernelFunc);
     if (original) tf.unregisterKernel(kernelName, "wasm");
     // Keep the original's setup: our Tile falls back to it, and it may not have run yet.
-    tf.registerKernel({ kernelName, backendName: "wasm", kernelFunc: kernelFunc as unknown as tf.KernelFunc, setupFunc: original?.setupFunc, disposeFunc: original?.disposeFunc });
+    tf.registerKernel({
+      kernelName,
+      backendName: "wasm",
+      kernelFunc: kernelFunc as unknown as tf.KernelFunc,
+      setupFunc: original?.setupFunc,
+      disposeFunc: original?.disposeFunc,
+    });
     registered.push(kernelName);
   }
   return registered;

@@ -83,7 +83,13 @@ function sharedState(): SharedState {
  * @example await measureIdleCores(200) // 1.93
  */
 export async function measureIdleCores(sampleMs = 200): Promise<number> {
-  const totals = () => os.cpus().map((c) => ({ idle: c.times.idle, all: c.times.user + c.times.nice + c.times.sys + c.times.idle + c.times.irq }));
+  const totals = () =>
+    os
+      .cpus()
+      .map((c) => ({
+        idle: c.times.idle,
+        all: c.times.user + c.times.nice + c.times.sys + c.times.idle + c.times.irq,
+      }));
   const before = totals();
   await new Promise((resolve) => setTimeout(resolve, sampleMs));
   const after = totals();
@@ -101,7 +107,10 @@ export async function measureIdleCores(sampleMs = 200): Promise<number> {
  *
  * @example decideAutoWasmThreads(2, 1.9) // { threadCount: 2, reason: "auto: 1.9 of 2 cores idle" }
  */
-export function decideAutoWasmThreads(logicalCores: number, idleCores: number): { threadCount?: number; reason: string } {
+export function decideAutoWasmThreads(
+  logicalCores: number,
+  idleCores: number,
+): { threadCount?: number; reason: string } {
   const idle = `${idleCores.toFixed(1)} of ${logicalCores} core${logicalCores === 1 ? "" : "s"} idle`;
   if (logicalCores < 2) return { reason: `auto: ${idle}, nothing to share` };
   if (idleCores < logicalCores - 0.5) return { reason: `auto: ${idle}, others are busy` };
@@ -118,7 +127,10 @@ export function decideAutoWasmThreads(logicalCores: number, idleCores: number): 
  * @example parseWasmThreadCount("2") // 2
  * @example parseWasmThreadCount("all", 16) // 8
  */
-export function parseWasmThreadCount(value: string | undefined, logicalCores: number = os.cpus().length): number | "auto" | undefined {
+export function parseWasmThreadCount(
+  value: string | undefined,
+  logicalCores: number = os.cpus().length,
+): number | "auto" | undefined {
   const trimmed = (value ?? "").trim().toLowerCase();
   if (trimmed === "" || trimmed === "0" || trimmed === "1" || trimmed === "off") return undefined;
   if (trimmed === "all") return Math.max(1, Math.min(logicalCores, WASM_THREADS_MAX));
@@ -157,7 +169,9 @@ export function enableWasmThreads(options: { threadCount?: number } = {}): WasmT
   const logicalCores = os.cpus().length;
   const threadCount = options.threadCount ?? Math.min(logicalCores, WASM_THREADS_MAX);
   if (!Number.isInteger(threadCount) || threadCount < 1 || threadCount > WASM_THREADS_MAX) {
-    throw new WasmThreadsError(`enableWasmThreads: threadCount ${threadCount} is not an integer 1..${WASM_THREADS_MAX}`);
+    throw new WasmThreadsError(
+      `enableWasmThreads: threadCount ${threadCount} is not an integer 1..${WASM_THREADS_MAX}`,
+    );
   }
   const state = sharedState();
   if (state.plan) {
@@ -169,7 +183,7 @@ export function enableWasmThreads(options: { threadCount?: number } = {}): WasmT
   // Not tf.findBackend: it starts initialising a registered backend as a side effect.
   if (tf.engine().registry["wasm"] !== undefined) {
     throw new WasmThreadsError(
-      "enableWasmThreads: the wasm backend is already initialised single-threaded; call enableWasmThreads before selectBackend()/tf.setBackend(\"wasm\") (in a notebook: restart the kernel)",
+      'enableWasmThreads: the wasm backend is already initialised single-threaded; call enableWasmThreads before selectBackend()/tf.setBackend("wasm") (in a notebook: restart the kernel)',
     );
   }
   if (threadCount === 1) {
@@ -189,7 +203,9 @@ export function enableWasmThreads(options: { threadCount?: number } = {}): WasmT
   }
   const entry = tf.engine().registryFactory["wasm"];
   if (!entry) {
-    throw new WasmThreadsError("enableWasmThreads: no \"wasm\" backend factory is registered (was @tensorflow/tfjs-backend-wasm loaded from another copy of tfjs-core?)");
+    throw new WasmThreadsError(
+      'enableWasmThreads: no "wasm" backend factory is registered (was @tensorflow/tfjs-backend-wasm loaded from another copy of tfjs-core?)',
+    );
   }
 
   const scriptDir = fs.mkdtempSync(path.join(os.tmpdir(), "melanoma-lab-wasm-threads-"));
@@ -264,7 +280,9 @@ export function describeWasmThreads(): string {
   if (error) return `wasm threads: ${actualThreadCount ?? "not started"} (${error})`;
   const auto = sharedState().autoReason;
   if (!plan || plan.mode === "single-threaded") {
-    return auto ? `wasm threads: off (${auto}; set ${WASM_THREADS_ENV}=<n> to force)` : `wasm threads: off (set ${WASM_THREADS_ENV}=<n>, "all" or "auto" before the backend starts)`;
+    return auto
+      ? `wasm threads: off (${auto}; set ${WASM_THREADS_ENV}=<n> to force)`
+      : `wasm threads: off (set ${WASM_THREADS_ENV}=<n>, "all" or "auto" before the backend starts)`;
   }
   const count = actualThreadCount ?? `${plan.threadCount} requested, not initialised yet`;
   return `wasm threads: ${count} (of ${plan.logicalCores} logical cores${auto ? `; ${auto}` : ""})`;
@@ -302,15 +320,24 @@ function installNodePthreadShims(scriptDir: string, threadCount: number): () => 
     const text = sources.get(blob);
     if (text === undefined || !text.includes(WORKER_URL_NEEDLE)) return originalCreateObjectUrl(blob);
     if (!mainScriptPath) {
-      throw new WasmThreadsError("tfjs created its pthread worker before the threaded main script Blob (tfjs-backend-wasm internals changed?)");
+      throw new WasmThreadsError(
+        "tfjs created its pthread worker before the threaded main script Blob (tfjs-backend-wasm internals changed?)",
+      );
     }
-    workerScriptPath ??= writeFile(scriptDir, "pthread-worker.js", text.replace(WORKER_URL_NEEDLE, `(e.data.urlOrBlob=${JSON.stringify(mainScriptPath)},true)`));
+    workerScriptPath ??= writeFile(
+      scriptDir,
+      "pthread-worker.js",
+      text.replace(WORKER_URL_NEEDLE, `(e.data.urlOrBlob=${JSON.stringify(mainScriptPath)},true)`),
+    );
     return workerScriptPath;
   }) as typeof URL.createObjectURL;
   // tfjs's C++ caps threads at emscripten_num_logical_cores() / 2, which Emscripten reads from
   // os.cpus().length once while the module starts.
   const realCpus = originalCpus();
-  const reportedCpus = Array.from({ length: Math.max(realCpus.length, 2 * threadCount) }, (_, i) => realCpus[i % realCpus.length]);
+  const reportedCpus = Array.from(
+    { length: Math.max(realCpus.length, 2 * threadCount) },
+    (_, i) => realCpus[i % realCpus.length],
+  );
   os.cpus = () => reportedCpus;
   return () => {
     g.Blob = OriginalBlob;

@@ -61,7 +61,13 @@ interface PageElement {
 declare const document: { querySelectorAll(selector: string): ArrayLike<PageElement> };
 
 /** Chromium flags for a headless, sandbox-free, offline run (containers, CI). */
-export const HEADLESS_CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"];
+export const HEADLESS_CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--no-first-run",
+];
 
 type PlaywrightCore = typeof import("playwright-core");
 
@@ -69,12 +75,20 @@ function loadPlaywright(): PlaywrightCore {
   try {
     return createRequire(path.join(findProjectRoot(), "package.json"))("playwright-core") as PlaywrightCore;
   } catch (e) {
-    throw new ChartRenderCheckError(`playwright-core could not be loaded from ${findProjectRoot()}/node_modules (${(e as Error).message}); expected the devDependency from package.json`);
+    throw new ChartRenderCheckError(
+      `playwright-core could not be loaded from ${findProjectRoot()}/node_modules (${(e as Error).message}); expected the devDependency from package.json`,
+    );
   }
 }
 
 function slugify(s: string): string {
-  return s.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "").slice(0, 50) || "chart";
+  return (
+    s
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, "-")
+      .replace(/^-|-$/g, "")
+      .slice(0, 50) || "chart"
+  );
 }
 
 async function measureInk(png: Buffer): Promise<number> {
@@ -113,9 +127,15 @@ export async function checkChartsRendered(
 ): Promise<ChartsRenderReport> {
   const isUrl = /^(https?|file):\/\//.test(htmlPath);
   const full = isUrl ? htmlPath : path.resolve(htmlPath);
-  if (!isUrl && !fs.existsSync(full)) throw new ChartRenderCheckError(`checkChartsRendered: ${full} does not exist; expected an HTML file or an http(s):// URL`);
+  if (!isUrl && !fs.existsSync(full))
+    throw new ChartRenderCheckError(
+      `checkChartsRendered: ${full} does not exist; expected an HTML file or an http(s):// URL`,
+    );
   const chromiumPath = options.chromiumPath ?? "/usr/bin/chromium";
-  if (!fs.existsSync(chromiumPath)) throw new ChartRenderCheckError(`checkChartsRendered: Chromium is not at ${chromiumPath}; expected a Chromium binary (apt-get install chromium)`);
+  if (!fs.existsSync(chromiumPath))
+    throw new ChartRenderCheckError(
+      `checkChartsRendered: Chromium is not at ${chromiumPath}; expected a Chromium binary (apt-get install chromium)`,
+    );
   const timeoutMs = options.timeoutMs ?? 30_000;
   const minInk = options.minInkFraction ?? 0.01;
   const { chromium } = loadPlaywright();
@@ -123,7 +143,9 @@ export async function checkChartsRendered(
   try {
     browser = await chromium.launch({ executablePath: chromiumPath, args: HEADLESS_CHROMIUM_ARGS, timeout: timeoutMs });
   } catch (e) {
-    throw new ChartRenderCheckError(`checkChartsRendered: Chromium at ${chromiumPath} did not start: ${(e as Error).message.split("\n")[0]}`);
+    throw new ChartRenderCheckError(
+      `checkChartsRendered: Chromium at ${chromiumPath} did not start: ${(e as Error).message.split("\n")[0]}`,
+    );
   }
   const pageErrors: string[] = [];
   try {
@@ -153,13 +175,19 @@ export async function checkChartsRendered(
     const found = await page.evaluate(() => {
       const all = Array.from(document.querySelectorAll(".melanoma-lab-chart, .js-plotly-plot"));
       // A melanoma-lab chart div becomes a .js-plotly-plot itself; keep outermost elements only.
-      const charts = all.filter((el, i) => all.findIndex((o) => o === el) === i && !all.some((o) => o !== el && o.contains(el)));
+      const charts = all.filter(
+        (el, i) => all.findIndex((o) => o === el) === i && !all.some((o) => o !== el && o.contains(el)),
+      );
       return charts.map((el, index) => {
         el.setAttribute("data-render-check-index", String(index));
         const svg = el.querySelector(".main-svg");
         const rect = el.getBoundingClientRect();
-        const lines = Array.from(el.querySelectorAll(".scatterlayer path.js-line")).filter((p) => (p.getAttribute("d") ?? "").length > 4).length;
-        const fills = Array.from(el.querySelectorAll(".scatterlayer path.js-fill")).filter((p) => (p.getAttribute("d") ?? "").length > 4).length;
+        const lines = Array.from(el.querySelectorAll(".scatterlayer path.js-line")).filter(
+          (p) => (p.getAttribute("d") ?? "").length > 4,
+        ).length;
+        const fills = Array.from(el.querySelectorAll(".scatterlayer path.js-fill")).filter(
+          (p) => (p.getAttribute("d") ?? "").length > 4,
+        ).length;
         const points = el.querySelectorAll(".scatterlayer path.point").length;
         const bars = el.querySelectorAll(".barlayer path").length;
         const heatmaps = el.querySelectorAll(".heatmaplayer image").length;
@@ -195,18 +223,32 @@ export async function checkChartsRendered(
         const png = await page.locator(`[data-render-check-index="${c.index}"]`).screenshot({ timeout: timeoutMs });
         inkFraction = await measureInk(png);
         if (options.screenshotDir) {
-          screenshotPath = path.resolve(options.screenshotDir, `${slugify(base)}-chart-${c.index}-${slugify(c.title)}.png`);
+          screenshotPath = path.resolve(
+            options.screenshotDir,
+            `${slugify(base)}-chart-${c.index}-${slugify(c.title)}.png`,
+          );
           fs.writeFileSync(screenshotPath, png);
         }
       } else problems.push(`chart box is ${c.widthPx}×${c.heightPx} px`);
-      if (!c.hasMainSvg) problems.push(`no .main-svg (Plotly did not draw)${c.fallbackText ? `: "${c.fallbackText}"` : ""}`);
+      if (!c.hasMainSvg)
+        problems.push(`no .main-svg (Plotly did not draw)${c.fallbackText ? `: "${c.fallbackText}"` : ""}`);
       if (c.hasMainSvg && c.xTickCount === 0 && c.yTickCount === 0) problems.push("no axis ticks");
       if (c.hasMainSvg && c.traceCount === 0) problems.push("no traces");
-      if (c.hasMainSvg && c.drawnMarkCount === 0) problems.push("traces drew nothing (no line, marker, bar or heatmap)");
-      if (inkFraction < minInk) problems.push(`screenshot is blank (${(inkFraction * 100).toFixed(2)}% non-white pixels, expected >= ${(minInk * 100).toFixed(2)}%)`);
+      if (c.hasMainSvg && c.drawnMarkCount === 0)
+        problems.push("traces drew nothing (no line, marker, bar or heatmap)");
+      if (inkFraction < minInk)
+        problems.push(
+          `screenshot is blank (${(inkFraction * 100).toFixed(2)}% non-white pixels, expected >= ${(minInk * 100).toFixed(2)}%)`,
+        );
       charts.push({ ...c, rendered: problems.length === 0, inkFraction, screenshotPath, problems });
     }
-    return { htmlPath: full, charts, allRendered: charts.length > 0 && charts.every((c) => c.rendered), pageErrors, pageScreenshotPath };
+    return {
+      htmlPath: full,
+      charts,
+      allRendered: charts.length > 0 && charts.every((c) => c.rendered),
+      pageErrors,
+      pageScreenshotPath,
+    };
   } finally {
     await browser.close();
   }

@@ -49,7 +49,6 @@ export function serializeJsonForScript(value: unknown): string {
     .replace(/\u2029/g, "\\u2029");
 }
 
-
 /**
  * The `<script>` element that defines `window.Plotly` (about 4.8 MB).
  *
@@ -68,7 +67,8 @@ export function buildPlotlyLoaderHtml(): string {
 export function describeFigureTitle(fig: PlotlyFigure): string {
   const title = fig.layout.title;
   if (typeof title === "string") return title;
-  if (title && typeof title === "object" && typeof (title as { text?: unknown }).text === "string") return (title as { text: string }).text;
+  if (title && typeof title === "object" && typeof (title as { text?: unknown }).text === "string")
+    return (title as { text: string }).text;
   return "chart";
 }
 
@@ -82,7 +82,9 @@ export function describeFigureTitle(fig: PlotlyFigure): string {
  */
 export function buildFigureHtml(fig: PlotlyFigure, options: { includePlotlyJs: boolean; divId?: string }): string {
   if (!fig || !Array.isArray(fig.data) || typeof fig.layout !== "object" || fig.layout === null) {
-    throw new PlotlyAssetError(`buildFigureHtml: received ${JSON.stringify(fig)?.slice(0, 80)}; expected a Plotly figure {data: [...], layout: {...}}`);
+    throw new PlotlyAssetError(
+      `buildFigureHtml: received ${JSON.stringify(fig)?.slice(0, 80)}; expected a Plotly figure {data: [...], layout: {...}}`,
+    );
   }
   const divId = options.divId ?? `melanoma-lab-chart-${randomBytes(6).toString("hex")}`;
   const width = typeof fig.layout.width === "number" ? `${fig.layout.width}px` : "100%";

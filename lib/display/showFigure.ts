@@ -100,7 +100,9 @@ export function showFigure(fig: PlotlyFigure): void {
 export function showHtml(html: string, plainText = "HTML output"): void {
   const write = getTslabDisplayWriter();
   if (!write) {
-    throw new NotebookDisplayUnavailableError("showHtml: no Jupyter kernel is running this code; expected a tslab notebook cell");
+    throw new NotebookDisplayUnavailableError(
+      "showHtml: no Jupyter kernel is running this code; expected a tslab notebook cell",
+    );
   }
   const bundle = { "text/html": html, "text/plain": plainText };
   write({ data: bundle, metadata: {}, transient: {} }, false);
@@ -115,11 +117,18 @@ export function showHtml(html: string, plainText = "HTML output"): void {
 export function showPng(png: Uint8Array, plainText = "PNG image"): void {
   const write = getTslabDisplayWriter();
   if (!write) {
-    throw new NotebookDisplayUnavailableError("showPng: no Jupyter kernel is running this code; expected a tslab notebook cell");
+    throw new NotebookDisplayUnavailableError(
+      "showPng: no Jupyter kernel is running this code; expected a tslab notebook cell",
+    );
   }
   if (!(png.length > 8 && png[0] === 0x89 && png[1] === 0x50 && png[2] === 0x4e && png[3] === 0x47)) {
-    throw new NotebookDisplayUnavailableError(`showPng: received ${png.length} bytes that do not start with the PNG signature; expected PNG-encoded bytes`);
+    throw new NotebookDisplayUnavailableError(
+      `showPng: received ${png.length} bytes that do not start with the PNG signature; expected PNG-encoded bytes`,
+    );
   }
-  const bundle = { "image/png": Buffer.from(png.buffer, png.byteOffset, png.length).toString("base64"), "text/plain": plainText };
+  const bundle = {
+    "image/png": Buffer.from(png.buffer, png.byteOffset, png.length).toString("base64"),
+    "text/plain": plainText,
+  };
   write({ data: bundle, metadata: {}, transient: {} }, false);
 }

@@ -13,7 +13,6 @@ export interface TableLike {
   index?: (string | number)[];
 }
 
-
 function formatCell(value: unknown): string {
   if (value === null || value === undefined || (typeof value === "number" && Number.isNaN(value))) return "";
   if (typeof value === "number" && !Number.isInteger(value)) return String(Number(value.toPrecision(4)));
@@ -41,11 +40,15 @@ export function buildTableHtml(table: TableLike, caption?: string): string {
   const head = (withIndex ? ["<th></th>"] : []).concat(table.columns.map((c) => `<th>${escapeHtml(c)}</th>`)).join("");
   const body = rows
     .map((row, i) => {
-      const cells = row.map((v) => `<td style="text-align:${typeof v === "number" ? "right" : "left"}">${escapeHtml(formatCell(v))}</td>`);
+      const cells = row.map(
+        (v) => `<td style="text-align:${typeof v === "number" ? "right" : "left"}">${escapeHtml(formatCell(v))}</td>`,
+      );
       return `<tr>${withIndex ? `<th style="text-align:left">${escapeHtml(String(table.index![i]))}</th>` : ""}${cells.join("")}</tr>`;
     })
     .join("");
-  const captionHtml = caption ? `<caption style="caption-side:top;text-align:left;font-weight:bold">${escapeHtml(caption)}</caption>` : "";
+  const captionHtml = caption
+    ? `<caption style="caption-side:top;text-align:left;font-weight:bold">${escapeHtml(caption)}</caption>`
+    : "";
   return `<table class="melanoma-lab-table">${captionHtml}<thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`;
 }
 
@@ -57,9 +60,17 @@ export function buildTableHtml(table: TableLike, caption?: string): string {
 export function buildTableText(table: TableLike, caption?: string): string {
   const rows = rowsOf(table);
   const withIndex = showsIndex(table, rows.length);
-  const grid = [(withIndex ? [""] : []).concat(table.columns), ...rows.map((row, i) => (withIndex ? [String(table.index![i])] : []).concat(row.map(formatCell)))];
+  const grid = [
+    (withIndex ? [""] : []).concat(table.columns),
+    ...rows.map((row, i) => (withIndex ? [String(table.index![i])] : []).concat(row.map(formatCell))),
+  ];
   const widths = grid[0].map((_, c) => Math.max(...grid.map((r) => r[c].length)));
-  const lines = grid.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join("  ").trimEnd());
+  const lines = grid.map((r) =>
+    r
+      .map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])))
+      .join("  ")
+      .trimEnd(),
+  );
   return (caption ? [caption, ...lines] : lines).join("\n");
 }
 
@@ -74,7 +85,8 @@ export function showTable(table: TableLike, caption?: string): void {
   try {
     showHtml(buildTableHtml(table, caption), buildTableText(table, caption));
   } catch (err) {
-    if (err instanceof NotebookDisplayUnavailableError) throw new NotebookDisplayUnavailableError(err.message.replace(/^showHtml/, "showTable"));
+    if (err instanceof NotebookDisplayUnavailableError)
+      throw new NotebookDisplayUnavailableError(err.message.replace(/^showHtml/, "showTable"));
     throw err;
   }
 }

@@ -34,19 +34,26 @@ export type BootstrapGroupIds = ArrayLike<string | number>;
  * one positive) and the benign stratum, each in order of first appearance. Without `groupIds`
  * every example is its own unit.
  */
-function collectResampleUnits(labels: BinaryLabels, groupIds: BootstrapGroupIds | undefined): { positive: number[][]; negative: number[][]; unitCount: number } {
+function collectResampleUnits(
+  labels: BinaryLabels,
+  groupIds: BootstrapGroupIds | undefined,
+): { positive: number[][]; negative: number[][]; unitCount: number } {
   const units: number[][] = [];
   if (groupIds === undefined) {
     for (let i = 0; i < labels.length; i++) units.push([i]);
   } else {
     if (groupIds.length !== labels.length) {
-      throw new MetricInputError(`bootstrap: groupIds has ${groupIds.length} entries; expected one per example (${labels.length}), in the same order as labels`);
+      throw new MetricInputError(
+        `bootstrap: groupIds has ${groupIds.length} entries; expected one per example (${labels.length}), in the same order as labels`,
+      );
     }
     const unitOf = new Map<string | number, number[]>();
     for (let i = 0; i < labels.length; i++) {
       const id = groupIds[i];
       if (!((typeof id === "string" && id !== "") || (typeof id === "number" && Number.isFinite(id)))) {
-        throw new MetricInputError(`bootstrap: groupIds[${i}] is ${JSON.stringify(id)}; expected a non-empty string or finite number such as "patient:P1" (see assignGroupIds)`);
+        throw new MetricInputError(
+          `bootstrap: groupIds[${i}] is ${JSON.stringify(id)}; expected a non-empty string or finite number such as "patient:P1" (see assignGroupIds)`,
+        );
       }
       let unit = unitOf.get(id);
       if (!unit) {
@@ -150,7 +157,9 @@ export function bootstrapMetric(
     throw new MetricInputError(`bootstrap: iterations is ${iterations}; expected a whole number >= 1 such as 1000`);
   }
   if (!(confidenceLevel > 0 && confidenceLevel < 1)) {
-    throw new MetricInputError(`bootstrap: confidenceLevel is ${confidenceLevel}; expected a number in (0, 1) such as 0.95`);
+    throw new MetricInputError(
+      `bootstrap: confidenceLevel is ${confidenceLevel}; expected a number in (0, 1) such as 0.95`,
+    );
   }
   if (typeof options.seed !== "number" || !Number.isFinite(options.seed)) {
     throw new MetricInputError(`bootstrap: seed is ${String(options.seed)}; expected a number such as 42`);
@@ -161,7 +170,12 @@ export function bootstrapMetric(
   forEachStratifiedResample(labels, probs, { iterations, seed: options.seed, groupIds: options.groupIds }, (y, p) => {
     values.push(metricFn(y, p));
   });
-  return summarizeReplicates(estimate, values, { iterations, seed: options.seed, confidenceLevel, groupCount: countBootstrapGroups(options.groupIds) });
+  return summarizeReplicates(estimate, values, {
+    iterations,
+    seed: options.seed,
+    confidenceLevel,
+    groupCount: countBootstrapGroups(options.groupIds),
+  });
 }
 
 /**

@@ -52,7 +52,13 @@ export interface OperatingPointOption {
 export function computeRocBootstrapBand(
   labels: BinaryLabels,
   probs: ProbabilityScores,
-  options: { iterations?: number; seed: number; confidenceLevel?: number; gridPoints?: number; groupIds?: BootstrapGroupIds },
+  options: {
+    iterations?: number;
+    seed: number;
+    confidenceLevel?: number;
+    gridPoints?: number;
+    groupIds?: BootstrapGroupIds;
+  },
 ): { falsePositiveRate: number[]; lowerTpr: number[]; upperTpr: number[]; iterations: number; seed: number } {
   const iterations = options.iterations ?? 200;
   const gridPoints = options.gridPoints ?? 101;
@@ -92,7 +98,10 @@ export function computeRocBootstrapBand(
  *
  * @example selectRocCornerIndices([0, 0, 0, 0.5, 1], [0, 0.5, 1, 1, 1]) // [0, 2, 4]
  */
-export function selectRocCornerIndices(falsePositiveRate: readonly number[], truePositiveRate: readonly number[]): number[] {
+export function selectRocCornerIndices(
+  falsePositiveRate: readonly number[],
+  truePositiveRate: readonly number[],
+): number[] {
   const n = falsePositiveRate.length;
   const keep: number[] = [];
   for (let k = 0; k < n; k++) {
@@ -105,7 +114,8 @@ export function selectRocCornerIndices(falsePositiveRate: readonly number[], tru
     const dx2 = falsePositiveRate[k + 1] - falsePositiveRate[k];
     const dy2 = truePositiveRate[k + 1] - truePositiveRate[k];
     // Cross product relative to the segment lengths: zero means the three points are collinear.
-    if (Math.abs(dx1 * dy2 - dy1 * dx2) > 1e-12 * (Math.abs(dx1) + Math.abs(dy1)) * (Math.abs(dx2) + Math.abs(dy2))) keep.push(k);
+    if (Math.abs(dx1 * dy2 - dy1 * dx2) > 1e-12 * (Math.abs(dx1) + Math.abs(dy1)) * (Math.abs(dx2) + Math.abs(dy2)))
+      keep.push(k);
   }
   return keep;
 }
@@ -120,7 +130,12 @@ export function selectRocCornerIndices(falsePositiveRate: readonly number[], tru
 export function buildRocFigure(
   labels: BinaryLabels,
   probs: ProbabilityScores,
-  options: { title?: string; bootstrap?: { iterations?: number; seed: number; groupIds?: BootstrapGroupIds }; operatingPoint?: OperatingPointOption; modelName?: string } = {},
+  options: {
+    title?: string;
+    bootstrap?: { iterations?: number; seed: number; groupIds?: BootstrapGroupIds };
+    operatingPoint?: OperatingPointOption;
+    modelName?: string;
+  } = {},
 ): PlotlyFigure {
   const roc = computeRocCurve(labels, probs);
   const auc = computeRocAuc(labels, probs);
@@ -129,7 +144,16 @@ export function buildRocFigure(
   if (options.bootstrap) {
     const band = computeRocBootstrapBand(labels, probs, options.bootstrap);
     data.push(
-      { type: "scatter", mode: "lines", x: band.falsePositiveRate, y: band.lowerTpr, line: { width: 0 }, hoverinfo: "skip", showlegend: false, name: "band lower" },
+      {
+        type: "scatter",
+        mode: "lines",
+        x: band.falsePositiveRate,
+        y: band.lowerTpr,
+        line: { width: 0 },
+        hoverinfo: "skip",
+        showlegend: false,
+        name: "band lower",
+      },
       {
         type: "scatter",
         mode: "lines",
@@ -144,7 +168,15 @@ export function buildRocFigure(
     );
   }
   data.push(
-    { type: "scatter", mode: "lines", x: [0, 1], y: [0, 1], line: { dash: "dash", color: COLORS.chance }, name: "chance", hoverinfo: "skip" },
+    {
+      type: "scatter",
+      mode: "lines",
+      x: [0, 1],
+      y: [0, 1],
+      line: { dash: "dash", color: COLORS.chance },
+      name: "chance",
+      hoverinfo: "skip",
+    },
     {
       type: "scatter",
       mode: "lines",
@@ -152,7 +184,9 @@ export function buildRocFigure(
       y: corners.map((k) => roc.truePositiveRate[k]),
       line: { color: COLORS.model, width: 2, shape: "linear" },
       name: `${options.modelName ?? "model"} (AUC ${auc.toFixed(3)})`,
-      text: corners.map((k) => roc.thresholdsProb[k]).map((t) => (Number.isFinite(t) ? `threshold ${t.toFixed(3)}` : "threshold ∞")),
+      text: corners
+        .map((k) => roc.thresholdsProb[k])
+        .map((t) => (Number.isFinite(t) ? `threshold ${t.toFixed(3)}` : "threshold ∞")),
       hovertemplate: "FPR %{x:.3f}<br>TPR %{y:.3f}<br>%{text}<extra></extra>",
     },
   );
@@ -169,7 +203,11 @@ export function buildRocFigure(
   }
   return {
     data,
-    layout: baseLayout(options.title ?? `ROC curve (n=${labels.length}, ${roc.positives} malignant)`, "False positive rate (1 − specificity)", "True positive rate (sensitivity)"),
+    layout: baseLayout(
+      options.title ?? `ROC curve (n=${labels.length}, ${roc.positives} malignant)`,
+      "False positive rate (1 − specificity)",
+      "True positive rate (sensitivity)",
+    ),
   };
 }
 
@@ -188,7 +226,14 @@ export function buildPrecisionRecallFigure(
   const ap = computeAveragePrecision(labels, probs);
   const prevalence = pr.positives / labels.length;
   const data: PlotlyTrace[] = [
-    { type: "scatter", mode: "lines", x: [0, 1], y: [prevalence, prevalence], line: { dash: "dash", color: COLORS.chance }, name: `prevalence ${prevalence.toFixed(3)}` },
+    {
+      type: "scatter",
+      mode: "lines",
+      x: [0, 1],
+      y: [prevalence, prevalence],
+      line: { dash: "dash", color: COLORS.chance },
+      name: `prevalence ${prevalence.toFixed(3)}`,
+    },
     {
       type: "scatter",
       mode: "lines",
@@ -274,7 +319,14 @@ export function buildReliabilityFigure(
   const maxCount = Math.max(...bins.map((b) => b.count));
   return {
     data: [
-      { type: "scatter", mode: "lines", x: [0, 1], y: [0, 1], line: { dash: "dash", color: COLORS.chance }, name: "perfect calibration" },
+      {
+        type: "scatter",
+        mode: "lines",
+        x: [0, 1],
+        y: [0, 1],
+        line: { dash: "dash", color: COLORS.chance },
+        name: "perfect calibration",
+      },
       {
         type: "scatter",
         mode: "lines+markers",
@@ -296,7 +348,11 @@ export function buildReliabilityFigure(
       },
     ],
     layout: {
-      ...baseLayout(options.title ?? `Reliability diagram (ECE ${cal.expectedCalibrationError.toFixed(3)}, ${cal.binCount} bins)`, "Mean predicted probability of malignant", "Observed fraction malignant"),
+      ...baseLayout(
+        options.title ?? `Reliability diagram (ECE ${cal.expectedCalibrationError.toFixed(3)}, ${cal.binCount} bins)`,
+        "Mean predicted probability of malignant",
+        "Observed fraction malignant",
+      ),
       yaxis2: { overlaying: "y", side: "right", showgrid: false, title: { text: "count" } },
       legend: { x: 0.02, xanchor: "left", y: 0.98, yanchor: "top", bgcolor: "rgba(255,255,255,0.7)" },
     },
@@ -317,13 +373,44 @@ export function buildThresholdSweepFigure(
   const roc = computeRocCurve(labels, probs);
   const t = roc.thresholdsProb.slice(1);
   const data: PlotlyTrace[] = [
-    { type: "scatter", mode: "lines", x: t, y: roc.truePositiveRate.slice(1), name: "sensitivity", line: { color: COLORS.point, shape: "hv" } },
-    { type: "scatter", mode: "lines", x: t, y: roc.falsePositiveRate.slice(1).map((f) => 1 - f), name: "specificity", line: { color: COLORS.spec, shape: "hv" } },
+    {
+      type: "scatter",
+      mode: "lines",
+      x: t,
+      y: roc.truePositiveRate.slice(1),
+      name: "sensitivity",
+      line: { color: COLORS.point, shape: "hv" },
+    },
+    {
+      type: "scatter",
+      mode: "lines",
+      x: t,
+      y: roc.falsePositiveRate.slice(1).map((f) => 1 - f),
+      name: "specificity",
+      line: { color: COLORS.spec, shape: "hv" },
+    },
   ];
-  const layout = baseLayout(options.title ?? "Sensitivity and specificity by threshold", "Threshold (probability of malignant)", "Rate");
-  layout.xaxis = { title: { text: "Threshold (probability of malignant)" }, range: [Math.min(0, ...t), Math.max(1, ...t)] };
+  const layout = baseLayout(
+    options.title ?? "Sensitivity and specificity by threshold",
+    "Threshold (probability of malignant)",
+    "Rate",
+  );
+  layout.xaxis = {
+    title: { text: "Threshold (probability of malignant)" },
+    range: [Math.min(0, ...t), Math.max(1, ...t)],
+  };
   if (options.markThresholdProb !== undefined) {
-    layout.shapes = [{ type: "line", x0: options.markThresholdProb, x1: options.markThresholdProb, y0: 0, y1: 1, yref: "paper", line: { dash: "dot", color: "#444" } }];
+    layout.shapes = [
+      {
+        type: "line",
+        x0: options.markThresholdProb,
+        x1: options.markThresholdProb,
+        y0: 0,
+        y1: 1,
+        yref: "paper",
+        line: { dash: "dot", color: "#444" },
+      },
+    ];
   }
   layout.legend = { x: 0.5, xanchor: "center", y: 0.02, yanchor: "bottom", bgcolor: "rgba(255,255,255,0.7)" };
   return { data, layout };
@@ -340,11 +427,16 @@ export interface TrainingCurvePoint {
  * object with a `points` array, so the TensorBoard reader's `run.scalars` can be passed as is:
  * `Object.fromEntries(readLogDir(dir).runs.map((r) => [r.name, r.scalars]))`.
  */
-export type ScalarSeriesByRun = Record<string, Record<string, readonly TrainingCurvePoint[] | { points: readonly TrainingCurvePoint[] }>>;
+export type ScalarSeriesByRun = Record<
+  string,
+  Record<string, readonly TrainingCurvePoint[] | { points: readonly TrainingCurvePoint[] }>
+>;
 
-function pointsOf(entry: readonly TrainingCurvePoint[] | { points: readonly TrainingCurvePoint[] } | undefined): readonly TrainingCurvePoint[] {
+function pointsOf(
+  entry: readonly TrainingCurvePoint[] | { points: readonly TrainingCurvePoint[] } | undefined,
+): readonly TrainingCurvePoint[] {
   if (!entry) return [];
-  return Array.isArray(entry) ? entry : (entry as { points: readonly TrainingCurvePoint[] }).points ?? [];
+  return Array.isArray(entry) ? entry : ((entry as { points: readonly TrainingCurvePoint[] }).points ?? []);
 }
 
 /**
@@ -353,15 +445,35 @@ function pointsOf(entry: readonly TrainingCurvePoint[] | { points: readonly Trai
  *
  * @example showFigure(buildTrainingCurvesFigure(series, { tags: ["loss", "val_loss", "val_auc"] }));
  */
-export function buildTrainingCurvesFigure(series: ScalarSeriesByRun, options: { tags?: string[]; title?: string } = {}): PlotlyFigure {
+export function buildTrainingCurvesFigure(
+  series: ScalarSeriesByRun,
+  options: { tags?: string[]; title?: string } = {},
+): PlotlyFigure {
   const runs = Object.keys(series);
   const allTags = [...new Set(runs.flatMap((r) => Object.keys(series[r])))].sort();
-  if (allTags.length === 0) throw new ChartInputError("training curves: the series map holds no tags; expected {[runName]: {[tag]: [{step, value}]}}");
+  if (allTags.length === 0)
+    throw new ChartInputError(
+      "training curves: the series map holds no tags; expected {[runName]: {[tag]: [{step, value}]}}",
+    );
   const tags = options.tags ?? allTags;
   for (const tag of tags) {
-    if (!allTags.includes(tag)) throw new ChartInputError(`training curves: tag ${JSON.stringify(tag)} is in no run; expected one of ${allTags.join(", ")}`);
+    if (!allTags.includes(tag))
+      throw new ChartInputError(
+        `training curves: tag ${JSON.stringify(tag)} is in no run; expected one of ${allTags.join(", ")}`,
+      );
   }
-  const palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+  const palette = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+  ];
   const data: PlotlyTrace[] = [];
   const layout: Record<string, unknown> = {
     title: { text: options.title ?? "Training curves" },
@@ -410,7 +522,6 @@ function formatThreshold(t: number): string {
   return Number.isFinite(t) ? String(Number(t.toFixed(3))) : String(t);
 }
 
-
 /**
  * HTML gallery of the worst errors at a threshold: the `topCount` melanomas with the lowest
  * probability among those called benign (false negatives, the dangerous misses) and the
@@ -419,12 +530,24 @@ function formatThreshold(t: number): string {
  *
  * @example display.html(buildErrorGalleryHtml(items, { thresholdProb: 0.3, topCount: 8 }));
  */
-export function buildErrorGalleryHtml(items: readonly GalleryItem[], options: { thresholdProb: number; topCount?: number; imageSizePx?: number }): string {
+export function buildErrorGalleryHtml(
+  items: readonly GalleryItem[],
+  options: { thresholdProb: number; topCount?: number; imageSizePx?: number },
+): string {
   const topCount = options.topCount ?? 8;
   const sizePx = options.imageSizePx ?? 128;
-  if (!Number.isFinite(options.thresholdProb)) throw new MetricInputError(`error gallery: thresholdProb is ${options.thresholdProb}; expected a probability such as 0.5`);
-  const falseNegatives = items.filter((it) => it.label === 1 && it.prob < options.thresholdProb).sort((a, b) => a.prob - b.prob).slice(0, topCount);
-  const falsePositives = items.filter((it) => it.label === 0 && it.prob >= options.thresholdProb).sort((a, b) => b.prob - a.prob).slice(0, topCount);
+  if (!Number.isFinite(options.thresholdProb))
+    throw new MetricInputError(
+      `error gallery: thresholdProb is ${options.thresholdProb}; expected a probability such as 0.5`,
+    );
+  const falseNegatives = items
+    .filter((it) => it.label === 1 && it.prob < options.thresholdProb)
+    .sort((a, b) => a.prob - b.prob)
+    .slice(0, topCount);
+  const falsePositives = items
+    .filter((it) => it.label === 0 && it.prob >= options.thresholdProb)
+    .sort((a, b) => b.prob - a.prob)
+    .slice(0, topCount);
   const tile = (it: GalleryItem) =>
     `<figure style="margin:4px;display:inline-block;width:${sizePx}px;vertical-align:top;font:12px sans-serif">` +
     `<img src="${escapeHtml(it.imageDataUrl)}" width="${sizePx}" height="${sizePx}" style="object-fit:cover;display:block" alt="${it.label === 1 ? "malignant" : "benign"} p=${it.prob.toFixed(3)}">` +
@@ -434,8 +557,14 @@ export function buildErrorGalleryHtml(items: readonly GalleryItem[], options: { 
     (list.length ? `<div>${list.map(tile).join("")}</div>` : `<p style="font:12px sans-serif">none</p>`);
   return (
     `<div class="melanoma-lab-gallery">` +
-    section(`False negatives at threshold ${formatThreshold(options.thresholdProb)}: melanomas with the lowest probability`, falseNegatives) +
-    section(`False positives at threshold ${formatThreshold(options.thresholdProb)}: benign lesions with the highest probability`, falsePositives) +
+    section(
+      `False negatives at threshold ${formatThreshold(options.thresholdProb)}: melanomas with the lowest probability`,
+      falseNegatives,
+    ) +
+    section(
+      `False positives at threshold ${formatThreshold(options.thresholdProb)}: benign lesions with the highest probability`,
+      falsePositives,
+    ) +
     `</div>`
   );
 }
@@ -445,7 +574,12 @@ export function buildErrorGalleryHtml(items: readonly GalleryItem[], options: { 
  *
  * @example showFigure(buildConfusionMatrixFigureAt(labels, probs, 0.5));
  */
-export function buildConfusionMatrixFigureAt(labels: BinaryLabels, probs: ProbabilityScores, thresholdProb: number, options: { title?: string } = {}): PlotlyFigure {
+export function buildConfusionMatrixFigureAt(
+  labels: BinaryLabels,
+  probs: ProbabilityScores,
+  thresholdProb: number,
+  options: { title?: string } = {},
+): PlotlyFigure {
   return buildConfusionMatrixFigure(computeConfusionMatrix(labels, probs, thresholdProb), options);
 }
 
@@ -468,7 +602,10 @@ export function buildHistogramsOverStepsFigure(
   options: { title?: string; binCount?: number; valueTitle?: string } = {},
 ): PlotlyFigure {
   const withData = steps.filter((s) => s.buckets.length > 0);
-  if (withData.length === 0) throw new ChartInputError("histograms over steps: received no step with buckets; expected the points of a histogram series");
+  if (withData.length === 0)
+    throw new ChartInputError(
+      "histograms over steps: received no step with buckets; expected the points of a histogram series",
+    );
   const binCount = options.binCount ?? 40;
   let low = Infinity;
   let high = -Infinity;

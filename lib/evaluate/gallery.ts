@@ -61,11 +61,22 @@ export interface ErrorGalleryOptions {
  *
  * @example selectOutcomeIndices([1, 1, 0], [0.1, 0.9, 0.8], 0.5, "false negative", 2) // [0]
  */
-export function selectOutcomeIndices(labels: BinaryLabels, probs: ProbabilityScores, thresholdProb: number, kind: OutcomeKind, count: number): number[] {
+export function selectOutcomeIndices(
+  labels: BinaryLabels,
+  probs: ProbabilityScores,
+  thresholdProb: number,
+  kind: OutcomeKind,
+  count: number,
+): number[] {
   validateBinaryInputs(labels, probs, { metricName: "outcome selection" });
-  if (!Number.isFinite(thresholdProb)) throw new GalleryInputError(`thresholdProb: received ${thresholdProb}; expected a probability such as 0.3`);
-  if (!(Number.isInteger(count) && count >= 0)) throw new GalleryInputError(`count: received ${count}; expected a non-negative integer`);
-  if (!OUTCOME_KINDS.includes(kind)) throw new GalleryInputError(`kind: received ${JSON.stringify(kind)}; expected one of ${OUTCOME_KINDS.map((k) => JSON.stringify(k)).join(", ")}`);
+  if (!Number.isFinite(thresholdProb))
+    throw new GalleryInputError(`thresholdProb: received ${thresholdProb}; expected a probability such as 0.3`);
+  if (!(Number.isInteger(count) && count >= 0))
+    throw new GalleryInputError(`count: received ${count}; expected a non-negative integer`);
+  if (!OUTCOME_KINDS.includes(kind))
+    throw new GalleryInputError(
+      `kind: received ${JSON.stringify(kind)}; expected one of ${OUTCOME_KINDS.map((k) => JSON.stringify(k)).join(", ")}`,
+    );
   const wantLabel = kind === "false negative" || kind === "true positive" ? 1 : 0;
   const wantCalledMalignant = kind === "true positive" || kind === "false positive";
   const ascending = kind === "false negative" || kind === "true negative";
@@ -89,7 +100,10 @@ export function alignRecordsByImageId(records: readonly LesionRecord[], imageIds
   const byId = new Map(records.map((r) => [r.imageId, r]));
   return imageIds.map((id, row) => {
     const record = byId.get(id);
-    if (!record) throw new GalleryInputError(`imageIds[${row}] is ${JSON.stringify(id)}, which no record has; expected ids from the same split as the records (${records.length} records)`);
+    if (!record)
+      throw new GalleryInputError(
+        `imageIds[${row}] is ${JSON.stringify(id)}, which no record has; expected ids from the same split as the records (${records.length} records)`,
+      );
     return record;
   });
 }
@@ -103,12 +117,17 @@ function checkAligned(records: readonly LesionRecord[], labels: BinaryLabels, pr
 }
 
 async function jpegDataUrl(image: sharp.Sharp, sizePx: number): Promise<string> {
-  const jpeg = await image.resize(sizePx, sizePx, { fit: "cover", position: "centre" }).jpeg({ quality: 82 }).toBuffer();
+  const jpeg = await image
+    .resize(sizePx, sizePx, { fit: "cover", position: "centre" })
+    .jpeg({ quality: 82 })
+    .toBuffer();
   return `data:image/jpeg;base64,${jpeg.toString("base64")}`;
 }
 
 function rawSharp(pixels: Uint8Array, sizePx: number): sharp.Sharp {
-  return sharp(Buffer.from(pixels.buffer, pixels.byteOffset, pixels.length), { raw: { width: sizePx, height: sizePx, channels: 3 } });
+  return sharp(Buffer.from(pixels.buffer, pixels.byteOffset, pixels.length), {
+    raw: { width: sizePx, height: sizePx, channels: 3 },
+  });
 }
 
 function captionOf(record: LesionRecord): string {
@@ -137,7 +156,8 @@ export async function buildErrorGalleryItems(
   checkAligned(records, labels, probs);
   const topCount = options.topCount ?? 8;
   const sizePx = options.thumbnailSizePx ?? 128;
-  if (!(Number.isInteger(sizePx) && sizePx >= 8)) throw new GalleryInputError(`thumbnailSizePx: received ${sizePx}; expected an integer ≥ 8`);
+  if (!(Number.isInteger(sizePx) && sizePx >= 8))
+    throw new GalleryInputError(`thumbnailSizePx: received ${sizePx}; expected an integer ≥ 8`);
   const picks = (["false negative", "false positive"] as const).flatMap((kind) =>
     selectOutcomeIndices(labels, probs, thresholdProb, kind, topCount).map((index) => ({ kind, index })),
   );
@@ -159,7 +179,9 @@ export async function buildErrorGalleryItems(
       const { backbone, head, alpha, resizePolicy } = options.gradCam;
       const rgb = await decodeImageRgb(record.imagePath, backbone.inputSizePx, resizePolicy ?? "center-crop");
       const cam = computeGradCam(backbone, head, rgb, backbone.inputSizePx);
-      const overlay = await blendGradCamOverlay(rgb, backbone.inputSizePx, cam.heatmap, cam.featureMapSizePx, { alpha });
+      const overlay = await blendGradCamOverlay(rgb, backbone.inputSizePx, cam.heatmap, cam.featureMapSizePx, {
+        alpha,
+      });
       item.thumbnailDataUrl = await jpegDataUrl(rawSharp(rgb, backbone.inputSizePx), sizePx);
       item.overlayDataUrl = await jpegDataUrl(rawSharp(overlay, backbone.inputSizePx), sizePx);
       item.gradCamProbability = cam.probability;
@@ -190,7 +212,11 @@ export async function buildErrorGallery(
   options: ErrorGalleryOptions = {},
 ): Promise<{ items: ErrorGalleryItem[]; html: string; section: ReportSection }> {
   const items = await buildErrorGalleryItems(records, probs, labels, thresholdProb, options);
-  const html = buildErrorGalleryHtml(items, { thresholdProb, topCount: options.topCount ?? 8, imageSizePx: options.thumbnailSizePx ?? 128 });
+  const html = buildErrorGalleryHtml(items, {
+    thresholdProb,
+    topCount: options.topCount ?? 8,
+    imageSizePx: options.thumbnailSizePx ?? 128,
+  });
   const heading = options.gradCam ? "Error gallery with Grad-CAM (red = evidence for malignant)" : "Error gallery";
   return { items, html, section: { heading, html } };
 }
@@ -218,7 +244,12 @@ export interface GradCamExample {
   camMax: number;
 }
 
-const SHORT_KIND: Record<OutcomeKind, string> = { "false negative": "FN", "false positive": "FP", "true positive": "TP", "true negative": "TN" };
+const SHORT_KIND: Record<OutcomeKind, string> = {
+  "false negative": "FN",
+  "false positive": "FP",
+  "true positive": "TP",
+  "true negative": "TN",
+};
 
 /**
  * One PNG grid of Grad-CAM overlays for the most striking examples of each requested outcome
@@ -245,7 +276,9 @@ export async function renderGradCamExamplesPng(
     selectOutcomeIndices(labels, probs, thresholdProb, kind, count).map((index) => ({ kind, index })),
   );
   if (picks.length === 0) {
-    throw new GalleryInputError(`no record matches ${JSON.stringify(counts)} at threshold ${thresholdProb}; expected at least one image to explain`);
+    throw new GalleryInputError(
+      `no record matches ${JSON.stringify(counts)} at threshold ${thresholdProb}; expected at least one image to explain`,
+    );
   }
   const { backbone, head, alpha, resizePolicy } = gradCam;
   const sizePx = backbone.inputSizePx;
@@ -263,9 +296,19 @@ export async function renderGradCamExamplesPng(
       label: `${SHORT_KIND[kind]} p=${probs[index].toFixed(3)} ${record.imageId}`,
       outcome: kind.startsWith("true") ? ("correct" as const) : ("wrong" as const),
     });
-    examples.push({ index, imageId: record.imageId, kind, prob: probs[index], gradCamProbability: cam.probability, camMax: cam.camMax });
+    examples.push({
+      index,
+      imageId: record.imageId,
+      kind,
+      prob: probs[index],
+      gradCamProbability: cam.probability,
+      camMax: cam.camMax,
+    });
   }
-  const grid = await renderLabelledImageGrid(tiles, { columns: options.columns ?? tiles.length, cellSizePx: options.cellSizePx ?? sizePx });
+  const grid = await renderLabelledImageGrid(tiles, {
+    columns: options.columns ?? tiles.length,
+    cellSizePx: options.cellSizePx ?? sizePx,
+  });
   const png = await encodeRawImageToPng(grid);
   const alt = examples.map((e) => `${SHORT_KIND[e.kind]} ${e.imageId}`).join(", ");
   const html =

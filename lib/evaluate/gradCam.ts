@@ -49,11 +49,15 @@ function featureMapModelOf(backbone: Backbone): tf.LayersModel {
   try {
     featureLayer = backbone.model.getLayer(backbone.featureLayerName);
   } catch {
-    throw new GradCamError(`backbone ${backbone.name}: featureLayerName ${JSON.stringify(backbone.featureLayerName)} is not a layer of backbone.model; expected the layer whose output is pooled into features`);
+    throw new GradCamError(
+      `backbone ${backbone.name}: featureLayerName ${JSON.stringify(backbone.featureLayerName)} is not a layer of backbone.model; expected the layer whose output is pooled into features`,
+    );
   }
   const output = featureLayer.output;
   if (Array.isArray(output) || output.shape.length !== 4) {
-    throw new GradCamError(`backbone ${backbone.name}: feature layer ${backbone.featureLayerName} output is ${Array.isArray(output) ? `${output.length} tensors` : `shape [${output.shape.join(", ")}]`}; expected one [n, h, w, channels] map`);
+    throw new GradCamError(
+      `backbone ${backbone.name}: feature layer ${backbone.featureLayerName} output is ${Array.isArray(output) ? `${output.length} tensors` : `shape [${output.shape.join(", ")}]`}; expected one [n, h, w, channels] map`,
+    );
   }
   const model = tf.model({ inputs: backbone.model.inputs, outputs: output, name: `${backbone.name}_feature_map` });
   featureMapModels.set(backbone.model, model);
@@ -82,17 +86,26 @@ function poolingLayerOf(backbone: Backbone): tf.layers.Layer {
  * Its logit is the malignant log-odds from the diagnosis logits z, computed without the softmax:
  * log Σ_malignant e^z − log Σ_benign e^z (with two classes, exactly the binary logit).
  */
-function diagnosisLogitFunctionOf(head: tf.LayersModel, sumLayer: tf.layers.Layer): (pooled: tf.Tensor2D) => tf.Tensor2D {
+function diagnosisLogitFunctionOf(
+  head: tf.LayersModel,
+  sumLayer: tf.layers.Layer,
+): (pooled: tf.Tensor2D) => tf.Tensor2D {
   const mask = Array.from(sumLayer.getWeights()[0].dataSync());
   const malignant = mask.flatMap((m, k) => (m === 1 ? [k] : []));
   const benign = mask.flatMap((m, k) => (m === 1 ? [] : [k]));
   if (malignant.length === 0 || benign.length === 0) {
-    throw new GradCamError(`head ${head.name}: ${sumLayer.name} sums ${malignant.length} of ${mask.length} diagnosis classes; expected at least one malignant and one benign class`);
+    throw new GradCamError(
+      `head ${head.name}: ${sumLayer.name} sums ${malignant.length} of ${mask.length} diagnosis classes; expected at least one malignant and one benign class`,
+    );
   }
   // Walk this model's own graph back from its output (its layers may be shared with a triage model).
   let logitsTensor: tf.SymbolicTensor | undefined = head.outputs[0];
-  while (logitsTensor && logitsTensor.sourceLayer.name !== DIAGNOSIS_HEAD_LAYERS.logits) logitsTensor = logitsTensor.inputs[0];
-  if (!logitsTensor) throw new GradCamError(`head ${head.name}: no ${DIAGNOSIS_HEAD_LAYERS.logits} layer before ${sumLayer.name}; expected a diagnosis head as trainHead builds`);
+  while (logitsTensor && logitsTensor.sourceLayer.name !== DIAGNOSIS_HEAD_LAYERS.logits)
+    logitsTensor = logitsTensor.inputs[0];
+  if (!logitsTensor)
+    throw new GradCamError(
+      `head ${head.name}: no ${DIAGNOSIS_HEAD_LAYERS.logits} layer before ${sumLayer.name}; expected a diagnosis head as trainHead builds`,
+    );
   const logits = tf.model({ inputs: head.inputs, outputs: logitsTensor, name: `${head.name}_diagnosis_logits` });
   return (pooled: tf.Tensor2D): tf.Tensor2D => {
     const z = logits.apply(pooled, { training: false }) as tf.Tensor2D;
@@ -121,7 +134,11 @@ function logitFunctionOf(head: tf.LayersModel): (pooled: tf.Tensor2D) => tf.Tens
     return logitOf;
   }
   const config = last.getConfig() as { activation?: unknown; units?: unknown; useBias?: unknown };
-  if (last.getClassName() !== "Dense" || config.units !== 1 || (config.activation !== "sigmoid" && config.activation !== "linear")) {
+  if (
+    last.getClassName() !== "Dense" ||
+    config.units !== 1 ||
+    (config.activation !== "sigmoid" && config.activation !== "linear")
+  ) {
     throw new GradCamError(
       `head ${head.name}: last layer is ${last.getClassName()} ${last.name} (units ${String(config.units)}, activation ${String(config.activation)}); expected Dense with 1 unit and sigmoid (or linear) activation, as trainHead builds`,
     );
@@ -130,7 +147,10 @@ function logitFunctionOf(head: tf.LayersModel): (pooled: tf.Tensor2D) => tf.Tens
   // This model's own node (the layer may also be applied in a triage model built from the head).
   const beforeLast = head.outputs[0].inputs[0];
   // With no hidden layer the last dense reads the head input directly; a model input → input is not allowed.
-  const body = beforeLast.name === headInput.name ? undefined : tf.model({ inputs: head.inputs, outputs: beforeLast, name: `${head.name}_body` });
+  const body =
+    beforeLast.name === headInput.name
+      ? undefined
+      : tf.model({ inputs: head.inputs, outputs: beforeLast, name: `${head.name}_body` });
   // Weights are read at call time so a head trained further after the first call is honoured.
   const logitOf = (pooled: tf.Tensor2D): tf.Tensor2D => {
     const weights = last.getWeights();
@@ -162,7 +182,12 @@ function logitFunctionOf(head: tf.LayersModel): (pooled: tf.Tensor2D) => tf.Tens
  * const cam = computeGradCam(backbone, head, rgb, backbone.inputSizePx);
  * // cam.heatmap: Float32Array(49) in 0..1, cam.featureMapSizePx 7, cam.probability 0.83
  */
-export function computeGradCam(backbone: Backbone, head: tf.LayersModel, rgbPixels: Uint8Array, imageSizePx: number): GradCamResult {
+export function computeGradCam(
+  backbone: Backbone,
+  head: tf.LayersModel,
+  rgbPixels: Uint8Array,
+  imageSizePx: number,
+): GradCamResult {
   if (imageSizePx !== backbone.inputSizePx) {
     throw new GradCamError(
       `imageSizePx: received ${imageSizePx}; ${backbone.name} needs ${backbone.inputSizePx} (decode with decodeImageRgb(file, backbone.inputSizePx) so the probability matches the feature pipeline)`,
@@ -170,7 +195,9 @@ export function computeGradCam(backbone: Backbone, head: tf.LayersModel, rgbPixe
   }
   const expectedBytes = imageSizePx * imageSizePx * 3;
   if (rgbPixels.length !== expectedBytes) {
-    throw new GradCamError(`rgbPixels: received ${rgbPixels.length} bytes; expected ${imageSizePx} × ${imageSizePx} × 3 = ${expectedBytes} (one RGB image, HWC)`);
+    throw new GradCamError(
+      `rgbPixels: received ${rgbPixels.length} bytes; expected ${imageSizePx} × ${imageSizePx} × 3 = ${expectedBytes} (one RGB image, HWC)`,
+    );
   }
   const featureMapModel = featureMapModelOf(backbone);
   const pooling = poolingLayerOf(backbone);
@@ -182,20 +209,31 @@ export function computeGradCam(backbone: Backbone, head: tf.LayersModel, rgbPixe
     const map = featureMapModel.predict(x) as tf.Tensor4D;
     const gradient = tf.grad(scalarLogitOf)(map) as tf.Tensor4D;
     const channelWeights = tf.mean(gradient, [1, 2], true); // [1, 1, 1, channels]
-    return { cam: tf.relu(tf.sum(tf.mul(map, channelWeights), -1)).squeeze([0]) as tf.Tensor2D, logit: scalarLogitOf(map) };
+    return {
+      cam: tf.relu(tf.sum(tf.mul(map, channelWeights), -1)).squeeze([0]) as tf.Tensor2D,
+      logit: scalarLogitOf(map),
+    };
   });
   const [heightCells, widthCells] = cam.shape;
   const values = cam.dataSync() as Float32Array;
   const logitValue = logit.dataSync()[0];
   tf.dispose([cam, logit]);
   if (heightCells !== widthCells) {
-    throw new GradCamError(`backbone ${backbone.name}: feature map is ${heightCells}×${widthCells}; expected a square map from a square input`);
+    throw new GradCamError(
+      `backbone ${backbone.name}: feature map is ${heightCells}×${widthCells}; expected a square map from a square input`,
+    );
   }
   let camMax = 0;
   for (const v of values) if (v > camMax) camMax = v;
   const heatmap = new Float32Array(values.length);
   if (camMax > 0) for (let i = 0; i < values.length; i++) heatmap[i] = values[i] / camMax;
-  return { heatmap, featureMapSizePx: heightCells, probability: 1 / (1 + Math.exp(-logitValue)), logit: logitValue, camMax };
+  return {
+    heatmap,
+    featureMapSizePx: heightCells,
+    probability: 1 / (1 + Math.exp(-logitValue)),
+    logit: logitValue,
+    camMax,
+  };
 }
 
 /**
@@ -227,7 +265,9 @@ export async function renderGradCamOverlayPng(
   options: GradCamOverlayOptions = {},
 ): Promise<Uint8Array> {
   const overlay = await blendGradCamOverlay(rgbPixels, imageSizePx, heatmap, featureMapSizePx, options);
-  const png = await sharp(Buffer.from(overlay.buffer, overlay.byteOffset, overlay.length), { raw: { width: imageSizePx, height: imageSizePx, channels: 3 } })
+  const png = await sharp(Buffer.from(overlay.buffer, overlay.byteOffset, overlay.length), {
+    raw: { width: imageSizePx, height: imageSizePx, channels: 3 },
+  })
     .png()
     .toBuffer();
   return new Uint8Array(png.buffer, png.byteOffset, png.length);
@@ -244,25 +284,37 @@ export async function blendGradCamOverlay(
   const alpha = options.alpha ?? 0.4;
   if (!(alpha >= 0 && alpha <= 1)) throw new GradCamError(`alpha: received ${alpha}; expected a number in [0, 1]`);
   if (!(Number.isInteger(imageSizePx) && imageSizePx > 0) || rgbPixels.length !== imageSizePx * imageSizePx * 3) {
-    throw new GradCamError(`rgbPixels: received ${rgbPixels.length} bytes for imageSizePx ${imageSizePx}; expected imageSizePx² × 3 = ${imageSizePx * imageSizePx * 3}`);
+    throw new GradCamError(
+      `rgbPixels: received ${rgbPixels.length} bytes for imageSizePx ${imageSizePx}; expected imageSizePx² × 3 = ${imageSizePx * imageSizePx * 3}`,
+    );
   }
-  if (!(Number.isInteger(featureMapSizePx) && featureMapSizePx > 0) || heatmap.length !== featureMapSizePx * featureMapSizePx) {
-    throw new GradCamError(`heatmap: received ${heatmap.length} values for featureMapSizePx ${featureMapSizePx}; expected featureMapSizePx² = ${featureMapSizePx * featureMapSizePx}`);
+  if (
+    !(Number.isInteger(featureMapSizePx) && featureMapSizePx > 0) ||
+    heatmap.length !== featureMapSizePx * featureMapSizePx
+  ) {
+    throw new GradCamError(
+      `heatmap: received ${heatmap.length} values for featureMapSizePx ${featureMapSizePx}; expected featureMapSizePx² = ${featureMapSizePx * featureMapSizePx}`,
+    );
   }
   const heat8 = new Uint8Array(heatmap.length);
   for (let i = 0; i < heatmap.length; i++) {
     const v = heatmap[i];
-    if (!(v >= 0 && v <= 1)) throw new GradCamError(`heatmap[${i}] is ${v}; expected a value in [0, 1] (as computeGradCam returns)`);
+    if (!(v >= 0 && v <= 1))
+      throw new GradCamError(`heatmap[${i}] is ${v}; expected a value in [0, 1] (as computeGradCam returns)`);
     heat8[i] = Math.round(v * 255);
   }
   // "b-w" keeps one channel: without it sharp returns the grey map as 3-channel sRGB.
-  const { data: upsampled, info } = await sharp(Buffer.from(heat8.buffer), { raw: { width: featureMapSizePx, height: featureMapSizePx, channels: 1 } })
+  const { data: upsampled, info } = await sharp(Buffer.from(heat8.buffer), {
+    raw: { width: featureMapSizePx, height: featureMapSizePx, channels: 1 },
+  })
     .resize(imageSizePx, imageSizePx, { kernel: "linear", fit: "fill" })
     .toColourspace("b-w")
     .raw()
     .toBuffer({ resolveWithObject: true });
   if (info.channels !== 1 || upsampled.length !== imageSizePx * imageSizePx) {
-    throw new GradCamError(`upsampled heatmap is ${info.width}×${info.height}×${info.channels}; expected ${imageSizePx}×${imageSizePx}×1`);
+    throw new GradCamError(
+      `upsampled heatmap is ${info.width}×${info.height}×${info.channels}; expected ${imageSizePx}×${imageSizePx}×1`,
+    );
   }
   const palette = Array.from({ length: 256 }, (_, v) => mapJetColour(v / 255));
   const out = new Uint8Array(rgbPixels.length);
@@ -297,6 +349,12 @@ export async function explainImageWithGradCam(
 ): Promise<ExplainedImage> {
   const rgbPixels = await decodeImageRgb(imagePath, backbone.inputSizePx, options.resizePolicy ?? "center-crop");
   const cam = computeGradCam(backbone, head, rgbPixels, backbone.inputSizePx);
-  const overlayPng = await renderGradCamOverlayPng(rgbPixels, backbone.inputSizePx, cam.heatmap, cam.featureMapSizePx, options);
+  const overlayPng = await renderGradCamOverlayPng(
+    rgbPixels,
+    backbone.inputSizePx,
+    cam.heatmap,
+    cam.featureMapSizePx,
+    options,
+  );
   return { ...cam, overlayPng, rgbPixels };
 }

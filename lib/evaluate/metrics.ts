@@ -48,20 +48,22 @@ export function validateBinaryInputs(
     );
   }
   if (labels.length === 0) {
-    throw new MetricInputError(`${metricName}: labels and probs are empty; expected at least one example of each class`);
+    throw new MetricInputError(
+      `${metricName}: labels and probs are empty; expected at least one example of each class`,
+    );
   }
   let positives = 0;
   for (let i = 0; i < labels.length; i++) {
     const y = labels[i];
     if (y === 1) positives++;
     else if (y !== 0) {
-      throw new MetricInputError(
-        `${metricName}: labels[${i}] is ${String(y)}; expected 0 (benign) or 1 (malignant)`,
-      );
+      throw new MetricInputError(`${metricName}: labels[${i}] is ${String(y)}; expected 0 (benign) or 1 (malignant)`);
     }
     const p = probs[i];
     if (typeof p !== "number" || !Number.isFinite(p)) {
-      throw new MetricInputError(`${metricName}: probs[${i}] is ${String(p)}; expected a finite probability of malignant`);
+      throw new MetricInputError(
+        `${metricName}: probs[${i}] is ${String(p)}; expected a finite probability of malignant`,
+      );
     }
     if (options.requireProbabilities && (p < 0 || p > 1)) {
       throw new MetricInputError(`${metricName}: probs[${i}] is ${p}; expected a probability between 0 and 1`);
@@ -96,7 +98,11 @@ interface CumulativeCounts {
   negatives: number;
 }
 
-function computeCumulativeCounts(labels: BinaryLabels, probs: ProbabilityScores, counts: ClassCounts): CumulativeCounts {
+function computeCumulativeCounts(
+  labels: BinaryLabels,
+  probs: ProbabilityScores,
+  counts: ClassCounts,
+): CumulativeCounts {
   // Each class's scores sorted natively (fast typed-array sort), then merged from the top:
   // much faster than an index sort with a comparator, which matters inside the bootstrap.
   const positiveScores = new Float64Array(counts.positives);
@@ -291,7 +297,9 @@ export function computeConfusionMatrix(
 ): ConfusionMatrix {
   validateBinaryInputs(labels, probs, { metricName: "confusion matrix" });
   if (typeof thresholdProb !== "number" || Number.isNaN(thresholdProb)) {
-    throw new MetricInputError(`confusion matrix: thresholdProb is ${String(thresholdProb)}; expected a number such as 0.5`);
+    throw new MetricInputError(
+      `confusion matrix: thresholdProb is ${String(thresholdProb)}; expected a number such as 0.5`,
+    );
   }
   let tp = 0;
   let fp = 0;
@@ -539,7 +547,14 @@ export function computeCalibration(
       ece += (counts[k] / labels.length) * gap;
       mce = Math.max(mce, gap);
     }
-    bins.push({ binIndex: k, lowerProb: k / binCount, upperProb: (k + 1) / binCount, count: counts[k], meanPredictedProb, observedFraction });
+    bins.push({
+      binIndex: k,
+      lowerProb: k / binCount,
+      upperProb: (k + 1) / binCount,
+      count: counts[k],
+      meanPredictedProb,
+      observedFraction,
+    });
   }
   return { binCount, bins, expectedCalibrationError: ece, maxCalibrationError: mce };
 }

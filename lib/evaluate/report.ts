@@ -29,7 +29,6 @@ export interface ReportSection {
   html?: string;
 }
 
-
 function isInterval(cell: ReportCell): cell is BootstrapInterval {
   return typeof cell === "object" && cell !== null && "estimate" in cell && "lower" in cell && "upper" in cell;
 }
@@ -41,7 +40,8 @@ function isInterval(cell: ReportCell): cell is BootstrapInterval {
  * @example formatReportCell({ estimate: 0.8731, lower: 0.84, upper: 0.9, … }) // "0.873 (0.840–0.900)"
  */
 export function formatReportCell(cell: ReportCell, digits = 3): string {
-  const num = (v: number) => (Number.isFinite(v) ? (Number.isInteger(v) && Math.abs(v) > 1 ? String(v) : v.toFixed(digits)) : "n/a");
+  const num = (v: number) =>
+    Number.isFinite(v) ? (Number.isInteger(v) && Math.abs(v) > 1 ? String(v) : v.toFixed(digits)) : "n/a";
   if (typeof cell === "number") return num(cell);
   if (isInterval(cell)) return `${num(cell.estimate)} (${num(cell.lower)}–${num(cell.upper)})`;
   return String(cell);
@@ -50,11 +50,15 @@ export function formatReportCell(cell: ReportCell, digits = 3): string {
 function renderTable(table: ReportTable, where: string): string {
   table.rows.forEach((row, i) => {
     if (row.length !== table.columns.length) {
-      throw new ReportInputError(`${where}: table row ${i} has ${row.length} cells; expected ${table.columns.length} (one per column: ${table.columns.join(", ")})`);
+      throw new ReportInputError(
+        `${where}: table row ${i} has ${row.length} cells; expected ${table.columns.length} (one per column: ${table.columns.join(", ")})`,
+      );
     }
   });
   const head = `<tr>${table.columns.map((c) => `<th>${escapeHtml(c)}</th>`).join("")}</tr>`;
-  const body = table.rows.map((row) => `<tr>${row.map((c) => `<td>${escapeHtml(formatReportCell(c))}</td>`).join("")}</tr>`).join("\n");
+  const body = table.rows
+    .map((row) => `<tr>${row.map((c) => `<td>${escapeHtml(formatReportCell(c))}</td>`).join("")}</tr>`)
+    .join("\n");
   return `<table class="metrics">${table.caption ? `<caption>${escapeHtml(table.caption)}</caption>` : ""}<thead>${head}</thead><tbody>\n${body}\n</tbody></table>`;
 }
 
@@ -73,7 +77,10 @@ export function buildHtmlReport(report: { title: string; sections: ReportSection
       const parts = [`<h2>${escapeHtml(s.heading)}</h2>`];
       if (s.text) parts.push(`<p>${escapeHtml(s.text)}</p>`);
       if (s.table) parts.push(renderTable(s.table, `section ${k} (${s.heading})`));
-      if (s.figures?.length) parts.push(`<div class="figures">${s.figures.map((f) => `<div class="figure">${buildFigureHtml(f, { includePlotlyJs: false })}</div>`).join("\n")}</div>`);
+      if (s.figures?.length)
+        parts.push(
+          `<div class="figures">${s.figures.map((f) => `<div class="figure">${buildFigureHtml(f, { includePlotlyJs: false })}</div>`).join("\n")}</div>`,
+        );
       if (s.html) parts.push(s.html);
       return `<section>\n${parts.join("\n")}\n</section>`;
     })
@@ -107,7 +114,10 @@ export function buildHtmlReport(report: { title: string; sections: ReportSection
  *   { heading: "ROC", figures: [buildRocFigure(labels, probs)] },
  * ] });
  */
-export function writeHtmlReport(filePath: string, report: { title: string; sections: ReportSection[]; generatedAt?: Date }): string {
+export function writeHtmlReport(
+  filePath: string,
+  report: { title: string; sections: ReportSection[]; generatedAt?: Date },
+): string {
   const html = buildHtmlReport(report);
   const full = path.resolve(filePath);
   fs.mkdirSync(path.dirname(full), { recursive: true });

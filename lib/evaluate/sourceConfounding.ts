@@ -58,7 +58,9 @@ function sourceKeyOf(source: SourceName): string {
 
 function checkSources(sources: readonly SourceName[], count: number, metricName: string): void {
   if (sources.length !== count) {
-    throw new SourceInputError(`${metricName}: sources has ${sources.length} entries but labels has ${count}; expected one source per label`);
+    throw new SourceInputError(
+      `${metricName}: sources has ${sources.length} entries but labels has ${count}; expected one source per label`,
+    );
   }
 }
 
@@ -85,7 +87,11 @@ function groupIndicesBySource(sources: readonly SourceName[]): Map<string, numbe
  * computeWithinSourceRocAuc([1, 0, 1, 0], [0.9, 0.2, 0.4, 0.6], ["a", "a", "b", "b"]).auc
  * // 0.5: (0.9 > 0.2) in a counts 1, (0.4 < 0.6) in b counts 0; pooled AUC would be 0.75
  */
-export function computeWithinSourceRocAuc(labels: BinaryLabels, probs: ProbabilityScores, sources: readonly SourceName[]): WithinSourceAucResult {
+export function computeWithinSourceRocAuc(
+  labels: BinaryLabels,
+  probs: ProbabilityScores,
+  sources: readonly SourceName[],
+): WithinSourceAucResult {
   const metricName = "within-source ROC AUC";
   validateBinaryInputs(labels, probs, { metricName });
   checkSources(sources, labels.length, metricName);
@@ -104,7 +110,13 @@ export function computeWithinSourceRocAuc(labels: BinaryLabels, probs: Probabili
     const positives = sourceLabels.filter((l) => l === 1).length;
     const negatives = sourceLabels.length - positives;
     const pairs = positives * negatives;
-    const auc = pairs > 0 ? computeRocAucExact(sourceLabels, indices.map((i) => probs[i])) : NaN;
+    const auc =
+      pairs > 0
+        ? computeRocAucExact(
+            sourceLabels,
+            indices.map((i) => probs[i]),
+          )
+        : NaN;
     // AUC × pairs is the concordant-pair count (ties ½), so sources pool by their pair counts.
     const concordant = pairs > 0 ? auc * pairs : 0;
     perSource.push({ source, positives, negatives, pairCount: pairs, auc });
@@ -122,9 +134,10 @@ export function computeWithinSourceRocAuc(labels: BinaryLabels, probs: Probabili
     unknownSourceCount,
   };
   if (pairCount === 0) {
-    result.reason = perSource.length === 0
-      ? `no record has a known source (${unknownSourceCount} unknown); expected sources such as HAM10000's ham_dataset`
-      : `no source holds both classes (${perSource.map((r) => `${r.source}: ${r.positives} malignant, ${r.negatives} benign`).join("; ")}); expected at least one source with a melanoma and a benign lesion`;
+    result.reason =
+      perSource.length === 0
+        ? `no record has a known source (${unknownSourceCount} unknown); expected sources such as HAM10000's ham_dataset`
+        : `no source holds both classes (${perSource.map((r) => `${r.source}: ${r.positives} malignant, ${r.negatives} benign`).join("; ")}); expected at least one source with a melanoma and a benign lesion`;
   }
   return result;
 }
@@ -149,7 +162,9 @@ export function computeSourceOnlyRocAuc(
   const metricName = "source-only ROC AUC";
   checkSources(sources, labels.length, metricName);
   checkSources(reference.sources, reference.labels.length, `${metricName} (reference)`);
-  validateBinaryInputs(reference.labels, new Array<number>(reference.labels.length).fill(0), { metricName: `${metricName} (reference)` });
+  validateBinaryInputs(reference.labels, new Array<number>(reference.labels.length).fill(0), {
+    metricName: `${metricName} (reference)`,
+  });
   const counts = new Map<string, { positives: number; total: number }>();
   let referencePositives = 0;
   for (let i = 0; i < reference.labels.length; i++) {
@@ -175,7 +190,11 @@ export function computeSourceOnlyRocAuc(
   const { positives, negatives } = validateBinaryInputs(labels, scores, { metricName });
   const base = { prevalenceBySource, overallPrevalence, unseenSourceCount };
   if (positives === 0 || negatives === 0) {
-    return { ...base, auc: NaN, reason: `all ${labels.length} labels are ${positives === 0 ? "benign" : "malignant"}; expected both classes` };
+    return {
+      ...base,
+      auc: NaN,
+      reason: `all ${labels.length} labels are ${positives === 0 ? "benign" : "malignant"}; expected both classes`,
+    };
   }
   return { ...base, auc: computeRocAucExact(labels, scores) };
 }
@@ -227,10 +246,13 @@ export function formatSourceConfounding(summary: SourceConfoundingSummary): stri
     `within-source ROC AUC ${formatAuc(withinSource.auc)}  (${withinSource.pairCount} of ${withinSource.pooledPairCount} pairs share a source)${withinSource.reason ? ` — ${withinSource.reason}` : ""}`,
     `source-only ROC AUC   ${formatAuc(sourceOnly.auc)}  (score = malignant share of the image's source in the reference data)${sourceOnly.reason ? ` — ${sourceOnly.reason}` : ""}`,
   ];
-  if (withinSource.unknownSourceCount > 0) lines.push(`${withinSource.unknownSourceCount} records with unknown source left out of the within-source AUC`);
+  if (withinSource.unknownSourceCount > 0)
+    lines.push(`${withinSource.unknownSourceCount} records with unknown source left out of the within-source AUC`);
   for (const row of withinSource.perSource) {
     const share = sourceOnly.prevalenceBySource[row.source];
-    lines.push(`  ${row.source}: ${row.positives} malignant, ${row.negatives} benign, AUC ${formatAuc(row.auc)}${share === undefined ? "" : `, reference malignant share ${(share * 100).toFixed(1)}%`}`);
+    lines.push(
+      `  ${row.source}: ${row.positives} malignant, ${row.negatives} benign, AUC ${formatAuc(row.auc)}${share === undefined ? "" : `, reference malignant share ${(share * 100).toFixed(1)}%`}`,
+    );
   }
   return lines.join("\n");
 }
@@ -242,7 +264,13 @@ export function formatSourceConfounding(summary: SourceConfoundingSummary): stri
  */
 export function buildSourceConfoundingSection(summary: SourceConfoundingSummary): ReportSection {
   const { pooledAuc, withinSource, sourceOnly } = summary;
-  const rows = withinSource.perSource.map((r) => [r.source, String(r.positives), String(r.negatives), r.auc, sourceOnly.prevalenceBySource[r.source] ?? NaN]);
+  const rows = withinSource.perSource.map((r) => [
+    r.source,
+    String(r.positives),
+    String(r.negatives),
+    r.auc,
+    sourceOnly.prevalenceBySource[r.source] ?? NaN,
+  ]);
   return {
     heading: "Source confounding: pooled vs within-source AUC",
     text:

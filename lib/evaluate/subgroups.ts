@@ -14,7 +14,8 @@ export const SUBGROUP_FIELDS = ["sex", "ageBand", "site", "source"] as const;
 export type SubgroupField = (typeof SUBGROUP_FIELDS)[number];
 
 /** What a subgroup row needs from a record: its label and, optionally, the grouping fields. */
-export type SubgroupRecord = Pick<LesionRecord, "label"> & Partial<Pick<LesionRecord, "sex" | "ageYears" | "site" | "source">>;
+export type SubgroupRecord = Pick<LesionRecord, "label"> &
+  Partial<Pick<LesionRecord, "sex" | "ageYears" | "site" | "source">>;
 
 /** Metrics of one subgroup. Undefined ratios (e.g. sensitivity in a group with no melanoma) are NaN, explained in `note`. */
 export interface SubgroupMetrics {
@@ -42,7 +43,10 @@ export const DEFAULT_AGE_BAND_EDGES_YEARS: readonly number[] = [30, 45, 60, 75];
  *
  * @example describeAgeBand(52) // "45–59"
  */
-export function describeAgeBand(ageYears: number | undefined, edgesYears: readonly number[] = DEFAULT_AGE_BAND_EDGES_YEARS): string {
+export function describeAgeBand(
+  ageYears: number | undefined,
+  edgesYears: readonly number[] = DEFAULT_AGE_BAND_EDGES_YEARS,
+): string {
   if (ageYears === undefined || !Number.isFinite(ageYears)) return "unknown";
   if (ageYears < edgesYears[0]) return `<${edgesYears[0]}`;
   for (let k = 1; k < edgesYears.length; k++) {
@@ -57,7 +61,13 @@ function groupOf(record: SubgroupRecord, field: SubgroupField, edges: readonly n
   return value === undefined || value === null || String(value).trim() === "" ? "unknown" : String(value);
 }
 
-function summarise(field: SubgroupField | "all", group: string, labels: number[], probs: number[], thresholdProb: number): SubgroupMetrics {
+function summarise(
+  field: SubgroupField | "all",
+  group: string,
+  labels: number[],
+  probs: number[],
+  thresholdProb: number,
+): SubgroupMetrics {
   const positives = labels.reduce((s, y) => s + y, 0);
   const negatives = labels.length - positives;
   const m = deriveThresholdMetrics(computeConfusionMatrix(labels, probs, thresholdProb));
@@ -102,7 +112,9 @@ export function computeSubgroupMetrics(
   const labels = records.map((r, i) => {
     if (r.label === "malignant") return 1;
     if (r.label === "benign") return 0;
-    throw new MetricInputError(`subgroups: records[${i}].label is ${JSON.stringify(r.label)}; expected "benign" or "malignant"`);
+    throw new MetricInputError(
+      `subgroups: records[${i}].label is ${JSON.stringify(r.label)}; expected "benign" or "malignant"`,
+    );
   });
   validateBinaryInputs(labels, probs, { metricName: "subgroup metrics" });
   const edges = options.ageBandEdgesYears ?? DEFAULT_AGE_BAND_EDGES_YEARS;
@@ -133,8 +145,18 @@ export function formatSubgroupTable(rows: readonly SubgroupMetrics[]): string {
     // Each field's metrics start with the same "all" row; show it once.
     ...rows
       .filter((r, i) => r.field !== "all" || rows.findIndex((o) => o.field === "all") === i)
-      .map((r) => [r.field, r.group, String(r.count), String(r.positives), fmt(r.rocAuc), fmt(r.sensitivity), fmt(r.specificity)]),
+      .map((r) => [
+        r.field,
+        r.group,
+        String(r.count),
+        String(r.positives),
+        fmt(r.rocAuc),
+        fmt(r.sensitivity),
+        fmt(r.specificity),
+      ]),
   ];
   const widths = table[0].map((_, c) => Math.max(...table.map((row) => row[c].length)));
-  return table.map((row) => row.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join("  ")).join("\n");
+  return table
+    .map((row) => row.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join("  "))
+    .join("\n");
 }

@@ -1,4 +1,13 @@
-import { MetricInputError, computeAveragePrecision, computeBrierScore, computeExpectedCalibrationError, computeMetricsAtThreshold, computePartialAucAboveTpr, computeRocAuc, validateBinaryInputs } from "./metrics.js";
+import {
+  MetricInputError,
+  computeAveragePrecision,
+  computeBrierScore,
+  computeExpectedCalibrationError,
+  computeMetricsAtThreshold,
+  computePartialAucAboveTpr,
+  computeRocAuc,
+  validateBinaryInputs,
+} from "./metrics.js";
 import type { BinaryLabels, ProbabilityScores } from "./metrics.js";
 import { countBootstrapGroups, forEachStratifiedResample, summarizeReplicates } from "./bootstrap.js";
 import type { BootstrapGroupIds, BootstrapInterval } from "./bootstrap.js";
@@ -24,14 +33,26 @@ export interface MetricSummaryRow {
 export function summarizeMetricsWithIntervals(
   labels: BinaryLabels,
   probs: ProbabilityScores,
-  options: { thresholdProb: number; iterations?: number; seed: number; confidenceLevel?: number; groupIds?: BootstrapGroupIds },
+  options: {
+    thresholdProb: number;
+    iterations?: number;
+    seed: number;
+    confidenceLevel?: number;
+    groupIds?: BootstrapGroupIds;
+  },
 ): MetricSummaryRow[] {
   const iterations = options.iterations ?? 1000;
   const confidenceLevel = options.confidenceLevel ?? 0.95;
   if (!(Number.isInteger(iterations) && iterations >= 1)) {
-    throw new MetricInputError(`metric summary: iterations is ${iterations}; expected a whole number >= 1 such as 1000`);
+    throw new MetricInputError(
+      `metric summary: iterations is ${iterations}; expected a whole number >= 1 such as 1000`,
+    );
   }
-  validateBinaryInputs(labels, probs, { requireBothClasses: true, requireProbabilities: true, metricName: "metric summary" });
+  validateBinaryInputs(labels, probs, {
+    requireBothClasses: true,
+    requireProbabilities: true,
+    metricName: "metric summary",
+  });
   const t = options.thresholdProb;
   const shownT = Number.isFinite(t) ? Number(t.toFixed(3)) : t;
   const metrics: Array<[string, (y: number[], p: number[]) => number]> = [
@@ -56,7 +77,12 @@ export function summarizeMetricsWithIntervals(
   const groupCount = countBootstrapGroups(options.groupIds);
   return metrics.map(([metric], k) => ({
     metric,
-    interval: summarizeReplicates(estimates[k], replicates[k], { iterations, seed: options.seed, confidenceLevel, groupCount }),
+    interval: summarizeReplicates(estimates[k], replicates[k], {
+      iterations,
+      seed: options.seed,
+      confidenceLevel,
+      groupCount,
+    }),
   }));
 }
 

@@ -35,7 +35,14 @@ export type HeadTarget = "malignant" | "diagnosis";
 export const HEAD_TARGETS: readonly HeadTarget[] = ["malignant", "diagnosis"];
 
 /** The head used when nothing else is asked for: an MLP with 128 hidden units. */
-export const DEFAULT_HEAD_CONFIG: HeadConfig = { hiddenUnits: 128, dropoutRate: 0.3, l2: 1e-4, epochs: 30, batchSize: 32, learningRate: 1e-3 };
+export const DEFAULT_HEAD_CONFIG: HeadConfig = {
+  hiddenUnits: 128,
+  dropoutRate: 0.3,
+  l2: 1e-4,
+  epochs: 30,
+  batchSize: 32,
+  learningRate: 1e-3,
+};
 
 /** Features of every image of a data set, rows in a fixed order. */
 export interface FeatureRows {
@@ -183,23 +190,37 @@ export async function crossValidateHead(
   const { featureDim } = rows;
   const rowCount = rows.labels.length;
   if (rows.features.length !== rowCount * featureDim) {
-    throw new CrossValidationError(`features: received ${rows.features.length} values, expected ${rowCount} labels × featureDim ${featureDim}`);
+    throw new CrossValidationError(
+      `features: received ${rows.features.length} values, expected ${rowCount} labels × featureDim ${featureDim}`,
+    );
   }
   if (rows.sources && rows.sources.length !== rowCount) {
-    throw new CrossValidationError(`sources: received ${rows.sources.length} entries, expected one per row (${rowCount})`);
+    throw new CrossValidationError(
+      `sources: received ${rows.sources.length} entries, expected one per row (${rowCount})`,
+    );
   }
   for (const [i, view] of (rows.extraViews ?? []).entries()) {
-    if (view.length !== rows.features.length) throw new CrossValidationError(`extraViews[${i}]: received ${view.length} values, expected ${rows.features.length}`);
+    if (view.length !== rows.features.length)
+      throw new CrossValidationError(
+        `extraViews[${i}]: received ${view.length} values, expected ${rows.features.length}`,
+      );
   }
   const target = options.head.target ?? "malignant";
   if (!HEAD_TARGETS.includes(target)) throw new UnknownNameError("head target", target, HEAD_TARGETS);
   const diagnoses = rows.diagnoses;
   if (diagnoses && diagnoses.length !== rowCount) {
-    throw new CrossValidationError(`diagnoses: received ${diagnoses.length} entries, expected one per row (${rowCount})`);
+    throw new CrossValidationError(
+      `diagnoses: received ${diagnoses.length} entries, expected one per row (${rowCount})`,
+    );
   }
   if (target === "diagnosis") {
-    if (!diagnoses) throw new CrossValidationError(`diagnoses: missing; head target "diagnosis" needs one diagnosis code per row (${rowCount} rows)`);
-    const lacking = folds.flatMap((f) => f.trainRows).filter((r) => !(typeof diagnoses[r] === "string" && diagnoses[r]!.trim() !== ""));
+    if (!diagnoses)
+      throw new CrossValidationError(
+        `diagnoses: missing; head target "diagnosis" needs one diagnosis code per row (${rowCount} rows)`,
+      );
+    const lacking = folds
+      .flatMap((f) => f.trainRows)
+      .filter((r) => !(typeof diagnoses[r] === "string" && diagnoses[r]!.trim() !== ""));
     if (lacking.length > 0) {
       throw new CrossValidationError(
         `diagnoses: ${new Set(lacking).size} training rows have none (e.g. row ${lacking[0]}: ${JSON.stringify(diagnoses[lacking[0]]) ?? "undefined"}); head target "diagnosis" needs a code for every training row`,
@@ -212,12 +233,15 @@ export async function crossValidateHead(
   const results: FoldResult[] = [];
   for (const [foldIndex, fold] of folds.entries()) {
     for (const r of [...fold.trainRows, ...fold.validationRows]) {
-      if (!(Number.isInteger(r) && r >= 0 && r < rowCount)) throw new CrossValidationError(`fold ${fold.name}: row ${r} is outside 0..${rowCount - 1}`);
+      if (!(Number.isInteger(r) && r >= 0 && r < rowCount))
+        throw new CrossValidationError(`fold ${fold.name}: row ${r} is outside 0..${rowCount - 1}`);
     }
     const completed = options.completedFold?.(fold, foldIndex);
     if (completed) {
       if (completed.validationProbs.length !== fold.validationRows.length) {
-        throw new CrossValidationError(`completedFold for ${fold.name}: has ${completed.validationProbs.length} probabilities, expected ${fold.validationRows.length}`);
+        throw new CrossValidationError(
+          `completedFold for ${fold.name}: has ${completed.validationProbs.length} probabilities, expected ${fold.validationRows.length}`,
+        );
       }
       fold.validationRows.forEach((r, i) => (outOfFoldProbs[r] = completed.validationProbs[i]));
       results.push(completed.result);
@@ -237,8 +261,13 @@ export async function crossValidateHead(
       batchSize: options.head.batchSize,
       learningRate: options.head.learningRate,
       classWeights: "balanced",
-      ...(target === "diagnosis" ? { diagnoses: fold.trainRows.map((r) => diagnoses![r]), malignantDiagnoses: options.head.malignantDiagnoses } : {}),
-      validation: valLabels.some((v) => v === 1) && valLabels.some((v) => v === 0) ? { features: valFeatures, labels: valLabels } : undefined,
+      ...(target === "diagnosis"
+        ? { diagnoses: fold.trainRows.map((r) => diagnoses![r]), malignantDiagnoses: options.head.malignantDiagnoses }
+        : {}),
+      validation:
+        valLabels.some((v) => v === 1) && valLabels.some((v) => v === 0)
+          ? { features: valFeatures, labels: valLabels }
+          : undefined,
       callbacks: options.callbacksForFold?.(fold, foldIndex),
       checkpointDir,
       resume: checkpointDir !== undefined && options.resume === true,
@@ -249,11 +278,17 @@ export async function crossValidateHead(
       if (options.scoreFold) probs = await options.scoreFold(fold, foldIndex, trained.model);
       else probs = predictHeadProbabilities(trained.model, valFeatures, featureDim);
       if (probs.length !== fold.validationRows.length) {
-        throw new CrossValidationError(`scoreFold for ${fold.name}: returned ${probs.length} probabilities, expected ${fold.validationRows.length}`);
+        throw new CrossValidationError(
+          `scoreFold for ${fold.name}: returned ${probs.length} probabilities, expected ${fold.validationRows.length}`,
+        );
       }
       const views = options.scoreFold ? [] : (rows.extraViews ?? []);
       for (const view of views) {
-        const extra = predictHeadProbabilities(trained.model, gatherRows(view, featureDim, fold.validationRows), featureDim);
+        const extra = predictHeadProbabilities(
+          trained.model,
+          gatherRows(view, featureDim, fold.validationRows),
+          featureDim,
+        );
         for (let i = 0; i < probs.length; i++) probs[i] += extra[i];
       }
       if (views.length > 0) for (let i = 0; i < probs.length; i++) probs[i] /= views.length + 1;
@@ -270,7 +305,11 @@ export async function crossValidateHead(
       rocAuc: aucOrNaN(valLabels, probs),
       averagePrecision: averagePrecisionOrNaN(valLabels, probs),
       withinSourceRocAuc: sources
-        ? computeWithinSourceRocAuc(valLabels, probs, fold.validationRows.map((r) => sources[r])).auc
+        ? computeWithinSourceRocAuc(
+            valLabels,
+            probs,
+            fold.validationRows.map((r) => sources[r]),
+          ).auc
         : NaN,
       history: trained.history,
       trainMs: performance.now() - started,
@@ -301,9 +340,13 @@ export function toFoldRows(
 ): FoldRows[] {
   const rowOf = new Map<string, number>();
   rowRecords.forEach((r, i) => {
-    if (rowOf.has(r.imageId)) throw new CrossValidationError(`rowRecords: imageId ${JSON.stringify(r.imageId)} appears twice (rows ${rowOf.get(r.imageId)} and ${i})`);
+    if (rowOf.has(r.imageId))
+      throw new CrossValidationError(
+        `rowRecords: imageId ${JSON.stringify(r.imageId)} appears twice (rows ${rowOf.get(r.imageId)} and ${i})`,
+      );
     rowOf.set(r.imageId, i);
   });
-  const rowsOf = (records: readonly { imageId: string }[]) => records.flatMap((r) => (rowOf.has(r.imageId) ? [rowOf.get(r.imageId)!] : []));
+  const rowsOf = (records: readonly { imageId: string }[]) =>
+    records.flatMap((r) => (rowOf.has(r.imageId) ? [rowOf.get(r.imageId)!] : []));
   return folds.map((f) => ({ name: f.name, trainRows: rowsOf(f.train), validationRows: rowsOf(f.validation) }));
 }

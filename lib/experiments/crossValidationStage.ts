@@ -41,7 +41,11 @@ export interface CrossValidationStageResult {
  *
  * @example const { cv, outOfFold } = await runCrossValidationStage(training, features, folds);
  */
-export async function runCrossValidationStage(training: ExperimentTraining, feats: ExperimentFeatures, folds: FoldRows[]): Promise<CrossValidationStageResult> {
+export async function runCrossValidationStage(
+  training: ExperimentTraining,
+  feats: ExperimentFeatures,
+  folds: FoldRows[],
+): Promise<CrossValidationStageResult> {
   const { config, resuming } = training;
   const { head, seed, epochs, fineTuneEpochs, checkpoints, logDir, log, progressMode, targetSensitivity } = config;
   const { records, labels, sources, diagnoses } = feats;
@@ -50,9 +54,19 @@ export async function runCrossValidationStage(training: ExperimentTraining, feat
         const validation = fold.validationRows.map((r) => records[r]);
         const backbone = feats.singleBackbone();
         const diagnosisClasses = config.head.malignantDiagnoses
-          ? encodeDiagnosisTargets(fold.trainRows.map((r) => diagnoses![r]), fold.trainRows.map((r) => labels[r]), config.head.malignantDiagnoses).classes
+          ? encodeDiagnosisTargets(
+              fold.trainRows.map((r) => diagnoses![r]),
+              fold.trainRows.map((r) => labels[r]),
+              config.head.malignantDiagnoses,
+            ).classes
           : undefined;
-        const tuned = await fineTuneTopBlocks(backbone, trainedHead, fold.trainRows.map((r) => records[r]), validation, training.fineTuneOptions(seed + foldIndex, fold.name, fold.name, diagnosisClasses));
+        const tuned = await fineTuneTopBlocks(
+          backbone,
+          trainedHead,
+          fold.trainRows.map((r) => records[r]),
+          validation,
+          training.fineTuneOptions(seed + foldIndex, fold.name, fold.name, diagnosisClasses),
+        );
         const model = await buildFineTunedTriageModel(backbone, tuned.head);
         try {
           return await predictRecords(backbone, model, validation);
@@ -71,7 +85,12 @@ export async function runCrossValidationStage(training: ExperimentTraining, feat
       head,
       seed,
       callbacksForFold: (fold) => {
-        if (resuming) backfillTensorBoardEpochs(path.join(logDir, fold.name), checkpoints.readCheckpointHistory(fold.name), head.learningRate);
+        if (resuming)
+          backfillTensorBoardEpochs(
+            path.join(logDir, fold.name),
+            checkpoints.readCheckpointHistory(fold.name),
+            head.learningRate,
+          );
         return [createTensorBoardCallback(path.join(logDir, fold.name), { writeGraph: false })];
       },
       checkpointDirForFold: (fold) => checkpoints.trainingDir(fold.name),
@@ -90,8 +109,16 @@ export async function runCrossValidationStage(training: ExperimentTraining, feat
         training.onEpoch(fold.name, m, epochs);
       },
       onFoldEnd: (f, probs) => {
-        checkpoints.saveCompletedFold(folds.find((x) => x.name === f.name)!, folds.findIndex((x) => x.name === f.name), f, probs);
-        if (progressMode !== "bar") log(`${f.name}: ROC AUC ${f.rocAuc.toFixed(3)}, within-source ${f.withinSourceRocAuc.toFixed(3)} (${f.validationImages} images, ${f.validationPositives} malignant, ${(f.trainMs / 1000).toFixed(1)} s)`);
+        checkpoints.saveCompletedFold(
+          folds.find((x) => x.name === f.name)!,
+          folds.findIndex((x) => x.name === f.name),
+          f,
+          probs,
+        );
+        if (progressMode !== "bar")
+          log(
+            `${f.name}: ROC AUC ${f.rocAuc.toFixed(3)}, within-source ${f.withinSourceRocAuc.toFixed(3)} (${f.validationImages} images, ${f.validationPositives} malignant, ${(f.trainMs / 1000).toFixed(1)} s)`,
+          );
       },
       scoreFold,
     },
@@ -120,7 +147,11 @@ export async function runCrossValidationStage(training: ExperimentTraining, feat
     crossValidationMs,
     outOfFold: {
       rocAuc: hasBoth ? computeRocAuc(oofLabels, oofProbs) : NaN,
-      withinSourceRocAuc: computeWithinSourceRocAuc(oofLabels, oofProbs, scored.map((i) => sources[i])).auc,
+      withinSourceRocAuc: computeWithinSourceRocAuc(
+        oofLabels,
+        oofProbs,
+        scored.map((i) => sources[i]),
+      ).auc,
       threshold,
       thresholdAudit,
     },

@@ -6,7 +6,14 @@ import { UnknownNameError } from "../util/errors.js";
 import { findProjectRoot, resolveFeatureCacheDir } from "../util/paths.js";
 import { DEFAULT_HEAD_CONFIG, HEAD_TARGETS, type HeadConfig, type HeadTarget } from "./crossValidate.js";
 import { ExperimentCheckpoints } from "./experimentResume.js";
-import { computeRunConfigHash, EXPERIMENT_SPLITS, ExperimentConfigError, formatExperimentRunName, resolveRunIdentity, type ExperimentSplit } from "./runIdentity.js";
+import {
+  computeRunConfigHash,
+  EXPERIMENT_SPLITS,
+  ExperimentConfigError,
+  formatExperimentRunName,
+  resolveRunIdentity,
+  type ExperimentSplit,
+} from "./runIdentity.js";
 
 /** Options of runExperiment. */
 export interface ExperimentOptions {
@@ -110,7 +117,9 @@ export function resolveExperimentConfig(options: ExperimentOptions): ResolvedExp
   const progressMode = options.progress ?? (process.stdout.isTTY ? "bar" : "lines");
   // "a+b+c": several backbones' features side by side, one head (see loadBackboneEnsemble).
   const isEnsemble = isBackboneEnsembleSpec(options.backboneName);
-  const backboneName: string = isEnsemble ? formatBackboneEnsemble(parseBackboneEnsemble(options.backboneName)) : parseBackboneName(options.backboneName);
+  const backboneName: string = isEnsemble
+    ? formatBackboneEnsemble(parseBackboneEnsemble(options.backboneName))
+    : parseBackboneName(options.backboneName);
   const split = options.split ?? "lesion";
   if (!EXPERIMENT_SPLITS.includes(split)) throw new UnknownNameError("split", split, EXPERIMENT_SPLITS);
   const epochs = options.epochs ?? 30;
@@ -121,25 +130,53 @@ export function resolveExperimentConfig(options: ExperimentOptions): ResolvedExp
   const targetSensitivity = options.targetSensitivity ?? 0.9;
   const target = options.target ?? "malignant";
   if (!HEAD_TARGETS.includes(target)) throw new UnknownNameError("target", target, HEAD_TARGETS);
-  for (const [name, value, min] of [["epochs", epochs, 1], ["fineTuneEpochs", fineTuneEpochs, 0], ["folds", foldCount, 2], ["seed", seed, 0]] as const) {
-    if (!(Number.isInteger(value) && value >= min)) throw new ExperimentConfigError(`${name}: received ${value}, expected a whole number ≥ ${min}`);
+  for (const [name, value, min] of [
+    ["epochs", epochs, 1],
+    ["fineTuneEpochs", fineTuneEpochs, 0],
+    ["folds", foldCount, 2],
+    ["seed", seed, 0],
+  ] as const) {
+    if (!(Number.isInteger(value) && value >= min))
+      throw new ExperimentConfigError(`${name}: received ${value}, expected a whole number ≥ ${min}`);
   }
-  if (!(targetSensitivity > 0 && targetSensitivity <= 1)) throw new ExperimentConfigError(`targetSensitivity: received ${targetSensitivity}, expected 0 < target ≤ 1`);
+  if (!(targetSensitivity > 0 && targetSensitivity <= 1))
+    throw new ExperimentConfigError(`targetSensitivity: received ${targetSensitivity}, expected 0 < target ≤ 1`);
   const head: HeadConfig = { ...DEFAULT_HEAD_CONFIG, ...options.head, epochs, target };
   const fineTune = fineTuneEpochs > 0;
   if (isEnsemble && options.alpha !== undefined) {
-    throw new ExperimentConfigError(`alpha: received ${options.alpha} with the ensemble ${backboneName}; expected it inside the spec (mobilenet_v1@${options.alpha})`);
+    throw new ExperimentConfigError(
+      `alpha: received ${options.alpha} with the ensemble ${backboneName}; expected it inside the spec (mobilenet_v1@${options.alpha})`,
+    );
   }
   if (isEnsemble && fineTune) {
-    throw new ExperimentConfigError(`fineTuneEpochs: received ${fineTuneEpochs} with the ensemble ${backboneName}; expected 0 (fine-tuning takes a single backbone)`);
+    throw new ExperimentConfigError(
+      `fineTuneEpochs: received ${fineTuneEpochs} with the ensemble ${backboneName}; expected 0 (fine-tuning takes a single backbone)`,
+    );
   }
   const dataDir = path.resolve(options.dataDir);
-  if (!fs.existsSync(dataDir)) throw new ExperimentConfigError(`dataDir: ${dataDir} does not exist (expected labels.csv + images/, or train/benign + train/malignant)`);
+  if (!fs.existsSync(dataDir))
+    throw new ExperimentConfigError(
+      `dataDir: ${dataDir} does not exist (expected labels.csv + images/, or train/benign + train/malignant)`,
+    );
   const outputRoot = path.resolve(options.outputRoot ?? findProjectRoot());
-  const nameOptions = { ...options, backboneName, split, epochs, fineTuneEpochs, unfreezeBlocks, seed, folds: foldCount, target, targetSensitivity };
+  const nameOptions = {
+    ...options,
+    backboneName,
+    split,
+    epochs,
+    fineTuneEpochs,
+    unfreezeBlocks,
+    seed,
+    folds: foldCount,
+    target,
+    targetSensitivity,
+  };
   const configHash = computeRunConfigHash(resolveRunIdentity(nameOptions));
   const runName = options.runName ?? formatExperimentRunName(nameOptions);
-  if (!/^[A-Za-z0-9._-]+$/.test(runName)) throw new ExperimentConfigError(`runName: ${JSON.stringify(runName)} may use only letters, digits, '.', '_' and '-'`);
+  if (!/^[A-Za-z0-9._-]+$/.test(runName))
+    throw new ExperimentConfigError(
+      `runName: ${JSON.stringify(runName)} may use only letters, digits, '.', '_' and '-'`,
+    );
   return {
     backboneName,
     isEnsemble,

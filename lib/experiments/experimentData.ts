@@ -2,7 +2,12 @@ import { loadDataset, type LoadedDataset } from "../data/loadDataset.js";
 import { createGroupedKFolds } from "../data/split.js";
 import type { LesionRecord } from "../data/types.js";
 import { loadBackbone, type BackboneName } from "../models/backbones.js";
-import { disposeBackboneEnsemble, extractEnsembleFeatures, loadBackboneEnsemble, type BackboneEnsemble } from "../models/ensemble.js";
+import {
+  disposeBackboneEnsemble,
+  extractEnsembleFeatures,
+  loadBackboneEnsemble,
+  type BackboneEnsemble,
+} from "../models/ensemble.js";
 import { extractFeatures } from "../models/features.js";
 import { disposeBackbone } from "../models/inferencePlan.js";
 import type { Backbone } from "../models/types.js";
@@ -43,7 +48,10 @@ function findMalignantDiagnoses(records: readonly LesionRecord[], dataDir: strin
       );
     }
   }
-  return [...byDiagnosis].filter(([, ids]) => ids.malignant.length > 0).map(([dx]) => dx).sort();
+  return [...byDiagnosis]
+    .filter(([, ids]) => ids.malignant.length > 0)
+    .map(([dx]) => dx)
+    .sort();
 }
 
 /** The data set of an experiment, read and fingerprinted. */
@@ -67,9 +75,12 @@ export function loadExperimentData(config: ResolvedExperimentConfig): Experiment
   const dataset = loadDataset(config.dataDir);
   const fingerprint = computeDataFingerprint(dataset.records);
   const loadDataMs = performance.now() - loadStarted;
-  config.log(`run ${config.runName}: ${dataset.records.length} images from ${config.dataDir} (fingerprint ${fingerprint.slice(0, 12)}), ${dataset.problems.length} input problems`);
+  config.log(
+    `run ${config.runName}: ${dataset.records.length} images from ${config.dataDir} (fingerprint ${fingerprint.slice(0, 12)}), ${dataset.problems.length} input problems`,
+  );
   // Checked before the backbone loads: a data set without diagnoses fails at once.
-  const malignantDiagnoses = config.target === "diagnosis" ? findMalignantDiagnoses(dataset.records, config.dataDir) : undefined;
+  const malignantDiagnoses =
+    config.target === "diagnosis" ? findMalignantDiagnoses(dataset.records, config.dataDir) : undefined;
   if (malignantDiagnoses) {
     config.head.malignantDiagnoses = malignantDiagnoses;
     config.log(`target diagnosis: softmax over the diagnoses, P(malignant) = sum of ${malignantDiagnoses.join(", ")}`);
@@ -105,7 +116,10 @@ export interface ExperimentFeatures {
  *
  * @example const feats = await extractExperimentFeatures(config, data.dataset.records); feats.featureDim // 1280
  */
-export async function extractExperimentFeatures(config: ResolvedExperimentConfig, datasetRecords: readonly LesionRecord[]): Promise<ExperimentFeatures> {
+export async function extractExperimentFeatures(
+  config: ResolvedExperimentConfig,
+  datasetRecords: readonly LesionRecord[],
+): Promise<ExperimentFeatures> {
   const { backboneName, progressMode } = config;
   const featuresStarted = performance.now();
   const ensemble = config.isEnsemble ? await loadBackboneEnsemble(backboneName) : undefined;
@@ -118,12 +132,19 @@ export async function extractExperimentFeatures(config: ResolvedExperimentConfig
   const disposeBackbones = () => (ensemble ? disposeBackboneEnsemble(ensemble) : disposeBackbone(single!));
   const featureOptions = {
     cacheDir: config.featureCacheDir,
-    onProgress: progressMode === "quiet" ? undefined : createProgressBar(`${backboneName} features`, { stepPercent: progressMode === "lines" ? 25 : 10 }),
+    onProgress:
+      progressMode === "quiet"
+        ? undefined
+        : createProgressBar(`${backboneName} features`, { stepPercent: progressMode === "lines" ? 25 : 10 }),
   };
-  const matrix = ensemble ? await extractEnsembleFeatures(ensemble, datasetRecords, featureOptions) : await extractFeatures(single!, datasetRecords, featureOptions);
+  const matrix = ensemble
+    ? await extractEnsembleFeatures(ensemble, datasetRecords, featureOptions)
+    : await extractFeatures(single!, datasetRecords, featureOptions);
   const featuresMs = performance.now() - featuresStarted;
   const records = matrix.sourceIndices.map((i) => datasetRecords[i]);
-  config.log(`features: ${matrix.rows} × ${matrix.featureDim} (${matrix.cacheHits} cached, ${matrix.computed} computed) in ${(featuresMs / 1000).toFixed(1)} s`);
+  config.log(
+    `features: ${matrix.rows} × ${matrix.featureDim} (${matrix.cacheHits} cached, ${matrix.computed} computed) in ${(featuresMs / 1000).toFixed(1)} s`,
+  );
   return {
     ensemble,
     singleBackbone,
@@ -147,8 +168,20 @@ export async function extractExperimentFeatures(config: ResolvedExperimentConfig
  *
  * @example makeExperimentFolds(records, config).map((f) => f.name) // ["fold-1", …, "fold-5"]
  */
-export function makeExperimentFolds(records: readonly LesionRecord[], config: Pick<ResolvedExperimentConfig, "split" | "foldCount" | "seed">): FoldRows[] {
+export function makeExperimentFolds(
+  records: readonly LesionRecord[],
+  config: Pick<ResolvedExperimentConfig, "split" | "foldCount" | "seed">,
+): FoldRows[] {
   return config.split === "source"
-    ? toFoldRows(records, createLeaveOneSourceOutFolds(records).map((f) => ({ name: `source-${f.heldOutSource}`, ...f })))
-    : toFoldRows(records, createGroupedKFolds(records, { folds: config.foldCount, seed: config.seed }).map((f) => ({ name: `fold-${f.foldIndex + 1}`, ...f })));
+    ? toFoldRows(
+        records,
+        createLeaveOneSourceOutFolds(records).map((f) => ({ name: `source-${f.heldOutSource}`, ...f })),
+      )
+    : toFoldRows(
+        records,
+        createGroupedKFolds(records, { folds: config.foldCount, seed: config.seed }).map((f) => ({
+          name: `fold-${f.foldIndex + 1}`,
+          ...f,
+        })),
+      );
 }

@@ -37,14 +37,20 @@ interface FoldFile {
 }
 
 // JSON has no NaN/Infinity (a one-class fold has AUC NaN): written as these strings, read back as numbers.
-const NON_FINITE = new Map<string, number>([["NaN", NaN], ["Infinity", Infinity], ["-Infinity", -Infinity]]);
+const NON_FINITE = new Map<string, number>([
+  ["NaN", NaN],
+  ["Infinity", Infinity],
+  ["-Infinity", -Infinity],
+]);
 
 function stringifyWithNonFinite(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => (typeof v === "number" && !Number.isFinite(v) ? String(v) : v));
 }
 
 function parseWithNonFinite<T>(text: string): T {
-  return JSON.parse(text, (_key, v: unknown) => (typeof v === "string" && NON_FINITE.has(v) ? NON_FINITE.get(v) : v)) as T;
+  return JSON.parse(text, (_key, v: unknown) =>
+    typeof v === "string" && NON_FINITE.has(v) ? NON_FINITE.get(v) : v,
+  ) as T;
 }
 
 function writeFileAtomic(file: string, text: string): void {
@@ -106,7 +112,12 @@ export class ExperimentCheckpoints {
   /** Starts afresh: removes old checkpoints and records `config`. */
   start(runName: string, config: ResumeConfig): void {
     this.remove();
-    const state: ResumeStateFile = { schema: EXPERIMENT_RESUME_SCHEMA, runName, startedAt: new Date().toISOString(), config };
+    const state: ResumeStateFile = {
+      schema: EXPERIMENT_RESUME_SCHEMA,
+      runName,
+      startedAt: new Date().toISOString(),
+      config,
+    };
     writeFileAtomic(this.stateFile, JSON.stringify(state, null, 2) + "\n");
   }
 
@@ -116,10 +127,14 @@ export class ExperimentCheckpoints {
     try {
       state = JSON.parse(fs.readFileSync(this.stateFile, "utf8")) as ResumeStateFile;
     } catch (err) {
-      throw new ExperimentResumeError(`${this.stateFile}: cannot be read (${(err as Error).message}); expected the JSON written when the run started — run without resume to start afresh`);
+      throw new ExperimentResumeError(
+        `${this.stateFile}: cannot be read (${(err as Error).message}); expected the JSON written when the run started — run without resume to start afresh`,
+      );
     }
     if (state.schema !== EXPERIMENT_RESUME_SCHEMA) {
-      throw new ExperimentResumeError(`${this.stateFile}: schema ${JSON.stringify(state.schema)}, expected ${JSON.stringify(EXPERIMENT_RESUME_SCHEMA)}`);
+      throw new ExperimentResumeError(
+        `${this.stateFile}: schema ${JSON.stringify(state.schema)}, expected ${JSON.stringify(EXPERIMENT_RESUME_SCHEMA)}`,
+      );
     }
     const differences = describeResumeConfigDifferences(state.config, config);
     if (differences.length > 0) {
@@ -143,7 +158,13 @@ export class ExperimentCheckpoints {
 
   /** Records a finished fold, then drops its epoch checkpoints (no longer needed). */
   saveCompletedFold(fold: FoldRows, foldIndex: number, result: FoldResult, validationProbs: Float32Array): void {
-    const file: FoldFile = { name: fold.name, foldIndex, validationRows: [...fold.validationRows], result, validationProbs: Array.from(validationProbs) };
+    const file: FoldFile = {
+      name: fold.name,
+      foldIndex,
+      validationRows: [...fold.validationRows],
+      result,
+      validationProbs: Array.from(validationProbs),
+    };
     writeFileAtomic(this.foldFile(fold.name), stringifyWithNonFinite(file));
     fs.rmSync(this.trainingDir(fold.name), { recursive: true, force: true });
   }
@@ -154,7 +175,9 @@ export class ExperimentCheckpoints {
     if (!fs.existsSync(file)) return undefined;
     const saved = parseWithNonFinite<FoldFile>(fs.readFileSync(file, "utf8"));
     if (saved.foldIndex !== foldIndex || JSON.stringify(saved.validationRows) !== JSON.stringify(fold.validationRows)) {
-      throw new ExperimentResumeError(`${file}: fold ${fold.name} was saved with other validation rows (index ${saved.foldIndex}, ${saved.validationRows.length} rows), this run has index ${foldIndex}, ${fold.validationRows.length} rows`);
+      throw new ExperimentResumeError(
+        `${file}: fold ${fold.name} was saved with other validation rows (index ${saved.foldIndex}, ${saved.validationRows.length} rows), this run has index ${foldIndex}, ${fold.validationRows.length} rows`,
+      );
     }
     return { result: saved.result, validationProbs: Float32Array.from(saved.validationProbs) };
   }
@@ -175,7 +198,8 @@ export class ExperimentCheckpoints {
     if (!fs.existsSync(latestFile)) return [];
     const latest = JSON.parse(fs.readFileSync(latestFile, "utf8")) as { folder: string };
     const stateFile = path.join(this.trainingDir(name, stage), latest.folder, "state.json");
-    if (!fs.existsSync(stateFile)) throw new ExperimentResumeError(`${stateFile}: missing, though ${latestFile} points at it`);
+    if (!fs.existsSync(stateFile))
+      throw new ExperimentResumeError(`${stateFile}: missing, though ${latestFile} points at it`);
     return (JSON.parse(fs.readFileSync(stateFile, "utf8")) as { history: EpochMetrics[] }).history;
   }
 }
@@ -195,7 +219,11 @@ function stepsOf(runDir: string, tag: string): Set<number> {
  *
  * @example backfillTensorBoardEpochs("logs/run/fold-2", history, 1e-3) // 1
  */
-export function backfillTensorBoardEpochs(logDir: string, history: readonly EpochMetrics[], learningRate: number): number {
+export function backfillTensorBoardEpochs(
+  logDir: string,
+  history: readonly EpochMetrics[],
+  learningRate: number,
+): number {
   const trainDir = path.join(logDir, "train");
   const validationDir = path.join(logDir, "validation");
   const trainSteps = stepsOf(trainDir, "epoch_loss");

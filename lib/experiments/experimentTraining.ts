@@ -33,7 +33,11 @@ export interface ExperimentTraining {
  *
  * @example const training = createExperimentTraining(config, folds.length, resuming);
  */
-export function createExperimentTraining(config: ResolvedExperimentConfig, foldCount: number, resuming: boolean): ExperimentTraining {
+export function createExperimentTraining(
+  config: ResolvedExperimentConfig,
+  foldCount: number,
+  resuming: boolean,
+): ExperimentTraining {
   const { epochs, fineTuneEpochs, progressMode, log, checkpoints, logDir } = config;
   const totalEpochs = (foldCount + 1) * (epochs + fineTuneEpochs);
   let epochsDone = 0;
@@ -41,14 +45,25 @@ export function createExperimentTraining(config: ResolvedExperimentConfig, foldC
   const onEpoch = (where: string, m: EpochMetrics, of: number): void => {
     epochsDone++;
     if (epochBar) epochBar(epochsDone, totalEpochs);
-    else if (progressMode === "lines") log(`${where} ${m.epoch}/${of}: ${formatEpochMetrics(m).replace(/^epoch \d+: /, "")}`);
+    else if (progressMode === "lines")
+      log(`${where} ${m.epoch}/${of}: ${formatEpochMetrics(m).replace(/^epoch \d+: /, "")}`);
   };
   const activationCacheDir = path.join(path.dirname(config.featureCacheDir), "activations");
   const fineTuneLearningRate = config.head.learningRate / 10;
-  const fineTuneOptions = (foldSeed: number, name: string, where: string, diagnosisClasses?: string[]): FineTuneOptions => {
+  const fineTuneOptions = (
+    foldSeed: number,
+    name: string,
+    where: string,
+    diagnosisClasses?: string[],
+  ): FineTuneOptions => {
     const tensorBoardDir = path.join(logDir, name, FINE_TUNE_STAGE);
     // Epochs the killed process checkpointed but did not log yet (checkpoint precedes callbacks).
-    if (resuming) backfillTensorBoardEpochs(tensorBoardDir, checkpoints.readCheckpointHistory(name, FINE_TUNE_STAGE), fineTuneLearningRate);
+    if (resuming)
+      backfillTensorBoardEpochs(
+        tensorBoardDir,
+        checkpoints.readCheckpointHistory(name, FINE_TUNE_STAGE),
+        fineTuneLearningRate,
+      );
     return {
       unfreezeBlocks: config.unfreezeBlocks,
       epochs: fineTuneEpochs,
@@ -76,10 +91,17 @@ export function createExperimentTraining(config: ResolvedExperimentConfig, foldC
  *
  * @example const probs = await predictRecords(backbone, fineTunedTriageModel, validationRecords);
  */
-export async function predictRecords(backbone: Backbone, model: tf.LayersModel, records: readonly LesionRecord[]): Promise<Float32Array> {
+export async function predictRecords(
+  backbone: Backbone,
+  model: tf.LayersModel,
+  records: readonly LesionRecord[],
+): Promise<Float32Array> {
   const scorer = { model, metadata: makeTriageMetadata(backbone, { thresholdProb: 0.5 }), dir: "" };
   try {
-    return await predictMalignantProbabilities(scorer, records.map((r) => r.imagePath));
+    return await predictMalignantProbabilities(
+      scorer,
+      records.map((r) => r.imagePath),
+    );
   } catch (err) {
     if (err instanceof TriageModelError) throw new ExperimentConfigError(err.message);
     throw err;

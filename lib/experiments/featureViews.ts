@@ -46,11 +46,17 @@ export interface FeatureViews {
  * const { views, records } = await extractFeatureViews(backbone, dataset.records, { shadesOfGray: true, ttaViews: 2, cacheDir });
  * // views[1] holds the features of the horizontally flipped images
  */
-export async function extractFeatureViews(backbone: Backbone, records: readonly LesionRecord[], options: FeatureViewOptions = {}): Promise<FeatureViews> {
+export async function extractFeatureViews(
+  backbone: Backbone,
+  records: readonly LesionRecord[],
+  options: FeatureViewOptions = {},
+): Promise<FeatureViews> {
   const started = performance.now();
   const ttaViews = options.ttaViews ?? 1;
   if (!(Number.isInteger(ttaViews) && ttaViews >= 1 && ttaViews <= TTA_DIHEDRAL_VIEWS.length)) {
-    throw new FeatureViewError(`ttaViews: received ${ttaViews}, expected a whole number 1–${TTA_DIHEDRAL_VIEWS.length}`);
+    throw new FeatureViewError(
+      `ttaViews: received ${ttaViews}, expected a whole number 1–${TTA_DIHEDRAL_VIEWS.length}`,
+    );
   }
   const { featureDim } = backbone;
   const total = records.length * ttaViews;
@@ -61,12 +67,17 @@ export async function extractFeatureViews(backbone: Backbone, records: readonly 
         cacheDir: options.cacheDir,
         batchSize: options.batchSize,
         pixelTransform: createDihedralViewTransform(v, { shadesOfGray: options.shadesOfGray }),
-        onProgress: options.onProgress ? (done) => options.onProgress!(v * records.length + done, total, `view ${v + 1}/${ttaViews}`) : undefined,
+        onProgress: options.onProgress
+          ? (done) => options.onProgress!(v * records.length + done, total, `view ${v + 1}/${ttaViews}`)
+          : undefined,
       }),
     );
   }
   // A file that fails fails in every view; keep only rows all views have, aligned by input index.
-  const inAll = perView.reduce((set, m) => new Set(m.sourceIndices.filter((i) => set.has(i))), new Set(perView[0].sourceIndices));
+  const inAll = perView.reduce(
+    (set, m) => new Set(m.sourceIndices.filter((i) => set.has(i))),
+    new Set(perView[0].sourceIndices),
+  );
   const kept = records.flatMap((r, i) => (inAll.has(i) ? [i] : []));
   const views = perView.map((m) => {
     const rowOf = new Map(m.sourceIndices.map((source, row) => [source, row]));
@@ -103,7 +114,10 @@ export function concatenateFeatureViews(parts: readonly FeatureViews[]): Feature
   if (parts.length === 0) throw new FeatureViewError("parts: received none, expected at least one FeatureViews");
   const viewCount = parts[0].views.length;
   parts.forEach((p, i) => {
-    if (p.views.length !== viewCount) throw new FeatureViewError(`parts[${i}]: received ${p.views.length} views, expected ${viewCount} as parts[0] has`);
+    if (p.views.length !== viewCount)
+      throw new FeatureViewError(
+        `parts[${i}]: received ${p.views.length} views, expected ${viewCount} as parts[0] has`,
+      );
   });
   // Each part's views share its record order, so every view joins to the same rows.
   const order = parts[0].records.map((r) => r.imageId);

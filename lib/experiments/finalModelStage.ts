@@ -1,6 +1,11 @@
 import path from "node:path";
 import { buildEnsembleTriageModel, makeEnsembleTriageMetadata } from "../export/ensembleTriageModel.js";
-import { buildTriageModel, exportTriageModel, makeTriageMetadata, type TriageMetadataFields } from "../export/triageModel.js";
+import {
+  buildTriageModel,
+  exportTriageModel,
+  makeTriageMetadata,
+  type TriageMetadataFields,
+} from "../export/triageModel.js";
 import { createTensorBoardCallback } from "../logging/tensorBoardCallback.js";
 import { disposeBackbone, releaseInferencePlan } from "../models/inferencePlan.js";
 import { buildFineTunedTriageModel } from "../train/triageModelSplit.js";
@@ -42,7 +47,8 @@ export async function trainAndExportFinalModel(
   const { ensemble, singleBackbone, diagnoses } = feats;
   const { threshold, thresholdAudit } = outOfFold;
   const finalStarted = performance.now();
-  if (resuming) backfillTensorBoardEpochs(path.join(logDir, "all"), checkpoints.readCheckpointHistory("all"), head.learningRate);
+  if (resuming)
+    backfillTensorBoardEpochs(path.join(logDir, "all"), checkpoints.readCheckpointHistory("all"), head.learningRate);
   const final = await trainHead(feats.features, feats.labels, {
     seed,
     hiddenUnits: head.hiddenUnits,
@@ -62,7 +68,17 @@ export async function trainAndExportFinalModel(
     },
   });
   const finalHead = final.model;
-  const tunedHead = config.fineTune ? (await fineTuneTopBlocks(singleBackbone(), finalHead, feats.records, [], training.fineTuneOptions(seed, "all", "all data", final.diagnosisClasses))).head : undefined;
+  const tunedHead = config.fineTune
+    ? (
+        await fineTuneTopBlocks(
+          singleBackbone(),
+          finalHead,
+          feats.records,
+          [],
+          training.fineTuneOptions(seed, "all", "all data", final.diagnosisClasses),
+        )
+      ).head
+    : undefined;
   const finalModelMs = performance.now() - finalStarted;
 
   const exportStarted = performance.now();
@@ -71,7 +87,8 @@ export async function trainAndExportFinalModel(
     : tunedHead
       ? await buildFineTunedTriageModel(singleBackbone(), tunedHead)
       : buildTriageModel(singleBackbone(), finalHead);
-  const makeMetadata = (fields: TriageMetadataFields) => (ensemble ? makeEnsembleTriageMetadata(ensemble, fields) : makeTriageMetadata(singleBackbone(), fields));
+  const makeMetadata = (fields: TriageMetadataFields) =>
+    ensemble ? makeEnsembleTriageMetadata(ensemble, fields) : makeTriageMetadata(singleBackbone(), fields);
   await exportTriageModel(
     modelDir,
     triage,
@@ -102,7 +119,12 @@ export async function trainAndExportFinalModel(
         dataFingerprint: recorded.fingerprint,
         thresholdChosenOn: "out-of-fold predictions",
         target: config.target,
-        ...(final.diagnosisClasses ? { diagnosisClasses: final.diagnosisClasses.join(","), malignantDiagnoses: final.malignantClasses!.join(",") } : {}),
+        ...(final.diagnosisClasses
+          ? {
+              diagnosisClasses: final.diagnosisClasses.join(","),
+              malignantDiagnoses: final.malignantClasses!.join(","),
+            }
+          : {}),
       },
     }),
   );

@@ -52,16 +52,24 @@ const nan = (v: number | null | undefined): number => (typeof v === "number" ? v
  */
 export function loadExperimentRuns(runsDir: string): LoadedExperimentRuns {
   if (!fs.existsSync(runsDir)) {
-    throw new LeaderboardError(`runs folder ${runsDir} does not exist; run \`npm run experiment -- --data <dir> --backbone <name>\` first`);
+    throw new LeaderboardError(
+      `runs folder ${runsDir} does not exist; run \`npm run experiment -- --data <dir> --backbone <name>\` first`,
+    );
   }
   const runs: ExperimentRunSummary[] = [];
   const skipped: LoadedExperimentRuns["skipped"] = [];
-  for (const name of fs.readdirSync(runsDir).filter((f) => f.endsWith(".json")).sort()) {
+  for (const name of fs
+    .readdirSync(runsDir)
+    .filter((f) => f.endsWith(".json"))
+    .sort()) {
     const file = path.join(runsDir, name);
     try {
       const parsed = JSON.parse(fs.readFileSync(file, "utf8")) as Partial<ExperimentRunSummary>;
       if (parsed.schema !== EXPERIMENT_RUN_SCHEMA) {
-        skipped.push({ file, reason: `not an experiment run (schema ${JSON.stringify(parsed.schema ?? null)}, expected ${JSON.stringify(EXPERIMENT_RUN_SCHEMA)})` });
+        skipped.push({
+          file,
+          reason: `not an experiment run (schema ${JSON.stringify(parsed.schema ?? null)}, expected ${JSON.stringify(EXPERIMENT_RUN_SCHEMA)})`,
+        });
       } else if (!parsed.metrics || !parsed.config || !parsed.runName) {
         skipped.push({ file, reason: "lacks runName, config or metrics" });
       } else runs.push(parsed as ExperimentRunSummary);
@@ -84,7 +92,8 @@ export interface LeaderboardSection {
 /** The leaderboard sections in display order. */
 export const LEADERBOARD_EVALUATIONS: readonly LeaderboardEvaluation[] = ["k-fold", "leave-one-source-out"];
 
-const evaluationOf = (r: ExperimentRunSummary): LeaderboardEvaluation => (r.config.split === "source" ? "leave-one-source-out" : "k-fold");
+const evaluationOf = (r: ExperimentRunSummary): LeaderboardEvaluation =>
+  r.config.split === "source" ? "leave-one-source-out" : "k-fold";
 
 /**
  * Leaderboard rows: the k-fold runs, then the leave-one-source-out runs, each group ranked on
@@ -117,7 +126,10 @@ function rankRuns(runs: readonly ExperimentRunSummary[]): LeaderboardRow[] {
     rank: 0,
     evaluation: evaluationOf(r),
     runName: r.runName,
-    backbone: r.config.backbone + (r.config.alpha !== null && r.config.alpha !== undefined ? ` α${r.config.alpha}` : "") + (r.config.fineTuneEpochs > 0 ? ` +ft${r.config.fineTuneEpochs}` : "") +
+    backbone:
+      r.config.backbone +
+      (r.config.alpha !== null && r.config.alpha !== undefined ? ` α${r.config.alpha}` : "") +
+      (r.config.fineTuneEpochs > 0 ? ` +ft${r.config.fineTuneEpochs}` : "") +
       // Runs written before the target option have none: they trained on the label.
       (r.config.target === "diagnosis" ? " (dx head)" : ""),
     split: r.config.split === "source" ? "leave-one-source-out" : `lesion ${r.config.folds}-fold`,
@@ -144,10 +156,26 @@ const COLUMNS: { title: string; cell: (r: LeaderboardRow) => string; right?: boo
   { title: "backbone", cell: (r) => r.backbone },
   { title: "split", cell: (r) => r.split },
   { title: "epochs", cell: (r) => String(r.epochs), right: true },
-  { title: "ROC AUC (mean ± sd)", cell: (r) => (Number.isNaN(r.rocAucMean) ? "n/a" : `${r.rocAucMean.toFixed(3)} ± ${r.rocAucSd.toFixed(3)}`), right: true },
-  { title: "within-source", cell: (r) => (Number.isNaN(r.withinSourceRocAucMean) ? "n/a" : r.withinSourceRocAucMean.toFixed(3)), right: true },
-  { title: "OOF AUC", cell: (r) => (Number.isNaN(r.outOfFoldRocAuc) ? "n/a" : r.outOfFoldRocAuc.toFixed(3)), right: true },
-  { title: "spec@thr", cell: (r) => (Number.isNaN(r.specificityAtThreshold) ? "n/a" : r.specificityAtThreshold.toFixed(3)), right: true },
+  {
+    title: "ROC AUC (mean ± sd)",
+    cell: (r) => (Number.isNaN(r.rocAucMean) ? "n/a" : `${r.rocAucMean.toFixed(3)} ± ${r.rocAucSd.toFixed(3)}`),
+    right: true,
+  },
+  {
+    title: "within-source",
+    cell: (r) => (Number.isNaN(r.withinSourceRocAucMean) ? "n/a" : r.withinSourceRocAucMean.toFixed(3)),
+    right: true,
+  },
+  {
+    title: "OOF AUC",
+    cell: (r) => (Number.isNaN(r.outOfFoldRocAuc) ? "n/a" : r.outOfFoldRocAuc.toFixed(3)),
+    right: true,
+  },
+  {
+    title: "spec@thr",
+    cell: (r) => (Number.isNaN(r.specificityAtThreshold) ? "n/a" : r.specificityAtThreshold.toFixed(3)),
+    right: true,
+  },
   { title: "time", cell: (r) => `${r.totalSeconds.toFixed(0)} s`, right: true },
   { title: "data", cell: (r) => r.dataFingerprint },
 ];
@@ -194,10 +222,14 @@ export function buildLeaderboardFigure(runs: readonly ExperimentRunSummary[]): P
   // Runs usually share a data-set prefix ("ham10000-dev-"): said once in the title, not under every bar.
   const names = runs.map((r) => r.runName);
   const commonPrefix =
-    names.length < 2 ? "" : (names.reduce((a, b) => a.slice(0, [...a].findIndex((ch, i) => ch !== b[i]) >>> 0)).match(/^.*-/)?.[0] ?? "");
+    names.length < 2
+      ? ""
+      : (names.reduce((a, b) => a.slice(0, [...a].findIndex((ch, i) => ch !== b[i]) >>> 0)).match(/^.*-/)?.[0] ?? "");
   const data: PlotlyFigure["data"] = [];
   const layout: PlotlyFigure["layout"] = {
-    title: { text: `Leaderboard: ${sections.map((s) => s.heading.toLowerCase()).join("; ")}${commonPrefix ? ` (${commonPrefix}…)` : ""}` },
+    title: {
+      text: `Leaderboard: ${sections.map((s) => s.heading.toLowerCase()).join("; ")}${commonPrefix ? ` (${commonPrefix}…)` : ""}`,
+    },
     barmode: "group",
     legend: { orientation: "h", x: 0, y: 1.12 },
     height: 450,
@@ -221,10 +253,22 @@ export function buildLeaderboardFigure(runs: readonly ExperimentRunSummary[]): P
       showlegend: i === 0,
       hovertemplate: "%{x}<br>" + name + " %{y:.3f}<extra></extra>",
     });
-    const withinSd = section.rows.map((r) => nan(runs.find((run) => run.runName === r.runName)!.metrics.withinSourceRocAuc.sd));
+    const withinSd = section.rows.map((r) =>
+      nan(runs.find((run) => run.runName === r.runName)!.metrics.withinSourceRocAuc.sd),
+    );
     data.push(
-      bar("ROC AUC (mean ± sd over folds)", section.rows.map((r) => r.rocAucMean), section.rows.map((r) => r.rocAucSd), "#1f77b4"),
-      bar("within-source ROC AUC", section.rows.map((r) => r.withinSourceRocAucMean), withinSd, "#ff7f0e"),
+      bar(
+        "ROC AUC (mean ± sd over folds)",
+        section.rows.map((r) => r.rocAucMean),
+        section.rows.map((r) => r.rocAucSd),
+        "#1f77b4",
+      ),
+      bar(
+        "within-source ROC AUC",
+        section.rows.map((r) => r.withinSourceRocAucMean),
+        withinSd,
+        "#ff7f0e",
+      ),
     );
     const x0 = i * (width + gap);
     // Run names are long; rotated, they took two thirds of the chart. Wrapped on "-"/"_" into at
@@ -241,7 +285,16 @@ export function buildLeaderboardFigure(runs: readonly ExperimentRunSummary[]): P
       automargin: true,
     };
     layout[`yaxis${suffix}`] = { title: { text: i === 0 ? "ROC AUC" : "" }, range: [0, 1], anchor: `x${suffix}` };
-    (layout.shapes as unknown[]).push({ type: "line", xref: "paper", x0, x1: x0 + width, yref: `y${suffix}`, y0: 0.5, y1: 0.5, line: { color: "#999999", dash: "dash" } });
+    (layout.shapes as unknown[]).push({
+      type: "line",
+      xref: "paper",
+      x0,
+      x1: x0 + width,
+      yref: `y${suffix}`,
+      y0: 0.5,
+      y1: 0.5,
+      line: { color: "#999999", dash: "dash" },
+    });
   });
   return { data, layout };
 }

@@ -124,13 +124,19 @@ export async function nestedCrossValidateHeads(
   const outerFoldCount = options.outerFolds ?? 5;
   const innerFoldCount = options.innerFolds ?? 4;
   const { seed } = options;
-  if (configurations.length === 0) throw new NestedCrossValidationError("configurations: received none, expected at least one");
+  if (configurations.length === 0)
+    throw new NestedCrossValidationError("configurations: received none, expected at least one");
   const names = configurations.map((c) => c.name);
   const duplicate = names.find((n, i) => names.indexOf(n) !== i);
-  if (duplicate !== undefined) throw new NestedCrossValidationError(`configurations: name ${JSON.stringify(duplicate)} appears twice; names must be unique`);
+  if (duplicate !== undefined)
+    throw new NestedCrossValidationError(
+      `configurations: name ${JSON.stringify(duplicate)} appears twice; names must be unique`,
+    );
   for (const c of configurations) {
     if (c.rows.labels.length !== records.length) {
-      throw new NestedCrossValidationError(`configuration ${JSON.stringify(c.name)}: received ${c.rows.labels.length} rows, expected one per record (${records.length})`);
+      throw new NestedCrossValidationError(
+        `configuration ${JSON.stringify(c.name)}: received ${c.rows.labels.length} rows, expected one per record (${records.length})`,
+      );
     }
     const mismatch = records.findIndex((r, i) => (r.label === "malignant" ? 1 : 0) !== Number(c.rows.labels[i]));
     if (mismatch >= 0) {
@@ -139,15 +145,28 @@ export async function nestedCrossValidateHeads(
       );
     }
   }
-  for (const [what, k] of [["outerFolds", outerFoldCount], ["innerFolds", innerFoldCount]] as const) {
-    if (!(Number.isInteger(k) && k >= 2)) throw new NestedCrossValidationError(`${what}: received ${k}, expected a whole number ≥ 2`);
+  for (const [what, k] of [
+    ["outerFolds", outerFoldCount],
+    ["innerFolds", innerFoldCount],
+  ] as const) {
+    if (!(Number.isInteger(k) && k >= 2))
+      throw new NestedCrossValidationError(`${what}: received ${k}, expected a whole number ≥ 2`);
   }
 
   const outer = createGroupedKFolds(records, { folds: outerFoldCount, seed });
-  const outerRows: FoldRows[] = toFoldRows(records, outer.map((f) => ({ name: `fold-${f.foldIndex + 1}`, ...f })));
+  const outerRows: FoldRows[] = toFoldRows(
+    records,
+    outer.map((f) => ({ name: `fold-${f.foldIndex + 1}`, ...f })),
+  );
   // Inner folds see only the outer-train records; toFoldRows maps them back to rows of the full matrix.
   const innerRows: FoldRows[][] = outer.map((f) =>
-    toFoldRows(records, createGroupedKFolds(f.train, { folds: innerFoldCount, seed: seed + 1 + f.foldIndex }).map((g) => ({ name: `fold-${f.foldIndex + 1}/inner-${g.foldIndex + 1}`, ...g }))),
+    toFoldRows(
+      records,
+      createGroupedKFolds(f.train, { folds: innerFoldCount, seed: seed + 1 + f.foldIndex }).map((g) => ({
+        name: `fold-${f.foldIndex + 1}/inner-${g.foldIndex + 1}`,
+        ...g,
+      })),
+    ),
   );
 
   const total = configurations.length * (1 + outerFoldCount);
@@ -157,13 +176,26 @@ export async function nestedCrossValidateHeads(
   for (const c of configurations) {
     const cv = await crossValidateHead(c.rows, outerRows, { head: c.head, seed });
     selectionCv.push(cv);
-    options.onProgress?.({ configuration: c.name, stage: "selection", meanRocAuc: cv.spread.rocAuc.mean, done: ++done, total });
+    options.onProgress?.({
+      configuration: c.name,
+      stage: "selection",
+      meanRocAuc: cv.spread.rocAuc.mean,
+      done: ++done,
+      total,
+    });
     const means: number[] = [];
     for (const [k, folds] of innerRows.entries()) {
       // Seeds differ from the outer pass so that inner heads are not the outer heads' twins.
       const inner = await crossValidateHead(c.rows, folds, { head: c.head, seed: seed + 1000 * (k + 1) });
       means.push(inner.spread.rocAuc.mean);
-      options.onProgress?.({ configuration: c.name, stage: "inner", outerFold: k, meanRocAuc: inner.spread.rocAuc.mean, done: ++done, total });
+      options.onProgress?.({
+        configuration: c.name,
+        stage: "inner",
+        outerFold: k,
+        meanRocAuc: inner.spread.rocAuc.mean,
+        done: ++done,
+        total,
+      });
     }
     innerMeans.push(means);
   }
@@ -181,7 +213,9 @@ export async function nestedCrossValidateHeads(
   });
   const nestedRocAuc = summarizeFoldSpread(outerFolds.map((f) => f.outerRocAuc));
   const best = argMax(selectionCv.map((cv) => cv.spread.rocAuc.mean));
-  const timesChosen = Object.fromEntries(names.map((n) => [n, outerFolds.filter((f) => f.chosenConfiguration === n).length]));
+  const timesChosen = Object.fromEntries(
+    names.map((n) => [n, outerFolds.filter((f) => f.chosenConfiguration === n).length]),
+  );
   return {
     outerFolds,
     nestedRocAuc,

@@ -9,7 +9,12 @@ import { extractExperimentFeatures, loadExperimentData, makeExperimentFolds } fr
 import { createExperimentTraining } from "./experimentTraining.js";
 import { trainAndExportFinalModel } from "./finalModelStage.js";
 import { assertRunNameHoldsSameConfig } from "./runIdentity.js";
-import { buildExperimentRunSummary, pickHeadSettings, writeExperimentRunJson, type ExperimentRunSummary } from "./runRecord.js";
+import {
+  buildExperimentRunSummary,
+  pickHeadSettings,
+  writeExperimentRunJson,
+  type ExperimentRunSummary,
+} from "./runRecord.js";
 
 // The experiment's pieces live in focused modules; this file runs them in order and keeps the
 // historical import path for its public names.
@@ -26,7 +31,11 @@ export interface ExperimentResult {
  * Starts the checkpoints (fresh run: old logs/<run> deleted) or checks that the interrupted run
  * had this configuration (resume), then removes an old models/<run>. Returns whether resuming.
  */
-function prepareRunFolders(config: ResolvedExperimentConfig, resumeConfig: Record<string, unknown>, resume: boolean): boolean {
+function prepareRunFolders(
+  config: ResolvedExperimentConfig,
+  resumeConfig: Record<string, unknown>,
+  resume: boolean,
+): boolean {
   const { checkpoints, runName, logDir, log } = config;
   const resuming = resume && checkpoints.exists();
   if (resuming) {
@@ -42,7 +51,11 @@ function prepareRunFolders(config: ResolvedExperimentConfig, resumeConfig: Recor
 }
 
 /** Opens the hparams session in logs/<run> (a resumed run keeps the one already written). */
-function openHparamsSession(config: ResolvedExperimentConfig, foldCount: number, resuming: boolean): ReturnType<typeof createEventWriter> {
+function openHparamsSession(
+  config: ResolvedExperimentConfig,
+  foldCount: number,
+  resuming: boolean,
+): ReturnType<typeof createEventWriter> {
   const { head, logDir } = config;
   const hparams = {
     backbone: config.backboneName + (config.alpha !== undefined ? `@${config.alpha}` : ""),
@@ -149,7 +162,12 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     const summary = buildExperimentRunSummary({
       config,
       backend,
-      data: { fingerprint: data.fingerprint, labels: feats.labels, sources: feats.sources, problems: data.dataset.problems.length + feats.problems },
+      data: {
+        fingerprint: data.fingerprint,
+        labels: feats.labels,
+        sources: feats.sources,
+        problems: data.dataset.problems.length + feats.problems,
+      },
       foldCount: folds.length,
       cv,
       outOfFold,

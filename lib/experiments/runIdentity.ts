@@ -60,7 +60,13 @@ export function computeRunConfigHash(config: RunIdentityConfig): string {
     seed: config.seed,
     split: config.split,
     folds: config.split === "source" ? null : config.folds,
-    head: { hiddenUnits: h.hiddenUnits, dropoutRate: h.dropoutRate, l2: h.l2, batchSize: h.batchSize, learningRate: h.learningRate },
+    head: {
+      hiddenUnits: h.hiddenUnits,
+      dropoutRate: h.dropoutRate,
+      l2: h.l2,
+      batchSize: h.batchSize,
+      learningRate: h.learningRate,
+    },
     targetSensitivity: config.targetSensitivity,
     target: config.target,
   };
@@ -73,7 +79,17 @@ export function computeRunConfigHash(config: RunIdentityConfig): string {
  */
 export type RunNameOptions = Pick<
   ExperimentOptions,
-  "dataDir" | "backboneName" | "alpha" | "epochs" | "fineTuneEpochs" | "unfreezeBlocks" | "seed" | "folds" | "split" | "targetSensitivity" | "target"
+  | "dataDir"
+  | "backboneName"
+  | "alpha"
+  | "epochs"
+  | "fineTuneEpochs"
+  | "unfreezeBlocks"
+  | "seed"
+  | "folds"
+  | "split"
+  | "targetSensitivity"
+  | "target"
 > & { head?: Partial<ExperimentHeadSettings> };
 
 /**
@@ -94,7 +110,13 @@ export function resolveRunIdentity(options: RunNameOptions): RunIdentityConfig {
     seed: options.seed ?? 42,
     split,
     folds: split === "source" ? null : (options.folds ?? 5),
-    head: { hiddenUnits: head.hiddenUnits, dropoutRate: head.dropoutRate, l2: head.l2, batchSize: head.batchSize, learningRate: head.learningRate },
+    head: {
+      hiddenUnits: head.hiddenUnits,
+      dropoutRate: head.dropoutRate,
+      l2: head.l2,
+      batchSize: head.batchSize,
+      learningRate: head.learningRate,
+    },
     targetSensitivity: options.targetSensitivity ?? 0.9,
     target: options.target ?? "malignant",
   };
@@ -127,7 +149,17 @@ export function formatExperimentRunName(options: RunNameOptions): string {
 /** The config block of a runs/<run>.json (new or old format) as far as identity needs it. */
 type RecordedRunConfig = Pick<
   ExperimentRunSummary["config"],
-  "dataDir" | "backbone" | "alpha" | "epochs" | "fineTuneEpochs" | "unfreezeBlocks" | "seed" | "split" | "folds" | "head" | "targetSensitivity"
+  | "dataDir"
+  | "backbone"
+  | "alpha"
+  | "epochs"
+  | "fineTuneEpochs"
+  | "unfreezeBlocks"
+  | "seed"
+  | "split"
+  | "folds"
+  | "head"
+  | "targetSensitivity"
 > & { target?: HeadTarget };
 
 /**
@@ -161,7 +193,12 @@ export function runIdentityFromRecordedConfig(config: RecordedRunConfig): RunIde
  *
  * @example assertRunNameHoldsSameConfig({ runJsonPath, modelDir, runName, configHash: "1a2b3c4d" })
  */
-export function assertRunNameHoldsSameConfig(where: { runJsonPath: string; modelDir: string; runName: string; configHash: string }): void {
+export function assertRunNameHoldsSameConfig(where: {
+  runJsonPath: string;
+  modelDir: string;
+  runName: string;
+  configHash: string;
+}): void {
   const { runJsonPath, modelDir, runName, configHash } = where;
   const refuse = (file: string, found: string) => {
     throw new ExperimentConfigError(
@@ -172,18 +209,25 @@ export function assertRunNameHoldsSameConfig(where: { runJsonPath: string; model
   if (fs.existsSync(runJsonPath)) {
     let recorded: string;
     try {
-      const run = JSON.parse(fs.readFileSync(runJsonPath, "utf8")) as { configHash?: string; config?: RecordedRunConfig };
-      recorded = run.configHash ?? (run.config ? computeRunConfigHash(runIdentityFromRecordedConfig(run.config)) : "no recorded config");
+      const run = JSON.parse(fs.readFileSync(runJsonPath, "utf8")) as {
+        configHash?: string;
+        config?: RecordedRunConfig;
+      };
+      recorded =
+        run.configHash ??
+        (run.config ? computeRunConfigHash(runIdentityFromRecordedConfig(run.config)) : "no recorded config");
     } catch (err) {
       recorded = `an unreadable file (${err instanceof Error ? err.message : String(err)})`;
     }
-    if (recorded !== configHash) refuse(runJsonPath, /^[0-9a-f]{8}$/.test(recorded) ? `configuration ${recorded}` : recorded);
+    if (recorded !== configHash)
+      refuse(runJsonPath, /^[0-9a-f]{8}$/.test(recorded) ? `configuration ${recorded}` : recorded);
   }
   const metadataPath = path.join(modelDir, "metadata.json");
   if (fs.existsSync(metadataPath)) {
     let recorded: unknown;
     try {
-      recorded = (JSON.parse(fs.readFileSync(metadataPath, "utf8")) as { notes?: Record<string, unknown> }).notes?.configHash;
+      recorded = (JSON.parse(fs.readFileSync(metadataPath, "utf8")) as { notes?: Record<string, unknown> }).notes
+        ?.configHash;
     } catch {
       recorded = "unreadable";
     }

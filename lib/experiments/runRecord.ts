@@ -86,7 +86,12 @@ export interface ExperimentRunSummary {
      * was chosen and what it gives per fold and per source (runs written before the provenance
      * existed have only thresholdProb, sensitivity, specificity and targetSensitivity).
      */
-    threshold: { thresholdProb: number; sensitivity: number; specificity: number | null; targetSensitivity: number } & Partial<Omit<TriageThresholdProvenance, "sensitivity" | "specificity" | "targetSensitivity">>;
+    threshold: {
+      thresholdProb: number;
+      sensitivity: number;
+      specificity: number | null;
+      targetSensitivity: number;
+    } & Partial<Omit<TriageThresholdProvenance, "sensitivity" | "specificity" | "targetSensitivity">>;
   };
   /** Warnings about the run's results (e.g. a source below the target sensitivity at the threshold); absent in older runs. */
   warnings?: string[];
@@ -126,7 +131,13 @@ function jsonSpread(s: FoldSpread): JsonFoldSpread {
 
 /** The head settings recorded in runs/<run>.json and in the resume check. */
 export function pickHeadSettings(head: ExperimentHeadSettings): ExperimentHeadSettings {
-  return { hiddenUnits: head.hiddenUnits, dropoutRate: head.dropoutRate, l2: head.l2, batchSize: head.batchSize, learningRate: head.learningRate };
+  return {
+    hiddenUnits: head.hiddenUnits,
+    dropoutRate: head.dropoutRate,
+    l2: head.l2,
+    batchSize: head.batchSize,
+    learningRate: head.learningRate,
+  };
 }
 
 /** What {@link buildExperimentRunSummary} assembles into runs/<run>.json. */
@@ -172,7 +183,9 @@ export function buildExperimentRunSummary(input: ExperimentRunRecordInput): Expe
       head: pickHeadSettings(config.head),
       targetSensitivity: config.targetSensitivity,
       target: config.target,
-      ...(input.malignantDiagnoses ? { malignantDiagnoses: input.malignantDiagnoses, diagnosisClasses: input.diagnosisClasses } : {}),
+      ...(input.malignantDiagnoses
+        ? { malignantDiagnoses: input.malignantDiagnoses, diagnosisClasses: input.diagnosisClasses }
+        : {}),
     },
     backend: { name: input.backend.name, description: `${input.backend.name} (${input.backend.details})` },
     data: {

@@ -29,12 +29,16 @@ export function createLeaveOneSourceOutFolds(records: readonly LesionRecord[]): 
   const sources = new Set<string>();
   for (const r of records) {
     if (!r.source) {
-      throw new SplitError(`record ${r.imageId}: source is ${JSON.stringify(r.source)}; leave-one-source-out needs a source (labels.csv column ham_dataset) on every image`);
+      throw new SplitError(
+        `record ${r.imageId}: source is ${JSON.stringify(r.source)}; leave-one-source-out needs a source (labels.csv column ham_dataset) on every image`,
+      );
     }
     sources.add(r.source);
   }
   if (sources.size < 2) {
-    throw new SplitError(`leave-one-source-out needs at least 2 sources; received ${sources.size} (${[...sources].join(", ") || "none"}) in ${records.length} records`);
+    throw new SplitError(
+      `leave-one-source-out needs at least 2 sources; received ${sources.size} (${[...sources].join(", ") || "none"}) in ${records.length} records`,
+    );
   }
   const groupIds = assignGroupIds(records);
   return [...sources].sort().map((heldOutSource, foldIndex) => {
@@ -49,6 +53,13 @@ export function createLeaveOneSourceOutFolds(records: readonly LesionRecord[]): 
     });
     assertNoGroupLeakage([train, validation]);
     const droppedFromTrain = records.length - validation.length - train.length;
-    return { foldIndex, heldOutSource, train, validation, droppedFromTrain, crossSourceGroupIds: [...crossSource].sort() };
+    return {
+      foldIndex,
+      heldOutSource,
+      train,
+      validation,
+      droppedFromTrain,
+      crossSourceGroupIds: [...crossSource].sort(),
+    };
   });
 }

@@ -33,20 +33,32 @@ export function checkExportParity(
   if (!(Number.isFinite(toleranceProb) && toleranceProb >= 0 && toleranceProb < 1)) {
     throw new ExportParityError(`checkExportParity: toleranceProb must be in [0, 1); received ${toleranceProb}`);
   }
-  if (exported.length === 0) throw new ExportParityError("checkExportParity: received no exported predictions; expected at least one image to compare");
+  if (exported.length === 0)
+    throw new ExportParityError(
+      "checkExportParity: received no exported predictions; expected at least one image to compare",
+    );
   if (exported.length !== reference.length) {
-    throw new ExportParityError(`checkExportParity: received ${exported.length} exported predictions and ${reference.length} reference probabilities; expected the same images in the same order`);
+    throw new ExportParityError(
+      `checkExportParity: received ${exported.length} exported predictions and ${reference.length} reference probabilities; expected the same images in the same order`,
+    );
   }
   let maxAbsDifference = -1;
   let worstImageId = "";
   exported.forEach((prediction, i) => {
     if (!("probability" in prediction)) {
-      throw new ExportParityError(`checkExportParity: the exported model could not score ${prediction.imageId} (${prediction.problem.reason}); expected every compared image to be scored`);
+      throw new ExportParityError(
+        `checkExportParity: the exported model could not score ${prediction.imageId} (${prediction.problem.reason}); expected every compared image to be scored`,
+      );
     }
     const ref = reference[i];
-    for (const [what, p] of [["exported", prediction.probability], ["reference", ref]] as const) {
+    for (const [what, p] of [
+      ["exported", prediction.probability],
+      ["reference", ref],
+    ] as const) {
       if (!(Number.isFinite(p) && p >= 0 && p <= 1)) {
-        throw new ExportParityError(`checkExportParity: ${what} probability of ${prediction.imageId} is ${p}; expected a number in [0, 1]`);
+        throw new ExportParityError(
+          `checkExportParity: ${what} probability of ${prediction.imageId} is ${p}; expected a number in [0, 1]`,
+        );
       }
     }
     const difference = Math.abs(prediction.probability - ref);

@@ -159,7 +159,8 @@ export function buildTriageModel(backbone: Backbone, head: tf.LayersModel): tf.L
     x = layer.apply(x) as tf.SymbolicTensor;
   }
   const units = x.shape[x.shape.length - 1];
-  if (units !== 1) throw new TriageModelError(`head output: received ${units} units, expected 1 (probability of malignant)`);
+  if (units !== 1)
+    throw new TriageModelError(`head output: received ${units} units, expected 1 (probability of malignant)`);
   return tf.model({ inputs: backbone.model.inputs, outputs: x, name: `triage_${backbone.name}` });
 }
 
@@ -210,9 +211,15 @@ export function makeTriageMetadata(backbone: Backbone, fields: TriageMetadataFie
  *
  * @example await exportTriageModel("out/triage", triage, makeTriageMetadata(backbone, { thresholdProb: 0.3, test: { description: "held-out test split", images: 200, metrics: { rocAuc: 0.85 } } }));
  */
-export async function exportTriageModel(dir: string, model: tf.LayersModel, metadata: TriageModelMetadata): Promise<{ dir: string; bytes: number }> {
+export async function exportTriageModel(
+  dir: string,
+  model: tf.LayersModel,
+  metadata: TriageModelMetadata,
+): Promise<{ dir: string; bytes: number }> {
   if (!(metadata.thresholdProb >= 0 && metadata.thresholdProb <= 1)) {
-    throw new TriageModelError(`metadata.thresholdProb: received ${metadata.thresholdProb}, expected a probability in [0, 1]`);
+    throw new TriageModelError(
+      `metadata.thresholdProb: received ${metadata.thresholdProb}, expected a probability in [0, 1]`,
+    );
   }
   checkTriageModelInputs(model, metadata, "metadata");
   await saveLayersModelToDir(model, dir);
@@ -231,7 +238,10 @@ export async function exportTriageModel(dir: string, model: tf.LayersModel, meta
 export async function loadTriageModel(dir: string): Promise<LoadedTriageModel> {
   const metaPath = path.join(dir, METADATA_JSON_FILE);
   if (!fs.existsSync(metaPath)) {
-    throw new ModelFileError(metaPath, `missing (an exported triage model folder holds model.json, weights.bin and ${METADATA_JSON_FILE})`);
+    throw new ModelFileError(
+      metaPath,
+      `missing (an exported triage model folder holds model.json, weights.bin and ${METADATA_JSON_FILE})`,
+    );
   }
   let metadata: TriageModelMetadata;
   try {
@@ -240,7 +250,8 @@ export async function loadTriageModel(dir: string): Promise<LoadedTriageModel> {
     throw new ModelFileError(metaPath, `is not valid JSON (${err instanceof Error ? err.message : String(err)})`);
   }
   for (const field of ["inputSizePx", "preprocessing", "thresholdProb", "resizePolicy"] as const) {
-    if (metadata[field] === undefined) throw new ModelFileError(metaPath, `lacks field ${field} (needed to repeat preprocessing and triage)`);
+    if (metadata[field] === undefined)
+      throw new ModelFileError(metaPath, `lacks field ${field} (needed to repeat preprocessing and triage)`);
   }
   const model = await loadLayersModelFromDir(dir);
   try {
@@ -261,9 +272,19 @@ interface TriageInputSpec {
 
 function triageInputSpecs(metadata: TriageModelMetadata): TriageInputSpec[] {
   if (metadata.ensembleMembers === undefined) {
-    return [{ label: `backbone ${metadata.backboneName}`, inputSizePx: metadata.inputSizePx, preprocessing: metadata.preprocessing }];
+    return [
+      {
+        label: `backbone ${metadata.backboneName}`,
+        inputSizePx: metadata.inputSizePx,
+        preprocessing: metadata.preprocessing,
+      },
+    ];
   }
-  return metadata.ensembleMembers.map((m, i) => ({ label: `ensembleMembers[${i}] (${m.backboneName})`, inputSizePx: m.inputSizePx, preprocessing: m.preprocessing }));
+  return metadata.ensembleMembers.map((m, i) => ({
+    label: `ensembleMembers[${i}] (${m.backboneName})`,
+    inputSizePx: m.inputSizePx,
+    preprocessing: m.preprocessing,
+  }));
 }
 
 /**
@@ -276,27 +297,40 @@ function checkTriageModelInputs(model: tf.LayersModel, metadata: TriageModelMeta
   const members = metadata.ensembleMembers;
   if (members !== undefined) {
     if (!Array.isArray(members) || members.length === 0) {
-      throw new TriageModelError(`${where}: ensembleMembers: received ${JSON.stringify(members)}, expected a non-empty array (one entry per model input)`);
+      throw new TriageModelError(
+        `${where}: ensembleMembers: received ${JSON.stringify(members)}, expected a non-empty array (one entry per model input)`,
+      );
     }
     members.forEach((m, i) => {
       for (const field of ["backboneName", "featureDim", "inputSizePx", "preprocessing"] as const) {
-        if (m?.[field] === undefined) throw new TriageModelError(`${where}: ensembleMembers[${i}] lacks field ${field} (needed to repeat that member's preprocessing)`);
+        if (m?.[field] === undefined)
+          throw new TriageModelError(
+            `${where}: ensembleMembers[${i}] lacks field ${field} (needed to repeat that member's preprocessing)`,
+          );
       }
     });
     const featureDim = members.reduce((sum, m) => sum + m.featureDim, 0);
     if (metadata.featureDim !== featureDim) {
-      throw new TriageModelError(`${where}: featureDim: received ${metadata.featureDim}, expected ${featureDim} (the sum of ensembleMembers' featureDim ${members.map((m) => m.featureDim).join(" + ")})`);
+      throw new TriageModelError(
+        `${where}: featureDim: received ${metadata.featureDim}, expected ${featureDim} (the sum of ensembleMembers' featureDim ${members.map((m) => m.featureDim).join(" + ")})`,
+      );
     }
     const largest = Math.max(...members.map((m) => m.inputSizePx));
     if (metadata.inputSizePx !== largest) {
-      throw new TriageModelError(`${where}: inputSizePx: received ${metadata.inputSizePx}, expected ${largest} (the largest of ensembleMembers' inputSizePx)`);
+      throw new TriageModelError(
+        `${where}: inputSizePx: received ${metadata.inputSizePx}, expected ${largest} (the largest of ensembleMembers' inputSizePx)`,
+      );
     }
   }
   const specs = triageInputSpecs(metadata);
   const shapes = model.inputs.map((t) => JSON.stringify(t.shape)).join(", ");
   if (model.inputs.length !== specs.length) {
-    const described = members ? `lists ${members.length} ensemble members (${members.map((m) => m.backboneName).join(", ")})` : "describes a single-backbone model";
-    throw new TriageModelError(`${where} ${described}, expecting ${specs.length} model input(s), but model ${model.name} has ${model.inputs.length}: ${shapes}`);
+    const described = members
+      ? `lists ${members.length} ensemble members (${members.map((m) => m.backboneName).join(", ")})`
+      : "describes a single-backbone model";
+    throw new TriageModelError(
+      `${where} ${described}, expecting ${specs.length} model input(s), but model ${model.name} has ${model.inputs.length}: ${shapes}`,
+    );
   }
   specs.forEach((spec, i) => {
     const shape = model.inputs[i].shape;
@@ -328,7 +362,12 @@ function findInputBranches(model: tf.LayersModel): Map<number, { modelName: stri
     if (seen.has(t.id)) continue;
     seen.add(t.id);
     const width = t.shape[t.shape.length - 1];
-    if (t.sourceLayer instanceof tf.LayersModel && t.inputs.length === 1 && inputIndex.has(t.inputs[0].id) && typeof width === "number") {
+    if (
+      t.sourceLayer instanceof tf.LayersModel &&
+      t.inputs.length === 1 &&
+      inputIndex.has(t.inputs[0].id) &&
+      typeof width === "number"
+    ) {
       branches.set(inputIndex.get(t.inputs[0].id)!, { modelName: t.sourceLayer.name, featureDim: width });
     }
     stack.push(...t.inputs);
@@ -359,7 +398,11 @@ export async function predictMalignantProbability(
   if (!(Number.isInteger(batchSize) && batchSize >= 1)) {
     throw new TriageModelError(`batchSize: received ${batchSize}; expected a whole number ≥ 1 (e.g. 16)`);
   }
-  checkTriageModelInputs(loaded.model, loaded.metadata, loaded.dir ? path.join(loaded.dir, METADATA_JSON_FILE) : "metadata");
+  checkTriageModelInputs(
+    loaded.model,
+    loaded.metadata,
+    loaded.dir ? path.join(loaded.dir, METADATA_JSON_FILE) : "metadata",
+  );
   // BatchNorm folded and activations fused (about 2× on wasm); compiled per call, freed at its end.
   // An ensemble's plan compiles each backbone it nests and runs concatenate + head as layers.
   let plan: { predict: (xs: tf.Tensor[]) => tf.Tensor; dispose: () => void } | undefined;
@@ -375,7 +418,8 @@ export async function predictMalignantProbability(
       if (!(err instanceof InferencePlanError)) throw err;
     }
   }
-  const predict = (xs: tf.Tensor[]) => (plan ? plan.predict(xs) : tf.tidy(() => loaded.model.predict(xs.length === 1 ? xs[0] : xs) as tf.Tensor));
+  const predict = (xs: tf.Tensor[]) =>
+    plan ? plan.predict(xs) : tf.tidy(() => loaded.model.predict(xs.length === 1 ? xs[0] : xs) as tf.Tensor);
   try {
     const results: ImagePrediction[] = [];
     for (let start = 0; start < imagePaths.length; start += batchSize) {
@@ -410,20 +454,36 @@ export async function predictMalignantProbabilities(
   return Float32Array.from(predictions, (p) => ("probability" in p ? p.probability : Number.NaN));
 }
 
-type DecodedImage = { imageId: string; imagePath: string; pixelsBySize?: Map<number, Uint8Array>; problem?: InputProblem };
+type DecodedImage = {
+  imageId: string;
+  imagePath: string;
+  pixelsBySize?: Map<number, Uint8Array>;
+  problem?: InputProblem;
+};
 
 /**
  * Decodes one image at every size the model's inputs need. With several sizes the file is read
  * once and its bytes decoded once per size, as extractFeatures decodes them for each backbone.
  */
-async function decodeForInputs(imagePath: string, sizesPx: readonly number[], resizePolicy: ResizePolicy): Promise<DecodedImage> {
+async function decodeForInputs(
+  imagePath: string,
+  sizesPx: readonly number[],
+  resizePolicy: ResizePolicy,
+): Promise<DecodedImage> {
   const imageId = path.basename(imagePath).replace(/\.[^.]+$/, "");
   let bytes: Uint8Array | undefined;
   if (sizesPx.length > 1) {
     try {
       bytes = await fs.promises.readFile(imagePath);
     } catch (err) {
-      return { imageId, imagePath, problem: { file: imagePath, reason: `cannot read file (${err instanceof Error ? err.message : String(err)}); expected a readable image file` } };
+      return {
+        imageId,
+        imagePath,
+        problem: {
+          file: imagePath,
+          reason: `cannot read file (${err instanceof Error ? err.message : String(err)}); expected a readable image file`,
+        },
+      };
     }
   }
   try {
@@ -431,7 +491,11 @@ async function decodeForInputs(imagePath: string, sizesPx: readonly number[], re
     for (const size of sizesPx) pixelsBySize.set(size, await decodeImageRgb(imagePath, size, resizePolicy, bytes));
     return { imageId, imagePath, pixelsBySize };
   } catch (err) {
-    return { imageId, imagePath, problem: { file: imagePath, reason: err instanceof Error ? err.message : String(err) } };
+    return {
+      imageId,
+      imagePath,
+      problem: { file: imagePath, reason: err instanceof Error ? err.message : String(err) },
+    };
   }
 }
 
@@ -443,8 +507,12 @@ async function scoreImageBatch(
 ): Promise<ImagePrediction[]> {
   const specs = triageInputSpecs(metadata);
   const sizesPx = [...new Set(specs.map((s) => s.inputSizePx))];
-  const decoded = await Promise.all(batch.map((imagePath) => decodeForInputs(imagePath, sizesPx, metadata.resizePolicy)));
-  const ok = decoded.filter((d): d is DecodedImage & { pixelsBySize: Map<number, Uint8Array> } => d.pixelsBySize !== undefined);
+  const decoded = await Promise.all(
+    batch.map((imagePath) => decodeForInputs(imagePath, sizesPx, metadata.resizePolicy)),
+  );
+  const ok = decoded.filter(
+    (d): d is DecodedImage & { pixelsBySize: Map<number, Uint8Array> } => d.pixelsBySize !== undefined,
+  );
   const probs = new Map<string, number>();
   if (ok.length > 0) {
     const packedBySize = new Map(
@@ -455,7 +523,9 @@ async function scoreImageBatch(
         return [size, packed] as const;
       }),
     );
-    const xs = specs.map((s) => preprocessImages(packedBySize.get(s.inputSizePx)!, ok.length, s.inputSizePx, s.preprocessing));
+    const xs = specs.map((s) =>
+      preprocessImages(packedBySize.get(s.inputSizePx)!, ok.length, s.inputSizePx, s.preprocessing),
+    );
     let values: Float32Array | Int32Array | Uint8Array;
     try {
       const y = predict(xs);

@@ -57,7 +57,8 @@ export interface DecodedLegacyImage {
 }
 
 /** Which `Summary.Value.value` oneof field was set. */
-export type SummaryValueKind = "simple_value" | "histo" | "image" | "audio" | "tensor" | "obsolete_old_style_histogram" | "none";
+export type SummaryValueKind =
+  "simple_value" | "histo" | "image" | "audio" | "tensor" | "obsolete_old_style_histogram" | "none";
 
 /** One Summary.Value as written in the file. */
 export interface DecodedSummaryValue {
@@ -184,10 +185,10 @@ export function decodeEvent(data: Uint8Array, byteOffset: number): DecodedEvent 
   if (kind === "summary") event.summaryValues = (msg.summary?.value ?? []).map(decodeSummaryValue);
   if (kind === "graph_def") event.graphDef = msg.graph_def;
   if (kind === "meta_graph_def") event.metaGraphDef = msg.meta_graph_def;
-  if (kind === "session_log") event.sessionLogStatus = getEnumNames().sessionStatus[Number(msg.session_log?.status ?? 0)];
+  if (kind === "session_log")
+    event.sessionLogStatus = getEnumNames().sessionStatus[Number(msg.session_log?.status ?? 0)];
   return event;
 }
- 
 
 /**
  * Decodes TFRecord-framed event bytes (the content of an `events.out.tfevents.*` file). Both CRCs

@@ -83,7 +83,13 @@ function installExitHooks(): void {
  *
  * @example formatEventFileName(1700000000, "vm", 42, 0) // "events.out.tfevents.1700000000.vm.42.0"
  */
-export function formatEventFileName(timeSecs: number, hostname: string, pid: number, counter: number, suffix = ""): string {
+export function formatEventFileName(
+  timeSecs: number,
+  hostname: string,
+  pid: number,
+  counter: number,
+  suffix = "",
+): string {
   return `events.out.tfevents.${Math.floor(timeSecs)}.${hostname}.${pid}.${counter}${suffix}`;
 }
 
@@ -131,7 +137,11 @@ export class EventWriter {
       }
     }
     this.filePath = path.join(this.runDir, name);
-    this.queueEvent({ wall_time: this.nowSecs(), file_version: EVENT_FILE_VERSION, source_metadata: { writer: EVENT_SOURCE_WRITER } });
+    this.queueEvent({
+      wall_time: this.nowSecs(),
+      file_version: EVENT_FILE_VERSION,
+      source_metadata: { writer: EVENT_SOURCE_WRITER },
+    });
     this.flush();
     openWriters.add(this);
     installExitHooks();
@@ -154,7 +164,8 @@ export class EventWriter {
   }
 
   private queueEvent(event: Record<string, unknown>): void {
-    if (this.fd === undefined) throw new EventWriterError(`event writer for ${this.filePath} is closed; expected an open writer`);
+    if (this.fd === undefined)
+      throw new EventWriterError(`event writer for ${this.filePath} is closed; expected an open writer`);
     const Event = lookupProtoType("Event");
     const bytes = Event.encode(Event.fromObject(event)).finish();
     this.pending.push(frameTfRecord(bytes));
@@ -201,7 +212,14 @@ export class EventWriter {
    *
    * @example writer.addEncodedImages("samples", [png], 224, 224, 0)
    */
-  addEncodedImages(tag: string, encoded: readonly Uint8Array[], widthPx: number, heightPx: number, step: number, wallTimeSecs?: number): void {
+  addEncodedImages(
+    tag: string,
+    encoded: readonly Uint8Array[],
+    widthPx: number,
+    heightPx: number,
+    step: number,
+    wallTimeSecs?: number,
+  ): void {
     this.addSummaryValues([createImageValue(tag, encoded, widthPx, heightPx)], step, wallTimeSecs);
   }
 
@@ -210,10 +228,17 @@ export class EventWriter {
    *
    * @example await writer.addImages("samples", [{ pixels, widthPx: 224, heightPx: 224, channels: 3 }], 0)
    */
-  async addImages(tag: string, images: readonly RawImage[], step: number, wallTimeSecs = this.nowSecs()): Promise<void> {
+  async addImages(
+    tag: string,
+    images: readonly RawImage[],
+    step: number,
+    wallTimeSecs = this.nowSecs(),
+  ): Promise<void> {
     const sizes = new Set(images.map((im) => `${im.widthPx}x${im.heightPx}`));
     if (sizes.size > 1) {
-      throw new EventWriterError(`images for ${JSON.stringify(tag)} have sizes ${[...sizes].join(", ")}: expected one size per summary`);
+      throw new EventWriterError(
+        `images for ${JSON.stringify(tag)} have sizes ${[...sizes].join(", ")}: expected one size per summary`,
+      );
     }
     const pngs = await Promise.all(images.map(encodeRawImageToPng));
     this.addEncodedImages(tag, pngs, images[0]?.widthPx ?? 0, images[0]?.heightPx ?? 0, step, wallTimeSecs);
@@ -241,7 +266,11 @@ export class EventWriter {
     numThresholds = DEFAULT_PR_CURVE_THRESHOLD_COUNT,
     wallTimeSecs?: number,
   ): void {
-    this.addSummaryValues([createPrCurveValue(tag, computePrCurve(labels, probabilities, numThresholds))], step, wallTimeSecs);
+    this.addSummaryValues(
+      [createPrCurveValue(tag, computePrCurve(labels, probabilities, numThresholds))],
+      step,
+      wallTimeSecs,
+    );
   }
 
   /**

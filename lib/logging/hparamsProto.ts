@@ -15,7 +15,9 @@ function structValueToJson(value: any): JsonValue {
   if ("bool_value" in value) return value.bool_value;
   if ("list_value" in value) return (value.list_value.values ?? []).map(structValueToJson);
   if ("struct_value" in value) {
-    return Object.fromEntries(Object.entries(value.struct_value.fields ?? {}).map(([k, v]) => [k, structValueToJson(v)]));
+    return Object.fromEntries(
+      Object.entries(value.struct_value.fields ?? {}).map(([k, v]) => [k, structValueToJson(v)]),
+    );
   }
   return null;
 }
@@ -30,9 +32,12 @@ function messageObjectToJson(obj: any, structFields: ReadonlySet<string>, mapFie
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(obj)) {
     if (mapFields.has(key)) {
-      out[snakeToCamel(key)] = Object.fromEntries(Object.entries(value as object).map(([k, v]) => [k, structValueToJson(v)]));
+      out[snakeToCamel(key)] = Object.fromEntries(
+        Object.entries(value as object).map(([k, v]) => [k, structValueToJson(v)]),
+      );
     } else if (structFields.has(key)) {
-      out[snakeToCamel(key)] = key === "domain_discrete" ? structValueToJson({ list_value: value }) : structValueToJson(value);
+      out[snakeToCamel(key)] =
+        key === "domain_discrete" ? structValueToJson({ list_value: value }) : structValueToJson(value);
     } else {
       out[snakeToCamel(key)] = messageObjectToJson(value, structFields, mapFields);
     }
@@ -67,5 +72,3 @@ export function decodeHparamsPluginContent(content: Uint8Array): DecodedHparamsP
     json: messageObjectToJson(inner, new Set(["domain_discrete"]), new Set(["hparams"])),
   };
 }
- 
-

@@ -30,7 +30,6 @@ const BACKGROUND = { r: 32, g: 32, b: 32 };
 const OUTCOME_COLOURS = { correct: "#2ca02c", wrong: "#d62728" } as const;
 const FRAME_PX = 3;
 
-
 /**
  * Renders sample images as one labelled grid (RGB), for an images summary:
  * `await writer.addImages("val/samples", [await renderLabelledImageGrid(items)], epoch)`.
@@ -38,16 +37,21 @@ const FRAME_PX = 3;
  *
  * @example const grid = await renderLabelledImageGrid([{ image, label: "mel p=0.91", outcome: "correct" }], { cellSizePx: 160 })
  */
-export async function renderLabelledImageGrid(items: readonly LabelledImage[], options: ImageGridOptions = {}): Promise<RawImage> {
+export async function renderLabelledImageGrid(
+  items: readonly LabelledImage[],
+  options: ImageGridOptions = {},
+): Promise<RawImage> {
   if (items.length === 0) throw new ImageGridError("image grid received no images: expected at least one");
   const columns = options.columns ?? Math.ceil(Math.sqrt(items.length));
   const cell = options.cellSizePx ?? 128;
   const labelHeight = options.labelHeightPx ?? 18;
-  if (!Number.isInteger(columns) || columns < 1) throw new ImageGridError(`image grid columns ${columns}: expected a positive integer`);
+  if (!Number.isInteger(columns) || columns < 1)
+    throw new ImageGridError(`image grid columns ${columns}: expected a positive integer`);
   if (!Number.isInteger(cell) || cell <= 2 * FRAME_PX) {
     throw new ImageGridError(`image grid cellSizePx ${cell}: expected an integer > ${2 * FRAME_PX}`);
   }
-  if (!Number.isInteger(labelHeight) || labelHeight < 0) throw new ImageGridError(`image grid labelHeightPx ${labelHeight}: expected an integer >= 0`);
+  if (!Number.isInteger(labelHeight) || labelHeight < 0)
+    throw new ImageGridError(`image grid labelHeightPx ${labelHeight}: expected an integer >= 0`);
   const rows = Math.ceil(items.length / columns);
   const widthPx = columns * cell;
   const heightPx = rows * (cell + labelHeight);
@@ -56,12 +60,18 @@ export async function renderLabelledImageGrid(items: readonly LabelledImage[], o
   const tiles = await Promise.all(
     items.map(async (item, i) => {
       const { pixels, widthPx: w, heightPx: h, channels } = item.image;
-      const fitted = await sharp(Buffer.from(pixels.buffer, pixels.byteOffset, pixels.byteLength), { raw: { width: w, height: h, channels } })
+      const fitted = await sharp(Buffer.from(pixels.buffer, pixels.byteOffset, pixels.byteLength), {
+        raw: { width: w, height: h, channels },
+      })
         .resize(inner, inner, { fit: "contain", background: BACKGROUND })
         .removeAlpha()
         .png()
         .toBuffer();
-      return { input: fitted, left: (i % columns) * cell + FRAME_PX, top: Math.floor(i / columns) * (cell + labelHeight) + FRAME_PX };
+      return {
+        input: fitted,
+        left: (i % columns) * cell + FRAME_PX,
+        top: Math.floor(i / columns) * (cell + labelHeight) + FRAME_PX,
+      };
     }),
   );
   const fontSize = Math.max(8, Math.round(labelHeight * 0.7));
@@ -83,7 +93,9 @@ export async function renderLabelledImageGrid(items: readonly LabelledImage[], o
       return frame + caption;
     })
     .join("");
-  const svg = Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${widthPx}" height="${heightPx}">${overlay}</svg>`);
+  const svg = Buffer.from(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${widthPx}" height="${heightPx}">${overlay}</svg>`,
+  );
   const { data } = await sharp({ create: { width: widthPx, height: heightPx, channels: 3, background: BACKGROUND } })
     .composite([...tiles, { input: svg, left: 0, top: 0 }])
     .removeAlpha()

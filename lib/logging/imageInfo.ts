@@ -35,7 +35,13 @@ function describePngMode(colorType: number, bitDepth: number): string {
  */
 export function describeEncodedImage(bytes: Uint8Array): EncodedImageInfo {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const unknown: EncodedImageInfo = { format: "unknown", widthPx: 0, heightPx: 0, mode: "", byteLength: bytes.byteLength };
+  const unknown: EncodedImageInfo = {
+    format: "unknown",
+    widthPx: 0,
+    heightPx: 0,
+    mode: "",
+    byteLength: bytes.byteLength,
+  };
   if (bytes.byteLength >= 29 && PNG_SIGNATURE.every((b, i) => bytes[i] === b)) {
     // IHDR is always the first chunk: width, height, bit depth, colour type.
     return {
@@ -47,7 +53,13 @@ export function describeEncodedImage(bytes: Uint8Array): EncodedImageInfo {
     };
   }
   if (bytes.byteLength >= 10 && bytes[0] === 0x47 && bytes[1] === 0x49 && bytes[2] === 0x46) {
-    return { format: "GIF", widthPx: view.getUint16(6, true), heightPx: view.getUint16(8, true), mode: "P", byteLength: bytes.byteLength };
+    return {
+      format: "GIF",
+      widthPx: view.getUint16(6, true),
+      heightPx: view.getUint16(8, true),
+      mode: "P",
+      byteLength: bytes.byteLength,
+    };
   }
   if (bytes.byteLength >= 4 && bytes[0] === 0xff && bytes[1] === 0xd8) {
     let offset = 2;

@@ -85,5 +85,11 @@ export type { TensorBoardCallbackOptions, TensorBoardRunWriters } from "./tensor
 export { renderLabelledImageGrid, ImageGridError } from "./imageGrid.js";
 export type { LabelledImage, ImageGridOptions } from "./imageGrid.js";
 export { findTensorBoardExecutable, formatLogDirSummary, TENSORBOARD_INSTALL_HINT } from "./tensorBoardLauncher.js";
-export { writeSampleImageGrids, writeTextSummaries, formatJsonAsMarkdown, formatModelCardMarkdown, SampleImagesError } from "./runSummaries.js";
+export {
+  writeSampleImageGrids,
+  writeTextSummaries,
+  formatJsonAsMarkdown,
+  formatModelCardMarkdown,
+  SampleImagesError,
+} from "./runSummaries.js";
 export type { SampleImageRecord, SampleImageGridOptions, SampleImageGridSummary } from "./runSummaries.js";

@@ -156,7 +156,12 @@ const PLUGIN_DATA_CLASS: Record<string, string> = {
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder();
 
-function makeMetadata(pluginName: string, displayName: string, description: string, pluginContent: Uint8Array = new Uint8Array(0)): DecodedSummaryMetadata {
+function makeMetadata(
+  pluginName: string,
+  displayName: string,
+  description: string,
+  pluginContent: Uint8Array = new Uint8Array(0),
+): DecodedSummaryMetadata {
   return { pluginName, pluginContent, displayName, description, dataClass: "DATA_CLASS_UNKNOWN" };
 }
 
@@ -201,7 +206,9 @@ function migrateLegacyValue(value: DecodedSummaryValue): DecodedSummaryValue {
     };
   }
   if (value.kind === "image" && value.image) {
-    const content: Uint8Array = lookupProtoType("ImagePluginData").encode({ version: 0, converted_to_tensor: true }).finish();
+    const content: Uint8Array = lookupProtoType("ImagePluginData")
+      .encode({ version: 0, converted_to_tensor: true })
+      .finish();
     return {
       tag: value.tag,
       nodeName: value.nodeName,
@@ -235,7 +242,8 @@ interface RunAccumulator {
 
 /** TensorBoard's dataclass_compat step: set data_class by plugin (using the tag's first metadata). */
 function migrateDataClass(value: DecodedSummaryValue, acc: RunAccumulator): DecodedSummaryValue {
-  if (!acc.initialMetadata.has(value.tag)) acc.initialMetadata.set(value.tag, value.metadata ? { ...value.metadata } : undefined);
+  if (!acc.initialMetadata.has(value.tag))
+    acc.initialMetadata.set(value.tag, value.metadata ? { ...value.metadata } : undefined);
   const initial = acc.initialMetadata.get(value.tag);
   if (!initial || initial.dataClass !== "DATA_CLASS_UNKNOWN") return value;
   const dataClass = PLUGIN_DATA_CLASS[initial.pluginName];
@@ -246,7 +254,12 @@ function migrateDataClass(value: DecodedSummaryValue, acc: RunAccumulator): Deco
     out.tensor = { dtype: "DT_FLOAT", shape: [], numbers: Float64Array.of(0) };
     out.kind = "tensor";
   }
-  if (dataClass === "DATA_CLASS_BLOB_SEQUENCE" && initial.pluginName.startsWith("graph_") && out.tensor && out.tensor.shape.length === 0) {
+  if (
+    dataClass === "DATA_CLASS_BLOB_SEQUENCE" &&
+    initial.pluginName.startsWith("graph_") &&
+    out.tensor &&
+    out.tensor.shape.length === 0
+  ) {
     out.tensor = { ...out.tensor, shape: [1] };
   }
   return out;
@@ -276,11 +289,16 @@ function processEvent(event: DecodedEvent, values: DecodedSummaryValue[] | undef
       else purgeWhere(acc, (p) => p.step < event.step);
     }
   } else if (values && event.step < acc.mostRecentStep) {
-    purgeWhere(acc, (p) => p.step < event.step, values.map((v) => v.tag));
+    purgeWhere(
+      acc,
+      (p) => p.step < event.step,
+      values.map((v) => v.tag),
+    );
   }
   if (values) acc.mostRecentStep = event.step;
   for (const value of values ?? []) {
-    if (value.metadata && !acc.metadataByTag.has(value.tag)) acc.metadataByTag.set(value.tag, { tag: value.tag, ...value.metadata });
+    if (value.metadata && !acc.metadataByTag.has(value.tag))
+      acc.metadataByTag.set(value.tag, { tag: value.tag, ...value.metadata });
     if (value.kind === "tensor" && value.tensor) {
       const tag = value.tag || value.nodeName;
       let points = acc.tensorsByTag.get(tag);
@@ -325,7 +343,8 @@ function numbersOf(tensor: DecodedTensor): Float64Array {
 }
 
 function describeGraphBlob(bytes: Uint8Array, pluginName: string): GraphStep["graphs"][number] {
-  if (pluginName === "graph_keras_model") return { byteLength: bytes.byteLength, kerasModelJson: textDecoder.decode(bytes) };
+  if (pluginName === "graph_keras_model")
+    return { byteLength: bytes.byteLength, kerasModelJson: textDecoder.decode(bytes) };
   try {
     const graph = lookupProtoType("GraphDef").decode(bytes) as unknown as { node?: { name?: string }[] };
     const names = (graph.node ?? []).map((n) => n.name ?? "");
@@ -335,7 +354,13 @@ function describeGraphBlob(bytes: Uint8Array, pluginName: string): GraphStep["gr
   }
 }
 
-function buildRunContents(name: string, dir: string, files: string[], acc: RunAccumulator, problems: EventFileProblem[]): RunContents {
+function buildRunContents(
+  name: string,
+  dir: string,
+  files: string[],
+  acc: RunAccumulator,
+  problems: EventFileProblem[],
+): RunContents {
   const run: RunContents = {
     name,
     dir,
@@ -372,8 +397,14 @@ function buildRunContents(name: string, dir: string, files: string[], acc: RunAc
         points: points.map((p) => {
           const v = numbersOf(p.tensor);
           const buckets: HistogramBucket[] = [];
-          for (let i = 0; i + 2 < v.length; i += 3) buckets.push({ leftEdge: v[i], rightEdge: v[i + 1], count: v[i + 2] });
-          return { step: p.step, wallTimeSecs: p.wallTimeSecs, buckets, totalCount: buckets.reduce((s, b) => s + b.count, 0) };
+          for (let i = 0; i + 2 < v.length; i += 3)
+            buckets.push({ leftEdge: v[i], rightEdge: v[i + 1], count: v[i + 2] });
+          return {
+            step: p.step,
+            wallTimeSecs: p.wallTimeSecs,
+            buckets,
+            totalCount: buckets.reduce((s, b) => s + b.count, 0),
+          };
         }),
       };
     } else if (plugin === "images") {
@@ -431,7 +462,11 @@ function buildRunContents(name: string, dir: string, files: string[], acc: RunAc
         })),
       };
     } else if (plugin === "hparams") {
-      run.hparams[tag] = { tag, step: points.length ? points[points.length - 1].step : 0, ...decodeHparamsPluginContent(metadata.pluginContent) };
+      run.hparams[tag] = {
+        tag,
+        step: points.length ? points[points.length - 1].step : 0,
+        ...decodeHparamsPluginContent(metadata.pluginContent),
+      };
     }
   }
   return run;
@@ -484,7 +519,9 @@ export function readRunDir(dir: string, name = path.basename(dir)): RunContents 
  */
 export function readLogDir(logdir: string): LogDirContents {
   if (!fs.existsSync(logdir) || !fs.statSync(logdir).isDirectory()) {
-    throw new LogDirNotFoundError(`logdir ${logdir} does not exist or is not a folder; expected a folder holding run subfolders with events.out.tfevents.* files`);
+    throw new LogDirNotFoundError(
+      `logdir ${logdir} does not exist or is not a folder; expected a folder holding run subfolders with events.out.tfevents.* files`,
+    );
   }
   const runDirs: string[] = [];
   const walk = (dir: string) => {

@@ -66,7 +66,8 @@ export async function writeSampleImageGrids(
   if (!Number.isInteger(cellSizePx) || cellSizePx < 16) {
     throw new SampleImagesError(`sample images cellSizePx ${cellSizePx} is not usable: expected an integer >= 16`);
   }
-  if (records.length === 0) throw new SampleImagesError("sample images received no records: expected at least one training image");
+  if (records.length === 0)
+    throw new SampleImagesError("sample images received no records: expected at least one training image");
   const labels = [...new Set(records.map((r) => r.label))].sort();
   const written: SampleImageGridSummary[] = [];
   for (const label of labels) {
@@ -78,7 +79,10 @@ export async function writeSampleImageGrids(
       if (tiles.length === perLabel) break;
       try {
         const pixels = await decodeImageRgb(record.imagePath, cellSizePx);
-        tiles.push({ image: { pixels, widthPx: cellSizePx, heightPx: cellSizePx, channels: 3 }, label: record.imageId });
+        tiles.push({
+          image: { pixels, widthPx: cellSizePx, heightPx: cellSizePx, channels: 3 },
+          label: record.imageId,
+        });
         imageIds.push(record.imageId);
       } catch (err) {
         // One unreadable file must not hide the others; it is named in `skipped`.
@@ -87,7 +91,9 @@ export async function writeSampleImageGrids(
       }
     }
     if (tiles.length === 0) {
-      throw new SampleImagesError(`no ${JSON.stringify(label)} sample image decodes (${skipped.length} tried): ${skipped.slice(0, 3).join("; ")}`);
+      throw new SampleImagesError(
+        `no ${JSON.stringify(label)} sample image decodes (${skipped.length} tried): ${skipped.slice(0, 3).join("; ")}`,
+      );
     }
     const grid = await renderLabelledImageGrid(tiles, { cellSizePx, columns: Math.min(4, tiles.length) });
     const png = await encodeRawImageToPng(grid);
@@ -125,9 +131,12 @@ function formatCell(value: unknown): string {
  * @example formatModelCardMarkdown(JSON.parse(fs.readFileSync("models/default/metadata.json", "utf8")), "models/default")
  */
 export function formatModelCardMarkdown(metadata: Readonly<Record<string, unknown>>, modelName: string): string {
-  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === "object" && v !== null && !Array.isArray(v);
   const table = (entries: [string, unknown][]) =>
-    ["| field | value |", "|---|---|", ...entries.map(([k, v]) => `| ${formatCell(k)} | ${formatCell(v)} |`)].join("\n");
+    ["| field | value |", "|---|---|", ...entries.map(([k, v]) => `| ${formatCell(k)} | ${formatCell(v)} |`)].join(
+      "\n",
+    );
   const plain = Object.entries(metadata).filter(([, v]) => v !== undefined && !isObject(v));
   const nested = Object.entries(metadata).filter(([, v]) => isObject(v)) as [string, Record<string, unknown>][];
   const parts = [`# Model card: ${modelName}`, table(plain)];

@@ -55,12 +55,17 @@ function assertTag(tag: string): void {
 function dropDefaults(fields: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(
     Object.entries(fields).filter(
-      ([, v]) => !(v === "" || v === 0 || v === false || v === undefined || (v instanceof Uint8Array && v.length === 0)),
+      ([, v]) =>
+        !(v === "" || v === 0 || v === false || v === undefined || (v instanceof Uint8Array && v.length === 0)),
     ),
   );
 }
 
-function metadataFor(pluginName: string, content: Uint8Array = EMPTY, extra: Record<string, unknown> = {}): Record<string, unknown> {
+function metadataFor(
+  pluginName: string,
+  content: Uint8Array = EMPTY,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
   return { plugin_data: dropDefaults({ plugin_name: pluginName, content }), ...extra };
 }
 
@@ -72,7 +77,9 @@ function metadataFor(pluginName: string, content: Uint8Array = EMPTY, extra: Rec
 export function createScalarValue(tag: string, value: number): SummaryValueObject {
   assertTag(tag);
   if (typeof value !== "number") {
-    throw new SummaryInputError(`scalar ${JSON.stringify(tag)} received ${typeof value} ${String(value)}: expected a number`);
+    throw new SummaryInputError(
+      `scalar ${JSON.stringify(tag)} received ${typeof value} ${String(value)}: expected a number`,
+    );
   }
   return { tag, tensor: encodeNumericTensor("DT_FLOAT", [], [value]), metadata: metadataFor(PLUGIN_NAMES.scalars) };
 }
@@ -86,7 +93,10 @@ export function createScalarValue(tag: string, value: number): SummaryValueObjec
  *
  * @example computeHistogramBuckets(Float32Array.of(0, 1, 1, 2), 2) // [0,1,1, 1,2,3]
  */
-export function computeHistogramBuckets(values: ArrayLike<number>, bucketCount = DEFAULT_HISTOGRAM_BUCKET_COUNT): Float64Array {
+export function computeHistogramBuckets(
+  values: ArrayLike<number>,
+  bucketCount = DEFAULT_HISTOGRAM_BUCKET_COUNT,
+): Float64Array {
   if (!Number.isInteger(bucketCount) || bucketCount < 1) {
     throw new SummaryInputError(`histogram bucketCount ${bucketCount} is not usable: expected a positive integer`);
   }
@@ -287,7 +297,15 @@ export function computePrCurve(
   const fn = tp.map((v) => tp[0] - v);
   const precision = tp.map((v, t) => v / Math.max(PR_CURVE_MINIMUM_COUNT, v + fp[t]));
   const recall = tp.map((v, t) => v / Math.max(PR_CURVE_MINIMUM_COUNT, v + fn[t]));
-  return { numThresholds, truePositives: tp, falsePositives: fp, trueNegatives: tn, falseNegatives: fn, precision, recall };
+  return {
+    numThresholds,
+    truePositives: tp,
+    falsePositives: fp,
+    trueNegatives: tn,
+    falseNegatives: fn,
+    precision,
+    recall,
+  };
 }
 
 /**
@@ -299,7 +317,14 @@ export function computePrCurve(
 export function createPrCurveValue(tag: string, data: PrCurveData): SummaryValueObject {
   assertTag(tag);
   const k = data.numThresholds;
-  const rows = [data.truePositives, data.falsePositives, data.trueNegatives, data.falseNegatives, data.precision, data.recall];
+  const rows = [
+    data.truePositives,
+    data.falsePositives,
+    data.trueNegatives,
+    data.falseNegatives,
+    data.precision,
+    data.recall,
+  ];
   const flat = new Float64Array(6 * k);
   rows.forEach((row, r) => flat.set(row, r * k));
   const PrCurvePluginData = lookupProtoType("PrCurvePluginData");
@@ -324,7 +349,9 @@ export function createKerasModelValue(modelJson: string | object, tag = "keras")
   try {
     JSON.parse(json);
   } catch {
-    throw new SummaryInputError(`Keras model for tag ${JSON.stringify(tag)} is not valid JSON: expected model.toJSON() output`);
+    throw new SummaryInputError(
+      `Keras model for tag ${JSON.stringify(tag)} is not valid JSON: expected model.toJSON() output`,
+    );
   }
   return {
     tag,
@@ -362,14 +389,18 @@ function toStructValue(value: HParamValue): Record<string, unknown> {
   if (typeof value === "number") return { number_value: value };
   if (typeof value === "boolean") return { bool_value: value };
   if (typeof value === "string") return { string_value: value };
-  throw new SummaryInputError(`hparam value ${JSON.stringify(value)} is a ${typeof value}: expected string, number or boolean`);
+  throw new SummaryInputError(
+    `hparam value ${JSON.stringify(value)} is a ${typeof value}: expected string, number or boolean`,
+  );
 }
 
 function hparamTypeOf(spec: HParamSpec): number {
   if (spec.interval) return 3;
   const kinds = new Set((spec.values ?? []).map((v) => typeof v));
   if (kinds.size > 1) {
-    throw new SummaryInputError(`hparam ${JSON.stringify(spec.name)} mixes value types ${[...kinds].join(", ")}: expected one type`);
+    throw new SummaryInputError(
+      `hparam ${JSON.stringify(spec.name)} mixes value types ${[...kinds].join(", ")}: expected one type`,
+    );
   }
   const kind = [...kinds][0];
   if (kind === "string") return 1;
@@ -460,7 +491,10 @@ export type HParamsSessionStatus = "success" | "failure" | "running" | "unknown"
  *
  * @example createHparamsSessionEndValue("success")
  */
-export function createHparamsSessionEndValue(status: HParamsSessionStatus, endTimeSecs = Date.now() / 1000): SummaryValueObject {
+export function createHparamsSessionEndValue(
+  status: HParamsSessionStatus,
+  endTimeSecs = Date.now() / 1000,
+): SummaryValueObject {
   const codes = { unknown: 0, success: 1, failure: 2, running: 3 } as const;
   if (!Object.hasOwn(codes, status)) throw new UnknownNameError("hparams session status", status, Object.keys(codes));
   return hparamsValue(

@@ -55,7 +55,11 @@ export interface TensorBoardCallbackOptions {
     numThresholds?: number;
   };
   /** Extra summaries at each epoch end (PR curves, sample images, …), awaited before flushing. */
-  onEpochEndWrite?: (epoch: number, writers: TensorBoardRunWriters, logs: Record<string, number>) => void | Promise<void>;
+  onEpochEndWrite?: (
+    epoch: number,
+    writers: TensorBoardRunWriters,
+    logs: Record<string, number>,
+  ) => void | Promise<void>;
   /** Passed to both event writers. */
   writerOptions?: EventWriterOptions;
 }
@@ -87,7 +91,8 @@ export class TensorBoardCallback extends tf.Callback {
   readonly logdir: string;
   /** The train and validation writers; reopened (new files, same runs) when `fit` runs again. */
   writers: TensorBoardRunWriters;
-  private readonly options: Required<Pick<TensorBoardCallbackOptions, "histogramFreq" | "writeGraph">> & TensorBoardCallbackOptions;
+  private readonly options: Required<Pick<TensorBoardCallbackOptions, "histogramFreq" | "writeGraph">> &
+    TensorBoardCallbackOptions;
   private readonly batchEvery: number;
   private sessionWriter: EventWriter | undefined;
   private globalBatch = 0;
@@ -98,7 +103,9 @@ export class TensorBoardCallback extends tf.Callback {
     super();
     const histogramFreq = options.histogramFreq ?? 0;
     if (!Number.isInteger(histogramFreq) || histogramFreq < 0) {
-      throw new TensorBoardCallbackError(`histogramFreq ${histogramFreq} is not usable: expected a non-negative integer of epochs`);
+      throw new TensorBoardCallbackError(
+        `histogramFreq ${histogramFreq} is not usable: expected a non-negative integer of epochs`,
+      );
     }
     const updateFreq = options.updateFreq ?? "epoch";
     if (updateFreq === "epoch") this.batchEvery = 0;
@@ -134,7 +141,8 @@ export class TensorBoardCallback extends tf.Callback {
     if (this.options.writeGraph && this.model) {
       this.writers.train.addKerasModel(this.model.toJSON(null, false) as object, 0);
     }
-    for (const [tag, markdown] of Object.entries(this.options.texts ?? {})) this.writers.train.addText(tag, markdown, 0);
+    for (const [tag, markdown] of Object.entries(this.options.texts ?? {}))
+      this.writers.train.addText(tag, markdown, 0);
     if (this.options.sampleImages) {
       const { records, ...gridOptions } = this.options.sampleImages;
       await writeSampleImageGrids(this.writers.train, records, gridOptions);
@@ -214,6 +222,9 @@ export class TensorBoardCallback extends tf.Callback {
  * const tb = createTensorBoardCallback("logs/run-1", { histogramFreq: 1, hparams: { lr: 1e-3 } });
  * await model.fit(xs, ys, { epochs: 5, validationData: [xv, yv], callbacks: [tb] });
  */
-export function createTensorBoardCallback(logdir: string, options: TensorBoardCallbackOptions = {}): TensorBoardCallback {
+export function createTensorBoardCallback(
+  logdir: string,
+  options: TensorBoardCallbackOptions = {},
+): TensorBoardCallback {
   return new TensorBoardCallback(logdir, options);
 }

@@ -58,7 +58,10 @@ function dtypeNameOf(code: number): TensorDtypeName {
 /** The numeric dtype code of a name (`"DT_DOUBLE"` → 2). */
 function dtypeCodeOf(name: TensorDtypeName): number {
   const code = lookupProtoEnum("DataType").values[name];
-  if (code === undefined) throw new TensorDecodeError(`unknown tensor dtype ${JSON.stringify(name)}: expected a TensorFlow name such as "DT_FLOAT"`);
+  if (code === undefined)
+    throw new TensorDecodeError(
+      `unknown tensor dtype ${JSON.stringify(name)}: expected a TensorFlow name such as "DT_FLOAT"`,
+    );
   return code;
 }
 
@@ -176,7 +179,9 @@ export function encodeNumericTensor(
 ): Record<string, unknown> {
   const count = shape.reduce((a, b) => a * b, 1);
   if (values.length !== count) {
-    throw new TensorDecodeError(`tensor of shape [${shape.join(", ")}] needs ${count} values, received ${values.length}`);
+    throw new TensorDecodeError(
+      `tensor of shape [${shape.join(", ")}] needs ${count} values, received ${values.length}`,
+    );
   }
   const tensor: Record<string, unknown> = {
     dtype: dtypeCodeOf(dtype),
@@ -201,7 +206,9 @@ export function encodeNumericTensor(
 export function encodeStringTensor(shape: readonly number[], values: readonly Uint8Array[]): Record<string, unknown> {
   const count = shape.reduce((a, b) => a * b, 1);
   if (values.length !== count) {
-    throw new TensorDecodeError(`string tensor of shape [${shape.join(", ")}] needs ${count} values, received ${values.length}`);
+    throw new TensorDecodeError(
+      `string tensor of shape [${shape.join(", ")}] needs ${count} values, received ${values.length}`,
+    );
   }
   return {
     dtype: dtypeCodeOf("DT_STRING"),

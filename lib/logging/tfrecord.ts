@@ -46,11 +46,7 @@ export function frameTfRecord(data: Uint8Array): Buffer {
 }
 
 /** Why a record could not be read; see {@link TfRecordProblem}. */
-export type TfRecordProblemKind =
-  | "truncated-header"
-  | "length-crc-mismatch"
-  | "truncated-data"
-  | "data-crc-mismatch";
+export type TfRecordProblemKind = "truncated-header" | "length-crc-mismatch" | "truncated-data" | "data-crc-mismatch";
 
 /** A record that failed framing checks, at `byteOffset` (start of its header) in `file`. */
 export interface TfRecordProblem {
@@ -107,7 +103,10 @@ export function splitTfRecords(bytes: Uint8Array, file: string): TfRecordSplit {
     const length = buf.readBigUInt64LE(offset);
     const left = BigInt(buf.length - offset - 12);
     if (length + 4n > left) {
-      return fail("truncated-data", `record declares ${length} data bytes + 4 CRC bytes, only ${left} left in the file`);
+      return fail(
+        "truncated-data",
+        `record declares ${length} data bytes + 4 CRC bytes, only ${left} left in the file`,
+      );
     }
     const n = Number(length);
     const data = buf.subarray(offset + 12, offset + 12 + n);

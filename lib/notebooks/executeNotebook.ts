@@ -36,11 +36,13 @@ export class NotebookExecutionError extends MelanomaLabError {
  * @example const py = findJupyterPython(); // "/usr/bin/python3"
  */
 export function findJupyterPython(): string {
-  const candidates = [process.env.MELANOMA_LAB_JUPYTER_PYTHON, "/usr/bin/python3", "python3"].filter(
-    (c): c is string => Boolean(c),
+  const candidates = [process.env.MELANOMA_LAB_JUPYTER_PYTHON, "/usr/bin/python3", "python3"].filter((c): c is string =>
+    Boolean(c),
   );
   for (const python of candidates) {
-    const probe = spawnSync(python, ["-c", "import nbclient, nbformat, nbconvert, jupyter_client"], { stdio: "ignore" });
+    const probe = spawnSync(python, ["-c", "import nbclient, nbformat, nbconvert, jupyter_client"], {
+      stdio: "ignore",
+    });
     if (probe.status === 0) return python;
   }
   throw new JupyterMissingError(
@@ -55,8 +57,7 @@ export function findJupyterPython(): string {
  * line comes when its cell ends).
  */
 export type NotebookProgressEvent =
-  | { kind: "cell"; cell: number; cells: number }
-  | { kind: "line"; stream: "stdout" | "stderr"; text: string };
+  { kind: "cell"; cell: number; cells: number } | { kind: "line"; stream: "stdout" | "stderr"; text: string };
 
 /** The result of executing one notebook. */
 export interface NotebookRun {
@@ -100,7 +101,16 @@ export async function executeNotebook(
   const executedNotebookPath = path.resolve(options.outDir, `${base}.ipynb`);
   const htmlPath = path.resolve(options.outDir, `${base}.html`);
   const script = path.join(root, "scripts", "execute_notebook.py");
-  const args = [script, path.resolve(notebookPath), executedNotebookPath, htmlPath, "--root", root, "--timeout", String(options.timeoutSec ?? 3600)];
+  const args = [
+    script,
+    path.resolve(notebookPath),
+    executedNotebookPath,
+    htmlPath,
+    "--root",
+    root,
+    "--timeout",
+    String(options.timeoutSec ?? 3600),
+  ];
   const onProgress = options.onProgress;
   if (onProgress) args.push("--progress-json");
   const started = Date.now();
@@ -127,7 +137,13 @@ export async function executeNotebook(
     const detail = stderr.includes("NOTEBOOK FAILED") ? stderr.slice(stderr.indexOf("NOTEBOOK FAILED")) : stderr;
     throw new NotebookExecutionError(path.basename(notebookPath), detail.trim(), executedNotebookPath);
   }
-  return { notebook: path.basename(notebookPath), executedNotebookPath, htmlPath, seconds, stdoutText: readStdoutText(executedNotebookPath) };
+  return {
+    notebook: path.basename(notebookPath),
+    executedNotebookPath,
+    htmlPath,
+    seconds,
+    stdoutText: readStdoutText(executedNotebookPath),
+  };
 }
 
 /**
@@ -137,7 +153,10 @@ export async function executeNotebook(
  *
  * @example const r = createProgressLineReader(console.log); r.push('{"event":"cell","cell":1,"cells":3}\n'); r.end();
  */
-export function createProgressLineReader(onProgress: (event: NotebookProgressEvent) => void): { push(chunk: string): void; end(): void } {
+export function createProgressLineReader(onProgress: (event: NotebookProgressEvent) => void): {
+  push(chunk: string): void;
+  end(): void;
+} {
   let pending = "";
   const partial: Record<"stdout" | "stderr", string> = { stdout: "", stderr: "" };
   const flushPartial = () => {

@@ -16,7 +16,8 @@ export function toBinaryLabels(labels: ArrayLike<number> | readonly LesionLabel[
     const v = (labels as ArrayLike<number | string>)[i];
     if (v === 1 || v === "malignant") out[i] = 1;
     else if (v === 0 || v === "benign") out[i] = 0;
-    else throw new TrainHeadError(`${field}[${i}]: received ${JSON.stringify(v)}, expected 0, 1, "benign" or "malignant"`);
+    else
+      throw new TrainHeadError(`${field}[${i}]: received ${JSON.stringify(v)}, expected 0, 1, "benign" or "malignant"`);
   }
   return out;
 }

@@ -123,11 +123,23 @@ export async function writeCheckpoint<F extends object = CheckpointFingerprint>(
   const { data, specs } = await tf.io.encodeWeights(named);
   // getWeights() makes a fresh scalar for the step count; the moments are live variables.
   tf.dispose(named.filter((w) => !(w.tensor instanceof tf.Variable)).map((w) => w.tensor));
-  await fs.promises.writeFile(path.join(folder, "optimizer.bin"), Buffer.from(Array.isArray(data) ? tf.io.CompositeArrayBuffer.join(data) : data));
+  await fs.promises.writeFile(
+    path.join(folder, "optimizer.bin"),
+    Buffer.from(Array.isArray(data) ? tf.io.CompositeArrayBuffer.join(data) : data),
+  );
   const adam = optimizer as unknown as AdamInternals;
   const adamAccBetas: [number, number] | undefined =
-    adam.accBeta1 instanceof tf.Variable && adam.accBeta2 instanceof tf.Variable ? [adam.accBeta1.dataSync()[0], adam.accBeta2.dataSync()[0]] : undefined;
-  const state: CheckpointState = { epoch, fingerprint, history: [...history], optimizerWeights: specs, adamAccBetas, savedAt: new Date().toISOString() };
+    adam.accBeta1 instanceof tf.Variable && adam.accBeta2 instanceof tf.Variable
+      ? [adam.accBeta1.dataSync()[0], adam.accBeta2.dataSync()[0]]
+      : undefined;
+  const state: CheckpointState = {
+    epoch,
+    fingerprint,
+    history: [...history],
+    optimizerWeights: specs,
+    adamAccBetas,
+    savedAt: new Date().toISOString(),
+  };
   await fs.promises.writeFile(path.join(folder, "state.json"), JSON.stringify(state));
   const tmp = path.join(dir, `latest.json.${process.pid}.tmp`);
   await fs.promises.writeFile(tmp, JSON.stringify({ epoch, folder: checkpointFolderName(epoch) }));
@@ -215,7 +227,8 @@ export async function readCheckpoint<F extends object = CheckpointFingerprint>(
   const latest = JSON.parse(fs.readFileSync(latestPath, "utf8")) as { epoch: number; folder: string };
   const folder = path.join(dir, latest.folder);
   const statePath = path.join(folder, "state.json");
-  if (!fs.existsSync(statePath)) throw new CheckpointError(`${statePath}: missing (latest.json points at epoch ${latest.epoch})`);
+  if (!fs.existsSync(statePath))
+    throw new CheckpointError(`${statePath}: missing (latest.json points at epoch ${latest.epoch})`);
   const state = JSON.parse(fs.readFileSync(statePath, "utf8")) as CheckpointState;
   const saved = state.fingerprint as Record<string, unknown>;
   const current = fingerprint as Record<string, unknown>;
@@ -229,7 +242,10 @@ export async function readCheckpoint<F extends object = CheckpointFingerprint>(
   }
   await copyWeightsFrom(folder, model);
   const bytes = fs.readFileSync(path.join(folder, "optimizer.bin"));
-  const decoded = tf.io.decodeWeights(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length), state.optimizerWeights);
+  const decoded = tf.io.decodeWeights(
+    bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length),
+    state.optimizerWeights,
+  );
   const named = state.optimizerWeights.map((spec) => ({ name: spec.name, tensor: decoded[spec.name] }));
   await optimizer.setWeights(named);
   tf.dispose(Object.values(decoded));

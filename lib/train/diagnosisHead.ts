@@ -11,7 +11,6 @@ import { DIAGNOSIS_HEAD_LAYERS } from "../models/headLayers.js";
  */
 export const DEFAULT_MALIGNANT_DIAGNOSES: readonly string[] = ["akiec", "bcc", "mel", "scc"];
 
-
 /** Thrown when per-row diagnoses do not fit the labels or each other (missing code, label that contradicts it). */
 export class DiagnosisTargetError extends MelanomaLabError {}
 
@@ -50,12 +49,16 @@ export function encodeDiagnosisTargets(
   malignantDiagnoses: readonly string[] = DEFAULT_MALIGNANT_DIAGNOSES,
 ): DiagnosisTargets {
   if (diagnoses.length !== labels.length) {
-    throw new DiagnosisTargetError(`diagnoses: received ${diagnoses.length} codes, expected one per training row (${labels.length})`);
+    throw new DiagnosisTargetError(
+      `diagnoses: received ${diagnoses.length} codes, expected one per training row (${labels.length})`,
+    );
   }
   const normalized = malignantDiagnoses.map(normalizeDiagnosisCode);
   const malignant = [...new Set(normalized.filter((d): d is string => d !== undefined))].sort();
   if (malignant.length === 0 || normalized.includes(undefined)) {
-    throw new DiagnosisTargetError(`malignantDiagnoses: received ${JSON.stringify(malignantDiagnoses)}, expected at least one non-empty diagnosis code`);
+    throw new DiagnosisTargetError(
+      `malignantDiagnoses: received ${JSON.stringify(malignantDiagnoses)}, expected at least one non-empty diagnosis code`,
+    );
   }
   const malignantSet = new Set(malignant);
   const codes: string[] = new Array(diagnoses.length);
@@ -63,7 +66,9 @@ export function encodeDiagnosisTargets(
     const raw = diagnoses[i];
     const code = normalizeDiagnosisCode(raw);
     if (code === undefined) {
-      throw new DiagnosisTargetError(`diagnoses[${i}]: received ${JSON.stringify(raw) ?? "undefined"}, expected a diagnosis code such as "mel" or "nv" (every training row needs one)`);
+      throw new DiagnosisTargetError(
+        `diagnoses[${i}]: received ${JSON.stringify(raw) ?? "undefined"}, expected a diagnosis code such as "mel" or "nv" (every training row needs one)`,
+      );
     }
     const label = labels[i];
     const expected = malignantSet.has(code) ? 1 : 0;
@@ -102,10 +107,14 @@ export function predictDiagnosisProbabilities(
   const names = head.layers.map((l) => l.name);
   const stop = names.indexOf(DIAGNOSIS_HEAD_LAYERS.softmax);
   if (stop < 0) {
-    throw new DiagnosisTargetError(`head ${head.name}: has no layer ${DIAGNOSIS_HEAD_LAYERS.softmax} (layers: ${names.join(", ")}); expected a head trained with trainHead's diagnoses option`);
+    throw new DiagnosisTargetError(
+      `head ${head.name}: has no layer ${DIAGNOSIS_HEAD_LAYERS.softmax} (layers: ${names.join(", ")}); expected a head trained with trainHead's diagnoses option`,
+    );
   }
   if (!(Number.isInteger(featureDim) && featureDim > 0) || features.length % featureDim !== 0) {
-    throw new DiagnosisTargetError(`features: received ${features.length} values, expected a multiple of featureDim ${featureDim}`);
+    throw new DiagnosisTargetError(
+      `features: received ${features.length} values, expected a multiple of featureDim ${featureDim}`,
+    );
   }
   const chain = head.layers.slice(0, stop + 1).filter((l) => l.getClassName() !== "InputLayer");
   const classCount = head.getLayer(DIAGNOSIS_HEAD_LAYERS.logits).getConfig().units as number;

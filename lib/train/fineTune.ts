@@ -8,11 +8,22 @@ import { releaseInferencePlan } from "../models/inferencePlan.js";
 import type { Backbone } from "../models/types.js";
 import { createRandom, shuffleWithSeed } from "../util/random.js";
 import { toBinaryLabels } from "./binaryLabels.js";
-import { BestEpochWeights, computeValuesChecksum, readCheckpoint, writeCheckpoint, type FineTuneCheckpointFingerprint } from "./checkpoints.js";
+import {
+  BestEpochWeights,
+  computeValuesChecksum,
+  readCheckpoint,
+  writeCheckpoint,
+  type FineTuneCheckpointFingerprint,
+} from "./checkpoints.js";
 import { buildTopModel, findFineTuneCut, FineTuneError } from "./fineTuneCut.js";
 import { encodeRecordDiagnoses, readDiagnosisTarget } from "./fineTuneTargets.js";
 import { DIAGNOSIS_HEAD_LAYERS } from "../models/headLayers.js";
-import { binaryCrossEntropy, categoricalCrossEntropyFromLogits, resolveClassWeights, resolveDiagnosisWeights } from "./losses.js";
+import {
+  binaryCrossEntropy,
+  categoricalCrossEntropyFromLogits,
+  resolveClassWeights,
+  resolveDiagnosisWeights,
+} from "./losses.js";
 import { predictRowsInBatches } from "./predictBatches.js";
 import { scoreBinaryPredictions } from "./scoreBinaryPredictions.js";
 import { toKerasLogs, type EpochMetrics, type TrainingCallback } from "./trainingLog.js";
@@ -155,8 +166,18 @@ async function cacheActivations(
     );
   }
   const m = perView[0];
-  const labels = toBinaryLabels(m.sourceIndices.map((i) => records[i].label), `${split} labels`);
-  return { views: perView.map((p) => p.features), labels, sourceIndices: m.sourceIndices, rows: m.rows, problems: m.problems, cacheHits: perView.reduce((a, p) => a + p.cacheHits, 0) };
+  const labels = toBinaryLabels(
+    m.sourceIndices.map((i) => records[i].label),
+    `${split} labels`,
+  );
+  return {
+    views: perView.map((p) => p.features),
+    labels,
+    sourceIndices: m.sourceIndices,
+    rows: m.rows,
+    problems: m.problems,
+    cacheHits: perView.reduce((a, p) => a + p.cacheHits, 0),
+  };
 }
 
 function checksumWeights(model: tf.LayersModel): number {
@@ -165,7 +186,12 @@ function checksumWeights(model: tf.LayersModel): number {
   return h;
 }
 
-function predictActivations(model: tf.LayersModel, values: Float32Array, shape: number[], batchSize: number): Float32Array {
+function predictActivations(
+  model: tf.LayersModel,
+  values: Float32Array,
+  shape: number[],
+  batchSize: number,
+): Float32Array {
   return predictRowsInBatches(values, shape, batchSize, 1, (x) => model.predict(x) as tf.Tensor);
 }
 
@@ -200,9 +226,12 @@ export async function fineTuneTopBlocks(
   options: FineTuneOptions,
 ): Promise<FineTuneResult> {
   const { epochs, batchSize, learningRate, seed } = options;
-  if (!(Number.isInteger(epochs) && epochs >= 1)) throw new FineTuneError(`epochs: received ${epochs}, expected a positive integer`);
-  if (!(Number.isInteger(batchSize) && batchSize >= 1)) throw new FineTuneError(`batchSize: received ${batchSize}, expected a positive integer`);
-  if (!(learningRate > 0 && Number.isFinite(learningRate))) throw new FineTuneError(`learningRate: received ${learningRate}, expected a positive number`);
+  if (!(Number.isInteger(epochs) && epochs >= 1))
+    throw new FineTuneError(`epochs: received ${epochs}, expected a positive integer`);
+  if (!(Number.isInteger(batchSize) && batchSize >= 1))
+    throw new FineTuneError(`batchSize: received ${batchSize}, expected a positive integer`);
+  if (!(learningRate > 0 && Number.isFinite(learningRate)))
+    throw new FineTuneError(`learningRate: received ${learningRate}, expected a positive number`);
   if (train.length === 0) throw new FineTuneError("train: received 0 records, expected at least one of each label");
   // wasm lacks conv gradient kernels, and a missing one leaves its heap unusable: supply them
   // before the first gradient (a no-op when already registered; other backends have their own).
@@ -214,8 +243,16 @@ export async function fineTuneTopBlocks(
   const activationSize = cut.activationShape.reduce((a, b) => a * b, 1);
   const top = await buildTopModel(backbone, head, cut);
   // The cached-activation "backbone": same weights id and input, features = raw activation at the cut.
-  const bottomModel = tf.model({ inputs: backbone.model.inputs, outputs: backbone.model.getLayer(cut.cutLayerName).output as tf.SymbolicTensor });
-  const bottom: Backbone = { ...backbone, model: bottomModel, featureLayerName: `${cut.cutLayerName}:activation`, featureDim: activationSize };
+  const bottomModel = tf.model({
+    inputs: backbone.model.inputs,
+    outputs: backbone.model.getLayer(cut.cutLayerName).output as tf.SymbolicTensor,
+  });
+  const bottom: Backbone = {
+    ...backbone,
+    model: bottomModel,
+    featureLayerName: `${cut.cutLayerName}:activation`,
+    featureDim: activationSize,
+  };
   const optimizer = tf.train.adam(learningRate);
   // Weights of the best validation epoch so far (restoreBestWeights); freed in `finally`.
   const best = new BestEpochWeights();
@@ -229,15 +266,25 @@ export async function fineTuneTopBlocks(
     const cacheMs = performance.now() - cacheStarted;
     const n = trainSet.rows;
     const positives = trainSet.labels.reduce((a, b) => a + b, 0);
-    if (positives === 0 || positives === n) throw new FineTuneError(`train: need both labels among readable images, received ${positives} malignant and ${n - positives} benign`);
+    if (positives === 0 || positives === n)
+      throw new FineTuneError(
+        `train: need both labels among readable images, received ${positives} malignant and ${n - positives} benign`,
+      );
     const classWeights = resolveClassWeights(options.classWeights, n - positives, positives);
     // Diagnosis head: each row's softmax column and the per-class loss weights.
-    const rowDiagnoses = recordDiagnoses ? Int32Array.from(trainSet.sourceIndices, (i) => recordDiagnoses[i]) : undefined;
+    const rowDiagnoses = recordDiagnoses
+      ? Int32Array.from(trainSet.sourceIndices, (i) => recordDiagnoses[i])
+      : undefined;
     let diagnosisWeights: number[] | undefined;
     if (diagnosisTarget && rowDiagnoses) {
       const counts = diagnosisTarget.classes.map(() => 0);
       for (const k of rowDiagnoses) counts[k]++;
-      diagnosisWeights = resolveDiagnosisWeights(options.classWeights, counts, diagnosisTarget.malignantMask, classWeights);
+      diagnosisWeights = resolveDiagnosisWeights(
+        options.classWeights,
+        counts,
+        diagnosisTarget.malignantMask,
+        classWeights,
+      );
     }
 
     // Training forward pass: top blocks + pooling through a sub-model (BN in inference mode),
@@ -248,7 +295,9 @@ export async function fineTuneTopBlocks(
     const headLayers = headLayerNames.map((name) => top.getLayer(name));
     // A diagnosis head trains on its logits (the layers after them, softmax and the frozen
     // malignant sum, only turn them into P(malignant)).
-    const lossLayers = diagnosisTarget ? headLayers.slice(0, headLayers.findIndex((l) => l.name === DIAGNOSIS_HEAD_LAYERS.logits) + 1) : headLayers;
+    const lossLayers = diagnosisTarget
+      ? headLayers.slice(0, headLayers.findIndex((l) => l.name === DIAGNOSIS_HEAD_LAYERS.logits) + 1)
+      : headLayers;
     const forward = (x: tf.Tensor, dropoutSeed: number | undefined): tf.Tensor => {
       let h = featureModel.apply(x, { training: false }) as tf.Tensor;
       for (const layer of lossLayers) {
@@ -286,7 +335,12 @@ export async function fineTuneTopBlocks(
       initialWeightsChecksum,
       // Only diagnosis heads record their target, so binary checkpoints written before still resume.
       ...(diagnosisTarget && rowDiagnoses
-        ? { target: "diagnosis" as const, diagnosisClasses: [...diagnosisTarget.classes], diagnosisWeights: diagnosisWeights!, diagnosesChecksum: computeValuesChecksum(rowDiagnoses) }
+        ? {
+            target: "diagnosis" as const,
+            diagnosisClasses: [...diagnosisTarget.classes],
+            diagnosisWeights: diagnosisWeights!,
+            diagnosesChecksum: computeValuesChecksum(rowDiagnoses),
+          }
         : {}),
     };
     let resumedFromEpoch = 0;
@@ -307,7 +361,10 @@ export async function fineTuneTopBlocks(
       for (const cb of callbacks) await cb.onEpochBegin?.(epoch - 1, {});
       // Per-epoch stream (not one running generator), so a resumed epoch draws the same views.
       const rand = createRandom(Math.imul(seed * 31 + 17, 1_000_003) + epoch);
-      const order = shuffleWithSeed(Array.from({ length: n }, (_, i) => i), seed * 7919 + epoch);
+      const order = shuffleWithSeed(
+        Array.from({ length: n }, (_, i) => i),
+        seed * 7919 + epoch,
+      );
       let lossSum = 0;
       for (let b = 0; b < batchesPerEpoch; b++) {
         const indices = order.slice(b * batchSize, (b + 1) * batchSize);
@@ -318,15 +375,46 @@ export async function fineTuneTopBlocks(
         const dropoutSeed = seed * 1_000_003 + (epoch - 1) * batchesPerEpoch + b;
         const stepStarted = performance.now();
         const cost = tf.tidy(() => {
-          const xb = tf.tensor(batchValues.subarray(0, indices.length * activationSize), [indices.length, ...cut.activationShape]);
+          const xb = tf.tensor(batchValues.subarray(0, indices.length * activationSize), [
+            indices.length,
+            ...cut.activationShape,
+          ]);
           if (rowDiagnoses && diagnosisWeights) {
-            const ob = tf.oneHot(tf.tensor1d(indices.map((i) => rowDiagnoses[i]), "int32"), diagnosisWeights.length).toFloat() as tf.Tensor2D;
-            const wb = tf.tensor1d(indices.map((i) => diagnosisWeights![rowDiagnoses[i]]), "float32");
-            return optimizer.minimize(() => tf.mean(tf.mul(categoricalCrossEntropyFromLogits(ob, forward(xb, dropoutSeed) as tf.Tensor2D), wb)) as tf.Scalar, true, variables)!;
+            const ob = tf
+              .oneHot(
+                tf.tensor1d(
+                  indices.map((i) => rowDiagnoses[i]),
+                  "int32",
+                ),
+                diagnosisWeights.length,
+              )
+              .toFloat() as tf.Tensor2D;
+            const wb = tf.tensor1d(
+              indices.map((i) => diagnosisWeights![rowDiagnoses[i]]),
+              "float32",
+            );
+            return optimizer.minimize(
+              () =>
+                tf.mean(
+                  tf.mul(categoricalCrossEntropyFromLogits(ob, forward(xb, dropoutSeed) as tf.Tensor2D), wb),
+                ) as tf.Scalar,
+              true,
+              variables,
+            )!;
           }
-          const yb = tf.tensor1d(indices.map((i) => trainSet.labels[i]), "float32");
-          const wb = tf.tensor1d(indices.map((i) => classWeights[trainSet.labels[i]]), "float32");
-          return optimizer.minimize(() => tf.mean(tf.mul(binaryCrossEntropy(yb, forward(xb, dropoutSeed) as tf.Tensor1D), wb)) as tf.Scalar, true, variables)!;
+          const yb = tf.tensor1d(
+            indices.map((i) => trainSet.labels[i]),
+            "float32",
+          );
+          const wb = tf.tensor1d(
+            indices.map((i) => classWeights[trainSet.labels[i]]),
+            "float32",
+          );
+          return optimizer.minimize(
+            () => tf.mean(tf.mul(binaryCrossEntropy(yb, forward(xb, dropoutSeed) as tf.Tensor1D), wb)) as tf.Scalar,
+            true,
+            variables,
+          )!;
         });
         lossSum += (await cost.data())[0];
         cost.dispose();
@@ -334,10 +422,22 @@ export async function fineTuneTopBlocks(
         stepImages += indices.length;
       }
       const evalBatch = Math.max(batchSize, 32);
-      const trainScore = scoreBinaryPredictions(trainSet.labels, predictActivations(top, trainSet.views[0], cut.activationShape, evalBatch));
-      const metrics: EpochMetrics = { epoch, trainLoss: lossSum / batchesPerEpoch, trainAccuracy: trainScore.accuracy, trainAuc: trainScore.auc, elapsedMs: 0 };
+      const trainScore = scoreBinaryPredictions(
+        trainSet.labels,
+        predictActivations(top, trainSet.views[0], cut.activationShape, evalBatch),
+      );
+      const metrics: EpochMetrics = {
+        epoch,
+        trainLoss: lossSum / batchesPerEpoch,
+        trainAccuracy: trainScore.accuracy,
+        trainAuc: trainScore.auc,
+        elapsedMs: 0,
+      };
       if (valSet.rows > 0) {
-        const valScore = scoreBinaryPredictions(valSet.labels, predictActivations(top, valSet.views[0], cut.activationShape, evalBatch));
+        const valScore = scoreBinaryPredictions(
+          valSet.labels,
+          predictActivations(top, valSet.views[0], cut.activationShape, evalBatch),
+        );
         metrics.valLoss = valScore.loss;
         metrics.valAccuracy = valScore.accuracy;
         metrics.valAuc = valScore.auc;
@@ -345,7 +445,8 @@ export async function fineTuneTopBlocks(
       metrics.elapsedMs = performance.now() - started;
       history.push(metrics);
       if (keepBest && metrics.valAuc !== undefined) best.offer(top, epoch, metrics.valAuc);
-      if (options.checkpointDir) await writeCheckpoint(options.checkpointDir, epoch, fingerprint, top, optimizer, history);
+      if (options.checkpointDir)
+        await writeCheckpoint(options.checkpointDir, epoch, fingerprint, top, optimizer, history);
       const logs = toKerasLogs(metrics, learningRate);
       for (const cb of callbacks) await cb.onEpochEnd?.(epoch - 1, logs);
       await options.onEpochEnd?.(metrics);

@@ -29,7 +29,12 @@ export interface LayerJson {
 }
 export interface ModelJson {
   class_name: string;
-  config: { name: string; layers: LayerJson[]; input_layers: [string, number, number][]; output_layers: [string, number, number][] };
+  config: {
+    name: string;
+    layers: LayerJson[];
+    input_layers: [string, number, number][];
+    output_layers: [string, number, number][];
+  };
   keras_version?: string;
   backend?: string;
 }
@@ -73,7 +78,9 @@ export function findFineTuneCut(backbone: Backbone, unfreezeBlocks: number): Fin
   }
   blockNumbers.sort((a, b) => a - b);
   if (!(Number.isInteger(unfreezeBlocks) && unfreezeBlocks >= 1 && unfreezeBlocks <= blockNumbers.length)) {
-    throw new FineTuneError(`unfreezeBlocks: received ${unfreezeBlocks}, expected a whole number 1–${blockNumbers.length} (${backbone.name} has blocks ${blockNumbers[0]}–${blockNumbers.at(-1)})`);
+    throw new FineTuneError(
+      `unfreezeBlocks: received ${unfreezeBlocks}, expected a whole number 1–${blockNumbers.length} (${backbone.name} has blocks ${blockNumbers[0]}–${blockNumbers.at(-1)})`,
+    );
   }
   const topBlocks = blockNumbers.slice(blockNumbers.length - unfreezeBlocks);
   const firstIndex = firstLayerOfBlock.get(topBlocks[0])!;
@@ -81,14 +88,18 @@ export function findFineTuneCut(backbone: Backbone, unfreezeBlocks: number): Fin
   const firstJson = json.config.layers.find((l) => l.name === layers[firstIndex].name)!;
   const inbound = inboundNamesOf(firstJson);
   if (inbound.length !== 1) {
-    throw new FineTuneError(`${backbone.name}: layer ${firstJson.name} has ${inbound.length} inputs, expected 1 to cut the model before it`);
+    throw new FineTuneError(
+      `${backbone.name}: layer ${firstJson.name} has ${inbound.length} inputs, expected 1 to cut the model before it`,
+    );
   }
   const cutLayerName = inbound[0];
   const top = collectLayersAfterCut(json, cutLayerName, backbone.name);
   const shape = backbone.model.getLayer(cutLayerName).outputShape as (number | null)[];
   return {
     cutLayerName,
-    blockNames: topBlocks.map((n) => BLOCK_PATTERN.exec(layers[firstLayerOfBlock.get(n)!].name)![1].replace(/^conv_(?:dw|pw|pad)_/, "conv_")),
+    blockNames: topBlocks.map((n) =>
+      BLOCK_PATTERN.exec(layers[firstLayerOfBlock.get(n)!].name)![1].replace(/^conv_(?:dw|pw|pad)_/, "conv_"),
+    ),
     topLayerNames: top.map((l) => l.name),
     activationShape: shape.slice(1) as number[],
   };
@@ -105,13 +116,16 @@ export function collectLayersAfterCut(json: ModelJson, cutLayerName: string, mod
     if (fromTop.length === 0) continue;
     if (fromTop.length !== inbound.length) {
       const outside = inbound.filter((n) => !inTop.has(n));
-      throw new FineTuneError(`${modelName}: layer ${layer.name} also reads ${outside.join(", ")} from below the cut at ${cutLayerName}; a cut must be a single tensor`);
+      throw new FineTuneError(
+        `${modelName}: layer ${layer.name} also reads ${outside.join(", ")} from below the cut at ${cutLayerName}; a cut must be a single tensor`,
+      );
     }
     inTop.add(layer.name);
     top.push(layer);
   }
   const outputName = json.config.output_layers[0][0];
-  if (!inTop.has(outputName)) throw new FineTuneError(`${modelName}: output layer ${outputName} does not depend on the cut at ${cutLayerName}`);
+  if (!inTop.has(outputName))
+    throw new FineTuneError(`${modelName}: output layer ${outputName} does not depend on the cut at ${cutLayerName}`);
   return top;
 }
 
@@ -119,11 +133,14 @@ export function copyWeightsByName(target: tf.LayersModel, sources: readonly tf.L
   for (const layer of target.layers) {
     if (layer.weights.length === 0) continue;
     const source = sources.map((m) => m.layers.find((l) => l.name === layer.name)).find((l) => l !== undefined);
-    if (!source) throw new FineTuneError(`layer ${layer.name}: no source model has a layer of that name to copy weights from`);
+    if (!source)
+      throw new FineTuneError(`layer ${layer.name}: no source model has a layer of that name to copy weights from`);
     const values = source.getWeights();
     const shapes = layer.weights.map((w) => JSON.stringify(w.shape));
     if (values.length !== shapes.length || values.some((v, i) => JSON.stringify(v.shape) !== shapes[i])) {
-      throw new FineTuneError(`layer ${layer.name}: source weights ${JSON.stringify(values.map((v) => v.shape))} do not match ${JSON.stringify(layer.weights.map((w) => w.shape))}`);
+      throw new FineTuneError(
+        `layer ${layer.name}: source weights ${JSON.stringify(values.map((v) => v.shape))} do not match ${JSON.stringify(layer.weights.map((w) => w.shape))}`,
+      );
     }
     // Clones so later optimizer updates of one model never touch the other's buffers.
     tf.tidy(() => layer.setWeights(values.map((v) => v.clone())));
@@ -134,30 +151,46 @@ export function copyWeightsByName(target: tf.LayersModel, sources: readonly tf.L
  * The trainable top of `backbone` after `cut`, followed by `head`'s layers, as one new model with
  * its own copies of the weights: input = activation at the cut, output = probability.
  */
-export async function buildTopModel(backbone: Backbone, head: tf.LayersModel, cut: FineTuneCut): Promise<tf.LayersModel> {
+export async function buildTopModel(
+  backbone: Backbone,
+  head: tf.LayersModel,
+  cut: FineTuneCut,
+): Promise<tf.LayersModel> {
   const json = modelJsonOf(backbone.model);
   const top = collectLayersAfterCut(json, cut.cutLayerName, backbone.name);
   if (head.inputs.length !== 1 || head.outputs.length !== 1) {
-    throw new FineTuneError(`head: received a model with ${head.inputs.length} inputs and ${head.outputs.length} outputs, expected 1 input taking [${backbone.featureDim}] features and 1 output`);
+    throw new FineTuneError(
+      `head: received a model with ${head.inputs.length} inputs and ${head.outputs.length} outputs, expected 1 input taking [${backbone.featureDim}] features and 1 output`,
+    );
   }
   const headInputDim = head.inputs[0].shape.at(-1);
   if (headInputDim !== backbone.featureDim) {
-    throw new FineTuneError(`head input: received shape ${JSON.stringify(head.inputs[0].shape)}, expected [null, ${backbone.featureDim}] (featureDim of ${backbone.name})`);
+    throw new FineTuneError(
+      `head input: received shape ${JSON.stringify(head.inputs[0].shape)}, expected [null, ${backbone.featureDim}] (featureDim of ${backbone.name})`,
+    );
   }
   // A Sequential serialises without its InputLayer; its functional twin (same layers) does not.
-  const headJson = modelJsonOf(head instanceof tf.Sequential ? tf.model({ inputs: head.inputs, outputs: head.outputs }) : head);
+  const headJson = modelJsonOf(
+    head instanceof tf.Sequential ? tf.model({ inputs: head.inputs, outputs: head.outputs }) : head,
+  );
   const headInputs = new Set(headJson.config.layers.filter((l) => l.class_name === "InputLayer").map((l) => l.name));
   const outputName = json.config.output_layers[0][0];
   const topNames = new Set(top.map((l) => l.name).concat(cut.cutLayerName));
   const headLayers = headJson.config.layers.filter((l) => !headInputs.has(l.name));
   for (const l of headLayers) {
-    if (topNames.has(l.name)) throw new FineTuneError(`head layer ${l.name}: the backbone ${backbone.name} already has a layer of that name`);
+    if (topNames.has(l.name))
+      throw new FineTuneError(`head layer ${l.name}: the backbone ${backbone.name} already has a layer of that name`);
     for (const node of l.inbound_nodes) for (const ref of node) if (headInputs.has(ref[0])) ref[0] = outputName;
   }
   const inputLayer: LayerJson = {
     name: cut.cutLayerName,
     class_name: "InputLayer",
-    config: { batch_input_shape: [null, ...cut.activationShape], dtype: "float32", sparse: false, name: cut.cutLayerName },
+    config: {
+      batch_input_shape: [null, ...cut.activationShape],
+      dtype: "float32",
+      sparse: false,
+      name: cut.cutLayerName,
+    },
     inbound_nodes: [],
   };
   const topology: ModelJson = {
@@ -169,8 +202,9 @@ export async function buildTopModel(backbone: Backbone, head: tf.LayersModel, cu
       output_layers: headJson.config.output_layers,
     },
   };
-  const model = await tf.models.modelFromJSON({ modelTopology: topology as unknown as tf.io.ModelJSON["modelTopology"] });
+  const model = await tf.models.modelFromJSON({
+    modelTopology: topology as unknown as tf.io.ModelJSON["modelTopology"],
+  });
   copyWeightsByName(model, [head, backbone.model]);
   return model;
 }
-

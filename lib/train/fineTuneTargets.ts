@@ -20,11 +20,16 @@ export interface DiagnosisTarget {
  *
  * @example readDiagnosisTarget(dxHead.model, dxHead.diagnosisClasses) // { classes: ["bcc", "mel", "nv"], malignantMask: [1, 1, 0] }
  */
-export function readDiagnosisTarget(head: tf.LayersModel, diagnosisClasses: readonly string[] | undefined): DiagnosisTarget | undefined {
+export function readDiagnosisTarget(
+  head: tf.LayersModel,
+  diagnosisClasses: readonly string[] | undefined,
+): DiagnosisTarget | undefined {
   const isDiagnosisHead = head.layers.some((l) => l.name === DIAGNOSIS_HEAD_LAYERS.logits);
   if (!isDiagnosisHead) {
     if (diagnosisClasses !== undefined) {
-      throw new FineTuneError(`diagnosisClasses: received ${JSON.stringify(diagnosisClasses)} for a binary head (no layer ${DIAGNOSIS_HEAD_LAYERS.logits}); expected none (it is only for a head trained with trainHead's diagnoses option)`);
+      throw new FineTuneError(
+        `diagnosisClasses: received ${JSON.stringify(diagnosisClasses)} for a binary head (no layer ${DIAGNOSIS_HEAD_LAYERS.logits}); expected none (it is only for a head trained with trainHead's diagnoses option)`,
+      );
     }
     return undefined;
   }
@@ -36,7 +41,9 @@ export function readDiagnosisTarget(head: tf.LayersModel, diagnosisClasses: read
     );
   }
   if (diagnosisClasses.length !== classCount) {
-    throw new FineTuneError(`diagnosisClasses: received ${diagnosisClasses.length} classes (${diagnosisClasses.join(", ")}), expected the head's ${classCount} (its ${DIAGNOSIS_HEAD_LAYERS.logits} width)`);
+    throw new FineTuneError(
+      `diagnosisClasses: received ${diagnosisClasses.length} classes (${diagnosisClasses.join(", ")}), expected the head's ${classCount} (its ${DIAGNOSIS_HEAD_LAYERS.logits} width)`,
+    );
   }
   const malignantMask = Float32Array.from(head.getLayer(DIAGNOSIS_HEAD_LAYERS.malignantSum).getWeights()[0].dataSync());
   return { classes: diagnosisClasses.map((c) => normalizeDiagnosisCode(c) ?? String(c)), malignantMask };
@@ -48,7 +55,11 @@ export function readDiagnosisTarget(head: tf.LayersModel, diagnosisClasses: read
  *
  * @example encodeRecordDiagnoses(records, { classes: ["mel", "nv"], malignantMask: Float32Array.from([1, 0]) }, "train") // Int32Array [1, 0, …]
  */
-export function encodeRecordDiagnoses(records: readonly LesionRecord[], target: DiagnosisTarget, split: string): Int32Array {
+export function encodeRecordDiagnoses(
+  records: readonly LesionRecord[],
+  target: DiagnosisTarget,
+  split: string,
+): Int32Array {
   const column = new Map(target.classes.map((c, k) => [c, k]));
   return Int32Array.from(records, (r, i) => {
     const code = normalizeDiagnosisCode(r.diagnosis);
@@ -61,7 +72,9 @@ export function encodeRecordDiagnoses(records: readonly LesionRecord[], target: 
     }
     const expected = target.malignantMask[k] === 1 ? "malignant" : "benign";
     if (r.label !== expected) {
-      throw new FineTuneError(`${split}[${i}] (${r.imageId}): diagnosis ${JSON.stringify(code)} is ${expected} for the head but the label is ${JSON.stringify(r.label)}; expected labels that agree with the diagnoses`);
+      throw new FineTuneError(
+        `${split}[${i}] (${r.imageId}): diagnosis ${JSON.stringify(code)} is ${expected} for the head but the label is ${JSON.stringify(r.label)}; expected labels that agree with the diagnoses`,
+      );
     }
     return k;
   });

@@ -32,7 +32,11 @@ export function categoricalCrossEntropyFromLogits(oneHot: tf.Tensor2D, logits: t
  *
  * @example resolveClassWeights("balanced", 6, 2) // [0.667, 2]
  */
-export function resolveClassWeights(option: [number, number] | "balanced" | undefined, benign: number, malignant: number): [number, number] {
+export function resolveClassWeights(
+  option: [number, number] | "balanced" | undefined,
+  benign: number,
+  malignant: number,
+): [number, number] {
   if (option !== "balanced") return option ?? [1, 1];
   const [w0, w1] = computeBalancedClassWeightsFromCounts([benign, malignant]);
   return [w0, w1];

@@ -21,7 +21,9 @@ export function predictRowsInBatches(
   const out = new Float32Array(rows * outputWidth);
   for (let start = 0; start < rows; start += batchSize) {
     const end = Math.min(rows, start + batchSize);
-    const chunk = tf.tidy(() => run(tf.tensor(values.subarray(start * rowSize, end * rowSize), [end - start, ...rowShape])).dataSync());
+    const chunk = tf.tidy(() =>
+      run(tf.tensor(values.subarray(start * rowSize, end * rowSize), [end - start, ...rowShape])).dataSync(),
+    );
     out.set(chunk, start * outputWidth);
   }
   return out;
@@ -33,9 +35,16 @@ export function predictRowsInBatches(
  *
  * @example const probs = predictHeadProbabilities(head, validation.features, 1280); // Float32Array(n)
  */
-export function predictHeadProbabilities(head: tf.LayersModel, features: Float32Array, featureDim: number, batchSize = 512): Float32Array {
+export function predictHeadProbabilities(
+  head: tf.LayersModel,
+  features: Float32Array,
+  featureDim: number,
+  batchSize = 512,
+): Float32Array {
   if (!(Number.isInteger(featureDim) && featureDim > 0) || features.length % featureDim !== 0) {
-    throw new TrainHeadError(`features: received ${features.length} values, expected a multiple of featureDim ${featureDim}`);
+    throw new TrainHeadError(
+      `features: received ${features.length} values, expected a multiple of featureDim ${featureDim}`,
+    );
   }
   return predictRowsInBatches(features, [featureDim], batchSize, 1, (x) => head.predict(x) as tf.Tensor);
 }

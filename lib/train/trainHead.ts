@@ -1,14 +1,25 @@
 import * as tf from "@tensorflow/tfjs";
 import { createBalancedBatchOrder } from "../data/balancedSampling.js";
 import type { LesionLabel } from "../data/types.js";
-import { BestEpochWeights, computeValuesChecksum, readCheckpoint, writeCheckpoint, type CheckpointFingerprint } from "./checkpoints.js";
+import {
+  BestEpochWeights,
+  computeValuesChecksum,
+  readCheckpoint,
+  writeCheckpoint,
+  type CheckpointFingerprint,
+} from "./checkpoints.js";
 import { DEFAULT_MALIGNANT_DIAGNOSES, encodeDiagnosisTargets, type DiagnosisTargets } from "./diagnosisHead.js";
 import { DIAGNOSIS_HEAD_LAYERS } from "../models/headLayers.js";
 import { shuffleWithSeed } from "../util/random.js";
 import { computeOutputBiasFromCounts } from "../data/imbalance.js";
 import { computeRocAucExact } from "../util/rocAuc.js";
 import { TrainHeadError, toBinaryLabels } from "./binaryLabels.js";
-import { binaryCrossEntropy, categoricalCrossEntropyFromLogits, resolveClassWeights, resolveDiagnosisWeights } from "./losses.js";
+import {
+  binaryCrossEntropy,
+  categoricalCrossEntropyFromLogits,
+  resolveClassWeights,
+  resolveDiagnosisWeights,
+} from "./losses.js";
 import { toKerasLogs, type EpochMetrics, type TrainingCallback } from "./trainingLog.js";
 import { scoreBinaryPredictions } from "./scoreBinaryPredictions.js";
 
@@ -180,9 +191,12 @@ export async function trainHead(
   const learningRate = options.learningRate ?? 1e-3;
   const computeAuc = options.computeAuc ?? computeRocAucExact;
   const { seed } = options;
-  if (!(dropoutRate >= 0 && dropoutRate < 1)) throw new TrainHeadError(`dropoutRate: received ${dropoutRate}, expected 0 ≤ rate < 1`);
-  if (!(Number.isInteger(epochs) && epochs >= 1)) throw new TrainHeadError(`epochs: received ${epochs}, expected a positive integer`);
-  if (!(Number.isInteger(batchSize) && batchSize >= 1)) throw new TrainHeadError(`batchSize: received ${batchSize}, expected a positive integer`);
+  if (!(dropoutRate >= 0 && dropoutRate < 1))
+    throw new TrainHeadError(`dropoutRate: received ${dropoutRate}, expected 0 ≤ rate < 1`);
+  if (!(Number.isInteger(epochs) && epochs >= 1))
+    throw new TrainHeadError(`epochs: received ${epochs}, expected a positive integer`);
+  if (!(Number.isInteger(batchSize) && batchSize >= 1))
+    throw new TrainHeadError(`batchSize: received ${batchSize}, expected a positive integer`);
   const sampling = options.sampling ?? "shuffle";
   if (sampling !== "shuffle" && sampling !== "balanced") {
     throw new TrainHeadError(`sampling: received ${JSON.stringify(sampling)}, expected "shuffle" or "balanced"`);
@@ -197,10 +211,14 @@ export async function trainHead(
   if (options.diagnoses !== undefined) {
     targets = encodeDiagnosisTargets(options.diagnoses, y, options.malignantDiagnoses ?? DEFAULT_MALIGNANT_DIAGNOSES);
   } else if (options.malignantDiagnoses !== undefined) {
-    throw new TrainHeadError("malignantDiagnoses: given without diagnoses; expected both (a diagnosis-target head) or neither");
+    throw new TrainHeadError(
+      "malignantDiagnoses: given without diagnoses; expected both (a diagnosis-target head) or neither",
+    );
   }
   // Weight of each diagnosis class: balanced n / (K·n_k), else the weight of its label.
-  const diagnosisWeights = targets ? resolveDiagnosisWeights(options.classWeights, targets.counts, targets.malignantMask, classWeights) : undefined;
+  const diagnosisWeights = targets
+    ? resolveDiagnosisWeights(options.classWeights, targets.counts, targets.malignantMask, classWeights)
+    : undefined;
 
   let valLabels: Int32Array | undefined;
   if (options.validation) {
@@ -214,9 +232,15 @@ export async function trainHead(
 
   const initialBias = computeOutputBiasFromCounts(negatives, positives);
   const input = tf.input({ shape: [featureDim], name: "head_input" });
-  const hidden = hiddenUnits > 0
-    ? tf.layers.dense({ units: hiddenUnits, activation: "relu", kernelInitializer: tf.initializers.glorotUniform({ seed }), name: "head_hidden" })
-    : undefined;
+  const hidden =
+    hiddenUnits > 0
+      ? tf.layers.dense({
+          units: hiddenUnits,
+          activation: "relu",
+          kernelInitializer: tf.initializers.glorotUniform({ seed }),
+          name: "head_hidden",
+        })
+      : undefined;
   const output = targets
     ? tf.layers.dense({
         units: targets.classes.length,
@@ -240,7 +264,14 @@ export async function trainHead(
   let diagnosisLayers: HeadLayers["diagnosis"];
   if (targets) {
     const softmax = tf.layers.activation({ activation: "softmax", name: DIAGNOSIS_HEAD_LAYERS.softmax });
-    const malignantSum = tf.layers.dense({ units: 1, useBias: false, activation: "linear", trainable: false, kernelInitializer: "zeros", name: DIAGNOSIS_HEAD_LAYERS.malignantSum });
+    const malignantSum = tf.layers.dense({
+      units: 1,
+      useBias: false,
+      activation: "linear",
+      trainable: false,
+      kernelInitializer: "zeros",
+      name: DIAGNOSIS_HEAD_LAYERS.malignantSum,
+    });
     symbolic = malignantSum.apply(softmax.apply(symbolic)) as tf.SymbolicTensor;
     diagnosisLayers = { softmax, malignantSum };
   }
@@ -263,20 +294,35 @@ export async function trainHead(
   const trainFeatures = tf.tensor2d(features, [n, featureDim]);
   const trainLabels = tf.tensor1d(Float32Array.from(y), "float32");
   const sampleWeights = tf.tensor1d(
-    targets ? Float32Array.from(targets.classIndex, (k) => diagnosisWeights![k]) : Float32Array.from(y, (v) => classWeights[v]),
+    targets
+      ? Float32Array.from(targets.classIndex, (k) => diagnosisWeights![k])
+      : Float32Array.from(y, (v) => classWeights[v]),
     "float32",
   );
   // One-hot diagnosis targets [n, K] (float, for the cross-entropy product).
   const trainOneHot = targets
-    ? tf.tidy(() => tf.oneHot(tf.tensor1d(targets!.classIndex, "int32"), targets!.classes.length).toFloat() as tf.Tensor2D)
+    ? tf.tidy(
+        () => tf.oneHot(tf.tensor1d(targets!.classIndex, "int32"), targets!.classes.length).toFloat() as tf.Tensor2D,
+      )
     : undefined;
-  const valFeatures: tf.Tensor2D | undefined = options.validation ? tf.tensor2d(options.validation.features, [valLabels!.length, featureDim]) : undefined;
+  const valFeatures: tf.Tensor2D | undefined = options.validation
+    ? tf.tensor2d(options.validation.features, [valLabels!.length, featureDim])
+    : undefined;
   const optimizer = tf.train.adam(learningRate);
   const history: EpochMetrics[] = [];
   const best = new BestEpochWeights();
   const batchesPerEpoch = Math.ceil(n / batchSize);
   const fingerprint: CheckpointFingerprint = {
-    rows: n, featureDim, positives, seed, hiddenUnits, dropoutRate, l2, batchSize, learningRate, classWeights,
+    rows: n,
+    featureDim,
+    positives,
+    seed,
+    hiddenUnits,
+    dropoutRate,
+    l2,
+    batchSize,
+    learningRate,
+    classWeights,
     featureChecksum: computeValuesChecksum(features),
     // Only balanced runs record it, so checkpoints written before this option still resume.
     ...(sampling === "balanced" ? { sampling } : {}),
@@ -294,7 +340,13 @@ export async function trainHead(
   let resumedFromEpoch = 0;
   try {
     if (options.checkpointDir && options.resume) {
-      const restored = await readCheckpoint(options.checkpointDir, fingerprint, model, optimizer, options.restoreBestWeights === true);
+      const restored = await readCheckpoint(
+        options.checkpointDir,
+        fingerprint,
+        model,
+        optimizer,
+        options.restoreBestWeights === true,
+      );
       if (restored) {
         resumedFromEpoch = restored.epoch;
         history.push(...(restored.history as EpochMetrics[]));
@@ -311,7 +363,10 @@ export async function trainHead(
       if (sampling === "balanced") {
         epochBatches = createBalancedBatchOrder(y, { batchSize, seed, epoch });
       } else {
-        const order = shuffleWithSeed(Array.from({ length: n }, (_, i) => i), seed * 7919 + epoch);
+        const order = shuffleWithSeed(
+          Array.from({ length: n }, (_, i) => i),
+          seed * 7919 + epoch,
+        );
         epochBatches = [];
         for (let start = 0; start < n; start += batchSize) epochBatches.push(order.slice(start, start + batchSize));
       }
@@ -365,7 +420,8 @@ export async function trainHead(
       }
       metrics.elapsedMs = performance.now() - started;
       history.push(metrics);
-      if (options.checkpointDir) await writeCheckpoint(options.checkpointDir, epoch, fingerprint, model, optimizer, history);
+      if (options.checkpointDir)
+        await writeCheckpoint(options.checkpointDir, epoch, fingerprint, model, optimizer, history);
       const logs = toKerasLogs(metrics, learningRate);
       for (const cb of callbacks) await cb.onEpochEnd?.(epoch - 1, logs);
       await options.onEpochEnd?.(metrics);

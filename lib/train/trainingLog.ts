@@ -43,7 +43,12 @@ export interface TrainingCallback {
  * @example toKerasLogs(metrics, 1e-3) // { loss: 0.41, accuracy: 0.83, auc: 0.9, learning_rate: 0.001, val_auc: 0.85, … }
  */
 export function toKerasLogs(m: EpochMetrics, learningRate: number): Record<string, number> {
-  const logs: Record<string, number> = { loss: m.trainLoss, accuracy: m.trainAccuracy, auc: m.trainAuc, learning_rate: learningRate };
+  const logs: Record<string, number> = {
+    loss: m.trainLoss,
+    accuracy: m.trainAccuracy,
+    auc: m.trainAuc,
+    learning_rate: learningRate,
+  };
   if (m.valLoss !== undefined) logs.val_loss = m.valLoss;
   if (m.valAccuracy !== undefined) logs.val_accuracy = m.valAccuracy;
   if (m.valAuc !== undefined) logs.val_auc = m.valAuc;
@@ -58,6 +63,8 @@ export function toKerasLogs(m: EpochMetrics, learningRate: number): Record<strin
 export function formatEpochMetrics(m: EpochMetrics): string {
   const train = `epoch ${m.epoch}: loss ${m.trainLoss.toFixed(4)} acc ${m.trainAccuracy.toFixed(3)} auc ${m.trainAuc.toFixed(3)}`;
   const val =
-    m.valLoss === undefined ? "" : ` | val loss ${m.valLoss.toFixed(4)} acc ${m.valAccuracy!.toFixed(3)} auc ${m.valAuc!.toFixed(3)}`;
+    m.valLoss === undefined
+      ? ""
+      : ` | val loss ${m.valLoss.toFixed(4)} acc ${m.valAccuracy!.toFixed(3)} auc ${m.valAuc!.toFixed(3)}`;
   return `${train}${val} (${(m.elapsedMs / 1000).toFixed(1)} s)`;
 }

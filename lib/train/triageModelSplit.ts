@@ -13,20 +13,31 @@ import { collectLayersAfterCut, copyWeightsByName, FineTuneError, modelJsonOf, t
  * const triage = await buildFineTunedTriageModel(backbone, ft.head); // [n,224,224,3] → [n,1]
  * await exportTriageModel("models/ft", triage, makeTriageMetadata(backbone, { thresholdProb: 0.3 }));
  */
-export async function buildFineTunedTriageModel(backbone: Backbone, fineTuned: tf.LayersModel): Promise<tf.LayersModel> {
+export async function buildFineTunedTriageModel(
+  backbone: Backbone,
+  fineTuned: tf.LayersModel,
+): Promise<tf.LayersModel> {
   const topJson = modelJsonOf(fineTuned);
   const cutInputs = topJson.config.input_layers;
-  if (cutInputs.length !== 1) throw new FineTuneError(`fineTuned: received a model with ${cutInputs.length} inputs, expected 1 (the activation at the cut layer)`);
+  if (cutInputs.length !== 1)
+    throw new FineTuneError(
+      `fineTuned: received a model with ${cutInputs.length} inputs, expected 1 (the activation at the cut layer)`,
+    );
   const cutLayerName = cutInputs[0][0];
   let cutLayer: tf.layers.Layer;
   try {
     cutLayer = backbone.model.getLayer(cutLayerName);
   } catch {
-    throw new FineTuneError(`fineTuned: its input ${cutLayerName} is not a layer of backbone ${backbone.name}; was it fine-tuned from this backbone?`);
+    throw new FineTuneError(
+      `fineTuned: its input ${cutLayerName} is not a layer of backbone ${backbone.name}; was it fine-tuned from this backbone?`,
+    );
   }
   const expected = JSON.stringify(cutLayer.outputShape);
   const received = JSON.stringify(fineTuned.inputs[0].shape);
-  if (expected !== received) throw new FineTuneError(`fineTuned input: received shape ${received}, expected ${expected} (output of ${backbone.name}'s ${cutLayerName})`);
+  if (expected !== received)
+    throw new FineTuneError(
+      `fineTuned input: received shape ${received}, expected ${expected} (output of ${backbone.name}'s ${cutLayerName})`,
+    );
   const backboneJson = modelJsonOf(backbone.model);
   const topLayers = topJson.config.layers.filter((l) => l.name !== cutLayerName);
   const topNames = new Set(topLayers.map((l) => l.name));
@@ -40,7 +51,9 @@ export async function buildFineTunedTriageModel(backbone: Backbone, fineTuned: t
       output_layers: topJson.config.output_layers,
     },
   };
-  const model = await tf.models.modelFromJSON({ modelTopology: topology as unknown as tf.io.ModelJSON["modelTopology"] });
+  const model = await tf.models.modelFromJSON({
+    modelTopology: topology as unknown as tf.io.ModelJSON["modelTopology"],
+  });
   copyWeightsByName(model, [fineTuned, backbone.model]);
   return model;
 }
@@ -57,11 +70,16 @@ export async function buildFineTunedTriageModel(backbone: Backbone, fineTuned: t
  * const tuned = await buildFineTunedTriageModel(backbone, ft.head);
  * const parts = await splitTriageModel(tuned, backbone); // computeGradCam(parts.backbone, parts.head, rgb, 224)
  */
-export async function splitTriageModel(triage: tf.LayersModel, backbone: Backbone): Promise<{ backbone: Backbone; head: tf.LayersModel }> {
+export async function splitTriageModel(
+  triage: tf.LayersModel,
+  backbone: Backbone,
+): Promise<{ backbone: Backbone; head: tf.LayersModel }> {
   const pooledName = backbone.model.outputLayers[0].name;
   const json = modelJsonOf(triage);
   if (!json.config.layers.some((l) => l.name === pooledName)) {
-    throw new FineTuneError(`triage model ${triage.name}: no layer ${pooledName} (the pooled features of ${backbone.name}); expected a model built from this backbone`);
+    throw new FineTuneError(
+      `triage model ${triage.name}: no layer ${pooledName} (the pooled features of ${backbone.name}); expected a model built from this backbone`,
+    );
   }
   const headLayers = collectLayersAfterCut(json, pooledName, triage.name);
   const headTopology: ModelJson = {
@@ -70,16 +88,26 @@ export async function splitTriageModel(triage: tf.LayersModel, backbone: Backbon
       name: `${triage.name}_head`,
       // An input layer named like the pooling layer, so the head's first inbound reference stays valid.
       layers: [
-        { name: pooledName, class_name: "InputLayer", config: { batch_input_shape: [null, backbone.featureDim], dtype: "float32", sparse: false, name: pooledName }, inbound_nodes: [] },
+        {
+          name: pooledName,
+          class_name: "InputLayer",
+          config: { batch_input_shape: [null, backbone.featureDim], dtype: "float32", sparse: false, name: pooledName },
+          inbound_nodes: [],
+        },
         ...headLayers,
       ],
       input_layers: [[pooledName, 0, 0]],
       output_layers: json.config.output_layers,
     },
   };
-  const head = await tf.models.modelFromJSON({ modelTopology: headTopology as unknown as tf.io.ModelJSON["modelTopology"] });
+  const head = await tf.models.modelFromJSON({
+    modelTopology: headTopology as unknown as tf.io.ModelJSON["modelTopology"],
+  });
   copyWeightsByName(head, [triage]);
-  const features = tf.model({ inputs: triage.inputs, outputs: triage.getLayer(pooledName).output as tf.SymbolicTensor, name: `${triage.name}_features` });
+  const features = tf.model({
+    inputs: triage.inputs,
+    outputs: triage.getLayer(pooledName).output as tf.SymbolicTensor,
+    name: `${triage.name}_features`,
+  });
   return { backbone: { ...backbone, model: features, weightsId: `${backbone.weightsId}+${triage.name}` }, head };
 }
-

@@ -16,7 +16,12 @@ const STEP_BYTES_PER_TOP_OUTPUT_FLOAT = 5 * 4;
  * Refuses a fine-tuning step that cannot fit the wasm heap before it starts: past 4 GiB wasm fails
  * with "memory access out of bounds" and its heap stays unusable until the process restarts.
  */
-export function assertFitsWasmHeap(backbone: Backbone, cut: FineTuneCut, unfreezeBlocks: number, batchSize: number): void {
+export function assertFitsWasmHeap(
+  backbone: Backbone,
+  cut: FineTuneCut,
+  unfreezeBlocks: number,
+  batchSize: number,
+): void {
   let outputFloatsPerImage = 0;
   for (const name of cut.topLayerNames) {
     const shape = backbone.model.getLayer(name).outputShape as (number | null)[];
@@ -34,4 +39,3 @@ export function assertFitsWasmHeap(backbone: Backbone, cut: FineTuneCut, unfreez
       " (tfjs-node has no such limit)",
   );
 }
-

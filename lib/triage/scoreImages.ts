@@ -25,21 +25,30 @@ export interface ScoreSummary {
  *
  * @example listImagesToScore("../shared/data/ham10000-dev") // [{ imageId: "ISIC_0024307", imagePath: "…/ISIC_0024307.jpg" }, …]
  */
-export function listImagesToScore(input: string): { images: { imageId: string; imagePath: string }[]; problems: InputProblem[] } {
+export function listImagesToScore(input: string): {
+  images: { imageId: string; imagePath: string }[];
+  problems: InputProblem[];
+} {
   if (!fs.existsSync(input)) {
-    throw new ScoreInputError(`--input ${input}: no such file or folder (expected a folder of images, a dataset folder or a labels.csv)`);
+    throw new ScoreInputError(
+      `--input ${input}: no such file or folder (expected a folder of images, a dataset folder or a labels.csv)`,
+    );
   }
   const stat = fs.statSync(input);
   if (stat.isFile()) {
     if (path.basename(input) !== "labels.csv") {
-      throw new ScoreInputError(`--input ${input}: a file must be a labels.csv (image_id,label columns); received ${path.basename(input)}`);
+      throw new ScoreInputError(
+        `--input ${input}: a file must be a labels.csv (image_id,label columns); received ${path.basename(input)}`,
+      );
     }
     const { records, problems } = loadDataset(path.dirname(input), { layout: "labels-csv" });
     return { images: records.map((r) => ({ imageId: r.imageId, imagePath: r.imagePath })), problems };
   }
   const hasDatasetLayout =
     fs.existsSync(path.join(input, "labels.csv")) ||
-    ["train", "valid", "validation", "test"].some((d) => fs.existsSync(path.join(input, d, "benign")) || fs.existsSync(path.join(input, d, "malignant")));
+    ["train", "valid", "validation", "test"].some(
+      (d) => fs.existsSync(path.join(input, d, "benign")) || fs.existsSync(path.join(input, d, "malignant")),
+    );
   if (hasDatasetLayout) {
     const { records, problems } = loadDataset(input);
     return { images: records.map((r) => ({ imageId: r.imageId, imagePath: r.imagePath })), problems };
@@ -75,7 +84,9 @@ export async function scoreImagesToCsv(options: {
   const batchSize = options.batchSize ?? 32;
   // Checked first: a batch of 0 never advanced the loop below, NaN ended it before any image.
   if (!Number.isInteger(batchSize) || batchSize < 1) {
-    throw new ScoreInputError(`batchSize: received ${batchSize}, expected a whole number ≥ 1 (images per forward pass)`);
+    throw new ScoreInputError(
+      `batchSize: received ${batchSize}, expected a whole number ≥ 1 (images per forward pass)`,
+    );
   }
   const loaded = await loadTriageModel(options.modelDir);
   const { images, problems } = listImagesToScore(options.input);
@@ -86,7 +97,10 @@ export async function scoreImagesToCsv(options: {
   let urgentCount = 0;
   for (let start = 0; start < images.length; start += batchSize) {
     const batch = images.slice(start, start + batchSize);
-    const predictions = await predictMalignantProbability(loaded, batch.map((b) => b.imagePath));
+    const predictions = await predictMalignantProbability(
+      loaded,
+      batch.map((b) => b.imagePath),
+    );
     const lines: string[] = [];
     predictions.forEach((p, i) => {
       if ("problem" in p) {
@@ -118,6 +132,7 @@ export function describeScoreSummary(summary: ScoreSummary): string[] {
   const lines = [
     `scored ${summary.scoredCount} images → ${summary.outPath} (${summary.urgentCount} urgent at threshold ${summary.thresholdProb.toFixed(4)})`,
   ];
-  if (summary.problems.length > 0) lines.push(`${summary.problems.length} skipped:`, ...summarizeProblems(summary.problems));
+  if (summary.problems.length > 0)
+    lines.push(`${summary.problems.length} skipped:`, ...summarizeProblems(summary.problems));
   return lines;
 }

@@ -41,7 +41,14 @@ function checkRows(name: string, rows: readonly number[], input: ThresholdAuditI
       if (p < input.thresholdProb) cleared++;
     }
   }
-  return { name, images: malignant + benign, malignant, benign, sensitivity: malignant > 0 ? caught / malignant : null, specificity: benign > 0 ? cleared / benign : null };
+  return {
+    name,
+    images: malignant + benign,
+    malignant,
+    benign,
+    sensitivity: malignant > 0 ? caught / malignant : null,
+    specificity: benign > 0 ? cleared / benign : null,
+  };
 }
 
 /**
@@ -64,9 +71,13 @@ export function auditThreshold(input: ThresholdAuditInput): TriageThresholdProve
     if (!bySource.has(source)) bySource.set(source, []);
     bySource.get(source)!.push(i);
   }
-  const perSource = [...bySource.keys()].sort().map((s) => checkRows(s, bySource.get(s)!, input)).filter((c) => c.images > 0);
+  const perSource = [...bySource.keys()]
+    .sort()
+    .map((s) => checkRows(s, bySource.get(s)!, input))
+    .filter((c) => c.images > 0);
   const withPositives = perSource.filter((c) => c.sensitivity !== null);
-  const worstSource = withPositives.length === 0 ? null : withPositives.reduce((a, c) => (c.sensitivity! < a.sensitivity! ? c : a));
+  const worstSource =
+    withPositives.length === 0 ? null : withPositives.reduce((a, c) => (c.sensitivity! < a.sensitivity! ? c : a));
   const warnings = withPositives
     .filter((c) => c.sensitivity! < input.targetSensitivity - TARGET_SLACK)
     .map(

@@ -47,15 +47,20 @@ export function chooseThresholdForSensitivity(
   targetSensitivity: number,
 ): ThresholdChoice {
   if (labels.length !== probabilities.length) {
-    throw new ThresholdError(`labels (${labels.length}) and probabilities (${probabilities.length}) must have the same length`);
+    throw new ThresholdError(
+      `labels (${labels.length}) and probabilities (${probabilities.length}) must have the same length`,
+    );
   }
   if (!(targetSensitivity > 0 && targetSensitivity <= 1)) {
     throw new ThresholdError(`targetSensitivity: received ${targetSensitivity}, expected 0 < target ≤ 1`);
   }
-  const numericLabels = Array.from({ length: labels.length }, (_, i) => (isPositive((labels as ArrayLike<number | string>)[i], i) ? 1 : 0));
+  const numericLabels = Array.from({ length: labels.length }, (_, i) =>
+    isPositive((labels as ArrayLike<number | string>)[i], i) ? 1 : 0,
+  );
   for (let i = 0; i < probabilities.length; i++) {
     const p = probabilities[i];
-    if (!(p >= 0 && p <= 1)) throw new ThresholdError(`probabilities[${i}]: received ${p}, expected a probability in [0, 1]`);
+    if (!(p >= 0 && p <= 1))
+      throw new ThresholdError(`probabilities[${i}]: received ${p}, expected a probability in [0, 1]`);
   }
   const positives = numericLabels.reduce<number>((n, y) => n + y, 0);
   const negatives = numericLabels.length - positives;
@@ -64,11 +69,23 @@ export function chooseThresholdForSensitivity(
     // Without benign images every threshold is an ROC corner; the k-th highest score is the answer.
     const sorted = Array.from({ length: probabilities.length }, (_, i) => probabilities[i]).sort((a, b) => b - a);
     const thresholdProb = sorted[Math.max(1, Math.ceil(targetSensitivity * positives - 1e-9)) - 1];
-    return { thresholdProb, sensitivity: sorted.filter((p) => p >= thresholdProb).length / positives, specificity: NaN, positives, negatives };
+    return {
+      thresholdProb,
+      sensitivity: sorted.filter((p) => p >= thresholdProb).length / positives,
+      specificity: NaN,
+      positives,
+      negatives,
+    };
   }
   // The ROC walk in lib/evaluate is the one implementation of "highest threshold reaching a TPR".
   const chosen = findThresholdForSensitivity(numericLabels, probabilities, targetSensitivity);
-  return { thresholdProb: chosen.thresholdProb, sensitivity: chosen.sensitivity, specificity: chosen.specificity, positives, negatives };
+  return {
+    thresholdProb: chosen.thresholdProb,
+    sensitivity: chosen.sensitivity,
+    specificity: chosen.specificity,
+    positives,
+    negatives,
+  };
 }
 
 /**
@@ -86,9 +103,19 @@ export function triageDecision(probability: number, thresholdProb: number): "urg
  *
  * @example const r = await triageImage(await loadTriageModel("out/triage"), "lesion.jpg"); // { triage: "urgent", … }
  */
-export async function triageImage(loaded: LoadedTriageModel, imagePath: string, options: { thresholdProb?: number } = {}): Promise<TriageResult> {
+export async function triageImage(
+  loaded: LoadedTriageModel,
+  imagePath: string,
+  options: { thresholdProb?: number } = {},
+): Promise<TriageResult> {
   const thresholdProb = options.thresholdProb ?? loaded.metadata.thresholdProb;
   const [prediction] = await predictMalignantProbability(loaded, [imagePath], { batchSize: 1 });
-  if ("problem" in prediction) throw new ImageDecodeError(imagePath, prediction.problem.reason.replace(`${imagePath}: `, ""));
-  return { imageId: prediction.imageId, probability: prediction.probability, triage: triageDecision(prediction.probability, thresholdProb), thresholdProb };
+  if ("problem" in prediction)
+    throw new ImageDecodeError(imagePath, prediction.problem.reason.replace(`${imagePath}: `, ""));
+  return {
+    imageId: prediction.imageId,
+    probability: prediction.probability,
+    triage: triageDecision(prediction.probability, thresholdProb),
+    thresholdProb,
+  };
 }

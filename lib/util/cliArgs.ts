@@ -79,13 +79,15 @@ export interface CliParseResult<O extends Record<string, CliOptionSpec>> {
  */
 export function defineCli<const O extends Record<string, CliOptionSpec>>(spec: CliSpec<O>): CliSpec<O> {
   for (const [name, option] of Object.entries(spec.options)) {
-    if (name === "help") throw new CliArgumentError(`${spec.name}: option --help is built in; received a declaration of it`);
+    if (name === "help")
+      throw new CliArgumentError(`${spec.name}: option --help is built in; received a declaration of it`);
     if (option.default !== undefined) {
       const problem = checkValue(option, String(option.default));
       if (problem) throw new CliArgumentError(`${spec.name}: default of --${name} is invalid: ${problem}`);
     }
   }
-  if (spec.examples.length === 0) throw new CliArgumentError(`${spec.name}: expected at least one example; received none`);
+  if (spec.examples.length === 0)
+    throw new CliArgumentError(`${spec.name}: expected at least one example; received none`);
   return spec;
 }
 
@@ -136,14 +138,26 @@ function toNumber(raw: string): number {
  *
  * @example parseCommandLine(cli, ["--batch-size", "0"]) // throws 'score: --batch-size must be a whole number ≥ 1; received "0"'
  */
-export function parseCommandLine<O extends Record<string, CliOptionSpec>>(spec: CliSpec<O>, argv: readonly string[]): CliParseResult<O> {
+export function parseCommandLine<O extends Record<string, CliOptionSpec>>(
+  spec: CliSpec<O>,
+  argv: readonly string[],
+): CliParseResult<O> {
   const fail = (message: string): never => {
     throw new CliArgumentError(`${spec.name}: ${message}`);
   };
-  const parseOptions: Record<string, { type: "string" | "boolean"; short?: string }> = { help: { type: "boolean", short: "h" } };
-  for (const [name, option] of Object.entries(spec.options)) parseOptions[name] = { type: option.type === "boolean" ? "boolean" : "string" };
+  const parseOptions: Record<string, { type: "string" | "boolean"; short?: string }> = {
+    help: { type: "boolean", short: "h" },
+  };
+  for (const [name, option] of Object.entries(spec.options))
+    parseOptions[name] = { type: option.type === "boolean" ? "boolean" : "string" };
   // strict: false so that every problem gets our one-line message rather than parseArgs' TypeError.
-  const { tokens } = parseArgs({ args: [...argv], options: parseOptions, strict: false, allowPositionals: true, tokens: true });
+  const { tokens } = parseArgs({
+    args: [...argv],
+    options: parseOptions,
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
   const raw = new Map<string, string | boolean>();
   const positionals: string[] = [];
   let help = false;
@@ -173,14 +187,17 @@ export function parseCommandLine<O extends Record<string, CliOptionSpec>>(spec: 
       );
     }
     if (option.type === "boolean") {
-      if (token.inlineValue) fail(`--${token.name} is a switch and takes no value; received ${JSON.stringify(token.value)}`);
+      if (token.inlineValue)
+        fail(`--${token.name} is a switch and takes no value; received ${JSON.stringify(token.value)}`);
       raw.set(token.name, true);
       continue;
     }
     const value = token.value;
     // parseArgs takes the next argument as the value even when it is another option.
     if (value === undefined || (!token.inlineValue && value.startsWith("--") && value.length > 2)) {
-      fail(`--${token.name} needs a value (${describeExpectedValue(option)}${option.valueName ? `: ${option.valueName}` : ""}); received ${value === undefined ? "nothing" : `the option ${value}`}`);
+      fail(
+        `--${token.name} needs a value (${describeExpectedValue(option)}${option.valueName ? `: ${option.valueName}` : ""}); received ${value === undefined ? "nothing" : `the option ${value}`}`,
+      );
     }
     raw.set(token.name, value!);
   }
@@ -192,7 +209,8 @@ export function parseCommandLine<O extends Record<string, CliOptionSpec>>(spec: 
       continue;
     }
     if (given === undefined) {
-      if (option.required && !help) fail(`--${name} is required (${option.description}); e.g. ${spec.examples[0]} (see --help)`);
+      if (option.required && !help)
+        fail(`--${name} is required (${option.description}); e.g. ${spec.examples[0]} (see --help)`);
       values[name] = option.default;
       continue;
     }
@@ -211,19 +229,34 @@ export function parseCommandLine<O extends Record<string, CliOptionSpec>>(spec: 
  */
 export function formatCliHelp(spec: CliSpec): string {
   const rows = Object.entries(spec.options).map(([name, option]) => {
-    const placeholder = option.type === "boolean" ? "" : ` ${option.valueName ?? (option.choices ? option.choices.join("|") : option.type === "integer" ? "<n>" : option.type === "number" ? "<x>" : "<text>")}`;
+    const placeholder =
+      option.type === "boolean"
+        ? ""
+        : ` ${option.valueName ?? (option.choices ? option.choices.join("|") : option.type === "integer" ? "<n>" : option.type === "number" ? "<x>" : "<text>")}`;
     const facts: string[] = [];
     if (option.type === "integer" || option.type === "number") facts.push(describeExpectedValue(option));
     if (option.required) facts.push("required");
-    else if (option.default !== undefined && option.default !== false) facts.push(`default ${option.default === "" ? '""' : String(option.default)}`);
-    return { flag: `--${name}${placeholder}`, text: `${option.description}${facts.length > 0 ? ` (${facts.join("; ")})` : ""}` };
+    else if (option.default !== undefined && option.default !== false)
+      facts.push(`default ${option.default === "" ? '""' : String(option.default)}`);
+    return {
+      flag: `--${name}${placeholder}`,
+      text: `${option.description}${facts.length > 0 ? ` (${facts.join("; ")})` : ""}`,
+    };
   });
   rows.push({ flag: "-h, --help", text: "show this help and exit" });
   const width = Math.min(34, Math.max(...rows.map((r) => r.flag.length)) + 2);
-  const lines = [`Usage: ${spec.usage} [options]${spec.positionals ? ` [${spec.positionals.name}…]` : ""}`, "", spec.summary, ""];
+  const lines = [
+    `Usage: ${spec.usage} [options]${spec.positionals ? ` [${spec.positionals.name}…]` : ""}`,
+    "",
+    spec.summary,
+    "",
+  ];
   if (spec.positionals) lines.push(`${spec.positionals.name}: ${spec.positionals.description}`, "");
   lines.push("Options:");
-  for (const r of rows) lines.push(r.flag.length + 2 > width ? `  ${r.flag}\n  ${" ".repeat(width)}${r.text}` : `  ${r.flag.padEnd(width)}${r.text}`);
+  for (const r of rows)
+    lines.push(
+      r.flag.length + 2 > width ? `  ${r.flag}\n  ${" ".repeat(width)}${r.text}` : `  ${r.flag.padEnd(width)}${r.text}`,
+    );
   if (spec.notes && spec.notes.length > 0) lines.push("", ...spec.notes);
   lines.push("", spec.examples.length > 1 ? "Examples:" : "Example:", ...spec.examples.map((e) => `  ${e}`));
   return lines.join("\n");
@@ -236,7 +269,10 @@ export function formatCliHelp(spec: CliSpec): string {
  *
  * @example const { values } = parseCommandLineOrExit(cli, process.argv.slice(2)); values["batch-size"] // number
  */
-export function parseCommandLineOrExit<O extends Record<string, CliOptionSpec>>(spec: CliSpec<O>, argv: readonly string[]): CliParseResult<O> {
+export function parseCommandLineOrExit<O extends Record<string, CliOptionSpec>>(
+  spec: CliSpec<O>,
+  argv: readonly string[],
+): CliParseResult<O> {
   let parsed: CliParseResult<O>;
   try {
     parsed = parseCommandLine(spec, argv);

@@ -45,5 +45,7 @@ export function findSharedDir(): string {
  * @example extractFeatures(backbone, records, { cacheDir: resolveFeatureCacheDir() })
  */
 export function resolveFeatureCacheDir(): string {
-  return path.resolve(process.env.MELANOMA_LAB_FEATURE_CACHE || path.join(findProjectRoot(), "data", "cache", "features"));
+  return path.resolve(
+    process.env.MELANOMA_LAB_FEATURE_CACHE || path.join(findProjectRoot(), "data", "cache", "features"),
+  );
 }

@@ -49,7 +49,10 @@ export function formatDurationSeconds(seconds: number): string {
  *
  * @example await extractFeatures(backbone, records, { onProgress: createProgressBar("features") })
  */
-export function createProgressBar(label: string, options: ProgressBarOptions = {}): (done: number, total: number, detail?: string) => void {
+export function createProgressBar(
+  label: string,
+  options: ProgressBarOptions = {},
+): (done: number, total: number, detail?: string) => void {
   const stream = options.stream ?? process.stdout;
   const now = options.nowMs ?? Date.now;
   const stepPercent = options.stepPercent ?? 10;
@@ -70,7 +73,8 @@ export function createProgressBar(label: string, options: ProgressBarOptions = {
     const rate = elapsedSeconds > 0 ? done / elapsedSeconds : 0;
     const etaSeconds = rate > 0 ? (total - done) / rate : NaN;
     const isDone = done >= total;
-    const stats = `${String(Math.floor(fraction * 100)).padStart(3)}% ${done}/${total} ${rate.toFixed(1)}/s ` +
+    const stats =
+      `${String(Math.floor(fraction * 100)).padStart(3)}% ${done}/${total} ${rate.toFixed(1)}/s ` +
       (isDone ? `in ${formatDurationSeconds(elapsedSeconds)}` : `ETA ${formatDurationSeconds(etaSeconds)}`);
     if (stream.isTTY) {
       if (!isDone && now() - lastDrawMs < minRedrawMs) return;
@@ -78,7 +82,9 @@ export function createProgressBar(label: string, options: ProgressBarOptions = {
       const width = Math.max(10, Math.min(30, (stream.columns ?? 80) - title.length - stats.length - 5));
       const filled = Math.round(fraction * width);
       // \x1b[K clears what a longer previous line left behind.
-      stream.write(`\r${title} [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${stats}\x1b[K${isDone ? "\n" : ""}`);
+      stream.write(
+        `\r${title} [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${stats}\x1b[K${isDone ? "\n" : ""}`,
+      );
     } else {
       const percent = fraction * 100;
       const silentTooLong = done !== lastDone && now() - lastDrawMs >= maxSilentMs;

@@ -14,7 +14,7 @@ export function computeRocAucExact(labels: ArrayLike<number>, scores: ArrayLike<
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[a] - scores[b]);
   let positives = 0;
   let rankSumPositives = 0;
-  for (let i = 0; i < n; ) {
+  for (let i = 0; i < n;) {
     let j = i;
     while (j + 1 < n && scores[order[j + 1]] === scores[order[i]]) j++;
     const midrank = (i + j) / 2 + 1;

@@ -27,14 +27,22 @@ export class FeatureArtifactError extends MelanomaLabError {}
  *
  * @example const dataset = await prepareDataset(resolveRunConfig()); dataset.records.length
  */
-export async function prepareDataset(config: RunConfig): Promise<LoadedDataset & { layout: DatasetLayout; generated: boolean }> {
+export async function prepareDataset(
+  config: RunConfig,
+): Promise<LoadedDataset & { layout: DatasetLayout; generated: boolean }> {
   let generated = false;
   if (config.useSyntheticData && !isSyntheticDatasetCurrent(config.dataDir)) {
-    await generateSyntheticDataset({ outDir: config.dataDir, imageCount: config.syntheticImageCount, seed: config.seed });
+    await generateSyntheticDataset({
+      outDir: config.dataDir,
+      imageCount: config.syntheticImageCount,
+      seed: config.seed,
+    });
     generated = true;
   }
   if (!fs.existsSync(config.dataDir)) {
-    throw new ConfigError(`data folder ${config.dataDir} does not exist (expected labels.csv + images/, or train/benign + train/malignant)`);
+    throw new ConfigError(
+      `data folder ${config.dataDir} does not exist (expected labels.csv + images/, or train/benign + train/malignant)`,
+    );
   }
   return { ...loadDataset(config.dataDir), generated };
 }
@@ -44,13 +52,17 @@ export async function prepareDataset(config: RunConfig): Promise<LoadedDataset &
  *
  * @example console.log(describeLoadedDataset(dataset))
  */
-export function describeLoadedDataset(dataset: { records: readonly LesionRecord[]; problems: readonly InputProblem[] }): string {
+export function describeLoadedDataset(dataset: {
+  records: readonly LesionRecord[];
+  problems: readonly InputProblem[];
+}): string {
   const malignant = dataset.records.filter((r) => r.label === "malignant").length;
   const lines = [
     `${dataset.records.length} images: ${dataset.records.length - malignant} benign, ${malignant} malignant` +
       ` (${((100 * malignant) / Math.max(1, dataset.records.length)).toFixed(1)}% malignant)`,
   ];
-  if (dataset.problems.length > 0) lines.push(`${dataset.problems.length} input problems (skipped):`, ...summarizeProblems(dataset.problems));
+  if (dataset.problems.length > 0)
+    lines.push(`${dataset.problems.length} input problems (skipped):`, ...summarizeProblems(dataset.problems));
   else lines.push("no input problems");
   return lines.join("\n");
 }
@@ -83,7 +95,10 @@ export function saveFeatureTable(config: RunConfig, name: string, table: Feature
   const meta = path.join(config.paths.runDir, `${name}.features.json`);
   const bytes = Buffer.from(table.features.buffer, table.features.byteOffset, table.features.byteLength);
   fs.writeFileSync(`${bin}.tmp`, bytes);
-  fs.writeFileSync(`${meta}.tmp`, JSON.stringify({ imageIds: table.imageIds, labels: table.labels, featureDim: table.featureDim }));
+  fs.writeFileSync(
+    `${meta}.tmp`,
+    JSON.stringify({ imageIds: table.imageIds, labels: table.labels, featureDim: table.featureDim }),
+  );
   fs.renameSync(`${bin}.tmp`, bin);
   fs.renameSync(`${meta}.tmp`, meta);
 }
@@ -97,13 +112,21 @@ export function loadFeatureTable(config: RunConfig, name: string): FeatureTable 
   const bin = path.join(config.paths.runDir, `${name}.features.bin`);
   const meta = path.join(config.paths.runDir, `${name}.features.json`);
   if (!fs.existsSync(bin) || !fs.existsSync(meta)) {
-    throw new ConfigError(`${bin} is missing: run notebook 02-transfer-learning first for run ${JSON.stringify(config.runName)}`);
+    throw new ConfigError(
+      `${bin} is missing: run notebook 02-transfer-learning first for run ${JSON.stringify(config.runName)}`,
+    );
   }
-  const info = JSON.parse(fs.readFileSync(meta, "utf8")) as { imageIds: string[]; labels: number[]; featureDim: number };
+  const info = JSON.parse(fs.readFileSync(meta, "utf8")) as {
+    imageIds: string[];
+    labels: number[];
+    featureDim: number;
+  };
   const buf = fs.readFileSync(bin);
   const expectedBytes = info.imageIds.length * info.featureDim * 4;
   if (buf.length !== expectedBytes) {
-    throw new FeatureArtifactError(`${bin}: ${buf.length} bytes, expected ${expectedBytes} (${info.imageIds.length} rows × ${info.featureDim} float32)`);
+    throw new FeatureArtifactError(
+      `${bin}: ${buf.length} bytes, expected ${expectedBytes} (${info.imageIds.length} rows × ${info.featureDim} float32)`,
+    );
   }
   const features = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length));
   return { imageIds: info.imageIds, labels: info.labels, features, featureDim: info.featureDim };
@@ -117,7 +140,10 @@ export function loadFeatureTable(config: RunConfig, name: string): FeatureTable 
  * @example extractFeatures(backbone, records, { onProgress: createProgressPrinter("train features") })
  */
 export function createProgressPrinter(label: string, stepPercent = 25): (done: number, total: number) => void {
-  return createProgressBar(label, { stepPercent, stream: { isTTY: false, write: (text) => console.log(text.replace(/\n$/, "")) } });
+  return createProgressBar(label, {
+    stepPercent,
+    stream: { isTTY: false, write: (text) => console.log(text.replace(/\n$/, "")) },
+  });
 }
 
 /**
@@ -132,7 +158,8 @@ export function featureTableFromMatrix(
 ): FeatureTable {
   const labels = matrix.sourceIndices.map((i) => {
     const record = records[i];
-    if (!record) throw new FeatureArtifactError(`feature row source index ${i} is outside the ${records.length} records given`);
+    if (!record)
+      throw new FeatureArtifactError(`feature row source index ${i} is outside the ${records.length} records given`);
     return record.label === "malignant" ? 1 : 0;
   });
   return { imageIds: matrix.imageIds.slice(), labels, features: matrix.features, featureDim: matrix.featureDim };
@@ -162,7 +189,10 @@ export function scalarSeriesFromLogDir(logs: {
  *
  * @example formatMetricLine("ROC AUC", bootstrapMetric(labels, probs, computeRocAuc, { seed: 1 }))
  */
-export function formatMetricLine(name: string, interval: { estimate: number; lower: number; upper: number; confidenceLevel: number }): string {
+export function formatMetricLine(
+  name: string,
+  interval: { estimate: number; lower: number; upper: number; confidenceLevel: number },
+): string {
   const level = Math.round(interval.confidenceLevel * 100);
   return `${name} ${interval.estimate.toFixed(3)} (${level}% CI ${interval.lower.toFixed(3)}–${interval.upper.toFixed(3)})`;
 }
@@ -180,14 +210,20 @@ export function buildTrainingLogSections(logDir: string): ReportSection[] {
   const hasScalars = Object.values(series).some((tags) => Object.keys(tags).length > 0);
   if (!hasScalars) return [];
   const sections: ReportSection[] = [
-    { heading: "Training curves (read back from the TensorBoard logs)", figures: [buildTrainingCurvesFigure(series, { tags: ["epoch_loss", "epoch_auc"] })] },
+    {
+      heading: "Training curves (read back from the TensorBoard logs)",
+      figures: [buildTrainingCurvesFigure(series, { tags: ["epoch_loss", "epoch_auc"] })],
+    },
   ];
   const histogramFigures = logs.runs.flatMap((run) =>
     Object.entries(run.histograms)
       .filter(([tag, hist]) => tag.includes("kernel") && hist.points.length > 0)
-      .map(([tag, hist]) => buildHistogramsOverStepsFigure(hist.points, { title: `${run.name}: ${tag} over epochs`, valueTitle: "weight" })),
+      .map(([tag, hist]) =>
+        buildHistogramsOverStepsFigure(hist.points, { title: `${run.name}: ${tag} over epochs`, valueTitle: "weight" }),
+      ),
   );
-  if (histogramFigures.length > 0) sections.push({ heading: "Weight histograms over epochs", figures: histogramFigures });
+  if (histogramFigures.length > 0)
+    sections.push({ heading: "Weight histograms over epochs", figures: histogramFigures });
   return sections;
 }
 
@@ -199,8 +235,13 @@ export function buildTrainingLogSections(logDir: string): ReportSection[] {
  */
 function formatRunConfigMarkdown(config: RunConfig): string {
   const rel = (p: string) => path.relative(config.paths.root, p) || ".";
-  const paths = Object.fromEntries(Object.entries(config.paths).map(([name, p]) => [name, name === "root" ? p : rel(p)]));
-  return formatJsonAsMarkdown({ ...config, dataDir: rel(config.dataDir), paths }, `Run configuration \`${config.runName}\``);
+  const paths = Object.fromEntries(
+    Object.entries(config.paths).map(([name, p]) => [name, name === "root" ? p : rel(p)]),
+  );
+  return formatJsonAsMarkdown(
+    { ...config, dataDir: rel(config.dataDir), paths },
+    `Run configuration \`${config.runName}\``,
+  );
 }
 
 /** Options of {@link createTrainingTensorBoardCallback}. */
@@ -232,13 +273,23 @@ export function createTrainingTensorBoardCallback(
   validation: FeatureTable,
   options: TrainingTensorBoardOptions = {},
 ): TensorBoardCallback {
-  const trainRecords = options.trainRecords ?? loadRunArtifact<{ train: LesionRecord[] }>(config, "split", "01-data").train;
+  const trainRecords =
+    options.trainRecords ?? loadRunArtifact<{ train: LesionRecord[] }>(config, "split", "01-data").train;
   return createTensorBoardCallback(config.paths.logDir, {
     histogramFreq: 1,
-    hparams: { backbone: config.backboneName, learning_rate: config.learningRate, epochs: config.epochs, seed: config.seed },
+    hparams: {
+      backbone: config.backboneName,
+      learning_rate: config.learningRate,
+      epochs: config.epochs,
+      seed: config.seed,
+    },
     texts: { config: formatRunConfigMarkdown(config) },
     sampleImages: { records: trainRecords, perLabel: options.samplesPerLabel ?? 8 },
-    validationPrCurve: { features: validation.features, labels: validation.labels, numThresholds: options.prCurveThresholds },
+    validationPrCurve: {
+      features: validation.features,
+      labels: validation.labels,
+      numThresholds: options.prCurveThresholds,
+    },
     writerOptions: options.writerOptions,
   });
 }
@@ -253,9 +304,14 @@ export function createTrainingTensorBoardCallback(
 export function writeModelCardToTensorBoard(config: RunConfig, options: EventWriterOptions = {}): string {
   const metadataPath = path.join(config.paths.modelDir, METADATA_JSON_FILE);
   if (!fs.existsSync(metadataPath)) {
-    throw new ConfigError(`${metadataPath} is missing: export the model (notebook 05-export) before writing its model card`);
+    throw new ConfigError(
+      `${metadataPath} is missing: export the model (notebook 05-export) before writing its model card`,
+    );
   }
   const metadata = JSON.parse(fs.readFileSync(metadataPath, "utf8")) as Record<string, unknown>;
-  const card = formatModelCardMarkdown(metadata, path.relative(config.paths.root, config.paths.modelDir) || config.paths.modelDir);
+  const card = formatModelCardMarkdown(
+    metadata,
+    path.relative(config.paths.root, config.paths.modelDir) || config.paths.modelDir,
+  );
   return writeTextSummaries(path.join(config.paths.logDir, "train"), { model_card: card }, 0, options);
 }

@@ -66,7 +66,8 @@ function envNumber(name: string, fallback: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw === "") return fallback;
   const value = Number(raw);
-  if (!Number.isFinite(value)) throw new ConfigError(`${name}=${JSON.stringify(raw)} is not a number (expected e.g. ${fallback})`);
+  if (!Number.isFinite(value))
+    throw new ConfigError(`${name}=${JSON.stringify(raw)} is not a number (expected e.g. ${fallback})`);
   return value;
 }
 
@@ -98,7 +99,9 @@ export function resolveRunConfig(defaults: RunConfigDefaults = {}): RunConfig {
   const dataDir = path.resolve(root, process.env.MELANOMA_LAB_DATA || defaults.dataDir || syntheticDir);
   const runName = process.env.MELANOMA_LAB_RUN || defaults.runName || "default";
   if (!/^[A-Za-z0-9._-]+$/.test(runName)) {
-    throw new ConfigError(`run name ${JSON.stringify(runName)} may use only letters, digits, '.', '_' and '-' (e.g. "ham10000-mobilenet_v2")`);
+    throw new ConfigError(
+      `run name ${JSON.stringify(runName)} may use only letters, digits, '.', '_' and '-' (e.g. "ham10000-mobilenet_v2")`,
+    );
   }
   const useSyntheticData = isSyntheticDataDir(dataDir);
   const config: RunConfig = {
@@ -115,7 +118,10 @@ export function resolveRunConfig(defaults: RunConfigDefaults = {}): RunConfig {
     learningRate: defaults.learningRate ?? 1e-3,
     targetSensitivity: defaults.targetSensitivity ?? 0.9,
     fineTuneBlocks: envNumber("MELANOMA_LAB_FINE_TUNE_BLOCKS", defaults.fineTuneBlocks ?? 1),
-    fineTuneEpochs: envNumber("MELANOMA_LAB_FINE_TUNE_EPOCHS", small ? Math.min(1, defaults.fineTuneEpochs ?? 1) : (defaults.fineTuneEpochs ?? 1)),
+    fineTuneEpochs: envNumber(
+      "MELANOMA_LAB_FINE_TUNE_EPOCHS",
+      small ? Math.min(1, defaults.fineTuneEpochs ?? 1) : (defaults.fineTuneEpochs ?? 1),
+    ),
     fineTuneAugment: defaults.fineTuneAugment ?? false,
     small,
     paths: {
@@ -130,13 +136,21 @@ export function resolveRunConfig(defaults: RunConfigDefaults = {}): RunConfig {
       activationCacheDir: path.join(path.dirname(resolveFeatureCacheDir()), "activations"),
     },
   };
-  if (!(config.validationFraction > 0 && config.testFraction > 0 && config.validationFraction + config.testFraction < 1)) {
+  if (!(
+    config.validationFraction > 0 &&
+    config.testFraction > 0 &&
+    config.validationFraction + config.testFraction < 1
+  )) {
     throw new ConfigError(
       `validationFraction ${config.validationFraction} and testFraction ${config.testFraction} must be positive and sum to less than 1 (e.g. 0.2 and 0.2)`,
     );
   }
-  for (const [name, value, min] of [["fineTuneBlocks", config.fineTuneBlocks, 1], ["fineTuneEpochs", config.fineTuneEpochs, 0]] as const) {
-    if (!(Number.isInteger(value) && value >= min)) throw new ConfigError(`${name}: received ${value}, expected an integer ≥ ${min} (e.g. 1)`);
+  for (const [name, value, min] of [
+    ["fineTuneBlocks", config.fineTuneBlocks, 1],
+    ["fineTuneEpochs", config.fineTuneEpochs, 0],
+  ] as const) {
+    if (!(Number.isInteger(value) && value >= min))
+      throw new ConfigError(`${name}: received ${value}, expected an integer ≥ ${min} (e.g. 1)`);
   }
   if (!(config.targetSensitivity > 0 && config.targetSensitivity <= 1)) {
     throw new ConfigError(`targetSensitivity must be in (0, 1]; received ${config.targetSensitivity} (e.g. 0.9)`);
@@ -167,7 +181,9 @@ export function saveRunArtifact(config: RunConfig, name: string, value: unknown)
 export function loadRunArtifact<T>(config: RunConfig, name: string, producedBy: string): T {
   const file = path.join(config.paths.runDir, `${name}.json`);
   if (!fs.existsSync(file)) {
-    throw new ConfigError(`${file} is missing: run notebook ${producedBy} first for run ${JSON.stringify(config.runName)}`);
+    throw new ConfigError(
+      `${file} is missing: run notebook ${producedBy} first for run ${JSON.stringify(config.runName)}`,
+    );
   }
   return JSON.parse(fs.readFileSync(file, "utf8")) as T;
 }

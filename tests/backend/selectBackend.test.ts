@@ -39,7 +39,9 @@ describe("selectBackend", () => {
 
   it("rejects an unknown backend name listing valid names and the nearest", async () => {
     expect(() => parseBackendName("wasn")).toThrow(UnknownNameError);
-    expect(() => parseBackendName("wasn")).toThrow(/expected one of "tfjs-node-gpu", "tfjs-node", "wasm", "cpu" \(did you mean "wasm"\?\)/);
+    expect(() => parseBackendName("wasn")).toThrow(
+      /expected one of "tfjs-node-gpu", "tfjs-node", "wasm", "cpu" \(did you mean "wasm"\?\)/,
+    );
     await expect(selectBackend({ preferred: "gpu" })).rejects.toThrow(/unknown backend "gpu"/);
     expect(parseBackendName(" WASM ")).toBe("wasm");
   });

@@ -1,7 +1,13 @@
 import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../../lib/index.js";
-import { isOwnWasmKernel, missingGradientKernels, registerWasmGradientKernels, WASM_GRADIENT_KERNEL_NAMES, WASM_REPLACED_KERNEL_NAMES } from "../../lib/backend/wasmGradKernels.js";
+import {
+  isOwnWasmKernel,
+  missingGradientKernels,
+  registerWasmGradientKernels,
+  WASM_GRADIENT_KERNEL_NAMES,
+  WASM_REPLACED_KERNEL_NAMES,
+} from "../../lib/backend/wasmGradKernels.js";
 
 type Shape4 = [number, number, number, number];
 type Pad = "same" | "valid" | [[number, number], [number, number], [number, number], [number, number]];
@@ -51,7 +57,20 @@ const CONV_CASES: ConvCase[] = [
   { heightPx: 9, widthPx: 8, filterPx: 3, stride: 2, pad: "valid", channels: 3, outChannels: 2 },
   { heightPx: 7, widthPx: 7, filterPx: 3, stride: 1, pad: "same", channels: 5, outChannels: 3 },
   { heightPx: 10, widthPx: 11, filterPx: 5, stride: 2, pad: "same", channels: 2, outChannels: 3 },
-  { heightPx: 6, widthPx: 7, filterPx: 3, stride: 1, pad: [[0, 0], [1, 2], [2, 0], [0, 0]], channels: 3, outChannels: 2 },
+  {
+    heightPx: 6,
+    widthPx: 7,
+    filterPx: 3,
+    stride: 1,
+    pad: [
+      [0, 0],
+      [1, 2],
+      [2, 0],
+      [0, 0],
+    ],
+    channels: 3,
+    outChannels: 2,
+  },
 ];
 
 function describeCase(c: ConvCase): string {
@@ -68,7 +87,8 @@ describe("wasm gradient kernels", () => {
   it("registers every missing kernel once and is idempotent", () => {
     expect(missingGradientKernels("wasm")).toEqual([]);
     for (const name of WASM_GRADIENT_KERNEL_NAMES) expect(tf.getKernel(name, "wasm")?.backendName).toBe("wasm");
-    for (const name of [...WASM_GRADIENT_KERNEL_NAMES, ...WASM_REPLACED_KERNEL_NAMES]) expect(isOwnWasmKernel(name)).toBe(true);
+    for (const name of [...WASM_GRADIENT_KERNEL_NAMES, ...WASM_REPLACED_KERNEL_NAMES])
+      expect(isOwnWasmKernel(name)).toBe(true);
     expect(isOwnWasmKernel("Conv2D")).toBe(false);
     expect(registerWasmGradientKernels()).toEqual([]);
     expect(missingGradientKernels("no-such-backend")).toEqual([...WASM_GRADIENT_KERNEL_NAMES]);
@@ -80,12 +100,15 @@ describe("wasm gradient kernels", () => {
       const filterShape: Shape4 = [c.filterPx, c.filterPx, c.channels, c.outChannels];
       const info = tf.backend_util.computeConv2DInfo(xShape, filterShape, c.stride, 1, c.pad);
       await expectParity(() =>
-        tf.tidy(() =>
-          tf.engine().runKernel(
-            "Conv2DBackpropFilter",
-            { x: seeded(xShape, 1), dy: seeded([2, info.outHeight, info.outWidth, c.outChannels], 2) },
-            { strides: c.stride, pad: c.pad, dataFormat: "NHWC", filterShape },
-          ) as tf.Tensor,
+        tf.tidy(
+          () =>
+            tf
+              .engine()
+              .runKernel(
+                "Conv2DBackpropFilter",
+                { x: seeded(xShape, 1), dy: seeded([2, info.outHeight, info.outWidth, c.outChannels], 2) },
+                { strides: c.stride, pad: c.pad, dataFormat: "NHWC", filterShape },
+              ) as tf.Tensor,
         ),
       );
     });
@@ -97,12 +120,15 @@ describe("wasm gradient kernels", () => {
       const filterShape: Shape4 = [c.filterPx, c.filterPx, c.channels, c.outChannels];
       const info = tf.backend_util.computeConv2DInfo(xShape, filterShape, c.stride, 1, c.pad);
       await expectParity(() =>
-        tf.tidy(() =>
-          tf.engine().runKernel(
-            "Conv2DBackpropInput",
-            { dy: seeded([2, info.outHeight, info.outWidth, c.outChannels], 2), filter: seeded(filterShape, 3) },
-            { strides: c.stride, pad: c.pad, dataFormat: "NHWC", inputShape: xShape },
-          ) as tf.Tensor,
+        tf.tidy(
+          () =>
+            tf
+              .engine()
+              .runKernel(
+                "Conv2DBackpropInput",
+                { dy: seeded([2, info.outHeight, info.outWidth, c.outChannels], 2), filter: seeded(filterShape, 3) },
+                { strides: c.stride, pad: c.pad, dataFormat: "NHWC", inputShape: xShape },
+              ) as tf.Tensor,
         ),
       );
     });
@@ -110,32 +136,50 @@ describe("wasm gradient kernels", () => {
 
   it("Conv2DBackpropInput (replaced) honours NCHW, and conv2dTranspose still works", async () => {
     await expectParity(() =>
-      tf.tidy(() =>
-        tf.engine().runKernel(
-          "Conv2DBackpropInput",
-          { dy: seeded([2, 5, 5, 4], 4), filter: seeded([3, 3, 4, 5], 5) },
-          { strides: 2, pad: "same", dataFormat: "NCHW", inputShape: [2, 4, 9, 8] },
-        ) as tf.Tensor,
+      tf.tidy(
+        () =>
+          tf
+            .engine()
+            .runKernel(
+              "Conv2DBackpropInput",
+              { dy: seeded([2, 5, 5, 4], 4), filter: seeded([3, 3, 4, 5], 5) },
+              { strides: 2, pad: "same", dataFormat: "NCHW", inputShape: [2, 4, 9, 8] },
+            ) as tf.Tensor,
       ),
     );
-    await expectParity(() => tf.tidy(() => tf.conv2dTranspose(seeded([1, 4, 4, 3], 6) as tf.Tensor4D, seeded([3, 3, 2, 3], 7) as tf.Tensor4D, [1, 8, 8, 2], 2, "same")));
+    await expectParity(() =>
+      tf.tidy(() =>
+        tf.conv2dTranspose(
+          seeded([1, 4, 4, 3], 6) as tf.Tensor4D,
+          seeded([3, 3, 2, 3], 7) as tf.Tensor4D,
+          [1, 8, 8, 2],
+          2,
+          "same",
+        ),
+      ),
+    );
   });
 
   it("Tile (replaced) matches cpu for broadcasts, other repeats and int32", async () => {
     await expectParity(() => tf.tidy(() => tf.tile(seeded([2, 1, 1, 5], 8), [1, 3, 4, 1])));
     await expectParity(() => tf.tidy(() => tf.tile(seeded([2, 3], 9), [2, 2])));
-    await expectParity(() => tf.tidy(() => tf.cast(tf.tile(tf.tensor2d([[1], [2]], [2, 1], "int32"), [1, 3]), "float32")));
+    await expectParity(() =>
+      tf.tidy(() => tf.cast(tf.tile(tf.tensor2d([[1], [2]], [2, 1], "int32"), [1, 3]), "float32")),
+    );
   });
 
   it("Conv2DBackpropFilter honours NCHW input", async () => {
     const filterShape: Shape4 = [3, 3, 4, 5];
     await expectParity(() =>
-      tf.tidy(() =>
-        tf.engine().runKernel(
-          "Conv2DBackpropFilter",
-          { x: seeded([2, 4, 8, 9], 3), dy: seeded([2, 5, 4, 5], 4) },
-          { strides: 2, pad: "same", dataFormat: "NCHW", filterShape },
-        ) as tf.Tensor,
+      tf.tidy(
+        () =>
+          tf
+            .engine()
+            .runKernel(
+              "Conv2DBackpropFilter",
+              { x: seeded([2, 4, 8, 9], 3), dy: seeded([2, 5, 4, 5], 4) },
+              { strides: 2, pad: "same", dataFormat: "NCHW", filterShape },
+            ) as tf.Tensor,
       ),
     );
   });
@@ -153,24 +197,30 @@ describe("wasm gradient kernels", () => {
 
     it(`DepthwiseConv2dNativeBackpropFilter matches cpu: ${describeCase(c)}, multiplier ${c.outChannels}`, async () => {
       await expectParity(() =>
-        tf.tidy(() =>
-          tf.engine().runKernel(
-            "DepthwiseConv2dNativeBackpropFilter",
-            { x: seeded(xShape, 5), dy: seeded(dyShape, 6) },
-            { strides: c.stride, pad: c.pad, dilations: dilation, filterShape },
-          ) as tf.Tensor,
+        tf.tidy(
+          () =>
+            tf
+              .engine()
+              .runKernel(
+                "DepthwiseConv2dNativeBackpropFilter",
+                { x: seeded(xShape, 5), dy: seeded(dyShape, 6) },
+                { strides: c.stride, pad: c.pad, dilations: dilation, filterShape },
+              ) as tf.Tensor,
         ),
       );
     });
 
     it(`DepthwiseConv2dNativeBackpropInput matches cpu: ${describeCase(c)}, multiplier ${c.outChannels}`, async () => {
       await expectParity(() =>
-        tf.tidy(() =>
-          tf.engine().runKernel(
-            "DepthwiseConv2dNativeBackpropInput",
-            { dy: seeded(dyShape, 7), filter: seeded(filterShape, 8) },
-            { strides: c.stride, pad: c.pad, dilations: dilation, inputShape: xShape },
-          ) as tf.Tensor,
+        tf.tidy(
+          () =>
+            tf
+              .engine()
+              .runKernel(
+                "DepthwiseConv2dNativeBackpropInput",
+                { dy: seeded(dyShape, 7), filter: seeded(filterShape, 8) },
+                { strides: c.stride, pad: c.pad, dilations: dilation, inputShape: xShape },
+              ) as tf.Tensor,
         ),
       );
     });
@@ -191,7 +241,18 @@ describe("wasm gradient kernels", () => {
       const info = tf.backend_util.computeConv2DInfo(xShape, filterShape, c.stride, dilation, c.pad, undefined, true);
       const dyShape = [2, info.outHeight, info.outWidth, c.channels * c.outChannels];
       const pad = c.pad as "same" | "valid";
-      await expectParity(() => tf.tidy(() => tf.depthwiseConv2d(seeded(xShape, 1) as tf.Tensor4D, seeded(filterShape, 2) as tf.Tensor4D, c.stride, pad, "NHWC", dilation)));
+      await expectParity(() =>
+        tf.tidy(() =>
+          tf.depthwiseConv2d(
+            seeded(xShape, 1) as tf.Tensor4D,
+            seeded(filterShape, 2) as tf.Tensor4D,
+            c.stride,
+            pad,
+            "NHWC",
+            dilation,
+          ),
+        ),
+      );
       expect(await tf.setBackend("wasm")).toBe(true);
       const before = tf.memory().numTensors;
       const [forward, viaFilter, viaInput] = tf.tidy(() => {
@@ -199,8 +260,16 @@ describe("wasm gradient kernels", () => {
         const w = seeded(filterShape, 2) as tf.Tensor4D;
         const dy = seeded(dyShape, 3);
         const attrs = { strides: c.stride, pad, dilations: dilation };
-        const dW = tf.engine().runKernel("DepthwiseConv2dNativeBackpropFilter", { x, dy }, { ...attrs, filterShape }) as tf.Tensor;
-        const dX = tf.engine().runKernel("DepthwiseConv2dNativeBackpropInput", { dy, filter: w }, { ...attrs, inputShape: xShape }) as tf.Tensor;
+        const dW = tf
+          .engine()
+          .runKernel("DepthwiseConv2dNativeBackpropFilter", { x, dy }, { ...attrs, filterShape }) as tf.Tensor;
+        const dX = tf
+          .engine()
+          .runKernel(
+            "DepthwiseConv2dNativeBackpropInput",
+            { dy, filter: w },
+            { ...attrs, inputShape: xShape },
+          ) as tf.Tensor;
         return [
           tf.sum(tf.mul(dy, tf.depthwiseConv2d(x, w, c.stride, pad, "NHWC", dilation))).dataSync()[0],
           tf.sum(tf.mul(dW, w)).dataSync()[0],
@@ -217,12 +286,22 @@ describe("wasm gradient kernels", () => {
   it("UnsortedSegmentSum matches hand-computed sums and drops out-of-range ids", async () => {
     expect(await tf.setBackend("wasm")).toBe(true);
     const before = tf.memory().numTensors;
-    const out = tf.tidy(() =>
-      tf.engine().runKernel(
-        "UnsortedSegmentSum",
-        { x: tf.tensor2d([[1, 2], [3, 4], [5, 6], [7, 8], [9, 10]]), segmentIds: tf.tensor1d([2, 0, 2, -1, 3], "int32") },
-        { numSegments: 4 },
-      ) as tf.Tensor,
+    const out = tf.tidy(
+      () =>
+        tf.engine().runKernel(
+          "UnsortedSegmentSum",
+          {
+            x: tf.tensor2d([
+              [1, 2],
+              [3, 4],
+              [5, 6],
+              [7, 8],
+              [9, 10],
+            ]),
+            segmentIds: tf.tensor1d([2, 0, 2, -1, 3], "int32"),
+          },
+          { numSegments: 4 },
+        ) as tf.Tensor,
     );
     expect(out.shape).toEqual([4, 2]);
     // segment 0: row 1; segment 1: nothing; segment 2: rows 0 + 2; segment 3: row 4; id -1 dropped.
@@ -230,12 +309,15 @@ describe("wasm gradient kernels", () => {
     out.dispose();
     expect(tf.memory().numTensors).toBe(before);
     await expectParity(() =>
-      tf.tidy(() =>
-        tf.engine().runKernel(
-          "UnsortedSegmentSum",
-          { x: seeded([6, 3, 2], 9), segmentIds: tf.tensor1d([0, 4, 4, 1, 2, 0], "int32") },
-          { numSegments: 5 },
-        ) as tf.Tensor,
+      tf.tidy(
+        () =>
+          tf
+            .engine()
+            .runKernel(
+              "UnsortedSegmentSum",
+              { x: seeded([6, 3, 2], 9), segmentIds: tf.tensor1d([0, 4, 4, 1, 2, 0], "int32") },
+              { numSegments: 5 },
+            ) as tf.Tensor,
       ),
     );
   });

@@ -6,7 +6,14 @@ import * as tf from "@tensorflow/tfjs";
 import { afterAll, describe, expect, it } from "vitest";
 import { findProjectRoot } from "../../lib/util/paths.js";
 import { selectBackend } from "../../lib/backend/selectBackend.js";
-import { decideAutoWasmThreads, enableWasmThreads, measureIdleCores, parseWasmThreadCount, WASM_THREADS_MAX, WasmThreadsError } from "../../lib/backend/wasmThreads.js";
+import {
+  decideAutoWasmThreads,
+  enableWasmThreads,
+  measureIdleCores,
+  parseWasmThreadCount,
+  WASM_THREADS_MAX,
+  WasmThreadsError,
+} from "../../lib/backend/wasmThreads.js";
 
 const root = findProjectRoot();
 const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), "wasm-threads-test-"));
@@ -73,15 +80,22 @@ interface ChildReport {
   tensorsAfter: number;
 }
 
-function runChild(threads: number, timeoutMs: number): Promise<{ report: ChildReport; code: number | null; timedOut: boolean; stderr: string; ms: number }> {
+function runChild(
+  threads: number,
+  timeoutMs: number,
+): Promise<{ report: ChildReport; code: number | null; timedOut: boolean; stderr: string; ms: number }> {
   const out = path.join(tmpDir, `child-${threads}.json`);
   const started = performance.now();
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(root, "node_modules", "tsx", "dist", "cli.mjs"), "--eval", CHILD_SOURCE], {
-      cwd: root,
-      env: { ...process.env, CHILD_THREADS: String(threads), CHILD_OUT: out, MELANOMA_LAB_WASM_THREADS: "" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = spawn(
+      process.execPath,
+      [path.join(root, "node_modules", "tsx", "dist", "cli.mjs"), "--eval", CHILD_SOURCE],
+      {
+        cwd: root,
+        env: { ...process.env, CHILD_THREADS: String(threads), CHILD_OUT: out, MELANOMA_LAB_WASM_THREADS: "" },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     child.stdout.resume();
@@ -92,7 +106,9 @@ function runChild(threads: number, timeoutMs: number): Promise<{ report: ChildRe
     }, timeoutMs);
     child.on("exit", (code) => {
       clearTimeout(timer);
-      const report = fs.existsSync(out) ? (JSON.parse(fs.readFileSync(out, "utf8")) as ChildReport) : (undefined as unknown as ChildReport);
+      const report = fs.existsSync(out)
+        ? (JSON.parse(fs.readFileSync(out, "utf8")) as ChildReport)
+        : (undefined as unknown as ChildReport);
       resolve({ report, code, timedOut, stderr, ms: performance.now() - started });
     });
   });
@@ -120,10 +136,14 @@ describe("enableWasmThreads", () => {
     expect(multi.report.runningWorkers).toBe(1);
     expect(single.report.runningWorkers).toBe(0);
     expect(multi.report.description).toMatch(/^wasm threads: 2 \(of \d+ logical cores\)$/);
-    expect(single.report.description).toMatch(/^wasm threads: off \(set MELANOMA_LAB_WASM_THREADS=<n>, "all" or "auto"/);
+    expect(single.report.description).toMatch(
+      /^wasm threads: off \(set MELANOMA_LAB_WASM_THREADS=<n>, "all" or "auto"/,
+    );
     expect(multi.report.plan).toMatchObject({ threadCount: 2, mode: "threaded", alreadyEnabled: false });
     expect(multi.report.secondCall).toMatchObject({ threadCount: 2, alreadyEnabled: true });
-    expect(multi.report.otherCountError).toMatch(/^WasmThreadsError: .*threadCount 3 requested but 2 was already enabled/);
+    expect(multi.report.otherCountError).toMatch(
+      /^WasmThreadsError: .*threadCount 3 requested but 2 was already enabled/,
+    );
     expect(multi.report.afterInitError).toMatch(/^WasmThreadsError: .*threadCount 3 requested but 2/);
     expect(single.report.afterInitError).toMatch(/^WasmThreadsError: .*already initialised single-threaded/);
     // The worker scripts are temp files, removed once the backend started (and at exit at the latest).
@@ -157,7 +177,10 @@ describe("enableWasmThreads", () => {
   it("auto uses all cores only on an idle machine, and says why", async () => {
     expect(decideAutoWasmThreads(2, 1.9)).toEqual({ threadCount: 2, reason: "auto: 1.9 of 2 cores idle" });
     expect(decideAutoWasmThreads(2, 1.2)).toEqual({ reason: "auto: 1.2 of 2 cores idle, others are busy" });
-    expect(decideAutoWasmThreads(16, 15.8)).toEqual({ threadCount: WASM_THREADS_MAX, reason: "auto: 15.8 of 16 cores idle" });
+    expect(decideAutoWasmThreads(16, 15.8)).toEqual({
+      threadCount: WASM_THREADS_MAX,
+      reason: "auto: 15.8 of 16 cores idle",
+    });
     expect(decideAutoWasmThreads(1, 1)).toEqual({ reason: "auto: 1.0 of 1 core idle, nothing to share" });
     // A busy loop in this process keeps about one core busy while it samples.
     const sampling = measureIdleCores(300);
@@ -173,6 +196,8 @@ describe("enableWasmThreads", () => {
     expect(() => enableWasmThreads({ threadCount: 9 })).toThrow(WasmThreadsError);
     await selectBackend({ preferred: "wasm" });
     expect(tf.getBackend()).toBe("wasm");
-    expect(() => enableWasmThreads({ threadCount: 2 })).toThrow(/already initialised single-threaded; call enableWasmThreads before selectBackend/);
+    expect(() => enableWasmThreads({ threadCount: 2 })).toThrow(
+      /already initialised single-threaded; call enableWasmThreads before selectBackend/,
+    );
   });
 });

@@ -12,14 +12,21 @@ const root = findProjectRoot();
 
 describe("wrapAxisLabel", () => {
   it("breaks long run names after - _ . into short lines, at most maxLines, cutting with …", () => {
-    expect(wrapAxisLabel("ham10000-dev-mobilenet_v2-lesion5-e20-s42", 15)).toBe("ham10000-dev-<br>mobilenet_v2-<br>lesion5-e20-s42");
-    expect(wrapAxisLabel("ham10000-dev-mobilenet_v2-lesion5-e20-s42", 14)).toBe("ham10000-dev-<br>mobilenet_v2-<br>lesion5-e20-…");
+    expect(wrapAxisLabel("ham10000-dev-mobilenet_v2-lesion5-e20-s42", 15)).toBe(
+      "ham10000-dev-<br>mobilenet_v2-<br>lesion5-e20-s42",
+    );
+    expect(wrapAxisLabel("ham10000-dev-mobilenet_v2-lesion5-e20-s42", 14)).toBe(
+      "ham10000-dev-<br>mobilenet_v2-<br>lesion5-e20-…",
+    );
     expect(wrapAxisLabel("short", 14)).toBe("short");
     expect(wrapAxisLabel("abcdefghijklmnopqrstuvwxyz", 10, 2)).toBe("abcdefghij<br>klmnopqrs…");
     expect(wrapAxisLabel("ham10000-dev-mobilenet_v2_inception_v3_mobilenet_v1_1.0-lesion5-e20-s42-dx", 18, 3)).toBe(
       "ham10000-dev-<br>mobilenet_v2_<br>inception_v3_…",
     );
-    for (const line of wrapAxisLabel("a-b-c-d-e-f-g-h-i-j-k-l-m-n-o-p-q-r-s-t-u-v-w-x-y-z-aa-bb-cc-dd", 8, 3).split("<br>")) expect(line.length).toBeLessThanOrEqual(8);
+    for (const line of wrapAxisLabel("a-b-c-d-e-f-g-h-i-j-k-l-m-n-o-p-q-r-s-t-u-v-w-x-y-z-aa-bb-cc-dd", 8, 3).split(
+      "<br>",
+    ))
+      expect(line.length).toBeLessThanOrEqual(8);
   });
 });
 
@@ -30,12 +37,18 @@ describe("the leaderboard chart as drawn", () => {
     expect(runs.length).toBeGreaterThanOrEqual(3);
     const outDir = path.join(root, "out", "test-display");
     fs.mkdirSync(outDir, { recursive: true });
-    const html = writeHtmlReport(path.join(outDir, "leaderboard.html"), { title: "leaderboard", sections: [{ heading: "runs", figures: [buildLeaderboardFigure(runs)] }] });
+    const html = writeHtmlReport(path.join(outDir, "leaderboard.html"), {
+      title: "leaderboard",
+      sections: [{ heading: "runs", figures: [buildLeaderboardFigure(runs)] }],
+    });
     const report = await checkChartsRendered(html, { screenshotDir: path.join(root, "out", "screenshots") });
     expect(report.charts).toHaveLength(1);
     const chart = report.charts[0];
     expect(chart.rendered, chart.problems.join("; ")).toBe(true);
     // With rotated full run names the plotting area was under a third of the chart.
-    expect(chart.plotAreaHeightPx / chart.heightPx, `${chart.plotAreaHeightPx} of ${chart.heightPx} px`).toBeGreaterThan(0.5);
+    expect(
+      chart.plotAreaHeightPx / chart.heightPx,
+      `${chart.plotAreaHeightPx} of ${chart.heightPx} px`,
+    ).toBeGreaterThan(0.5);
   }, 120_000);
 });

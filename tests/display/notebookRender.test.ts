@@ -12,14 +12,22 @@ const root = findProjectRoot();
 const outDir = path.join(root, "out", "test-display");
 
 function hasJupyter(): boolean {
-  return commandExists(PYTHON) && spawnSync(PYTHON, ["-c", "import nbclient, nbformat, nbconvert"], { stdio: "ignore" }).status === 0;
+  return (
+    commandExists(PYTHON) &&
+    spawnSync(PYTHON, ["-c", "import nbclient, nbformat, nbconvert"], { stdio: "ignore" }).status === 0
+  );
 }
 
 // Executes a two-chart notebook in the real tslab kernel, exports it with nbconvert and opens
 // the export in headless Chromium: what a person sees in the offline HTML.
 describe("charts in an executed notebook", () => {
   it("showFigure outputs carry plotly JSON + HTML; the nbconvert HTML and the classic Notebook UI draw every chart", async (ctx) => {
-    requireTool(ctx, hasJupyter(), "Jupyter for /usr/bin/python3 (nbclient, nbconvert)", "apt-get install python3-nbclient jupyter-nbconvert");
+    requireTool(
+      ctx,
+      hasJupyter(),
+      "Jupyter for /usr/bin/python3 (nbclient, nbconvert)",
+      "apt-get install python3-nbclient jupyter-nbconvert",
+    );
     requireTool(ctx, commandExists("/usr/bin/chromium"), "Chromium (/usr/bin/chromium)", "apt-get install chromium");
     fs.mkdirSync(outDir, { recursive: true });
     const cells = [
@@ -53,10 +61,13 @@ open(out_html, "w").write(html)
     });
     expect(run.status, run.stderr.slice(-3000)).toBe(0);
 
-    const nb = JSON.parse(fs.readFileSync(ipynb, "utf8")) as { cells: Array<{ outputs?: Array<{ output_type: string; data?: Record<string, unknown> }> }> };
+    const nb = JSON.parse(fs.readFileSync(ipynb, "utf8")) as {
+      cells: Array<{ outputs?: Array<{ output_type: string; data?: Record<string, unknown> }> }>;
+    };
     const displays = nb.cells.flatMap((c) => c.outputs ?? []).filter((o) => o.output_type === "display_data");
     expect(displays).toHaveLength(2);
-    for (const d of displays) expect(Object.keys(d.data ?? {}).sort()).toEqual(["application/vnd.plotly.v1+json", "text/html", "text/plain"]);
+    for (const d of displays)
+      expect(Object.keys(d.data ?? {}).sort()).toEqual(["application/vnd.plotly.v1+json", "text/html", "text/plain"]);
     const htmlSizes = displays.map((d) => String(d.data!["text/html"]).length);
     expect(htmlSizes[0]).toBeGreaterThan(3_000_000); // plotly.js inlined in the first chart
     expect(htmlSizes[1]).toBeLessThan(20_000); // and not again
@@ -75,21 +86,47 @@ open(out_html, "w").write(html)
       JUPYTER_RUNTIME_DIR: path.join(outDir, "jupyter-runtime"),
       MELANOMA_LAB_ROOT: root,
     };
-    const sign = spawnSync(PYTHON, ["-c", "import sys, nbformat; from nbformat.sign import NotebookNotary; nb = nbformat.read(sys.argv[1], 4); NotebookNotary().sign(nb)", ipynb], { env, encoding: "utf8" });
+    const sign = spawnSync(
+      PYTHON,
+      [
+        "-c",
+        "import sys, nbformat; from nbformat.sign import NotebookNotary; nb = nbformat.read(sys.argv[1], 4); NotebookNotary().sign(nb)",
+        ipynb,
+      ],
+      { env, encoding: "utf8" },
+    );
     expect(sign.status, sign.stderr).toBe(0);
-    requireTool(ctx, spawnSync(PYTHON, ["-c", "import notebook"], { stdio: "ignore" }).status === 0, "classic Jupyter Notebook for /usr/bin/python3", "apt-get install python3-notebook");
+    requireTool(
+      ctx,
+      spawnSync(PYTHON, ["-c", "import notebook"], { stdio: "ignore" }).status === 0,
+      "classic Jupyter Notebook for /usr/bin/python3",
+      "apt-get install python3-notebook",
+    );
     const port = await findFreePort();
     const token = "melanoma-lab-test";
     const server = spawn(
       PYTHON,
-      ["-m", "notebook", "--allow-root", "--no-browser", "--ip=127.0.0.1", `--port=${port}`, `--NotebookApp.token=${token}`, `--notebook-dir=${outDir}`],
+      [
+        "-m",
+        "notebook",
+        "--allow-root",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        `--port=${port}`,
+        `--NotebookApp.token=${token}`,
+        `--notebook-dir=${outDir}`,
+      ],
       { env, stdio: ["ignore", "pipe", "pipe"] },
     );
     let serverLog = "";
     server.stdout.on("data", (d) => (serverLog += d));
     server.stderr.on("data", (d) => (serverLog += d));
     try {
-      await waitFor(() => /is running at|http:\/\/127\.0\.0\.1:\d+\//.test(serverLog), 30_000, () => serverLog);
+      await waitFor(
+        () => /is running at|http:\/\/127\.0\.0\.1:\d+\//.test(serverLog),
+        30_000,
+        () => serverLog,
+      );
       const live = await checkChartsRendered(`http://127.0.0.1:${port}/notebooks/charts.ipynb?token=${token}`, {
         screenshotDir: path.join(root, "out", "screenshots"),
         waitForSelector: ".melanoma-lab-chart",
@@ -119,7 +156,8 @@ function findFreePort(): Promise<number> {
 async function waitFor(condition: () => boolean, timeoutMs: number, describe: () => string): Promise<void> {
   const start = Date.now();
   while (!condition()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms; log so far:\n${describe().slice(-2000)}`);
+    if (Date.now() - start > timeoutMs)
+      throw new Error(`timed out after ${timeoutMs} ms; log so far:\n${describe().slice(-2000)}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }

@@ -13,7 +13,10 @@ const root = findProjectRoot();
 const outDir = path.join(root, "out", "test-notebook-ui");
 
 function hasClassicNotebook(): boolean {
-  return commandExists(PYTHON) && spawnSync(PYTHON, ["-c", "import notebook, jupyter_client"], { stdio: "ignore" }).status === 0;
+  return (
+    commandExists(PYTHON) &&
+    spawnSync(PYTHON, ["-c", "import notebook, jupyter_client"], { stdio: "ignore" }).status === 0
+  );
 }
 
 // The page callbacks run inside Chromium; the project compiles without the DOM library, so the
@@ -30,7 +33,10 @@ interface PageElement {
   style: Record<string, string>;
 }
 declare function setTimeout(callback: () => void, ms: number): unknown;
-declare const document: { querySelector(selector: string): PageElement | null; querySelectorAll(selector: string): ArrayLike<PageElement> };
+declare const document: {
+  querySelector(selector: string): PageElement | null;
+  querySelectorAll(selector: string): ArrayLike<PageElement>;
+};
 interface NotebookCell {
   cell_type: string;
   input_prompt_number?: number | string | null;
@@ -58,7 +64,12 @@ interface IndicatorSample {
 // small synthetic data: what the page shows while it runs and when it is done.
 describe("notebook 01 in the classic Notebook UI (headless Chromium)", () => {
   it("opens unmodified, stays busy through Run All, and shows every chart and table unclipped without scroll boxes", async (ctx) => {
-    requireTool(ctx, hasClassicNotebook(), "classic Jupyter Notebook for /usr/bin/python3", "apt-get install python3-notebook jupyter-client");
+    requireTool(
+      ctx,
+      hasClassicNotebook(),
+      "classic Jupyter Notebook for /usr/bin/python3",
+      "apt-get install python3-notebook jupyter-client",
+    );
     requireTool(ctx, commandExists("/usr/bin/chromium"), "Chromium (/usr/bin/chromium)", "apt-get install chromium");
     fs.rmSync(outDir, { recursive: true, force: true });
     const notebookDir = path.join(outDir, "notebooks");
@@ -79,24 +90,48 @@ describe("notebook 01 in the classic Notebook UI (headless Chromium)", () => {
     const token = "melanoma-lab-ui-test";
     const server = spawn(
       PYTHON,
-      ["-m", "notebook", "--allow-root", "--no-browser", "--ip=127.0.0.1", `--port=${port}`, `--NotebookApp.token=${token}`, `--notebook-dir=${notebookDir}`],
+      [
+        "-m",
+        "notebook",
+        "--allow-root",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        `--port=${port}`,
+        `--NotebookApp.token=${token}`,
+        `--notebook-dir=${notebookDir}`,
+      ],
       { env, stdio: ["ignore", "pipe", "pipe"] },
     );
     let serverLog = "";
     server.stdout.on("data", (d) => (serverLog += d));
     server.stderr.on("data", (d) => (serverLog += d));
-    const { chromium } = createRequire(path.join(root, "package.json"))("playwright-core") as typeof import("playwright-core");
+    const { chromium } = createRequire(path.join(root, "package.json"))(
+      "playwright-core",
+    ) as typeof import("playwright-core");
     const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: HEADLESS_CHROMIUM_ARGS });
     try {
-      await waitFor(() => /is running at|http:\/\/127\.0\.0\.1:\d+\//.test(serverLog), 60_000, () => serverLog);
+      await waitFor(
+        () => /is running at|http:\/\/127\.0\.0\.1:\d+\//.test(serverLog),
+        60_000,
+        () => serverLog,
+      );
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       const pageErrors: string[] = [];
       page.on("pageerror", (e) => pageErrors.push(e.message));
-      await page.goto(`http://127.0.0.1:${port}/notebooks/01-data.ipynb?token=${token}`, { waitUntil: "load", timeout: 60_000 });
+      await page.goto(`http://127.0.0.1:${port}/notebooks/01-data.ipynb?token=${token}`, {
+        waitUntil: "load",
+        timeout: 60_000,
+      });
       // Opened: the kernel starts and reports its kernelspec and language_info; nothing else happened.
-      await page.waitForFunction(() => window.Jupyter?.notebook?.kernel?.info_reply?.language_info !== undefined, undefined, { timeout: 120_000 });
+      await page.waitForFunction(
+        () => window.Jupyter?.notebook?.kernel?.info_reply?.language_info !== undefined,
+        undefined,
+        { timeout: 120_000 },
+      );
       await page.waitForTimeout(1500);
-      expect.soft(await page.evaluate(() => window.Jupyter!.notebook!.dirty), "opening the notebook marked it modified").toBe(false);
+      expect
+        .soft(await page.evaluate(() => window.Jupyter!.notebook!.dirty), "opening the notebook marked it modified")
+        .toBe(false);
       expect.soft(await page.locator("#kernel_indicator_icon").getAttribute("class")).toBe("kernel_idle_icon");
 
       // Every idle status the page acts on, with how many cells were still running a moment later
@@ -104,7 +139,10 @@ describe("notebook 01 in the classic Notebook UI (headless Chromium)", () => {
       await page.evaluate(() => {
         window.runningCellsAfterIdle = [];
         window.Jupyter!.notebook!.events.on("kernel_idle.Kernel", () => {
-          setTimeout(() => window.runningCellsAfterIdle!.push(document.querySelectorAll(".code_cell.running").length), 250);
+          setTimeout(
+            () => window.runningCellsAfterIdle!.push(document.querySelectorAll(".code_cell.running").length),
+            250,
+          );
         });
       });
       // Cell → Run All, by the menu.
@@ -116,11 +154,13 @@ describe("notebook 01 in the classic Notebook UI (headless Chromium)", () => {
         const sample = await page.evaluate(() => ({
           icon: document.querySelector("#kernel_indicator_icon")?.getAttribute("class") ?? "",
           runningCells: document.querySelectorAll(".code_cell.running").length,
-          pending: window.Jupyter!.notebook!.get_cells().filter((c) => c.cell_type === "code" && !c.input_prompt_number).length,
+          pending: window.Jupyter!.notebook!.get_cells().filter((c) => c.cell_type === "code" && !c.input_prompt_number)
+            .length,
         }));
         samples.push({ atMs: Date.now() - started, icon: sample.icon, runningCells: sample.runningCells });
         if (sample.runningCells === 0 && sample.pending === 0 && samples.length > 3) break;
-        if (Date.now() - started > 420_000) throw new Error(`Run All did not finish in 420 s; last sample ${JSON.stringify(sample)}`);
+        if (Date.now() - started > 420_000)
+          throw new Error(`Run All did not finish in 420 s; last sample ${JSON.stringify(sample)}`);
         await page.waitForTimeout(100);
       }
       await page.waitForTimeout(1500);
@@ -130,16 +170,32 @@ describe("notebook 01 in the classic Notebook UI (headless Chromium)", () => {
       // cell left their order can vary).
       // (Samples before the first "busy" arrives are the click's own few milliseconds.)
       const firstBusy = samples.findIndex((s) => s.icon === "kernel_busy_icon");
-      const idleWhileQueued = samples.slice(Math.max(0, firstBusy)).filter((s) => s.icon === "kernel_idle_icon" && s.runningCells > 1);
-      console.log(`Run All: ${samples.length} samples over ${samples.at(-1)!.atMs} ms; ` +
-        samples.filter((s, i) => i === 0 || s.icon !== samples[i - 1].icon || s.runningCells !== samples[i - 1].runningCells).map((s) => `${s.atMs}ms ${s.icon.replace("kernel_", "").replace("_icon", "")} ${s.runningCells}`).join(", "));
+      const idleWhileQueued = samples
+        .slice(Math.max(0, firstBusy))
+        .filter((s) => s.icon === "kernel_idle_icon" && s.runningCells > 1);
+      console.log(
+        `Run All: ${samples.length} samples over ${samples.at(-1)!.atMs} ms; ` +
+          samples
+            .filter(
+              (s, i) => i === 0 || s.icon !== samples[i - 1].icon || s.runningCells !== samples[i - 1].runningCells,
+            )
+            .map((s) => `${s.atMs}ms ${s.icon.replace("kernel_", "").replace("_icon", "")} ${s.runningCells}`)
+            .join(", "),
+      );
       expect.soft(samples.some((s) => s.icon === "kernel_busy_icon")).toBe(true);
-      expect.soft(idleWhileQueued, `${idleWhileQueued.length} of ${samples.length} samples idle with cells queued`).toEqual([]);
+      expect
+        .soft(idleWhileQueued, `${idleWhileQueued.length} of ${samples.length} samples idle with cells queued`)
+        .toEqual([]);
       // The same, event by event (sampling can miss a short idle): before the fix tslab sent one
       // idle per cell, the first while all the others were still queued.
       const runningAfterIdle = await page.evaluate(() => window.runningCellsAfterIdle ?? []);
       expect.soft(runningAfterIdle.length, "idle events during Run All").toBeGreaterThan(0);
-      expect.soft(runningAfterIdle.filter((n) => n > 0), `cells still running 250 ms after each idle event: ${runningAfterIdle.join(", ")}`).toEqual([]);
+      expect
+        .soft(
+          runningAfterIdle.filter((n) => n > 0),
+          `cells still running 250 ms after each idle event: ${runningAfterIdle.join(", ")}`,
+        )
+        .toEqual([]);
       expect.soft(await page.locator("#kernel_indicator_icon").getAttribute("class")).toBe("kernel_idle_icon");
 
       const view = await page.evaluate(() => {
@@ -202,7 +258,8 @@ function findFreePort(): Promise<number> {
 async function waitFor(condition: () => boolean, timeoutMs: number, describe: () => string): Promise<void> {
   const start = Date.now();
   while (!condition()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms; log so far:\n${describe().slice(-2000)}`);
+    if (Date.now() - start > timeoutMs)
+      throw new Error(`timed out after ${timeoutMs} ms; log so far:\n${describe().slice(-2000)}`);
     await new Promise<void>((r) => setTimeout(r, 200));
   }
 }

@@ -1,7 +1,13 @@
 import path from "node:path";
 import { createRequire } from "node:module";
 import { afterEach, describe, expect, it } from "vitest";
-import { NotebookDisplayUnavailableError, buildFigureMimeBundle, resetPlotlyJsSent, showFigure, showHtml } from "../../lib/display/showFigure.js";
+import {
+  NotebookDisplayUnavailableError,
+  buildFigureMimeBundle,
+  resetPlotlyJsSent,
+  showFigure,
+  showHtml,
+} from "../../lib/display/showFigure.js";
 import type { DisplayDataContent } from "../../lib/display/showFigure.js";
 import { buildFigureHtml, loadPlotlyJsSource, serializeJsonForScript } from "../../lib/display/plotlyHtml.js";
 import { buildConfusionMatrixFigureAt, buildRocFigure } from "../../lib/evaluate/charts.js";
@@ -51,7 +57,10 @@ describe("notebook display", () => {
   });
 
   it("figure JSON cannot close its script element", () => {
-    const fig = { data: [{ type: "scatter", x: [0], y: [0], name: "</script><script>alert(1)</script>" }], layout: { title: { text: "x" } } };
+    const fig = {
+      data: [{ type: "scatter", x: [0], y: [0], name: "</script><script>alert(1)</script>" }],
+      layout: { title: { text: "x" } },
+    };
     const html = buildFigureHtml(fig, { includePlotlyJs: false });
     expect(html.match(/<\/script>/g)).toHaveLength(1);
     expect(JSON.parse(serializeJsonForScript(fig))).toEqual(fig);

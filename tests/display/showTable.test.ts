@@ -17,7 +17,13 @@ afterEach(() => {
 });
 
 describe("showTable", () => {
-  const table = { columns: ["value", "total", "share"], values: [["<nv>", 3, 0.123456], ["mel", 1, null]] };
+  const table = {
+    columns: ["value", "total", "share"],
+    values: [
+      ["<nv>", 3, 0.123456],
+      ["mel", 1, null],
+    ],
+  };
 
   it("builds an HTML table (escaped, numbers to 4 significant digits, missing blank) and aligned text", () => {
     expect(buildTableHtml(table, "per diagnosis")).toBe(
@@ -35,8 +41,12 @@ describe("showTable", () => {
     const summary = new dfd.DataFrame({ age_years: [2, 40] }, { index: ["count", "mean"] });
     showTable(summary, "age");
     expect(sent).toHaveLength(1);
-    expect(sent[0].data["text/plain"]).toBe(["age", "       age_years", "count          2", "mean          40"].join("\n"));
-    expect(sent[0].data["text/html"]).toContain('<tr><th style="text-align:left">count</th><td style="text-align:right">2</td></tr>');
+    expect(sent[0].data["text/plain"]).toBe(
+      ["age", "       age_years", "count          2", "mean          40"].join("\n"),
+    );
+    expect(sent[0].data["text/html"]).toContain(
+      '<tr><th style="text-align:left">count</th><td style="text-align:right">2</td></tr>',
+    );
   });
 
   it("outside a kernel says so by name", () => {

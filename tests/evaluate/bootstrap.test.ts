@@ -10,7 +10,11 @@ import { makeSyntheticScores } from "./fixtures/syntheticScores.js";
 const prevalence = (y: number[]) => y.reduce((s, v) => s + v, 0) / y.length;
 
 /** Each example repeated `copies` times in a row (the same lesion photographed `copies` times), with its group id. */
-function duplicate(labels: number[], probs: number[], copies: number): { labels: number[]; probs: number[]; groupIds: string[] } {
+function duplicate(
+  labels: number[],
+  probs: number[],
+  copies: number,
+): { labels: number[]; probs: number[]; groupIds: string[] } {
   const out = { labels: [] as number[], probs: [] as number[], groupIds: [] as string[] };
   labels.forEach((y, i) => {
     for (let c = 0; c < copies; c++) {
@@ -52,7 +56,11 @@ describe("grouped bootstrap (resampling patients/lesions, not images)", () => {
   it("with every lesion photographed 4 times, the AUC interval equals the one-image-per-lesion interval, and is wider than image resampling", () => {
     // Independent check: repeating each example 4 times leaves the AUC unchanged, so resampling
     // the 150 lesions of the duplicated set must give exactly the intervals of the 150 originals.
-    const grouped = bootstrapMetric(dup.labels, dup.probs, computeRocAuc, { iterations: 400, seed: 9, groupIds: dup.groupIds });
+    const grouped = bootstrapMetric(dup.labels, dup.probs, computeRocAuc, {
+      iterations: 400,
+      seed: 9,
+      groupIds: dup.groupIds,
+    });
     const reference = bootstrapMetric(base.labels, base.probs, computeRocAuc, { iterations: 400, seed: 9 });
     expect(grouped.estimate).toBeCloseTo(reference.estimate, 12);
     expect(grouped.lower).toBeCloseTo(reference.lower, 12);
@@ -68,14 +76,26 @@ describe("grouped bootstrap (resampling patients/lesions, not images)", () => {
   });
 
   it("is seeded: same seed and groups give the same interval, another seed another", () => {
-    const a = bootstrapMetric(dup.labels, dup.probs, computeRocAuc, { iterations: 200, seed: 5, groupIds: dup.groupIds });
-    expect(bootstrapMetric(dup.labels, dup.probs, computeRocAuc, { iterations: 200, seed: 5, groupIds: dup.groupIds })).toEqual(a);
-    expect(bootstrapMetric(dup.labels, dup.probs, computeRocAuc, { iterations: 200, seed: 6, groupIds: dup.groupIds }).lower).not.toBe(a.lower);
+    const a = bootstrapMetric(dup.labels, dup.probs, computeRocAuc, {
+      iterations: 200,
+      seed: 5,
+      groupIds: dup.groupIds,
+    });
+    expect(
+      bootstrapMetric(dup.labels, dup.probs, computeRocAuc, { iterations: 200, seed: 5, groupIds: dup.groupIds }),
+    ).toEqual(a);
+    expect(
+      bootstrapMetric(dup.labels, dup.probs, computeRocAuc, { iterations: 200, seed: 6, groupIds: dup.groupIds }).lower,
+    ).not.toBe(a.lower);
   });
 
   it("one image per group gives exactly the image bootstrap", () => {
     const ids = base.labels.map((_, i) => `image:${i}`);
-    const grouped = bootstrapMetric(base.labels, base.probs, computeRocAuc, { iterations: 200, seed: 2, groupIds: ids });
+    const grouped = bootstrapMetric(base.labels, base.probs, computeRocAuc, {
+      iterations: 200,
+      seed: 2,
+      groupIds: ids,
+    });
     const { groupCount, ...rest } = grouped;
     expect(groupCount).toBe(150);
     expect(rest).toEqual(bootstrapMetric(base.labels, base.probs, computeRocAuc, { iterations: 200, seed: 2 }));
@@ -90,30 +110,60 @@ describe("grouped bootstrap (resampling patients/lesions, not images)", () => {
     ];
     const labels = records.map((r) => (r.label === "malignant" ? 1 : 0));
     const seen = new Set<string>();
-    forEachStratifiedResample(labels, [0.9, 0.8, 0.1, 0.2], { iterations: 50, seed: 1, groupIds: assignGroupIds(records) }, (y, p) => {
-      seen.add(p.filter((_, k) => y[k] === 1).sort().join(","));
-    });
+    forEachStratifiedResample(
+      labels,
+      [0.9, 0.8, 0.1, 0.2],
+      { iterations: 50, seed: 1, groupIds: assignGroupIds(records) },
+      (y, p) => {
+        seen.add(
+          p
+            .filter((_, k) => y[k] === 1)
+            .sort()
+            .join(","),
+        );
+      },
+    );
     // The malignant stratum is the one group {a, b}: both images, every time (never a twice).
     expect([...seen]).toEqual(["0.8,0.9"]);
   });
 
   it("summarizeMetricsWithIntervals and the ROC band pass the groups through", () => {
-    const rows = summarizeMetricsWithIntervals(dup.labels, dup.probs, { thresholdProb: 0.3, iterations: 100, seed: 12, groupIds: dup.groupIds });
+    const rows = summarizeMetricsWithIntervals(dup.labels, dup.probs, {
+      thresholdProb: 0.3,
+      iterations: 100,
+      seed: 12,
+      groupIds: dup.groupIds,
+    });
     expect(rows.find((r) => r.metric === "ROC AUC")!.interval).toEqual(
       bootstrapMetric(dup.labels, dup.probs, computeRocAuc, { iterations: 100, seed: 12, groupIds: dup.groupIds }),
     );
-    const sens = bootstrapMetric(dup.labels, dup.probs, (y, p) => computeMetricsAtThreshold(y, p, 0.3).sensitivity, { iterations: 100, seed: 12, groupIds: dup.groupIds });
+    const sens = bootstrapMetric(dup.labels, dup.probs, (y, p) => computeMetricsAtThreshold(y, p, 0.3).sensitivity, {
+      iterations: 100,
+      seed: 12,
+      groupIds: dup.groupIds,
+    });
     expect(rows.find((r) => r.metric === "Sensitivity at t=0.3")!.interval).toEqual(sens);
     expect(buildMetricTable(rows).caption).toMatch(/over 150 patient\/lesion groups, seed 12/);
-    const band = computeRocBootstrapBand(dup.labels, dup.probs, { iterations: 100, seed: 4, gridPoints: 21, groupIds: dup.groupIds });
+    const band = computeRocBootstrapBand(dup.labels, dup.probs, {
+      iterations: 100,
+      seed: 4,
+      gridPoints: 21,
+      groupIds: dup.groupIds,
+    });
     const reference = computeRocBootstrapBand(base.labels, base.probs, { iterations: 100, seed: 4, gridPoints: 21 });
     band.lowerTpr.forEach((v, g) => expect(v).toBeCloseTo(reference.lowerTpr[g], 9));
     band.upperTpr.forEach((v, g) => expect(v).toBeCloseTo(reference.upperTpr[g], 9));
   });
 
   it("refuses group ids that do not line up with the examples", () => {
-    expect(() => bootstrapMetric([1, 0, 0], [0.9, 0.1, 0.2], computeRocAuc, { seed: 1, groupIds: ["a", "b"] })).toThrow(MetricInputError);
-    expect(() => bootstrapMetric([1, 0, 0], [0.9, 0.1, 0.2], computeRocAuc, { seed: 1, groupIds: ["a", "b"] })).toThrow(/groupIds has 2 entries; expected one per example \(3\)/);
-    expect(() => bootstrapMetric([1, 0, 0], [0.9, 0.1, 0.2], computeRocAuc, { seed: 1, groupIds: ["a", "", "c"] })).toThrow(/groupIds\[1\] is ""/);
+    expect(() => bootstrapMetric([1, 0, 0], [0.9, 0.1, 0.2], computeRocAuc, { seed: 1, groupIds: ["a", "b"] })).toThrow(
+      MetricInputError,
+    );
+    expect(() => bootstrapMetric([1, 0, 0], [0.9, 0.1, 0.2], computeRocAuc, { seed: 1, groupIds: ["a", "b"] })).toThrow(
+      /groupIds has 2 entries; expected one per example \(3\)/,
+    );
+    expect(() =>
+      bootstrapMetric([1, 0, 0], [0.9, 0.1, 0.2], computeRocAuc, { seed: 1, groupIds: ["a", "", "c"] }),
+    ).toThrow(/groupIds\[1\] is ""/);
   });
 });

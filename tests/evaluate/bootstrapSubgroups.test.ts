@@ -54,7 +54,10 @@ describe("bootstrapMetric", () => {
     const y = [0, 0, 0, 0, 0, 0, 1, 1];
     const p = [0.1, 0.2, 0.3, 0.4, 0.5, 0.99, 0.6, 0.7];
     // Only one benign image is above 0.9: replicates without it have PPV 0/0 = NaN.
-    const ppv = bootstrapMetric(y, p, (yy, pp) => computeMetricsAtThreshold(yy, pp, 0.9).ppv, { iterations: 200, seed: 3 });
+    const ppv = bootstrapMetric(y, p, (yy, pp) => computeMetricsAtThreshold(yy, pp, 0.9).ppv, {
+      iterations: 200,
+      seed: 3,
+    });
     expect(ppv.validIterations).toBeGreaterThan(0);
     expect(ppv.validIterations).toBeLessThan(200);
     const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
@@ -106,17 +109,39 @@ describe("computeSubgroupMetrics", () => {
   });
 
   it("age bands and sites", () => {
-    expect([24, 30, 44, 45, 74, 75, undefined].map((a) => describeAgeBand(a))).toEqual(["<30", "30–44", "30–44", "45–59", "60–74", "75+", "unknown"]);
+    expect([24, 30, 44, 45, 74, 75, undefined].map((a) => describeAgeBand(a))).toEqual([
+      "<30",
+      "30–44",
+      "30–44",
+      "45–59",
+      "60–74",
+      "75+",
+      "unknown",
+    ]);
     const bands = computeSubgroupMetrics(records, probs, { field: "ageBand", thresholdProb: 0.5 });
-    expect(Object.fromEntries(bands.map((r) => [r.group, r.count]))).toEqual({ all: 8, "60–74": 2, "30–44": 2, "<30": 1, "45–59": 1, "75+": 1, unknown: 1 });
+    expect(Object.fromEntries(bands.map((r) => [r.group, r.count]))).toEqual({
+      all: 8,
+      "60–74": 2,
+      "30–44": 2,
+      "<30": 1,
+      "45–59": 1,
+      "75+": 1,
+      unknown: 1,
+    });
     const sites = computeSubgroupMetrics(records, probs, { field: "site", thresholdProb: 0.5 });
     expect(sites.find((r) => r.group === "unknown")?.count).toBe(2);
   });
 
   it("names an unknown field and a bad label", () => {
-    expect(() => computeSubgroupMetrics(records, probs, { field: "gender" as never, thresholdProb: 0.5 })).toThrow(UnknownNameError);
-    expect(() => computeSubgroupMetrics([{ label: "melanoma" as never }], [0.5], { field: "sex", thresholdProb: 0.5 })).toThrow(/records\[0\]\.label is "melanoma"/);
-    expect(() => computeSubgroupMetrics(records, probs.slice(1), { field: "sex", thresholdProb: 0.5 })).toThrow(/labels has 8 entries but probs has 7/);
+    expect(() => computeSubgroupMetrics(records, probs, { field: "gender" as never, thresholdProb: 0.5 })).toThrow(
+      UnknownNameError,
+    );
+    expect(() =>
+      computeSubgroupMetrics([{ label: "melanoma" as never }], [0.5], { field: "sex", thresholdProb: 0.5 }),
+    ).toThrow(/records\[0\]\.label is "melanoma"/);
+    expect(() => computeSubgroupMetrics(records, probs.slice(1), { field: "sex", thresholdProb: 0.5 })).toThrow(
+      /labels has 8 entries but probs has 7/,
+    );
   });
 });
 
@@ -125,8 +150,13 @@ describe("summarizeMetricsWithIntervals", () => {
     const { labels, probs } = makeSyntheticScores({ count: 200, prevalence: 0.3, separation: 1.5, seed: 8 });
     const rows = summarizeMetricsWithIntervals(labels, probs, { thresholdProb: 0.3, iterations: 100, seed: 12 });
     expect(rows.map((r) => r.metric)).toContain("ROC AUC");
-    expect(rows.find((r) => r.metric === "ROC AUC")!.interval).toEqual(bootstrapMetric(labels, probs, computeRocAuc, { iterations: 100, seed: 12 }));
-    const sens = bootstrapMetric(labels, probs, (y, p) => computeMetricsAtThreshold(y, p, 0.3).sensitivity, { iterations: 100, seed: 12 });
+    expect(rows.find((r) => r.metric === "ROC AUC")!.interval).toEqual(
+      bootstrapMetric(labels, probs, computeRocAuc, { iterations: 100, seed: 12 }),
+    );
+    const sens = bootstrapMetric(labels, probs, (y, p) => computeMetricsAtThreshold(y, p, 0.3).sensitivity, {
+      iterations: 100,
+      seed: 12,
+    });
     expect(rows.find((r) => r.metric === "Sensitivity at t=0.3")!.interval).toEqual(sens);
     const table = buildMetricTable(rows);
     expect(table.columns).toEqual(["metric", "estimate (95% CI)", "valid resamples"]);

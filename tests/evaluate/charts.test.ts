@@ -12,7 +12,12 @@ import {
   selectRocCornerIndices,
 } from "../../lib/evaluate/charts.js";
 import type { GalleryItem, PlotlyTrace } from "../../lib/evaluate/charts.js";
-import { computeCalibration, computeMetricsAtThreshold, computeRocAuc, computeRocCurve } from "../../lib/evaluate/metrics.js";
+import {
+  computeCalibration,
+  computeMetricsAtThreshold,
+  computeRocAuc,
+  computeRocCurve,
+} from "../../lib/evaluate/metrics.js";
 import { makeSyntheticScores } from "./fixtures/syntheticScores.js";
 
 const { labels, probs } = makeSyntheticScores({ count: 300, prevalence: 0.2, separation: 2, seed: 21 });
@@ -21,14 +26,19 @@ const byName = (data: PlotlyTrace[], pattern: RegExp) => data.find((t) => patter
 describe("figures carry the metric values, not decoration", () => {
   it("ROC: curve points, AUC in the legend, operating point, bootstrap band around the curve", () => {
     const threshold = 0.4;
-    const fig = buildRocFigure(labels, probs, { bootstrap: { iterations: 100, seed: 4 }, operatingPoint: { thresholdProb: threshold, label: "op" } });
+    const fig = buildRocFigure(labels, probs, {
+      bootstrap: { iterations: 100, seed: 4 },
+      operatingPoint: { thresholdProb: threshold, label: "op" },
+    });
     const roc = computeRocCurve(labels, probs);
     const model = byName(fig.data, /AUC/);
     const x = model.x as number[];
     const y = model.y as number[];
     // Only corners are drawn, but they are real ROC points and enclose the same area.
     expect(x.length).toBeLessThan(roc.falsePositiveRate.length);
-    x.forEach((f, i) => expect(roc.falsePositiveRate.some((rf, k) => rf === f && roc.truePositiveRate[k] === y[i])).toBe(true));
+    x.forEach((f, i) =>
+      expect(roc.falsePositiveRate.some((rf, k) => rf === f && roc.truePositiveRate[k] === y[i])).toBe(true),
+    );
     let area = 0;
     for (let i = 1; i < x.length; i++) area += ((x[i] - x[i - 1]) * (y[i] + y[i - 1])) / 2;
     expect(area).toBeCloseTo(computeRocAuc(labels, probs), 12);
@@ -54,7 +64,9 @@ describe("figures carry the metric values, not decoration", () => {
     expect(band.lowerTpr[50]).toBe(1);
     const roc = computeRocCurve(labels, probs);
     const tprAt = (f: number) => Math.max(...roc.truePositiveRate.filter((_, k) => roc.falsePositiveRate[k] <= f));
-    const inside = band.falsePositiveRate.filter((f, g) => tprAt(f) >= band.lowerTpr[g] - 1e-9 && tprAt(f) <= band.upperTpr[g] + 1e-9).length;
+    const inside = band.falsePositiveRate.filter(
+      (f, g) => tprAt(f) >= band.lowerTpr[g] - 1e-9 && tprAt(f) <= band.upperTpr[g] + 1e-9,
+    ).length;
     expect(inside / band.falsePositiveRate.length).toBeGreaterThan(0.9);
   });
 
@@ -88,7 +100,13 @@ describe("figures carry the metric values, not decoration", () => {
 
   it("training curves: a subplot per tag, a line per run, steps sorted", () => {
     const series = {
-      a: { loss: [{ step: 2, value: 0.5 }, { step: 1, value: 0.9 }], val_auc: [{ step: 1, value: 0.7 }] },
+      a: {
+        loss: [
+          { step: 2, value: 0.5 },
+          { step: 1, value: 0.9 },
+        ],
+        val_auc: [{ step: 1, value: 0.7 }],
+      },
       b: { loss: [{ step: 1, value: 1 }] },
     };
     const fig = buildTrainingCurvesFigure(series);
@@ -96,10 +114,21 @@ describe("figures carry the metric values, not decoration", () => {
     expect(fig.data[0]).toMatchObject({ name: "a", x: [1, 2], y: [0.9, 0.5], xaxis: "x", yaxis: "y" });
     expect(fig.data[2]).toMatchObject({ name: "a", xaxis: "x2", yaxis: "y2", mode: "markers" });
     expect(fig.layout.grid).toMatchObject({ rows: 2, columns: 1 });
-    expect(() => buildTrainingCurvesFigure(series, { tags: ["val_loss"] })).toThrow(/tag "val_loss" is in no run; expected one of loss, val_auc/);
+    expect(() => buildTrainingCurvesFigure(series, { tags: ["val_loss"] })).toThrow(
+      /tag "val_loss" is in no run; expected one of loss, val_auc/,
+    );
     expect(() => buildTrainingCurvesFigure({})).toThrow(ChartInputError);
     // The TensorBoard reader's run.scalars shape ({tag: {points}}) works as is.
-    const fromReader = buildTrainingCurvesFigure({ a: { loss: { points: [{ step: 1, value: 0.9 }, { step: 2, value: 0.5 }] } } });
+    const fromReader = buildTrainingCurvesFigure({
+      a: {
+        loss: {
+          points: [
+            { step: 1, value: 0.9 },
+            { step: 2, value: 0.5 },
+          ],
+        },
+      },
+    });
     expect(fromReader.data[0]).toMatchObject({ name: "a", x: [1, 2], y: [0.9, 0.5] });
   });
 

@@ -21,6 +21,12 @@ describe("formatSubgroupTable", () => {
     const male = lines.find((l) => /\bmale\b/.test(l) && !l.includes("female"))!;
     expect(male.trim().split(/\s+/)).toEqual(["sex", "male", "2", "0", "n/a", "n/a", "1.000"]);
     expect(lines.filter((l) => l.startsWith("all ")).length).toBe(1);
-    expect(lines.find((l) => l.startsWith("site"))!.trim().split(/\s+/).slice(0, 4)).toEqual(["site", "unknown", "4", "1"]);
+    expect(
+      lines
+        .find((l) => l.startsWith("site"))!
+        .trim()
+        .split(/\s+/)
+        .slice(0, 4),
+    ).toEqual(["site", "unknown", "4", "1"]);
   });
 });

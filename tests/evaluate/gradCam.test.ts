@@ -4,7 +4,14 @@ import sharp from "sharp";
 import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../../lib/index.js";
-import { blendGradCamOverlay, computeGradCam, explainImageWithGradCam, GradCamError, mapJetColour, renderGradCamOverlayPng } from "../../lib/evaluate/gradCam.js";
+import {
+  blendGradCamOverlay,
+  computeGradCam,
+  explainImageWithGradCam,
+  GradCamError,
+  mapJetColour,
+  renderGradCamOverlayPng,
+} from "../../lib/evaluate/gradCam.js";
 import { loadBackbone } from "../../lib/models/backbones.js";
 import { extractFeatures } from "../../lib/models/features.js";
 import type { Backbone } from "../../lib/models/types.js";
@@ -18,17 +25,36 @@ const SIZE = 4;
 /** A "backbone" whose feature map is the input channels themselves (1×1 conv, identity kernel), pooled by global average. */
 function buildIdentityBackbone(): Backbone {
   const input = tf.input({ shape: [SIZE, SIZE, 3] });
-  const conv = tf.layers.conv2d({ filters: 3, kernelSize: 1, useBias: false, name: "features", weights: [tf.eye(3).reshape([1, 1, 3, 3])] });
+  const conv = tf.layers.conv2d({
+    filters: 3,
+    kernelSize: 1,
+    useBias: false,
+    name: "features",
+    weights: [tf.eye(3).reshape([1, 1, 3, 3])],
+  });
   const map = conv.apply(input) as tf.SymbolicTensor;
   const pooled = tf.layers.globalAveragePooling2d({ name: "gap" }).apply(map) as tf.SymbolicTensor;
   const model = tf.model({ inputs: input, outputs: pooled });
-  return { name: "identity", inputSizePx: SIZE, featureLayerName: "features", featureDim: 3, preprocessing: { kind: "scale", scale: 1 / 255, offset: 0 }, model, weightsId: "test" };
+  return {
+    name: "identity",
+    inputSizePx: SIZE,
+    featureLayerName: "features",
+    featureDim: 3,
+    preprocessing: { kind: "scale", scale: 1 / 255, offset: 0 },
+    model,
+    weightsId: "test",
+  };
 }
 
 /** dense(1, activation) on 3 features with the given kernel and bias. */
 function buildLinearHead(kernel: number[], bias: number, activation: "sigmoid" | "linear" = "sigmoid"): tf.LayersModel {
   const input = tf.input({ shape: [3] });
-  const dense = tf.layers.dense({ units: 1, activation, name: "head_output", weights: [tf.tensor2d(kernel, [3, 1]), tf.tensor1d([bias])] });
+  const dense = tf.layers.dense({
+    units: 1,
+    activation,
+    name: "head_output",
+    weights: [tf.tensor2d(kernel, [3, 1]), tf.tensor1d([bias])],
+  });
   return tf.model({ inputs: input, outputs: dense.apply(input) as tf.SymbolicTensor });
 }
 
@@ -105,9 +131,13 @@ describe("computeGradCam on a hand-built backbone whose feature map is the input
     const w1 = Array.from({ length: 3 * 4 }, () => rand() * 2 - 1);
     const b1 = [0.1, -0.2, 0.05, 0.3];
     const w2 = [0.7, -1.1, 0.9, 0.4];
-    const hidden = tf.layers.dense({ units: 4, activation: "relu", weights: [tf.tensor2d(w1, [3, 4]), tf.tensor1d(b1)] }).apply(input) as tf.SymbolicTensor;
+    const hidden = tf.layers
+      .dense({ units: 4, activation: "relu", weights: [tf.tensor2d(w1, [3, 4]), tf.tensor1d(b1)] })
+      .apply(input) as tf.SymbolicTensor;
     const dropped = tf.layers.dropout({ rate: 0.5 }).apply(hidden) as tf.SymbolicTensor;
-    const output = tf.layers.dense({ units: 1, activation: "sigmoid", weights: [tf.tensor2d(w2, [4, 1]), tf.tensor1d([-0.25])] }).apply(dropped) as tf.SymbolicTensor;
+    const output = tf.layers
+      .dense({ units: 1, activation: "sigmoid", weights: [tf.tensor2d(w2, [4, 1]), tf.tensor1d([-0.25])] })
+      .apply(dropped) as tf.SymbolicTensor;
     const head = tf.model({ inputs: input, outputs: output });
     const channels = [0, 1, 2].map(() => Array.from({ length: 16 }, () => Math.floor(rand() * 256)));
     const rgb = imageOf(channels[0], channels[1], channels[2]);
@@ -118,10 +148,22 @@ describe("computeGradCam on a hand-built backbone whose feature map is the input
     const pre = [0, 1, 2, 3].map((j) => b1[j] + pooled.reduce((a, f, k) => a + f * w1[k * 4 + j], 0));
     const logit = -0.25 + pre.reduce((a, v, j) => a + Math.max(0, v) * w2[j], 0);
     const dPooled = [0, 1, 2].map((k) => pre.reduce((a, v, j) => a + (v > 0 ? w1[k * 4 + j] * w2[j] : 0), 0));
-    const raw = Array.from({ length: 16 }, (_, p) => Math.max(0, channels.reduce((a, ch, k) => a + (dPooled[k] / 16) * (ch[p] / 255), 0)));
+    const raw = Array.from({ length: 16 }, (_, p) =>
+      Math.max(
+        0,
+        channels.reduce((a, ch, k) => a + (dPooled[k] / 16) * (ch[p] / 255), 0),
+      ),
+    );
     const max = Math.max(...raw);
     expect(cam.logit).toBeCloseTo(logit, 5);
-    const predicted = head.predict(backbone.model.predict(tf.tensor4d(Float32Array.from(rgb, (v) => v / 255), [1, SIZE, SIZE, 3]))) as tf.Tensor;
+    const predicted = head.predict(
+      backbone.model.predict(
+        tf.tensor4d(
+          Float32Array.from(rgb, (v) => v / 255),
+          [1, SIZE, SIZE, 3],
+        ),
+      ),
+    ) as tf.Tensor;
     expect(cam.probability).toBeCloseTo(predicted.dataSync()[0], 6);
     predicted.dispose();
     expect(cam.camMax).toBeCloseTo(max, 6);
@@ -134,10 +176,20 @@ describe("computeGradCam on a hand-built backbone whose feature map is the input
     const w = Array.from({ length: 9 }, () => rand() * 4 - 2);
     const b = [0.3, -0.1, 0.2];
     const input = tf.input({ shape: [3] });
-    const z = tf.layers.dense({ units: 3, name: DIAGNOSIS_HEAD_LAYERS.logits, weights: [tf.tensor2d(w, [3, 3]), tf.tensor1d(b)] }).apply(input) as tf.SymbolicTensor;
-    const softmax = tf.layers.activation({ activation: "softmax", name: DIAGNOSIS_HEAD_LAYERS.softmax }).apply(z) as tf.SymbolicTensor;
+    const z = tf.layers
+      .dense({ units: 3, name: DIAGNOSIS_HEAD_LAYERS.logits, weights: [tf.tensor2d(w, [3, 3]), tf.tensor1d(b)] })
+      .apply(input) as tf.SymbolicTensor;
+    const softmax = tf.layers
+      .activation({ activation: "softmax", name: DIAGNOSIS_HEAD_LAYERS.softmax })
+      .apply(z) as tf.SymbolicTensor;
     // Classes 0 and 2 malignant, class 1 benign.
-    const sum = tf.layers.dense({ units: 1, useBias: false, trainable: false, name: DIAGNOSIS_HEAD_LAYERS.malignantSum, weights: [tf.tensor2d([1, 0, 1], [3, 1])] });
+    const sum = tf.layers.dense({
+      units: 1,
+      useBias: false,
+      trainable: false,
+      name: DIAGNOSIS_HEAD_LAYERS.malignantSum,
+      weights: [tf.tensor2d([1, 0, 1], [3, 1])],
+    });
     const head = tf.model({ inputs: input, outputs: sum.apply(softmax) as tf.SymbolicTensor });
     const channels = [0, 1, 2].map(() => Array.from({ length: 16 }, () => Math.floor(rand() * 256)));
     const cam = computeGradCam(backbone, head, imageOf(channels[0], channels[1], channels[2]), SIZE);
@@ -150,7 +202,12 @@ describe("computeGradCam on a hand-built backbone whose feature map is the input
     // d logit / d z = [e0, -(e0 + e2), e2] / (e0 + e2) over the malignant pair, −1 for the benign class.
     const dz = [e[0] / (e[0] + e[2]), -1, e[2] / (e[0] + e[2])];
     const dPooled = [0, 1, 2].map((c) => dz.reduce((a, d, k) => a + d * w[c * 3 + k], 0));
-    const raw = Array.from({ length: 16 }, (_, p) => Math.max(0, channels.reduce((a, ch, c) => a + (dPooled[c] / 16) * (ch[p] / 255), 0)));
+    const raw = Array.from({ length: 16 }, (_, p) =>
+      Math.max(
+        0,
+        channels.reduce((a, ch, c) => a + (dPooled[c] / 16) * (ch[p] / 255), 0),
+      ),
+    );
     const max = Math.max(...raw);
     expect(cam.camMax).toBeCloseTo(max, 6);
     for (let p = 0; p < 16; p++) expect(cam.heatmap[p]).toBeCloseTo(max > 0 ? raw[p] / max : 0, 5);
@@ -169,12 +226,21 @@ describe("computeGradCam on a hand-built backbone whose feature map is the input
 
   it("rejects a wrong image size or byte count and a head it cannot take a logit of", () => {
     const head = buildLinearHead([1, 0, 0], 0);
-    expect(() => computeGradCam(backbone, head, new Uint8Array(8 * 8 * 3), 8)).toThrow(/imageSizePx: received 8; identity needs 4/);
-    expect(() => computeGradCam(backbone, head, new Uint8Array(10), SIZE)).toThrow(/rgbPixels: received 10 bytes; expected 4 × 4 × 3 = 48/);
+    expect(() => computeGradCam(backbone, head, new Uint8Array(8 * 8 * 3), 8)).toThrow(
+      /imageSizePx: received 8; identity needs 4/,
+    );
+    expect(() => computeGradCam(backbone, head, new Uint8Array(10), SIZE)).toThrow(
+      /rgbPixels: received 10 bytes; expected 4 × 4 × 3 = 48/,
+    );
     const input = tf.input({ shape: [3] });
-    const softmax = tf.model({ inputs: input, outputs: tf.layers.dense({ units: 2, activation: "softmax" }).apply(input) as tf.SymbolicTensor });
+    const softmax = tf.model({
+      inputs: input,
+      outputs: tf.layers.dense({ units: 2, activation: "softmax" }).apply(input) as tf.SymbolicTensor,
+    });
     expect(() => computeGradCam(backbone, softmax, new Uint8Array(48), SIZE)).toThrow(GradCamError);
-    expect(() => computeGradCam(backbone, softmax, new Uint8Array(48), SIZE)).toThrow(/units 2, activation softmax\); expected Dense with 1 unit and sigmoid/);
+    expect(() => computeGradCam(backbone, softmax, new Uint8Array(48), SIZE)).toThrow(
+      /units 2, activation softmax\); expected Dense with 1 unit and sigmoid/,
+    );
     head.dispose();
     softmax.dispose();
   });
@@ -217,8 +283,12 @@ describe("renderGradCamOverlayPng", () => {
     expect(Array.from(png.subarray(0, 4))).toEqual([0x89, 0x50, 0x4e, 0x47]);
     const meta = await sharp(png).metadata();
     expect([meta.width, meta.height, meta.channels]).toEqual([16, 16, 3]);
-    await expect(renderGradCamOverlayPng(rgb, 16, [0, 0.5, 1], 2)).rejects.toThrow(/heatmap: received 3 values for featureMapSizePx 2; expected featureMapSizePx² = 4/);
-    await expect(renderGradCamOverlayPng(rgb, 16, [0, 0.5, 1, 1.5], 2)).rejects.toThrow(/heatmap\[3\] is 1.5; expected a value in \[0, 1\]/);
+    await expect(renderGradCamOverlayPng(rgb, 16, [0, 0.5, 1], 2)).rejects.toThrow(
+      /heatmap: received 3 values for featureMapSizePx 2; expected featureMapSizePx² = 4/,
+    );
+    await expect(renderGradCamOverlayPng(rgb, 16, [0, 0.5, 1, 1.5], 2)).rejects.toThrow(
+      /heatmap\[3\] is 1.5; expected a value in \[0, 1\]/,
+    );
     await expect(renderGradCamOverlayPng(rgb, 16, [0, 0, 0, 0], 2, { alpha: 2 })).rejects.toThrow(/alpha: received 2/);
   });
 });
@@ -230,7 +300,13 @@ describe("Grad-CAM on mobilenet_v2 (nsfwjs weights)", () => {
     const input = tf.input({ shape: [1280] });
     const head = tf.model({
       inputs: input,
-      outputs: tf.layers.dense({ units: 1, activation: "sigmoid", kernelInitializer: tf.initializers.randomNormal({ mean: 0, stddev: 0.05, seed: 5 }) }).apply(input) as tf.SymbolicTensor,
+      outputs: tf.layers
+        .dense({
+          units: 1,
+          activation: "sigmoid",
+          kernelInitializer: tf.initializers.randomNormal({ mean: 0, stddev: 0.05, seed: 5 }),
+        })
+        .apply(input) as tf.SymbolicTensor,
     });
     // A real lesion when ../shared is present; the timing and range checks hold for any image.
     const labelsCsv = findSharedPath("data/ham10000-dev/labels.csv");
@@ -241,7 +317,11 @@ describe("Grad-CAM on mobilenet_v2 (nsfwjs weights)", () => {
     } else {
       imagePath = path.join(fs.mkdtempSync(path.join((await import("node:os")).tmpdir(), "ml-gradcam-")), "noise.png");
       const rand = createRandom(9);
-      await sharp(Buffer.from(Uint8Array.from({ length: 224 * 224 * 3 }, () => Math.floor(rand() * 256))), { raw: { width: 224, height: 224, channels: 3 } }).png().toFile(imagePath);
+      await sharp(Buffer.from(Uint8Array.from({ length: 224 * 224 * 3 }, () => Math.floor(rand() * 256))), {
+        raw: { width: 224, height: 224, channels: 3 },
+      })
+        .png()
+        .toFile(imagePath);
     }
     await explainImageWithGradCam(backbone, head, imagePath); // warm-up
     const before = tf.memory().numTensors;
@@ -249,7 +329,9 @@ describe("Grad-CAM on mobilenet_v2 (nsfwjs weights)", () => {
     const explained = await explainImageWithGradCam(backbone, head, imagePath, { alpha: 0.4 });
     const elapsedMs = performance.now() - started;
     expect(tf.memory().numTensors).toBe(before);
-    console.log(`Grad-CAM mobilenet_v2 on ${tf.getBackend()}: ${elapsedMs.toFixed(0)} ms per image (decode + forward + gradient + overlay), camMax ${explained.camMax.toExponential(3)}, p ${explained.probability.toFixed(4)}`);
+    console.log(
+      `Grad-CAM mobilenet_v2 on ${tf.getBackend()}: ${elapsedMs.toFixed(0)} ms per image (decode + forward + gradient + overlay), camMax ${explained.camMax.toExponential(3)}, p ${explained.probability.toFixed(4)}`,
+    );
     expect(explained.featureMapSizePx).toBe(7);
     expect(explained.heatmap.length).toBe(49);
     expect(explained.heatmap.every((v) => v >= 0 && v <= 1)).toBe(true);

@@ -6,7 +6,13 @@ describe("buildHistogramsOverStepsFigure", () => {
     const fig = buildHistogramsOverStepsFigure(
       [
         { step: 0, buckets: [{ leftEdge: 0, rightEdge: 1, count: 4 }] },
-        { step: 1, buckets: [{ leftEdge: 1, rightEdge: 2, count: 1 }, { leftEdge: 2, rightEdge: 4, count: 3 }] },
+        {
+          step: 1,
+          buckets: [
+            { leftEdge: 1, rightEdge: 2, count: 1 },
+            { leftEdge: 2, rightEdge: 4, count: 3 },
+          ],
+        },
       ],
       { binCount: 4 },
     );
@@ -20,7 +26,9 @@ describe("buildHistogramsOverStepsFigure", () => {
   });
 
   it("puts a zero-width bucket in the bin holding its value, and refuses empty input", () => {
-    const fig = buildHistogramsOverStepsFigure([{ step: 3, buckets: [{ leftEdge: 2, rightEdge: 2, count: 5 }] }], { binCount: 2 });
+    const fig = buildHistogramsOverStepsFigure([{ step: 3, buckets: [{ leftEdge: 2, rightEdge: 2, count: 5 }] }], {
+      binCount: 2,
+    });
     const trace = fig.data[0] as { z: number[][] };
     expect(trace.z.flat().reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
     expect(() => buildHistogramsOverStepsFigure([{ step: 0, buckets: [] }])).toThrow(ChartInputError);

@@ -136,8 +136,20 @@ describe("hand-checkable worked examples", () => {
     const y = [0, 0, 0, 0, 0, 1, 1, 1, 1, 1];
     const p = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95];
     close(computePartialAucAboveTpr(y, p), 0.2);
-    close(computePartialAucAboveTpr(y, p.map((v) => 1 - v)), 0);
-    close(computePartialAucAboveTpr(y, p.map(() => 0.5)), 0.02);
+    close(
+      computePartialAucAboveTpr(
+        y,
+        p.map((v) => 1 - v),
+      ),
+      0,
+    );
+    close(
+      computePartialAucAboveTpr(
+        y,
+        p.map(() => 0.5),
+      ),
+      0.02,
+    );
     close(computePartialAucAboveTpr(y, p, 0), computeRocAuc(y, p));
   });
 });
@@ -154,7 +166,9 @@ describe("degenerate input gives a named error", () => {
     expect(() => computeRocAuc([0, 2, 1], [0.2, 0.3, 0.9])).toThrow(/labels\[1\] is 2; expected 0 \(benign\) or 1/);
     expect(() => computeRocAuc([0, 1, 1], [0.2, 0.9])).toThrow(/labels has 3 entries but probs has 2/);
     expect(() => computeRocAuc([], [])).toThrow(MetricInputError);
-    expect(() => computeBrierScore([0, 1], [0.2, 1.5])).toThrow(/probs\[1\] is 1.5; expected a probability between 0 and 1/);
+    expect(() => computeBrierScore([0, 1], [0.2, 1.5])).toThrow(
+      /probs\[1\] is 1.5; expected a probability between 0 and 1/,
+    );
     expect(() => computeConfusionMatrix([0, 1], [0.2, 0.5], NaN)).toThrow(/thresholdProb is NaN/);
     expect(() => findThresholdForSensitivity([0, 1], [0.2, 0.5], 1.2)).toThrow(/targetSensitivity is 1.2/);
   });

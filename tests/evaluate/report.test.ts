@@ -27,18 +27,33 @@ const screenshotDir = path.join(findProjectRoot(), "out", "screenshots");
 const CHROMIUM = "/usr/bin/chromium";
 
 async function makeTileDataUrl(rgb: [number, number, number]): Promise<string> {
-  const png = await sharp({ create: { width: 16, height: 16, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } }).png().toBuffer();
+  const png = await sharp({
+    create: { width: 16, height: 16, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } },
+  })
+    .png()
+    .toBuffer();
   return `data:image/png;base64,${png.toString("base64")}`;
 }
 
 describe("HTML report", () => {
   it("formats intervals and rejects malformed tables", () => {
-    expect(formatReportCell({ estimate: 0.87312, lower: 0.84, upper: 0.9, standardError: 0.01, confidenceLevel: 0.95, iterations: 10, validIterations: 10, seed: 1 })).toBe(
-      "0.873 (0.840–0.900)",
-    );
+    expect(
+      formatReportCell({
+        estimate: 0.87312,
+        lower: 0.84,
+        upper: 0.9,
+        standardError: 0.01,
+        confidenceLevel: 0.95,
+        iterations: 10,
+        validIterations: 10,
+        seed: 1,
+      }),
+    ).toBe("0.873 (0.840–0.900)");
     expect(formatReportCell(NaN)).toBe("n/a");
     expect(formatReportCell(412)).toBe("412");
-    expect(() => buildHtmlReport({ title: "t", sections: [{ heading: "h", table: { columns: ["a", "b"], rows: [["x"]] } }] })).toThrow(ReportInputError);
+    expect(() =>
+      buildHtmlReport({ title: "t", sections: [{ heading: "h", table: { columns: ["a", "b"], rows: [["x"]] } }] }),
+    ).toThrow(ReportInputError);
     // No figures: no 4.8 MB plotly.js in the file.
     const small = buildHtmlReport({ title: "<t>", sections: [{ heading: "only text", text: "a < b" }] });
     expect(small.length).toBeLessThan(5000);
@@ -49,18 +64,41 @@ describe("HTML report", () => {
     const { labels, probs } = makeSyntheticScores({ count: 400, prevalence: 0.2, separation: 2, seed: 7 });
     const op = findThresholdForSensitivity(labels, probs, 0.9);
     const auc = bootstrapMetric(labels, probs, computeRocAuc, { iterations: 200, seed: 1 });
-    const specAt90 = bootstrapMetric(labels, probs, (y, p) => findThresholdForSensitivity(y, p, 0.9).specificity, { iterations: 200, seed: 1 });
-    const metricRows = summarizeMetricsWithIntervals(labels, probs, { thresholdProb: op.thresholdProb, iterations: 200, seed: 1 });
+    const specAt90 = bootstrapMetric(labels, probs, (y, p) => findThresholdForSensitivity(y, p, 0.9).specificity, {
+      iterations: 200,
+      seed: 1,
+    });
+    const metricRows = summarizeMetricsWithIntervals(labels, probs, {
+      thresholdProb: op.thresholdProb,
+      iterations: 200,
+      seed: 1,
+    });
     const series = {
-      "run-a": { loss: [0, 1, 2, 3, 4].map((s) => ({ step: s, value: 1 / (s + 1) })), val_auc: [0, 2, 4].map((s) => ({ step: s, value: 0.6 + 0.05 * s })) },
-      "run-b": { loss: [0, 1, 2, 3, 4].map((s) => ({ step: s, value: 1.2 / (s + 1.5) })), val_auc: [0, 2, 4].map((s) => ({ step: s, value: 0.55 + 0.06 * s })) },
+      "run-a": {
+        loss: [0, 1, 2, 3, 4].map((s) => ({ step: s, value: 1 / (s + 1) })),
+        val_auc: [0, 2, 4].map((s) => ({ step: s, value: 0.6 + 0.05 * s })),
+      },
+      "run-b": {
+        loss: [0, 1, 2, 3, 4].map((s) => ({ step: s, value: 1.2 / (s + 1.5) })),
+        val_auc: [0, 2, 4].map((s) => ({ step: s, value: 0.55 + 0.06 * s })),
+      },
     };
     const tiles: GalleryItem[] = [];
-    for (let i = 0; i < 6; i++) tiles.push({ imageDataUrl: await makeTileDataUrl([40 * i, 80, 200 - 30 * i]), label: (i % 2) as 0 | 1, prob: i % 2 ? 0.05 * i : 0.9 - 0.05 * i, caption: `ISIC_${i}` });
+    for (let i = 0; i < 6; i++)
+      tiles.push({
+        imageDataUrl: await makeTileDataUrl([40 * i, 80, 200 - 30 * i]),
+        label: (i % 2) as 0 | 1,
+        prob: i % 2 ? 0.05 * i : 0.9 - 0.05 * i,
+        caption: `ISIC_${i}`,
+      });
     const file = writeHtmlReport(path.join(outDir, "report.html"), {
       title: "Validation report (synthetic)",
       sections: [
-        { heading: "Metrics", text: `Operating point: threshold ${op.thresholdProb.toFixed(3)} (90% sensitivity).`, table: buildMetricTable(metricRows) },
+        {
+          heading: "Metrics",
+          text: `Operating point: threshold ${op.thresholdProb.toFixed(3)} (90% sensitivity).`,
+          table: buildMetricTable(metricRows),
+        },
         {
           heading: "Threshold re-chosen in each resample",
           table: {
@@ -74,7 +112,10 @@ describe("HTML report", () => {
         {
           heading: "Curves",
           figures: [
-            buildRocFigure(labels, probs, { bootstrap: { iterations: 100, seed: 3 }, operatingPoint: { thresholdProb: op.thresholdProb, label: "90% sensitivity" } }),
+            buildRocFigure(labels, probs, {
+              bootstrap: { iterations: 100, seed: 3 },
+              operatingPoint: { thresholdProb: op.thresholdProb, label: "90% sensitivity" },
+            }),
             buildPrecisionRecallFigure(labels, probs, { operatingPoint: { thresholdProb: op.thresholdProb } }),
             buildConfusionMatrixFigureAt(labels, probs, op.thresholdProb),
             buildReliabilityFigure(labels, probs),
@@ -112,14 +153,20 @@ describe("HTML report", () => {
     // Plotly present, but one figure has no traces and one is drawn into a zero-size box.
     const emptyFigure = { data: [], layout: { title: { text: "empty" }, width: 300, height: 250 } };
     const page = path.join(outDir, "broken-charts.html");
-    fs.writeFileSync(page, `<!doctype html><meta charset="utf-8">${buildPlotlyLoaderHtml()}${buildFigureHtml(emptyFigure, { includePlotlyJs: false })}`);
+    fs.writeFileSync(
+      page,
+      `<!doctype html><meta charset="utf-8">${buildPlotlyLoaderHtml()}${buildFigureHtml(emptyFigure, { includePlotlyJs: false })}`,
+    );
     const broken = await checkChartsRendered(page);
     expect(broken.charts).toHaveLength(1);
     expect(broken.charts[0].rendered).toBe(false);
     expect(broken.charts[0].problems.join(" ")).toMatch(/no traces/);
     // plotly.js missing from the page (e.g. the first chart's output was cleared): the div says so.
     const missing = path.join(outDir, "missing-plotly.html");
-    fs.writeFileSync(missing, `<!doctype html><meta charset="utf-8">${buildFigureHtml(buildThresholdSweepFigure([0, 1, 0, 1], [0.1, 0.8, 0.3, 0.6]), { includePlotlyJs: false })}`);
+    fs.writeFileSync(
+      missing,
+      `<!doctype html><meta charset="utf-8">${buildFigureHtml(buildThresholdSweepFigure([0, 1, 0, 1], [0.1, 0.8, 0.3, 0.6]), { includePlotlyJs: false })}`,
+    );
     const noPlotly = await checkChartsRendered(missing, { timeoutMs: 15_000 });
     expect(noPlotly.charts).toHaveLength(1);
     expect(noPlotly.charts[0].rendered).toBe(false);

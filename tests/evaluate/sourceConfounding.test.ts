@@ -52,7 +52,11 @@ describe("computeWithinSourceRocAuc", () => {
     const r = computeWithinSourceRocAuc(labels, probs, sources);
     expect(r.pairCount).toBe(7);
     expect(r.auc).toBeCloseTo(5.5 / 7, 12);
-    expect(r.perSource.map((s) => [s.source, s.auc])).toEqual([["a", 5.5 / 6], ["b", 0], ["c", NaN]]);
+    expect(r.perSource.map((s) => [s.source, s.auc])).toEqual([
+      ["a", 5.5 / 6],
+      ["b", 0],
+      ["c", NaN],
+    ]);
     // Not the unweighted mean of per-source AUCs ((11/12 + 0) / 2).
     expect(r.auc).not.toBeCloseTo((5.5 / 6 + 0) / 2, 3);
   });
@@ -70,7 +74,13 @@ describe("computeWithinSourceRocAuc", () => {
     expect(r.unknownSourceCount).toBe(sources.filter((s) => s === undefined).length);
     expect(r.perSource.map((s) => s.source)).toEqual(["rosendahl", "vidir_modern", "vidir_molemax", "vienna_dias"]);
     // One source for everyone: the within-source AUC is the ordinary AUC.
-    expect(computeWithinSourceRocAuc(labels, probs, labels.map(() => "x")).auc).toBeCloseTo(computeRocAuc(labels, probs), 12);
+    expect(
+      computeWithinSourceRocAuc(
+        labels,
+        probs,
+        labels.map(() => "x"),
+      ).auc,
+    ).toBeCloseTo(computeRocAuc(labels, probs), 12);
   });
 
   it("is NaN with a reason when no source has both classes or no source is known", () => {
@@ -78,7 +88,9 @@ describe("computeWithinSourceRocAuc", () => {
     expect(r.auc).toBeNaN();
     expect(r.pairCount).toBe(0);
     expect(r.pooledPairCount).toBe(2);
-    expect(r.reason).toBe("no source holds both classes (a: 2 malignant, 0 benign; b: 0 malignant, 1 benign); expected at least one source with a melanoma and a benign lesion");
+    expect(r.reason).toBe(
+      "no source holds both classes (a: 2 malignant, 0 benign; b: 0 malignant, 1 benign); expected at least one source with a melanoma and a benign lesion",
+    );
     const unknown = computeWithinSourceRocAuc([1, 0], [0.9, 0.1], [undefined, ""]);
     expect(unknown.auc).toBeNaN();
     expect(unknown.reason).toMatch(/^no record has a known source \(2 unknown\)/);
@@ -86,7 +98,9 @@ describe("computeWithinSourceRocAuc", () => {
 
   it("rejects misaligned input, naming the lengths", () => {
     expect(() => computeWithinSourceRocAuc([1, 0], [0.9, 0.1], ["a"])).toThrow(SourceInputError);
-    expect(() => computeWithinSourceRocAuc([1, 0], [0.9, 0.1], ["a"])).toThrow(/sources has 1 entries but labels has 2/);
+    expect(() => computeWithinSourceRocAuc([1, 0], [0.9, 0.1], ["a"])).toThrow(
+      /sources has 1 entries but labels has 2/,
+    );
     expect(() => computeWithinSourceRocAuc([1, 2], [0.9, 0.1], ["a", "a"])).toThrow(MetricInputError);
   });
 });
@@ -152,8 +166,17 @@ describe("summarizeSourceConfounding", () => {
     const r = computeSourceOnlyRocAuc(labels, sources);
     const shares = r.prevalenceBySource;
     const scores = sources.map((s) => shares[s!]);
-    expect(r.auc).toBeCloseTo(bruteForcePairAuc(labels, scores, () => true), 12);
-    console.log(`HAM10000 dev (${records.length} images): source-only ROC AUC ${r.auc.toFixed(3)}; malignant share by source ${Object.entries(shares).map(([k, v]) => `${k} ${(v * 100).toFixed(1)}%`).join(", ")}`);
+    expect(r.auc).toBeCloseTo(
+      bruteForcePairAuc(labels, scores, () => true),
+      12,
+    );
+    console.log(
+      `HAM10000 dev (${records.length} images): source-only ROC AUC ${r.auc.toFixed(3)}; malignant share by source ${Object.entries(
+        shares,
+      )
+        .map(([k, v]) => `${k} ${(v * 100).toFixed(1)}%`)
+        .join(", ")}`,
+    );
     expect(r.auc).toBeGreaterThan(0.55);
   });
 });

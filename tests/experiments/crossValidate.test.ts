@@ -1,20 +1,35 @@
 import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
 import { computeRocAuc, createRandom, predictHeadProbabilities, selectBackend } from "../../lib/index.js";
-import { crossValidateHead, CrossValidationError, type FoldRows, type HeadConfig } from "../../lib/experiments/crossValidate.js";
+import {
+  crossValidateHead,
+  CrossValidationError,
+  type FoldRows,
+  type HeadConfig,
+} from "../../lib/experiments/crossValidate.js";
 import { trainHead } from "../../lib/train/trainHead.js";
 
 // 60 rows, 8 features: label 1 shifts feature 0, so a head learns it; sources alternate.
 function makeRows() {
   const rand = createRandom(5);
   const labels = Array.from({ length: 60 }, (_, i) => (i % 3 === 0 ? 1 : 0));
-  const features = new Float32Array(60 * 8).map((_, k) => rand() + (k % 8 === 0 && labels[Math.floor(k / 8)] === 1 ? 1.5 : 0));
+  const features = new Float32Array(60 * 8).map(
+    (_, k) => rand() + (k % 8 === 0 && labels[Math.floor(k / 8)] === 1 ? 1.5 : 0),
+  );
   const sources = labels.map((_, i) => (i % 2 === 0 ? "even" : "odd"));
   return { features, featureDim: 8, labels, sources };
 }
 const folds: FoldRows[] = [
-  { name: "a", trainRows: Array.from({ length: 30 }, (_, i) => i + 30), validationRows: Array.from({ length: 30 }, (_, i) => i) },
-  { name: "b", trainRows: Array.from({ length: 30 }, (_, i) => i), validationRows: Array.from({ length: 30 }, (_, i) => i + 30) },
+  {
+    name: "a",
+    trainRows: Array.from({ length: 30 }, (_, i) => i + 30),
+    validationRows: Array.from({ length: 30 }, (_, i) => i),
+  },
+  {
+    name: "b",
+    trainRows: Array.from({ length: 30 }, (_, i) => i),
+    validationRows: Array.from({ length: 30 }, (_, i) => i + 30),
+  },
 ];
 const head: HeadConfig = { hiddenUnits: 0, dropoutRate: 0, l2: 0, epochs: 15, batchSize: 16, learningRate: 0.05 };
 
@@ -28,7 +43,9 @@ describe("crossValidateHead", () => {
       head,
       seed: 1,
       scoreFold: async (fold, _i, model) => {
-        const valFeatures = new Float32Array(fold.validationRows.flatMap((r) => Array.from(rows.features.subarray(r * 8, r * 8 + 8))));
+        const valFeatures = new Float32Array(
+          fold.validationRows.flatMap((r) => Array.from(rows.features.subarray(r * 8, r * 8 + 8))),
+        );
         const probs = predictHeadProbabilities(model, valFeatures, 8);
         seen.push(probs.length);
         return probs;
@@ -55,15 +72,21 @@ describe("crossValidateHead", () => {
 
   it("rejects rows outside the matrix and mis-sized views", async () => {
     const rows = makeRows();
-    await expect(crossValidateHead(rows, [{ name: "x", trainRows: [0, 1], validationRows: [60] }], { head, seed: 1 })).rejects.toThrow(/fold x: row 60 is outside 0..59/);
-    await expect(crossValidateHead({ ...rows, extraViews: [new Float32Array(8)] }, folds, { head, seed: 1 })).rejects.toThrow(CrossValidationError);
+    await expect(
+      crossValidateHead(rows, [{ name: "x", trainRows: [0, 1], validationRows: [60] }], { head, seed: 1 }),
+    ).rejects.toThrow(/fold x: row 60 is outside 0..59/);
+    await expect(
+      crossValidateHead({ ...rows, extraViews: [new Float32Array(8)] }, folds, { head, seed: 1 }),
+    ).rejects.toThrow(CrossValidationError);
   });
 });
 
 // 60 rows, 3 diagnoses: bcc shifts feature 1, mel feature 2 (both malignant), nv neither.
 function makeDiagnosisRows() {
   const rand = createRandom(8);
-  const diagnoses = Array.from({ length: 60 }, (_, i) => (i % 3 === 0 ? "nv" : i % 3 === 1 ? (i % 2 === 0 ? "bcc" : "mel") : "nv"));
+  const diagnoses = Array.from({ length: 60 }, (_, i) =>
+    i % 3 === 0 ? "nv" : i % 3 === 1 ? (i % 2 === 0 ? "bcc" : "mel") : "nv",
+  );
   const labels = diagnoses.map((d) => (d === "nv" ? 0 : 1));
   const features = new Float32Array(60 * 8).map((_, k) => {
     const d = diagnoses[Math.floor(k / 8)];
@@ -72,7 +95,7 @@ function makeDiagnosisRows() {
   return { features, featureDim: 8, labels, diagnoses: diagnoses as (string | undefined)[] };
 }
 
-describe("crossValidateHead with head target \"diagnosis\"", () => {
+describe('crossValidateHead with head target "diagnosis"', () => {
   it("trains each fold on the train rows' diagnoses: probabilities equal trainHead's with those diagnoses", async () => {
     await selectBackend();
     const rows = makeDiagnosisRows();
@@ -81,13 +104,28 @@ describe("crossValidateHead with head target \"diagnosis\"", () => {
     const cv = await crossValidateHead(rows, folds, { head: dxHead, seed: 4 });
     expect(tf.memory().numTensors).toBe(before);
     for (const [i, fold] of folds.entries()) {
-      const train = new Float32Array(fold.trainRows.flatMap((r) => Array.from(rows.features.subarray(r * 8, r * 8 + 8))));
-      const valFeatures = new Float32Array(fold.validationRows.flatMap((r) => Array.from(rows.features.subarray(r * 8, r * 8 + 8))));
-      const direct = await trainHead(train, fold.trainRows.map((r) => rows.labels[r]), {
-        seed: 4 + i, hiddenUnits: 0, dropoutRate: 0, l2: 0, epochs: 30, batchSize: 16, learningRate: 0.05, classWeights: "balanced",
-        diagnoses: fold.trainRows.map((r) => rows.diagnoses[r]),
-        validation: { features: valFeatures, labels: fold.validationRows.map((r) => rows.labels[r]) },
-      });
+      const train = new Float32Array(
+        fold.trainRows.flatMap((r) => Array.from(rows.features.subarray(r * 8, r * 8 + 8))),
+      );
+      const valFeatures = new Float32Array(
+        fold.validationRows.flatMap((r) => Array.from(rows.features.subarray(r * 8, r * 8 + 8))),
+      );
+      const direct = await trainHead(
+        train,
+        fold.trainRows.map((r) => rows.labels[r]),
+        {
+          seed: 4 + i,
+          hiddenUnits: 0,
+          dropoutRate: 0,
+          l2: 0,
+          epochs: 30,
+          batchSize: 16,
+          learningRate: 0.05,
+          classWeights: "balanced",
+          diagnoses: fold.trainRows.map((r) => rows.diagnoses[r]),
+          validation: { features: valFeatures, labels: fold.validationRows.map((r) => rows.labels[r]) },
+        },
+      );
       expect(direct.diagnosisClasses).toEqual(["bcc", "mel", "nv"]);
       const probs = predictHeadProbabilities(direct.model, valFeatures, 8);
       direct.model.dispose();
@@ -102,11 +140,17 @@ describe("crossValidateHead with head target \"diagnosis\"", () => {
   it("names missing diagnoses and unknown targets", async () => {
     const rows = makeDiagnosisRows();
     const dxHead: HeadConfig = { ...head, epochs: 1, target: "diagnosis" };
-    await expect(crossValidateHead({ ...rows, diagnoses: undefined }, folds, { head: dxHead, seed: 1 })).rejects.toThrow(/diagnoses: missing; head target "diagnosis" needs one diagnosis code per row \(60 rows\)/);
+    await expect(
+      crossValidateHead({ ...rows, diagnoses: undefined }, folds, { head: dxHead, seed: 1 }),
+    ).rejects.toThrow(/diagnoses: missing; head target "diagnosis" needs one diagnosis code per row \(60 rows\)/);
     const holes = rows.diagnoses.slice();
     holes[33] = undefined;
     holes[40] = "";
-    await expect(crossValidateHead({ ...rows, diagnoses: holes }, folds, { head: dxHead, seed: 1 })).rejects.toThrow(/diagnoses: 2 training rows have none \(e.g. row 33: undefined\)/);
-    await expect(crossValidateHead(rows, folds, { head: { ...dxHead, target: "dx" as never }, seed: 1 })).rejects.toThrow(/unknown head target "dx"/);
+    await expect(crossValidateHead({ ...rows, diagnoses: holes }, folds, { head: dxHead, seed: 1 })).rejects.toThrow(
+      /diagnoses: 2 training rows have none \(e.g. row 33: undefined\)/,
+    );
+    await expect(
+      crossValidateHead(rows, folds, { head: { ...dxHead, target: "dx" as never }, seed: 1 }),
+    ).rejects.toThrow(/unknown head target "dx"/);
   });
 });

@@ -14,7 +14,12 @@ import {
 import { runExperiment, type ExperimentResult } from "../../lib/experiments/runExperiment.js";
 import { EXPERIMENT_RUN_SCHEMA } from "../../lib/experiments/runRecord.js";
 import { computeDataFingerprint, ExperimentConfigError } from "../../lib/experiments/runIdentity.js";
-import { buildLeaderboardFigure, buildLeaderboardRows, formatLeaderboardTable, loadExperimentRuns } from "../../lib/experiments/leaderboard.js";
+import {
+  buildLeaderboardFigure,
+  buildLeaderboardRows,
+  formatLeaderboardTable,
+  loadExperimentRuns,
+} from "../../lib/experiments/leaderboard.js";
 
 let workDir: string;
 let dataDir: string;
@@ -43,17 +48,34 @@ beforeAll(async () => {
     log: () => {},
   });
   tensorsAfter = tf.memory().numTensors;
-  const same = { dataDir, backboneName: "mobilenet_v2", epochs: 2, folds: 2, seed: 3, outputRoot: workDir, featureCacheDir: path.join(workDir, "cache"), progress: "quiet" as const, log: () => {} };
+  const same = {
+    dataDir,
+    backboneName: "mobilenet_v2",
+    epochs: 2,
+    folds: 2,
+    seed: 3,
+    outputRoot: workDir,
+    featureCacheDir: path.join(workDir, "cache"),
+    progress: "quiet" as const,
+    log: () => {},
+  };
   firstFilesBefore = listRunFiles(result);
   // Same options but a linear head: a different configuration, so a different run (features are cached).
   linearHead = await runExperiment({ ...same, head: { hiddenUnits: 0 } });
   // An explicit name that holds the first run's files, with another dropout: refused before anything is deleted.
-  clash = await runExperiment({ ...same, head: { dropoutRate: 0.5 }, runName: path.basename(result.runJsonPath, ".json") }).catch((e: unknown) => e);
+  clash = await runExperiment({
+    ...same,
+    head: { dropoutRate: 0.5 },
+    runName: path.basename(result.runJsonPath, ".json"),
+  }).catch((e: unknown) => e);
 }, 180_000);
 
 /** Every file of a run (run JSON, logs, model), with sizes, to see that nothing was removed or replaced. */
 function listRunFiles(r: ExperimentResult): string[] {
-  const walk = (p: string): string[] => (fs.statSync(p).isDirectory() ? fs.readdirSync(p).flatMap((f) => walk(path.join(p, f))) : [`${p} ${fs.statSync(p).size} ${fs.statSync(p).mtimeMs}`]);
+  const walk = (p: string): string[] =>
+    fs.statSync(p).isDirectory()
+      ? fs.readdirSync(p).flatMap((f) => walk(path.join(p, f)))
+      : [`${p} ${fs.statSync(p).size} ${fs.statSync(p).mtimeMs}`];
   return [r.runJsonPath, r.logDir, r.modelDir].flatMap(walk).sort();
 }
 
@@ -67,17 +89,31 @@ describe("runExperiment on a 40-image synthetic dataset (2 folds, 2 epochs)", ()
     const onDisk = JSON.parse(fs.readFileSync(runJsonPath, "utf8"));
     expect(onDisk).toEqual(JSON.parse(JSON.stringify(summary)));
     expect(onDisk.schema).toBe(EXPERIMENT_RUN_SCHEMA);
-    expect(onDisk.config).toMatchObject({ backbone: "mobilenet_v2", epochs: 2, folds: 2, seed: 3, split: "lesion", fineTuneEpochs: 0, targetSensitivity: 0.9 });
+    expect(onDisk.config).toMatchObject({
+      backbone: "mobilenet_v2",
+      epochs: 2,
+      folds: 2,
+      seed: 3,
+      split: "lesion",
+      fineTuneEpochs: 0,
+      targetSensitivity: 0.9,
+    });
     expect(onDisk.backend.name).toBe("wasm");
     expect(onDisk.data.images).toBe(40);
     expect(onDisk.data.malignant + onDisk.data.benign).toBe(40);
     expect(onDisk.data.fingerprint).toMatch(/^[0-9a-f]{64}$/);
     expect(onDisk.data.fingerprint).toBe(computeDataFingerprint(loadDataset(dataDir).records));
     // Relabelling one image changes the fingerprint.
-    const relabelled = loadDataset(dataDir).records.map((r, i) => (i === 0 ? { ...r, label: r.label === "benign" ? ("malignant" as const) : ("benign" as const) } : r));
+    const relabelled = loadDataset(dataDir).records.map((r, i) =>
+      i === 0 ? { ...r, label: r.label === "benign" ? ("malignant" as const) : ("benign" as const) } : r,
+    );
     expect(computeDataFingerprint(relabelled)).not.toBe(onDisk.data.fingerprint);
     expect(onDisk.folds).toHaveLength(2);
-    expect(onDisk.folds.map((f: { validationImages: number }) => f.validationImages).reduce((a: number, b: number) => a + b, 0)).toBe(40);
+    expect(
+      onDisk.folds
+        .map((f: { validationImages: number }) => f.validationImages)
+        .reduce((a: number, b: number) => a + b, 0),
+    ).toBe(40);
     // The spread is the mean and sample sd of the per-fold AUCs written beside it.
     const aucs = onDisk.folds.map((f: { rocAuc: number }) => f.rocAuc) as number[];
     const mean = (aucs[0] + aucs[1]) / 2;
@@ -85,14 +121,23 @@ describe("runExperiment on a 40-image synthetic dataset (2 folds, 2 epochs)", ()
     expect(onDisk.metrics.rocAuc.sd).toBeCloseTo(Math.abs(aucs[0] - aucs[1]) / Math.SQRT2, 12);
     expect(onDisk.metrics.rocAuc.n).toBe(2);
     for (const f of onDisk.folds) expect(f.epochs).toBe(2);
-    for (const key of ["totalMs", "featuresMs", "crossValidationMs", "finalModelMs", "exportMs"]) expect(onDisk.timings[key]).toBeGreaterThan(0);
+    for (const key of ["totalMs", "featuresMs", "crossValidationMs", "finalModelMs", "exportMs"])
+      expect(onDisk.timings[key]).toBeGreaterThan(0);
     expect(onDisk.timings.featuresComputed).toBe(40);
   });
 
   it("writes TensorBoard fold runs and an hparams session that readLogDir reads", () => {
     const logs = readLogDir(result.logDir);
     const names = logs.runs.map((r) => r.name).sort();
-    expect(names).toEqual([".", "all/train", "all/validation", "fold-1/train", "fold-1/validation", "fold-2/train", "fold-2/validation"]);
+    expect(names).toEqual([
+      ".",
+      "all/train",
+      "all/validation",
+      "fold-1/train",
+      "fold-1/validation",
+      "fold-2/train",
+      "fold-2/validation",
+    ]);
     const run = (name: string) => logs.runs.find((r) => r.name === name)!;
     expect(run("fold-1/train").scalars.epoch_loss.points.map((p) => p.step)).toEqual([0, 1]);
     expect(run("fold-2/validation").scalars.epoch_auc.points).toHaveLength(2);
@@ -112,7 +157,10 @@ describe("runExperiment on a 40-image synthetic dataset (2 folds, 2 epochs)", ()
     const loaded = await loadTriageModel(result.modelDir);
     expect(loaded.metadata.thresholdProb).toBe(result.summary.metrics.threshold.thresholdProb);
     expect(loaded.metadata.backboneName).toBe("mobilenet_v2");
-    const images = fs.readdirSync(path.join(dataDir, "images")).slice(0, 4).map((f) => path.join(dataDir, "images", f));
+    const images = fs
+      .readdirSync(path.join(dataDir, "images"))
+      .slice(0, 4)
+      .map((f) => path.join(dataDir, "images", f));
     const preds = await predictMalignantProbability(loaded, images);
     for (const p of preds) {
       expect("probability" in p).toBe(true);
@@ -140,7 +188,9 @@ describe("runExperiment on a 40-image synthetic dataset (2 folds, 2 epochs)", ()
     const table = formatLeaderboardTable(rows).split("\n");
     expect(table).toHaveLength(4);
     expect(table[2]).toMatch(/^1 {2}other-run .* 0\.990 ± 0\.010 /);
-    expect(table[3]).toContain(`${result.summary.metrics.rocAuc.mean!.toFixed(3)} ± ${result.summary.metrics.rocAuc.sd!.toFixed(3)}`);
+    expect(table[3]).toContain(
+      `${result.summary.metrics.rocAuc.mean!.toFixed(3)} ± ${result.summary.metrics.rocAuc.sd!.toFixed(3)}`,
+    );
     const fig = buildLeaderboardFigure(runs.filter((r) => r.runName !== linearHead.summary.runName));
     expect(fig.data).toHaveLength(2);
     expect(fig.data[0].x).toEqual(["other-run", first]);
@@ -185,7 +235,9 @@ describe("runExperiment on a 40-image synthetic dataset (2 folds, 2 epochs)", ()
     expect(t.warnings).toEqual(summary.warnings);
 
     const metadata = JSON.parse(fs.readFileSync(path.join(result.modelDir, "metadata.json"), "utf8"));
-    expect(metadata.threshold).toEqual(JSON.parse(JSON.stringify({ ...t, thresholdProb: undefined, specificity: t.specificity })));
+    expect(metadata.threshold).toEqual(
+      JSON.parse(JSON.stringify({ ...t, thresholdProb: undefined, specificity: t.specificity })),
+    );
     expect(metadata.notes.configHash).toBe(summary.configHash);
   });
 
@@ -193,7 +245,11 @@ describe("runExperiment on a 40-image synthetic dataset (2 folds, 2 epochs)", ()
     const metadata = JSON.parse(fs.readFileSync(path.join(result.modelDir, "metadata.json"), "utf8"));
     expect(metadata).not.toHaveProperty("validationMetrics");
     expect(metadata).not.toHaveProperty("test");
-    expect(metadata.validation).toMatchObject({ images: 40, malignant: result.summary.data.malignant, benign: result.summary.data.benign });
+    expect(metadata.validation).toMatchObject({
+      images: 40,
+      malignant: result.summary.data.malignant,
+      benign: result.summary.data.benign,
+    });
     expect(metadata.validation.description).toMatch(/^pooled out-of-fold predictions of 2 fold models/);
     expect(metadata.validation.metrics).toEqual({
       rocAucMean: result.summary.metrics.rocAuc.mean,

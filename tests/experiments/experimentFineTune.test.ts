@@ -3,7 +3,12 @@ import os from "node:os";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, describe, expect, it } from "vitest";
-import { generateSyntheticDataset, loadTriageModel, predictMalignantProbability, selectBackend } from "../../lib/index.js";
+import {
+  generateSyntheticDataset,
+  loadTriageModel,
+  predictMalignantProbability,
+  selectBackend,
+} from "../../lib/index.js";
 import { runExperiment } from "../../lib/experiments/runExperiment.js";
 
 const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "melanoma-experiment-ft-"));

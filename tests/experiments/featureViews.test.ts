@@ -24,7 +24,14 @@ const SIZE_PX = 8;
 /** A backbone whose "features" are the RGB of the top-left pixel: every view is checkable by hand. */
 function buildTopLeftPixelBackbone(): Backbone {
   const input = tf.input({ shape: [SIZE_PX, SIZE_PX, 3] });
-  const cropped = tf.layers.cropping2D({ cropping: [[0, SIZE_PX - 1], [0, SIZE_PX - 1]] }).apply(input) as tf.SymbolicTensor;
+  const cropped = tf.layers
+    .cropping2D({
+      cropping: [
+        [0, SIZE_PX - 1],
+        [0, SIZE_PX - 1],
+      ],
+    })
+    .apply(input) as tf.SymbolicTensor;
   const flat = tf.layers.flatten().apply(cropped) as tf.SymbolicTensor;
   return {
     name: "top_left_pixel",
@@ -50,7 +57,9 @@ describe("extractFeatureViews and concatenateFeatureViews", () => {
     for (let i = 0; i < 5; i++) {
       const file = path.join(dir, `img_${i}.png`);
       const rgb = Buffer.from(Array.from({ length: SIZE_PX * SIZE_PX * 3 }, () => Math.floor(rand() * 256)));
-      await sharp(rgb, { raw: { width: SIZE_PX, height: SIZE_PX, channels: 3 } }).png().toFile(file);
+      await sharp(rgb, { raw: { width: SIZE_PX, height: SIZE_PX, channels: 3 } })
+        .png()
+        .toFile(file);
       records.push({ imageId: `img_${i}`, imagePath: file, label: i % 2 ? "malignant" : "benign" });
     }
     // An unreadable image in the middle: reported, the rest go on with rows still aligned.
@@ -101,7 +110,11 @@ describe("extractFeatureViews and concatenateFeatureViews", () => {
   });
 
   it("applies Shades-of-Gray before the backbone when asked", async () => {
-    const fv = await extractFeatureViews(backbone, records.filter((r) => r.imageId !== "broken"), { shadesOfGray: true });
+    const fv = await extractFeatureViews(
+      backbone,
+      records.filter((r) => r.imageId !== "broken"),
+      { shadesOfGray: true },
+    );
     const rgb = applyShadesOfGray(await decodeImageRgb(records[0].imagePath, SIZE_PX));
     expect(Array.from(fv.views[0].subarray(0, 3))).toEqual([rgb[0], rgb[1], rgb[2]]);
   });

@@ -2,7 +2,12 @@ import { describe, expect, it } from "vitest";
 import { computeRocAuc, computeWithinSourceRocAuc, SplitError, SourceInputError } from "../../lib/index.js";
 import type { LesionRecord } from "../../lib/index.js";
 import { createLeaveOneSourceOutFolds } from "../../lib/experiments/sourceFolds.js";
-import { summarizeFoldSpread, formatFoldSpread, toFoldRows, CrossValidationError } from "../../lib/experiments/crossValidate.js";
+import {
+  summarizeFoldSpread,
+  formatFoldSpread,
+  toFoldRows,
+  CrossValidationError,
+} from "../../lib/experiments/crossValidate.js";
 import { createProgressBar, formatDurationSeconds } from "../../lib/util/progress.js";
 
 // Within-source AUC lives in lib/evaluate/sourceConfounding.ts; experiments report it per fold,
@@ -44,7 +49,12 @@ describe("computeWithinSourceRocAuc (as used by experiments)", () => {
   });
 });
 
-function record(imageId: string, source: string | undefined, label: "benign" | "malignant", lesionId = `L-${imageId}`): LesionRecord {
+function record(
+  imageId: string,
+  source: string | undefined,
+  label: "benign" | "malignant",
+  lesionId = `L-${imageId}`,
+): LesionRecord {
   return { imageId, imagePath: `/nowhere/${imageId}.jpg`, label, lesionId, source };
 }
 
@@ -69,7 +79,9 @@ describe("createLeaveOneSourceOutFolds", () => {
       const trainLesions = new Set(fold.train.map((r) => r.lesionId));
       expect(fold.validation.some((r) => trainLesions.has(r.lesionId))).toBe(false);
     }
-    expect(folds.flatMap((f) => f.validation.map((r) => r.imageId)).sort()).toEqual(records.map((r) => r.imageId).sort());
+    expect(folds.flatMap((f) => f.validation.map((r) => r.imageId)).sort()).toEqual(
+      records.map((r) => r.imageId).sort(),
+    );
     // The lesion photographed at clinics b and c is dropped from train when either is held out.
     expect(folds.map((f) => f.droppedFromTrain)).toEqual([0, 1, 1]);
     expect(folds[1].train.map((r) => r.imageId)).toEqual(["a1", "a2", "c1", "c3"]);
@@ -77,8 +89,12 @@ describe("createLeaveOneSourceOutFolds", () => {
 
   it("rejects a record without source and a single source", () => {
     expect(() => createLeaveOneSourceOutFolds([...records, record("x", undefined, "benign")])).toThrow(SplitError);
-    expect(() => createLeaveOneSourceOutFolds([...records, record("x", undefined, "benign")])).toThrow(/record x: source is undefined/);
-    expect(() => createLeaveOneSourceOutFolds(records.filter((r) => r.source === "clinic-c"))).toThrow(/at least 2 sources; received 1/);
+    expect(() => createLeaveOneSourceOutFolds([...records, record("x", undefined, "benign")])).toThrow(
+      /record x: source is undefined/,
+    );
+    expect(() => createLeaveOneSourceOutFolds(records.filter((r) => r.source === "clinic-c"))).toThrow(
+      /at least 2 sources; received 1/,
+    );
   });
 });
 
@@ -95,7 +111,13 @@ describe("fold helpers", () => {
 
   it("toFoldRows maps records to feature rows by imageId and rejects duplicate ids", () => {
     const rows = [{ imageId: "b" }, { imageId: "a" }, { imageId: "c" }];
-    const folds = toFoldRows(rows, [{ name: "f", train: [{ imageId: "a" }, { imageId: "missing" }], validation: [{ imageId: "c" }, { imageId: "b" }] }]);
+    const folds = toFoldRows(rows, [
+      {
+        name: "f",
+        train: [{ imageId: "a" }, { imageId: "missing" }],
+        validation: [{ imageId: "c" }, { imageId: "b" }],
+      },
+    ]);
     expect(folds).toEqual([{ name: "f", trainRows: [1], validationRows: [2, 0] }]);
     expect(() => toFoldRows([{ imageId: "a" }, { imageId: "a" }], [])).toThrow(CrossValidationError);
   });
@@ -134,7 +156,15 @@ describe("createProgressBar", () => {
       now = done * 1000;
       bar(done, 10);
     }
-    expect(writes).toEqual(["train:   0% 0/10 0.0/s ETA ?\n", "train:  50% 5/10 1.0/s ETA 5s\n", "train: 100% 10/10 1.0/s in 10s\n"]);
-    expect([formatDurationSeconds(65), formatDurationSeconds(3725), formatDurationSeconds(NaN)]).toEqual(["1m05s", "1h02m", "?"]);
+    expect(writes).toEqual([
+      "train:   0% 0/10 0.0/s ETA ?\n",
+      "train:  50% 5/10 1.0/s ETA 5s\n",
+      "train: 100% 10/10 1.0/s in 10s\n",
+    ]);
+    expect([formatDurationSeconds(65), formatDurationSeconds(3725), formatDurationSeconds(NaN)]).toEqual([
+      "1m05s",
+      "1h02m",
+      "?",
+    ]);
   });
 });

@@ -19,7 +19,12 @@ function makeRecords(): LesionRecord[] {
   for (let lesion = 0; records.length < 240; lesion++) {
     const label = lesion % 3 === 0 ? "malignant" : "benign";
     for (let k = 0; k < (lesion % 3 === 1 ? 2 : 1) && records.length < 240; k++) {
-      records.push({ imageId: `img-${records.length}`, imagePath: `/none/img-${records.length}.jpg`, label, lesionId: `lesion-${lesion}` });
+      records.push({
+        imageId: `img-${records.length}`,
+        imagePath: `/none/img-${records.length}.jpg`,
+        label,
+        lesionId: `lesion-${lesion}`,
+      });
     }
   }
   return records;
@@ -32,7 +37,9 @@ const head: HeadConfig = { hiddenUnits: 0, dropoutRate: 0, l2: 0, epochs: 6, bat
 /** Uniform noise features, unrelated to the labels; `signal` adds label × signal to feature 0. */
 function makeConfiguration(name: string, seed: number, signal = 0): NestedConfiguration {
   const rand = createRandom(seed);
-  const features = new Float32Array(records.length * featureDim).map((_, i) => rand() + (i % featureDim === 0 ? signal * labels[Math.floor(i / featureDim)] : 0));
+  const features = new Float32Array(records.length * featureDim).map(
+    (_, i) => rand() + (i % featureDim === 0 ? signal * labels[Math.floor(i / featureDim)] : 0),
+  );
   return { name, rows: { features, featureDim, labels }, head };
 }
 
@@ -58,7 +65,9 @@ describe("nestedCrossValidateHeads", () => {
     expect(nested.selectionOptimism).toBeGreaterThan(0.02);
     expect(nested.selectionOptimism).toBeCloseTo(nested.selection.rocAuc.mean - nested.nestedRocAuc.mean, 12);
     const bestInnerMeans = nested.outerFolds.map((f) => Math.max(...Object.values(f.innerMeanRocAucByConfiguration)));
-    expect(bestInnerMeans.reduce((a, b) => a + b, 0) / bestInnerMeans.length - nested.nestedRocAuc.mean).toBeGreaterThan(0.02);
+    expect(
+      bestInnerMeans.reduce((a, b) => a + b, 0) / bestInnerMeans.length - nested.nestedRocAuc.mean,
+    ).toBeGreaterThan(0.02);
 
     // Bookkeeping: 4 outer folds covering every image once; each chose its best inner mean; counts add up.
     expect(nested.outerFolds.map((f) => f.validationImages).reduce((a, b) => a + b, 0)).toBe(records.length);
@@ -78,7 +87,10 @@ describe("nestedCrossValidateHeads", () => {
     expect(nested.timesChosen).toEqual({ "noise-a": 0, signal: 4, "noise-b": 0 });
     expect(nested.selection.configuration).toBe("signal");
     // Independently: the signal head cross-validated on the same grouped outer folds.
-    const outer = toFoldRows(records, createGroupedKFolds(records, { folds: 4, seed: 11 }).map((f) => ({ name: `fold-${f.foldIndex + 1}`, ...f })));
+    const outer = toFoldRows(
+      records,
+      createGroupedKFolds(records, { folds: 4, seed: 11 }).map((f) => ({ name: `fold-${f.foldIndex + 1}`, ...f })),
+    );
     const cv = await crossValidateHead(signal.rows, outer, { head, seed: 11 });
     expect(nested.outerFolds.map((f) => f.outerRocAuc)).toEqual(cv.folds.map((f) => f.rocAuc));
     expect(nested.nestedRocAuc.mean).toBeGreaterThan(0.8);
@@ -91,12 +103,20 @@ describe("nestedCrossValidateHeads", () => {
 
   it("rejects misaligned rows, duplicate names and bad fold counts, naming the value", async () => {
     const a = makeConfiguration("a", 1);
-    await expect(nestedCrossValidateHeads(records.slice(1), [a], { seed: 1 })).rejects.toThrow(/received 240 rows, expected one per record \(239\)/);
+    await expect(nestedCrossValidateHeads(records.slice(1), [a], { seed: 1 })).rejects.toThrow(
+      /received 240 rows, expected one per record \(239\)/,
+    );
     await expect(nestedCrossValidateHeads(records, [a, a], { seed: 1 })).rejects.toThrow(/name "a" appears twice/);
-    await expect(nestedCrossValidateHeads(records, [a], { seed: 1, innerFolds: 1 })).rejects.toThrow(NestedCrossValidationError);
-    await expect(nestedCrossValidateHeads(records, [a], { seed: 1, innerFolds: 1 })).rejects.toThrow(/innerFolds: received 1, expected a whole number ≥ 2/);
+    await expect(nestedCrossValidateHeads(records, [a], { seed: 1, innerFolds: 1 })).rejects.toThrow(
+      NestedCrossValidationError,
+    );
+    await expect(nestedCrossValidateHeads(records, [a], { seed: 1, innerFolds: 1 })).rejects.toThrow(
+      /innerFolds: received 1, expected a whole number ≥ 2/,
+    );
     const flipped = { ...a, rows: { ...a.rows, labels: labels.map((y) => 1 - y) } };
-    await expect(nestedCrossValidateHeads(records, [flipped], { seed: 1 })).rejects.toThrow(/row 0 has label 0, expected 1/);
+    await expect(nestedCrossValidateHeads(records, [flipped], { seed: 1 })).rejects.toThrow(
+      /row 0 has label 0, expected 1/,
+    );
     await expect(nestedCrossValidateHeads(records, [], { seed: 1 })).rejects.toThrow(/received none/);
   });
 });

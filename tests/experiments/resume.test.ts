@@ -6,15 +6,30 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateSyntheticDataset, readLogDir, selectBackend } from "../../lib/index.js";
 import { runExperiment } from "../../lib/experiments/runExperiment.js";
 import { type ExperimentRunSummary } from "../../lib/experiments/runRecord.js";
-import { backfillTensorBoardEpochs, describeResumeConfigDifferences, ExperimentResumeError } from "../../lib/experiments/experimentResume.js";
+import {
+  backfillTensorBoardEpochs,
+  describeResumeConfigDifferences,
+  ExperimentResumeError,
+} from "../../lib/experiments/experimentResume.js";
 import { createEventWriter, readRunDir } from "../../lib/index.js";
-import { killProcessGroup, readLatestCheckpointEpoch, spawnExperimentScript, waitWhileRunning } from "../helpers/experimentChild.js";
+import {
+  killProcessGroup,
+  readLatestCheckpointEpoch,
+  spawnExperimentScript,
+  waitWhileRunning,
+} from "../helpers/experimentChild.js";
 
 const EPOCHS = 4;
 const RUN = "killed";
 // 2048 hidden units make an epoch (with its checkpoint) take ~0.3 s, so the run is reliably
 // still training when the poll below sees fold-2's second checkpoint and kills it.
-const COMMON = { backboneName: "mobilenet_v2", epochs: EPOCHS, folds: 2, seed: 3, head: { hiddenUnits: 2048 } } as const;
+const COMMON = {
+  backboneName: "mobilenet_v2",
+  epochs: EPOCHS,
+  folds: 2,
+  seed: 3,
+  head: { hiddenUnits: 2048 },
+} as const;
 
 let workDir: string;
 let dataDir: string;
@@ -22,8 +37,25 @@ let cacheDir: string;
 
 function runScript(extraArgs: string[]) {
   const args = [
-    "--data", dataDir, "--backbone", COMMON.backboneName, "--epochs", String(EPOCHS), "--folds", "2", "--seed", "3",
-    "--hidden-units", "2048", "--run", RUN, "--output-root", workDir, "--progress", "lines", ...extraArgs,
+    "--data",
+    dataDir,
+    "--backbone",
+    COMMON.backboneName,
+    "--epochs",
+    String(EPOCHS),
+    "--folds",
+    "2",
+    "--seed",
+    "3",
+    "--hidden-units",
+    "2048",
+    "--run",
+    RUN,
+    "--output-root",
+    workDir,
+    "--progress",
+    "lines",
+    ...extraArgs,
   ];
   return spawnExperimentScript(args, { MELANOMA_LAB_FEATURE_CACHE: cacheDir });
 }
@@ -57,7 +89,17 @@ beforeAll(async () => {
   // 2. Resuming with another seed is refused, naming what differs, and touches nothing.
   await selectBackend();
   tensorsBefore = tf.memory().numTensors;
-  mismatch = await runExperiment({ ...COMMON, seed: 4, dataDir, runName: RUN, outputRoot: workDir, featureCacheDir: cacheDir, resume: true, progress: "quiet", log: () => {} }).catch((e: unknown) => e);
+  mismatch = await runExperiment({
+    ...COMMON,
+    seed: 4,
+    dataDir,
+    runName: RUN,
+    outputRoot: workDir,
+    featureCacheDir: cacheDir,
+    resume: true,
+    progress: "quiet",
+    log: () => {},
+  }).catch((e: unknown) => e);
 
   // 3. Resume to completion in a new process.
   const second = await runScript(["--resume"]).exited;
@@ -66,7 +108,17 @@ beforeAll(async () => {
   resumed = JSON.parse(fs.readFileSync(path.join(workDir, "runs", `${RUN}.json`), "utf8")) as ExperimentRunSummary;
 
   // 4. The same experiment uninterrupted, for comparison.
-  straight = (await runExperiment({ ...COMMON, dataDir, runName: "straight", outputRoot: workDir, featureCacheDir: cacheDir, progress: "quiet", log: () => {} })).summary;
+  straight = (
+    await runExperiment({
+      ...COMMON,
+      dataDir,
+      runName: "straight",
+      outputRoot: workDir,
+      featureCacheDir: cacheDir,
+      progress: "quiet",
+      log: () => {},
+    })
+  ).summary;
 }, 120_000);
 
 afterAll(() => fs.rmSync(workDir, { recursive: true, force: true }));
@@ -83,10 +135,12 @@ describe("runExperiment --resume after SIGKILL mid-run (40 images, 2 folds, 4 ep
     expect(mismatch).toBeInstanceOf(ExperimentResumeError);
     expect((mismatch as Error).message).toMatch(/seed: checkpoint has 3, this run has 4/);
     expect(tf.memory().numTensors).toBe(tensorsBefore);
-    expect(describeResumeConfigDifferences({ seed: 3, epochs: 4, dataFingerprint: "ab" }, { seed: 3, epochs: 5, dataFingerprint: "cd" })).toEqual([
-      'dataFingerprint: checkpoint has "ab", this run has "cd"',
-      "epochs: checkpoint has 4, this run has 5",
-    ]);
+    expect(
+      describeResumeConfigDifferences(
+        { seed: 3, epochs: 4, dataFingerprint: "ab" },
+        { seed: 3, epochs: 5, dataFingerprint: "cd" },
+      ),
+    ).toEqual(['dataFingerprint: checkpoint has "ab", this run has "cd"', "epochs: checkpoint has 4, this run has 5"]);
   });
 
   it("the resumed process reused fold-1 and continued fold-2 after its last checkpoint instead of retraining", () => {
@@ -100,11 +154,18 @@ describe("runExperiment --resume after SIGKILL mid-run (40 images, 2 folds, 4 ep
   });
 
   it("runs/<run>.json has every fold with the full epoch count and the metrics of an uninterrupted run", () => {
-    expect(resumed.folds.map((f) => [f.name, f.epochs])).toEqual([["fold-1", EPOCHS], ["fold-2", EPOCHS]]);
+    expect(resumed.folds.map((f) => [f.name, f.epochs])).toEqual([
+      ["fold-1", EPOCHS],
+      ["fold-2", EPOCHS],
+    ]);
     expect(straight.folds.map((f) => f.epochs)).toEqual([EPOCHS, EPOCHS]);
     for (const [i, f] of resumed.folds.entries()) {
       const s = straight.folds[i];
-      expect([f.trainImages, f.validationImages, f.validationPositives]).toEqual([s.trainImages, s.validationImages, s.validationPositives]);
+      expect([f.trainImages, f.validationImages, f.validationPositives]).toEqual([
+        s.trainImages,
+        s.validationImages,
+        s.validationPositives,
+      ]);
       expect(f.rocAuc).toBeCloseTo(s.rocAuc!, 9);
       expect(f.averagePrecision).toBeCloseTo(s.averagePrecision!, 9);
       expect(f.finalTrainLoss).toBeCloseTo(s.finalTrainLoss, 9);
@@ -127,7 +188,10 @@ describe("runExperiment --resume after SIGKILL mid-run (40 images, 2 folds, 4 ep
       expect(Object.keys(run.scalars).sort()).toEqual(Object.keys(ref.scalars).sort());
       for (const tag of Object.keys(ref.scalars)) {
         const points = run.scalars[tag].points;
-        expect(points.map((p) => p.step), `${runName} ${tag}`).toEqual(steps);
+        expect(
+          points.map((p) => p.step),
+          `${runName} ${tag}`,
+        ).toEqual(steps);
         points.forEach((p, i) => expect(p.value).toBeCloseTo(ref.scalars[tag].points[i].value, 6));
       }
     }
@@ -145,18 +209,37 @@ describe("backfillTensorBoardEpochs", () => {
     try {
       // Epochs 1-2 were logged before the kill; epoch 3 was checkpointed but not logged.
       const train = createEventWriter(path.join(dir, "train"), { flushIntervalMs: 0 });
-      for (const step of [0, 1]) for (const tag of ["epoch_loss", "epoch_accuracy", "epoch_auc", "epoch_learning_rate"]) train.addScalar(tag, 0.5, step);
+      for (const step of [0, 1])
+        for (const tag of ["epoch_loss", "epoch_accuracy", "epoch_auc", "epoch_learning_rate"])
+          train.addScalar(tag, 0.5, step);
       train.close();
-      const history = [1, 2, 3].map((epoch) => ({ epoch, trainLoss: 0.9 - epoch / 10, trainAccuracy: 0.5, trainAuc: 0.6, valLoss: 0.7, valAccuracy: 0.25, valAuc: 0.75, elapsedMs: 1 }));
+      const history = [1, 2, 3].map((epoch) => ({
+        epoch,
+        trainLoss: 0.9 - epoch / 10,
+        trainAccuracy: 0.5,
+        trainAuc: 0.6,
+        valLoss: 0.7,
+        valAccuracy: 0.25,
+        valAuc: 0.75,
+        elapsedMs: 1,
+      }));
       // Validation logs are missing entirely (as if that writer never flushed): all 3 epochs are written there.
       expect(backfillTensorBoardEpochs(dir, history, 1e-3)).toBe(3);
       const trainRun = readRunDir(path.join(dir, "train"));
-      expect(trainRun.scalars.epoch_loss.points.map((p) => [p.step, Number(p.value.toFixed(6))])).toEqual([[0, 0.5], [1, 0.5], [2, 0.6]]);
+      expect(trainRun.scalars.epoch_loss.points.map((p) => [p.step, Number(p.value.toFixed(6))])).toEqual([
+        [0, 0.5],
+        [1, 0.5],
+        [2, 0.6],
+      ]);
       expect(trainRun.scalars.epoch_learning_rate.points.map((p) => p.step)).toEqual([0, 1, 2]);
       expect(trainRun.scalars.epoch_learning_rate.points[2].value).toBeCloseTo(1e-3, 9);
       const validation = readRunDir(path.join(dir, "validation"));
       expect(Object.keys(validation.scalars).sort()).toEqual(["epoch_accuracy", "epoch_auc", "epoch_loss"]);
-      expect(validation.scalars.epoch_auc.points.map((p) => [p.step, p.value])).toEqual([[0, 0.75], [1, 0.75], [2, 0.75]]);
+      expect(validation.scalars.epoch_auc.points.map((p) => [p.step, p.value])).toEqual([
+        [0, 0.75],
+        [1, 0.75],
+        [2, 0.75],
+      ]);
       // A second call finds nothing missing.
       expect(backfillTensorBoardEpochs(dir, history, 1e-3)).toBe(0);
       expect(readRunDir(path.join(dir, "train")).scalars.epoch_loss.points).toHaveLength(3);

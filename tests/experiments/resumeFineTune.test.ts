@@ -5,7 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateSyntheticDataset, readLogDir } from "../../lib/index.js";
 import { runExperiment } from "../../lib/experiments/runExperiment.js";
 import { type ExperimentRunSummary } from "../../lib/experiments/runRecord.js";
-import { killProcessGroup, readLatestCheckpointEpoch, spawnExperimentScript, waitWhileRunning } from "../helpers/experimentChild.js";
+import {
+  killProcessGroup,
+  readLatestCheckpointEpoch,
+  spawnExperimentScript,
+  waitWhileRunning,
+} from "../helpers/experimentChild.js";
 
 // 24 images, 2 folds, 2 head epochs then 2 fine-tune epochs of block_16 (batch 16: one or two
 // steps per epoch). The first process is SIGKILLed inside fold-2's fine-tuning, right after its
@@ -13,7 +18,15 @@ import { killProcessGroup, readLatestCheckpointEpoch, spawnExperimentScript, wai
 const HEAD_EPOCHS = 2;
 const FT_EPOCHS = 2;
 const RUN = "ft-killed";
-const COMMON = { backboneName: "mobilenet_v2", epochs: HEAD_EPOCHS, fineTuneEpochs: FT_EPOCHS, unfreezeBlocks: 1, folds: 2, seed: 3, head: { hiddenUnits: 16 } } as const;
+const COMMON = {
+  backboneName: "mobilenet_v2",
+  epochs: HEAD_EPOCHS,
+  fineTuneEpochs: FT_EPOCHS,
+  unfreezeBlocks: 1,
+  folds: 2,
+  seed: 3,
+  head: { hiddenUnits: 16 },
+} as const;
 
 let workDir: string;
 let dataDir: string;
@@ -27,8 +40,29 @@ let straight: ExperimentRunSummary;
 
 function runScript(extraArgs: string[]) {
   const args = [
-    "--data", dataDir, "--backbone", COMMON.backboneName, "--epochs", String(HEAD_EPOCHS), "--fine-tune", String(FT_EPOCHS), "--unfreeze-blocks", "1",
-    "--folds", "2", "--seed", "3", "--hidden-units", "16", "--run", RUN, "--output-root", workDir, "--progress", "lines", ...extraArgs,
+    "--data",
+    dataDir,
+    "--backbone",
+    COMMON.backboneName,
+    "--epochs",
+    String(HEAD_EPOCHS),
+    "--fine-tune",
+    String(FT_EPOCHS),
+    "--unfreeze-blocks",
+    "1",
+    "--folds",
+    "2",
+    "--seed",
+    "3",
+    "--hidden-units",
+    "16",
+    "--run",
+    RUN,
+    "--output-root",
+    workDir,
+    "--progress",
+    "lines",
+    ...extraArgs,
   ];
   return spawnExperimentScript(args, { MELANOMA_LAB_FEATURE_CACHE: cacheDir });
 }
@@ -55,7 +89,17 @@ beforeAll(async () => {
   resumed = JSON.parse(fs.readFileSync(path.join(workDir, "runs", `${RUN}.json`), "utf8")) as ExperimentRunSummary;
 
   // The same experiment uninterrupted (activations come from the cache the killed run filled).
-  straight = (await runExperiment({ ...COMMON, dataDir, runName: "straight", outputRoot: workDir, featureCacheDir: cacheDir, progress: "quiet", log: () => {} })).summary;
+  straight = (
+    await runExperiment({
+      ...COMMON,
+      dataDir,
+      runName: "straight",
+      outputRoot: workDir,
+      featureCacheDir: cacheDir,
+      progress: "quiet",
+      log: () => {},
+    })
+  ).summary;
 }, 170_000);
 
 afterAll(() => {
@@ -85,10 +129,17 @@ describe("runExperiment --fine-tune --resume after SIGKILL inside a fold's fine-
 
   it("runs/<run>.json has the metrics of an uninterrupted run (to 1e-6)", () => {
     expect(resumed.config.fineTuneEpochs).toBe(FT_EPOCHS);
-    expect(resumed.folds.map((f) => [f.name, f.epochs])).toEqual([["fold-1", HEAD_EPOCHS], ["fold-2", HEAD_EPOCHS]]);
+    expect(resumed.folds.map((f) => [f.name, f.epochs])).toEqual([
+      ["fold-1", HEAD_EPOCHS],
+      ["fold-2", HEAD_EPOCHS],
+    ]);
     for (const [i, f] of resumed.folds.entries()) {
       const s = straight.folds[i];
-      expect([f.trainImages, f.validationImages, f.validationPositives]).toEqual([s.trainImages, s.validationImages, s.validationPositives]);
+      expect([f.trainImages, f.validationImages, f.validationPositives]).toEqual([
+        s.trainImages,
+        s.validationImages,
+        s.validationPositives,
+      ]);
       expect(f.rocAuc).toBeCloseTo(s.rocAuc!, 6);
       expect(f.averagePrecision).toBeCloseTo(s.averagePrecision!, 6);
     }
@@ -109,8 +160,17 @@ describe("runExperiment --fine-tune --resume after SIGKILL inside a fold's fine-
     const logs = readLogDir(path.join(workDir, "logs", RUN));
     const reference = readLogDir(path.join(workDir, "logs", "straight"));
     expect(logs.problems).toEqual([]);
-    const runs = ["fold-1/fine-tune/train", "fold-1/fine-tune/validation", "fold-2/fine-tune/train", "fold-2/fine-tune/validation", "all/fine-tune/train"];
-    const series = [...runs.map((r) => [r, FT_EPOCHS] as const), ...["fold-1/train", "fold-2/train", "all/train"].map((r) => [r, HEAD_EPOCHS] as const)];
+    const runs = [
+      "fold-1/fine-tune/train",
+      "fold-1/fine-tune/validation",
+      "fold-2/fine-tune/train",
+      "fold-2/fine-tune/validation",
+      "all/fine-tune/train",
+    ];
+    const series = [
+      ...runs.map((r) => [r, FT_EPOCHS] as const),
+      ...["fold-1/train", "fold-2/train", "all/train"].map((r) => [r, HEAD_EPOCHS] as const),
+    ];
     for (const [runName, epochs] of series) {
       const run = logs.runs.find((r) => r.name === runName);
       const ref = reference.runs.find((r) => r.name === runName);
@@ -119,11 +179,20 @@ describe("runExperiment --fine-tune --resume after SIGKILL inside a fold's fine-
       expect(Object.keys(run!.scalars).length).toBeGreaterThanOrEqual(3);
       for (const tag of Object.keys(ref!.scalars)) {
         const points = run!.scalars[tag].points;
-        expect(points.map((p) => p.step), `${runName} ${tag}`).toEqual(Array.from({ length: epochs }, (_, i) => i));
-        points.forEach((p, i) => expect(p.value, `${runName} ${tag} step ${i}`).toBeCloseTo(ref!.scalars[tag].points[i].value, 6));
+        expect(
+          points.map((p) => p.step),
+          `${runName} ${tag}`,
+        ).toEqual(Array.from({ length: epochs }, (_, i) => i));
+        points.forEach((p, i) =>
+          expect(p.value, `${runName} ${tag} step ${i}`).toBeCloseTo(ref!.scalars[tag].points[i].value, 6),
+        );
       }
     }
-    expect(logs.runs.find((r) => r.name === "fold-2/fine-tune/train")!.scalars.epoch_learning_rate.points[1].value).toBeCloseTo(1e-4, 9);
-    expect(logs.runs.some((r) => r.name === "all/fine-tune/validation" && Object.keys(r.scalars).length > 0)).toBe(false);
+    expect(
+      logs.runs.find((r) => r.name === "fold-2/fine-tune/train")!.scalars.epoch_learning_rate.points[1].value,
+    ).toBeCloseTo(1e-4, 9);
+    expect(logs.runs.some((r) => r.name === "all/fine-tune/validation" && Object.keys(r.scalars).length > 0)).toBe(
+      false,
+    );
   });
 });

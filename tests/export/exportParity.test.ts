@@ -2,7 +2,11 @@ import { describe, expect, it } from "vitest";
 import { checkExportParity, ExportParityError } from "../../lib/export/exportParity.js";
 import type { ImagePrediction } from "../../lib/export/triageModel.js";
 
-const scored = (imageId: string, probability: number): ImagePrediction => ({ imageId, imagePath: `${imageId}.jpg`, probability });
+const scored = (imageId: string, probability: number): ImagePrediction => ({
+  imageId,
+  imagePath: `${imageId}.jpg`,
+  probability,
+});
 
 describe("checkExportParity", () => {
   it("returns the largest absolute difference and where it is", () => {
@@ -22,12 +26,24 @@ describe("checkExportParity", () => {
   });
 
   it("throws for an unscored image, a non-probability, mismatched lengths or nothing to compare", () => {
-    const problem: ImagePrediction = { imageId: "x", imagePath: "x.jpg", problem: { file: "x.jpg", field: "image", reason: "cannot decode" } };
-    expect(() => checkExportParity([scored("a", 0.1), problem], [0.1, 0.2])).toThrow(/could not score x \(cannot decode\)/);
-    expect(() => checkExportParity([scored("a", Number.NaN)], [0.1])).toThrow(/exported probability of a is NaN; expected a number in \[0, 1\]/);
+    const problem: ImagePrediction = {
+      imageId: "x",
+      imagePath: "x.jpg",
+      problem: { file: "x.jpg", field: "image", reason: "cannot decode" },
+    };
+    expect(() => checkExportParity([scored("a", 0.1), problem], [0.1, 0.2])).toThrow(
+      /could not score x \(cannot decode\)/,
+    );
+    expect(() => checkExportParity([scored("a", Number.NaN)], [0.1])).toThrow(
+      /exported probability of a is NaN; expected a number in \[0, 1\]/,
+    );
     expect(() => checkExportParity([scored("a", 0.1)], [1.5])).toThrow(/reference probability of a is 1\.5/);
-    expect(() => checkExportParity([scored("a", 0.1)], [0.1, 0.2])).toThrow(/received 1 exported predictions and 2 reference probabilities/);
+    expect(() => checkExportParity([scored("a", 0.1)], [0.1, 0.2])).toThrow(
+      /received 1 exported predictions and 2 reference probabilities/,
+    );
     expect(() => checkExportParity([], [])).toThrow(ExportParityError);
-    expect(() => checkExportParity([scored("a", 0.1)], [0.1], { toleranceProb: -1 })).toThrow(/toleranceProb must be in \[0, 1\); received -1/);
+    expect(() => checkExportParity([scored("a", 0.1)], [0.1], { toleranceProb: -1 })).toThrow(
+      /toleranceProb must be in \[0, 1\); received -1/,
+    );
   });
 });

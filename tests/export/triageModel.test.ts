@@ -6,7 +6,15 @@ import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../../lib/index.js";
 import { ModelFileError } from "../../lib/models/modelFiles.js";
-import { buildTriageModel, exportTriageModel, loadTriageModel, makeTriageMetadata, predictMalignantProbability, predictMalignantProbabilities, TriageModelError } from "../../lib/export/triageModel.js";
+import {
+  buildTriageModel,
+  exportTriageModel,
+  loadTriageModel,
+  makeTriageMetadata,
+  predictMalignantProbability,
+  predictMalignantProbabilities,
+  TriageModelError,
+} from "../../lib/export/triageModel.js";
 import { loadBackbone } from "../../lib/models/backbones.js";
 import { extractFeatures } from "../../lib/models/features.js";
 import type { Backbone } from "../../lib/models/types.js";
@@ -27,7 +35,9 @@ describe("triage model export → load round trip (mobilenet_v2 + trained head)"
     for (let i = 0; i < 3; i++) {
       const px = Buffer.from(Uint8Array.from({ length: 96 * 80 * 3 }, () => Math.floor(rand() * 256)));
       const file = path.join(tmp, `lesion${i}.jpg`);
-      await sharp(px, { raw: { width: 96, height: 80, channels: 3 } }).jpeg().toFile(file);
+      await sharp(px, { raw: { width: 96, height: 80, channels: 3 } })
+        .jpeg()
+        .toFile(file);
       images.push(file);
     }
     // A head trained on random features: the round trip must reproduce whatever it computes.
@@ -48,22 +58,49 @@ describe("triage model export → load round trip (mobilenet_v2 + trained head)"
     const metadata = makeTriageMetadata(backbone, {
       thresholdProb: 0.42,
       validation: { description: "validation split", images: 3, malignant: 1, benign: 2, metrics: { rocAuc: 0.5 } },
-      test: { description: "held-out test split", images: 4, malignant: 2, benign: 2, metrics: { rocAuc: 0.75, sensitivity: 0.5, specificity: 1 } },
+      test: {
+        description: "held-out test split",
+        images: 4,
+        malignant: 2,
+        benign: 2,
+        metrics: { rocAuc: 0.75, sensitivity: 0.5, specificity: 1 },
+      },
     });
     const { bytes } = await exportTriageModel(dir, triage, metadata);
     expect(fs.readdirSync(dir).sort()).toEqual(["metadata.json", "model.json", "weights.bin"]);
     console.log(`exported triage model: ${(bytes / 1e6).toFixed(2)} MB`);
     const saved = JSON.parse(fs.readFileSync(path.join(dir, "metadata.json"), "utf8"));
-    expect(saved).toMatchObject({ labels: ["benign", "malignant"], inputSizePx: 224, thresholdProb: 0.42, backboneName: "mobilenet_v2", resizePolicy: "center-crop", backend: tf.getBackend() });
+    expect(saved).toMatchObject({
+      labels: ["benign", "malignant"],
+      inputSizePx: 224,
+      thresholdProb: 0.42,
+      backboneName: "mobilenet_v2",
+      resizePolicy: "center-crop",
+      backend: tf.getBackend(),
+    });
     expect(saved.preprocessing).toEqual(backbone.preprocessing);
     // Validation and test metrics are filed apart, each with its counts; nothing under the old name.
-    expect(saved.validation).toEqual({ description: "validation split", images: 3, malignant: 1, benign: 2, metrics: { rocAuc: 0.5 } });
-    expect(saved.test).toEqual({ description: "held-out test split", images: 4, malignant: 2, benign: 2, metrics: { rocAuc: 0.75, sensitivity: 0.5, specificity: 1 } });
+    expect(saved.validation).toEqual({
+      description: "validation split",
+      images: 3,
+      malignant: 1,
+      benign: 2,
+      metrics: { rocAuc: 0.5 },
+    });
+    expect(saved.test).toEqual({
+      description: "held-out test split",
+      images: 4,
+      malignant: 2,
+      benign: 2,
+      metrics: { rocAuc: 0.75, sensitivity: 0.5, specificity: 1 },
+    });
     expect(saved).not.toHaveProperty("validationMetrics");
 
     const loaded = await loadTriageModel(dir);
     const before = tf.memory().numTensors;
-    const predictions = await predictMalignantProbability(loaded, [...images, path.join(tmp, "missing.jpg")], { batchSize: 2 });
+    const predictions = await predictMalignantProbability(loaded, [...images, path.join(tmp, "missing.jpg")], {
+      batchSize: 2,
+    });
     expect(tf.memory().numTensors).toBe(before);
     expect(predictions).toHaveLength(4);
     expect("problem" in predictions[3] && predictions[3].problem.file).toBe(path.join(tmp, "missing.jpg"));
@@ -71,7 +108,9 @@ describe("triage model export → load round trip (mobilenet_v2 + trained head)"
 
     // In memory, by two routes: the combined model, and backbone features → head.
     const feats = await extractFeatures(backbone, images, { batchSize: 3 });
-    const viaHead = tf.tidy(() => (head.predict(tf.tensor2d(feats.features, [3, backbone.featureDim])) as tf.Tensor).dataSync());
+    const viaHead = tf.tidy(() =>
+      (head.predict(tf.tensor2d(feats.features, [3, backbone.featureDim])) as tf.Tensor).dataSync(),
+    );
     const inMemory = await predictMalignantProbability({ model: triage, metadata, dir: "" }, images);
     for (let i = 0; i < 3; i++) {
       const p = inMemory[i];
@@ -87,21 +126,33 @@ describe("triage model export → load round trip (mobilenet_v2 + trained head)"
   });
 
   it("predictMalignantProbabilities: the same probabilities as one array, and an unreadable image or batch size 0 is a named error", async () => {
-    const scorer = { model: buildTriageModel(backbone, head), metadata: makeTriageMetadata(backbone, { thresholdProb: 0.5 }), dir: "" };
+    const scorer = {
+      model: buildTriageModel(backbone, head),
+      metadata: makeTriageMetadata(backbone, { thresholdProb: 0.5 }),
+      dir: "",
+    };
     const each = await predictMalignantProbability(scorer, images, { batchSize: 2 });
     const all = await predictMalignantProbabilities(scorer, images, { batchSize: 2 });
     expect(Array.from(all)).toEqual(each.map((p) => ("probability" in p ? p.probability : NaN)));
     const corrupt = path.join(tmp, "corrupt.jpg");
     fs.writeFileSync(corrupt, "not a jpeg");
     await expect(predictMalignantProbabilities(scorer, [images[0], corrupt])).rejects.toThrow(TriageModelError);
-    await expect(predictMalignantProbabilities(scorer, [images[0], corrupt])).rejects.toThrow(/1 of 2 images could not be scored; first: .*corrupt\.jpg/);
+    await expect(predictMalignantProbabilities(scorer, [images[0], corrupt])).rejects.toThrow(
+      /1 of 2 images could not be scored; first: .*corrupt\.jpg/,
+    );
     // A batch size of 0 used to loop forever (start += 0).
-    await expect(predictMalignantProbability(scorer, images, { batchSize: 0 })).rejects.toThrow(/batchSize: received 0; expected a whole number ≥ 1/);
+    await expect(predictMalignantProbability(scorer, images, { batchSize: 0 })).rejects.toThrow(
+      /batchSize: received 0; expected a whole number ≥ 1/,
+    );
   });
 
   it("names the missing file when a folder is incomplete", async () => {
     const dir = path.join(tmp, "incomplete");
-    await exportTriageModel(dir, buildTriageModel(backbone, head), makeTriageMetadata(backbone, { thresholdProb: 0.5, }));
+    await exportTriageModel(
+      dir,
+      buildTriageModel(backbone, head),
+      makeTriageMetadata(backbone, { thresholdProb: 0.5 }),
+    );
     fs.rmSync(path.join(dir, "weights.bin"));
     await expect(loadTriageModel(dir)).rejects.toThrow(ModelFileError);
     await expect(loadTriageModel(dir)).rejects.toThrow(/weights\.bin: missing/);
@@ -115,7 +166,11 @@ describe("triage model export → load round trip (mobilenet_v2 + trained head)"
     expect(() => buildTriageModel(backbone, wrong)).toThrow(TriageModelError);
     expect(() => buildTriageModel(backbone, wrong)).toThrow(/expected \[null, 1280\]/);
     await expect(
-      exportTriageModel(path.join(tmp, "x"), buildTriageModel(backbone, head), makeTriageMetadata(backbone, { thresholdProb: 1.5, })),
+      exportTriageModel(
+        path.join(tmp, "x"),
+        buildTriageModel(backbone, head),
+        makeTriageMetadata(backbone, { thresholdProb: 1.5 }),
+      ),
     ).rejects.toThrow(/thresholdProb: received 1.5/);
     wrong.dispose();
   });

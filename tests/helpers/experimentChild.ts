@@ -22,11 +22,17 @@ export interface ExperimentChild {
  */
 export function spawnExperimentScript(args: readonly string[], env: Record<string, string> = {}): ExperimentChild {
   const cli = path.resolve("node_modules/tsx/dist/cli.mjs");
-  const child = spawn(process.execPath, [cli, "scripts/experiment.ts", ...args], { stdio: ["ignore", "pipe", "pipe"], detached: true, env: { ...process.env, ...env } });
+  const child = spawn(process.execPath, [cli, "scripts/experiment.ts", ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+    env: { ...process.env, ...env },
+  });
   let output = "";
   child.stdout!.on("data", (d) => (output += d));
   child.stderr!.on("data", (d) => (output += d));
-  const exited = new Promise<ChildExit>((resolve) => child.on("exit", (code, signal) => resolve({ code, signal, output })));
+  const exited = new Promise<ChildExit>((resolve) =>
+    child.on("exit", (code, signal) => resolve({ code, signal, output })),
+  );
   return { child, exited };
 }
 

@@ -49,7 +49,10 @@ describe("tests/helpers/shared: a missing prerequisite is a vitest skip outside 
     // Inside the project so the spec resolves "vitest" and the helpers like the real tests do.
     probeDir = fs.mkdtempSync(path.join(root, "out", "skip-helper-probe-"));
     fs.writeFileSync(path.join(probeDir, "probe.test.ts"), SPEC);
-    fs.writeFileSync(path.join(probeDir, "vitest.config.mts"), `export default { test: { include: ["*.test.ts"] } };\n`);
+    fs.writeFileSync(
+      path.join(probeDir, "vitest.config.mts"),
+      `export default { test: { include: ["*.test.ts"] } };\n`,
+    );
     sharedDir = fs.mkdtempSync(path.join(os.tmpdir(), "ml-skip-helper-shared-"));
     fs.mkdirSync(path.join(sharedDir, "data"));
     fs.writeFileSync(path.join(sharedDir, "data", "probe.txt"), "probe");
@@ -62,13 +65,28 @@ describe("tests/helpers/shared: a missing prerequisite is a vitest skip outside 
 
   function runProbe(env: { sharedDir: string; ci: boolean }): ProbeRun {
     const jsonFile = path.join(probeDir, `result-${env.ci ? "ci" : "local"}-${path.basename(env.sharedDir)}.json`);
-    const childEnv: NodeJS.ProcessEnv = { ...process.env, MELANOMA_LAB_SHARED: env.sharedDir, NO_COLOR: "1", FORCE_COLOR: "0" };
+    const childEnv: NodeJS.ProcessEnv = {
+      ...process.env,
+      MELANOMA_LAB_SHARED: env.sharedDir,
+      NO_COLOR: "1",
+      FORCE_COLOR: "0",
+    };
     // The outer vitest's own markers would make the inner one think it is a worker.
     for (const key of Object.keys(childEnv)) if (key.startsWith("VITEST") || key === "CI") delete childEnv[key];
     if (env.ci) childEnv.CI = "1";
     const result = spawnSync(
       process.execPath,
-      [path.join(root, "node_modules", "vitest", "vitest.mjs"), "run", "--root", probeDir, "--config", path.join(probeDir, "vitest.config.mts"), "--reporter=verbose", "--reporter=json", `--outputFile.json=${jsonFile}`],
+      [
+        path.join(root, "node_modules", "vitest", "vitest.mjs"),
+        "run",
+        "--root",
+        probeDir,
+        "--config",
+        path.join(probeDir, "vitest.config.mts"),
+        "--reporter=verbose",
+        "--reporter=json",
+        `--outputFile.json=${jsonFile}`,
+      ],
       { cwd: probeDir, env: childEnv, encoding: "utf8", timeout: 120_000 },
     );
     const output = `${result.stdout}\n${result.stderr}`;
@@ -84,7 +102,13 @@ describe("tests/helpers/shared: a missing prerequisite is a vitest skip outside 
       statusByTitle[a.title] = a.status;
       failureByTitle[a.title] = a.failureMessages.join("\n");
     }
-    return { exitCode: result.status, output, statusByTitle, failureByTitle, skippedCount: report.numPendingTests + report.numTodoTests };
+    return {
+      exitCode: result.status,
+      output,
+      statusByTitle,
+      failureByTitle,
+      skippedCount: report.numPendingTests + report.numTodoTests,
+    };
   }
 
   it("outside CI with the shared folder missing: tests needing it or a tool are reported as skipped, with the reason", () => {
@@ -114,8 +138,12 @@ describe("tests/helpers/shared: a missing prerequisite is a vitest skip outside 
     });
     expect(run.skippedCount).toBe(0);
     expect(run.exitCode).not.toBe(0);
-    expect(run.failureByTitle["needs shared data"]).toContain(`CI: ${path.join(missing, "data", "probe.txt")} is missing`);
-    expect(run.failureByTitle["needs a tool"]).toContain("CI: probe-tool is not installed (apt-get install probe-tool)");
+    expect(run.failureByTitle["needs shared data"]).toContain(
+      `CI: ${path.join(missing, "data", "probe.txt")} is missing`,
+    );
+    expect(run.failureByTitle["needs a tool"]).toContain(
+      "CI: probe-tool is not installed (apt-get install probe-tool)",
+    );
   });
 
   it("with the shared folder present, the tests that need it run (and only the missing tool skips)", () => {

@@ -46,7 +46,10 @@ export function findSharedPath(relativePath: string): string | undefined {
 export function requireSharedPath(ctx: TestContext, relativePath: string): string {
   const full = findSharedPath(relativePath);
   if (full) return full;
-  return skipOrFailUnderCi(ctx, `${path.join(findSharedDir(), relativePath)} is missing (real data lives in ../shared beside the checkout, or MELANOMA_LAB_SHARED)`);
+  return skipOrFailUnderCi(
+    ctx,
+    `${path.join(findSharedDir(), relativePath)} is missing (real data lives in ../shared beside the checkout, or MELANOMA_LAB_SHARED)`,
+  );
 }
 
 /** True when a command exists on PATH or at an absolute path. */

@@ -6,10 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../../lib/backend/selectBackend.js";
 import { readEventFile } from "../../lib/logging/eventFile.js";
 import { readLogDir } from "../../lib/logging/readLogDir.js";
-import {
-  createTensorBoardCallback,
-  TensorBoardCallbackError,
-} from "../../lib/logging/tensorBoardCallback.js";
+import { createTensorBoardCallback, TensorBoardCallbackError } from "../../lib/logging/tensorBoardCallback.js";
 import { createRandom } from "../../lib/util/random.js";
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "melanoma-lab-tbcallback-"));
@@ -24,8 +21,17 @@ function makeData(seed: number, rows: number): { x: number[][]; y: number[] } {
 
 function buildModel(): tf.Sequential {
   const model = tf.sequential();
-  model.add(tf.layers.dense({ units: 4, activation: "relu", inputShape: [3], kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }));
-  model.add(tf.layers.dense({ units: 1, activation: "sigmoid", kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) }));
+  model.add(
+    tf.layers.dense({
+      units: 4,
+      activation: "relu",
+      inputShape: [3],
+      kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
+    }),
+  );
+  model.add(
+    tf.layers.dense({ units: 1, activation: "sigmoid", kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) }),
+  );
   model.compile({ optimizer: tf.train.adam(0.01), loss: "binaryCrossentropy", metrics: ["acc"] });
   return model;
 }
@@ -36,7 +42,9 @@ describe("createTensorBoardCallback with tfjs model.fit", () => {
   });
 
   it("rejects unusable options with named errors", () => {
-    expect(() => createTensorBoardCallback(path.join(tmpRoot, "bad"), { histogramFreq: -1 })).toThrow(TensorBoardCallbackError);
+    expect(() => createTensorBoardCallback(path.join(tmpRoot, "bad"), { histogramFreq: -1 })).toThrow(
+      TensorBoardCallbackError,
+    );
     expect(() => createTensorBoardCallback(path.join(tmpRoot, "bad"), { updateFreq: 0 })).toThrow(/updateFreq 0/);
   });
 
@@ -45,7 +53,12 @@ describe("createTensorBoardCallback with tfjs model.fit", () => {
     const train = makeData(11, 32);
     const val = makeData(12, 12);
     const model = buildModel();
-    const [xt, yt, xv, yv] = [tf.tensor2d(train.x), tf.tensor2d(train.y, [32, 1]), tf.tensor2d(val.x), tf.tensor2d(val.y, [12, 1])];
+    const [xt, yt, xv, yv] = [
+      tf.tensor2d(train.x),
+      tf.tensor2d(train.y, [32, 1]),
+      tf.tensor2d(val.x),
+      tf.tensor2d(val.y, [12, 1]),
+    ];
     // Adam creates its moment variables on the first fit: do that before counting tensors.
     await model.fit(xt, yt, { epochs: 1, batchSize: 8, verbose: 0 });
     const tensorsBefore = tf.memory().numTensors;
@@ -91,7 +104,9 @@ describe("createTensorBoardCallback with tfjs model.fit", () => {
     expect(points(trainRun, "batch_loss").map((p) => p.step)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
 
     // One histogram per weight per epoch; counts add up to the weight's size.
-    const weightSizes = new Map(model.weights.map((w) => [w.originalName, w.shape.reduce<number>((a, b) => a * (b ?? 1), 1)]));
+    const weightSizes = new Map(
+      model.weights.map((w) => [w.originalName, w.shape.reduce<number>((a, b) => a * (b ?? 1), 1)]),
+    );
     expect(Object.keys(trainRun.histograms).sort()).toEqual([...weightSizes.keys()].sort());
     for (const [tag, series] of Object.entries(trainRun.histograms)) {
       expect(series.points.map((p) => p.step)).toEqual([0, 1, 2]);

@@ -54,7 +54,10 @@ describe("TFRecord framing", () => {
   });
 
   it("re-framing every record of a real TensorFlow file reproduces its bytes exactly", (ctx) => {
-    const golden = requireSharedPath(ctx, "tfevents-golden/tensorboard/log_tayo/train/events.out.tfevents.1515280092.tayo-glaptop");
+    const golden = requireSharedPath(
+      ctx,
+      "tfevents-golden/tensorboard/log_tayo/train/events.out.tfevents.1515280092.tayo-glaptop",
+    );
     const original = fs.readFileSync(golden);
     const { records, problem } = splitTfRecords(original, golden);
     expect(problem).toBeUndefined();
@@ -71,7 +74,10 @@ describe("corrupt event files are reported with file and byte offset", () => {
     const contents = decodeEventFileBytes(bytes, "intact");
     expect(contents.problems).toEqual([]);
     expect(contents.recordCount).toBe(4);
-    expect(contents.events.map((e) => e.summaryValues?.[0]?.simpleValue ?? null)).toEqual([null, ...values.map(Math.fround)]);
+    expect(contents.events.map((e) => e.summaryValues?.[0]?.simpleValue ?? null)).toEqual([
+      null,
+      ...values.map(Math.fround),
+    ]);
   });
 
   it("flipping any single byte is detected at the record holding it; earlier records still read", () => {
@@ -149,10 +155,16 @@ describe("corrupt event files are reported with file and byte offset", () => {
     const damaged = Buffer.from(bytes);
     damaged[recordOffsets[2] + 20] ^= 0x80;
     fs.writeFileSync(path.join(runDir, "events.out.tfevents.1700000000.host.1.0"), damaged);
-    fs.writeFileSync(path.join(runDir, "events.out.tfevents.1700000100.host.1.1"), buildEventFileBytes([0.3, 0.2], 10).bytes);
+    fs.writeFileSync(
+      path.join(runDir, "events.out.tfevents.1700000100.host.1.1"),
+      buildEventFileBytes([0.3, 0.2], 10).bytes,
+    );
     const run = readRunDir(runDir);
     expect(run.problems).toHaveLength(1);
-    expect(run.problems[0]).toMatchObject({ file: path.join(runDir, "events.out.tfevents.1700000000.host.1.0"), byteOffset: recordOffsets[2] });
+    expect(run.problems[0]).toMatchObject({
+      file: path.join(runDir, "events.out.tfevents.1700000000.host.1.0"),
+      byteOffset: recordOffsets[2],
+    });
     expect(run.scalars.loss.points.map((p) => p.step)).toEqual([0, 10, 11]);
   });
 

@@ -7,7 +7,11 @@ import { listJsonDifferences, projectEventFile, projectLogDirData } from "./tens
 
 const goldenRoot = findSharedPath("tfevents-golden");
 const sets = goldenRoot
-  ? fs.readdirSync(path.join(goldenRoot, "_expected")).filter((f) => f.endsWith(".json")).map((f) => f.replace(/\.json$/, "")).sort()
+  ? fs
+      .readdirSync(path.join(goldenRoot, "_expected"))
+      .filter((f) => f.endsWith(".json"))
+      .map((f) => f.replace(/\.json$/, ""))
+      .sort()
   : [];
 
 describe("reader parity with TensorBoard's own loader (tfevents-golden)", () => {

@@ -44,6 +44,8 @@ describe("renderLabelledImageGrid", () => {
 
   it("rejects an empty list and unusable layouts", async () => {
     await expect(renderLabelledImageGrid([])).rejects.toThrow(ImageGridError);
-    await expect(renderLabelledImageGrid([{ image: solid([1, 2, 3]), label: "x" }], { cellSizePx: 4 })).rejects.toThrow(/cellSizePx 4/);
+    await expect(renderLabelledImageGrid([{ image: solid([1, 2, 3]), label: "x" }], { cellSizePx: 4 })).rejects.toThrow(
+      /cellSizePx 4/,
+    );
   });
 });

@@ -65,7 +65,8 @@ describe("a writer process that dies leaves a readable file", () => {
     expect(steps.length).toBeGreaterThan(100);
     expect(steps).toEqual(steps.map((_, i) => i));
     for (const event of contents.events) {
-      for (const value of event.summaryValues ?? []) if (value.tag === "loss") expect(value.tensor?.numbers?.[0]).toBe(event.step);
+      for (const value of event.summaryValues ?? [])
+        if (value.tag === "loss") expect(value.tensor?.numbers?.[0]).toBe(event.step);
     }
     // A kill can cut the last write short (Linux stops a write on a fatal signal): that shows as one
     // truncated record exactly where the good records end, never as a CRC error in the middle.

@@ -37,7 +37,9 @@ describe("npm run tensorboard", () => {
   it("lists runs and tags per plugin with point counts", () => {
     const summary = formatLogDirSummary(readLogDir(logdir));
     expect(summary).toContain(`${logdir}: 2 runs`);
-    expect(summary).toMatch(/ {2}exp-1\/train\n {4}scalars: epoch_loss \(3 pts, last step 2\)\n {4}text: notes \(1 pts, last step 0\)/);
+    expect(summary).toMatch(
+      / {2}exp-1\/train\n {4}scalars: epoch_loss \(3 pts, last step 2\)\n {4}text: notes \(1 pts, last step 0\)/,
+    );
     expect(summary).toMatch(/ {2}exp-1\/validation\n {4}scalars: epoch_loss \(3 pts, last step 2\)/);
   });
 

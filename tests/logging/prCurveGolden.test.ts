@@ -14,7 +14,9 @@ afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
 function recordHex(file: string, tag: string): string {
   const { records } = splitTfRecords(fs.readFileSync(file), file);
   const matches = records.filter((record) => {
-    const event = lookupProtoType("Event").decode(record.data) as unknown as { summary?: { value?: { tag?: string }[] } };
+    const event = lookupProtoType("Event").decode(record.data) as unknown as {
+      summary?: { value?: { tag?: string }[] };
+    };
     return event.summary?.value?.some((v) => v.tag === tag);
   });
   expect(matches.length, `${file} has one ${tag} record`).toBe(1);
@@ -32,7 +34,10 @@ describe("PR-curve writer against TensorBoard's own pr_curves writer (tfevents-g
     writer.addPrCurve("pr", labels, probabilities, 19, 11, 1_700_000_019);
     writer.close();
     const run = path.join(referenceDir, "lr_0.01");
-    const referenceFile = path.join(run, fs.readdirSync(run).find((f) => f.includes("tfevents"))!);
+    const referenceFile = path.join(
+      run,
+      fs.readdirSync(run).find((f) => f.includes("tfevents"))!,
+    );
     expect(recordHex(writer.filePath, "pr")).toBe(recordHex(referenceFile, "pr"));
   });
 });

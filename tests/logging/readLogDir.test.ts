@@ -50,7 +50,12 @@ describe("readLogDir follows TensorBoard's loading rules", () => {
       scalarEvent("loss", 3, 0.5),
     ]);
     const run = readRunDir(dir);
-    expect(run.scalars.loss.points.map((p) => [p.step, p.value])).toEqual([[0, 10], [1, 9], [2, 8], [3, 0.5]]);
+    expect(run.scalars.loss.points.map((p) => [p.step, p.value])).toEqual([
+      [0, 10],
+      [1, 9],
+      [2, 8],
+      [3, 0.5],
+    ]);
     expect(run.scalars.acc.points.map((p) => p.step)).toEqual([0, 1, 2]);
     expect(run.purgedPointCount).toBe(6);
   });
@@ -63,7 +68,11 @@ describe("readLogDir follows TensorBoard's loading rules", () => {
       scalarEvent("loss", 2, 42),
     ]);
     const run = readRunDir(dir);
-    expect(run.scalars.loss.points.map((p) => [p.step, p.value])).toEqual([[0, 0], [1, 1], [2, 42]]);
+    expect(run.scalars.loss.points.map((p) => [p.step, p.value])).toEqual([
+      [0, 0],
+      [1, 1],
+      [2, 42],
+    ]);
     expect(run.scalars.acc.points.map((p) => p.step)).toEqual([0, 1, 2, 3]);
   });
 
@@ -77,7 +86,15 @@ describe("readLogDir follows TensorBoard's loading rules", () => {
           value: [
             {
               tag: "w",
-              histo: { min: -0.1, max: 2.5, num: 6, sum: 0, sum_squares: 0, bucket_limit: [-2, -1, 0, 1, 2, 3, 1e300], bucket: [0, 1, 0, 3, 2, 0, 0] },
+              histo: {
+                min: -0.1,
+                max: 2.5,
+                num: 6,
+                sum: 0,
+                sum_squares: 0,
+                bucket_limit: [-2, -1, 0, 1, 2, 3, 1e300],
+                bucket: [0, 1, 0, 3, 2, 0, 0],
+              },
             },
           ],
         },
@@ -104,8 +121,28 @@ describe("readLogDir follows TensorBoard's loading rules", () => {
       summary: { value: [{ tag: "img", image: { width: 3, height: 2, colorspace: 4, encoded_image_string: png } }] },
     });
     writeEvents(dir, [
-      { wall_time: 1, step: 0, summary: { value: [{ tag: "s", metadata: { display_name: "first", plugin_data: { plugin_name: "scalars" } }, simple_value: 1 }] } },
-      { wall_time: 2, step: 1, summary: { value: [{ tag: "s", metadata: { display_name: "second", plugin_data: { plugin_name: "scalars" } }, simple_value: 2 }] } },
+      {
+        wall_time: 1,
+        step: 0,
+        summary: {
+          value: [
+            { tag: "s", metadata: { display_name: "first", plugin_data: { plugin_name: "scalars" } }, simple_value: 1 },
+          ],
+        },
+      },
+      {
+        wall_time: 2,
+        step: 1,
+        summary: {
+          value: [
+            {
+              tag: "s",
+              metadata: { display_name: "second", plugin_data: { plugin_name: "scalars" } },
+              simple_value: 2,
+            },
+          ],
+        },
+      },
       imageEvent(0, 10),
       imageEvent(0, 11),
       imageEvent(1, 12),
@@ -113,7 +150,16 @@ describe("readLogDir follows TensorBoard's loading rules", () => {
     const run = readRunDir(dir);
     expect(run.scalars.s.displayName).toBe("first");
     expect(run.scalars.s.points).toHaveLength(2);
-    expect(run.images.img.points.map((p) => [p.step, p.wallTimeSecs])).toEqual([[0, 10], [1, 12]]);
-    expect(run.images.img.points[0].images[0]).toEqual({ format: "PNG", widthPx: 3, heightPx: 2, mode: "RGBA", byteLength: png.length });
+    expect(run.images.img.points.map((p) => [p.step, p.wallTimeSecs])).toEqual([
+      [0, 10],
+      [1, 12],
+    ]);
+    expect(run.images.img.points[0].images[0]).toEqual({
+      format: "PNG",
+      widthPx: 3,
+      heightPx: 2,
+      mode: "RGBA",
+      byteLength: png.length,
+    });
   });
 });

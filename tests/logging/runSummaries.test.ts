@@ -19,7 +19,9 @@ afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
 
 async function writePng(name: string, grey: number): Promise<string> {
   const file = path.join(tmpRoot, name);
-  await sharp({ create: { width: 20, height: 20, channels: 3, background: { r: grey, g: grey, b: grey } } }).png().toFile(file);
+  await sharp({ create: { width: 20, height: 20, channels: 3, background: { r: grey, g: grey, b: grey } } })
+    .png()
+    .toFile(file);
   return file;
 }
 
@@ -29,10 +31,14 @@ describe("writeSampleImageGrids", () => {
     const broken = path.join(tmpRoot, "broken.jpg");
     fs.writeFileSync(broken, "not an image");
     const writer = createEventWriter(path.join(tmpRoot, "skip", "train"), { flushIntervalMs: 0 });
-    const written = await writeSampleImageGrids(writer, [
-      { imageId: "B1", label: "benign", imagePath: broken },
-      { imageId: "B2", label: "benign", imagePath: good },
-    ], { cellSizePx: 32 });
+    const written = await writeSampleImageGrids(
+      writer,
+      [
+        { imageId: "B1", label: "benign", imagePath: broken },
+        { imageId: "B2", label: "benign", imagePath: good },
+      ],
+      { cellSizePx: 32 },
+    );
     writer.close();
     expect(written.map((w) => [w.tag, w.imageIds])).toEqual([["train/samples/benign", ["B2"]]]);
     expect(written[0].skipped).toHaveLength(1);
@@ -47,25 +53,33 @@ describe("writeSampleImageGrids", () => {
     const writer = createEventWriter(path.join(tmpRoot, "bad", "train"), { flushIntervalMs: 0 });
     await expect(writeSampleImageGrids(writer, [])).rejects.toThrow(SampleImagesError);
     await expect(
-      writeSampleImageGrids(writer, [{ imageId: "M1", label: "malignant", imagePath: path.join(tmpRoot, "missing.png") }]),
+      writeSampleImageGrids(writer, [
+        { imageId: "M1", label: "malignant", imagePath: path.join(tmpRoot, "missing.png") },
+      ]),
     ).rejects.toThrow(/no "malignant" sample image decodes \(1 tried\).*missing\.png/);
-    await expect(writeSampleImageGrids(writer, [{ imageId: "x", label: "benign", imagePath: "x" }], { perLabel: 0 })).rejects.toThrow(
-      /perLabel 0/,
-    );
+    await expect(
+      writeSampleImageGrids(writer, [{ imageId: "x", label: "benign", imagePath: "x" }], { perLabel: 0 }),
+    ).rejects.toThrow(/perLabel 0/);
     writer.close();
   });
 });
 
 describe("text summaries", () => {
   it("formats a model card: plain fields, one table per object field, the whole JSON, pipes escaped", () => {
-    const card = formatModelCardMarkdown({ thresholdProb: 0.3, labels: ["benign", "malignant"], notes: { reason: "a | b" } }, "models/x");
+    const card = formatModelCardMarkdown(
+      { thresholdProb: 0.3, labels: ["benign", "malignant"], notes: { reason: "a | b" } },
+      "models/x",
+    );
     expect(card).toBe(
       [
         "# Model card: models/x",
         '| field | value |\n|---|---|\n| thresholdProb | 0.3 |\n| labels | ["benign","malignant"] |',
         "## notes",
         "| field | value |\n|---|---|\n| reason | a \\| b |",
-        formatJsonAsMarkdown({ thresholdProb: 0.3, labels: ["benign", "malignant"], notes: { reason: "a | b" } }, "metadata.json"),
+        formatJsonAsMarkdown(
+          { thresholdProb: 0.3, labels: ["benign", "malignant"], notes: { reason: "a | b" } },
+          "metadata.json",
+        ),
       ].join("\n\n"),
     );
     expect(formatJsonAsMarkdown({ a: 1 })).toBe('```json\n{\n  "a": 1\n}\n```');
@@ -88,10 +102,14 @@ describe("text summaries", () => {
 describe("createTensorBoardCallback validationPrCurve", () => {
   it("rejects features that do not split into one row per label", () => {
     expect(() =>
-      createTensorBoardCallback(path.join(tmpRoot, "prbad"), { validationPrCurve: { features: new Float32Array(7), labels: [0, 1] } }),
+      createTensorBoardCallback(path.join(tmpRoot, "prbad"), {
+        validationPrCurve: { features: new Float32Array(7), labels: [0, 1] },
+      }),
     ).toThrow(TensorBoardCallbackError);
     expect(() =>
-      createTensorBoardCallback(path.join(tmpRoot, "prbad2"), { validationPrCurve: { features: new Float32Array(7), labels: [0, 1] } }),
+      createTensorBoardCallback(path.join(tmpRoot, "prbad2"), {
+        validationPrCurve: { features: new Float32Array(7), labels: [0, 1] },
+      }),
     ).toThrow(/7 feature values for 2 labels/);
   });
 });

@@ -19,7 +19,12 @@ function projectRun(run: RunContents): Record<string, Json> {
       const head = { count: points.length, max_step: maxStep(points.map((p) => p.step)) };
       if (plugin === "scalars") {
         const s = run.scalars[tag];
-        byTag[tag] = { ...head, display_name: s.displayName, description: s.description, points: s.points.map((p) => [p.step, p.value, p.wallTimeSecs]) };
+        byTag[tag] = {
+          ...head,
+          display_name: s.displayName,
+          description: s.description,
+          points: s.points.map((p) => [p.step, p.value, p.wallTimeSecs]),
+        };
       } else if (plugin === "histograms") {
         const s = run.histograms[tag];
         byTag[tag] = {
@@ -38,7 +43,12 @@ function projectRun(run: RunContents): Record<string, Json> {
         byTag[tag] = {
           ...head,
           display_name: s.displayName,
-          steps: s.points.map((p) => ({ step: p.step, wall_time: p.wallTimeSecs, shape: p.shape, value: p.shape.length === 0 ? p.values[0] : p.values })),
+          steps: s.points.map((p) => ({
+            step: p.step,
+            wall_time: p.wallTimeSecs,
+            shape: p.shape,
+            value: p.shape.length === 0 ? p.values[0] : p.values,
+          })),
         };
       } else if (plugin === "hparams") {
         byTag[tag] = { ...head, display_name: meta.displayName, plugin_data: run.hparams[tag].json };
@@ -54,7 +64,13 @@ function projectRun(run: RunContents): Record<string, Json> {
             n_blobs: 2 + p.encodedImages.length,
             declared_width: String(p.declaredWidthPx),
             declared_height: String(p.declaredHeightPx),
-            images: p.images.map((im) => ({ bytes: im.byteLength, format: im.format, width: im.widthPx, height: im.heightPx, mode: im.mode })),
+            images: p.images.map((im) => ({
+              bytes: im.byteLength,
+              format: im.format,
+              width: im.widthPx,
+              height: im.heightPx,
+              mode: im.mode,
+            })),
           })),
         };
       } else if (plugin === "graphs") {
@@ -67,7 +83,11 @@ function projectRun(run: RunContents): Record<string, Json> {
             step: p.step,
             wall_time: p.wallTimeSecs,
             n_blobs: p.graphs.length,
-            graph_defs: p.graphs.map((g) => ({ nodes: g.nodeCount ?? 0, first_nodes: (g.nodeNames ?? []).slice(0, 5), bytes: g.byteLength })),
+            graph_defs: p.graphs.map((g) => ({
+              nodes: g.nodeCount ?? 0,
+              first_nodes: (g.nodeNames ?? []).slice(0, 5),
+              bytes: g.byteLength,
+            })),
           })),
         };
       } else if (plugin === "graph_keras_model") {
@@ -78,12 +98,24 @@ function projectRun(run: RunContents): Record<string, Json> {
           display_name: meta.displayName,
           steps: points.map((p) => {
             const blob = p.tensor.strings?.[0];
-            const config = JSON.parse(blob ? new TextDecoder().decode(blob) : "{}") as { class_name?: string; config?: { layers?: Array<{ config?: { name?: string } }> } };
-            return { step: p.step, shape: p.tensor.shape, keras_class_name: config.class_name ?? null, keras_layers: (config.config?.layers ?? []).map((l) => l.config?.name ?? null) };
+            const config = JSON.parse(blob ? new TextDecoder().decode(blob) : "{}") as {
+              class_name?: string;
+              config?: { layers?: Array<{ config?: { name?: string } }> };
+            };
+            return {
+              step: p.step,
+              shape: p.tensor.shape,
+              keras_class_name: config.class_name ?? null,
+              keras_layers: (config.config?.layers ?? []).map((l) => l.config?.name ?? null),
+            };
           }),
         };
       } else {
-        byTag[tag] = { ...head, display_name: meta.displayName, steps: points.map((p) => ({ step: p.step, shape: p.tensor.shape })) };
+        byTag[tag] = {
+          ...head,
+          display_name: meta.displayName,
+          steps: points.map((p) => ({ step: p.step, shape: p.tensor.shape })),
+        };
       }
     }
     out[plugin] = byTag;
@@ -102,7 +134,18 @@ export function projectEventFile(contents: EventFileContents, goldenRoot: string
   const eventKinds: Record<string, number> = {};
   const valueKinds: Record<string, number> = {};
   const plugins: Record<string, number> = {};
-  const tags: Record<string, { kinds: Record<string, number>; plugin: string | null; count: number; min_step: number; max_step: number; dtype: string | null; data_class: string | null }> = {};
+  const tags: Record<
+    string,
+    {
+      kinds: Record<string, number>;
+      plugin: string | null;
+      count: number;
+      min_step: number;
+      max_step: number;
+      dtype: string | null;
+      data_class: string | null;
+    }
+  > = {};
   let fileVersion: string | null = null;
   let sourceWriter: string | null = null;
   for (const e of contents.events) {
@@ -112,7 +155,15 @@ export function projectEventFile(contents: EventFileContents, goldenRoot: string
     for (const v of e.summaryValues ?? []) {
       count(valueKinds, v.kind);
       if (v.metadata?.pluginName) count(plugins, v.metadata.pluginName);
-      const t = (tags[v.tag] ??= { kinds: {}, plugin: null, count: 0, min_step: e.step, max_step: e.step, dtype: null, data_class: null });
+      const t = (tags[v.tag] ??= {
+        kinds: {},
+        plugin: null,
+        count: 0,
+        min_step: e.step,
+        max_step: e.step,
+        dtype: null,
+        data_class: null,
+      });
       count(t.kinds, v.kind);
       t.count++;
       t.min_step = Math.min(t.min_step, e.step);
@@ -149,9 +200,18 @@ export function listJsonDifferences(expected: unknown, actual: unknown, where = 
     return s && s.length > 120 ? s.slice(0, 120) + "…" : s;
   };
   if (Array.isArray(expected) && Array.isArray(actual)) {
-    if (expected.length !== actual.length) out.push(`${where}: expected ${expected.length} items, got ${actual.length}`);
-    for (let i = 0; i < Math.min(expected.length, actual.length); i++) listJsonDifferences(expected[i], actual[i], `${where}[${i}]`, out);
-  } else if (expected && actual && typeof expected === "object" && typeof actual === "object" && !Array.isArray(expected) && !Array.isArray(actual)) {
+    if (expected.length !== actual.length)
+      out.push(`${where}: expected ${expected.length} items, got ${actual.length}`);
+    for (let i = 0; i < Math.min(expected.length, actual.length); i++)
+      listJsonDifferences(expected[i], actual[i], `${where}[${i}]`, out);
+  } else if (
+    expected &&
+    actual &&
+    typeof expected === "object" &&
+    typeof actual === "object" &&
+    !Array.isArray(expected) &&
+    !Array.isArray(actual)
+  ) {
     const e = expected as Record<string, unknown>;
     const a = actual as Record<string, unknown>;
     for (const k of Object.keys(e)) {

@@ -67,7 +67,10 @@ describe("event files as real TensorBoard reads them (fixtures/tb-*/tensorboard-
       for (const [folder, files] of committed) {
         // A failure here means the writer's output changed: regenerate the fixture and its report
         // (see the header of fixtures/referenceLogDir.ts) on a machine with TensorBoard.
-        expect(today.get(folder)!.map((b) => b.toString("base64")), folder).toEqual(files.map((b) => b.toString("base64")));
+        expect(
+          today.get(folder)!.map((b) => b.toString("base64")),
+          folder,
+        ).toEqual(files.map((b) => b.toString("base64")));
       }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
@@ -114,14 +117,33 @@ describe("event files as real TensorBoard reads them (fixtures/tb-*/tensorboard-
     const images = report.http.filter((c) => c.path.startsWith("/data/plugin/images/individualImage?"));
     // 2 folds × 2 logged epochs × (2 RGB + 1 grey + 1 RGBA) images.
     expect(images.length).toBe(16);
-    expect(new Set(images.map((c) => `${c.status} ${c.content_type} ${c.image!.format}`))).toEqual(new Set(["200 image/png PNG"]));
-    expect(new Set(images.map((c) => `${c.image!.width}x${c.image!.height} ${c.image!.mode}`))).toEqual(new Set(["12x8 RGB", "5x7 L", "6x6 RGBA"]));
+    expect(new Set(images.map((c) => `${c.status} ${c.content_type} ${c.image!.format}`))).toEqual(
+      new Set(["200 image/png PNG"]),
+    );
+    expect(new Set(images.map((c) => `${c.image!.width}x${c.image!.height} ${c.image!.mode}`))).toEqual(
+      new Set(["12x8 RGB", "5x7 L", "6x6 RGBA"]),
+    );
     const groups = report.http.find((c) => c.path === "/data/plugin/hparams/session_groups")!.json as {
-      sessionGroups: Array<{ name: string; hparams: Record<string, unknown>; sessions: Array<{ status: string; metricValues: Array<{ name: { tag: string; group: string }; value: number }> }> }>;
+      sessionGroups: Array<{
+        name: string;
+        hparams: Record<string, unknown>;
+        sessions: Array<{
+          status: string;
+          metricValues: Array<{ name: { tag: string; group: string }; value: number }>;
+        }>;
+      }>;
     };
     expect(groups.sessionGroups.map((g) => g.name)).toEqual(["fold-1", "fold-2"]);
-    expect(groups.sessionGroups[0].hparams).toEqual({ backbone: "mobilenet_v2", learning_rate: 0.001, augment: true, dropout: 0.3 });
-    expect(groups.sessionGroups.flatMap((g) => g.sessions.map((s) => s.status))).toEqual(["STATUS_SUCCESS", "STATUS_SUCCESS"]);
+    expect(groups.sessionGroups[0].hparams).toEqual({
+      backbone: "mobilenet_v2",
+      learning_rate: 0.001,
+      augment: true,
+      dropout: 0.3,
+    });
+    expect(groups.sessionGroups.flatMap((g) => g.sessions.map((s) => s.status))).toEqual([
+      "STATUS_SUCCESS",
+      "STATUS_SUCCESS",
+    ]);
     // The metric column is the last validation epoch_auc of the session's validation/ run.
     const auc = groups.sessionGroups[1].sessions[0].metricValues.find((m) => m.name.tag === "epoch_auc")!;
     expect(auc.name.group).toBe("validation");

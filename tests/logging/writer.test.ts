@@ -36,7 +36,8 @@ function steppingClock(start = 1_700_000_000): () => number {
 
 function summaryValuesOf(events: DecodedEvent[], tag: string): { event: DecodedEvent; value: DecodedSummaryValue }[] {
   const out: { event: DecodedEvent; value: DecodedSummaryValue }[] = [];
-  for (const event of events) for (const value of event.summaryValues ?? []) if (value.tag === tag) out.push({ event, value });
+  for (const event of events)
+    for (const value of event.summaryValues ?? []) if (value.tag === tag) out.push({ event, value });
   return out;
 }
 
@@ -56,7 +57,11 @@ function decodeHparams(content: Uint8Array): Record<string, unknown> {
 describe("EventWriter: file layout and framing", () => {
   it("names the file like TensorFlow and writes brain.Event:2 first", () => {
     const dir = freshDir();
-    const writer = createEventWriter(dir, { nowSecs: () => 1_700_000_000.25, hostname: "testhost", flushIntervalMs: 0 });
+    const writer = createEventWriter(dir, {
+      nowSecs: () => 1_700_000_000.25,
+      hostname: "testhost",
+      flushIntervalMs: 0,
+    });
     writer.close();
     const name = path.basename(writer.filePath);
     expect(name).toMatch(new RegExp(`^events\\.out\\.tfevents\\.1700000000\\.testhost\\.${process.pid}\\.\\d+$`));
@@ -245,7 +250,10 @@ describe("EventWriter: every summary kind round-trips", () => {
   });
 
   it("Keras graph: tag keras, graph_keras_model plugin with content '1', model JSON intact", () => {
-    const modelJson = { class_name: "Sequential", config: { name: "m", layers: [{ class_name: "Dense", config: { units: 2 } }] } };
+    const modelJson = {
+      class_name: "Sequential",
+      config: { name: "m", layers: [{ class_name: "Dense", config: { units: 2 } }] },
+    };
     const writer = createEventWriter(freshDir(), { flushIntervalMs: 0 });
     writer.addKerasModel(modelJson);
     expect(() => writer.addKerasModel("{not json")).toThrow(/not valid JSON/);
@@ -281,17 +289,57 @@ describe("EventWriter: every summary kind round-trips", () => {
       experiment: {
         time_created_secs: 1_700_000_000,
         hparam_infos: [
-          { name: "lr", type: "DATA_TYPE_FLOAT64", domain: "domain_discrete", domain_discrete: { values: [{ number_value: 0.01, kind: "number_value" }, { number_value: 0.1, kind: "number_value" }] } },
-          { name: "backbone", type: "DATA_TYPE_STRING", domain: "domain_discrete", domain_discrete: { values: [{ string_value: "mobilenet_v2", kind: "string_value" }, { string_value: "inception_v3", kind: "string_value" }] } },
-          { name: "augment", type: "DATA_TYPE_BOOL", domain: "domain_discrete", domain_discrete: { values: [{ bool_value: false, kind: "bool_value" }, { bool_value: true, kind: "bool_value" }] } },
-          { name: "dropout", type: "DATA_TYPE_FLOAT64", domain: "domain_interval", domain_interval: { max_value: 0.5 } },
+          {
+            name: "lr",
+            type: "DATA_TYPE_FLOAT64",
+            domain: "domain_discrete",
+            domain_discrete: {
+              values: [
+                { number_value: 0.01, kind: "number_value" },
+                { number_value: 0.1, kind: "number_value" },
+              ],
+            },
+          },
+          {
+            name: "backbone",
+            type: "DATA_TYPE_STRING",
+            domain: "domain_discrete",
+            domain_discrete: {
+              values: [
+                { string_value: "mobilenet_v2", kind: "string_value" },
+                { string_value: "inception_v3", kind: "string_value" },
+              ],
+            },
+          },
+          {
+            name: "augment",
+            type: "DATA_TYPE_BOOL",
+            domain: "domain_discrete",
+            domain_discrete: {
+              values: [
+                { bool_value: false, kind: "bool_value" },
+                { bool_value: true, kind: "bool_value" },
+              ],
+            },
+          },
+          {
+            name: "dropout",
+            type: "DATA_TYPE_FLOAT64",
+            domain: "domain_interval",
+            domain_interval: { max_value: 0.5 },
+          },
         ],
-        metric_infos: [{ name: { group: "validation", tag: "epoch_auc" }, display_name: "AUC", dataset_type: "DATASET_VALIDATION" }],
+        metric_infos: [
+          { name: { group: "validation", tag: "epoch_auc" }, display_name: "AUC", dataset_type: "DATASET_VALIDATION" },
+        ],
       },
     });
 
     const run = createEventWriter(path.join(logdir, "run-1"), { flushIntervalMs: 0 });
-    run.addHparamsSessionStart({ lr: 0.01, backbone: "mobilenet_v2", augment: true }, { groupName: "run-1", startTimeSecs: 1_700_000_001 });
+    run.addHparamsSessionStart(
+      { lr: 0.01, backbone: "mobilenet_v2", augment: true },
+      { groupName: "run-1", startTimeSecs: 1_700_000_001 },
+    );
     run.addHparamsSessionEnd("success", 4, 1_700_000_099);
     expect(() => run.addHparamsSessionEnd("succes" as never)).toThrow(UnknownNameError);
     expect(() => run.addHparamsSessionEnd("succes" as never)).toThrow(/did you mean "success"/);
@@ -326,13 +374,17 @@ describe("encodings equal TensorBoard's own writer (tfevents-golden/tb-reference
   function referenceValues(): Map<string, DecodedSummaryValue> {
     const byTag = new Map<string, DecodedSummaryValue>();
     const files = [
-      ...fs.readdirSync(referenceDir!).filter((f) => f.includes("tfevents")).map((f) => path.join(referenceDir!, f)),
+      ...fs
+        .readdirSync(referenceDir!)
+        .filter((f) => f.includes("tfevents"))
+        .map((f) => path.join(referenceDir!, f)),
       ...fs.readdirSync(path.join(referenceDir!, "lr_0.01")).map((f) => path.join(referenceDir!, "lr_0.01", f)),
     ];
     for (const file of files) {
       const contents = readEventFile(file);
       expect(contents.problems).toEqual([]);
-      for (const event of contents.events) for (const v of event.summaryValues ?? []) if (!byTag.has(v.tag)) byTag.set(v.tag, v);
+      for (const event of contents.events)
+        for (const v of event.summaryValues ?? []) if (!byTag.has(v.tag)) byTag.set(v.tag, v);
     }
     return byTag;
   }
@@ -364,10 +416,26 @@ describe("encodings equal TensorBoard's own writer (tfevents-golden/tb-reference
       { timeCreatedSecs: 1_700_000_000 },
     );
     const writer = createEventWriter(path.join(logdir, "lr_0.01"), { flushIntervalMs: 0 });
-    writer.addHparamsSessionStart({ optimizer: "adam", use_bn: true, lr: 0.01 }, { groupName: "lr_0.01", startTimeSecs: 1_700_000_000 });
+    writer.addHparamsSessionStart(
+      { optimizer: "adam", use_bn: true, lr: 0.01 },
+      { groupName: "lr_0.01", startTimeSecs: 1_700_000_000 },
+    );
     writer.addScalar("loss", 1.0054881572723389, 0);
-    writer.addHistogram("weights", new Float32Array(1000).map((_, i) => Math.cos(i)), 0);
-    await writer.addImages("samples", [0, 1].map(() => ({ pixels: new Uint8Array(12 * 8 * 3).fill(90), widthPx: 12, heightPx: 8, channels: 3 as const })), 0);
+    writer.addHistogram(
+      "weights",
+      new Float32Array(1000).map((_, i) => Math.cos(i)),
+      0,
+    );
+    await writer.addImages(
+      "samples",
+      [0, 1].map(() => ({
+        pixels: new Uint8Array(12 * 8 * 3).fill(90),
+        widthPx: 12,
+        heightPx: 8,
+        channels: 3 as const,
+      })),
+      0,
+    );
     writer.addText("notes", "step **0** of run `lr_0.01`", 0);
     writer.addPrCurve("pr", [0, 1, 1, 0], [0.2, 0.7, 0.9, 0.4], 19, 11);
     writer.addHparamsSessionEnd("success", 19, 1_700_000_020);
@@ -377,7 +445,16 @@ describe("encodings equal TensorBoard's own writer (tfevents-golden/tb-reference
       for (const event of readEventFile(file).events) for (const v of event.summaryValues ?? []) ours.set(v.tag, v);
     }
 
-    const tags = ["loss", "weights", "samples", "notes", "pr", "_hparams_/experiment", "_hparams_/session_start_info", "_hparams_/session_end_info"];
+    const tags = [
+      "loss",
+      "weights",
+      "samples",
+      "notes",
+      "pr",
+      "_hparams_/experiment",
+      "_hparams_/session_start_info",
+      "_hparams_/session_end_info",
+    ];
     for (const tag of tags) {
       const ref = reference.get(tag);
       const mine = ours.get(tag);
@@ -389,7 +466,15 @@ describe("encodings equal TensorBoard's own writer (tfevents-golden/tb-reference
     }
     // Plugin contents byte for byte where the inputs are the same: empty for scalars/histograms/
     // images/text, PrCurvePluginData{num_thresholds: 11}, the hparams experiment and session end.
-    for (const tag of ["loss", "weights", "samples", "notes", "pr", "_hparams_/experiment", "_hparams_/session_end_info"]) {
+    for (const tag of [
+      "loss",
+      "weights",
+      "samples",
+      "notes",
+      "pr",
+      "_hparams_/experiment",
+      "_hparams_/session_end_info",
+    ]) {
       expect({ tag, content: Buffer.from(ours.get(tag)!.metadata!.pluginContent).toString("hex") }).toEqual({
         tag,
         content: Buffer.from(reference.get(tag)!.metadata!.pluginContent).toString("hex"),
@@ -403,7 +488,9 @@ describe("encodings equal TensorBoard's own writer (tfevents-golden/tb-reference
     const refBlobs = reference.get("samples")!.tensor!.strings!;
     const ourBlobs = ours.get("samples")!.tensor!.strings!;
     expect([text(ourBlobs[0]), text(ourBlobs[1])]).toEqual([text(refBlobs[0]), text(refBlobs[1])]);
-    expect(Buffer.from(ourBlobs[2].subarray(0, 8)).toString("hex")).toBe(Buffer.from(refBlobs[2].subarray(0, 8)).toString("hex"));
+    expect(Buffer.from(ourBlobs[2].subarray(0, 8)).toString("hex")).toBe(
+      Buffer.from(refBlobs[2].subarray(0, 8)).toString("hex"),
+    );
   });
 
   it("TFRecord framing reproduces TensorBoard's files byte for byte", () => {
@@ -423,15 +510,25 @@ describe("encodings equal TensorBoard's own writer (tfevents-golden/tb-reference
       const { records } = splitTfRecords(fs.readFileSync(file), file);
       for (const record of records) {
         const decoded = lookupProtoType("Event").decode(record.data);
-        const event = decoded as unknown as { step?: number | { toNumber(): number }; summary?: { value?: { tag?: string }[] } };
+        const event = decoded as unknown as {
+          step?: number | { toNumber(): number };
+          summary?: { value?: { tag?: string }[] };
+        };
         const eventStep = typeof event.step === "object" ? event.step.toNumber() : (event.step ?? 0);
-        if (eventStep === step && event.summary?.value?.some((v) => v.tag === tag)) return Buffer.from(record.data).toString("hex");
+        if (eventStep === step && event.summary?.value?.some((v) => v.tag === tag))
+          return Buffer.from(record.data).toString("hex");
       }
       throw new Error(`${file} has no ${tag} at step ${step}`);
     }
     const refRun = path.join(referenceDir!, "lr_0.01");
-    const refFile = path.join(refRun, fs.readdirSync(refRun).find((f) => f.includes("tfevents"))!);
-    const refRoot = path.join(referenceDir!, fs.readdirSync(referenceDir!).find((f) => f.includes("tfevents"))!);
+    const refFile = path.join(
+      refRun,
+      fs.readdirSync(refRun).find((f) => f.includes("tfevents"))!,
+    );
+    const refRoot = path.join(
+      referenceDir!,
+      fs.readdirSync(referenceDir!).find((f) => f.includes("tfevents"))!,
+    );
 
     const logdir = freshDir();
     const experimentFile = writeHparamsExperiment(
@@ -454,7 +551,9 @@ describe("encodings equal TensorBoard's own writer (tfevents-golden/tb-reference
     expect(recordHex(writer.filePath, "loss", 0)).toBe(recordHex(refFile, "loss", 0));
     expect(recordHex(writer.filePath, "loss", 19)).toBe(recordHex(refFile, "loss", 19));
     expect(recordHex(writer.filePath, "notes", 5)).toBe(recordHex(refFile, "notes", 5));
-    expect(recordHex(writer.filePath, "_hparams_/session_end_info", 19)).toBe(recordHex(refFile, "_hparams_/session_end_info", 19));
+    expect(recordHex(writer.filePath, "_hparams_/session_end_info", 19)).toBe(
+      recordHex(refFile, "_hparams_/session_end_info", 19),
+    );
     expect(recordHex(experimentFile, "_hparams_/experiment", 0)).toBe(recordHex(refRoot, "_hparams_/experiment", 0));
   });
 

@@ -22,7 +22,9 @@ describe("createProgressLineReader", () => {
     const reader = createProgressLineReader((e) => events.push(e));
     reader.push('{"event":"cell","cell":1,"cells":2}\n{"event":"stream","name":"stdout","text":"ab');
     reader.push('c\\nde"}\n{"event":"stream","name":"stdout","text":"f\\n"}\n');
-    reader.push('{"event":"stream","name":"stderr","text":"warn"}\n{"event":"cell","cell":2,"cells":2}\n{"event":"stream","name":"stdout","text":"tail"}');
+    reader.push(
+      '{"event":"stream","name":"stderr","text":"warn"}\n{"event":"cell","cell":2,"cells":2}\n{"event":"stream","name":"stdout","text":"tail"}',
+    );
     reader.end();
     expect(events).toEqual([
       { kind: "cell", cell: 1, cells: 2 },
@@ -35,10 +37,14 @@ describe("createProgressLineReader", () => {
   });
 });
 
-
 describe("executeNotebook onProgress through the real tslab kernel", () => {
   it("reports each code cell and each printed line while the notebook runs, and still saves it", async (ctx) => {
-    requireTool(ctx, jupyterAvailable(), "Jupyter (nbclient)", "apt-get install python3-nbclient jupyter-nbconvert python3-notebook");
+    requireTool(
+      ctx,
+      jupyterAvailable(),
+      "Jupyter (nbclient)",
+      "apt-get install python3-nbclient jupyter-nbconvert python3-notebook",
+    );
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ml-nb-progress-"));
     const notebook = path.join(tmp, "tiny.ipynb");
     const code = (source: string) => ({ cell_type: "code", metadata: {}, execution_count: null, outputs: [], source });
@@ -50,13 +56,18 @@ describe("executeNotebook onProgress through the real tslab kernel", () => {
           code('console.log("first line");'),
           code('await new Promise((resolve) => setTimeout(resolve, 2000));\nconsole.log("a\\nb");'),
         ],
-        metadata: { kernelspec: { display_name: "TypeScript (melanoma-lab)", language: "typescript", name: "tslab-melanoma" } },
+        metadata: {
+          kernelspec: { display_name: "TypeScript (melanoma-lab)", language: "typescript", name: "tslab-melanoma" },
+        },
         nbformat: 4,
         nbformat_minor: 5,
       }),
     );
     const seen: { event: NotebookProgressEvent; atMs: number }[] = [];
-    const run = await executeNotebook(notebook, { outDir: path.join(tmp, "out"), onProgress: (event) => seen.push({ event, atMs: Date.now() }) });
+    const run = await executeNotebook(notebook, {
+      outDir: path.join(tmp, "out"),
+      onProgress: (event) => seen.push({ event, atMs: Date.now() }),
+    });
     const finishedMs = Date.now();
     expect(seen.map((s) => s.event)).toEqual([
       { kind: "cell", cell: 1, cells: 2 },

@@ -47,7 +47,11 @@ interface KernelObservation {
 
 describe("the tslab-melanoma kernel over the Jupyter protocol", () => {
   const haveJupyterClient = hasJupyterClient();
-  requireToolInEachTest(haveJupyterClient, "jupyter_client for /usr/bin/python3", "apt-get install python3-jupyter-client");
+  requireToolInEachTest(
+    haveJupyterClient,
+    "jupyter_client for /usr/bin/python3",
+    "apt-get install python3-jupyter-client",
+  );
   let observed: KernelObservation;
   beforeAll(() => {
     if (!haveJupyterClient) return; // each test is skipped (or, under CI, failed) by requireToolInEachTest
@@ -78,12 +82,18 @@ describe("the tslab-melanoma kernel over the Jupyter protocol", () => {
   });
 
   it("reports the kernelspec and language_info committed in every notebook (so opening one does not mark it modified)", () => {
-    const spec = JSON.parse(fs.readFileSync(path.join(root, "jupyter", "kernels", "tslab-melanoma", "kernel.json"), "utf8"));
+    const spec = JSON.parse(
+      fs.readFileSync(path.join(root, "jupyter", "kernels", "tslab-melanoma", "kernel.json"), "utf8"),
+    );
     for (const file of listNotebooks(path.join(root, "notebooks"))) {
       const { metadata } = JSON.parse(fs.readFileSync(file, "utf8"));
       // Classic Notebook compares these with _.isEqual (deep, key order ignored) and marks the notebook dirty when they differ.
       expect(metadata.language_info, file).toEqual(observed.languageInfo);
-      expect(metadata.kernelspec, file).toEqual({ name: "tslab-melanoma", display_name: spec.display_name, language: spec.language });
+      expect(metadata.kernelspec, file).toEqual({
+        name: "tslab-melanoma",
+        display_name: spec.display_name,
+        language: spec.language,
+      });
     }
   });
 });

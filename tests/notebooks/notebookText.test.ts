@@ -6,7 +6,13 @@ import { findProjectRoot, listNotebooks } from "../../lib/index.js";
 const root = findProjectRoot();
 const notebooks = listNotebooks(path.join(root, "notebooks")).map((file) => ({
   name: path.basename(file),
-  cells: (JSON.parse(fs.readFileSync(file, "utf8")).cells as { cell_type: string; metadata: Record<string, unknown>; source: string | string[] }[]).map((c) => ({
+  cells: (
+    JSON.parse(fs.readFileSync(file, "utf8")).cells as {
+      cell_type: string;
+      metadata: Record<string, unknown>;
+      source: string | string[];
+    }[]
+  ).map((c) => ({
     ...c,
     text: Array.isArray(c.source) ? c.source.join("") : c.source,
   })),
@@ -16,14 +22,25 @@ const notebooks = listNotebooks(path.join(root, "notebooks")).map((file) => ({
 describe("notebook cells as committed", () => {
   it("keeps every code line within 100 characters (classic Notebook clips longer lines at its default width)", () => {
     const long = notebooks.flatMap((nb) =>
-      nb.cells.flatMap((c, i) => (c.cell_type === "code" ? c.text.split("\n").filter((l) => l.length > 100).map((l) => `${nb.name} cell ${i} (${l.length}): ${l}`) : [])),
+      nb.cells.flatMap((c, i) =>
+        c.cell_type === "code"
+          ? c.text
+              .split("\n")
+              .filter((l) => l.length > 100)
+              .map((l) => `${nb.name} cell ${i} (${l.length}): ${l}`)
+          : [],
+      ),
     );
     expect(long).toEqual([]);
   });
 
   it("marks every cell that shows a chart, image or table as not scrolled (no ~330 px scroll box in classic Notebook)", () => {
     const scrolled = notebooks.flatMap((nb) =>
-      nb.cells.flatMap((c, i) => (c.cell_type === "code" && /\bshow(Figure|Png|Html|Table)\(/.test(c.text) && c.metadata.scrolled !== false ? [`${nb.name} cell ${i}`] : [])),
+      nb.cells.flatMap((c, i) =>
+        c.cell_type === "code" && /\bshow(Figure|Png|Html|Table)\(/.test(c.text) && c.metadata.scrolled !== false
+          ? [`${nb.name} cell ${i}`]
+          : [],
+      ),
     );
     expect(scrolled).toEqual([]);
     // Notebook 01 shows one chart per cell, so no output grows past classic Notebook's auto-scroll height.
@@ -32,7 +49,9 @@ describe("notebook cells as committed", () => {
   });
 
   it("does not state facts the default data contradicts", () => {
-    const markdown = notebooks.flatMap((nb) => nb.cells.filter((c) => c.cell_type === "markdown").map((c) => `${nb.name}: ${c.text}`));
+    const markdown = notebooks.flatMap((nb) =>
+      nb.cells.filter((c) => c.cell_type === "markdown").map((c) => `${nb.name}: ${c.text}`),
+    );
     // The synthetic default is 50/50 and has three sources: "malignant is the minority" and "a single source" were wrong there.
     expect(markdown.filter((t) => /malignant (images|lesions) are the minority/i.test(t))).toEqual([]);
     expect(markdown.filter((t) => /single source/i.test(t))).toEqual([]);

@@ -3,7 +3,15 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { executeNotebook, findJupyterPython, findProjectRoot, listNotebooks, NotebookExecutionError, readLogDir, SYNTHETIC_SOURCES } from "../../lib/index.js";
+import {
+  executeNotebook,
+  findJupyterPython,
+  findProjectRoot,
+  listNotebooks,
+  NotebookExecutionError,
+  readLogDir,
+  SYNTHETIC_SOURCES,
+} from "../../lib/index.js";
 import { checkChartsRendered } from "../../lib/display/checkChartsRendered.js";
 import { readStdoutText } from "../../lib/notebooks/executeNotebook.js";
 import { commandExists, requireTool, requireToolInEachTest } from "../helpers/shared.js";
@@ -20,7 +28,11 @@ const env = {
 
 /** Asks Jupyter's own notary whether an executed notebook is trusted (signed). */
 function isNotebookTrusted(notebookPath: string): boolean {
-  const check = spawnSync(findJupyterPython(), ["-c", "import sys, nbformat; from nbformat.sign import NotebookNotary; sys.exit(0 if NotebookNotary().check_signature(nbformat.read(sys.argv[1], as_version=4)) else 1)", notebookPath]);
+  const check = spawnSync(findJupyterPython(), [
+    "-c",
+    "import sys, nbformat; from nbformat.sign import NotebookNotary; sys.exit(0 if NotebookNotary().check_signature(nbformat.read(sys.argv[1], as_version=4)) else 1)",
+    notebookPath,
+  ]);
   return check.status === 0;
 }
 
@@ -46,21 +58,42 @@ describe("npm run demo -- --small: notebooks through the real tslab kernel", () 
   beforeAll(() => {
     // Without Jupyter every test below is skipped (or, under CI, failed) by requireToolInEachTest.
     if (!haveJupyter) return;
-    for (const dir of [path.join(root, "logs", runName), path.join(root, "models", runName), path.join(root, "out", "runs", runName), outDir]) {
+    for (const dir of [
+      path.join(root, "logs", runName),
+      path.join(root, "models", runName),
+      path.join(root, "out", "runs", runName),
+      outDir,
+    ]) {
       fs.rmSync(dir, { recursive: true, force: true });
     }
     // The README's main command, in its small configuration: the same script users run.
     const demo = spawnSync(
       process.execPath,
-      [path.join(root, "node_modules", "tsx", "dist", "cli.mjs"), path.join(root, "scripts", "demo.ts"), "--small", "--run", runName, "--data", env.MELANOMA_LAB_DATA, "--notebooks-out", outDir],
+      [
+        path.join(root, "node_modules", "tsx", "dist", "cli.mjs"),
+        path.join(root, "scripts", "demo.ts"),
+        "--small",
+        "--run",
+        runName,
+        "--data",
+        env.MELANOMA_LAB_DATA,
+        "--notebooks-out",
+        outDir,
+      ],
       { cwd: root, encoding: "utf8", timeout: 1_500_000, env: { ...process.env, MELANOMA_LAB_BACKEND: "" } },
     );
     demoStdout = demo.stdout;
-    if (demo.status !== 0) throw new Error(`npm run demo -- --small failed (${demo.status}):\n${demo.stdout}\n${demo.stderr}`);
+    if (demo.status !== 0)
+      throw new Error(`npm run demo -- --small failed (${demo.status}):\n${demo.stdout}\n${demo.stderr}`);
     for (const notebook of listNotebooks(path.join(root, "notebooks"))) {
       const base = path.basename(notebook, ".ipynb");
       const executedNotebookPath = path.join(outDir, `${base}.ipynb`);
-      runs.push({ notebook: `${base}.ipynb`, executedNotebookPath, htmlPath: path.join(outDir, `${base}.html`), stdoutText: readStdoutText(executedNotebookPath) });
+      runs.push({
+        notebook: `${base}.ipynb`,
+        executedNotebookPath,
+        htmlPath: path.join(outDir, `${base}.html`),
+        stdoutText: readStdoutText(executedNotebookPath),
+      });
     }
   });
 
@@ -77,7 +110,11 @@ describe("npm run demo -- --small: notebooks through the real tslab kernel", () 
       const nb = JSON.parse(fs.readFileSync(run.executedNotebookPath, "utf8"));
       const outputs = nb.cells.flatMap((c: { outputs?: { output_type: string }[] }) => c.outputs ?? []);
       expect(outputs.filter((o: { output_type: string }) => o.output_type === "error")).toEqual([]);
-      expect(nb.cells.filter((c: { cell_type: string; execution_count: number | null }) => c.cell_type === "code" && !c.execution_count)).toEqual([]);
+      expect(
+        nb.cells.filter(
+          (c: { cell_type: string; execution_count: number | null }) => c.cell_type === "code" && !c.execution_count,
+        ),
+      ).toEqual([]);
       expect(isNotebookTrusted(run.executedNotebookPath), `${run.notebook} is signed (trusted)`).toBe(true);
       expect(fs.statSync(run.htmlPath).size).toBeGreaterThan(1000);
     }
@@ -89,12 +126,18 @@ describe("npm run demo -- --small: notebooks through the real tslab kernel", () 
       const cells = nb.cells as { cell_type: string; source: string | string[] }[];
       const text = (c: { source: string | string[] }) => (Array.isArray(c.source) ? c.source.join("") : c.source);
       expect(cells[0].cell_type, `${file}: first cell is markdown`).toBe("markdown");
-      expect(text(cells[0]), `${file}: first cell says what you'll learn and what it needs`).toMatch(/What you'll learn[\s\S]*What it needs/);
+      expect(text(cells[0]), `${file}: first cell says what you'll learn and what it needs`).toMatch(
+        /What you'll learn[\s\S]*What it needs/,
+      );
       const code = cells.filter((c) => c.cell_type === "code");
       expect(code.filter((c) => /^import /m.test(text(c))).length, `${file}: one import cell`).toBe(1);
-      for (const c of code) expect(text(c), `${file}: no function definitions`).not.toMatch(/\bfunction\b|=>\s*\{|\bclass\s+[A-Z]\w*\s*(extends\b|\{)/);
+      for (const c of code)
+        expect(text(c), `${file}: no function definitions`).not.toMatch(
+          /\bfunction\b|=>\s*\{|\bclass\s+[A-Z]\w*\s*(extends\b|\{)/,
+        );
       cells.forEach((c, i) => {
-        if (c.cell_type === "code") expect(cells[i - 1]?.cell_type, `${file} cell ${i}: sentence before code`).toBe("markdown");
+        if (c.cell_type === "code")
+          expect(cells[i - 1]?.cell_type, `${file} cell ${i}: sentence before code`).toBe("markdown");
       });
     }
   });
@@ -102,7 +145,9 @@ describe("npm run demo -- --small: notebooks through the real tslab kernel", () 
   it("says which backend ran and prints a triage result, in the notebooks and at the end of the demo", () => {
     const all = runs.map((r) => r.stdoutText).join("");
     expect(all).toMatch(/^backend: (tfjs-node-gpu|tfjs-node|wasm|cpu) \(/m);
-    expect(runs.at(-1)!.stdoutText).toMatch(/^triage \S+: probability of malignant (0|1)\.\d{3} → (URGENT|ROUTINE) \(threshold /m);
+    expect(runs.at(-1)!.stdoutText).toMatch(
+      /^triage \S+: probability of malignant (0|1)\.\d{3} → (URGENT|ROUTINE) \(threshold /m,
+    );
     expect(demoStdout).toMatch(/^backend: (tfjs-node-gpu|tfjs-node|wasm|cpu) \(/m);
     expect(demoStdout).toMatch(/^triage \S+: probability of malignant/m);
     expect(demoStdout).toMatch(/^demo finished in \d+\.\d s$/m);
@@ -114,7 +159,9 @@ describe("npm run demo -- --small: notebooks through the real tslab kernel", () 
     expect(data).toMatch(/^malignant: (4\d|5\d)\.\d% of \d+ images, about balanced on this data/m);
     expect(data).toMatch(/^malignant share by source: \d+% to \d+% over 3 source\(s\)$/m);
     const exportText = runs.find((r) => r.notebook === "05-export.ipynb")!.stdoutText;
-    const parity = exportText.match(/^export parity OK: max \|exported − notebook\| probability difference on (\d+) test images (\S+) \(tolerance 0\.001\)$/m);
+    const parity = exportText.match(
+      /^export parity OK: max \|exported − notebook\| probability difference on (\d+) test images (\S+) \(tolerance 0\.001\)$/m,
+    );
     expect(parity, exportText).not.toBeNull();
     expect(Number(parity![2])).toBeLessThanOrEqual(1e-3);
     const triage = runs.at(-1)!.stdoutText;
@@ -127,11 +174,18 @@ describe("npm run demo -- --small: notebooks through the real tslab kernel", () 
     fs.copyFileSync(split.test[0].imagePath, ownSample);
     const own = await executeNotebook(path.join(root, "notebooks", "06-triage.ipynb"), {
       outDir: ownDir,
-      env: { MELANOMA_LAB_SMALL: "1", MELANOMA_LAB_RUN: runName, MELANOMA_LAB_DATA: env.MELANOMA_LAB_DATA, MELANOMA_LAB_SAMPLE: ownSample },
+      env: {
+        MELANOMA_LAB_SMALL: "1",
+        MELANOMA_LAB_RUN: runName,
+        MELANOMA_LAB_DATA: env.MELANOMA_LAB_DATA,
+        MELANOMA_LAB_SAMPLE: ownSample,
+      },
     });
     const ownText = readStdoutText(own.executedNotebookPath);
     expect(ownText).toContain(`sample ${ownSample}: not in the test split, true label unknown`);
-    expect(ownText).toMatch(/^triage my-lesion: probability of malignant \d\.\d{3} → (URGENT|ROUTINE) \(threshold \d\.\d{3}; true label unknown\)$/m);
+    expect(ownText).toMatch(
+      /^triage my-lesion: probability of malignant \d\.\d{3} → (URGENT|ROUTINE) \(threshold \d\.\d{3}; true label unknown\)$/m,
+    );
   }, 300_000);
 
   it("leaves TensorBoard logs, an exported model and a report", () => {
@@ -150,7 +204,8 @@ describe("npm run demo -- --small: notebooks through the real tslab kernel", () 
     const validationRun = logs.runs.find((r) => r.name === "validation")!;
     expect(validationRun.prCurves["pr_curve/malignant"].points.map((p) => p.step)).toEqual([0, 1, 2, 3, 4]);
     const modelDir = path.join(root, "models", runName);
-    for (const f of ["model.json", "weights.bin", "metadata.json"]) expect(fs.existsSync(path.join(modelDir, f)), f).toBe(true);
+    for (const f of ["model.json", "weights.bin", "metadata.json"])
+      expect(fs.existsSync(path.join(modelDir, f)), f).toBe(true);
     const metadata = JSON.parse(fs.readFileSync(path.join(modelDir, "metadata.json"), "utf8"));
     expect(metadata.thresholdProb).toBeGreaterThan(0);
     expect(metadata.thresholdProb).toBeLessThan(1);
@@ -162,8 +217,12 @@ describe("npm run demo -- --small: notebooks through the real tslab kernel", () 
     expect(metadata.test.images).toBeGreaterThan(0);
     expect(Object.keys(metadata.test.metrics).sort()).toEqual(["rocAuc", "sensitivity", "specificity"]);
     expect(metadata.threshold.scoredOn).toMatch(/^validation split/);
-    expect(metadata.threshold.perSource.map((s: { name: string }) => s.name).sort()).toEqual(SYNTHETIC_SOURCES.map((s) => s.name).sort());
-    expect(metadata.threshold.perSource.reduce((n: number, s: { images: number }) => n + s.images, 0)).toBe(metadata.validation.images);
+    expect(metadata.threshold.perSource.map((s: { name: string }) => s.name).sort()).toEqual(
+      SYNTHETIC_SOURCES.map((s) => s.name).sort(),
+    );
+    expect(metadata.threshold.perSource.reduce((n: number, s: { images: number }) => n + s.images, 0)).toBe(
+      metadata.validation.images,
+    );
     expect(fs.existsSync(path.join(root, "out", "reports", runName, "report.html"))).toBe(true);
     // Notebook 3's second stage: the exported model is the fine-tuned one exactly when it won on validation.
     const fineTuning = JSON.parse(fs.readFileSync(path.join(root, "out", "runs", runName, "fine-tuning.json"), "utf8"));
@@ -172,7 +231,9 @@ describe("npm run demo -- --small: notebooks through the real tslab kernel", () 
     expect(metadata.notes.fineTuned).toBe(fineTuning.useFineTuned);
     const training = runs.find((r) => r.notebook === "03-training.ipynb")!.stdoutText;
     expect(training).toMatch(/^fine-tune epoch 1: .*auc \d\.\d{3}.* \d+\.\d img\/s$/m);
-    expect(training).toMatch(/^validation ROC AUC: frozen backbone \+ head \d\.\d{3} → fine-tuned top 1 block\(s\) \d\.\d{3}: (using the fine-tuned model|keeping the frozen model)/m);
+    expect(training).toMatch(
+      /^validation ROC AUC: frozen backbone \+ head \d\.\d{3} → fine-tuned top 1 block\(s\) \d\.\d{3}: (using the fine-tuned model|keeping the frozen model)/m,
+    );
   });
 
   it("draws every chart of the training and evaluation notebooks and the report in headless Chromium", async (ctx) => {
@@ -186,7 +247,8 @@ describe("npm run demo -- --small: notebooks through the real tslab kernel", () 
     for (const [html, minimumCharts] of expectedCharts) {
       const report = await checkChartsRendered(html, { screenshotDir });
       expect(report.charts.length, html).toBeGreaterThanOrEqual(minimumCharts);
-      for (const chart of report.charts) expect(chart.rendered, `${html}: ${chart.title}: ${chart.problems.join("; ")}`).toBe(true);
+      for (const chart of report.charts)
+        expect(chart.rendered, `${html}: ${chart.title}: ${chart.problems.join("; ")}`).toBe(true);
       expect(report.pageErrors, html).toEqual([]);
     }
   });
@@ -197,14 +259,31 @@ describe("a failing notebook", () => {
   it("is reported with the notebook and cell named, and its executed copy saved", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "melanoma-nb-"));
     const nbPath = path.join(dir, "99-broken.ipynb");
-    const cell = (source: string, type = "code") => ({ cell_type: type, metadata: {}, source, ...(type === "code" ? { outputs: [], execution_count: null } : {}) });
-    fs.writeFileSync(nbPath, JSON.stringify({
-      cells: [cell("A broken notebook.", "markdown"), cell('console.log("first cell ran");'), cell('throw new Error("boom in cell two");')],
-      metadata: { kernelspec: { name: "tslab-melanoma", display_name: "TypeScript (melanoma-lab)", language: "typescript" } },
-      nbformat: 4,
-      nbformat_minor: 5,
-    }));
-    const err = await executeNotebook(nbPath, { outDir: dir }).then(() => undefined, (e: unknown) => e);
+    const cell = (source: string, type = "code") => ({
+      cell_type: type,
+      metadata: {},
+      source,
+      ...(type === "code" ? { outputs: [], execution_count: null } : {}),
+    });
+    fs.writeFileSync(
+      nbPath,
+      JSON.stringify({
+        cells: [
+          cell("A broken notebook.", "markdown"),
+          cell('console.log("first cell ran");'),
+          cell('throw new Error("boom in cell two");'),
+        ],
+        metadata: {
+          kernelspec: { name: "tslab-melanoma", display_name: "TypeScript (melanoma-lab)", language: "typescript" },
+        },
+        nbformat: 4,
+        nbformat_minor: 5,
+      }),
+    );
+    const err = await executeNotebook(nbPath, { outDir: dir }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(NotebookExecutionError);
     const message = (err as Error).message;
     expect(message).toContain("99-broken.ipynb cell 2");

@@ -7,12 +7,16 @@ const root = findProjectRoot();
 
 /** Runs a script as `npm run …` does (tsx), with a timeout so a hang fails the test instead of stalling it. */
 function runScript(script: string, args: string[]) {
-  const result = spawnSync(process.execPath, [path.join(root, "node_modules", "tsx", "dist", "cli.mjs"), path.join(root, script), ...args], {
-    cwd: root,
-    encoding: "utf8",
-    timeout: 60_000,
-    env: { ...process.env, MELANOMA_LAB_BACKEND: "cpu" },
-  });
+  const result = spawnSync(
+    process.execPath,
+    [path.join(root, "node_modules", "tsx", "dist", "cli.mjs"), path.join(root, script), ...args],
+    {
+      cwd: root,
+      encoding: "utf8",
+      timeout: 60_000,
+      env: { ...process.env, MELANOMA_LAB_BACKEND: "cpu" },
+    },
+  );
   return { status: result.status, signal: result.signal, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -20,7 +24,8 @@ describe("npm run score: command line", () => {
   it("answers --help with its flags, defaults and an example, exit 0", () => {
     const r = runScript("scripts/score.ts", ["--help"]);
     expect(r.status).toBe(0);
-    for (const flag of ["--model <dir>", "--input", "--out", "--batch-size <n>", "-h, --help"]) expect(r.stdout).toContain(flag);
+    for (const flag of ["--model <dir>", "--input", "--out", "--batch-size <n>", "-h, --help"])
+      expect(r.stdout).toContain(flag);
     expect(r.stdout).toContain("default 32");
     expect(r.stdout).toMatch(/Example:\n {2}npm run score -- --model /);
   }, 90_000);
@@ -46,7 +51,16 @@ describe("npm run experiment: command line", () => {
   it("answers --help listing every flag, exit 0", () => {
     const r = runScript("scripts/experiment.ts", ["--help"]);
     expect(r.status).toBe(0);
-    for (const flag of ["--data <dir>", "--backbone", "--epochs <n>", "--folds <n>", "--split lesion|source", "--target malignant|diagnosis", "--dropout <x>", "--resume"]) {
+    for (const flag of [
+      "--data <dir>",
+      "--backbone",
+      "--epochs <n>",
+      "--folds <n>",
+      "--split lesion|source",
+      "--target malignant|diagnosis",
+      "--dropout <x>",
+      "--resume",
+    ]) {
       expect(r.stdout).toContain(flag);
     }
     expect(r.stdout).toMatch(/--folds <n> +folds of the lesion-grouped split \(a whole number ≥ 2; default 5\)/);
@@ -56,7 +70,14 @@ describe("npm run experiment: command line", () => {
     const folds = runScript("scripts/experiment.ts", ["--data", "d", "--backbone", "mobilenet_v2", "--folds", "1"]);
     expect(folds.status).toBe(2);
     expect(folds.stderr).toBe('experiment: --folds must be a whole number ≥ 2; received "1"\n');
-    const dropout = runScript("scripts/experiment.ts", ["--data", "d", "--backbone", "mobilenet_v2", "--dropout", "abc"]);
+    const dropout = runScript("scripts/experiment.ts", [
+      "--data",
+      "d",
+      "--backbone",
+      "mobilenet_v2",
+      "--dropout",
+      "abc",
+    ]);
     expect(dropout.stderr).toBe('experiment: --dropout must be a number in [0, 1); received "abc"\n');
     const missing = runScript("scripts/experiment.ts", ["--backbone", "mobilenet_v2"]);
     expect(missing.status).toBe(2);
@@ -72,13 +93,19 @@ describe("the other scripts answer --help and refuse unknown flags", () => {
     ["scripts/make-synthetic.ts", "data:synthetic", "--count <n>"],
     ["scripts/tensorboard.ts", "tensorboard", "--list-only"],
     ["bench/data.ts", "bench data", "--images <n>"],
-  ])("%s", (script, name, flag) => {
-    const help = runScript(script, ["--help"]);
-    expect(help.status).toBe(0);
-    expect(help.stdout).toContain(flag);
-    expect(help.stdout).toMatch(/Examples?:\n/);
-    const unknown = runScript(script, ["--no-such-flag"]);
-    expect(unknown.status).toBe(2);
-    expect(unknown.stderr).toMatch(new RegExp(`^${name}: unknown option --no-such-flag; (did you mean|valid options).*\\(see --help\\)\\n$`));
-  }, 200_000);
+  ])(
+    "%s",
+    (script, name, flag) => {
+      const help = runScript(script, ["--help"]);
+      expect(help.status).toBe(0);
+      expect(help.stdout).toContain(flag);
+      expect(help.stdout).toMatch(/Examples?:\n/);
+      const unknown = runScript(script, ["--no-such-flag"]);
+      expect(unknown.status).toBe(2);
+      expect(unknown.stderr).toMatch(
+        new RegExp(`^${name}: unknown option --no-such-flag; (did you mean|valid options).*\\(see --help\\)\\n$`),
+      );
+    },
+    200_000,
+  );
 });

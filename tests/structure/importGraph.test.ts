@@ -91,7 +91,8 @@ describe("public API boundary", () => {
     for (const dir of ["scripts", "bench"]) {
       for (const file of listTsFiles(path.join(root, dir))) {
         for (const spec of importSpecifiers(fs.readFileSync(file, "utf8"))) {
-          if (spec.includes("/lib/") && !/\/lib\/index(\.js)?$/.test(spec)) offenders.push(`${path.relative(root, file)}: ${spec}`);
+          if (spec.includes("/lib/") && !/\/lib\/index(\.js)?$/.test(spec))
+            offenders.push(`${path.relative(root, file)}: ${spec}`);
         }
       }
     }

@@ -8,7 +8,10 @@ import { findProjectRoot } from "../../lib/index.js";
 const root = findProjectRoot();
 
 function runTool(bin: string, args: string[]): { status: number | null; output: string } {
-  const result = spawnSync(process.execPath, [path.join(root, "node_modules", bin), ...args], { cwd: root, encoding: "utf8" });
+  const result = spawnSync(process.execPath, [path.join(root, "node_modules", bin), ...args], {
+    cwd: root,
+    encoding: "utf8",
+  });
   return { status: result.status, output: `${result.stdout}${result.stderr}` };
 }
 

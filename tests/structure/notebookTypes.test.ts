@@ -10,7 +10,10 @@ import { findProjectRoot } from "../../lib/index.js";
 // the project's tsconfig.json.
 const root = findProjectRoot();
 const notebookDir = path.join(root, "notebooks");
-const notebooks = fs.readdirSync(notebookDir).filter((n) => /^\d\d-.*\.ipynb$/.test(n)).sort();
+const notebooks = fs
+  .readdirSync(notebookDir)
+  .filter((n) => /^\d\d-.*\.ipynb$/.test(n))
+  .sort();
 
 function readCompilerOptions(): ts.CompilerOptions {
   const configPath = path.join(root, "tsconfig.json");

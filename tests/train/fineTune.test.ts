@@ -3,7 +3,16 @@ import os from "node:os";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildTriageModel, exportTriageModel, loadDataset, loadTriageModel, makeTriageMetadata, predictMalignantProbability, releaseInferencePlan, selectBackend } from "../../lib/index.js";
+import {
+  buildTriageModel,
+  exportTriageModel,
+  loadDataset,
+  loadTriageModel,
+  makeTriageMetadata,
+  predictMalignantProbability,
+  releaseInferencePlan,
+  selectBackend,
+} from "../../lib/index.js";
 import type { Backbone } from "../../lib/models/types.js";
 import type { LesionRecord } from "../../lib/data/types.js";
 import { loadBackbone } from "../../lib/models/backbones.js";
@@ -19,7 +28,10 @@ import { decodeImageRgb } from "../../lib/data/decodeImage.js";
 import { findSharedPath, requireSharedPathInEachTest } from "../helpers/shared.js";
 
 function weightValues(model: tf.LayersModel, layerName: string): Float32Array[] {
-  return model.getLayer(layerName).getWeights().map((w) => Float32Array.from(w.dataSync()));
+  return model
+    .getLayer(layerName)
+    .getWeights()
+    .map((w) => Float32Array.from(w.dataSync()));
 }
 
 /** A model that is not built from a backbone (no pooled-feature layer). */
@@ -59,7 +71,11 @@ describe("fineTuneTopBlocks (MobileNetV2 on a tiny HAM10000 subset)", () => {
     validation = [...malignant.slice(4, 6), ...benign.slice(4, 6)];
     backbone = await loadBackbone("mobilenet_v2");
     const features = await extractFeatures(backbone, train);
-    const trained = await trainHead(features.features, features.sourceIndices.map((i) => train[i].label), { seed: 1, epochs: 3, hiddenUnits: 8, batchSize: 4 });
+    const trained = await trainHead(
+      features.features,
+      features.sourceIndices.map((i) => train[i].label),
+      { seed: 1, epochs: 3, hiddenUnits: 8, batchSize: 4 },
+    );
     head = trained.model;
   });
 
@@ -68,7 +84,10 @@ describe("fineTuneTopBlocks (MobileNetV2 on a tiny HAM10000 subset)", () => {
     expect(one).toMatchObject({ cutLayerName: "block_15_add", blockNames: ["block_16"], activationShape: [7, 7, 160] });
     expect(one.topLayerNames[0]).toBe("block_16_expand");
     expect(one.topLayerNames.slice(-4)).toEqual(["Conv_1", "Conv_1_bn", "out_relu", "mobilenet_v2_features_gap"]);
-    expect(findFineTuneCut(backbone, 2)).toMatchObject({ cutLayerName: "block_14_add", blockNames: ["block_15", "block_16"] });
+    expect(findFineTuneCut(backbone, 2)).toMatchObject({
+      cutLayerName: "block_14_add",
+      blockNames: ["block_15", "block_16"],
+    });
     // block_13 (stride 2) reads block_12_add at 14×14.
     expect(findFineTuneCut(backbone, 4)).toMatchObject({ cutLayerName: "block_12_add", activationShape: [14, 14, 96] });
     expect(() => findFineTuneCut(backbone, 0)).toThrow(FineTuneError);
@@ -81,7 +100,9 @@ describe("fineTuneTopBlocks (MobileNetV2 on a tiny HAM10000 subset)", () => {
     const refusal = await fineTuneTopBlocks(backbone, head, train, validation, options).catch((e: unknown) => e);
     expect(refusal).toBeInstanceOf(FineTuneError);
     const message = (refusal as Error).message;
-    expect(message).toMatch(/^batchSize 64 with unfreezeBlocks 16 of mobilenet_v2: a training step needs about [\d.]+ GiB of wasm memory/);
+    expect(message).toMatch(
+      /^batchSize 64 with unfreezeBlocks 16 of mobilenet_v2: a training step needs about [\d.]+ GiB of wasm memory/,
+    );
     const largest = Number(/expected batchSize ≤ (\d+)/.exec(message)![1]);
     expect(largest).toBeGreaterThanOrEqual(1);
     expect(largest).toBeLessThan(64);
@@ -89,21 +110,55 @@ describe("fineTuneTopBlocks (MobileNetV2 on a tiny HAM10000 subset)", () => {
   });
 
   it("before any real update reproduces the frozen pipeline's probabilities, and rejects a head of the wrong width", async () => {
-    const ft = await fineTuneTopBlocks(backbone, head, train, validation, { unfreezeBlocks: 2, epochs: 1, learningRate: 1e-12, batchSize: 8, seed: 2, cacheDir: sharedCacheDir });
+    const ft = await fineTuneTopBlocks(backbone, head, train, validation, {
+      unfreezeBlocks: 2,
+      epochs: 1,
+      learningRate: 1e-12,
+      batchSize: 8,
+      seed: 2,
+      cacheDir: sharedCacheDir,
+    });
     const frozen = buildTriageModel(backbone, head);
-    const viaFrozen = (await predictMalignantProbability({ model: frozen, metadata: makeTriageMetadata(backbone, { thresholdProb: 0.5 }), dir: "" }, validation.map((r) => r.imagePath))).map((p) => ("probability" in p ? p.probability : NaN));
+    const viaFrozen = (
+      await predictMalignantProbability(
+        { model: frozen, metadata: makeTriageMetadata(backbone, { thresholdProb: 0.5 }), dir: "" },
+        validation.map((r) => r.imagePath),
+      )
+    ).map((p) => ("probability" in p ? p.probability : NaN));
     const assembled = await buildFineTunedTriageModel(backbone, ft.head);
-    const viaAssembled = (await predictMalignantProbability({ model: assembled, metadata: makeTriageMetadata(backbone, { thresholdProb: 0.5 }), dir: "" }, validation.map((r) => r.imagePath))).map((p) => ("probability" in p ? p.probability : NaN));
+    const viaAssembled = (
+      await predictMalignantProbability(
+        { model: assembled, metadata: makeTriageMetadata(backbone, { thresholdProb: 0.5 }), dir: "" },
+        validation.map((r) => r.imagePath),
+      )
+    ).map((p) => ("probability" in p ? p.probability : NaN));
     expect(maxAbsDifference(viaAssembled, viaFrozen)).toBeLessThan(1e-4);
     expect(new Set(viaFrozen.map((p) => p.toFixed(4))).size).toBeGreaterThan(1);
     assembled.dispose();
     ft.head.dispose();
     const narrow = tf.sequential({ layers: [tf.layers.dense({ inputShape: [16], units: 1, activation: "sigmoid" })] });
-    await expect(fineTuneTopBlocks(backbone, narrow, train, validation, { unfreezeBlocks: 1, epochs: 1, learningRate: 1e-4, batchSize: 4, seed: 1 })).rejects.toThrow(/head input: received shape \[null,16\], expected \[null, 1280\]/);
+    await expect(
+      fineTuneTopBlocks(backbone, narrow, train, validation, {
+        unfreezeBlocks: 1,
+        epochs: 1,
+        learningRate: 1e-4,
+        batchSize: 4,
+        seed: 1,
+      }),
+    ).rejects.toThrow(/head input: received shape \[null,16\], expected \[null, 1280\]/);
     narrow.dispose();
     // A Sequential head of the right width works like trainHead's functional one.
-    const sequentialHead = tf.sequential({ layers: [tf.layers.dense({ inputShape: [1280], units: 1, activation: "sigmoid", name: "seq_out" })] });
-    const viaSequential = await fineTuneTopBlocks(backbone, sequentialHead, train, validation, { cacheDir: sharedCacheDir, unfreezeBlocks: 1, epochs: 1, learningRate: 1e-4, batchSize: 8, seed: 1 });
+    const sequentialHead = tf.sequential({
+      layers: [tf.layers.dense({ inputShape: [1280], units: 1, activation: "sigmoid", name: "seq_out" })],
+    });
+    const viaSequential = await fineTuneTopBlocks(backbone, sequentialHead, train, validation, {
+      cacheDir: sharedCacheDir,
+      unfreezeBlocks: 1,
+      epochs: 1,
+      learningRate: 1e-4,
+      batchSize: 8,
+      seed: 1,
+    });
     expect(viaSequential.trainableLayerNames.at(-1)).toBe("seq_out");
     viaSequential.head.dispose();
     sequentialHead.dispose();
@@ -114,16 +169,35 @@ describe("fineTuneTopBlocks (MobileNetV2 on a tiny HAM10000 subset)", () => {
     const backboneBefore = weightValues(backbone.model, "block_16_expand_BN");
     const headBefore = weightValues(head, "head_output");
     const tensorsBefore = tf.memory().numTensors;
-    const options: FineTuneOptions = { unfreezeBlocks: 1, epochs: 2, learningRate: 1e-3, batchSize: 4, seed: 5, cacheDir, classWeights: "balanced" };
+    const options: FineTuneOptions = {
+      unfreezeBlocks: 1,
+      epochs: 2,
+      learningRate: 1e-3,
+      batchSize: 4,
+      seed: 5,
+      cacheDir,
+      classWeights: "balanced",
+    };
     const epochsSeen: number[] = [];
-    const a = await fineTuneTopBlocks(backbone, head, train, validation, { ...options, onEpochEnd: (m) => void epochsSeen.push(m.epoch) });
+    const a = await fineTuneTopBlocks(backbone, head, train, validation, {
+      ...options,
+      onEpochEnd: (m) => void epochsSeen.push(m.epoch),
+    });
     expect(epochsSeen).toEqual([1, 2]);
     expect(a.cacheHits).toBe(0);
     expect(a.problems).toEqual([]);
     expect(a.cutLayerName).toBe("block_15_add");
     expect(a.trainableLayerNames).toEqual([
-      "block_16_expand", "block_16_expand_BN", "block_16_depthwise", "block_16_depthwise_BN", "block_16_project", "block_16_project_BN",
-      "Conv_1", "Conv_1_bn", "head_hidden", "head_output",
+      "block_16_expand",
+      "block_16_expand_BN",
+      "block_16_depthwise",
+      "block_16_depthwise_BN",
+      "block_16_project",
+      "block_16_project_BN",
+      "Conv_1",
+      "Conv_1_bn",
+      "head_hidden",
+      "head_output",
     ]);
     expect(a.imagesPerSecond).toBeGreaterThan(0);
     for (const m of a.history) {
@@ -132,7 +206,12 @@ describe("fineTuneTopBlocks (MobileNetV2 on a tiny HAM10000 subset)", () => {
 
     // Weights moved; BatchNorm moving mean/variance did not (inference mode), scale/offset did.
     for (const name of ["block_16_expand", "block_16_depthwise", "Conv_1", "head_output"]) {
-      expect(maxAbsDifference(weightValues(a.head, name)[0], (name.startsWith("head") ? weightValues(head, name) : weightValues(backbone.model, name))[0])).toBeGreaterThan(1e-5);
+      expect(
+        maxAbsDifference(
+          weightValues(a.head, name)[0],
+          (name.startsWith("head") ? weightValues(head, name) : weightValues(backbone.model, name))[0],
+        ),
+      ).toBeGreaterThan(1e-5);
     }
     for (const name of ["block_16_expand_BN", "block_16_depthwise_BN", "block_16_project_BN", "Conv_1_bn"]) {
       const bn = a.head.getLayer(name);
@@ -145,28 +224,53 @@ describe("fineTuneTopBlocks (MobileNetV2 on a tiny HAM10000 subset)", () => {
       expect(maxAbsDifference(after[0], original[0])).toBeGreaterThan(0);
     }
     // Neither the backbone nor the head passed in were modified.
-    weightValues(backbone.model, "block_16_expand_BN").forEach((w, i) => expect(maxAbsDifference(w, backboneBefore[i])).toBe(0));
+    weightValues(backbone.model, "block_16_expand_BN").forEach((w, i) =>
+      expect(maxAbsDifference(w, backboneBefore[i])).toBe(0),
+    );
     weightValues(head, "head_output").forEach((w, i) => expect(maxAbsDifference(w, headBefore[i])).toBe(0));
 
     // Same seed → same history and weights; the second run reads every activation from the cache.
     const b = await fineTuneTopBlocks(backbone, head, train, validation, options);
     expect(b.cacheHits).toBe(train.length + validation.length);
     expect(b.history.map((m) => [m.trainLoss, m.valAuc])).toEqual(a.history.map((m) => [m.trainLoss, m.valAuc]));
-    expect(maxAbsDifference(weightValues(b.head, "block_16_project")[0], weightValues(a.head, "block_16_project")[0])).toBe(0);
+    expect(
+      maxAbsDifference(weightValues(b.head, "block_16_project")[0], weightValues(a.head, "block_16_project")[0]),
+    ).toBe(0);
     b.head.dispose();
 
     // Full image → probability model: exported and reloaded, it agrees with the fine-tuned top on cached activations.
     const assembled = await buildFineTunedTriageModel(backbone, a.head);
     const exportDir = path.join(cacheDir, "model");
-    await exportTriageModel(exportDir, assembled, makeTriageMetadata(backbone, { thresholdProb: 0.5, notes: { fineTunedBlocks: 1 } }));
+    await exportTriageModel(
+      exportDir,
+      assembled,
+      makeTriageMetadata(backbone, { thresholdProb: 0.5, notes: { fineTunedBlocks: 1 } }),
+    );
     const loaded = await loadTriageModel(exportDir);
-    const fromFiles = (await predictMalignantProbability(loaded, validation.map((r) => r.imagePath))).map((p) => ("probability" in p ? p.probability : NaN));
-    const bottom = tf.model({ inputs: backbone.model.inputs, outputs: backbone.model.getLayer("block_15_add").output as tf.SymbolicTensor });
-    const bottomBackbone: Backbone = { ...backbone, model: bottom, featureLayerName: "block_15_add:activation", featureDim: 7 * 7 * 160 };
+    const fromFiles = (
+      await predictMalignantProbability(
+        loaded,
+        validation.map((r) => r.imagePath),
+      )
+    ).map((p) => ("probability" in p ? p.probability : NaN));
+    const bottom = tf.model({
+      inputs: backbone.model.inputs,
+      outputs: backbone.model.getLayer("block_15_add").output as tf.SymbolicTensor,
+    });
+    const bottomBackbone: Backbone = {
+      ...backbone,
+      model: bottom,
+      featureLayerName: "block_15_add:activation",
+      featureDim: 7 * 7 * 160,
+    };
     const activations = await extractFeatures(bottomBackbone, validation);
     // extractFeatures keeps a compiled inference plan (own folded weights) per model: free this one's.
     releaseInferencePlan(bottomBackbone);
-    const viaTop = tf.tidy(() => Array.from((a.head.predict(tf.tensor4d(activations.features, [validation.length, 7, 7, 160])) as tf.Tensor).dataSync()));
+    const viaTop = tf.tidy(() =>
+      Array.from(
+        (a.head.predict(tf.tensor4d(activations.features, [validation.length, 7, 7, 160])) as tf.Tensor).dataSync(),
+      ),
+    );
     expect(maxAbsDifference(fromFiles, viaTop)).toBeLessThan(1e-4);
 
     // Split back into backbone + head (for Grad-CAM): features → head reproduces the whole model,
@@ -175,7 +279,9 @@ describe("fineTuneTopBlocks (MobileNetV2 on a tiny HAM10000 subset)", () => {
     expect(parts.head.inputs[0].shape).toEqual([null, 1280]);
     const splitFeatures = await extractFeatures(parts.backbone, validation);
     releaseInferencePlan(parts.backbone);
-    expect(maxAbsDifference(predictHeadProbabilities(parts.head, splitFeatures.features, 1280), fromFiles)).toBeLessThan(1e-4);
+    expect(
+      maxAbsDifference(predictHeadProbabilities(parts.head, splitFeatures.features, 1280), fromFiles),
+    ).toBeLessThan(1e-4);
     const rgb = await decodeImageRgb(validation[0].imagePath, 224);
     expect(computeGradCam(parts.backbone, parts.head, rgb, 224).probability).toBeCloseTo(fromFiles[0], 4);
     expect(Math.abs(computeGradCam(backbone, head, rgb, 224).probability - fromFiles[0])).toBeGreaterThan(1e-4);
@@ -192,7 +298,14 @@ describe("fineTuneTopBlocks (MobileNetV2 on a tiny HAM10000 subset)", () => {
 
   it("with augment, trains on cached dihedral views of each image", async () => {
     const small = [train[0], train[1], train[4], train[5]];
-    const options: FineTuneOptions = { unfreezeBlocks: 1, epochs: 1, learningRate: 1e-3, batchSize: 4, seed: 9, cacheDir: sharedCacheDir };
+    const options: FineTuneOptions = {
+      unfreezeBlocks: 1,
+      epochs: 1,
+      learningRate: 1e-3,
+      batchSize: 4,
+      seed: 9,
+      cacheDir: sharedCacheDir,
+    };
     const plain = await fineTuneTopBlocks(backbone, head, small, [], options);
     const augmented = await fineTuneTopBlocks(backbone, head, small, [], { ...options, augment: true });
     expect(augmented.history[0].valAuc).toBeUndefined();

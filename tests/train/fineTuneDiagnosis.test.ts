@@ -34,13 +34,20 @@ beforeAll(async () => {
   const { records } = loadDataset(dataDir);
   let m = 0;
   let b = 0;
-  train = records.map((r) => ({ ...r, diagnosis: r.label === "malignant" ? (m++ % 2 === 0 ? "mel" : "bcc") : b++ % 2 === 0 ? "nv" : "bkl" }));
+  train = records.map((r) => ({
+    ...r,
+    diagnosis: r.label === "malignant" ? (m++ % 2 === 0 ? "mel" : "bcc") : b++ % 2 === 0 ? "nv" : "bkl",
+  }));
   backbone = await loadBackbone("mobilenet_v2");
   const extracted = await extractFeatures(backbone, train);
   expect(extracted.rows).toBe(train.length);
   features = extracted.features;
   // No hidden layer, so no dropout: the first step's loss is a deterministic function of the starting weights.
-  head = await trainHead(features, train.map((r) => r.label), { seed: 3, epochs: 2, hiddenUnits: 0, batchSize: 4, diagnoses: train.map((r) => r.diagnosis) });
+  head = await trainHead(
+    features,
+    train.map((r) => r.label),
+    { seed: 3, epochs: 2, hiddenUnits: 0, batchSize: 4, diagnoses: train.map((r) => r.diagnosis) },
+  );
   expect(head.diagnosisClasses).toEqual(["bcc", "bkl", "mel", "nv"]);
 }, 300_000);
 
@@ -55,7 +62,12 @@ describe("fineTuneTopBlocks with a diagnosis-target head", () => {
     const tensorsBefore = tf.memory().numTensors;
     // One batch holding every row: the epoch's loss is the loss at the starting weights.
     const ft = await fineTuneTopBlocks(backbone, head.model, train, [], {
-      unfreezeBlocks: 1, epochs: 1, learningRate: 1e-4, batchSize: train.length, seed: 1, diagnosisClasses: head.diagnosisClasses,
+      unfreezeBlocks: 1,
+      epochs: 1,
+      learningRate: 1e-4,
+      batchSize: train.length,
+      seed: 1,
+      diagnosisClasses: head.diagnosisClasses,
     });
     // Independent expectation: the starting head's softmax on the frozen features, −mean log p(diagnosis).
     const { probabilities, classCount } = predictDiagnosisProbabilities(head.model, features, backbone.featureDim);
@@ -84,7 +96,10 @@ describe("fineTuneTopBlocks with a diagnosis-target head", () => {
     expect(missing).toBeInstanceOf(FineTuneError);
     expect(String(missing)).toMatch(/diagnosis.*diagnosisClasses/s);
     const unknown = train.map((r, i) => (i === 2 ? { ...r, diagnosis: "df" } : r));
-    const refused = await fineTuneTopBlocks(backbone, head.model, unknown, [], { ...base, diagnosisClasses: head.diagnosisClasses }).catch((e: unknown) => e);
+    const refused = await fineTuneTopBlocks(backbone, head.model, unknown, [], {
+      ...base,
+      diagnosisClasses: head.diagnosisClasses,
+    }).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(FineTuneError);
     expect(String(refused)).toMatch(/"df".*bcc, bkl, mel, nv/);
   });

@@ -42,8 +42,23 @@ beforeAll(async () => {
   train = records.filter((r) => !validation.includes(r));
   backbone = await loadBackbone("mobilenet_v2");
   const features = await extractFeatures(backbone, train);
-  head = (await trainHead(features.features, features.sourceIndices.map((i) => train[i].label), { seed: 4, epochs: 2, hiddenUnits: 8, batchSize: 4 })).model;
-  options = { unfreezeBlocks: 1, epochs: EPOCHS, learningRate: 1e-3, batchSize: 4, seed: 9, augment: true, classWeights: "balanced", cacheDir: path.join(workDir, "activations") };
+  head = (
+    await trainHead(
+      features.features,
+      features.sourceIndices.map((i) => train[i].label),
+      { seed: 4, epochs: 2, hiddenUnits: 8, batchSize: 4 },
+    )
+  ).model;
+  options = {
+    unfreezeBlocks: 1,
+    epochs: EPOCHS,
+    learningRate: 1e-3,
+    batchSize: 4,
+    seed: 9,
+    augment: true,
+    classWeights: "balanced",
+    cacheDir: path.join(workDir, "activations"),
+  };
 }, 300_000);
 
 afterAll(() => {
@@ -61,7 +76,10 @@ describe("fineTuneTopBlocks checkpoints and resume (16 synthetic images, block_1
 
   beforeAll(async () => {
     tensorsBefore = tf.memory().numTensors;
-    straight = await fineTuneTopBlocks(backbone, head, train, validation, { ...options, checkpointDir: path.join(workDir, "straight") });
+    straight = await fineTuneTopBlocks(backbone, head, train, validation, {
+      ...options,
+      checkpointDir: path.join(workDir, "straight"),
+    });
     // An interrupted run: it dies right after epoch 1's checkpoint (onEpochEnd runs after it).
     const dir = path.join(workDir, "interrupted");
     crash = await fineTuneTopBlocks(backbone, head, train, validation, {
@@ -75,7 +93,16 @@ describe("fineTuneTopBlocks checkpoints and resume (16 synthetic images, block_1
       ...options,
       checkpointDir: dir,
       resume: true,
-      callbacks: [{ onEpochEnd: (epoch, logs) => void resumedEvents.push(`${epoch}:${Object.keys(logs ?? {}).sort().join(",")}:${logs?.learning_rate}`) }],
+      callbacks: [
+        {
+          onEpochEnd: (epoch, logs) =>
+            void resumedEvents.push(
+              `${epoch}:${Object.keys(logs ?? {})
+                .sort()
+                .join(",")}:${logs?.learning_rate}`,
+            ),
+        },
+      ],
     });
   }, 300_000);
 
@@ -112,11 +139,17 @@ describe("fineTuneTopBlocks checkpoints and resume (16 synthetic images, block_1
     atBest.dispose();
     const interrupted = path.join(workDir, "best-interrupted");
     await fineTuneTopBlocks(backbone, head, train, validation, {
-      ...best, checkpointDir: interrupted, onEpochEnd: (m) => {
+      ...best,
+      checkpointDir: interrupted,
+      onEpochEnd: (m) => {
         if (m.epoch === 2) throw new Error("killed after epoch 2");
       },
     }).catch(() => undefined);
-    const b = await fineTuneTopBlocks(backbone, head, train, validation, { ...best, checkpointDir: interrupted, resume: true });
+    const b = await fineTuneTopBlocks(backbone, head, train, validation, {
+      ...best,
+      checkpointDir: interrupted,
+      resume: true,
+    });
     expect(b.keptEpoch).toBe(a.keptEpoch);
     expect(weightsOf(b.head).map((w) => Array.from(w))).toEqual(weightsOf(a.head).map((w) => Array.from(w)));
     expect(straight.keptEpoch).toBe(EPOCHS);
@@ -125,14 +158,23 @@ describe("fineTuneTopBlocks checkpoints and resume (16 synthetic images, block_1
   });
 
   it("callbacks see only the resumed epochs, 0-based, with Keras log names", () => {
-    expect(resumedEvents).toEqual([1, 2].map((e) => `${e}:accuracy,auc,learning_rate,loss,val_accuracy,val_auc,val_loss:0.001`));
+    expect(resumedEvents).toEqual(
+      [1, 2].map((e) => `${e}:accuracy,auc,learning_rate,loss,val_accuracy,val_auc,val_loss:0.001`),
+    );
   });
 
   it("writes one folder per epoch plus latest.json, and resuming a finished run trains nothing", async () => {
     const dir = path.join(workDir, "straight");
     expect(fs.readdirSync(dir).sort()).toEqual(["epoch-0001", "epoch-0002", "epoch-0003", "latest.json"]);
-    expect(JSON.parse(fs.readFileSync(path.join(dir, "latest.json"), "utf8"))).toEqual({ epoch: 3, folder: "epoch-0003" });
-    const again = await fineTuneTopBlocks(backbone, head, train, validation, { ...options, checkpointDir: dir, resume: true });
+    expect(JSON.parse(fs.readFileSync(path.join(dir, "latest.json"), "utf8"))).toEqual({
+      epoch: 3,
+      folder: "epoch-0003",
+    });
+    const again = await fineTuneTopBlocks(backbone, head, train, validation, {
+      ...options,
+      checkpointDir: dir,
+      resume: true,
+    });
     expect(again.resumedFromEpoch).toBe(EPOCHS);
     expect(again.stepDurationsMs).toEqual([]);
     expect(Number.isNaN(again.imagesPerSecond)).toBe(true);
@@ -143,18 +185,20 @@ describe("fineTuneTopBlocks checkpoints and resume (16 synthetic images, block_1
 
   it("refuses a checkpoint written with other options or another starting head, naming the field", async () => {
     const dir = path.join(workDir, "straight");
-    await expect(fineTuneTopBlocks(backbone, head, train, validation, { ...options, seed: 10, checkpointDir: dir, resume: true })).rejects.toThrow(CheckpointError);
-    await expect(fineTuneTopBlocks(backbone, head, train, validation, { ...options, seed: 10, checkpointDir: dir, resume: true })).rejects.toThrow(
-      /checkpoint was written with seed 9, this run has 10/,
-    );
+    await expect(
+      fineTuneTopBlocks(backbone, head, train, validation, { ...options, seed: 10, checkpointDir: dir, resume: true }),
+    ).rejects.toThrow(CheckpointError);
+    await expect(
+      fineTuneTopBlocks(backbone, head, train, validation, { ...options, seed: 10, checkpointDir: dir, resume: true }),
+    ).rejects.toThrow(/checkpoint was written with seed 9, this run has 10/);
     // The same head with its output bias moved: another starting point than the checkpoint's.
     const original = head.getWeights().map((t) => t.clone());
     const shifted = tf.tidy(() => original.map((t, i) => (i === original.length - 1 ? t.add(0.5) : t.clone())));
     head.setWeights(shifted);
     try {
-      await expect(fineTuneTopBlocks(backbone, head, train, validation, { ...options, checkpointDir: dir, resume: true })).rejects.toThrow(
-        /checkpoint was written with initialWeightsChecksum -?\d+, this run has -?\d+/,
-      );
+      await expect(
+        fineTuneTopBlocks(backbone, head, train, validation, { ...options, checkpointDir: dir, resume: true }),
+      ).rejects.toThrow(/checkpoint was written with initialWeightsChecksum -?\d+, this run has -?\d+/);
     } finally {
       head.setWeights(original);
       tf.dispose([...shifted, ...original]);

@@ -1,6 +1,13 @@
 import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
-import { disposeBackbone, selectBackend, splitByLesion, assertNoGroupLeakage, loadLabelsCsvDataset, resolveFeatureCacheDir } from "../../lib/index.js";
+import {
+  disposeBackbone,
+  selectBackend,
+  splitByLesion,
+  assertNoGroupLeakage,
+  loadLabelsCsvDataset,
+  resolveFeatureCacheDir,
+} from "../../lib/index.js";
 import { loadBackbone } from "../../lib/models/backbones.js";
 import { extractFeatures } from "../../lib/models/features.js";
 import { computeRocAuc } from "../../lib/evaluate/metrics.js";
@@ -50,22 +57,35 @@ describe("HAM10000 dev set: frozen MobileNetV2 features + dense head", () => {
     });
     const last = result.history.at(-1)!;
     // Independent check of the reported AUC from the model's own predictions.
-    const probs = tf.tidy(() => (result.model.predict(tf.tensor2d(valFeatures.features, [valFeatures.rows, 1280])) as tf.Tensor).dataSync());
+    const probs = tf.tidy(() =>
+      (result.model.predict(tf.tensor2d(valFeatures.features, [valFeatures.rows, 1280])) as tf.Tensor).dataSync(),
+    );
     const auc = computeRocAucExact(valLabels, probs);
     expect(auc).toBeCloseTo(last.valAuc!, 6);
     // And against the evaluate stage's trapezoid ROC AUC, an independent implementation.
     expect(computeRocAuc(valLabels, Array.from(probs))).toBeCloseTo(auc, 10);
     // The threshold is chosen on half of the validation lesions and checked on the other half:
     // on the labels it was chosen on, sensitivity ≥ 0.9 holds by construction.
-    const valLesions = [...new Set(valFeatures.sourceIndices.map((i) => validation[i].lesionId ?? validation[i].imageId))].sort();
-    const inChoiceHalf = valFeatures.sourceIndices.map((i) => valLesions.indexOf(validation[i].lesionId ?? validation[i].imageId) % 2 === 0);
+    const valLesions = [
+      ...new Set(valFeatures.sourceIndices.map((i) => validation[i].lesionId ?? validation[i].imageId)),
+    ].sort();
+    const inChoiceHalf = valFeatures.sourceIndices.map(
+      (i) => valLesions.indexOf(validation[i].lesionId ?? validation[i].imageId) % 2 === 0,
+    );
     const rowsWhere = (choiceHalf: boolean) => valLabels.flatMap((_, r) => (inChoiceHalf[r] === choiceHalf ? [r] : []));
     const choiceRows = rowsWhere(true);
     const heldOutRows = rowsWhere(false);
-    const choice = chooseThresholdForSensitivity(choiceRows.map((r) => valLabels[r]), choiceRows.map((r) => probs[r]), 0.9);
+    const choice = chooseThresholdForSensitivity(
+      choiceRows.map((r) => valLabels[r]),
+      choiceRows.map((r) => probs[r]),
+      0.9,
+    );
     const heldOutPositives = heldOutRows.filter((r) => valLabels[r] === 1);
-    const heldOutSensitivity = heldOutPositives.filter((r) => probs[r] >= choice.thresholdProb).length / heldOutPositives.length;
-    console.log(`threshold chosen on ${choiceRows.length} validation images, held-out ${heldOutRows.length} (${heldOutPositives.length} malignant): sensitivity ${heldOutSensitivity.toFixed(3)}`);
+    const heldOutSensitivity =
+      heldOutPositives.filter((r) => probs[r] >= choice.thresholdProb).length / heldOutPositives.length;
+    console.log(
+      `threshold chosen on ${choiceRows.length} validation images, held-out ${heldOutRows.length} (${heldOutPositives.length} malignant): sensitivity ${heldOutSensitivity.toFixed(3)}`,
+    );
     const wallSeconds = (performance.now() - started) / 1000;
     console.log(
       `HAM10000 dev: train ${train.length} (${trainLabels.filter((l) => l === 1).length} malignant), validation ${validation.length} (${valLabels.filter((l) => l === 1).length} malignant); ` +

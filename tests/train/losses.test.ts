@@ -1,12 +1,28 @@
 import * as tf from "@tensorflow/tfjs";
 import { describe, expect, it } from "vitest";
 import { computeBalancedClassWeightsFromCounts, computeOutputBiasFromCounts } from "../../lib/data/imbalance.js";
-import { binaryCrossEntropy, categoricalCrossEntropyFromLogits, resolveClassWeights, resolveDiagnosisWeights } from "../../lib/train/losses.js";
+import {
+  binaryCrossEntropy,
+  categoricalCrossEntropyFromLogits,
+  resolveClassWeights,
+  resolveDiagnosisWeights,
+} from "../../lib/train/losses.js";
 import { predictRowsInBatches } from "../../lib/train/predictBatches.js";
 
 describe("training losses and class weights (hand-computed)", () => {
   it("categorical cross-entropy from logits: −log softmax of the target column", () => {
-    const ce = tf.tidy(() => categoricalCrossEntropyFromLogits(tf.tensor2d([[0, 1, 0], [0, 0, 1]]), tf.tensor2d([[0, 0, 0], [Math.log(2), 0, Math.log(2)]])).arraySync());
+    const ce = tf.tidy(() =>
+      categoricalCrossEntropyFromLogits(
+        tf.tensor2d([
+          [0, 1, 0],
+          [0, 0, 1],
+        ]),
+        tf.tensor2d([
+          [0, 0, 0],
+          [Math.log(2), 0, Math.log(2)],
+        ]),
+      ).arraySync(),
+    );
     // Row 0: uniform over 3 → log 3. Row 1: softmax (2, 1, 2)/5 → −log(2/5).
     expect(ce[0]).toBeCloseTo(Math.log(3), 6);
     expect(ce[1]).toBeCloseTo(-Math.log(2 / 5), 6);
@@ -23,7 +39,11 @@ describe("training losses and class weights (hand-computed)", () => {
     expect(resolveClassWeights("balanced", 6, 2)).toEqual([8 / 12, 2]);
     expect(resolveClassWeights(undefined, 6, 2)).toEqual([1, 1]);
     expect(resolveClassWeights([1, 3], 6, 2)).toEqual([1, 3]);
-    expect(resolveDiagnosisWeights("balanced", [1, 1, 2], Float32Array.from([1, 1, 0]), [1, 1])).toEqual([4 / 3, 4 / 3, 4 / 6]);
+    expect(resolveDiagnosisWeights("balanced", [1, 1, 2], Float32Array.from([1, 1, 0]), [1, 1])).toEqual([
+      4 / 3,
+      4 / 3,
+      4 / 6,
+    ]);
     expect(resolveDiagnosisWeights([1, 5], [1, 1, 2], Float32Array.from([1, 1, 0]), [1, 5])).toEqual([5, 5, 1]);
   });
 

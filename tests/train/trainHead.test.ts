@@ -14,12 +14,19 @@ import { trainHead } from "../../lib/train/trainHead.js";
 import { createRandom } from "../../lib/util/random.js";
 
 /** Two Gaussian clouds in `dim` dimensions whose means differ by `gap` along every axis. */
-function makeClouds(n: number, dim: number, positiveFraction: number, gap: number, seed: number): { features: Float32Array; labels: number[] } {
+function makeClouds(
+  n: number,
+  dim: number,
+  positiveFraction: number,
+  gap: number,
+  seed: number,
+): { features: Float32Array; labels: number[] } {
   const rand = createRandom(seed);
   const normal = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
   const labels = Array.from({ length: n }, () => (rand() < positiveFraction ? 1 : 0));
   const features = new Float32Array(n * dim);
-  for (let i = 0; i < n; i++) for (let j = 0; j < dim; j++) features[i * dim + j] = normal() + (labels[i] === 1 ? gap : 0);
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < dim; j++) features[i * dim + j] = normal() + (labels[i] === 1 ? gap : 0);
   return { features, labels };
 }
 
@@ -90,7 +97,12 @@ describe("trainHead", () => {
     const train = makeClouds(200, 8, 0.3, 0.8, 11);
     const val = makeClouds(100, 8, 0.3, 0.8, 12);
     const r = await trainHead(train.features, train.labels, {
-      seed: 9, hiddenUnits: 8, epochs: 6, learningRate: 0.05, validation: { features: val.features, labels: val.labels }, restoreBestWeights: true,
+      seed: 9,
+      hiddenUnits: 8,
+      epochs: 6,
+      learningRate: 0.05,
+      validation: { features: val.features, labels: val.labels },
+      restoreBestWeights: true,
     });
     const best = Math.max(...r.history.map((h) => h.valAuc!));
     expect(r.history[r.keptEpoch - 1].valAuc).toBe(best);
@@ -105,7 +117,10 @@ describe("trainHead", () => {
     await expect(trainHead(new Float32Array(5), [0, 1], { seed: 1 })).rejects.toThrow(/received 5 values for 2 labels/);
     await expect(trainHead(new Float32Array(4), [1, 1], { seed: 1 })).rejects.toThrow(TrainHeadError);
     await expect(
-      trainHead(new Float32Array(4), [0, 1], { seed: 1, validation: { features: new Float32Array(3), labels: [0, 1] } }),
+      trainHead(new Float32Array(4), [0, 1], {
+        seed: 1,
+        validation: { features: new Float32Array(3), labels: [0, 1] },
+      }),
     ).rejects.toThrow(/validation.features: received 3 values, expected 2 labels × featureDim 2/);
   });
 
@@ -114,7 +129,13 @@ describe("trainHead", () => {
     const train = makeClouds(160, 12, 0.3, 0.5, 31);
     const val = makeClouds(80, 12, 0.3, 0.5, 32);
     const options = {
-      seed: 4, hiddenUnits: 8, dropoutRate: 0.25, epochs: 6, batchSize: 16, learningRate: 0.02, restoreBestWeights: true,
+      seed: 4,
+      hiddenUnits: 8,
+      dropoutRate: 0.25,
+      epochs: 6,
+      batchSize: 16,
+      learningRate: 0.02,
+      restoreBestWeights: true,
       validation: { features: val.features, labels: val.labels },
     };
     const before = tf.memory().numTensors;
@@ -125,13 +146,17 @@ describe("trainHead", () => {
     expect(firstHalf.resumedFromEpoch).toBe(0);
     const resumed = await trainHead(train.features, train.labels, { ...options, checkpointDir: dir, resume: true });
     expect(resumed.resumedFromEpoch).toBe(3);
-    expect(resumed.history.map((h) => [h.epoch, h.trainLoss, h.valAuc])).toEqual(full.history.map((h) => [h.epoch, h.trainLoss, h.valAuc]));
+    expect(resumed.history.map((h) => [h.epoch, h.trainLoss, h.valAuc])).toEqual(
+      full.history.map((h) => [h.epoch, h.trainLoss, h.valAuc]),
+    );
     expect(resumed.keptEpoch).toBe(full.keptEpoch);
     const wa = full.model.getWeights().map((t) => Array.from(t.dataSync()));
     const wb = resumed.model.getWeights().map((t) => Array.from(t.dataSync()));
     expect(wb).toEqual(wa);
     // Another seed must not silently continue this checkpoint.
-    await expect(trainHead(train.features, train.labels, { ...options, seed: 5, checkpointDir: dir, resume: true })).rejects.toThrow(/checkpoint was written with seed 4, this run has 5/);
+    await expect(
+      trainHead(train.features, train.labels, { ...options, seed: 5, checkpointDir: dir, resume: true }),
+    ).rejects.toThrow(/checkpoint was written with seed 4, this run has 5/);
     for (const r of [full, firstHalf, resumed]) r.model.dispose();
     expect(tf.memory().numTensors).toBe(before);
     fs.rmSync(tmp, { recursive: true, force: true });
@@ -147,15 +172,32 @@ describe("trainHead", () => {
       setModel: (m: tf.LayersModel) => void (seenModel = m),
       onTrainBegin: () => void events.push("begin"),
       onEpochBegin: (e: number) => void events.push(`epoch-begin ${e}`),
-      onEpochEnd: (e: number, logs?: Record<string, number>) => void events.push(`epoch-end ${e} ${Object.keys(logs ?? {}).sort().join(",")}`),
+      onEpochEnd: (e: number, logs?: Record<string, number>) =>
+        void events.push(
+          `epoch-end ${e} ${Object.keys(logs ?? {})
+            .sort()
+            .join(",")}`,
+        ),
       onTrainEnd: () => void events.push("end"),
     };
     const tensorboard = createTensorBoardCallback(path.join(tmp, "logs"));
     const r = await trainHead(train.features, train.labels, {
-      seed: 2, hiddenUnits: 4, epochs: 2, learningRate: 0.01, validation: { features: val.features, labels: val.labels }, callbacks: [recorder, tensorboard],
+      seed: 2,
+      hiddenUnits: 4,
+      epochs: 2,
+      learningRate: 0.01,
+      validation: { features: val.features, labels: val.labels },
+      callbacks: [recorder, tensorboard],
     });
     const keys = "accuracy,auc,learning_rate,loss,val_accuracy,val_auc,val_loss";
-    expect(events).toEqual(["begin", "epoch-begin 0", `epoch-end 0 ${keys}`, "epoch-begin 1", `epoch-end 1 ${keys}`, "end"]);
+    expect(events).toEqual([
+      "begin",
+      "epoch-begin 0",
+      `epoch-end 0 ${keys}`,
+      "epoch-begin 1",
+      `epoch-end 1 ${keys}`,
+      "end",
+    ]);
     expect(seenModel).toBe(r.model);
     const logs = readLogDir(path.join(tmp, "logs"));
     const trainRun = logs.runs.find((run) => run.name === "train")!;
@@ -164,12 +206,23 @@ describe("trainHead", () => {
     expect(trainRun.scalars.epoch_loss.points[1].value).toBeCloseTo(r.history[1].trainLoss, 6);
     expect(valRun.scalars.epoch_auc.points[1].value).toBeCloseTo(r.history[1].valAuc!, 6);
     // formatEpochMetrics and predictHeadProbabilities agree with the history and the model.
-    expect(formatEpochMetrics({ epoch: 3, trainLoss: 0.51234, trainAccuracy: 0.75, trainAuc: 0.8, valLoss: 0.6, valAccuracy: 0.7, valAuc: 0.81234, elapsedMs: 1234 })).toBe(
-      "epoch 3: loss 0.5123 acc 0.750 auc 0.800 | val loss 0.6000 acc 0.700 auc 0.812 (1.2 s)",
-    );
+    expect(
+      formatEpochMetrics({
+        epoch: 3,
+        trainLoss: 0.51234,
+        trainAccuracy: 0.75,
+        trainAuc: 0.8,
+        valLoss: 0.6,
+        valAccuracy: 0.7,
+        valAuc: 0.81234,
+        elapsedMs: 1234,
+      }),
+    ).toBe("epoch 3: loss 0.5123 acc 0.750 auc 0.800 | val loss 0.6000 acc 0.700 auc 0.812 (1.2 s)");
     const probs = predictHeadProbabilities(r.model, val.features, 6, 7);
     expect(computeRocAucExact(val.labels, probs)).toBeCloseTo(r.history[1].valAuc!, 10);
-    expect(() => predictHeadProbabilities(r.model, new Float32Array(5), 6)).toThrow(/received 5 values, expected a multiple of featureDim 6/);
+    expect(() => predictHeadProbabilities(r.model, new Float32Array(5), 6)).toThrow(
+      /received 5 values, expected a multiple of featureDim 6/,
+    );
     r.model.dispose();
     fs.rmSync(tmp, { recursive: true, force: true });
   });

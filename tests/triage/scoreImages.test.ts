@@ -4,7 +4,13 @@ import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import sharp from "sharp";
 import { beforeAll, describe, expect, it } from "vitest";
-import { exportTriageModel, listImagesToScore, ScoreInputError, scoreImagesToCsv, selectBackend } from "../../lib/index.js";
+import {
+  exportTriageModel,
+  listImagesToScore,
+  ScoreInputError,
+  scoreImagesToCsv,
+  selectBackend,
+} from "../../lib/index.js";
 import type { TriageModelMetadata } from "../../lib/index.js";
 
 // A model whose output is hand-computable: sigmoid(mean red channel / 255).
@@ -15,16 +21,28 @@ async function exportRedModel(dir: string): Promise<void> {
   const model = tf.model({ inputs: input, outputs: dense.apply(pooled) as tf.SymbolicTensor });
   dense.setWeights([tf.tensor2d([[1], [0], [0]]), tf.tensor1d([0])]);
   const metadata: TriageModelMetadata = {
-    formatVersion: 1, labels: ["benign", "malignant"], inputSizePx: 8, preprocessing: { kind: "scale", scale: 1 / 255, offset: 0 },
-    resizePolicy: "squash", thresholdProb: 0.7, validationMetrics: {}, backboneName: "handmade", backboneWeightsId: "handmade/1",
-    featureLayerName: "none", featureDim: 3, createdAt: new Date().toISOString(), backend: tf.getBackend(),
+    formatVersion: 1,
+    labels: ["benign", "malignant"],
+    inputSizePx: 8,
+    preprocessing: { kind: "scale", scale: 1 / 255, offset: 0 },
+    resizePolicy: "squash",
+    thresholdProb: 0.7,
+    validationMetrics: {},
+    backboneName: "handmade",
+    backboneWeightsId: "handmade/1",
+    featureLayerName: "none",
+    featureDim: 3,
+    createdAt: new Date().toISOString(),
+    backend: tf.getBackend(),
   };
   await exportTriageModel(dir, model, metadata);
   model.dispose();
 }
 
 async function solidPng(file: string, r: number, g: number, b: number): Promise<void> {
-  await sharp({ create: { width: 12, height: 12, channels: 3, background: { r, g, b } } }).png().toFile(file);
+  await sharp({ create: { width: 12, height: 12, channels: 3, background: { r, g, b } } })
+    .png()
+    .toFile(file);
 }
 
 describe("scoreImagesToCsv", () => {
@@ -45,7 +63,12 @@ describe("scoreImagesToCsv", () => {
 
   it("writes image_id,probability,triage per image; a broken image is listed and the rest go on", async () => {
     const out = path.join(tmp, "preds.csv");
-    const summary = await scoreImagesToCsv({ modelDir: path.join(tmp, "model"), input: path.join(tmp, "plain"), outPath: out, batchSize: 2 });
+    const summary = await scoreImagesToCsv({
+      modelDir: path.join(tmp, "model"),
+      input: path.join(tmp, "plain"),
+      outPath: out,
+      batchSize: 2,
+    });
     const lines = fs.readFileSync(out, "utf8").trim().split("\n");
     expect(lines[0]).toBe("image_id,probability,triage");
     const rows = lines.slice(1).map((l) => l.split(","));
@@ -66,7 +89,11 @@ describe("scoreImagesToCsv", () => {
     expect(viaCsv.images).toEqual(viaDir.images);
     expect(viaCsv.images.map((i) => i.imageId)).toEqual(["ISIC_1"]);
     const out = path.join(tmp, "preds2.csv");
-    await scoreImagesToCsv({ modelDir: path.join(tmp, "model"), input: path.join(tmp, "dataset", "labels.csv"), outPath: out });
+    await scoreImagesToCsv({
+      modelDir: path.join(tmp, "model"),
+      input: path.join(tmp, "dataset", "labels.csv"),
+      outPath: out,
+    });
     const [, row] = fs.readFileSync(out, "utf8").trim().split("\n");
     expect(Number(row.split(",")[1])).toBeCloseTo(1 / (1 + Math.exp(-128 / 255)), 4);
   });
@@ -74,7 +101,14 @@ describe("scoreImagesToCsv", () => {
   it("refuses a batch size that is not a whole number ≥ 1 (0 used to loop forever, NaN to score nothing)", async () => {
     for (const batchSize of [0, -1, 1.5, Number.NaN]) {
       const out = path.join(tmp, `preds-bad-${batchSize}.csv`);
-      await expect(scoreImagesToCsv({ modelDir: path.join(tmp, "model"), input: path.join(tmp, "plain"), outPath: out, batchSize })).rejects.toThrow(
+      await expect(
+        scoreImagesToCsv({
+          modelDir: path.join(tmp, "model"),
+          input: path.join(tmp, "plain"),
+          outPath: out,
+          batchSize,
+        }),
+      ).rejects.toThrow(
         new ScoreInputError(`batchSize: received ${batchSize}, expected a whole number ≥ 1 (images per forward pass)`),
       );
       expect(fs.existsSync(out)).toBe(false);

@@ -45,7 +45,9 @@ describe("auditThreshold", () => {
 
   it("warns for each source whose sensitivity is below the target, and only those", () => {
     expect(audit.warnings).toHaveLength(1);
-    expect(audit.warnings[0]).toMatch(/^source B: sensitivity 0\.333 \(1\/3 malignant\) at threshold 0\.5000, below the target 0\.6$/);
+    expect(audit.warnings[0]).toMatch(
+      /^source B: sensitivity 0\.333 \(1\/3 malignant\) at threshold 0\.5000, below the target 0\.6$/,
+    );
     expect(auditThreshold({ ...input, targetSensitivity: 0.3 }).warnings).toEqual([]);
   });
 
@@ -53,7 +55,14 @@ describe("auditThreshold", () => {
     const a = auditThreshold({ ...input, sources: input.sources.map((s) => (s === "A" ? undefined : s)) });
     expect(a.perSource.map((s) => s.name)).toEqual(["B", "unknown"]);
     const onlyBenign = auditThreshold({ ...input, folds: [{ name: "f", validationRows: [3, 7] }] });
-    expect(onlyBenign.perFold[0]).toEqual({ name: "f", images: 2, malignant: 0, benign: 2, sensitivity: null, specificity: 1 });
+    expect(onlyBenign.perFold[0]).toEqual({
+      name: "f",
+      images: 2,
+      malignant: 0,
+      benign: 2,
+      sensitivity: null,
+      specificity: 1,
+    });
   });
 
   it("audits a single validation split (no folds): per source only", () => {

@@ -5,7 +5,12 @@ import sharp from "sharp";
 import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ImageDecodeError, selectBackend } from "../../lib/index.js";
-import { exportTriageModel, loadTriageModel, type LoadedTriageModel, type TriageModelMetadata } from "../../lib/export/triageModel.js";
+import {
+  exportTriageModel,
+  loadTriageModel,
+  type LoadedTriageModel,
+  type TriageModelMetadata,
+} from "../../lib/export/triageModel.js";
 import { chooseThresholdForSensitivity, ThresholdError, triageDecision, triageImage } from "../../lib/triage/triage.js";
 
 describe("chooseThresholdForSensitivity", () => {
@@ -22,7 +27,13 @@ describe("chooseThresholdForSensitivity", () => {
     expect(chooseThresholdForSensitivity(labels, probs, 0.9).thresholdProb).toBe(0.1);
     // 0.8 × 5 = 4 exactly (no float round-up to 5) → 0.4
     expect(chooseThresholdForSensitivity(labels, probs, 0.8).thresholdProb).toBe(0.4);
-    expect(chooseThresholdForSensitivity(labels.map((l) => (l ? "malignant" : "benign")), probs, 0.8).thresholdProb).toBe(0.4);
+    expect(
+      chooseThresholdForSensitivity(
+        labels.map((l) => (l ? "malignant" : "benign")),
+        probs,
+        0.8,
+      ).thresholdProb,
+    ).toBe(0.4);
   });
 
   it("with ties counts every positive at the threshold", () => {
@@ -58,15 +69,29 @@ describe("triageImage", () => {
     const model = tf.model({ inputs: input, outputs: dense.apply(pooled) as tf.SymbolicTensor });
     dense.setWeights([tf.tensor2d([[1], [0], [0]]), tf.tensor1d([0])]);
     const metadata: TriageModelMetadata = {
-      formatVersion: 1, labels: ["benign", "malignant"], inputSizePx: 8, preprocessing: { kind: "scale", scale: 1 / 255, offset: 0 },
-      resizePolicy: "squash", thresholdProb: 0.7, validationMetrics: { rocAuc: 1 }, backboneName: "handmade", backboneWeightsId: "handmade/1",
-      featureLayerName: "none", featureDim: 3, createdAt: new Date().toISOString(), backend: tf.getBackend(),
+      formatVersion: 1,
+      labels: ["benign", "malignant"],
+      inputSizePx: 8,
+      preprocessing: { kind: "scale", scale: 1 / 255, offset: 0 },
+      resizePolicy: "squash",
+      thresholdProb: 0.7,
+      validationMetrics: { rocAuc: 1 },
+      backboneName: "handmade",
+      backboneWeightsId: "handmade/1",
+      featureLayerName: "none",
+      featureDim: 3,
+      createdAt: new Date().toISOString(),
+      backend: tf.getBackend(),
     };
     await exportTriageModel(path.join(tmp, "model"), model, metadata);
     model.dispose();
     loaded = await loadTriageModel(path.join(tmp, "model"));
-    await sharp({ create: { width: 16, height: 16, channels: 3, background: { r: 255, g: 0, b: 0 } } }).png().toFile(path.join(tmp, "red.png"));
-    await sharp({ create: { width: 16, height: 16, channels: 3, background: { r: 0, g: 0, b: 255 } } }).png().toFile(path.join(tmp, "blue.png"));
+    await sharp({ create: { width: 16, height: 16, channels: 3, background: { r: 255, g: 0, b: 0 } } })
+      .png()
+      .toFile(path.join(tmp, "red.png"));
+    await sharp({ create: { width: 16, height: 16, channels: 3, background: { r: 0, g: 0, b: 255 } } })
+      .png()
+      .toFile(path.join(tmp, "blue.png"));
   });
 
   it("scores images as the exported metadata says and applies its threshold", async () => {

@@ -10,9 +10,21 @@ describe("createProgressBar in plain-line mode", () => {
   it("prints a line after maxSilentSeconds even between steps, and not for a count that did not move", () => {
     let now = 0;
     const { lines, stream } = recordLines();
-    const bar = createProgressBar("inception_v3 features", { stream, nowMs: () => now, stepPercent: 25, maxSilentSeconds: 30 });
+    const bar = createProgressBar("inception_v3 features", {
+      stream,
+      nowMs: () => now,
+      stepPercent: 25,
+      maxSilentSeconds: 30,
+    });
     bar(0, 100); // 0%: printed (first step)
-    for (const [t, done] of [[10, 1], [29, 2], [31, 3], [61, 3], [62, 4], [70, 5]] as const) {
+    for (const [t, done] of [
+      [10, 1],
+      [29, 2],
+      [31, 3],
+      [61, 3],
+      [62, 4],
+      [70, 5],
+    ] as const) {
       now = t * 1000;
       bar(done, 100);
     }
@@ -38,7 +50,14 @@ describe("createProgressBar in plain-line mode", () => {
     const { lines, stream } = recordLines();
     const bar = createProgressBar("a+b features", { stream, nowMs: () => now, stepPercent: 50 });
     // Two members of 4 images each; member b starts at 4/8 and is slow.
-    for (const [t, done, member] of [[0, 0, "a"], [1, 2, "a"], [2, 4, "a"], [2, 4, "b"], [20, 5, "b"], [40, 8, "b"]] as const) {
+    for (const [t, done, member] of [
+      [0, 0, "a"],
+      [1, 2, "a"],
+      [2, 4, "a"],
+      [2, 4, "b"],
+      [20, 5, "b"],
+      [40, 8, "b"],
+    ] as const) {
       now = t * 1000;
       bar(done, 8, member);
     }

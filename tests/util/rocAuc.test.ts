@@ -16,7 +16,7 @@ describe("computeRocAucExact (the library's one ROC AUC)", () => {
 
   it("equals an all-pairs count on random data, and is what lib/evaluate's checked computeRocAuc returns", () => {
     let state = 7;
-    const next = () => ((state = (state * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const next = () => (state = (state * 1103515245 + 12345) % 2147483648) / 2147483648;
     const labels = Array.from({ length: 200 }, () => (next() < 0.3 ? 1 : 0));
     // Rounded to 0.05 so many scores tie.
     const scores = labels.map((y) => Math.round((next() + 0.3 * y) * 20) / 20);

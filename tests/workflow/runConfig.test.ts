@@ -78,10 +78,17 @@ describe("run artifacts", () => {
 
   it("round-trips feature tables bit for bit and detects a truncated file", () => {
     const config = tempRunConfig();
-    const records = ["a", "b", "c"].map((id, i): LesionRecord => ({ imageId: id, imagePath: `/x/${id}.jpg`, label: i === 1 ? "malignant" : "benign" }));
+    const records = ["a", "b", "c"].map((id, i): LesionRecord => ({
+      imageId: id,
+      imagePath: `/x/${id}.jpg`,
+      label: i === 1 ? "malignant" : "benign",
+    }));
     const features = new Float32Array([0.5, -1, 3.25, 1e-8, 7, 8]);
     // Row for "b" was dropped (bad image): source indices say which records the rows came from.
-    const table = featureTableFromMatrix({ features: features.subarray(0, 4), featureDim: 2, imageIds: ["a", "c"], sourceIndices: [0, 2] }, records);
+    const table = featureTableFromMatrix(
+      { features: features.subarray(0, 4), featureDim: 2, imageIds: ["a", "c"], sourceIndices: [0, 2] },
+      records,
+    );
     expect(table.labels).toEqual([0, 0]);
     saveFeatureTable(config, "train", table);
     const back = loadFeatureTable(config, "train");
@@ -104,11 +111,34 @@ describe("small helpers", () => {
   });
 
   it("formats a metric with its interval", () => {
-    expect(formatMetricLine("ROC AUC", { estimate: 0.8421, lower: 0.8012, upper: 0.8799, confidenceLevel: 0.95 })).toBe("ROC AUC 0.842 (95% CI 0.801–0.880)");
+    expect(formatMetricLine("ROC AUC", { estimate: 0.8421, lower: 0.8012, upper: 0.8799, confidenceLevel: 0.95 })).toBe(
+      "ROC AUC 0.842 (95% CI 0.801–0.880)",
+    );
   });
 
   it("turns reader output into chart series", () => {
-    const series = scalarSeriesFromLogDir({ runs: [{ name: "train", scalars: { epoch_loss: { points: [{ step: 0, value: 1 }, { step: 1, value: 0.5 }] } } }] });
-    expect(series).toEqual({ train: { epoch_loss: [{ step: 0, value: 1 }, { step: 1, value: 0.5 }] } });
+    const series = scalarSeriesFromLogDir({
+      runs: [
+        {
+          name: "train",
+          scalars: {
+            epoch_loss: {
+              points: [
+                { step: 0, value: 1 },
+                { step: 1, value: 0.5 },
+              ],
+            },
+          },
+        },
+      ],
+    });
+    expect(series).toEqual({
+      train: {
+        epoch_loss: [
+          { step: 0, value: 1 },
+          { step: 1, value: 0.5 },
+        ],
+      },
+    });
   });
 });

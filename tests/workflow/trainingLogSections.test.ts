@@ -17,7 +17,10 @@ describe("buildTrainingLogSections", () => {
       writer.close();
     }
     const sections = buildTrainingLogSections(logDir);
-    expect(sections.map((s) => s.heading)).toEqual(["Training curves (read back from the TensorBoard logs)", "Weight histograms over epochs"]);
+    expect(sections.map((s) => s.heading)).toEqual([
+      "Training curves (read back from the TensorBoard logs)",
+      "Weight histograms over epochs",
+    ]);
     const curves = sections[0].figures![0];
     const traceNames = curves.data.map((t) => String((t as { name?: string }).name));
     expect(traceNames.some((n) => n.includes("train"))).toBe(true);

@@ -41,7 +41,9 @@ async function makeTrainRecords(dir: string, count: number): Promise<LesionRecor
     const label = i % 3 === 0 ? "malignant" : "benign";
     const imagePath = path.join(dir, `IMG_${i}.png`);
     const colour = label === "malignant" ? { r: 120 + i, g: 30, b: 40 } : { r: 200, g: 160 + i, b: 120 };
-    await sharp({ create: { width: 40, height: 30, channels: 3, background: colour } }).png().toFile(imagePath);
+    await sharp({ create: { width: 40, height: 30, channels: 3, background: colour } })
+      .png()
+      .toFile(imagePath);
     records.push({ imageId: `IMG_${i}`, imagePath, label });
   }
   return records;
@@ -52,7 +54,10 @@ function countAtThresholds(labels: number[], probabilities: Float32Array, k: num
   const out = { tp: [] as number[], fp: [] as number[], tn: [] as number[], fn: [] as number[] };
   for (let t = 0; t < k; t++) {
     const threshold = t / (k - 1);
-    let tp = 0, fp = 0, tn = 0, fn = 0;
+    let tp = 0,
+      fp = 0,
+      tn = 0,
+      fn = 0;
     labels.forEach((y, i) => {
       const positive = probabilities[i] >= threshold;
       if (y === 1) {
@@ -106,13 +111,23 @@ describe("createTrainingTensorBoardCallback + writeModelCardToTensorBoard: the d
       setModel: (m: tf.LayersModel) => void (model = m),
       onEpochEnd: () => {
         predictionsPerEpoch.push(
-          tf.tidy(() => (model!.predict(tf.tensor2d(validation.features, [validation.labels.length, FEATURE_DIM])) as tf.Tensor).dataSync() as Float32Array),
+          tf.tidy(
+            () =>
+              (
+                model!.predict(tf.tensor2d(validation.features, [validation.labels.length, FEATURE_DIM])) as tf.Tensor
+              ).dataSync() as Float32Array,
+          ),
         );
       },
     };
     const result = await trainHead(train.features, train.labels, {
-      seed: config.seed, epochs: EPOCHS, learningRate: config.learningRate, batchSize: 8, hiddenUnits: 4,
-      classWeights: "balanced", validation: { features: validation.features, labels: validation.labels },
+      seed: config.seed,
+      epochs: EPOCHS,
+      learningRate: config.learningRate,
+      batchSize: 8,
+      hiddenUnits: 4,
+      classWeights: "balanced",
+      validation: { features: validation.features, labels: validation.labels },
       callbacks: [tensorboard, recorder],
     });
     result.model.dispose();
@@ -120,7 +135,19 @@ describe("createTrainingTensorBoardCallback + writeModelCardToTensorBoard: the d
     fs.mkdirSync(config.paths.modelDir, { recursive: true });
     fs.writeFileSync(
       path.join(config.paths.modelDir, "metadata.json"),
-      JSON.stringify({ formatVersion: 1, labels: ["benign", "malignant"], inputSizePx: 224, thresholdProb: 0.37, backboneName: "mobilenet_v2", validationMetrics: { rocAuc: 0.81 }, notes: { fineTuned: false } }, null, 2),
+      JSON.stringify(
+        {
+          formatVersion: 1,
+          labels: ["benign", "malignant"],
+          inputSizePx: 224,
+          thresholdProb: 0.37,
+          backboneName: "mobilenet_v2",
+          validationMetrics: { rocAuc: 0.81 },
+          notes: { fineTuned: false },
+        },
+        null,
+        2,
+      ),
     );
     writeModelCardToTensorBoard(config, { flushIntervalMs: 0 });
   });
@@ -144,7 +171,10 @@ describe("createTrainingTensorBoardCallback + writeModelCardToTensorBoard: the d
     const graph = train.graphs.keras.points[0].graphs[0];
     expect(JSON.stringify(JSON.parse(graph.kerasModelJson!))).toContain("head_hidden");
     expect(session.hparams["_hparams_/session_start_info"].json.hparams).toEqual({
-      backbone: config.backboneName, learning_rate: 0.01, epochs: EPOCHS, seed: 5,
+      backbone: config.backboneName,
+      learning_rate: 0.01,
+      epochs: EPOCHS,
+      seed: 5,
     });
     expect(session.hparams["_hparams_/session_end_info"]).toBeDefined();
   });
@@ -162,7 +192,10 @@ describe("createTrainingTensorBoardCallback + writeModelCardToTensorBoard: the d
       expect([decoded.width, decoded.height]).toEqual([step.declaredWidthPx, step.declaredHeightPx]);
       // 4 tiles of 112 px in one row, with an 18 px caption strip.
       expect([step.declaredWidthPx, step.declaredHeightPx]).toEqual([4 * 112, 112 + 18]);
-      const expectedIds = trainRecords.filter((r) => r.label === label).slice(0, 4).map((r) => r.imageId);
+      const expectedIds = trainRecords
+        .filter((r) => r.label === label)
+        .slice(0, 4)
+        .map((r) => r.imageId);
       expect(series.description).toContain(`**${label}**`);
       for (const id of expectedIds) expect(series.description).toContain(`\`${id}\` (${label})`);
       const others = trainRecords.filter((r) => r.label !== label).map((r) => `\`${r.imageId}\``);
@@ -197,7 +230,9 @@ describe("createTrainingTensorBoardCallback + writeModelCardToTensorBoard: the d
       expect(point.trueNegatives).toEqual(expected.tn);
       expect(point.falseNegatives).toEqual(expected.fn);
       expect(point.truePositives[0] + point.falseNegatives[0]).toBe(positives);
-      expect(point.precision).toEqual(expected.tp.map((tp, t) => Math.fround(tp / Math.max(1e-7, tp + expected.fp[t]))));
+      expect(point.precision).toEqual(
+        expected.tp.map((tp, t) => Math.fround(tp / Math.max(1e-7, tp + expected.fp[t]))),
+      );
       expect(point.recall).toEqual(expected.tp.map((tp) => Math.fround(tp / positives)));
     });
     // The curves change as the head trains (the callback predicts at each epoch, not once).
