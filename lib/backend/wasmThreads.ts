@@ -84,12 +84,10 @@ function sharedState(): SharedState {
  */
 export async function measureIdleCores(sampleMs = 200): Promise<number> {
   const totals = () =>
-    os
-      .cpus()
-      .map((c) => ({
-        idle: c.times.idle,
-        all: c.times.user + c.times.nice + c.times.sys + c.times.idle + c.times.irq,
-      }));
+    os.cpus().map((c) => ({
+      idle: c.times.idle,
+      all: c.times.user + c.times.nice + c.times.sys + c.times.idle + c.times.irq,
+    }));
   const before = totals();
   await new Promise((resolve) => setTimeout(resolve, sampleMs));
   const after = totals();
