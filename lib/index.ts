@@ -111,7 +111,7 @@ export { createBalancedBatchOrder } from "./data/balancedSampling.js";
 export type { BalancedBatchOrderOptions } from "./data/balancedSampling.js";
 
 // ── Models: backbones (MobileNet, InceptionV3, VGG16, ensembles), features, model files
-export type { Backbone, PreprocessingSpec } from "./models/types.js";
+export type { Backbone, BackboneOnnxFile, PreprocessingSpec } from "./models/types.js";
 export { BACKBONE_NAMES, loadBackbone, parseBackboneName, describeBackbone } from "./models/backbones.js";
 export type { BackboneName, LoadBackboneOptions } from "./models/backbones.js";
 export { BackboneLoadError } from "./models/cutBackbone.js";

@@ -40,8 +40,22 @@ export function preprocessToFloat32(uint8Pixels: Uint8Array, spec: Preprocessing
   if (spec.kind === "scale") {
     const { scale, offset } = spec;
     for (let i = 0; i < uint8Pixels.length; i++) out[i] = uint8Pixels[i] * scale + offset;
+  } else if (spec.kind === "normalize") {
+    if (uint8Pixels.length % 3 !== 0) {
+      throw new PixelShapeError(`pixels: ${uint8Pixels.length} bytes is not a whole number of RGB pixels`);
+    }
+    // (x / 255 − mean) / std, as one multiply-add per channel.
+    const scales = spec.std.map((s) => 1 / (255 * s));
+    const offsets = spec.mean.map((m, c) => -m / spec.std[c]);
+    for (let i = 0; i < uint8Pixels.length; i += 3) {
+      out[i] = uint8Pixels[i] * scales[0] + offsets[0];
+      out[i + 1] = uint8Pixels[i + 1] * scales[1] + offsets[1];
+      out[i + 2] = uint8Pixels[i + 2] * scales[2] + offsets[2];
+    }
   } else {
-    if (uint8Pixels.length % 3 !== 0) throw new PixelShapeError(`pixels: ${uint8Pixels.length} bytes is not a whole number of RGB pixels`);
+    if (uint8Pixels.length % 3 !== 0) {
+      throw new PixelShapeError(`pixels: ${uint8Pixels.length} bytes is not a whole number of RGB pixels`);
+    }
     const [mb, mg, mr] = spec.meanBgr;
     for (let i = 0; i < uint8Pixels.length; i += 3) {
       out[i] = uint8Pixels[i + 2] - mb;
@@ -58,7 +72,7 @@ export function preprocessToFloat32(uint8Pixels: Uint8Array, spec: Preprocessing
  * @example describePreprocessing({ kind: "scale", scale: 1 / 127.5, offset: -1 }) // "x * 0.00784314 + -1"
  */
 export function describePreprocessing(spec: PreprocessingSpec): string {
-  return spec.kind === "scale"
-    ? `x * ${Number(spec.scale.toPrecision(6))} + ${spec.offset}`
-    : `RGB→BGR, minus mean BGR [${spec.meanBgr.join(", ")}]`;
+  if (spec.kind === "scale") return `x * ${Number(spec.scale.toPrecision(6))} + ${spec.offset}`;
+  if (spec.kind === "normalize") return `(x / 255 − mean [${spec.mean.join(", ")}]) / std [${spec.std.join(", ")}]`;
+  return `RGB→BGR, minus mean BGR [${spec.meanBgr.join(", ")}]`;
 }

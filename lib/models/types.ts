@@ -6,10 +6,13 @@ import type * as tf from "@tensorflow/tfjs";
  * - "scale": x * scale + offset per channel (Keras MobileNet/Inception: scale 1/127.5, offset -1;
  *   the nsfwjs-tuned models: scale 1/255, offset 0).
  * - "caffe": RGB→BGR then subtract ImageNet channel means (Keras VGG16).
+ * - "normalize": RGB scaled to 0..1, then (x − mean[c]) / std[c] per channel (torchvision and the
+ *   ONNX model zoo's ImageNet models: mean [0.485, 0.456, 0.406], std [0.229, 0.224, 0.225]).
  */
 export type PreprocessingSpec =
   | { kind: "scale"; scale: number; offset: number }
-  | { kind: "caffe"; meanBgr: [number, number, number] };
+  | { kind: "caffe"; meanBgr: [number, number, number] }
+  | { kind: "normalize"; mean: [number, number, number]; std: [number, number, number] };
 
 /**
  * A pretrained feature extractor cut before its classification head.
@@ -33,4 +36,24 @@ export interface Backbone {
   loadMs?: number;
   /** Multiply-adds of one forward pass of `model` for one image (conv + dense layers). */
   multiplyAddsPerImage?: number;
+  /**
+   * The same network as an ONNX file, when the backbone came from one (or was exported to one):
+   * feature extraction may run it through ONNX Runtime instead of `model` (see lib/backend's
+   * runtime selection). Input is the preprocessed batch in `layout`; `outputName` gives the
+   * pooled features [n, featureDim].
+   */
+  onnx?: BackboneOnnxFile;
+}
+
+/** An ONNX file holding a backbone's network, for {@link Backbone.onnx}. */
+export interface BackboneOnnxFile {
+  /** Absolute path of the .onnx file. */
+  path: string;
+  /** sha256 of the file's bytes (hex). */
+  sha256: string;
+  inputName: string;
+  /** Name of the output holding the pooled features [n, featureDim]. */
+  outputName: string;
+  /** Axis order of the input tensor: "NCHW" (the ONNX model zoo) or "NHWC". */
+  layout: "NCHW" | "NHWC";
 }
