@@ -165,7 +165,8 @@ function drawLesion(trueLabel: LesionLabel, writtenLabel: LesionLabel, rand: () 
     baseColour,
     blobs,
     networkStrength: 0.05 + 0.12 * rand(),
-    ageYears: Math.max(18, Math.min(90, Math.round((trueLabel === "malignant" ? 60 : 45) + 14 * gaussian(rand)) / 5) * 5),
+    // Rounded to 5 years and clamped to 20–90 (the age bands HAM10000 records).
+    ageYears: Math.max(20, Math.min(90, Math.round(((trueLabel === "malignant" ? 60 : 45) + 14 * gaussian(rand)) / 5) * 5)),
     sex: rand() < 0.5 ? "female" : "male",
     site: SITES[Math.floor(rand() * SITES.length)],
   };

@@ -105,7 +105,14 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const config = resolveExperimentConfig(options);
   const { runName, logDir, modelDir, runJsonPath, checkpoints, log } = config;
   // Before anything is deleted: this name's files must be this configuration's (or absent).
-  assertRunNameHoldsSameConfig({ runJsonPath, modelDir, runName, configHash: config.configHash });
+  assertRunNameHoldsSameConfig({
+    runJsonPath,
+    modelDir,
+    // Resuming compares the checkpointed options key by key (and never deletes); a fresh start would.
+    checkpointStateFile: options.resume ? undefined : checkpoints.stateFile,
+    runName,
+    configHash: config.configHash,
+  });
 
   const backend = await selectBackend();
   log(describeBackend(backend));

@@ -186,20 +186,24 @@ export function runIdentityFromRecordedConfig(config: RecordedRunConfig): RunIde
 }
 
 /**
- * Refuses (ExperimentConfigError) to reuse `runName` when runs/<run>.json or
- * models/<run>/metadata.json there was written by a different configuration, so a run never
- * deletes or replaces another configuration's logs, model and record (this only bites with an
- * explicit runName: default names carry the config hash). Unreadable files count as foreign.
+ * Refuses (ExperimentConfigError) to reuse `runName` when runs/<run>.json,
+ * models/<run>/metadata.json or an interrupted run's checkpoint state
+ * (out/checkpoints/<run>/experiment.json) there was written by a different configuration, so a
+ * run never deletes or replaces another configuration's logs, model, checkpoints and record (this
+ * only bites with an explicit runName: default names carry the config hash). Unreadable files
+ * count as foreign.
  *
- * @example assertRunNameHoldsSameConfig({ runJsonPath, modelDir, runName, configHash: "1a2b3c4d" })
+ * @example assertRunNameHoldsSameConfig({ runJsonPath, modelDir, checkpointStateFile, runName, configHash: "1a2b3c4d" })
  */
 export function assertRunNameHoldsSameConfig(where: {
   runJsonPath: string;
   modelDir: string;
+  /** experiment.json of the run's checkpoint store (ExperimentCheckpoints.stateFile), if any. */
+  checkpointStateFile?: string;
   runName: string;
   configHash: string;
 }): void {
-  const { runJsonPath, modelDir, runName, configHash } = where;
+  const { runJsonPath, modelDir, checkpointStateFile, runName, configHash } = where;
   const refuse = (file: string, found: string) => {
     throw new ExperimentConfigError(
       `runName ${JSON.stringify(runName)}: ${file} belongs to ${found}, expected configuration ${configHash}; ` +
@@ -233,6 +237,19 @@ export function assertRunNameHoldsSameConfig(where: {
     }
     // Models exported before the hash existed carry none: the run JSON check above covers them.
     if (recorded !== undefined && recorded !== configHash) refuse(metadataPath, `configuration ${String(recorded)}`);
+  }
+  if (checkpointStateFile && fs.existsSync(checkpointStateFile)) {
+    let recorded: unknown;
+    try {
+      recorded = (JSON.parse(fs.readFileSync(checkpointStateFile, "utf8")) as { config?: { configHash?: unknown } })
+        .config?.configHash;
+    } catch {
+      recorded = "unreadable";
+    }
+    // Checkpoints written before the hash existed carry none: resume compares their options key by key.
+    if (recorded !== undefined && recorded !== configHash) {
+      refuse(checkpointStateFile, `an interrupted run of configuration ${String(recorded)}`);
+    }
   }
 }
 

@@ -146,6 +146,8 @@ export function resolveRunConfig(defaults: RunConfigDefaults = {}): RunConfig {
     );
   }
   for (const [name, value, min] of [
+    ["epochs (MELANOMA_LAB_EPOCHS)", config.epochs, 1],
+    ["seed (MELANOMA_LAB_SEED)", config.seed, 0],
     ["fineTuneBlocks", config.fineTuneBlocks, 1],
     ["fineTuneEpochs", config.fineTuneEpochs, 0],
   ] as const) {

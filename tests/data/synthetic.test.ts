@@ -66,6 +66,10 @@ describe("generateSyntheticDataset", () => {
     expect(perLesion.size).toBe(big.lesionCount);
     expect([...perLesion.values()].filter((n) => n === 2).length).toBe(BIG_COUNT - big.lesionCount);
     expect(Math.max(...perLesion.values())).toBe(2);
+    // Ages are whole multiples of 5 years in 20–90 (the generator once wrote e.g. 98 and 37).
+    const ages = records.map((r) => r.ageYears!);
+    expect(ages.filter((a) => !(a % 5 === 0 && a >= 20 && a <= 90))).toEqual([]);
+    expect(new Set(ages).size).toBeGreaterThan(5);
     // Both images of a lesion carry the same label.
     for (const [lesionId] of perLesion) {
       expect(new Set(records.filter((r) => r.lesionId === lesionId).map((r) => r.label)).size).toBe(1);

@@ -111,6 +111,22 @@ describe("assertRunNameHoldsSameConfig", () => {
     );
   });
 
+  it("refuses a name whose interrupted run's checkpoints belong to another configuration (nothing deleted)", () => {
+    const runJsonPath = path.join(tmp, "runs", "z.json");
+    const modelDir = path.join(tmp, "models", "z");
+    const checkpointStateFile = path.join(tmp, "out", "checkpoints", "z", "experiment.json");
+    fs.mkdirSync(path.dirname(checkpointStateFile), { recursive: true });
+    fs.writeFileSync(checkpointStateFile, JSON.stringify({ runName: "z", config: { configHash: hashA } }));
+    const where = { runJsonPath, modelDir, checkpointStateFile, runName: "z" };
+    expect(() => assertRunNameHoldsSameConfig({ ...where, configHash: hashB })).toThrow(
+      new RegExp(
+        `experiment\\.json belongs to an interrupted run of configuration ${hashA}, expected configuration ${hashB}`,
+      ),
+    );
+    expect(fs.existsSync(checkpointStateFile)).toBe(true);
+    expect(() => assertRunNameHoldsSameConfig({ ...where, configHash: hashA })).not.toThrow();
+  });
+
   it("reads old-format run records (no configHash) through their recorded config", () => {
     const runJsonPath = path.join(tmp, "runs", "old.json");
     const old = JSON.parse(

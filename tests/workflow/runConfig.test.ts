@@ -62,7 +62,13 @@ describe("resolveRunConfig", () => {
   it("rejects a bad number or run name with the value received", () => {
     vi.stubEnv("MELANOMA_LAB_EPOCHS", "ten");
     expect(() => resolveRunConfig()).toThrow(/MELANOMA_LAB_EPOCHS="ten" is not a number/);
+    // Numbers, but not usable: 0 epochs would train nothing; a seed must be a whole number.
+    vi.stubEnv("MELANOMA_LAB_EPOCHS", "0");
+    expect(() => resolveRunConfig()).toThrow(/epochs \(MELANOMA_LAB_EPOCHS\): received 0, expected an integer ≥ 1/);
     vi.stubEnv("MELANOMA_LAB_EPOCHS", "");
+    vi.stubEnv("MELANOMA_LAB_SEED", "1.5");
+    expect(() => resolveRunConfig()).toThrow(/seed \(MELANOMA_LAB_SEED\): received 1.5, expected an integer ≥ 0/);
+    vi.stubEnv("MELANOMA_LAB_SEED", "");
     vi.stubEnv("MELANOMA_LAB_RUN", "my run/1");
     expect(() => resolveRunConfig()).toThrow(ConfigError);
   });
