@@ -1,9 +1,11 @@
 // Feature-extraction benchmark: images/s of mobilenet_v2 features at batch 1, 8 and 32 on every
 // backend that starts here (wasm single-threaded, then multi-threaded in a child process, since
 // threads must be chosen before wasm starts), multiply-adds per image, and the fraction of the
-// backend's own measured matrix-multiply rate that the network achieves.
-// Run: npm run bench -- features
+// backend's own measured matrix-multiply rate that the network achieves; then ONNX Runtime
+// against tfjs wasm (1 and 2 threads each) on the same HAM images, decode included.
+// Run: npm run bench -- features   (only the runtime comparison: npm run bench -- features --runtimes)
 import { spawnSync } from "node:child_process";
+import crypto from "node:crypto";
 import os from "node:os";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
@@ -18,8 +20,12 @@ import {
   findSharedDir,
   defineCli,
   parseCommandLineOrExit,
+  describeBackend,
+  describeInferenceRuntime,
+  releaseOnnxSessions,
+  getWasmThreadsStatus,
 } from "../lib/index.js";
-import type { BackendName } from "../lib/index.js";
+import type { Backbone, BackendName, LesionRecord } from "../lib/index.js";
 import fs from "node:fs";
 
 /** One measured configuration. */
@@ -185,6 +191,224 @@ export async function benchFeatures(
   return report;
 }
 
+/** One runtime × thread count of the ONNX Runtime vs tfjs comparison. */
+export interface RuntimeBenchRow {
+  runtime: "onnx" | "tfjs wasm";
+  threads: number;
+  /** Backbone (and weights) that ran. */
+  model: string;
+  images: number;
+  batchSize: number;
+  /** Images/s from JPEG files: read, decode, resize, preprocess, forward (no cache), best of two passes. */
+  imagesPerSecond: number;
+  /** imagesPerSecond × multiply-adds/image ÷ the tfjs wasm sgemm rate measured with the same thread count in this run. */
+  fractionOfSgemm: number;
+  /** The runtime line extractFeatures reported. */
+  runtimeLine: string;
+}
+
+const MOBILENET_V2_ONNX = path.join("weights", "mobilenet_v2_1.0_imagenet", "mobilenetv2-7-backbone.onnx");
+
+/**
+ * The ImageNet MobileNetV2 as an ONNX backbone: the registry's `mobilenet_v2_imagenet` when it
+ * is registered with its ONNX file, else built here from ../shared's file (the tfjs `model` of
+ * that one is the registry's nsfwjs mobilenet_v2 of the same architecture; the ONNX path never runs it).
+ */
+async function loadImagenetOnnxBackbone(tfjsTwin: Backbone): Promise<Backbone | undefined> {
+  try {
+    const registered = await loadBackbone("mobilenet_v2_imagenet");
+    if (registered.onnx) return registered;
+  } catch {
+    // Not registered on this branch: fall through to the shared file.
+  }
+  const file = path.join(findSharedDir(), MOBILENET_V2_ONNX);
+  if (!fs.existsSync(file)) return undefined;
+  const sha256 = crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+  return {
+    ...tfjsTwin,
+    name: "mobilenet_v2_imagenet (ONNX)",
+    featureLayerName: "features",
+    featureDim: 1280,
+    preprocessing: { kind: "normalize", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
+    weightsId: `onnx-zoo-mobilenetv2-7:${sha256}`,
+    weightsSource: file,
+    onnx: { path: file, sha256, inputName: "input", outputName: "features", layout: "NCHW" },
+  };
+}
+
+async function timeFeatures(
+  backbone: Backbone,
+  records: LesionRecord[],
+  options: { batchSize: number; runtime: "onnx" | "tfjs"; ortThreads?: number },
+): Promise<{ imagesPerSecond: number; runtimeLine: string }> {
+  // Warm-up: session creation / kernel set-up, and the files enter the OS page cache for every row alike.
+  await extractFeatures(backbone, records.slice(0, options.batchSize), options);
+  let best = Infinity;
+  let line = "";
+  for (let pass = 0; pass < 2; pass++) {
+    const t0 = performance.now();
+    const result = await extractFeatures(backbone, records, options);
+    best = Math.min(best, (performance.now() - t0) / 1000);
+    line = describeInferenceRuntime(result.runtime!);
+    if (result.rows !== records.length) throw new Error(`${result.problems.length} HAM images failed to decode`);
+  }
+  return { imagesPerSecond: records.length / best, runtimeLine: line };
+}
+
+/** The first `count` dev-set images by file name (the same ones in every process). */
+function hamRecords(count: number): LesionRecord[] | undefined {
+  const dir = devSetDir();
+  if (!dir) return undefined;
+  return [...loadDataset(dir).records].sort((a, b) => a.imagePath.localeCompare(b.imagePath)).slice(0, count);
+}
+
+/**
+ * The tfjs wasm part of the runtime comparison in this process (its thread count is whatever
+ * wasm started with): sgemm rate and images/s of `mobilenet_v2` on the HAM images.
+ */
+async function benchTfjsWasmRow(
+  images: number,
+  batchSize: number,
+): Promise<{ row: RuntimeBenchRow; sgemm: number; backendLine: string }> {
+  const selection = await selectBackend({ preferred: "wasm" });
+  const threads = getWasmThreadsStatus().actualThreadCount ?? 1;
+  const gemm = measureGemm(512, 3);
+  const sgemm = Math.max(gemm.matMul, gemm.conv1x1);
+  const backbone = await loadBackbone("mobilenet_v2");
+  const records = hamRecords(images)!;
+  const timed = await timeFeatures(backbone, records, { batchSize, runtime: "tfjs" });
+  const row: RuntimeBenchRow = {
+    runtime: "tfjs wasm",
+    threads,
+    model: `${backbone.name} (${backbone.weightsSource ?? backbone.weightsId}; tfjs inference plan)`,
+    images: records.length,
+    batchSize,
+    imagesPerSecond: timed.imagesPerSecond,
+    fractionOfSgemm: (timed.imagesPerSecond * backbone.multiplyAddsPerImage!) / sgemm,
+    runtimeLine: timed.runtimeLine,
+  };
+  disposeBackbone(backbone);
+  return { row, sgemm, backendLine: describeBackend(selection) };
+}
+
+const RUNTIME_CHILD_MARKER = "RUNTIME_BENCH_ROW:";
+
+/**
+ * ONNX Runtime (1 and 2 intra-op threads) against tfjs wasm (1 thread here, 2 threads in a child
+ * process: wasm threads are fixed when the backend starts) on the same `images` HAM images, decode
+ * included, batch `batchSize`. The multiply-adds per image are the tfjs mobilenet_v2's (the same
+ * MobileNetV2-1.0-224 architecture as the ONNX file).
+ *
+ * @example const { rows } = await benchRuntimes({ images: 200, batchSize: 8 });
+ */
+export async function benchRuntimes(options: {
+  images: number;
+  batchSize: number;
+  log?: (line: string) => void;
+}): Promise<{ rows: RuntimeBenchRow[]; notes: string[] }> {
+  const log = options.log ?? console.log;
+  const notes: string[] = [];
+  const records = hamRecords(options.images);
+  if (!records) {
+    notes.push(`runtime comparison skipped: ${path.join(findSharedDir(), "data", "ham10000-dev")} is missing`);
+    return { rows: [], notes };
+  }
+  const rows: RuntimeBenchRow[] = [];
+  const single = await benchTfjsWasmRow(options.images, options.batchSize);
+  log(single.backendLine);
+  rows.push(single.row);
+  const sgemmByThreads = new Map<number, number>([[single.row.threads, single.sgemm]]);
+
+  const root = process.cwd();
+  const child = spawnSync(
+    process.execPath,
+    [path.join(root, "node_modules", "tsx", "dist", "cli.mjs"), path.join(root, "bench", "features.ts")],
+    {
+      cwd: root,
+      encoding: "utf8",
+      timeout: 600_000,
+      env: {
+        ...process.env,
+        MELANOMA_LAB_WASM_THREADS: "2",
+        FEATURE_BENCH_RUNTIME_CHILD: JSON.stringify({ images: options.images, batchSize: options.batchSize }),
+      },
+    },
+  );
+  const line = (child.stdout ?? "").split("\n").find((l) => l.startsWith(RUNTIME_CHILD_MARKER));
+  if (child.status === 0 && line) {
+    const threaded = JSON.parse(line.slice(RUNTIME_CHILD_MARKER.length)) as {
+      row: RuntimeBenchRow;
+      sgemm: number;
+      backendLine: string;
+    };
+    log(`[child] ${threaded.backendLine}`);
+    rows.push(threaded.row);
+    sgemmByThreads.set(threaded.row.threads, threaded.sgemm);
+  } else {
+    notes.push(
+      `tfjs wasm 2 threads failed: child exited ${child.status}: ${(child.stderr ?? "").trim().split("\n").slice(-3).join(" | ")}`,
+    );
+  }
+
+  const tfjsTwin = await loadBackbone("mobilenet_v2");
+  const onnxBackbone = await loadImagenetOnnxBackbone(tfjsTwin);
+  if (!onnxBackbone) {
+    notes.push(`ONNX Runtime rows skipped: ${path.join(findSharedDir(), MOBILENET_V2_ONNX)} is missing`);
+  } else {
+    for (const threads of [1, 2]) {
+      const timed = await timeFeatures(onnxBackbone, records, {
+        batchSize: options.batchSize,
+        runtime: "onnx",
+        ortThreads: threads,
+      });
+      const sgemm = sgemmByThreads.get(threads) ?? NaN;
+      rows.push({
+        runtime: "onnx",
+        threads,
+        model: `${onnxBackbone.name} (${onnxBackbone.onnx!.path})`,
+        images: records.length,
+        batchSize: options.batchSize,
+        imagesPerSecond: timed.imagesPerSecond,
+        fractionOfSgemm: (timed.imagesPerSecond * tfjsTwin.multiplyAddsPerImage!) / sgemm,
+        runtimeLine: timed.runtimeLine,
+      });
+    }
+    await releaseOnnxSessions();
+  }
+  disposeBackbone(tfjsTwin);
+  notes.push(
+    "inception_v3: no ONNX file in ../shared/weights (only mobilenet_v2_1.0_imagenet and its int8 form), so it has no ONNX Runtime rows here",
+  );
+  return { rows, notes };
+}
+
+/** Prints the comparison table and the ratios measured in this run. */
+function printRuntimeComparison(result: { rows: RuntimeBenchRow[]; notes: string[] }): void {
+  const find = (runtime: RuntimeBenchRow["runtime"], threads: number) =>
+    result.rows.find((r) => r.runtime === runtime && r.threads === threads);
+  console.log("\nONNX Runtime vs tfjs wasm, MobileNetV2-1.0-224 features from HAM JPEG files (decode included):");
+  for (const r of result.rows) {
+    console.log(
+      `  ${r.runtime.padEnd(9)} ${r.threads} thread${r.threads === 1 ? " " : "s"}: ${r.imagesPerSecond.toFixed(1).padStart(6)} img/s ` +
+        `(${r.images} images, batch ${r.batchSize}), ${(r.fractionOfSgemm * 100).toFixed(0)}% of the ${r.threads}-thread wasm sgemm rate; ${r.model}`,
+    );
+    console.log(`      ${r.runtimeLine}`);
+  }
+  const ratio = (a?: RuntimeBenchRow, b?: RuntimeBenchRow) =>
+    a && b ? `${(a.imagesPerSecond / b.imagesPerSecond).toFixed(2)}×` : "n/a";
+  console.log(
+    `  ratios: onnx/tfjs at 1 thread ${ratio(find("onnx", 1), find("tfjs wasm", 1))}, at 2 threads ${ratio(find("onnx", 2), find("tfjs wasm", 2))}; ` +
+      `2 vs 1 thread: onnx ${ratio(find("onnx", 2), find("onnx", 1))}, tfjs wasm ${ratio(find("tfjs wasm", 2), find("tfjs wasm", 1))}`,
+  );
+  for (const note of result.notes) console.log(`  note: ${note}`);
+  console.log(
+    `  load average after: ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(", ")}`,
+  );
+}
+
 const CHILD_MARKER = "FEATURE_BENCH_ROWS:";
 
 /**
@@ -217,19 +441,29 @@ function benchWasmMultiThreaded(): { rows: FeatureBenchRow[]; devSet: FeatureBen
 }
 
 if (process.argv[1] && /bench[\\/]features\.ts$/.test(process.argv[1])) {
-  parseCommandLineOrExit(
+  const { values: args } = parseCommandLineOrExit(
     defineCli({
       name: "bench features",
       usage: "npm run bench -- features",
       summary:
         "Feature-extraction benchmark: mobilenet_v2 images/s at batch 1, 8 and 32 on every backend that starts (wasm single- and multi-threaded), " +
-        "multiply-adds per image and the fraction of the backend's measured matrix-multiply rate achieved. It has no options.",
-      examples: ["npm run bench -- features"],
-      options: {},
+        "multiply-adds per image and the fraction of the backend's measured matrix-multiply rate achieved; then ONNX Runtime vs tfjs wasm (1 and 2 threads) on the same HAM images, decode included.",
+      examples: ["npm run bench -- features", "npm run bench -- features --runtimes --images 200"],
+      options: {
+        runtimes: { type: "boolean", description: "only the ONNX Runtime vs tfjs wasm comparison on HAM images" },
+        images: { type: "integer", min: 1, description: "HAM images of the runtime comparison (default 200)" },
+        batch: { type: "integer", min: 1, description: "batch size of the runtime comparison (default 8)" },
+      },
     }),
     process.argv.slice(2),
   );
-  if (process.env.FEATURE_BENCH_ONLY_WASM === "1") {
+  const comparison = { images: Number(args.images ?? 200), batchSize: Number(args.batch ?? 8) };
+  if (process.env.FEATURE_BENCH_RUNTIME_CHILD) {
+    const { images, batchSize } = JSON.parse(process.env.FEATURE_BENCH_RUNTIME_CHILD) as typeof comparison;
+    benchTfjsWasmRow(images, batchSize).then((r) => console.log(`${RUNTIME_CHILD_MARKER}${JSON.stringify(r)}`));
+  } else if (args.runtimes) {
+    benchRuntimes(comparison).then(printRuntimeComparison);
+  } else if (process.env.FEATURE_BENCH_ONLY_WASM === "1") {
     benchFeatures({ backends: ["wasm"], log: (l) => console.log(`  [child] ${l}`) }).then((report) => {
       console.log(`${CHILD_MARKER}${JSON.stringify({ rows: report.rows, devSet: report.devSet })}`);
     });
@@ -266,6 +500,7 @@ if (process.argv[1] && /bench[\\/]features\.ts$/.test(process.argv[1])) {
           .join(", ")}`,
       );
       console.log(JSON.stringify({ ...report, threadedWasmRows: threaded.rows, threadedWasmDevSet: threaded.devSet }));
+      return benchRuntimes(comparison).then(printRuntimeComparison);
     });
   }
 }

@@ -38,6 +38,18 @@ export {
 } from "./backend/wasmThreads.js";
 export type { WasmThreadsPlan, WasmThreadsStatus } from "./backend/wasmThreads.js";
 export { registerWasmGradientKernels, WasmGradKernelError } from "./backend/wasmGradKernels.js";
+export {
+  INFERENCE_RUNTIMES,
+  RUNTIME_ENV,
+  ORT_THREADS_ENV,
+  selectInferenceRuntime,
+  describeInferenceRuntime,
+  parseRuntimeName,
+  parseOrtThreads,
+  RuntimeUnavailableError,
+  OrtThreadsError,
+} from "./backend/selectRuntime.js";
+export type { InferenceRuntimeName, InferenceRuntimeSelection } from "./backend/selectRuntime.js";
 
 // ── Data: loading images and metadata, splits grouped by patient/lesion, augmentation, exploration
 export { LESION_LABELS } from "./data/types.js";
@@ -120,6 +132,7 @@ export { preprocessImages, PixelShapeError } from "./models/preprocess.js";
 export { countMultiplyAddsPerImage } from "./models/countMultiplyAdds.js";
 export { extractFeatures, FeatureInputError } from "./models/features.js";
 export type { FeatureInput, FeatureMatrix, ExtractFeaturesOptions } from "./models/features.js";
+export { predictOnnxFeatures, releaseOnnxSessions, OnnxBackboneError } from "./models/onnxFeatures.js";
 export {
   compileInferencePlan,
   disposeBackbone,

@@ -5,6 +5,8 @@ import { decodeImageRgb, type ResizePolicy } from "../data/decodeImage.js";
 import type { PixelTransform } from "../data/augment.js";
 import type { InputProblem, LesionRecord } from "../data/types.js";
 import { MelanomaLabError } from "../util/errors.js";
+import { selectInferenceRuntime, type InferenceRuntimeSelection } from "../backend/selectRuntime.js";
+import { predictOnnxFeatures } from "./onnxFeatures.js";
 import { predictBackboneFeatures } from "./inferencePlan.js";
 import { preprocessImages } from "./preprocess.js";
 import type { Backbone } from "./types.js";
@@ -40,6 +42,13 @@ export interface ExtractFeaturesOptions {
    * cached image under this transform is neither decoded nor transformed again.
    */
   pixelTransform?: PixelTransform;
+  /**
+   * "onnx" or "tfjs" forces the runtime of the forward passes (default: `MELANOMA_LAB_RUNTIME`,
+   * else ONNX Runtime when it loads and `backbone.onnx` is set; see selectInferenceRuntime).
+   */
+  runtime?: "onnx" | "tfjs" | "auto";
+  /** ONNX Runtime intra-op threads (default: `MELANOMA_LAB_ORT_THREADS`, else "auto"). */
+  ortThreads?: number;
 }
 
 /** Features of the images that could be read, in input order, plus what went wrong with the rest. */
@@ -62,6 +71,8 @@ export interface FeatureMatrix {
   elapsedMs: number;
   /** Folder the cache entries of this backbone live in, when a cache was used. */
   cacheFolder?: string;
+  /** Which runtime ran the forward passes and why (describeInferenceRuntime prints it). */
+  runtime?: InferenceRuntimeSelection;
 }
 
 interface Item {
@@ -104,6 +115,8 @@ function toItems(input: FeatureInput, backbone: Backbone): Item[] {
 /**
  * The cache folder for one backbone + weights + resize policy: entries are
  * `<sha256 of the image file bytes (or pixel bytes)>.f32`, featureDim float32 values each.
+ * The runtime is not part of the key: ONNX Runtime and tfjs run the same weights (same
+ * weightsId) and agree within 1e-4, so an entry written by one is reused by the other.
  *
  * @example featureCacheFolder("/tmp/cache", backbone, "center-crop") // "/tmp/cache/mobilenet_v2-3f2a…"
  */
@@ -139,7 +152,9 @@ function problemOf(item: Item, err: unknown): InputProblem {
  * Runs `backbone` over images in batches and returns pooled features [rows, featureDim].
  * Files are decoded with {@link decodeImageRgb} (the next batch decodes while the current one
  * runs), preprocessed with backbone.preprocessing, and each forward pass is tidied so tensor
- * count stays flat. With `cacheDir`, features are stored per image under a key of backbone
+ * count stays flat. The forward passes run on ONNX Runtime when `backbone.onnx` is set and
+ * onnxruntime-node loads (`options.runtime` / `MELANOMA_LAB_RUNTIME` force either; the result's
+ * `runtime` says which ran and why), else on tfjs through `backbone.model`. With `cacheDir`, features are stored per image under a key of backbone
  * name + weightsId + sha256 of the file bytes, so reruns skip the forward pass. Unreadable
  * images become `problems` and the rest go on.
  *
@@ -162,6 +177,12 @@ export async function extractFeatures(backbone: Backbone, input: FeatureInput, o
   const cacheFolder = options.cacheDir ? featureCacheFolder(options.cacheDir, backbone, resizePolicy) : undefined;
   if (cacheFolder) await fs.promises.mkdir(cacheFolder, { recursive: true });
   let cacheHits = 0;
+  const runtime = await selectInferenceRuntime({
+    modelName: backbone.name,
+    onnxPath: backbone.onnx?.path,
+    preferred: options.runtime,
+    ortThreads: options.ortThreads,
+  });
 
   const perImage = inputSizePx * inputSizePx * 3;
   type Prepared = { item: Item; cachedRow?: Float32Array; pixels?: Uint8Array };
@@ -212,14 +233,19 @@ export async function extractFeatures(backbone: Backbone, input: FeatureInput, o
     if (ready.length > 0) {
       const packed = new Uint8Array(ready.length * perImage);
       ready.forEach((d, i) => packed.set(d.pixels, i * perImage));
-      const x = preprocessImages(packed, ready.length, inputSizePx, backbone.preprocessing);
       let values: Float32Array;
-      try {
-        const y = predictBackboneFeatures(backbone, x);
-        values = y.dataSync() as Float32Array;
-        y.dispose();
-      } finally {
-        x.dispose();
+      if (runtime.runtime === "onnx") {
+        // The ONNX path never touches backbone.model: an imported ONNX backbone may have none yet.
+        values = await predictOnnxFeatures(backbone, packed, ready.length, runtime.ortThreads!);
+      } else {
+        const x = preprocessImages(packed, ready.length, inputSizePx, backbone.preprocessing);
+        try {
+          const y = predictBackboneFeatures(backbone, x);
+          values = y.dataSync() as Float32Array;
+          y.dispose();
+        } finally {
+          x.dispose();
+        }
       }
       const writes: Promise<void>[] = [];
       ready.forEach((d, i) => {
@@ -248,5 +274,6 @@ export async function extractFeatures(backbone: Backbone, input: FeatureInput, o
     computed,
     elapsedMs: performance.now() - started,
     cacheFolder,
+    runtime,
   };
 }
