@@ -97,6 +97,34 @@ interface ConstantValue {
 
 type Value = SymbolicValue | ConstantValue;
 
+/**
+ * The values of the graph by name. Initializers are decoded when a node first reads them, so an
+ * unsupported data type in a part of the graph that is not imported (or behind an unsupported
+ * op, which is reported first) does not stop the import.
+ */
+class ValueTable {
+  private readonly values = new Map<string, Value>();
+  private readonly initializers: Map<string, OnnxNamespace.ITensorProto>;
+  constructor(initializers: OnnxNamespace.ITensorProto[]) {
+    this.initializers = new Map(initializers.map((t) => [t.name ?? "", t]));
+  }
+  has(name: string): boolean {
+    return this.values.has(name) || this.initializers.has(name);
+  }
+  get(name: string): Value | undefined {
+    const known = this.values.get(name);
+    if (known) return known;
+    const proto = this.initializers.get(name);
+    if (!proto) return undefined;
+    const value = readOnnxTensor(proto);
+    this.values.set(name, value);
+    return value;
+  }
+  set(name: string, value: Value): void {
+    this.values.set(name, value);
+  }
+}
+
 const DATA_TYPE = { FLOAT: 1, INT32: 6, INT64: 7 } as const;
 
 function toNumber(v: number | { toNumber(): number } | null | undefined): number {
@@ -244,8 +272,7 @@ export function importOnnxModel(bytes: Uint8Array | OnnxNamespace.ModelProto, op
   if (!graph) throw new OnnxImportError("ONNX model has no graph");
   const opsetVersion = toNumber((proto.opsetImport ?? []).find((o) => !o.domain || o.domain === "ai.onnx")?.version) || 1;
 
-  const values = new Map<string, Value>();
-  for (const init of graph.initializer ?? []) values.set(init.name ?? "", readOnnxTensor(init));
+  const values = new ValueTable(graph.initializer ?? []);
 
   const realInputs = (graph.input ?? []).filter((i) => !values.has(i.name ?? ""));
   if (realInputs.length !== 1) {
@@ -293,11 +320,12 @@ export function importOnnxModel(bytes: Uint8Array | OnnxNamespace.ModelProto, op
 
   const layerNameOfNode = new Map<string, string>();
   const pending: tf.Tensor[] = [];
+  const created: tf.layers.Layer[] = [];
   try {
     for (const node of nodes) {
       if (!needed.has(node)) continue;
       const label = node.name || (node.output ?? [])[0] || "node";
-      const result = convertNode(node, label, values, uniqueName, pending, opsetVersion);
+      const result = convertNode(node, label, values, uniqueName, pending, opsetVersion, created);
       if (result.layerName) layerNameOfNode.set(label, result.layerName);
       values.set((node.output ?? [])[0], result.value);
     }
@@ -316,19 +344,23 @@ export function importOnnxModel(bytes: Uint8Array | OnnxNamespace.ModelProto, op
       }
     }
     return { model, inputName, inputShapeNchw, outputNames, pooledLayerName, layerNameOfNode, opsetVersion };
+  } catch (err) {
+    // The layers built so far hold weight variables: free them, the model will not exist.
+    for (const layer of created) layer.dispose();
+    throw err;
   } finally {
     tf.dispose(pending);
   }
 }
 
-function tensorOf(values: Map<string, Value>, name: string, label: string, op: string): SymbolicValue {
+function tensorOf(values: ValueTable, name: string, label: string, op: string): SymbolicValue {
   const v = values.get(name);
   if (!v) throw new OnnxImportError(`node ${JSON.stringify(label)} (${op}): input ${JSON.stringify(name)} is not defined before the node`);
   if (v.kind !== "tensor") throw new OnnxImportError(`node ${JSON.stringify(label)} (${op}): input ${JSON.stringify(name)} is a constant, expected a computed tensor`);
   return v;
 }
 
-function constantOf(values: Map<string, Value>, name: string | undefined, label: string, op: string, what: string): ConstantValue {
+function constantOf(values: ValueTable, name: string | undefined, label: string, op: string, what: string): ConstantValue {
   const v = name ? values.get(name) : undefined;
   if (!v || v.kind !== "constant") {
     throw new OnnxImportError(`node ${JSON.stringify(label)} (${op}): ${what} ${JSON.stringify(name ?? "")} must be an initializer or Constant (received ${v ? "a computed tensor" : "nothing"})`);
@@ -420,10 +452,11 @@ function padIfNeeded(
 function convertNode(
   node: OnnxNamespace.INodeProto,
   label: string,
-  values: Map<string, Value>,
+  values: ValueTable,
   uniqueName: (base: string) => string,
   pending: tf.Tensor[],
   opsetVersion: number,
+  created: tf.layers.Layer[],
 ): { value: Value; layerName?: string } {
   const op = node.opType ?? "";
   const inputs = node.input ?? [];
@@ -446,6 +479,7 @@ function convertNode(
   };
   const apply = (layer: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[], w?: tf.Tensor[]) => {
     const out = layer.apply(x) as tf.SymbolicTensor;
+    created.push(layer);
     if (w) layer.setWeights(w);
     return out;
   };

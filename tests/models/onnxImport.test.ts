@@ -184,7 +184,10 @@ describe("ONNX → tfjs importer: tiny graphs against ONNX Runtime", () => {
     const inits = [initializer("w1", [5, 3, 3, 3], randomValues(135, 31)), initializer("b1", [5], randomValues(5, 32))];
     const withSoftmax = buildModel(nodes, inits, valueInfo("x", [1, 3, 6, 6]), [valueInfo("z", [1, 5, 6, 6])]);
     // Softmax is not imported; asking for "y" imports only what "y" needs.
+    const before = tf.memory().numTensors;
     expect(() => importOnnxModel(withSoftmax)).toThrow(OnnxImportError);
+    // The Conv built before the failing node frees its weights.
+    expect(tf.memory().numTensors).toBe(before);
     expect(() => importOnnxModel(withSoftmax)).toThrow(/node "softmax\/z": op type "Softmax" is not supported \(supported: Conv, Clip/);
     const partial = importOnnxModel(withSoftmax, { outputName: "y" });
     expect(partial.model.outputs[0].shape).toEqual([null, 6, 6, 5]);

@@ -13,7 +13,7 @@ import { loadBackbone, parseBackboneName } from "../../lib/models/backbones.js";
 import { extractFeatures } from "../../lib/models/features.js";
 import { WeightsDownloadError } from "../../lib/models/mobilenetV1.js";
 import { IMAGENET_NORMALIZE } from "../../lib/models/onnxBackbone.js";
-import { importOnnxModel } from "../../lib/models/onnxImport.js";
+import { importOnnxModel, OnnxImportError } from "../../lib/models/onnxImport.js";
 import { preprocessImages } from "../../lib/models/preprocess.js";
 import { findFineTuneCut, FineTuneError } from "../../lib/train/fineTuneCut.js";
 import { findSharedPath, requireSharedPath } from "../helpers/shared.js";
@@ -144,6 +144,18 @@ describe("mobilenet_v2_imagenet: the ONNX model zoo MobileNetV2 imported to tfjs
     expect(early.preprocessing).toEqual({ kind: "scale", scale: 1 / 255, offset: 0 });
     disposeBackbone(early);
     await expect(loadBackbone("onnx:/nonexistent/model.onnx")).rejects.toThrow(/\/nonexistent\/model.onnx: ONNX file not found/);
+  });
+});
+
+describe("onnx:<path> with ops the importer does not map", () => {
+  it("reports the zoo's int8 MobileNetV2 (QuantizeLinear, QLinearConv, …) as unsupported, naming its first node and op", async (ctx) => {
+    const file = requireSharedPath(ctx, "weights/mobilenet_v2_1.0_imagenet_int8/mobilenetv2-12-int8.onnx");
+    await selectBackend();
+    const before = tf.memory().numTensors;
+    const error = await loadBackbone(`onnx:${file}`).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OnnxImportError);
+    expect((error as Error).message).toMatch(/^node "[^"]+": op type "QuantizeLinear" is not supported \(supported: Conv, Clip, Relu, Add, BatchNormalization/);
+    expect(tf.memory().numTensors).toBe(before);
   });
 });
 
