@@ -67,10 +67,11 @@ function buildModel(
   inits: OnnxNamespace.TensorProto[],
   input: OnnxNamespace.ValueInfoProto,
   outputs: OnnxNamespace.ValueInfoProto[],
+  opset = 13,
 ): Uint8Array {
   const model = onnx.ModelProto.create({
-    irVersion: 8,
-    opsetImport: [{ domain: "", version: 13 }],
+    irVersion: opset >= 13 ? 8 : 4,
+    opsetImport: [{ domain: "", version: opset }],
     producerName: "melanoma-lab test",
     graph: { name: "tiny", node: nodes, initializer: inits, input: [input], output: outputs },
   });
@@ -197,6 +198,33 @@ describe("ONNX → tfjs importer: tiny graphs against ONNX Runtime", () => {
     const { maxAbs, shape } = await compareWithOrt(bytes, [1, 3, 6, 6], 13);
     expect(shape).toEqual([1, 5, 6, 6]);
     expect(maxAbs).toBeLessThan(1e-4);
+  });
+
+  it("opset 9 (the zoo's older files): Clip with min/max attributes, BatchNormalization, Reshape to [0, -1], Gemm", async () => {
+    const nodes = [
+      node("Conv", ["x", "w1", "b1"], ["c"], { pads: { ints: [1, 1, 1, 1] }, strides: { ints: [2, 2] } }),
+      node("BatchNormalization", ["c", "gamma", "beta", "mean", "var"], ["bn"]),
+      node("Clip", ["bn"], ["r6"], { min: { float: 0 }, max: { float: 6 } }),
+      node("Reshape", ["r6", "shape"], ["flat"]),
+      node("Gemm", ["flat", "wg", "bg"], ["y"]),
+    ];
+    const inits = [
+      initializer("w1", [4, 3, 3, 3], randomValues(108, 51, 2)),
+      initializer("b1", [4], randomValues(4, 52)),
+      initializer("gamma", [4], randomValues(4, 53)),
+      initializer("beta", [4], randomValues(4, 54, 3)),
+      initializer("mean", [4], randomValues(4, 55)),
+      initializer("var", [4], randomValues(4, 56).map((v) => v * v + 0.5)),
+      onnx.TensorProto.create({ name: "shape", dims: [2], dataType: onnx.TensorProto.DataType.INT64, int64Data: [0, -1] }),
+      initializer("wg", [36, 2], randomValues(72, 57)),
+      initializer("bg", [1], [0.25]),
+    ];
+    // Conv: ⌊(5 + 2 − 3) / 2⌋ + 1 = 3 → 4·3·3 = 36 features, flattened in C, H, W order.
+    const bytes = buildModel(nodes, inits, valueInfo("x", [1, 3, 5, 5]), [valueInfo("y", [1, 2])], 9);
+    const { maxAbs, shape, ortData } = await compareWithOrt(bytes, [1, 3, 5, 5], 14);
+    expect(shape).toEqual([1, 2]);
+    expect(maxAbs).toBeLessThan(1e-4);
+    expect(ortData.some((v) => Math.abs(v) > 0.1)).toBe(true);
   });
 
   it("names the node, op type and attribute it cannot map", () => {

@@ -9,6 +9,7 @@ import type * as Ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { disposeBackbone, selectBackend } from "../../lib/index.js";
 import { decodeImageRgb } from "../../lib/data/decodeImage.js";
+import { computeGradCam } from "../../lib/evaluate/gradCam.js";
 import { loadBackbone, parseBackboneName } from "../../lib/models/backbones.js";
 import { extractFeatures } from "../../lib/models/features.js";
 import { WeightsDownloadError } from "../../lib/models/mobilenetV1.js";
@@ -123,6 +124,46 @@ describe("mobilenet_v2_imagenet: the ONNX model zoo MobileNetV2 imported to tfjs
     // Fine-tuning finds its blocks by Keras names (block_N_…, conv_dw_N); the ONNX names are conv_N.
     expect(() => findFineTuneCut(backbone, 1)).toThrow(FineTuneError);
     expect(() => findFineTuneCut(backbone, 1)).toThrow(/mobilenet_v2_imagenet: no numbered blocks found/);
+    disposeBackbone(backbone);
+  });
+
+  it("works with Grad-CAM (heatmap = ReLU(Σ kernel_k · conv_95_relu6_k), computed independently) and saves/reloads as a tfjs layers model", async (ctx) => {
+    const file = requireSharedPath(ctx, MODEL_REL);
+    requireSharedPath(ctx, "data/ham10000-dev");
+    const backbone = await loadBackbone("mobilenet_v2_imagenet", { weightsPath: file });
+    const kernel = Float32Array.from({ length: 1280 }, (_, k) => Math.sin(k * 0.37) * 0.05);
+    const features = tf.input({ shape: [1280] });
+    const dense = tf.layers.dense({ units: 1, activation: "sigmoid", name: "malignant" });
+    const head = tf.model({ inputs: features, outputs: dense.apply(features) as tf.SymbolicTensor });
+    dense.setWeights([tf.tensor2d(kernel, [1280, 1]), tf.tensor1d([0.1])]);
+    const rgb = pixels!.subarray(0, 224 * 224 * 3);
+    const cam = computeGradCam(backbone, head, rgb, 224);
+    expect(cam.featureMapSizePx).toBe(7);
+    const map = tf.tidy(() => {
+      const inner = tf.model({ inputs: backbone.model.inputs, outputs: backbone.model.getLayer("conv_95_relu6").output as tf.SymbolicTensor });
+      return (inner.predict(preprocessImages(rgb, 1, 224, IMAGENET_NORMALIZE)) as tf.Tensor).dataSync();
+    });
+    const expected = Array.from({ length: 49 }, (_, cell) => {
+      let sum = 0;
+      for (let k = 0; k < 1280; k++) sum += kernel[k] * map[cell * 1280 + k];
+      return Math.max(sum, 0);
+    });
+    const peak = Math.max(...expected);
+    expect(peak).toBeGreaterThan(0);
+    for (let cell = 0; cell < 49; cell++) expect(Math.abs(cam.heatmap[cell] - expected[cell] / peak)).toBeLessThan(1e-4);
+
+    // The imported model is made of standard layers: it serialises (model.json + weights) and reloads to the same output.
+    const artifacts = await new Promise<tf.io.ModelArtifacts>((resolve) => {
+      void backbone.model.save(tf.io.withSaveHandler(async (a) => (resolve(a), { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: "JSON" } })));
+    });
+    const reloaded = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
+    const diff = tf.tidy(() => {
+      const x = preprocessImages(pixels!.subarray(0, 2 * 224 * 224 * 3), 2, 224, IMAGENET_NORMALIZE);
+      return (backbone.model.predict(x) as tf.Tensor).sub(reloaded.predict(x) as tf.Tensor).abs().max().dataSync()[0];
+    });
+    expect(diff).toBeLessThan(1e-6);
+    reloaded.dispose();
+    head.dispose();
     disposeBackbone(backbone);
   });
 
