@@ -41,9 +41,10 @@ export interface LoadBackboneOptions {
   /** vgg16 only: filter-count multiplier matching the weights file (default 1, the real VGG16). */
   filtersScale?: number;
   /**
-   * mobilenet_v2, inception_v3: pool this layer instead of the default feature layer, e.g.
-   * "block_16_expand_relu" (an earlier layer is less tuned to the task the weights were trained
-   * on). An unknown name throws {@link UnknownNameError} listing the layers.
+   * mobilenet_v2, inception_v3, mobilenet_v2_imagenet, onnx:<path>: pool this layer instead of
+   * the default feature layer, e.g. "block_16_expand_relu" (an earlier layer is less tuned to the
+   * task the weights were trained on; imported ONNX models name layers after their nodes, e.g.
+   * "conv_94"). An unknown name throws {@link UnknownNameError} listing the layers.
    */
   featureLayerName?: string;
   /** onnx:<path> only: the ONNX value holding the features (default: the graph's only output; a 4-D map is average-pooled). */
@@ -123,6 +124,7 @@ export async function loadBackbone(name: string, options: LoadBackboneOptions = 
     return loadOnnxBackbone(parsed.slice("onnx:".length), {
       outputName: options.onnxOutputName,
       preprocessing: options.preprocessing,
+      featureLayerName: options.featureLayerName,
     });
   }
   if (parsed === "mobilenet_v2_imagenet") {

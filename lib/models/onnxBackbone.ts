@@ -2,7 +2,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { BackboneLoadError } from "./cutBackbone.js";
+import { BackboneLoadError, cutAtFeatureLayer } from "./cutBackbone.js";
 import { countMultiplyAddsPerImage } from "./countMultiplyAdds.js";
 import { resolveWeightsCacheDir, WeightsDownloadError } from "./mobilenetV1.js";
 import { decodeOnnxModel, importOnnxModel, OnnxImportError } from "./onnxImport.js";
@@ -37,6 +37,12 @@ export interface LoadOnnxBackboneOptions {
   preprocessing?: PreprocessingSpec;
   /** Prefix of the weightsId (default "onnx"). */
   weightsIdPrefix?: string;
+  /**
+   * Pool this tfjs layer (a sanitised ONNX node name, e.g. "conv_94") instead of the feature
+   * output; an unknown name throws UnknownNameError listing the layers. The backbone then has no
+   * `onnx` file info (ONNX Runtime cannot fetch the layer).
+   */
+  featureLayerName?: string;
 }
 
 /**
@@ -67,11 +73,27 @@ export async function loadOnnxBackbone(file: string, options: LoadOnnxBackboneOp
     outputName = graphOutputs[0];
   }
   const name = options.name ?? `onnx:${absolute}`;
-  const imported = importOnnxModel(proto, { outputName, modelName: `${path.basename(absolute, ".onnx").replace(/[^A-Za-z0-9_]/g, "_")}_features` });
+  const modelName = `${(options.name ?? path.basename(absolute, ".onnx")).replace(/[^A-Za-z0-9_]/g, "_")}_features`;
+  const imported = importOnnxModel(proto, { outputName, modelName });
   const [, channels, heightPx, widthPx] = imported.inputShapeNchw as number[];
   if (channels !== 3 || heightPx !== widthPx) {
     imported.model.dispose();
     throw new OnnxImportError(`${absolute}: input ${imported.inputName} is [N, ${channels}, ${heightPx}, ${widthPx}]; expected an RGB square NCHW input [N, 3, S, S]`);
+  }
+  const preprocessing = options.preprocessing ?? IMAGENET_NORMALIZE;
+  const weightsId = `${options.weightsIdPrefix ?? "onnx"}/${path.basename(absolute)}:${outputName}/sha256:${sha256.slice(0, 16)}`;
+  if (options.featureLayerName !== undefined) {
+    // An earlier layer, pooled: a tfjs-only backbone (ONNX Runtime cannot fetch that layer).
+    let cut: Backbone;
+    try {
+      cut = cutAtFeatureLayer(imported.model, name, options.featureLayerName, heightPx, preprocessing, weightsId);
+    } catch (err) {
+      imported.model.dispose();
+      throw err;
+    }
+    cut.weightsSource = absolute;
+    cut.loadMs = performance.now() - started;
+    return cut;
   }
   let model = imported.model;
   let featureLayerName = imported.pooledLayerName;
@@ -94,9 +116,9 @@ export async function loadOnnxBackbone(file: string, options: LoadOnnxBackboneOp
     inputSizePx: heightPx,
     featureLayerName: featureLayerName ?? model.layers[model.layers.length - 1].name,
     featureDim,
-    preprocessing: options.preprocessing ?? IMAGENET_NORMALIZE,
+    preprocessing,
     model,
-    weightsId: `${options.weightsIdPrefix ?? "onnx"}/${path.basename(absolute)}:${outputName}/sha256:${sha256.slice(0, 16)}`,
+    weightsId,
     weightsSource: absolute,
     multiplyAddsPerImage: countMultiplyAddsPerImage(model),
   };
@@ -153,7 +175,9 @@ export function resolveMobilenetV2ImagenetFile(cacheDir: string, url: string = M
  *
  * @example const b = await loadMobilenetV2ImagenetBackbone(); // b.featureDim === 1280, b.onnx?.outputName === "features"
  */
-export async function loadMobilenetV2ImagenetBackbone(options: { weightsCacheDir?: string; weightsPath?: string; weightsUrl?: string } = {}): Promise<Backbone> {
+export async function loadMobilenetV2ImagenetBackbone(
+  options: { weightsCacheDir?: string; weightsPath?: string; weightsUrl?: string; featureLayerName?: string } = {},
+): Promise<Backbone> {
   const started = performance.now();
   const url = options.weightsUrl ?? MOBILENET_V2_IMAGENET_URL;
   let file = options.weightsPath;
@@ -177,8 +201,14 @@ export async function loadMobilenetV2ImagenetBackbone(options: { weightsCacheDir
     if (!lastPool) throw new OnnxImportError(`${file}: no output "features" and no GlobalAveragePool node; expected MobileNetV2 from the ONNX model zoo`);
     outputName = (lastPool.output ?? [])[0];
   }
-  const backbone = await loadOnnxBackbone(file, { name: "mobilenet_v2_imagenet", outputName, preprocessing: IMAGENET_NORMALIZE, weightsIdPrefix: "onnx-model-zoo" });
-  if (backbone.featureDim !== 1280 || backbone.inputSizePx !== 224) {
+  const backbone = await loadOnnxBackbone(file, {
+    name: "mobilenet_v2_imagenet",
+    outputName,
+    preprocessing: IMAGENET_NORMALIZE,
+    weightsIdPrefix: "onnx-model-zoo",
+    featureLayerName: options.featureLayerName,
+  });
+  if ((options.featureLayerName === undefined && backbone.featureDim !== 1280) || backbone.inputSizePx !== 224) {
     backbone.model.dispose();
     throw new BackboneLoadError(`${file}: ${backbone.inputSizePx} px input and ${backbone.featureDim} features; expected MobileNetV2-1.0 (224 px, 1280 features)`);
   }

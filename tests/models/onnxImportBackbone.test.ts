@@ -185,6 +185,15 @@ describe("mobilenet_v2_imagenet: the ONNX model zoo MobileNetV2 imported to tfjs
     expect(early.preprocessing).toEqual({ kind: "scale", scale: 1 / 255, offset: 0 });
     disposeBackbone(early);
     await expect(loadBackbone("onnx:/nonexistent/model.onnx")).rejects.toThrow(/\/nonexistent\/model.onnx: ONNX file not found/);
+    // featureLayerName pools an earlier layer of mobilenet_v2_imagenet (tfjs only) and names the layers on a typo.
+    const before = tf.memory().numTensors;
+    const mid = await loadBackbone("mobilenet_v2_imagenet", { weightsPath: file, featureLayerName: "conv_92_relu6" });
+    expect(mid.featureDim).toBe(960);
+    expect(mid.model.name).toBe("mobilenet_v2_imagenet_features");
+    expect(mid.onnx).toBeUndefined();
+    disposeBackbone(mid);
+    await expect(loadBackbone("mobilenet_v2_imagenet", { weightsPath: file, featureLayerName: "conv_92_relu66" })).rejects.toThrow(/did you mean "conv_92_relu6"/);
+    expect(tf.memory().numTensors).toBe(before);
   });
 });
 
