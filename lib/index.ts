@@ -122,12 +122,21 @@ export type { IsicDownloadOptions, IsicDownloadResult } from "./data/isicArchive
 export { createBalancedBatchOrder } from "./data/balancedSampling.js";
 export type { BalancedBatchOrderOptions } from "./data/balancedSampling.js";
 
-// ── Models: backbones (MobileNet, InceptionV3, VGG16, ensembles), features, model files
+// ── Models: backbones (MobileNet, InceptionV3, VGG16, ONNX imports, ensembles), features, model files
 export type { Backbone, BackboneOnnxFile, PreprocessingSpec } from "./models/types.js";
 export { BACKBONE_NAMES, loadBackbone, parseBackboneName, describeBackbone } from "./models/backbones.js";
 export type { BackboneName, LoadBackboneOptions } from "./models/backbones.js";
 export { BackboneLoadError } from "./models/cutBackbone.js";
 export { loadMobilenetV1Backbone, MOBILENET_V1_ALPHAS, WeightsDownloadError } from "./models/mobilenetV1.js";
+export { importOnnxModel, decodeOnnxModel, OnnxImportError, ONNX_IMPORT_OPS } from "./models/onnxImport.js";
+export type { ImportOnnxOptions, ImportedOnnxModel } from "./models/onnxImport.js";
+export {
+  loadOnnxBackbone,
+  loadMobilenetV2ImagenetBackbone,
+  IMAGENET_NORMALIZE,
+  MOBILENET_V2_IMAGENET_URL,
+} from "./models/onnxBackbone.js";
+export type { LoadOnnxBackboneOptions } from "./models/onnxBackbone.js";
 export { preprocessImages, PixelShapeError } from "./models/preprocess.js";
 export { countMultiplyAddsPerImage } from "./models/countMultiplyAdds.js";
 export { extractFeatures, FeatureInputError } from "./models/features.js";

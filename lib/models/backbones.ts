@@ -7,15 +7,16 @@ import { UnknownNameError } from "../util/errors.js";
 import { findProjectRoot } from "../util/paths.js";
 import { BackboneLoadError, cutAtFeatureLayer } from "./cutBackbone.js";
 import { loadMobilenetV1Backbone } from "./mobilenetV1.js";
+import { loadMobilenetV2ImagenetBackbone, loadOnnxBackbone } from "./onnxBackbone.js";
 import { describePreprocessing } from "./preprocess.js";
 import type { Backbone, PreprocessingSpec } from "./types.js";
 import { loadVgg16Backbone } from "./vgg16.js";
 
 /** Names {@link loadBackbone} accepts. */
-export const BACKBONE_NAMES = ["mobilenet_v2", "inception_v3", "mobilenet_v1", "vgg16"] as const;
+export const BACKBONE_NAMES = ["mobilenet_v2", "inception_v3", "mobilenet_v1", "vgg16", "mobilenet_v2_imagenet"] as const;
 
-/** One of {@link BACKBONE_NAMES}. */
-export type BackboneName = (typeof BACKBONE_NAMES)[number];
+/** One of {@link BACKBONE_NAMES}, or `onnx:<path>` (any ONNX image model, see {@link loadBackbone}). */
+export type BackboneName = (typeof BACKBONE_NAMES)[number] | `onnx:${string}`;
 
 /** Options of {@link loadBackbone}. */
 export interface LoadBackboneOptions {
@@ -25,20 +26,31 @@ export interface LoadBackboneOptions {
   weightsCacheDir?: string;
   /** mobilenet_v1 only: base URL of the hosted models (default storage.googleapis.com/tfjs-models/tfjs). */
   baseUrl?: string;
-  /** vgg16 only: a local copy of Keras's vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 (skips cache and download). */
+  /**
+   * vgg16: a local copy of Keras's vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5;
+   * mobilenet_v2_imagenet: a local .onnx file (skips cache and download).
+   */
   weightsPath?: string;
-  /** vgg16 only: URL of the .h5 to download when the cache lacks it (default keras-applications on storage.googleapis.com). */
+  /**
+   * vgg16: URL of the .h5 to download when the cache lacks it (default keras-applications on
+   * storage.googleapis.com); mobilenet_v2_imagenet: URL of the .onnx (default the ONNX model zoo's).
+   */
   weightsUrl?: string;
   /** vgg16 only: input size in pixels (default 224). */
   inputSizePx?: number;
   /** vgg16 only: filter-count multiplier matching the weights file (default 1, the real VGG16). */
   filtersScale?: number;
   /**
-   * mobilenet_v2, inception_v3: pool this layer instead of the default feature layer, e.g.
-   * "block_16_expand_relu" (an earlier layer is less tuned to the task the weights were trained
-   * on). An unknown name throws {@link UnknownNameError} listing the layers.
+   * mobilenet_v2, inception_v3, mobilenet_v2_imagenet, onnx:<path>: pool this layer instead of
+   * the default feature layer, e.g. "block_16_expand_relu" (an earlier layer is less tuned to the
+   * task the weights were trained on; imported ONNX models name layers after their nodes, e.g.
+   * "conv_94"). An unknown name throws {@link UnknownNameError} listing the layers.
    */
   featureLayerName?: string;
+  /** onnx:<path> only: the ONNX value holding the features (default: the graph's only output; a 4-D map is average-pooled). */
+  onnxOutputName?: string;
+  /** onnx:<path> only: input preprocessing (default ImageNet "normalize": mean [0.485, 0.456, 0.406], std [0.229, 0.224, 0.225]). */
+  preprocessing?: PreprocessingSpec;
 }
 
 /**
@@ -61,13 +73,20 @@ const NSFWJS_BACKBONES: Record<"mobilenet_v2" | "inception_v3", NsfwjsBackboneSp
 };
 
 /**
- * Parses a backbone name (case-insensitive), throwing {@link UnknownNameError} with the valid
- * names and the nearest one otherwise.
+ * Parses a backbone name (case-insensitive; `onnx:<path>` keeps the path as given), throwing
+ * {@link UnknownNameError} with the valid names and the nearest one otherwise.
  *
  * @example parseBackboneName("MobileNet_V2") // "mobilenet_v2"
+ * @example parseBackboneName("onnx:models/resnet50.onnx") // "onnx:models/resnet50.onnx"
  */
 export function parseBackboneName(name: string): BackboneName {
-  const lower = name.trim().toLowerCase();
+  const trimmed = name.trim();
+  if (/^onnx:/i.test(trimmed)) {
+    const file = trimmed.slice("onnx:".length);
+    if (file === "") throw new UnknownNameError("backbone", name, [...BACKBONE_NAMES, "onnx:<path of an .onnx file>"]);
+    return `onnx:${file}`;
+  }
+  const lower = trimmed.toLowerCase();
   const found = BACKBONE_NAMES.find((n) => n === lower);
   if (!found) throw new UnknownNameError("backbone", name, BACKBONE_NAMES);
   return found;
@@ -84,6 +103,15 @@ export function parseBackboneName(name: string): BackboneName {
  *   mirror cut at `conv_dw_13_relu` → 1024 (see {@link loadMobilenetV1Backbone}).
  * - "vgg16": Keras's ImageNet weights read from its notop .h5 file (local path, cache, or a
  *   one-time download), 224 px, caffe preprocessing, `block5_conv3` → 512 (see {@link loadVgg16Backbone}).
+ * - "mobilenet_v2_imagenet": the ONNX model zoo's MobileNetV2-1.0 (ImageNet only), imported from
+ *   ONNX to tfjs, 224 px, ImageNet "normalize" preprocessing, 1280 features; the .onnx comes from
+ *   `weightsPath`, the weights cache / `MELANOMA_LAB_WEIGHTS_DIR` mirror, or a one-time download
+ *   (see {@link loadMobilenetV2ImagenetBackbone}); `backbone.onnx` lets ONNX Runtime run the file.
+ * - "onnx:<path>": any ONNX image model with one NCHW RGB square input [N, 3, S, S], imported to
+ *   tfjs: S px, preprocessing `options.preprocessing` (default ImageNet "normalize"), features =
+ *   `options.onnxOutputName` (any graph value, e.g. the last GlobalAveragePool's output) or the
+ *   graph's only output, average-pooled when 4-D (see {@link loadOnnxBackbone}). The op set is
+ *   that of importOnnxModel (lib/models/onnxImport.ts); anything else throws OnnxImportError.
  * Call `await selectBackend()` first. Unknown names throw {@link UnknownNameError}.
  *
  * @example
@@ -92,13 +120,23 @@ export function parseBackboneName(name: string): BackboneName {
  */
 export async function loadBackbone(name: string, options: LoadBackboneOptions = {}): Promise<Backbone> {
   const parsed = parseBackboneName(name);
+  if (parsed.startsWith("onnx:")) {
+    return loadOnnxBackbone(parsed.slice("onnx:".length), {
+      outputName: options.onnxOutputName,
+      preprocessing: options.preprocessing,
+      featureLayerName: options.featureLayerName,
+    });
+  }
+  if (parsed === "mobilenet_v2_imagenet") {
+    return loadMobilenetV2ImagenetBackbone(options);
+  }
   if (parsed === "mobilenet_v1") {
     return loadMobilenetV1Backbone(options);
   }
   if (parsed === "vgg16") {
     return loadVgg16Backbone(options);
   }
-  return loadNsfwjsBackbone(parsed, options.featureLayerName);
+  return loadNsfwjsBackbone(parsed as "mobilenet_v2" | "inception_v3", options.featureLayerName);
 }
 
 function nsfwjsModelsDir(): string {

@@ -37,9 +37,15 @@ describe("preprocessing", () => {
 describe("backbone registry", () => {
   it("rejects an unknown name, listing valid names and the nearest", async () => {
     await expect(loadBackbone("mobilenetv2")).rejects.toThrow(UnknownNameError);
-    await expect(loadBackbone("mobilenetv2")).rejects.toThrow(/expected one of "mobilenet_v2", "inception_v3", "mobilenet_v1", "vgg16" \(did you mean "mobilenet_v2"\?\)/);
+    await expect(loadBackbone("mobilenetv2")).rejects.toThrow(
+      /expected one of "mobilenet_v2", "inception_v3", "mobilenet_v1", "vgg16", "mobilenet_v2_imagenet" \(did you mean "mobilenet_v2"\?\)/,
+    );
     expect(parseBackboneName("MobileNet_V2")).toBe("mobilenet_v2");
+    expect(parseBackboneName("MOBILENET_V2_IMAGENET")).toBe("mobilenet_v2_imagenet");
     expect(BACKBONE_NAMES).toContain("inception_v3");
+    // onnx:<path> keeps the path's case; an empty path is an unknown name.
+    expect(parseBackboneName("onnx:Models/ResNet50.onnx")).toBe("onnx:Models/ResNet50.onnx");
+    expect(() => parseBackboneName("onnx:")).toThrow(/unknown backbone "onnx:": expected one of .*"onnx:<path of an .onnx file>"/);
   });
 
   it("counts multiply-adds of a tiny model by hand", async () => {
