@@ -4,6 +4,7 @@
 // test-time augmentation, head size/regularisation). Writes runs/quality-ham10000-dev.{md,json}.
 // Run: npx tsx bench/quality.ts [--full] [--inception] [--backbone NAME [--tricks]] [--tta N] [--epochs N] [--data DIR]
 //   NAME: mobilenet_v1 (α 0.25), mobilenet_v1_1.0 (α 1.0, from the weights mirror), mobilenet_v2,
+//   mobilenet_v2_imagenet (ImageNet-only ONNX zoo weights, ONNX Runtime when installed),
 //   inception_v3, ensemble (the features of mobilenet_v2 + inception_v3 + mobilenet_v1 α 1.0 side
 //   by side), none (rewrite the table from runs/quality-ham10000-dev.json).
 //   --fine-tune N [--unfreeze-blocks B]: mobilenet_v2 with its top B blocks fine-tuned for N epochs
@@ -63,7 +64,15 @@ const args = parseCommandLineOrExit(
     options: {
       backbone: {
         type: "string",
-        choices: ["mobilenet_v1", "mobilenet_v1_1.0", "mobilenet_v2", "inception_v3", "ensemble", "none"],
+        choices: [
+          "mobilenet_v1",
+          "mobilenet_v1_1.0",
+          "mobilenet_v2",
+          "mobilenet_v2_imagenet",
+          "inception_v3",
+          "ensemble",
+          "none",
+        ],
         description: "only this backbone (none: rewrite the table from the JSON)",
       },
       tta: { type: "integer", min: 1, description: "test-time augmentation views (default 2)" },
@@ -709,7 +718,15 @@ async function main(): Promise<void> {
   const allHeads = Object.keys(HEADS);
   const full = args.full === true;
   const only = args.backbone as string | undefined;
-  const known = ["mobilenet_v1", "mobilenet_v1_1.0", "mobilenet_v2", "inception_v3", "ensemble", "none"];
+  const known = [
+    "mobilenet_v1",
+    "mobilenet_v1_1.0",
+    "mobilenet_v2",
+    "mobilenet_v2_imagenet",
+    "inception_v3",
+    "ensemble",
+    "none",
+  ];
   if (only !== undefined && !known.includes(only)) throw new UnknownNameError("--backbone", only, known);
   const tricks = args.tricks === true;
   const dx = args.dx === true;
@@ -753,6 +770,13 @@ async function main(): Promise<void> {
     await evaluateBackbone(await loadBackbone("mobilenet_v2"), "mobilenet_v2", {
       heads,
       tricks: !dx && (full || tricks),
+    });
+  }
+  if (only === "mobilenet_v2_imagenet") {
+    // ImageNet-only weights (ONNX model zoo), featurised through ONNX Runtime when it is installed.
+    await evaluateBackbone(await loadBackbone("mobilenet_v2_imagenet"), "mobilenet_v2 ImageNet (ONNX zoo)", {
+      heads: dx ? DX_HEADS.slice(0, 1) : binaryHeads.slice(0, 2),
+      tricks: false,
     });
   }
   if (args.inception || only === "inception_v3") {
