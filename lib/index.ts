@@ -376,6 +376,17 @@ export {
 } from "./export/ensembleTriageModel.js";
 export { checkExportParity, ExportParityError } from "./export/exportParity.js";
 export type { ExportParityResult } from "./export/exportParity.js";
+export {
+  convertLayersModelToOnnx,
+  exportTriageModelOnnx,
+  OnnxExportError,
+  ONNX_OPSET,
+  ONNX_MODEL_FILE,
+  ONNX_TRIAGE_OUTPUT_NAME,
+} from "./export/onnxExport.js";
+export type { OnnxConversion, OnnxConversionOptions, TriageOnnxMetadata } from "./export/onnxExport.js";
+export { predictMalignantProbabilityWithOnnx } from "./export/onnxScoring.js";
+export type { OnnxScoringOptions } from "./export/onnxScoring.js";
 
 // ── Triage: thresholds and decisions for new images
 export { chooseThresholdForSensitivity, triageDecision, triageImage, ThresholdError } from "./triage/triage.js";

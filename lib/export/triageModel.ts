@@ -75,6 +75,20 @@ export interface TriageModelMetadata {
    * single-backbone model, whose one input is inputSizePx with `preprocessing`).
    */
   ensembleMembers?: EnsembleMemberMetadata[];
+  /** The same model as ONNX beside the tfjs files (written by exportTriageModelOnnx); absent when none. */
+  onnx?: TriageOnnxMetadata;
+}
+
+/** Where the ONNX copy of an exported triage model is, as recorded in metadata.json under `onnx`. */
+export interface TriageOnnxMetadata {
+  /** File name inside the model folder, e.g. "model.onnx". */
+  file: string;
+  /** ONNX operator set version, e.g. 13. */
+  opset: number;
+  /** Input names in model input order (one per ensemble member); each takes the preprocessed NHWC batch. */
+  inputNames: string[];
+  /** Output name: P(malignant), [n, 1]. */
+  outputName: string;
 }
 
 /**

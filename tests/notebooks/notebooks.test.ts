@@ -164,6 +164,11 @@ describe("npm run demo -- --small: notebooks through the real tslab kernel", () 
     );
     expect(parity, exportText).not.toBeNull();
     expect(Number(parity![2])).toBeLessThanOrEqual(1e-3);
+    const onnxParity = exportText.match(
+      /^ONNX parity OK: max \|ONNX Runtime − tfjs\| probability difference on (\d+) test images (\S+) \(tolerance 0\.0001\)/m,
+    );
+    expect(onnxParity, exportText).not.toBeNull();
+    expect(Number(onnxParity![2])).toBeLessThanOrEqual(1e-4);
     const triage = runs.at(-1)!.stdoutText;
     expect(triage).toMatch(/^sample \S+: test-set image, labelled malignant$/m);
     expect(triage).toMatch(/; true label malignant\)$/m);
@@ -204,9 +209,10 @@ describe("npm run demo -- --small: notebooks through the real tslab kernel", () 
     const validationRun = logs.runs.find((r) => r.name === "validation")!;
     expect(validationRun.prCurves["pr_curve/malignant"].points.map((p) => p.step)).toEqual([0, 1, 2, 3, 4]);
     const modelDir = path.join(root, "models", runName);
-    for (const f of ["model.json", "weights.bin", "metadata.json"])
+    for (const f of ["model.json", "weights.bin", "metadata.json", "model.onnx"])
       expect(fs.existsSync(path.join(modelDir, f)), f).toBe(true);
     const metadata = JSON.parse(fs.readFileSync(path.join(modelDir, "metadata.json"), "utf8"));
+    expect(metadata.onnx).toMatchObject({ file: "model.onnx", opset: 13, outputName: "probability_malignant" });
     expect(metadata.thresholdProb).toBeGreaterThan(0);
     expect(metadata.thresholdProb).toBeLessThan(1);
     // Validation and test are named as such, with counts; the threshold says how it was chosen
