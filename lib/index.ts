@@ -385,8 +385,8 @@ export {
   ONNX_TRIAGE_OUTPUT_NAME,
 } from "./export/onnxExport.js";
 export type { OnnxConversion, OnnxConversionOptions, TriageOnnxMetadata } from "./export/onnxExport.js";
-export { predictMalignantProbabilityWithOnnx } from "./export/onnxScoring.js";
-export type { OnnxScoringOptions } from "./export/onnxScoring.js";
+export { openOnnxTriageScorer, predictMalignantProbabilityWithOnnx } from "./export/onnxScoring.js";
+export type { OnnxScoringOptions, OnnxTriageScorer } from "./export/onnxScoring.js";
 
 // ── Triage: thresholds and decisions for new images
 export { chooseThresholdForSensitivity, triageDecision, triageImage, ThresholdError } from "./triage/triage.js";

@@ -1,4 +1,4 @@
-// npm run score -- --model models/<run> --input <dir-or-labels.csv> --out preds.csv [--batch-size N]
+// npm run score -- --model models/<run> --input <dir-or-labels.csv> --out preds.csv [--batch-size N] [--runtime auto|onnx|tfjs]
 import {
   createProgressBar,
   defineCli,
@@ -30,6 +30,11 @@ const cli = defineCli({
     },
     out: { type: "string", required: true, valueName: "<file.csv>", description: "where the predictions go" },
     "batch-size": { type: "integer", min: 1, default: 32, description: "images per forward pass" },
+    runtime: {
+      type: "string",
+      choices: ["auto", "onnx", "tfjs"],
+      description: "ONNX Runtime (model.onnx) or tfjs (model.json); default MELANOMA_LAB_RUNTIME, else auto",
+    },
   },
 });
 
@@ -41,6 +46,7 @@ async function main(): Promise<void> {
     input: args.input,
     outPath: args.out,
     batchSize: args["batch-size"],
+    runtime: args.runtime,
     onProgress: createProgressBar("scored"),
   });
   for (const line of describeScoreSummary(summary)) console.log(line);

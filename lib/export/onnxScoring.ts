@@ -13,22 +13,27 @@ export interface OnnxScoringOptions {
   threads?: number;
 }
 
+/** A `model.onnx` opened once in ONNX Runtime, scoring batches of image files until released. */
+export interface OnnxTriageScorer {
+  /** Path of the model.onnx being run. */
+  onnxPath: string;
+  /** P(malignant) per image file, or why it could not be scored (as predictMalignantProbability). */
+  predict(imagePaths: readonly string[]): Promise<ImagePrediction[]>;
+  /** Frees the ONNX Runtime session. */
+  release(): Promise<void>;
+}
+
 /**
- * Probability of malignant for each image file, computed by ONNX Runtime (onnxruntime-node,
- * graph optimisations "all") from the `model.onnx` that exportTriageModelOnnx wrote into `dir`:
- * images decoded and preprocessed as `dir`'s metadata.json says (per member for an ensemble),
- * in batches, the same as predictMalignantProbability does for the tfjs files, so the two can
- * be compared with checkExportParity. An unreadable image gives a `problem` entry. Throws
- * {@link ModelFileError} when metadata.json or its `onnx` entry is missing, and
- * {@link TriageModelError} for a bad batch size.
+ * Opens the `model.onnx` that exportTriageModelOnnx wrote into `dir` in ONNX Runtime
+ * (onnxruntime-node, graph optimisations "all"), once, for scoring many batches: images are
+ * decoded and preprocessed as `dir`'s metadata.json says (per member for an ensemble), the same
+ * as predictMalignantProbability does for the tfjs files. Throws {@link ModelFileError} when
+ * metadata.json, its `onnx` entry or the file is missing, and {@link TriageModelError} for a bad
+ * batch size.
  *
- * @example const viaOnnx = await predictMalignantProbabilityWithOnnx("models/demo", paths);
+ * @example const scorer = await openOnnxTriageScorer("models/demo"); await scorer.predict(paths); await scorer.release();
  */
-export async function predictMalignantProbabilityWithOnnx(
-  dir: string,
-  imagePaths: readonly string[],
-  options: OnnxScoringOptions = {},
-): Promise<ImagePrediction[]> {
+export async function openOnnxTriageScorer(dir: string, options: OnnxScoringOptions = {}): Promise<OnnxTriageScorer> {
   const batchSize = options.batchSize ?? 16;
   if (!(Number.isInteger(batchSize) && batchSize >= 1)) {
     throw new TriageModelError(`batchSize: received ${batchSize}; expected a whole number ≥ 1 (e.g. 16)`);
@@ -59,8 +64,8 @@ export async function predictMalignantProbabilityWithOnnx(
     graphOptimizationLevel: "all",
     ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
   });
-  try {
-    const sizesPx = [...new Set(members.map((m) => m.inputSizePx))];
+  const sizesPx = [...new Set(members.map((m) => m.inputSizePx))];
+  const predict = async (imagePaths: readonly string[]): Promise<ImagePrediction[]> => {
     const results: ImagePrediction[] = [];
     for (let start = 0; start < imagePaths.length; start += batchSize) {
       const batch = imagePaths.slice(start, start + batchSize);
@@ -103,7 +108,27 @@ export async function predictMalignantProbabilityWithOnnx(
       }
     }
     return results;
+  };
+  return { onnxPath, predict, release: () => session.release() };
+}
+
+/**
+ * Probability of malignant for each image file, computed by ONNX Runtime from the `model.onnx`
+ * that exportTriageModelOnnx wrote into `dir` (see {@link openOnnxTriageScorer}; the session is
+ * opened and released within the call), so the two runtimes can be compared with
+ * checkExportParity. An unreadable image gives a `problem` entry.
+ *
+ * @example const viaOnnx = await predictMalignantProbabilityWithOnnx("models/demo", paths);
+ */
+export async function predictMalignantProbabilityWithOnnx(
+  dir: string,
+  imagePaths: readonly string[],
+  options: OnnxScoringOptions = {},
+): Promise<ImagePrediction[]> {
+  const scorer = await openOnnxTriageScorer(dir, options);
+  try {
+    return await scorer.predict(imagePaths);
   } finally {
-    await session.release();
+    await scorer.release();
   }
 }

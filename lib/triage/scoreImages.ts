@@ -3,7 +3,13 @@ import path from "node:path";
 import { loadDataset, summarizeProblems } from "../data/loadDataset.js";
 import { IMAGE_EXTENSIONS } from "../data/imageIndex.js";
 import type { InputProblem } from "../data/types.js";
-import { loadTriageModel, predictMalignantProbability } from "../export/triageModel.js";
+import {
+  describeInferenceRuntime,
+  selectInferenceRuntime,
+  type InferenceRuntimeSelection,
+} from "../backend/selectRuntime.js";
+import { openOnnxTriageScorer } from "../export/onnxScoring.js";
+import { loadTriageModel, predictMalignantProbability, type ImagePrediction } from "../export/triageModel.js";
 import { MelanomaLabError } from "../util/errors.js";
 import { triageDecision } from "./triage.js";
 
@@ -17,6 +23,8 @@ export interface ScoreSummary {
   urgentCount: number;
   problems: InputProblem[];
   thresholdProb: number;
+  /** Which runtime scored the images and why (ONNX Runtime when the model folder has model.onnx). */
+  runtime: InferenceRuntimeSelection;
 }
 
 /**
@@ -79,6 +87,8 @@ export async function scoreImagesToCsv(options: {
   input: string;
   outPath: string;
   batchSize?: number;
+  /** "onnx", "tfjs" or "auto" (default: MELANOMA_LAB_RUNTIME, else auto). */
+  runtime?: string;
   onProgress?: (done: number, total: number) => void;
 }): Promise<ScoreSummary> {
   const batchSize = options.batchSize ?? 32;
@@ -90,6 +100,20 @@ export async function scoreImagesToCsv(options: {
   }
   const loaded = await loadTriageModel(options.modelDir);
   const { images, problems } = listImagesToScore(options.input);
+  // model.onnx (exportTriageModelOnnx) runs in ONNX Runtime when it is installed, else tfjs runs
+  // model.json; MELANOMA_LAB_RUNTIME or `runtime` forces either.
+  const onnxFile = loaded.metadata.onnx ? path.join(options.modelDir, loaded.metadata.onnx.file) : undefined;
+  const runtime = await selectInferenceRuntime({
+    modelName: options.modelDir,
+    onnxPath: onnxFile,
+    preferred: options.runtime,
+  });
+  const onnxScorer =
+    runtime.runtime === "onnx"
+      ? await openOnnxTriageScorer(options.modelDir, { batchSize, threads: runtime.ortThreads })
+      : undefined;
+  const predictBatch = (paths: string[]): Promise<ImagePrediction[]> =>
+    onnxScorer ? onnxScorer.predict(paths) : predictMalignantProbability(loaded, paths);
   const thresholdProb = loaded.metadata.thresholdProb;
   fs.mkdirSync(path.dirname(path.resolve(options.outPath)), { recursive: true });
   fs.writeFileSync(options.outPath, "image_id,probability,triage\n");
@@ -97,10 +121,7 @@ export async function scoreImagesToCsv(options: {
   let urgentCount = 0;
   for (let start = 0; start < images.length; start += batchSize) {
     const batch = images.slice(start, start + batchSize);
-    const predictions = await predictMalignantProbability(
-      loaded,
-      batch.map((b) => b.imagePath),
-    );
+    const predictions = await predictBatch(batch.map((b) => b.imagePath));
     const lines: string[] = [];
     predictions.forEach((p, i) => {
       if ("problem" in p) {
@@ -116,7 +137,8 @@ export async function scoreImagesToCsv(options: {
     options.onProgress?.(Math.min(start + batchSize, images.length), images.length);
   }
   loaded.model.dispose();
-  return { outPath: options.outPath, scoredCount, urgentCount, problems, thresholdProb };
+  await onnxScorer?.release();
+  return { outPath: options.outPath, scoredCount, urgentCount, problems, thresholdProb, runtime };
 }
 
 function csvField(value: string): string {
@@ -130,6 +152,7 @@ function csvField(value: string): string {
  */
 export function describeScoreSummary(summary: ScoreSummary): string[] {
   const lines = [
+    describeInferenceRuntime(summary.runtime),
     `scored ${summary.scoredCount} images → ${summary.outPath} (${summary.urgentCount} urgent at threshold ${summary.thresholdProb.toFixed(4)})`,
   ];
   if (summary.problems.length > 0)

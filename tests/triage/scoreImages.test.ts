@@ -6,7 +6,9 @@ import sharp from "sharp";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
   exportTriageModel,
+  exportTriageModelOnnx,
   listImagesToScore,
+  describeScoreSummary,
   ScoreInputError,
   scoreImagesToCsv,
   selectBackend,
@@ -14,7 +16,7 @@ import {
 import type { TriageModelMetadata } from "../../lib/index.js";
 
 // A model whose output is hand-computable: sigmoid(mean red channel / 255).
-async function exportRedModel(dir: string): Promise<void> {
+async function exportRedModel(dir: string, options: { onnx?: boolean } = {}): Promise<void> {
   const input = tf.input({ shape: [8, 8, 3] });
   const pooled = tf.layers.globalAveragePooling2d({}).apply(input) as tf.SymbolicTensor;
   const dense = tf.layers.dense({ units: 1, activation: "sigmoid" });
@@ -36,6 +38,7 @@ async function exportRedModel(dir: string): Promise<void> {
     backend: tf.getBackend(),
   };
   await exportTriageModel(dir, model, metadata);
+  if (options.onnx) await exportTriageModelOnnx(dir, model, metadata);
   model.dispose();
 }
 
@@ -51,6 +54,7 @@ describe("scoreImagesToCsv", () => {
     await selectBackend();
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ml-score-"));
     await exportRedModel(path.join(tmp, "model"));
+    await exportRedModel(path.join(tmp, "model-onnx"), { onnx: true });
     fs.mkdirSync(path.join(tmp, "plain"));
     await solidPng(path.join(tmp, "plain", "a_red.png"), 255, 0, 0);
     await solidPng(path.join(tmp, "plain", "b_blue.png"), 0, 0, 255);
@@ -81,6 +85,36 @@ describe("scoreImagesToCsv", () => {
     expect(summary.urgentCount).toBe(1);
     expect(summary.problems).toHaveLength(1);
     expect(summary.problems[0].file).toContain("c_broken.jpg");
+    // No model.onnx in the folder: tfjs ran, and the summary's first line says so.
+    expect(summary.runtime.runtime).toBe("tfjs");
+    expect(describeScoreSummary(summary)[0]).toMatch(/^runtime: tfjs/);
+  });
+
+  it("scores through ONNX Runtime when the folder has model.onnx (same rows), and tfjs when forced", async () => {
+    const viaOnnx = await scoreImagesToCsv({
+      modelDir: path.join(tmp, "model-onnx"),
+      input: path.join(tmp, "plain"),
+      outPath: path.join(tmp, "preds-onnx.csv"),
+      batchSize: 2,
+      runtime: "auto",
+    });
+    expect(viaOnnx.runtime.runtime).toBe("onnx");
+    expect(describeScoreSummary(viaOnnx)[0]).toMatch(/^runtime: onnx/);
+    const rows = fs.readFileSync(path.join(tmp, "preds-onnx.csv"), "utf8").trim().split("\n").slice(1);
+    expect(rows.map((r) => r.split(",")[0])).toEqual(["a_red", "b_blue"]);
+    expect(Number(rows[0].split(",")[1])).toBeCloseTo(1 / (1 + Math.exp(-1)), 5);
+    expect(rows.map((r) => r.split(",")[2])).toEqual(["urgent", "routine"]);
+    expect(viaOnnx.problems.map((p) => path.basename(p.file))).toEqual(["c_broken.jpg"]);
+    const forced = await scoreImagesToCsv({
+      modelDir: path.join(tmp, "model-onnx"),
+      input: path.join(tmp, "plain"),
+      outPath: path.join(tmp, "preds-tfjs.csv"),
+      runtime: "tfjs",
+    });
+    expect(forced.runtime).toMatchObject({ runtime: "tfjs", forced: true });
+    expect(fs.readFileSync(path.join(tmp, "preds-tfjs.csv"), "utf8").split("\n")[1].split(",")[1]).toBe(
+      rows[0].split(",")[1],
+    );
   });
 
   it("reads a labels.csv file or a dataset folder", async () => {
