@@ -4,14 +4,12 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   assertEventFileIntact,
-  computeMaskedCrc32c,
   decodeEventFileBytes,
   EventFileCorruptError,
-  frameTfRecord,
   readEventFile,
-  readRunDir,
-  splitTfRecords,
-} from "../../lib/logging/index.js";
+} from "../../lib/logging/eventFile.js";
+import { computeMaskedCrc32c, frameTfRecord, splitTfRecords } from "../../lib/logging/tfrecord.js";
+import { readRunDir } from "../../lib/logging/readLogDir.js";
 import { lookupProtoType } from "../../lib/logging/protoSchema.js";
 import { requireSharedPath } from "../helpers/shared.js";
 

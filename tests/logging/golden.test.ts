@@ -1,7 +1,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { readEventFile, readLogDir } from "../../lib/logging/index.js";
+import { readEventFile } from "../../lib/logging/eventFile.js";
+import { readLogDir } from "../../lib/logging/readLogDir.js";
 import { findSharedPath, requireSharedPathInEachTest } from "../helpers/shared.js";
 import { listJsonDifferences, projectEventFile, projectLogDirData } from "./tensorboardReport.js";
 

@@ -2,7 +2,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { frameTfRecord, LogDirNotFoundError, readLogDir, readRunDir } from "../../lib/logging/index.js";
+import { frameTfRecord } from "../../lib/logging/tfrecord.js";
+import { LogDirNotFoundError, readLogDir, readRunDir } from "../../lib/logging/readLogDir.js";
 import { lookupProtoType } from "../../lib/logging/protoSchema.js";
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "melanoma-lab-readlogdir-"));

@@ -1,7 +1,8 @@
 // Projects our reader's output onto the JSON shape of tfevents-golden/_expected/<set>.json (what
 // TensorBoard's own loader reported), so the two can be compared field by field.
 import path from "node:path";
-import type { EventFileContents, LogDirContents, RunContents } from "../../lib/logging/index.js";
+import type { EventFileContents } from "../../lib/logging/eventFile.js";
+import type { LogDirContents, RunContents } from "../../lib/logging/readLogDir.js";
 
 type Json = null | number | string | boolean | Json[] | { [key: string]: Json };
 

@@ -9,7 +9,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { readLogDir } from "../../lib/logging/index.js";
+import { readLogDir } from "../../lib/logging/readLogDir.js";
 import { writeReferenceLogDir } from "./fixtures/referenceLogDir.js";
 import { listJsonDifferences, projectLogDirData } from "./tensorboardReport.js";
 
