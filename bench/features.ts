@@ -24,6 +24,8 @@ import {
   describeInferenceRuntime,
   releaseOnnxSessions,
   getWasmThreadsStatus,
+  ensureBackboneOnnx,
+  releaseInferencePlan,
 } from "../lib/index.js";
 import type { Backbone, BackendName, LesionRecord } from "../lib/index.js";
 import fs from "node:fs";
@@ -376,17 +378,57 @@ export async function benchRuntimes(options: {
     await releaseOnnxSessions();
   }
   disposeBackbone(tfjsTwin);
-  notes.push(
-    "inception_v3: no ONNX file in ../shared/weights (only mobilenet_v2_1.0_imagenet and its int8 form), so it has no ONNX Runtime rows here",
-  );
+
+  // InceptionV3 has no ONNX file here: its tfjs model (nsfwjs weights) is converted with the
+  // library's exporter (ensureBackboneOnnx), so both runtimes run the same weights.
+  const inception = await loadBackbone("inception_v3");
+  const inceptionRecords = records.slice(0, Math.min(records.length, 48));
+  const tfjsInception = await timeFeatures(inception, inceptionRecords, {
+    batchSize: options.batchSize,
+    runtime: "tfjs",
+  });
+  rows.push({
+    runtime: "tfjs wasm",
+    threads: single.row.threads,
+    model: "inception_v3 (nsfwjs; tfjs inference plan)",
+    images: inceptionRecords.length,
+    batchSize: options.batchSize,
+    imagesPerSecond: tfjsInception.imagesPerSecond,
+    fractionOfSgemm: (tfjsInception.imagesPerSecond * inception.multiplyAddsPerImage!) / single.sgemm,
+    runtimeLine: tfjsInception.runtimeLine,
+  });
+  releaseInferencePlan(inception);
+  const converted = ensureBackboneOnnx(inception);
+  for (const threads of [1, 2]) {
+    const timed = await timeFeatures(inception, inceptionRecords, {
+      batchSize: options.batchSize,
+      runtime: "onnx",
+      ortThreads: threads,
+    });
+    rows.push({
+      runtime: "onnx",
+      threads,
+      model: `inception_v3 (nsfwjs, converted: ${converted.path})`,
+      images: inceptionRecords.length,
+      batchSize: options.batchSize,
+      imagesPerSecond: timed.imagesPerSecond,
+      fractionOfSgemm: (timed.imagesPerSecond * inception.multiplyAddsPerImage!) / (sgemmByThreads.get(threads) ?? NaN),
+      runtimeLine: timed.runtimeLine,
+    });
+  }
+  await releaseOnnxSessions();
+  disposeBackbone(inception);
   return { rows, notes };
 }
 
 /** Prints the comparison table and the ratios measured in this run. */
 function printRuntimeComparison(result: { rows: RuntimeBenchRow[]; notes: string[] }): void {
-  const find = (runtime: RuntimeBenchRow["runtime"], threads: number) =>
-    result.rows.find((r) => r.runtime === runtime && r.threads === threads);
-  console.log("\nONNX Runtime vs tfjs wasm, MobileNetV2-1.0-224 features from HAM JPEG files (decode included):");
+  const isInception = (r: RuntimeBenchRow) => r.model.startsWith("inception_v3");
+  const find = (runtime: RuntimeBenchRow["runtime"], threads: number, inception = false) =>
+    result.rows.find((r) => r.runtime === runtime && r.threads === threads && isInception(r) === inception);
+  console.log(
+    "\nONNX Runtime vs tfjs wasm, MobileNetV2-1.0-224 and InceptionV3-299 features from HAM JPEG files (decode included):",
+  );
   for (const r of result.rows) {
     console.log(
       `  ${r.runtime.padEnd(9)} ${r.threads} thread${r.threads === 1 ? " " : "s"}: ${r.imagesPerSecond.toFixed(1).padStart(6)} img/s ` +
@@ -399,6 +441,12 @@ function printRuntimeComparison(result: { rows: RuntimeBenchRow[]; notes: string
   console.log(
     `  ratios: onnx/tfjs at 1 thread ${ratio(find("onnx", 1), find("tfjs wasm", 1))}, at 2 threads ${ratio(find("onnx", 2), find("tfjs wasm", 2))}; ` +
       `2 vs 1 thread: onnx ${ratio(find("onnx", 2), find("onnx", 1))}, tfjs wasm ${ratio(find("tfjs wasm", 2), find("tfjs wasm", 1))}`,
+  );
+  const tfjsInception =
+    find("tfjs wasm", 1, true) ?? result.rows.find((r) => r.runtime === "tfjs wasm" && isInception(r));
+  console.log(
+    `  inception_v3: onnx/tfjs wasm ${ratio(find("onnx", 1, true), tfjsInception)} (onnx 1 thread), ` +
+      `${ratio(find("onnx", 2, true), tfjsInception)} (onnx 2 threads; tfjs wasm ${tfjsInception?.threads ?? "?"} thread)`,
   );
   for (const note of result.notes) console.log(`  note: ${note}`);
   console.log(

@@ -129,6 +129,8 @@ export type { BackboneName, LoadBackboneOptions } from "./models/backbones.js";
 export { BackboneLoadError } from "./models/cutBackbone.js";
 export { loadMobilenetV1Backbone, MOBILENET_V1_ALPHAS, WeightsDownloadError } from "./models/mobilenetV1.js";
 export { importOnnxModel, decodeOnnxModel, OnnxImportError, ONNX_IMPORT_OPS } from "./models/onnxImport.js";
+export { convertLayersModelToOnnx, ensureBackboneOnnx, OnnxExportError, ONNX_OPSET } from "./models/onnxConvert.js";
+export type { OnnxConversion, OnnxConversionOptions } from "./models/onnxConvert.js";
 export type { ImportOnnxOptions, ImportedOnnxModel } from "./models/onnxImport.js";
 export {
   loadOnnxBackbone,
@@ -376,15 +378,8 @@ export {
 } from "./export/ensembleTriageModel.js";
 export { checkExportParity, ExportParityError } from "./export/exportParity.js";
 export type { ExportParityResult } from "./export/exportParity.js";
-export {
-  convertLayersModelToOnnx,
-  exportTriageModelOnnx,
-  OnnxExportError,
-  ONNX_OPSET,
-  ONNX_MODEL_FILE,
-  ONNX_TRIAGE_OUTPUT_NAME,
-} from "./export/onnxExport.js";
-export type { OnnxConversion, OnnxConversionOptions, TriageOnnxMetadata } from "./export/onnxExport.js";
+export { exportTriageModelOnnx, ONNX_MODEL_FILE, ONNX_TRIAGE_OUTPUT_NAME } from "./export/onnxExport.js";
+export type { TriageOnnxMetadata } from "./export/onnxExport.js";
 export { openOnnxTriageScorer, predictMalignantProbabilityWithOnnx } from "./export/onnxScoring.js";
 export type { OnnxScoringOptions, OnnxTriageScorer } from "./export/onnxScoring.js";
 

@@ -5,7 +5,12 @@ import { decodeImageRgb, type ResizePolicy } from "../data/decodeImage.js";
 import type { PixelTransform } from "../data/augment.js";
 import type { InputProblem, LesionRecord } from "../data/types.js";
 import { MelanomaLabError } from "../util/errors.js";
-import { selectInferenceRuntime, type InferenceRuntimeSelection } from "../backend/selectRuntime.js";
+import {
+  parseRuntimeName,
+  RUNTIME_ENV,
+  selectInferenceRuntime,
+  type InferenceRuntimeSelection,
+} from "../backend/selectRuntime.js";
 import { predictOnnxFeatures } from "./onnxFeatures.js";
 import { predictBackboneFeatures } from "./inferencePlan.js";
 import { preprocessImages } from "./preprocess.js";
@@ -49,6 +54,8 @@ export interface ExtractFeaturesOptions {
   runtime?: "onnx" | "tfjs" | "auto";
   /** ONNX Runtime intra-op threads (default: `MELANOMA_LAB_ORT_THREADS`, else "auto"). */
   ortThreads?: number;
+  /** Where a tfjs backbone converted for a forced "onnx" runtime is cached (ensureBackboneOnnx's default otherwise). */
+  onnxCacheDir?: string;
 }
 
 /** Features of the images that could be read, in input order, plus what went wrong with the rest. */
@@ -177,8 +184,22 @@ export async function extractFeatures(backbone: Backbone, input: FeatureInput, o
   const cacheFolder = options.cacheDir ? featureCacheFolder(options.cacheDir, backbone, resizePolicy) : undefined;
   if (cacheFolder) await fs.promises.mkdir(cacheFolder, { recursive: true });
   let cacheHits = 0;
+  // ONNX Runtime asked for by name: a tfjs backbone is converted to ONNX first (once, cached);
+  // a model that does not convert stays on tfjs, and the runtime line says why.
+  let conversionProblem: string | undefined;
+  const requested = parseRuntimeName(options.runtime ?? process.env[RUNTIME_ENV]);
+  if (!backbone.onnx && requested === "onnx") {
+    // Loaded only here: the converter pulls in the ONNX protobuf schema.
+    const { ensureBackboneOnnx, OnnxExportError } = await import("./onnxConvert.js");
+    try {
+      ensureBackboneOnnx(backbone, { cacheDir: options.onnxCacheDir });
+    } catch (err) {
+      if (!(err instanceof OnnxExportError)) throw err;
+      conversionProblem = err.message;
+    }
+  }
   const runtime = await selectInferenceRuntime({
-    modelName: backbone.name,
+    modelName: conversionProblem ? `${backbone.name} (does not convert to ONNX: ${conversionProblem})` : backbone.name,
     onnxPath: backbone.onnx?.path,
     preferred: options.runtime,
     ortThreads: options.ortThreads,

@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it, type TestContext } from "vit
 import { selectBackend } from "../../lib/index.js";
 import { buildEnsembleTriageModel, makeEnsembleTriageMetadata } from "../../lib/export/ensembleTriageModel.js";
 import { checkExportParity } from "../../lib/export/exportParity.js";
-import { convertLayersModelToOnnx, exportTriageModelOnnx } from "../../lib/export/onnxExport.js";
+import { exportTriageModelOnnx } from "../../lib/export/onnxExport.js";
+import { convertLayersModelToOnnx } from "../../lib/models/onnxConvert.js";
 import { predictMalignantProbabilityWithOnnx } from "../../lib/export/onnxScoring.js";
 import {
   buildTriageModel,

@@ -8,13 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../../lib/index.js";
 import { buildEnsembleTriageModel, makeEnsembleTriageMetadata } from "../../lib/export/ensembleTriageModel.js";
 import { checkExportParity } from "../../lib/export/exportParity.js";
-import {
-  convertLayersModelToOnnx,
-  exportTriageModelOnnx,
-  ONNX_MODEL_FILE,
-  ONNX_TRIAGE_OUTPUT_NAME,
-  OnnxExportError,
-} from "../../lib/export/onnxExport.js";
+import { exportTriageModelOnnx, ONNX_MODEL_FILE, ONNX_TRIAGE_OUTPUT_NAME } from "../../lib/export/onnxExport.js";
+import { convertLayersModelToOnnx, OnnxExportError } from "../../lib/models/onnxConvert.js";
 import { predictMalignantProbabilityWithOnnx } from "../../lib/export/onnxScoring.js";
 import {
   exportTriageModel,

@@ -1,0 +1,96 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import { afterAll, describe, expect, it } from "vitest";
+import { selectBackend } from "../../lib/index.js";
+import { RuntimeUnavailableError } from "../../lib/backend/selectRuntime.js";
+import { loadBackbone } from "../../lib/models/backbones.js";
+import { extractFeatures } from "../../lib/models/features.js";
+import { disposeBackbone, releaseInferencePlan } from "../../lib/models/inferencePlan.js";
+import { releaseOnnxSessions } from "../../lib/models/onnxFeatures.js";
+import type { Backbone } from "../../lib/models/types.js";
+import { requireSharedPath } from "../helpers/shared.js";
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ml-onnx-convert-"));
+afterAll(async () => {
+  await releaseOnnxSessions();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+function hamImages(hamDir: string, count: number): string[] {
+  return fs
+    .readdirSync(path.join(hamDir, "images"))
+    .filter((f) => f.endsWith(".jpg"))
+    .sort()
+    .slice(0, count)
+    .map((f) => path.join(hamDir, "images", f));
+}
+
+describe("a tfjs backbone on ONNX Runtime (runtime forced to onnx): converted once, cached, same features", () => {
+  it("mobilenet_v2 (nsfwjs): ONNX Runtime features equal tfjs within 1e-4 on real images; the file is reused", async (ctx) => {
+    const hamDir = requireSharedPath(ctx, "data/ham10000-dev");
+    await selectBackend();
+    const backbone = await loadBackbone("mobilenet_v2");
+    try {
+      expect(backbone.onnx).toBeUndefined();
+      const images = hamImages(hamDir, 6);
+      const before = tf.memory().numTensors;
+      const viaTfjs = await extractFeatures(backbone, images, { batchSize: 4, runtime: "tfjs" });
+      releaseInferencePlan(backbone);
+      const viaOrt = await extractFeatures(backbone, images, { batchSize: 4, runtime: "onnx", onnxCacheDir: tmp });
+      expect(viaTfjs.runtime?.runtime).toBe("tfjs");
+      expect(viaOrt.runtime?.runtime).toBe("onnx");
+      expect(backbone.onnx).toMatchObject({ outputName: "features", layout: "NHWC" });
+      expect(path.dirname(backbone.onnx!.path)).toBe(tmp);
+      let maxAbs = 0;
+      for (let i = 0; i < viaOrt.features.length; i++) {
+        maxAbs = Math.max(maxAbs, Math.abs(viaOrt.features[i] - viaTfjs.features[i]));
+      }
+      expect(maxAbs).toBeLessThan(1e-4);
+      expect(Math.max(...viaOrt.features)).toBeGreaterThan(0.5);
+      expect(tf.memory().numTensors).toBe(before);
+      // A second load of the same backbone reuses the converted file instead of converting again.
+      const mtime = fs.statSync(backbone.onnx!.path).mtimeMs;
+      const again = await loadBackbone("mobilenet_v2");
+      try {
+        await extractFeatures(again, images.slice(0, 2), { runtime: "onnx", onnxCacheDir: tmp });
+        expect(again.onnx!.path).toBe(backbone.onnx!.path);
+        expect(fs.statSync(again.onnx!.path).mtimeMs).toBe(mtime);
+      } finally {
+        disposeBackbone(again);
+      }
+    } finally {
+      disposeBackbone(backbone);
+    }
+  });
+
+  it("a model that does not convert is an error naming the layer when onnx is forced, and runs on tfjs otherwise", async () => {
+    await selectBackend();
+    const input = tf.input({ shape: [8, 8, 3] });
+    const leaky = tf.layers.leakyReLU({ alpha: 0.1, name: "leaky" }).apply(input) as tf.SymbolicTensor;
+    const pooled = tf.layers.globalAveragePooling2d({}).apply(leaky) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: pooled });
+    const backbone: Backbone = {
+      name: "handmade",
+      inputSizePx: 8,
+      featureLayerName: "leaky",
+      featureDim: 3,
+      preprocessing: { kind: "scale", scale: 1 / 255, offset: 0 },
+      model,
+      weightsId: "handmade/1",
+    };
+    const pixels = new Uint8Array(8 * 8 * 3).fill(200);
+    await expect(
+      extractFeatures(backbone, { pixels, count: 1 }, { runtime: "onnx", onnxCacheDir: tmp }),
+    ).rejects.toThrow(RuntimeUnavailableError);
+    await expect(
+      extractFeatures(backbone, { pixels, count: 1 }, { runtime: "onnx", onnxCacheDir: tmp }),
+    ).rejects.toThrow(/does not convert to ONNX: .*leaky/);
+    const viaTfjs = await extractFeatures(backbone, { pixels, count: 1 }, { onnxCacheDir: tmp });
+    expect(viaTfjs.runtime?.runtime).toBe("tfjs");
+    expect(viaTfjs.features[0]).toBeCloseTo(200 / 255, 5);
+    releaseInferencePlan(backbone);
+    model.dispose();
+  });
+});
