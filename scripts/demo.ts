@@ -54,6 +54,12 @@ const cli = defineCli({
       description: "seed of the split, initialisation and shuffling (default 42, or MELANOMA_LAB_SEED)",
     },
     small: { type: "boolean", description: "small synthetic set and few epochs (a quick check)" },
+    runtime: {
+      type: "string",
+      choices: ["auto", "onnx", "tfjs"],
+      description:
+        "runtime of frozen feature extraction: onnx converts the backbone to ONNX once and runs ONNX Runtime (default auto, or MELANOMA_LAB_RUNTIME)",
+    },
     "notebooks-out": {
       type: "string",
       valueName: "<dir>",
@@ -84,6 +90,7 @@ async function main(): Promise<void> {
   if (args.epochs !== undefined) env.MELANOMA_LAB_EPOCHS = String(args.epochs);
   if (args.seed !== undefined) env.MELANOMA_LAB_SEED = String(args.seed);
   if (args.small) env.MELANOMA_LAB_SMALL = "1";
+  if (args.runtime !== undefined) env.MELANOMA_LAB_RUNTIME = args.runtime;
   // Multi-threaded wasm when the machine is idle at kernel start (1.8–2× here); set the variable to override.
   env.MELANOMA_LAB_WASM_THREADS = process.env.MELANOMA_LAB_WASM_THREADS ?? "auto";
   const dataName = env.MELANOMA_LAB_DATA ? path.basename(env.MELANOMA_LAB_DATA) : "synthetic";
