@@ -141,7 +141,13 @@ export async function predictOnnxFeatures(
   const output = results[file.outputName];
   try {
     const dims = output.dims;
-    if (dims.length !== 2 || dims[0] !== count || dims[1] !== backbone.featureDim || output.type !== "float32") {
+    // A converted tfjs model (layout NHWC) may end in an activation map (fine-tuning's frozen
+    // bottom): flattened row-major it is the same feature vector tfjs flattens. An NCHW model's
+    // map would flatten in another order, so there only [n, featureDim] is accepted.
+    const perRow = dims.slice(1).reduce((a, b) => a * b, 1);
+    const shapeOk =
+      dims[0] === count && perRow === backbone.featureDim && (dims.length === 2 || file.layout === "NHWC");
+    if (!shapeOk || output.type !== "float32") {
       throw new OnnxBackboneError(
         `${file.path}: output ${JSON.stringify(file.outputName)} is ${output.type} [${dims.join(", ")}], expected float32 [${count}, ${backbone.featureDim}] (pooled features)`,
       );

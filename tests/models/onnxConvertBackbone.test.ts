@@ -65,6 +65,32 @@ describe("a tfjs backbone on ONNX Runtime (runtime forced to onnx): converted on
     }
   });
 
+  it("an activation-map output (fine-tuning's frozen bottom) flattens in the order tfjs flattens it", async () => {
+    await selectBackend();
+    const input = tf.input({ shape: [8, 8, 3] });
+    const conv = tf.layers
+      .conv2d({ filters: 2, kernelSize: 3, strides: 2, padding: "same", name: "bottom_conv" })
+      .apply(input) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: conv });
+    const backbone: Backbone = {
+      name: "bottom",
+      inputSizePx: 8,
+      featureLayerName: "bottom_conv",
+      featureDim: 4 * 4 * 2,
+      preprocessing: { kind: "scale", scale: 1 / 127.5, offset: -1 },
+      model,
+      weightsId: "bottom/1",
+    };
+    const pixels = Uint8Array.from({ length: 2 * 8 * 8 * 3 }, (_, i) => (i * 37) % 256);
+    const viaTfjs = await extractFeatures(backbone, { pixels, count: 2 }, { runtime: "tfjs" });
+    releaseInferencePlan(backbone);
+    const viaOrt = await extractFeatures(backbone, { pixels, count: 2 }, { runtime: "onnx", onnxCacheDir: tmp });
+    expect(viaOrt.runtime?.runtime).toBe("onnx");
+    expect(viaOrt.features).toHaveLength(2 * 32);
+    for (let i = 0; i < viaOrt.features.length; i++) expect(viaOrt.features[i]).toBeCloseTo(viaTfjs.features[i], 5);
+    model.dispose();
+  });
+
   it("a model that does not convert is an error naming the layer when onnx is forced, and runs on tfjs otherwise", async () => {
     await selectBackend();
     const input = tf.input({ shape: [8, 8, 3] });
