@@ -18,8 +18,14 @@ interface ProbeRun {
 }
 
 const SPEC = `import fs from "node:fs";
-import { describe, expect, it } from "vitest";
-import { requireSharedPath, requireSharedPathInEachTest, requireTool } from "../../tests/helpers/shared.js";
+import { beforeAll, expect, it } from "vitest";
+import {
+  describeRequiring,
+  findSharedPath,
+  missingSharedPath,
+  requireSharedPath,
+  requireTool,
+} from "../../tests/helpers/shared.js";
 
 it("needs shared data", (ctx) => {
   const file = requireSharedPath(ctx, "data/probe.txt");
@@ -29,14 +35,19 @@ it("needs a tool", (ctx) => {
   requireTool(ctx, false, "probe-tool", "apt-get install probe-tool");
   expect.unreachable("requireTool returned for a missing tool");
 });
-describe("suite", () => {
-  requireSharedPathInEachTest("data/probe.txt");
-  it("needs shared data through beforeEach", () => {
-    expect(1).toBe(1);
+describeRequiring(missingSharedPath("data/probe.txt"), "suite", () => {
+  let text = "";
+  // Unguarded: a skipped suite must not run its hooks (this one would throw without the file).
+  beforeAll(() => {
+    text = fs.readFileSync(findSharedPath("data/probe.txt") ?? "no-such-file", "utf8");
+  });
+  it("needs shared data through its suite", () => {
+    expect(text).toBe("probe");
   });
 });
 it("needs nothing", () => {
-  expect(1).toBe(1);
+  // Runs in every configuration; it checks the harness handed the child its shared folder.
+  expect(process.env.MELANOMA_LAB_SHARED).toMatch(/ml-skip-helper/);
 });
 `;
 
@@ -117,7 +128,7 @@ describe("tests/helpers/shared: a missing prerequisite is a vitest skip outside 
     expect(run.statusByTitle, run.output).toEqual({
       "needs shared data": "skipped",
       "needs a tool": "skipped",
-      "needs shared data through beforeEach": "skipped",
+      "needs shared data through its suite": "skipped",
       "needs nothing": "passed",
     });
     expect(run.skippedCount).toBe(3);
@@ -127,13 +138,13 @@ describe("tests/helpers/shared: a missing prerequisite is a vitest skip outside 
     expect(run.output).toContain("[probe-tool is not installed (apt-get install probe-tool)]");
   });
 
-  it("under CI with the shared folder missing: the same tests fail, naming what is missing", () => {
+  it("under CI with the shared folder missing: they fail instead (a suite as one prerequisite test), naming what is missing", () => {
     const missing = path.join(os.tmpdir(), "ml-skip-helper-no-such-shared-dir");
     const run = runProbe({ sharedDir: missing, ci: true });
     expect(run.statusByTitle, run.output).toEqual({
       "needs shared data": "failed",
       "needs a tool": "failed",
-      "needs shared data through beforeEach": "failed",
+      prerequisite: "failed",
       "needs nothing": "passed",
     });
     expect(run.skippedCount).toBe(0);
@@ -144,6 +155,8 @@ describe("tests/helpers/shared: a missing prerequisite is a vitest skip outside 
     expect(run.failureByTitle["needs a tool"]).toContain(
       "CI: probe-tool is not installed (apt-get install probe-tool)",
     );
+    // The suite's own hooks and tests do not run under CI: one failing test names what is missing.
+    expect(run.failureByTitle.prerequisite).toContain(`CI: ${path.join(missing, "data", "probe.txt")} is missing`);
   });
 
   it("with the shared folder present, the tests that need it run (and only the missing tool skips)", () => {
@@ -151,7 +164,7 @@ describe("tests/helpers/shared: a missing prerequisite is a vitest skip outside 
     expect(run.statusByTitle, run.output).toEqual({
       "needs shared data": "passed",
       "needs a tool": "skipped",
-      "needs shared data through beforeEach": "passed",
+      "needs shared data through its suite": "passed",
       "needs nothing": "passed",
     });
     expect(run.skippedCount).toBe(1);

@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { beforeEach, type TestContext } from "vitest";
+import { describe, it, type TestContext } from "vitest";
 import { findSharedDir } from "../../lib/util/paths.js";
 
 /** True when the tests run under CI (env `CI` set and not "false"/"0"), where a missing prerequisite is a failure. */
@@ -45,11 +45,7 @@ export function findSharedPath(relativePath: string): string | undefined {
  */
 export function requireSharedPath(ctx: TestContext, relativePath: string): string {
   const full = findSharedPath(relativePath);
-  if (full) return full;
-  return skipOrFailUnderCi(
-    ctx,
-    `${path.join(findSharedDir(), relativePath)} is missing (real data lives in ../shared beside the checkout, or MELANOMA_LAB_SHARED)`,
-  );
+  return full ?? skipOrFailUnderCi(ctx, missingSharedPath(relativePath)!);
 }
 
 /** True when a command exists on PATH or at an absolute path. */
@@ -66,27 +62,52 @@ export function commandExists(cmd: string): boolean {
  * @example requireTool(ctx, commandExists("/usr/bin/chromium"), "Chromium (/usr/bin/chromium)", "apt-get install chromium")
  */
 export function requireTool(ctx: TestContext, available: boolean, what: string, installHint: string): void {
-  if (!available) skipOrFailUnderCi(ctx, `${what} is not installed (${installHint})`);
+  const missing = missingTool(available, what, installHint);
+  if (missing) skipOrFailUnderCi(ctx, missing);
 }
 
 /**
- * For a `describe` whose every test needs the same tool: registers a `beforeEach` that calls
- * {@link requireTool}, so each test is reported as skipped (or, under CI, failed) with the reason.
- * A `beforeAll` of the same describe still runs, so it must itself do nothing when `available` is false.
+ * Why `relativePath` in the shared data folder cannot be used ("<path> is missing …"), or
+ * undefined when it exists: the reason {@link requireSharedPath} and {@link describeRequiring} give.
  *
- * @example describe("notebooks", () => { requireToolInEachTest(haveJupyter, "Jupyter (nbclient)", "apt-get install python3-nbclient"); … })
+ * @example describeRequiring(missingSharedPath("tfevents-golden"), "golden files", () => { … })
  */
-export function requireToolInEachTest(available: boolean, what: string, installHint: string): void {
-  beforeEach((ctx) => requireTool(ctx, available, what, installHint));
+export function missingSharedPath(relativePath: string): string | undefined {
+  if (findSharedPath(relativePath)) return undefined;
+  return `${path.join(findSharedDir(), relativePath)} is missing (real data lives in ../shared beside the checkout, or MELANOMA_LAB_SHARED)`;
 }
 
 /**
- * For a `describe` whose every test needs the same shared path: registers a `beforeEach` that
- * calls {@link requireSharedPath}. A `beforeAll` of the same describe still runs, so it must
- * check {@link findSharedPath} itself and do nothing when the path is missing.
+ * Why a system tool cannot be used ("`what` is not installed (`installHint`)"), or undefined when
+ * `available`: the reason {@link requireTool} and {@link describeRequiring} give.
  *
- * @example describe("golden files", () => { requireSharedPathInEachTest("tfevents-golden"); … })
+ * @example describeRequiring(missingTool(haveJupyter, "Jupyter", "apt-get install python3-nbclient"), "notebooks", () => { … })
  */
-export function requireSharedPathInEachTest(relativePath: string): void {
-  beforeEach((ctx) => void requireSharedPath(ctx, relativePath));
+export function missingTool(available: boolean, what: string, installHint: string): string | undefined {
+  return available ? undefined : `${what} is not installed (${installHint})`;
+}
+
+/**
+ * `describe` for a suite whose hooks and tests all need one prerequisite; `missing` says why it
+ * is missing (see {@link missingSharedPath}, {@link missingTool}) or is undefined. Outside CI a
+ * missing prerequisite makes vitest report every test of the suite as skipped, and its hooks
+ * never run (so a `beforeAll` needs no guard); the reason is printed. Under CI the suite's
+ * hooks and tests do not run either: it holds one failing test, "prerequisite", whose error
+ * names what is missing (a failing hook would leave its tests reported as skipped).
+ *
+ * @example describeRequiring(missingSharedPath("data/ham10000-dev"), "fine-tuning on HAM10000", () => { beforeAll(…); it(…); })
+ */
+export function describeRequiring(missing: string | undefined, name: string, factory: () => void): void {
+  if (missing === undefined) {
+    describe(name, factory);
+  } else if (!isCi()) {
+    console.warn(`skipping suite "${name}": ${missing}`);
+    describe.skip(name, factory);
+  } else {
+    describe(name, () => {
+      it("prerequisite", () => {
+        throw new Error(`CI: ${missing}`);
+      });
+    });
+  }
 }

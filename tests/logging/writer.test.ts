@@ -21,7 +21,7 @@ import {
 } from "../../lib/logging/summaryValues.js";
 import { frameTfRecord, splitTfRecords } from "../../lib/logging/tfrecord.js";
 import { UnknownNameError } from "../../lib/util/errors.js";
-import { findSharedPath, requireSharedPathInEachTest } from "../helpers/shared.js";
+import { describeRequiring, findSharedPath, missingSharedPath } from "../helpers/shared.js";
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "melanoma-lab-writer-"));
 afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
@@ -369,223 +369,226 @@ describe("EventWriter: every summary kind round-trips", () => {
 
 const referenceDir = findSharedPath("tfevents-golden/tb-reference");
 
-describe("encodings equal TensorBoard's own writer (tfevents-golden/tb-reference)", () => {
-  requireSharedPathInEachTest("tfevents-golden/tb-reference");
-  function referenceValues(): Map<string, DecodedSummaryValue> {
-    const byTag = new Map<string, DecodedSummaryValue>();
-    const files = [
-      ...fs
-        .readdirSync(referenceDir!)
-        .filter((f) => f.includes("tfevents"))
-        .map((f) => path.join(referenceDir!, f)),
-      ...fs.readdirSync(path.join(referenceDir!, "lr_0.01")).map((f) => path.join(referenceDir!, "lr_0.01", f)),
-    ];
-    for (const file of files) {
-      const contents = readEventFile(file);
-      expect(contents.problems).toEqual([]);
-      for (const event of contents.events)
-        for (const v of event.summaryValues ?? []) if (!byTag.has(v.tag)) byTag.set(v.tag, v);
-    }
-    return byTag;
-  }
-
-  /** The encoding facts TensorBoard dispatches on; values differ, these must not. */
-  function encodingOf(value: DecodedSummaryValue): Record<string, unknown> {
-    return {
-      kind: value.kind,
-      dtype: value.tensor?.dtype,
-      rank: value.tensor?.shape.length,
-      pluginName: value.metadata?.pluginName,
-      dataClass: value.metadata?.dataClass,
-      displayNameIsTag: value.metadata?.displayName === value.tag,
-      displayNameEmpty: value.metadata?.displayName === "",
-    };
-  }
-
-  it("scalars, histograms, images, text, PR curves and hparams use the reference encodings", async () => {
-    const reference = referenceValues();
-    const logdir = freshDir();
-    const experimentFile = writeHparamsExperiment(
-      logdir,
-      [
-        { name: "lr", values: [0.01, 0.1] },
-        { name: "optimizer", values: ["adam", "sgd"] },
-        { name: "use_bn", values: [false, true] },
-      ],
-      [{ tag: "final_loss", displayName: "Final loss" }],
-      { timeCreatedSecs: 1_700_000_000 },
-    );
-    const writer = createEventWriter(path.join(logdir, "lr_0.01"), { flushIntervalMs: 0 });
-    writer.addHparamsSessionStart(
-      { optimizer: "adam", use_bn: true, lr: 0.01 },
-      { groupName: "lr_0.01", startTimeSecs: 1_700_000_000 },
-    );
-    writer.addScalar("loss", 1.0054881572723389, 0);
-    writer.addHistogram(
-      "weights",
-      new Float32Array(1000).map((_, i) => Math.cos(i)),
-      0,
-    );
-    await writer.addImages(
-      "samples",
-      [0, 1].map(() => ({
-        pixels: new Uint8Array(12 * 8 * 3).fill(90),
-        widthPx: 12,
-        heightPx: 8,
-        channels: 3 as const,
-      })),
-      0,
-    );
-    writer.addText("notes", "step **0** of run `lr_0.01`", 0);
-    writer.addPrCurve("pr", [0, 1, 1, 0], [0.2, 0.7, 0.9, 0.4], 19, 11);
-    writer.addHparamsSessionEnd("success", 19, 1_700_000_020);
-    writer.close();
-    const ours = new Map<string, DecodedSummaryValue>();
-    for (const file of [experimentFile, writer.filePath]) {
-      for (const event of readEventFile(file).events) for (const v of event.summaryValues ?? []) ours.set(v.tag, v);
-    }
-
-    const tags = [
-      "loss",
-      "weights",
-      "samples",
-      "notes",
-      "pr",
-      "_hparams_/experiment",
-      "_hparams_/session_start_info",
-      "_hparams_/session_end_info",
-    ];
-    for (const tag of tags) {
-      const ref = reference.get(tag);
-      const mine = ours.get(tag);
-      expect(ref, `reference has ${tag}`).toBeDefined();
-      expect(mine, `we wrote ${tag}`).toBeDefined();
-      expect({ tag, ...encodingOf(mine!) }).toEqual({ tag, ...encodingOf(ref!) });
-      // Same layout for shapes that do not depend on the data (all but image count).
-      if (tag !== "samples") expect({ tag, shape: mine!.tensor?.shape }).toEqual({ tag, shape: ref!.tensor?.shape });
-    }
-    // Plugin contents byte for byte where the inputs are the same: empty for scalars/histograms/
-    // images/text, PrCurvePluginData{num_thresholds: 11}, the hparams experiment and session end.
-    for (const tag of [
-      "loss",
-      "weights",
-      "samples",
-      "notes",
-      "pr",
-      "_hparams_/experiment",
-      "_hparams_/session_end_info",
-    ]) {
-      expect({ tag, content: Buffer.from(ours.get(tag)!.metadata!.pluginContent).toString("hex") }).toEqual({
-        tag,
-        content: Buffer.from(reference.get(tag)!.metadata!.pluginContent).toString("hex"),
-      });
-    }
-    // Session start holds a map whose wire order is Python's dict order: compare decoded.
-    expect(decodeHparams(ours.get("_hparams_/session_start_info")!.metadata!.pluginContent)).toEqual(
-      decodeHparams(reference.get("_hparams_/session_start_info")!.metadata!.pluginContent),
-    );
-    // Image blobs: declared width and height as decimal text, then PNGs.
-    const refBlobs = reference.get("samples")!.tensor!.strings!;
-    const ourBlobs = ours.get("samples")!.tensor!.strings!;
-    expect([text(ourBlobs[0]), text(ourBlobs[1])]).toEqual([text(refBlobs[0]), text(refBlobs[1])]);
-    expect(Buffer.from(ourBlobs[2].subarray(0, 8)).toString("hex")).toBe(
-      Buffer.from(refBlobs[2].subarray(0, 8)).toString("hex"),
-    );
-  });
-
-  it("TFRecord framing reproduces TensorBoard's files byte for byte", () => {
-    const run = path.join(referenceDir!, "lr_0.01");
-    for (const name of fs.readdirSync(run)) {
-      const file = path.join(run, name);
-      const original = fs.readFileSync(file);
-      const { records, problem } = splitTfRecords(original, file);
-      expect(problem).toBeUndefined();
-      expect(Buffer.concat(records.map((r) => frameTfRecord(r.data))).equals(original)).toBe(true);
-    }
-  });
-
-  it("whole Event records are byte-identical to TensorBoard's for the same inputs", () => {
-    /** Raw record bytes (hex) of the event holding `tag` at `step`. */
-    function recordHex(file: string, tag: string, step: number): string {
-      const { records } = splitTfRecords(fs.readFileSync(file), file);
-      for (const record of records) {
-        const decoded = lookupProtoType("Event").decode(record.data);
-        const event = decoded as unknown as {
-          step?: number | { toNumber(): number };
-          summary?: { value?: { tag?: string }[] };
-        };
-        const eventStep = typeof event.step === "object" ? event.step.toNumber() : (event.step ?? 0);
-        if (eventStep === step && event.summary?.value?.some((v) => v.tag === tag))
-          return Buffer.from(record.data).toString("hex");
+describeRequiring(
+  missingSharedPath("tfevents-golden/tb-reference"),
+  "encodings equal TensorBoard's own writer (tfevents-golden/tb-reference)",
+  () => {
+    function referenceValues(): Map<string, DecodedSummaryValue> {
+      const byTag = new Map<string, DecodedSummaryValue>();
+      const files = [
+        ...fs
+          .readdirSync(referenceDir!)
+          .filter((f) => f.includes("tfevents"))
+          .map((f) => path.join(referenceDir!, f)),
+        ...fs.readdirSync(path.join(referenceDir!, "lr_0.01")).map((f) => path.join(referenceDir!, "lr_0.01", f)),
+      ];
+      for (const file of files) {
+        const contents = readEventFile(file);
+        expect(contents.problems).toEqual([]);
+        for (const event of contents.events)
+          for (const v of event.summaryValues ?? []) if (!byTag.has(v.tag)) byTag.set(v.tag, v);
       }
-      throw new Error(`${file} has no ${tag} at step ${step}`);
+      return byTag;
     }
-    const refRun = path.join(referenceDir!, "lr_0.01");
-    const refFile = path.join(
-      refRun,
-      fs.readdirSync(refRun).find((f) => f.includes("tfevents"))!,
-    );
-    const refRoot = path.join(
-      referenceDir!,
-      fs.readdirSync(referenceDir!).find((f) => f.includes("tfevents"))!,
-    );
 
-    const logdir = freshDir();
-    const experimentFile = writeHparamsExperiment(
-      logdir,
-      [
-        { name: "lr", values: [0.01, 0.1] },
-        { name: "optimizer", values: ["adam", "sgd"] },
-        { name: "use_bn", values: [false, true] },
-      ],
-      [{ tag: "final_loss", displayName: "Final loss" }],
-      { timeCreatedSecs: 1_700_000_000 },
-    );
-    const writer = createEventWriter(path.join(logdir, "lr_0.01"), { flushIntervalMs: 0 });
-    writer.addScalar("loss", 1.0054881572723389, 0, 1_700_000_000);
-    writer.addScalar("loss", 0.1512991338968277, 19, 1_700_000_019);
-    writer.addSummaryValues([createTextValue("notes", "step **5** of run `lr_0.01`")], 5, 1_700_000_005);
-    writer.addSummaryValues([createHparamsSessionEndValue("success", 1_700_000_020)], 19, 1_700_000_019);
-    writer.close();
-
-    expect(recordHex(writer.filePath, "loss", 0)).toBe(recordHex(refFile, "loss", 0));
-    expect(recordHex(writer.filePath, "loss", 19)).toBe(recordHex(refFile, "loss", 19));
-    expect(recordHex(writer.filePath, "notes", 5)).toBe(recordHex(refFile, "notes", 5));
-    expect(recordHex(writer.filePath, "_hparams_/session_end_info", 19)).toBe(
-      recordHex(refFile, "_hparams_/session_end_info", 19),
-    );
-    expect(recordHex(experimentFile, "_hparams_/experiment", 0)).toBe(recordHex(refRoot, "_hparams_/experiment", 0));
-  });
-
-  it("histogram bucket edges follow TensorBoard's layout: contiguous, equal width, numpy.linspace values", () => {
-    const weights = referenceValues().get("weights")!;
-    const numbers = Array.from(weights.tensor!.numbers!);
-    const k = weights.tensor!.shape[0];
-    const min = numbers[0];
-    const max = numbers[(k - 1) * 3 + 1];
-    const width = (max - min) / k;
-    for (let b = 0; b < k; b++) {
-      expect(numbers[b * 3]).toBe(b * width + min);
-      expect(numbers[b * 3 + 1]).toBe(b + 1 === k ? max : (b + 1) * width + min);
+    /** The encoding facts TensorBoard dispatches on; values differ, these must not. */
+    function encodingOf(value: DecodedSummaryValue): Record<string, unknown> {
+      return {
+        kind: value.kind,
+        dtype: value.tensor?.dtype,
+        rank: value.tensor?.shape.length,
+        pluginName: value.metadata?.pluginName,
+        dataClass: value.metadata?.dataClass,
+        displayNameIsTag: value.metadata?.displayName === value.tag,
+        displayNameEmpty: value.metadata?.displayName === "",
+      };
     }
-    // Our own buckets for data spanning the same range land on the very same edges.
-    const mine = computeHistogramBuckets([min, max, (min + max) / 2], k);
-    for (let b = 0; b < k; b++) {
-      expect(mine[b * 3]).toBe(numbers[b * 3]);
-      expect(mine[b * 3 + 1]).toBe(numbers[b * 3 + 1]);
-    }
-  });
 
-  it("PR curve tensors have TensorBoard's invariants: TP+FN and FP+TN constant, float32 precision/recall", () => {
-    const pr = referenceValues().get("pr")!;
-    const k = pr.tensor!.shape[1];
-    const rows = [0, 1, 2, 3, 4, 5].map((r) => Array.from(pr.tensor!.numbers!.slice(r * k, (r + 1) * k)));
-    const [tp, fp, tn, fn, precision, recall] = rows;
-    for (let t = 0; t < k; t++) {
-      expect(tp[t] + fn[t]).toBe(tp[0] + fn[0]);
-      expect(fp[t] + tn[t]).toBe(fp[0] + tn[0]);
-      expect(precision[t]).toBe(Math.fround(tp[t] / Math.max(1e-7, tp[t] + fp[t])));
-      expect(recall[t]).toBe(Math.fround(tp[t] / Math.max(1e-7, tp[t] + fn[t])));
-    }
-  });
-});
+    it("scalars, histograms, images, text, PR curves and hparams use the reference encodings", async () => {
+      const reference = referenceValues();
+      const logdir = freshDir();
+      const experimentFile = writeHparamsExperiment(
+        logdir,
+        [
+          { name: "lr", values: [0.01, 0.1] },
+          { name: "optimizer", values: ["adam", "sgd"] },
+          { name: "use_bn", values: [false, true] },
+        ],
+        [{ tag: "final_loss", displayName: "Final loss" }],
+        { timeCreatedSecs: 1_700_000_000 },
+      );
+      const writer = createEventWriter(path.join(logdir, "lr_0.01"), { flushIntervalMs: 0 });
+      writer.addHparamsSessionStart(
+        { optimizer: "adam", use_bn: true, lr: 0.01 },
+        { groupName: "lr_0.01", startTimeSecs: 1_700_000_000 },
+      );
+      writer.addScalar("loss", 1.0054881572723389, 0);
+      writer.addHistogram(
+        "weights",
+        new Float32Array(1000).map((_, i) => Math.cos(i)),
+        0,
+      );
+      await writer.addImages(
+        "samples",
+        [0, 1].map(() => ({
+          pixels: new Uint8Array(12 * 8 * 3).fill(90),
+          widthPx: 12,
+          heightPx: 8,
+          channels: 3 as const,
+        })),
+        0,
+      );
+      writer.addText("notes", "step **0** of run `lr_0.01`", 0);
+      writer.addPrCurve("pr", [0, 1, 1, 0], [0.2, 0.7, 0.9, 0.4], 19, 11);
+      writer.addHparamsSessionEnd("success", 19, 1_700_000_020);
+      writer.close();
+      const ours = new Map<string, DecodedSummaryValue>();
+      for (const file of [experimentFile, writer.filePath]) {
+        for (const event of readEventFile(file).events) for (const v of event.summaryValues ?? []) ours.set(v.tag, v);
+      }
+
+      const tags = [
+        "loss",
+        "weights",
+        "samples",
+        "notes",
+        "pr",
+        "_hparams_/experiment",
+        "_hparams_/session_start_info",
+        "_hparams_/session_end_info",
+      ];
+      for (const tag of tags) {
+        const ref = reference.get(tag);
+        const mine = ours.get(tag);
+        expect(ref, `reference has ${tag}`).toBeDefined();
+        expect(mine, `we wrote ${tag}`).toBeDefined();
+        expect({ tag, ...encodingOf(mine!) }).toEqual({ tag, ...encodingOf(ref!) });
+        // Same layout for shapes that do not depend on the data (all but image count).
+        if (tag !== "samples") expect({ tag, shape: mine!.tensor?.shape }).toEqual({ tag, shape: ref!.tensor?.shape });
+      }
+      // Plugin contents byte for byte where the inputs are the same: empty for scalars/histograms/
+      // images/text, PrCurvePluginData{num_thresholds: 11}, the hparams experiment and session end.
+      for (const tag of [
+        "loss",
+        "weights",
+        "samples",
+        "notes",
+        "pr",
+        "_hparams_/experiment",
+        "_hparams_/session_end_info",
+      ]) {
+        expect({ tag, content: Buffer.from(ours.get(tag)!.metadata!.pluginContent).toString("hex") }).toEqual({
+          tag,
+          content: Buffer.from(reference.get(tag)!.metadata!.pluginContent).toString("hex"),
+        });
+      }
+      // Session start holds a map whose wire order is Python's dict order: compare decoded.
+      expect(decodeHparams(ours.get("_hparams_/session_start_info")!.metadata!.pluginContent)).toEqual(
+        decodeHparams(reference.get("_hparams_/session_start_info")!.metadata!.pluginContent),
+      );
+      // Image blobs: declared width and height as decimal text, then PNGs.
+      const refBlobs = reference.get("samples")!.tensor!.strings!;
+      const ourBlobs = ours.get("samples")!.tensor!.strings!;
+      expect([text(ourBlobs[0]), text(ourBlobs[1])]).toEqual([text(refBlobs[0]), text(refBlobs[1])]);
+      expect(Buffer.from(ourBlobs[2].subarray(0, 8)).toString("hex")).toBe(
+        Buffer.from(refBlobs[2].subarray(0, 8)).toString("hex"),
+      );
+    });
+
+    it("TFRecord framing reproduces TensorBoard's files byte for byte", () => {
+      const run = path.join(referenceDir!, "lr_0.01");
+      for (const name of fs.readdirSync(run)) {
+        const file = path.join(run, name);
+        const original = fs.readFileSync(file);
+        const { records, problem } = splitTfRecords(original, file);
+        expect(problem).toBeUndefined();
+        expect(Buffer.concat(records.map((r) => frameTfRecord(r.data))).equals(original)).toBe(true);
+      }
+    });
+
+    it("whole Event records are byte-identical to TensorBoard's for the same inputs", () => {
+      /** Raw record bytes (hex) of the event holding `tag` at `step`. */
+      function recordHex(file: string, tag: string, step: number): string {
+        const { records } = splitTfRecords(fs.readFileSync(file), file);
+        for (const record of records) {
+          const decoded = lookupProtoType("Event").decode(record.data);
+          const event = decoded as unknown as {
+            step?: number | { toNumber(): number };
+            summary?: { value?: { tag?: string }[] };
+          };
+          const eventStep = typeof event.step === "object" ? event.step.toNumber() : (event.step ?? 0);
+          if (eventStep === step && event.summary?.value?.some((v) => v.tag === tag))
+            return Buffer.from(record.data).toString("hex");
+        }
+        throw new Error(`${file} has no ${tag} at step ${step}`);
+      }
+      const refRun = path.join(referenceDir!, "lr_0.01");
+      const refFile = path.join(
+        refRun,
+        fs.readdirSync(refRun).find((f) => f.includes("tfevents"))!,
+      );
+      const refRoot = path.join(
+        referenceDir!,
+        fs.readdirSync(referenceDir!).find((f) => f.includes("tfevents"))!,
+      );
+
+      const logdir = freshDir();
+      const experimentFile = writeHparamsExperiment(
+        logdir,
+        [
+          { name: "lr", values: [0.01, 0.1] },
+          { name: "optimizer", values: ["adam", "sgd"] },
+          { name: "use_bn", values: [false, true] },
+        ],
+        [{ tag: "final_loss", displayName: "Final loss" }],
+        { timeCreatedSecs: 1_700_000_000 },
+      );
+      const writer = createEventWriter(path.join(logdir, "lr_0.01"), { flushIntervalMs: 0 });
+      writer.addScalar("loss", 1.0054881572723389, 0, 1_700_000_000);
+      writer.addScalar("loss", 0.1512991338968277, 19, 1_700_000_019);
+      writer.addSummaryValues([createTextValue("notes", "step **5** of run `lr_0.01`")], 5, 1_700_000_005);
+      writer.addSummaryValues([createHparamsSessionEndValue("success", 1_700_000_020)], 19, 1_700_000_019);
+      writer.close();
+
+      expect(recordHex(writer.filePath, "loss", 0)).toBe(recordHex(refFile, "loss", 0));
+      expect(recordHex(writer.filePath, "loss", 19)).toBe(recordHex(refFile, "loss", 19));
+      expect(recordHex(writer.filePath, "notes", 5)).toBe(recordHex(refFile, "notes", 5));
+      expect(recordHex(writer.filePath, "_hparams_/session_end_info", 19)).toBe(
+        recordHex(refFile, "_hparams_/session_end_info", 19),
+      );
+      expect(recordHex(experimentFile, "_hparams_/experiment", 0)).toBe(recordHex(refRoot, "_hparams_/experiment", 0));
+    });
+
+    it("histogram bucket edges follow TensorBoard's layout: contiguous, equal width, numpy.linspace values", () => {
+      const weights = referenceValues().get("weights")!;
+      const numbers = Array.from(weights.tensor!.numbers!);
+      const k = weights.tensor!.shape[0];
+      const min = numbers[0];
+      const max = numbers[(k - 1) * 3 + 1];
+      const width = (max - min) / k;
+      for (let b = 0; b < k; b++) {
+        expect(numbers[b * 3]).toBe(b * width + min);
+        expect(numbers[b * 3 + 1]).toBe(b + 1 === k ? max : (b + 1) * width + min);
+      }
+      // Our own buckets for data spanning the same range land on the very same edges.
+      const mine = computeHistogramBuckets([min, max, (min + max) / 2], k);
+      for (let b = 0; b < k; b++) {
+        expect(mine[b * 3]).toBe(numbers[b * 3]);
+        expect(mine[b * 3 + 1]).toBe(numbers[b * 3 + 1]);
+      }
+    });
+
+    it("PR curve tensors have TensorBoard's invariants: TP+FN and FP+TN constant, float32 precision/recall", () => {
+      const pr = referenceValues().get("pr")!;
+      const k = pr.tensor!.shape[1];
+      const rows = [0, 1, 2, 3, 4, 5].map((r) => Array.from(pr.tensor!.numbers!.slice(r * k, (r + 1) * k)));
+      const [tp, fp, tn, fn, precision, recall] = rows;
+      for (let t = 0; t < k; t++) {
+        expect(tp[t] + fn[t]).toBe(tp[0] + fn[0]);
+        expect(fp[t] + tn[t]).toBe(fp[0] + tn[0]);
+        expect(precision[t]).toBe(Math.fround(tp[t] / Math.max(1e-7, tp[t] + fp[t])));
+        expect(recall[t]).toBe(Math.fround(tp[t] / Math.max(1e-7, tp[t] + fn[t])));
+      }
+    });
+  },
+);

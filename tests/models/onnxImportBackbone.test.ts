@@ -17,7 +17,7 @@ import { IMAGENET_NORMALIZE } from "../../lib/models/onnxBackbone.js";
 import { importOnnxModel, OnnxImportError } from "../../lib/models/onnxImport.js";
 import { preprocessImages } from "../../lib/models/preprocess.js";
 import { findFineTuneCut, FineTuneError } from "../../lib/train/fineTuneCut.js";
-import { findSharedPath, requireSharedPath } from "../helpers/shared.js";
+import { describeRequiring, findSharedPath, missingSharedPath, requireSharedPath } from "../helpers/shared.js";
 
 const ort = createRequire(import.meta.url)("onnxruntime-node") as typeof Ort;
 const MODEL_REL = "weights/mobilenet_v2_1.0_imagenet/mobilenetv2-7-backbone.onnx";
@@ -59,14 +59,16 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-describe("mobilenet_v2_imagenet: the ONNX model zoo MobileNetV2 imported to tfjs agrees with ONNX Runtime on real HAM images", () => {
+describeRequiring(
+  missingSharedPath(MODEL_REL) ?? missingSharedPath("data/ham10000-dev"),
+  "mobilenet_v2_imagenet: the ONNX model zoo MobileNetV2 imported to tfjs agrees with ONNX Runtime on real HAM images",
+  () => {
   let pixels: Uint8Array | undefined;
   let ortFeatures: Float32Array | undefined;
 
   beforeAll(async () => {
     await selectBackend();
-    const file = findSharedPath(MODEL_REL);
-    if (!file || !findSharedPath("data/ham10000-dev")) return;
+    const file = findSharedPath(MODEL_REL)!;
     pixels = await readHamPixels(IMAGE_COUNT);
     const nchw = tf.tidy(() => preprocessImages(pixels!, IMAGE_COUNT, 224, IMAGENET_NORMALIZE).transpose([0, 3, 1, 2]).dataSync() as Float32Array);
     ortFeatures = await runOrt(file, nchw, IMAGE_COUNT);
@@ -195,7 +197,8 @@ describe("mobilenet_v2_imagenet: the ONNX model zoo MobileNetV2 imported to tfjs
     await expect(loadBackbone("mobilenet_v2_imagenet", { weightsPath: file, featureLayerName: "conv_92_relu66" })).rejects.toThrow(/did you mean "conv_92_relu6"/);
     expect(tf.memory().numTensors).toBe(before);
   });
-});
+  },
+);
 
 describe("onnx:<path> with ops the importer does not map", () => {
   it("reports the zoo's int8 MobileNetV2 (QuantizeLinear, QLinearConv, …) as unsupported, naming its first node and op", async (ctx) => {

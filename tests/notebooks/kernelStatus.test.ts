@@ -1,9 +1,9 @@
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, expect, it } from "vitest";
 import { findProjectRoot, listNotebooks } from "../../lib/index.js";
-import { commandExists, requireToolInEachTest } from "../helpers/shared.js";
+import { commandExists, describeRequiring, missingTool } from "../helpers/shared.js";
 
 const PYTHON = "/usr/bin/python3";
 const root = findProjectRoot();
@@ -45,55 +45,52 @@ interface KernelObservation {
   languageInfo: Record<string, unknown>;
 }
 
-describe("the tslab-melanoma kernel over the Jupyter protocol", () => {
-  const haveJupyterClient = hasJupyterClient();
-  requireToolInEachTest(
-    haveJupyterClient,
-    "jupyter_client for /usr/bin/python3",
-    "apt-get install python3-jupyter-client",
-  );
-  let observed: KernelObservation;
-  beforeAll(() => {
-    if (!haveJupyterClient) return; // each test is skipped (or, under CI, failed) by requireToolInEachTest
-    const run = spawnSync(PYTHON, ["-c", script, root], {
-      cwd: root,
-      env: { ...process.env, JUPYTER_PATH: path.join(root, "jupyter"), MELANOMA_LAB_ROOT: root },
-      encoding: "utf8",
-      timeout: 240_000,
-    });
-    if (run.status !== 0) throw new Error(`kernel session failed (${run.status}):\n${run.stderr.slice(-3000)}`);
-    observed = JSON.parse(run.stdout.trim().split("\n").at(-1)!) as KernelObservation;
-  }, 300_000);
-
-  it("stays busy until the last of three queued execute_requests is done, then sends each request's idle", () => {
-    // Without the launcher's fix tslab sends request 0's idle right after cell 0, while cells 1
-    // and 2 are still queued: [busy 0, busy 1, busy 2, stream 0, idle 0, stream 1, idle 1, …].
-    expect(observed.events).toEqual([
-      ["busy", 0],
-      ["busy", 1],
-      ["busy", 2],
-      ["stream", 0],
-      ["stream", 1],
-      ["stream", 2],
-      ["idle", 0],
-      ["idle", 1],
-      ["idle", 2],
-    ]);
-  });
-
-  it("reports the kernelspec and language_info committed in every notebook (so opening one does not mark it modified)", () => {
-    const spec = JSON.parse(
-      fs.readFileSync(path.join(root, "jupyter", "kernels", "tslab-melanoma", "kernel.json"), "utf8"),
-    );
-    for (const file of listNotebooks(path.join(root, "notebooks"))) {
-      const { metadata } = JSON.parse(fs.readFileSync(file, "utf8"));
-      // Classic Notebook compares these with _.isEqual (deep, key order ignored) and marks the notebook dirty when they differ.
-      expect(metadata.language_info, file).toEqual(observed.languageInfo);
-      expect(metadata.kernelspec, file).toEqual({
-        name: "tslab-melanoma",
-        display_name: spec.display_name,
-        language: spec.language,
+describeRequiring(
+  missingTool(hasJupyterClient(), "jupyter_client for /usr/bin/python3", "apt-get install python3-jupyter-client"),
+  "the tslab-melanoma kernel over the Jupyter protocol",
+  () => {
+    let observed: KernelObservation;
+    beforeAll(() => {
+      const run = spawnSync(PYTHON, ["-c", script, root], {
+        cwd: root,
+        env: { ...process.env, JUPYTER_PATH: path.join(root, "jupyter"), MELANOMA_LAB_ROOT: root },
+        encoding: "utf8",
+        timeout: 240_000,
       });
-    }
-  });
-});
+      if (run.status !== 0) throw new Error(`kernel session failed (${run.status}):\n${run.stderr.slice(-3000)}`);
+      observed = JSON.parse(run.stdout.trim().split("\n").at(-1)!) as KernelObservation;
+    }, 300_000);
+
+    it("stays busy until the last of three queued execute_requests is done, then sends each request's idle", () => {
+      // Without the launcher's fix tslab sends request 0's idle right after cell 0, while cells 1
+      // and 2 are still queued: [busy 0, busy 1, busy 2, stream 0, idle 0, stream 1, idle 1, …].
+      expect(observed.events).toEqual([
+        ["busy", 0],
+        ["busy", 1],
+        ["busy", 2],
+        ["stream", 0],
+        ["stream", 1],
+        ["stream", 2],
+        ["idle", 0],
+        ["idle", 1],
+        ["idle", 2],
+      ]);
+    });
+
+    it("reports the kernelspec and language_info committed in every notebook (so opening one does not mark it modified)", () => {
+      const spec = JSON.parse(
+        fs.readFileSync(path.join(root, "jupyter", "kernels", "tslab-melanoma", "kernel.json"), "utf8"),
+      );
+      for (const file of listNotebooks(path.join(root, "notebooks"))) {
+        const { metadata } = JSON.parse(fs.readFileSync(file, "utf8"));
+        // Classic Notebook compares these with _.isEqual (deep, key order ignored) and marks the notebook dirty when they differ.
+        expect(metadata.language_info, file).toEqual(observed.languageInfo);
+        expect(metadata.kernelspec, file).toEqual({
+          name: "tslab-melanoma",
+          display_name: spec.display_name,
+          language: spec.language,
+        });
+      }
+    });
+  },
+);

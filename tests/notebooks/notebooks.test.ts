@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, expect, it } from "vitest";
 import {
   executeNotebook,
   findJupyterPython,
@@ -14,7 +14,7 @@ import {
 } from "../../lib/index.js";
 import { checkChartsRendered } from "../../lib/display/checkChartsRendered.js";
 import { readStdoutText } from "../../lib/notebooks/executeNotebook.js";
-import { commandExists, requireTool, requireToolInEachTest } from "../helpers/shared.js";
+import { commandExists, describeRequiring, missingTool, requireTool } from "../helpers/shared.js";
 
 const root = findProjectRoot();
 const runName = "test-small";
@@ -49,219 +49,221 @@ const haveJupyter = jupyterAvailable();
 const JUPYTER_WHAT = "Jupyter (nbclient)";
 const JUPYTER_INSTALL = "apt-get install python3-nbclient jupyter-nbconvert python3-notebook";
 
-describe("npm run demo -- --small: notebooks through the real tslab kernel", () => {
-  requireToolInEachTest(haveJupyter, JUPYTER_WHAT, JUPYTER_INSTALL);
-  const runs: { notebook: string; executedNotebookPath: string; htmlPath: string; stdoutText: string }[] = [];
+describeRequiring(
+  missingTool(haveJupyter, JUPYTER_WHAT, JUPYTER_INSTALL),
+  "npm run demo -- --small: notebooks through the real tslab kernel",
+  () => {
+    const runs: { notebook: string; executedNotebookPath: string; htmlPath: string; stdoutText: string }[] = [];
 
-  let demoStdout = "";
+    let demoStdout = "";
 
-  beforeAll(() => {
-    // Without Jupyter every test below is skipped (or, under CI, failed) by requireToolInEachTest.
-    if (!haveJupyter) return;
-    for (const dir of [
-      path.join(root, "logs", runName),
-      path.join(root, "models", runName),
-      path.join(root, "out", "runs", runName),
-      outDir,
-    ]) {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-    // The README's main command, in its small configuration: the same script users run.
-    const demo = spawnSync(
-      process.execPath,
-      [
-        path.join(root, "node_modules", "tsx", "dist", "cli.mjs"),
-        path.join(root, "scripts", "demo.ts"),
-        "--small",
-        "--run",
-        runName,
-        "--data",
-        env.MELANOMA_LAB_DATA,
-        "--notebooks-out",
+    beforeAll(() => {
+      for (const dir of [
+        path.join(root, "logs", runName),
+        path.join(root, "models", runName),
+        path.join(root, "out", "runs", runName),
         outDir,
-      ],
-      { cwd: root, encoding: "utf8", timeout: 1_500_000, env: { ...process.env, MELANOMA_LAB_BACKEND: "" } },
-    );
-    demoStdout = demo.stdout;
-    if (demo.status !== 0)
-      throw new Error(`npm run demo -- --small failed (${demo.status}):\n${demo.stdout}\n${demo.stderr}`);
-    for (const notebook of listNotebooks(path.join(root, "notebooks"))) {
-      const base = path.basename(notebook, ".ipynb");
-      const executedNotebookPath = path.join(outDir, `${base}.ipynb`);
-      runs.push({
-        notebook: `${base}.ipynb`,
-        executedNotebookPath,
-        htmlPath: path.join(outDir, `${base}.html`),
-        stdoutText: readStdoutText(executedNotebookPath),
-      });
-    }
-  });
-
-  it("executes all six notebooks in pipeline order with no error output, saved and rendered", () => {
-    expect(runs.map((r) => r.notebook)).toEqual([
-      "01-data.ipynb",
-      "02-transfer-learning.ipynb",
-      "03-training.ipynb",
-      "04-evaluation.ipynb",
-      "05-export.ipynb",
-      "06-triage.ipynb",
-    ]);
-    for (const run of runs) {
-      const nb = JSON.parse(fs.readFileSync(run.executedNotebookPath, "utf8"));
-      const outputs = nb.cells.flatMap((c: { outputs?: { output_type: string }[] }) => c.outputs ?? []);
-      expect(outputs.filter((o: { output_type: string }) => o.output_type === "error")).toEqual([]);
-      expect(
-        nb.cells.filter(
-          (c: { cell_type: string; execution_count: number | null }) => c.cell_type === "code" && !c.execution_count,
-        ),
-      ).toEqual([]);
-      expect(isNotebookTrusted(run.executedNotebookPath), `${run.notebook} is signed (trusted)`).toBe(true);
-      expect(fs.statSync(run.htmlPath).size).toBeGreaterThan(1000);
-    }
-  });
-
-  it("keeps notebooks thin: one import cell, no function definitions, a sentence before every code cell", () => {
-    for (const file of listNotebooks(path.join(root, "notebooks"))) {
-      const nb = JSON.parse(fs.readFileSync(file, "utf8"));
-      const cells = nb.cells as { cell_type: string; source: string | string[] }[];
-      const text = (c: { source: string | string[] }) => (Array.isArray(c.source) ? c.source.join("") : c.source);
-      expect(cells[0].cell_type, `${file}: first cell is markdown`).toBe("markdown");
-      expect(text(cells[0]), `${file}: first cell says what you'll learn and what it needs`).toMatch(
-        /What you'll learn[\s\S]*What it needs/,
+      ]) {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+      // The README's main command, in its small configuration: the same script users run.
+      const demo = spawnSync(
+        process.execPath,
+        [
+          path.join(root, "node_modules", "tsx", "dist", "cli.mjs"),
+          path.join(root, "scripts", "demo.ts"),
+          "--small",
+          "--run",
+          runName,
+          "--data",
+          env.MELANOMA_LAB_DATA,
+          "--notebooks-out",
+          outDir,
+        ],
+        { cwd: root, encoding: "utf8", timeout: 1_500_000, env: { ...process.env, MELANOMA_LAB_BACKEND: "" } },
       );
-      const code = cells.filter((c) => c.cell_type === "code");
-      expect(code.filter((c) => /^import /m.test(text(c))).length, `${file}: one import cell`).toBe(1);
-      for (const c of code)
-        expect(text(c), `${file}: no function definitions`).not.toMatch(
-          /\bfunction\b|=>\s*\{|\bclass\s+[A-Z]\w*\s*(extends\b|\{)/,
-        );
-      cells.forEach((c, i) => {
-        if (c.cell_type === "code")
-          expect(cells[i - 1]?.cell_type, `${file} cell ${i}: sentence before code`).toBe("markdown");
-      });
-    }
-  });
-
-  it("says which backend ran and prints a triage result, in the notebooks and at the end of the demo", () => {
-    const all = runs.map((r) => r.stdoutText).join("");
-    expect(all).toMatch(/^backend: (tfjs-node-gpu|tfjs-node|wasm|cpu) \(/m);
-    expect(runs.at(-1)!.stdoutText).toMatch(
-      /^triage \S+: probability of malignant (0|1)\.\d{3} → (URGENT|ROUTINE) \(threshold /m,
-    );
-    expect(demoStdout).toMatch(/^backend: (tfjs-node-gpu|tfjs-node|wasm|cpu) \(/m);
-    expect(demoStdout).toMatch(/^triage \S+: probability of malignant/m);
-    expect(demoStdout).toMatch(/^demo finished in \d+\.\d s$/m);
-  });
-
-  it("words its narrative from the data it ran on, asserts export parity, and gives a true label only when known", async () => {
-    const data = runs.find((r) => r.notebook === "01-data.ipynb")!.stdoutText;
-    // The synthetic default is about half malignant and comes from three clinics.
-    expect(data).toMatch(/^malignant: (4\d|5\d)\.\d% of \d+ images, about balanced on this data/m);
-    expect(data).toMatch(/^malignant share by source: \d+% to \d+% over 3 source\(s\)$/m);
-    const exportText = runs.find((r) => r.notebook === "05-export.ipynb")!.stdoutText;
-    const parity = exportText.match(
-      /^export parity OK: max \|exported − notebook\| probability difference on (\d+) test images (\S+) \(tolerance 0\.001\)$/m,
-    );
-    expect(parity, exportText).not.toBeNull();
-    expect(Number(parity![2])).toBeLessThanOrEqual(1e-3);
-    const onnxParity = exportText.match(
-      /^ONNX parity OK: max \|ONNX Runtime − tfjs\| probability difference on (\d+) test images (\S+) \(tolerance 0\.0001\)/m,
-    );
-    expect(onnxParity, exportText).not.toBeNull();
-    expect(Number(onnxParity![2])).toBeLessThanOrEqual(1e-4);
-    const triage = runs.at(-1)!.stdoutText;
-    expect(triage).toMatch(/^sample \S+: test-set image, labelled malignant$/m);
-    expect(triage).toMatch(/; true label malignant\)$/m);
-    // A file of one's own (here a copy of a test image, outside the split) has no known label.
-    const split = JSON.parse(fs.readFileSync(path.join(root, "out", "runs", runName, "split.json"), "utf8"));
-    const ownDir = fs.mkdtempSync(path.join(os.tmpdir(), "melanoma-sample-"));
-    const ownSample = path.join(ownDir, "my-lesion.jpg");
-    fs.copyFileSync(split.test[0].imagePath, ownSample);
-    const own = await executeNotebook(path.join(root, "notebooks", "06-triage.ipynb"), {
-      outDir: ownDir,
-      env: {
-        MELANOMA_LAB_SMALL: "1",
-        MELANOMA_LAB_RUN: runName,
-        MELANOMA_LAB_DATA: env.MELANOMA_LAB_DATA,
-        MELANOMA_LAB_SAMPLE: ownSample,
-      },
+      demoStdout = demo.stdout;
+      if (demo.status !== 0)
+        throw new Error(`npm run demo -- --small failed (${demo.status}):\n${demo.stdout}\n${demo.stderr}`);
+      for (const notebook of listNotebooks(path.join(root, "notebooks"))) {
+        const base = path.basename(notebook, ".ipynb");
+        const executedNotebookPath = path.join(outDir, `${base}.ipynb`);
+        runs.push({
+          notebook: `${base}.ipynb`,
+          executedNotebookPath,
+          htmlPath: path.join(outDir, `${base}.html`),
+          stdoutText: readStdoutText(executedNotebookPath),
+        });
+      }
     });
-    const ownText = readStdoutText(own.executedNotebookPath);
-    expect(ownText).toContain(`sample ${ownSample}: not in the test split, true label unknown`);
-    expect(ownText).toMatch(
-      /^triage my-lesion: probability of malignant \d\.\d{3} → (URGENT|ROUTINE) \(threshold \d\.\d{3}; true label unknown\)$/m,
-    );
-  }, 300_000);
 
-  it("leaves TensorBoard logs, an exported model and a report", () => {
-    const logs = readLogDir(path.join(root, "logs", runName));
-    const names = logs.runs.map((r) => r.name).sort();
-    expect(names).toEqual(expect.arrayContaining(["train", "validation"]));
-    expect(logs.problems).toEqual([]);
-    const train = logs.runs.find((r) => r.name === "train")!;
-    expect(train.scalars.epoch_loss.points.length).toBe(5);
-    // Every TensorBoard dashboard of this work has data (graph = the Keras model's conceptual graph).
-    const dashboards = new Set(logs.runs.flatMap((r) => Object.keys(r.tagsByPlugin)));
-    const seven = ["scalars", "histograms", "images", "text", "hparams", "pr_curves", "graph_keras_model"];
-    expect(seven.filter((plugin) => !dashboards.has(plugin))).toEqual([]);
-    expect(Object.keys(train.images).sort()).toEqual(["train/samples/benign", "train/samples/malignant"]);
-    expect(Object.keys(train.text).sort()).toEqual(["config", "model_card"]);
-    const validationRun = logs.runs.find((r) => r.name === "validation")!;
-    expect(validationRun.prCurves["pr_curve/malignant"].points.map((p) => p.step)).toEqual([0, 1, 2, 3, 4]);
-    const modelDir = path.join(root, "models", runName);
-    for (const f of ["model.json", "weights.bin", "metadata.json", "model.onnx"])
-      expect(fs.existsSync(path.join(modelDir, f)), f).toBe(true);
-    const metadata = JSON.parse(fs.readFileSync(path.join(modelDir, "metadata.json"), "utf8"));
-    expect(metadata.onnx).toMatchObject({ file: "model.onnx", opset: 13, outputName: "probability_malignant" });
-    expect(metadata.thresholdProb).toBeGreaterThan(0);
-    expect(metadata.thresholdProb).toBeLessThan(1);
-    // Validation and test are named as such, with counts; the threshold says how it was chosen
-    // and what it gives per source of the validation split (the synthetic data has 3 clinics).
-    expect(metadata.validationMetrics).toBeUndefined();
-    expect(metadata.validation.images).toBeGreaterThan(0);
-    expect(metadata.validation.metrics.sensitivity).toBeGreaterThanOrEqual(0.9);
-    expect(metadata.test.images).toBeGreaterThan(0);
-    expect(Object.keys(metadata.test.metrics).sort()).toEqual(["rocAuc", "sensitivity", "specificity"]);
-    expect(metadata.threshold.scoredOn).toMatch(/^validation split/);
-    expect(metadata.threshold.perSource.map((s: { name: string }) => s.name).sort()).toEqual(
-      SYNTHETIC_SOURCES.map((s) => s.name).sort(),
-    );
-    expect(metadata.threshold.perSource.reduce((n: number, s: { images: number }) => n + s.images, 0)).toBe(
-      metadata.validation.images,
-    );
-    expect(fs.existsSync(path.join(root, "out", "reports", runName, "report.html"))).toBe(true);
-    // Notebook 3's second stage: the exported model is the fine-tuned one exactly when it won on validation.
-    const fineTuning = JSON.parse(fs.readFileSync(path.join(root, "out", "runs", runName, "fine-tuning.json"), "utf8"));
-    expect(fineTuning.history.length).toBe(1);
-    expect(fineTuning.useFineTuned).toBe(fineTuning.fineTunedValidationAuc > fineTuning.frozenValidationAuc);
-    expect(metadata.notes.fineTuned).toBe(fineTuning.useFineTuned);
-    const training = runs.find((r) => r.notebook === "03-training.ipynb")!.stdoutText;
-    expect(training).toMatch(/^fine-tune epoch 1: .*auc \d\.\d{3}.* \d+\.\d img\/s$/m);
-    expect(training).toMatch(
-      /^validation ROC AUC: frozen backbone \+ head \d\.\d{3} → fine-tuned top 1 block\(s\) \d\.\d{3}: (using the fine-tuned model|keeping the frozen model)/m,
-    );
-  });
+    it("executes all six notebooks in pipeline order with no error output, saved and rendered", () => {
+      expect(runs.map((r) => r.notebook)).toEqual([
+        "01-data.ipynb",
+        "02-transfer-learning.ipynb",
+        "03-training.ipynb",
+        "04-evaluation.ipynb",
+        "05-export.ipynb",
+        "06-triage.ipynb",
+      ]);
+      for (const run of runs) {
+        const nb = JSON.parse(fs.readFileSync(run.executedNotebookPath, "utf8"));
+        const outputs = nb.cells.flatMap((c: { outputs?: { output_type: string }[] }) => c.outputs ?? []);
+        expect(outputs.filter((o: { output_type: string }) => o.output_type === "error")).toEqual([]);
+        expect(
+          nb.cells.filter(
+            (c: { cell_type: string; execution_count: number | null }) => c.cell_type === "code" && !c.execution_count,
+          ),
+        ).toEqual([]);
+        expect(isNotebookTrusted(run.executedNotebookPath), `${run.notebook} is signed (trusted)`).toBe(true);
+        expect(fs.statSync(run.htmlPath).size).toBeGreaterThan(1000);
+      }
+    });
 
-  it("draws every chart of the training and evaluation notebooks and the report in headless Chromium", async (ctx) => {
-    requireTool(ctx, commandExists("/usr/bin/chromium"), "Chromium", "apt-get install chromium");
-    const screenshotDir = path.join(root, "out", "screenshots");
-    const expectedCharts: [string, number][] = [
-      [path.join(outDir, "03-training.html"), 3],
-      [path.join(outDir, "04-evaluation.html"), 5],
-      [path.join(root, "out", "reports", runName, "report.html"), 7],
-    ];
-    for (const [html, minimumCharts] of expectedCharts) {
-      const report = await checkChartsRendered(html, { screenshotDir });
-      expect(report.charts.length, html).toBeGreaterThanOrEqual(minimumCharts);
-      for (const chart of report.charts)
-        expect(chart.rendered, `${html}: ${chart.title}: ${chart.problems.join("; ")}`).toBe(true);
-      expect(report.pageErrors, html).toEqual([]);
-    }
-  });
-});
+    it("keeps notebooks thin: one import cell, no function definitions, a sentence before every code cell", () => {
+      for (const file of listNotebooks(path.join(root, "notebooks"))) {
+        const nb = JSON.parse(fs.readFileSync(file, "utf8"));
+        const cells = nb.cells as { cell_type: string; source: string | string[] }[];
+        const text = (c: { source: string | string[] }) => (Array.isArray(c.source) ? c.source.join("") : c.source);
+        expect(cells[0].cell_type, `${file}: first cell is markdown`).toBe("markdown");
+        expect(text(cells[0]), `${file}: first cell says what you'll learn and what it needs`).toMatch(
+          /What you'll learn[\s\S]*What it needs/,
+        );
+        const code = cells.filter((c) => c.cell_type === "code");
+        expect(code.filter((c) => /^import /m.test(text(c))).length, `${file}: one import cell`).toBe(1);
+        for (const c of code)
+          expect(text(c), `${file}: no function definitions`).not.toMatch(
+            /\bfunction\b|=>\s*\{|\bclass\s+[A-Z]\w*\s*(extends\b|\{)/,
+          );
+        cells.forEach((c, i) => {
+          if (c.cell_type === "code")
+            expect(cells[i - 1]?.cell_type, `${file} cell ${i}: sentence before code`).toBe("markdown");
+        });
+      }
+    });
 
-describe("a failing notebook", () => {
-  requireToolInEachTest(haveJupyter, JUPYTER_WHAT, JUPYTER_INSTALL);
+    it("says which backend ran and prints a triage result, in the notebooks and at the end of the demo", () => {
+      const all = runs.map((r) => r.stdoutText).join("");
+      expect(all).toMatch(/^backend: (tfjs-node-gpu|tfjs-node|wasm|cpu) \(/m);
+      expect(runs.at(-1)!.stdoutText).toMatch(
+        /^triage \S+: probability of malignant (0|1)\.\d{3} → (URGENT|ROUTINE) \(threshold /m,
+      );
+      expect(demoStdout).toMatch(/^backend: (tfjs-node-gpu|tfjs-node|wasm|cpu) \(/m);
+      expect(demoStdout).toMatch(/^triage \S+: probability of malignant/m);
+      expect(demoStdout).toMatch(/^demo finished in \d+\.\d s$/m);
+    });
+
+    it("words its narrative from the data it ran on, asserts export parity, and gives a true label only when known", async () => {
+      const data = runs.find((r) => r.notebook === "01-data.ipynb")!.stdoutText;
+      // The synthetic default is about half malignant and comes from three clinics.
+      expect(data).toMatch(/^malignant: (4\d|5\d)\.\d% of \d+ images, about balanced on this data/m);
+      expect(data).toMatch(/^malignant share by source: \d+% to \d+% over 3 source\(s\)$/m);
+      const exportText = runs.find((r) => r.notebook === "05-export.ipynb")!.stdoutText;
+      const parity = exportText.match(
+        /^export parity OK: max \|exported − notebook\| probability difference on (\d+) test images (\S+) \(tolerance 0\.001\)$/m,
+      );
+      expect(parity, exportText).not.toBeNull();
+      expect(Number(parity![2])).toBeLessThanOrEqual(1e-3);
+      const onnxParity = exportText.match(
+        /^ONNX parity OK: max \|ONNX Runtime − tfjs\| probability difference on (\d+) test images (\S+) \(tolerance 0\.0001\)/m,
+      );
+      expect(onnxParity, exportText).not.toBeNull();
+      expect(Number(onnxParity![2])).toBeLessThanOrEqual(1e-4);
+      const triage = runs.at(-1)!.stdoutText;
+      expect(triage).toMatch(/^sample \S+: test-set image, labelled malignant$/m);
+      expect(triage).toMatch(/; true label malignant\)$/m);
+      // A file of one's own (here a copy of a test image, outside the split) has no known label.
+      const split = JSON.parse(fs.readFileSync(path.join(root, "out", "runs", runName, "split.json"), "utf8"));
+      const ownDir = fs.mkdtempSync(path.join(os.tmpdir(), "melanoma-sample-"));
+      const ownSample = path.join(ownDir, "my-lesion.jpg");
+      fs.copyFileSync(split.test[0].imagePath, ownSample);
+      const own = await executeNotebook(path.join(root, "notebooks", "06-triage.ipynb"), {
+        outDir: ownDir,
+        env: {
+          MELANOMA_LAB_SMALL: "1",
+          MELANOMA_LAB_RUN: runName,
+          MELANOMA_LAB_DATA: env.MELANOMA_LAB_DATA,
+          MELANOMA_LAB_SAMPLE: ownSample,
+        },
+      });
+      const ownText = readStdoutText(own.executedNotebookPath);
+      expect(ownText).toContain(`sample ${ownSample}: not in the test split, true label unknown`);
+      expect(ownText).toMatch(
+        /^triage my-lesion: probability of malignant \d\.\d{3} → (URGENT|ROUTINE) \(threshold \d\.\d{3}; true label unknown\)$/m,
+      );
+    }, 300_000);
+
+    it("leaves TensorBoard logs, an exported model and a report", () => {
+      const logs = readLogDir(path.join(root, "logs", runName));
+      const names = logs.runs.map((r) => r.name).sort();
+      expect(names).toEqual(expect.arrayContaining(["train", "validation"]));
+      expect(logs.problems).toEqual([]);
+      const train = logs.runs.find((r) => r.name === "train")!;
+      expect(train.scalars.epoch_loss.points.length).toBe(5);
+      // Every TensorBoard dashboard of this work has data (graph = the Keras model's conceptual graph).
+      const dashboards = new Set(logs.runs.flatMap((r) => Object.keys(r.tagsByPlugin)));
+      const seven = ["scalars", "histograms", "images", "text", "hparams", "pr_curves", "graph_keras_model"];
+      expect(seven.filter((plugin) => !dashboards.has(plugin))).toEqual([]);
+      expect(Object.keys(train.images).sort()).toEqual(["train/samples/benign", "train/samples/malignant"]);
+      expect(Object.keys(train.text).sort()).toEqual(["config", "model_card"]);
+      const validationRun = logs.runs.find((r) => r.name === "validation")!;
+      expect(validationRun.prCurves["pr_curve/malignant"].points.map((p) => p.step)).toEqual([0, 1, 2, 3, 4]);
+      const modelDir = path.join(root, "models", runName);
+      for (const f of ["model.json", "weights.bin", "metadata.json", "model.onnx"])
+        expect(fs.existsSync(path.join(modelDir, f)), f).toBe(true);
+      const metadata = JSON.parse(fs.readFileSync(path.join(modelDir, "metadata.json"), "utf8"));
+      expect(metadata.onnx).toMatchObject({ file: "model.onnx", opset: 13, outputName: "probability_malignant" });
+      expect(metadata.thresholdProb).toBeGreaterThan(0);
+      expect(metadata.thresholdProb).toBeLessThan(1);
+      // Validation and test are named as such, with counts; the threshold says how it was chosen
+      // and what it gives per source of the validation split (the synthetic data has 3 clinics).
+      expect(metadata.validationMetrics).toBeUndefined();
+      expect(metadata.validation.images).toBeGreaterThan(0);
+      expect(metadata.validation.metrics.sensitivity).toBeGreaterThanOrEqual(0.9);
+      expect(metadata.test.images).toBeGreaterThan(0);
+      expect(Object.keys(metadata.test.metrics).sort()).toEqual(["rocAuc", "sensitivity", "specificity"]);
+      expect(metadata.threshold.scoredOn).toMatch(/^validation split/);
+      expect(metadata.threshold.perSource.map((s: { name: string }) => s.name).sort()).toEqual(
+        SYNTHETIC_SOURCES.map((s) => s.name).sort(),
+      );
+      expect(metadata.threshold.perSource.reduce((n: number, s: { images: number }) => n + s.images, 0)).toBe(
+        metadata.validation.images,
+      );
+      expect(fs.existsSync(path.join(root, "out", "reports", runName, "report.html"))).toBe(true);
+      // Notebook 3's second stage: the exported model is the fine-tuned one exactly when it won on validation.
+      const fineTuning = JSON.parse(
+        fs.readFileSync(path.join(root, "out", "runs", runName, "fine-tuning.json"), "utf8"),
+      );
+      expect(fineTuning.history.length).toBe(1);
+      expect(fineTuning.useFineTuned).toBe(fineTuning.fineTunedValidationAuc > fineTuning.frozenValidationAuc);
+      expect(metadata.notes.fineTuned).toBe(fineTuning.useFineTuned);
+      const training = runs.find((r) => r.notebook === "03-training.ipynb")!.stdoutText;
+      expect(training).toMatch(/^fine-tune epoch 1: .*auc \d\.\d{3}.* \d+\.\d img\/s$/m);
+      expect(training).toMatch(
+        /^validation ROC AUC: frozen backbone \+ head \d\.\d{3} → fine-tuned top 1 block\(s\) \d\.\d{3}: (using the fine-tuned model|keeping the frozen model)/m,
+      );
+    });
+
+    it("draws every chart of the training and evaluation notebooks and the report in headless Chromium", async (ctx) => {
+      requireTool(ctx, commandExists("/usr/bin/chromium"), "Chromium", "apt-get install chromium");
+      const screenshotDir = path.join(root, "out", "screenshots");
+      const expectedCharts: [string, number][] = [
+        [path.join(outDir, "03-training.html"), 3],
+        [path.join(outDir, "04-evaluation.html"), 5],
+        [path.join(root, "out", "reports", runName, "report.html"), 7],
+      ];
+      for (const [html, minimumCharts] of expectedCharts) {
+        const report = await checkChartsRendered(html, { screenshotDir });
+        expect(report.charts.length, html).toBeGreaterThanOrEqual(minimumCharts);
+        for (const chart of report.charts)
+          expect(chart.rendered, `${html}: ${chart.title}: ${chart.problems.join("; ")}`).toBe(true);
+        expect(report.pageErrors, html).toEqual([]);
+      }
+    });
+  },
+);
+
+describeRequiring(missingTool(haveJupyter, JUPYTER_WHAT, JUPYTER_INSTALL), "a failing notebook", () => {
   it("is reported with the notebook and cell named, and its executed copy saved", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "melanoma-nb-"));
     const nbPath = path.join(dir, "99-broken.ipynb");
