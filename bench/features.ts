@@ -5,7 +5,6 @@
 // against tfjs wasm (1 and 2 threads each) on the same HAM images, decode included.
 // Run: npm run bench -- features   (only the runtime comparison: npm run bench -- features --runtimes)
 import { spawnSync } from "node:child_process";
-import crypto from "node:crypto";
 import os from "node:os";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
@@ -211,31 +210,11 @@ export interface RuntimeBenchRow {
 
 const MOBILENET_V2_ONNX = path.join("weights", "mobilenet_v2_1.0_imagenet", "mobilenetv2-7-backbone.onnx");
 
-/**
- * The ImageNet MobileNetV2 as an ONNX backbone: the registry's `mobilenet_v2_imagenet` when it
- * is registered with its ONNX file, else built here from ../shared's file (the tfjs `model` of
- * that one is the registry's nsfwjs mobilenet_v2 of the same architecture; the ONNX path never runs it).
- */
-async function loadImagenetOnnxBackbone(tfjsTwin: Backbone): Promise<Backbone | undefined> {
-  try {
-    const registered = await loadBackbone("mobilenet_v2_imagenet");
-    if (registered.onnx) return registered;
-  } catch {
-    // Not registered on this branch: fall through to the shared file.
-  }
+/** The registry's ImageNet MobileNetV2 (its ONNX file from ../shared's mirror), or undefined without it. */
+async function loadImagenetOnnxBackbone(): Promise<Backbone | undefined> {
   const file = path.join(findSharedDir(), MOBILENET_V2_ONNX);
   if (!fs.existsSync(file)) return undefined;
-  const sha256 = crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
-  return {
-    ...tfjsTwin,
-    name: "mobilenet_v2_imagenet (ONNX)",
-    featureLayerName: "features",
-    featureDim: 1280,
-    preprocessing: { kind: "normalize", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
-    weightsId: `onnx-zoo-mobilenetv2-7:${sha256}`,
-    weightsSource: file,
-    onnx: { path: file, sha256, inputName: "input", outputName: "features", layout: "NCHW" },
-  };
+  return loadBackbone("mobilenet_v2_imagenet", { weightsPath: file });
 }
 
 async function timeFeatures(
@@ -353,7 +332,7 @@ export async function benchRuntimes(options: {
   }
 
   const tfjsTwin = await loadBackbone("mobilenet_v2");
-  const onnxBackbone = await loadImagenetOnnxBackbone(tfjsTwin);
+  const onnxBackbone = await loadImagenetOnnxBackbone();
   if (!onnxBackbone) {
     notes.push(`ONNX Runtime rows skipped: ${path.join(findSharedDir(), MOBILENET_V2_ONNX)} is missing`);
   } else {
@@ -376,6 +355,7 @@ export async function benchRuntimes(options: {
       });
     }
     await releaseOnnxSessions();
+    disposeBackbone(onnxBackbone);
   }
   disposeBackbone(tfjsTwin);
 

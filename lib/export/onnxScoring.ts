@@ -1,9 +1,14 @@
 import fs from "node:fs";
 import path from "node:path";
-import { decodeImageRgb } from "../data/decodeImage.js";
-import { preprocessToFloat32 } from "../models/preprocess.js";
 import { ModelFileError } from "../models/modelFiles.js";
-import { METADATA_JSON_FILE, TriageModelError, type ImagePrediction, type TriageModelMetadata } from "./triageModel.js";
+import {
+  METADATA_JSON_FILE,
+  scoreImageBatch,
+  TriageModelError,
+  type ImagePrediction,
+  type PackedBatchPredictor,
+  type TriageModelMetadata,
+} from "./triageModel.js";
 
 /** Options of {@link predictMalignantProbabilityWithOnnx}. */
 export interface OnnxScoringOptions {
@@ -48,14 +53,12 @@ export async function openOnnxTriageScorer(dir: string, options: OnnxScoringOpti
   }
   const onnxPath = path.join(dir, metadata.onnx.file);
   if (!fs.existsSync(onnxPath)) throw new ModelFileError(onnxPath, "missing (exportTriageModelOnnx writes it)");
-  const members = metadata.ensembleMembers ?? [
-    { inputSizePx: metadata.inputSizePx, preprocessing: metadata.preprocessing },
-  ];
+  const memberCount = metadata.ensembleMembers?.length ?? 1;
   const { inputNames, outputName } = metadata.onnx;
-  if (inputNames.length !== members.length) {
+  if (inputNames.length !== memberCount) {
     throw new ModelFileError(
       metaPath,
-      `onnx.inputNames lists ${inputNames.length} inputs, but the metadata describes ${members.length}; expected one per backbone`,
+      `onnx.inputNames lists ${inputNames.length} inputs, but the metadata describes ${memberCount}; expected one per backbone`,
     );
   }
   // Loaded on first use: the ONNX Runtime native library is only needed here.
@@ -64,48 +67,18 @@ export async function openOnnxTriageScorer(dir: string, options: OnnxScoringOpti
     graphOptimizationLevel: "all",
     ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
   });
-  const sizesPx = [...new Set(members.map((m) => m.inputSizePx))];
+  // Decoding, packing and preprocessing are the tfjs scorer's (scoreImageBatch); only the run differs.
+  const runBatch: PackedBatchPredictor = async (inputs, count) => {
+    const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
+    inputs.forEach(({ values, sizePx }, m) => {
+      feeds[inputNames[m]] = new ort.Tensor("float32", values, [count, sizePx, sizePx, 3]);
+    });
+    return (await session.run(feeds))[outputName].data as Float32Array;
+  };
   const predict = async (imagePaths: readonly string[]): Promise<ImagePrediction[]> => {
     const results: ImagePrediction[] = [];
     for (let start = 0; start < imagePaths.length; start += batchSize) {
-      const batch = imagePaths.slice(start, start + batchSize);
-      const decoded = await Promise.all(
-        batch.map(async (imagePath) => {
-          const imageId = path.basename(imagePath).replace(/\.[^.]+$/, "");
-          try {
-            const pixels = new Map<number, Uint8Array>();
-            for (const size of sizesPx) pixels.set(size, await decodeImageRgb(imagePath, size, metadata.resizePolicy));
-            return { imageId, imagePath, pixels };
-          } catch (err) {
-            const reason = err instanceof Error ? err.message : String(err);
-            return { imageId, imagePath, problem: { file: imagePath, reason } };
-          }
-        }),
-      );
-      const ok = decoded.filter((d) => d.pixels !== undefined);
-      let probabilities: Float32Array = new Float32Array(0);
-      if (ok.length > 0) {
-        const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
-        members.forEach((member, m) => {
-          const size = member.inputSizePx;
-          const perImage = size * size * 3;
-          const packed = new Float32Array(ok.length * perImage);
-          ok.forEach((d, i) =>
-            packed.set(preprocessToFloat32(d.pixels!.get(size)!, member.preprocessing), i * perImage),
-          );
-          feeds[inputNames[m]] = new ort.Tensor("float32", packed, [ok.length, size, size, 3]);
-        });
-        const output = (await session.run(feeds))[outputName];
-        probabilities = output.data as Float32Array;
-      }
-      let next = 0;
-      for (const d of decoded) {
-        results.push(
-          d.pixels
-            ? { imageId: d.imageId, imagePath: d.imagePath, probability: probabilities[next++] }
-            : { imageId: d.imageId, imagePath: d.imagePath, problem: d.problem! },
-        );
-      }
+      results.push(...(await scoreImageBatch(metadata, imagePaths.slice(start, start + batchSize), runBatch)));
     }
     return results;
   };

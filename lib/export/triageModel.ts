@@ -5,7 +5,7 @@ import { decodeImageRgb, type ResizePolicy } from "../data/decodeImage.js";
 import { LESION_LABELS, type InputProblem, type LesionLabel } from "../data/types.js";
 import { compileInferencePlan, InferencePlanError } from "../models/inferencePlan.js";
 import { compileNestedInferencePlan } from "../models/nestedInferencePlan.js";
-import { preprocessImages } from "../models/preprocess.js";
+import { preprocessToFloat32 } from "../models/preprocess.js";
 import type { Backbone, PreprocessingSpec } from "../models/types.js";
 import { MelanomaLabError } from "../util/errors.js";
 import { loadLayersModelFromDir, ModelFileError, saveLayersModelToDir } from "../models/modelFiles.js";
@@ -432,8 +432,19 @@ export async function predictMalignantProbability(
       if (!(err instanceof InferencePlanError)) throw err;
     }
   }
-  const predict = (xs: tf.Tensor[]) =>
+  const predictTensors = (xs: tf.Tensor[]) =>
     plan ? plan.predict(xs) : tf.tidy(() => loaded.model.predict(xs.length === 1 ? xs[0] : xs) as tf.Tensor);
+  const predict: PackedBatchPredictor = async (inputs, count) => {
+    const xs = inputs.map(({ values, sizePx }) => tf.tensor4d(values, [count, sizePx, sizePx, 3], "float32"));
+    try {
+      const y = predictTensors(xs);
+      const values = y.dataSync();
+      y.dispose();
+      return values;
+    } finally {
+      tf.dispose(xs);
+    }
+  };
   try {
     const results: ImagePrediction[] = [];
     for (let start = 0; start < imagePaths.length; start += batchSize) {
@@ -513,11 +524,25 @@ async function decodeForInputs(
   }
 }
 
-/** Decodes one batch of files, runs `predict` on the readable ones, and reports the others. */
-async function scoreImageBatch(
+/**
+ * Runs one batch of a triage model: the preprocessed float batch of each model input (NHWC
+ * [count, sizePx, sizePx, 3], in input order) → P(malignant) per image. The tfjs scorer and
+ * ONNX Runtime's (lib/export/onnxScoring) each supply one.
+ */
+export type PackedBatchPredictor = (
+  inputs: { values: Float32Array; sizePx: number }[],
+  count: number,
+) => Promise<ArrayLike<number>>;
+
+/**
+ * Scores one batch of image files with `predict`: each file is read once and decoded once per
+ * distinct input size, preprocessed per model input as `metadata` says, and an unreadable image
+ * becomes a `problem` entry while the rest go on. The one decode-and-pack path of both runtimes.
+ */
+export async function scoreImageBatch(
   metadata: TriageModelMetadata,
   batch: readonly string[],
-  predict: (xs: tf.Tensor[]) => tf.Tensor,
+  predict: PackedBatchPredictor,
 ): Promise<ImagePrediction[]> {
   const specs = triageInputSpecs(metadata);
   const sizesPx = [...new Set(specs.map((s) => s.inputSizePx))];
@@ -529,25 +554,13 @@ async function scoreImageBatch(
   );
   const probs = new Map<string, number>();
   if (ok.length > 0) {
-    const packedBySize = new Map(
-      sizesPx.map((size) => {
-        const perImage = size * size * 3;
-        const packed = new Uint8Array(ok.length * perImage);
-        ok.forEach((d, i) => packed.set(d.pixelsBySize.get(size)!, i * perImage));
-        return [size, packed] as const;
-      }),
-    );
-    const xs = specs.map((s) =>
-      preprocessImages(packedBySize.get(s.inputSizePx)!, ok.length, s.inputSizePx, s.preprocessing),
-    );
-    let values: Float32Array | Int32Array | Uint8Array;
-    try {
-      const y = predict(xs);
-      values = y.dataSync();
-      y.dispose();
-    } finally {
-      tf.dispose(xs);
-    }
+    const inputs = specs.map((s) => {
+      const perImage = s.inputSizePx * s.inputSizePx * 3;
+      const packed = new Uint8Array(ok.length * perImage);
+      ok.forEach((d, i) => packed.set(d.pixelsBySize.get(s.inputSizePx)!, i * perImage));
+      return { values: preprocessToFloat32(packed, s.preprocessing), sizePx: s.inputSizePx };
+    });
+    const values = await predict(inputs, ok.length);
     ok.forEach((d, i) => probs.set(d.imagePath, values[i]));
   }
   return decoded.map((d) =>
