@@ -17,6 +17,7 @@ import {
   NotebookExecutionError,
   parseCommandLineOrExit,
   resolveRunConfig,
+  INFERENCE_RUNTIMES,
 } from "../lib/index.js";
 
 const cli = defineCli({
@@ -56,7 +57,7 @@ const cli = defineCli({
     small: { type: "boolean", description: "small synthetic set and few epochs (a quick check)" },
     runtime: {
       type: "string",
-      choices: ["auto", "onnx", "tfjs"],
+      choices: ["auto", ...INFERENCE_RUNTIMES],
       description:
         "runtime of frozen feature extraction: onnx converts the backbone to ONNX once and runs ONNX Runtime (default auto, or MELANOMA_LAB_RUNTIME)",
     },

@@ -8,6 +8,7 @@ import {
   parseCommandLineOrExit,
   scoreImagesToCsv,
   selectBackend,
+  INFERENCE_RUNTIMES,
 } from "../lib/index.js";
 
 const cli = defineCli({
@@ -32,7 +33,7 @@ const cli = defineCli({
     "batch-size": { type: "integer", min: 1, default: 32, description: "images per forward pass" },
     runtime: {
       type: "string",
-      choices: ["auto", "onnx", "tfjs"],
+      choices: ["auto", ...INFERENCE_RUNTIMES],
       description: "ONNX Runtime (model.onnx) or tfjs (model.json); default MELANOMA_LAB_RUNTIME, else auto",
     },
   },

@@ -1,5 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
+import { loadOnnxRuntime, RuntimeUnavailableError } from "../backend/selectRuntime.js";
 import { ModelFileError } from "../models/modelFiles.js";
 import {
   METADATA_JSON_FILE,
@@ -61,8 +62,10 @@ export async function openOnnxTriageScorer(dir: string, options: OnnxScoringOpti
       `onnx.inputNames lists ${inputNames.length} inputs, but the metadata describes ${memberCount}; expected one per backbone`,
     );
   }
-  // Loaded on first use: the ONNX Runtime native library is only needed here.
-  const ort = await import("onnxruntime-node");
+  // The one ONNX Runtime loader (lib/backend): a missing or broken package is a named error.
+  const loaded = await loadOnnxRuntime();
+  if ("error" in loaded) throw new RuntimeUnavailableError(`cannot run ${onnxPath}: ${loaded.error}`);
+  const { ort } = loaded;
   const session = await ort.InferenceSession.create(onnxPath, {
     graphOptimizationLevel: "all",
     ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
