@@ -25,6 +25,8 @@ interface ResumeStateFile {
   schema: typeof EXPERIMENT_RESUME_SCHEMA;
   runName: string;
   startedAt: string;
+  /** computeRunConfigHash of the run's configuration (state files written before it have none). */
+  configHash?: string;
   config: ResumeConfig;
 }
 
@@ -109,13 +111,17 @@ export class ExperimentCheckpoints {
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 
-  /** Starts afresh: removes old checkpoints and records `config`. */
-  start(runName: string, config: ResumeConfig): void {
+  /**
+   * Starts afresh: removes old checkpoints and records `config` (compared key by key on resume)
+   * and the run's `configHash` (which the run-name check reads before a fresh start deletes anything).
+   */
+  start(runName: string, config: ResumeConfig, configHash?: string): void {
     this.remove();
     const state: ResumeStateFile = {
       schema: EXPERIMENT_RESUME_SCHEMA,
       runName,
       startedAt: new Date().toISOString(),
+      ...(configHash ? { configHash } : {}),
       config,
     };
     writeFileAtomic(this.stateFile, JSON.stringify(state, null, 2) + "\n");

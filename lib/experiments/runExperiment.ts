@@ -44,7 +44,7 @@ function prepareRunFolders(
   } else {
     if (resume) log(`nothing to resume in ${checkpoints.dir}: starting ${runName} afresh`);
     fs.rmSync(logDir, { recursive: true, force: true });
-    checkpoints.start(runName, resumeConfig);
+    checkpoints.start(runName, resumeConfig, config.configHash);
   }
   fs.rmSync(config.modelDir, { recursive: true, force: true });
   return resuming;

@@ -241,8 +241,7 @@ export function assertRunNameHoldsSameConfig(where: {
   if (checkpointStateFile && fs.existsSync(checkpointStateFile)) {
     let recorded: unknown;
     try {
-      recorded = (JSON.parse(fs.readFileSync(checkpointStateFile, "utf8")) as { config?: { configHash?: unknown } })
-        .config?.configHash;
+      recorded = (JSON.parse(fs.readFileSync(checkpointStateFile, "utf8")) as { configHash?: unknown }).configHash;
     } catch {
       recorded = "unreadable";
     }

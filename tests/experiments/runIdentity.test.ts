@@ -10,6 +10,7 @@ import {
   resolveRunIdentity,
   runIdentityFromRecordedConfig,
 } from "../../lib/experiments/runIdentity.js";
+import { ExperimentCheckpoints } from "../../lib/experiments/experimentResume.js";
 
 const BASE = { dataDir: "/d/ham10000-dev", backboneName: "mobilenet_v2", epochs: 20, seed: 42 };
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "melanoma-run-identity-"));
@@ -114,9 +115,10 @@ describe("assertRunNameHoldsSameConfig", () => {
   it("refuses a name whose interrupted run's checkpoints belong to another configuration (nothing deleted)", () => {
     const runJsonPath = path.join(tmp, "runs", "z.json");
     const modelDir = path.join(tmp, "models", "z");
-    const checkpointStateFile = path.join(tmp, "out", "checkpoints", "z", "experiment.json");
-    fs.mkdirSync(path.dirname(checkpointStateFile), { recursive: true });
-    fs.writeFileSync(checkpointStateFile, JSON.stringify({ runName: "z", config: { configHash: hashA } }));
+    // The state file as runExperiment's checkpoint store writes it for a fresh run of configuration A.
+    const store = new ExperimentCheckpoints(path.join(tmp, "out", "checkpoints", "z"));
+    store.start("z", { seed: 42 }, hashA);
+    const checkpointStateFile = store.stateFile;
     const where = { runJsonPath, modelDir, checkpointStateFile, runName: "z" };
     expect(() => assertRunNameHoldsSameConfig({ ...where, configHash: hashB })).toThrow(
       new RegExp(
