@@ -182,9 +182,14 @@ export async function crossValidateHead(
     /**
      * Scores a fold's validation rows another way than head-on-features (e.g. after fine-tuning
      * the backbone with this head): returns one probability per validation row. The head is
-     * disposed after it returns.
+     * disposed after it returns. `diagnosisClasses` are a diagnosis head's softmax columns.
      */
-    scoreFold?: (fold: FoldRows, foldIndex: number, head: tf.LayersModel) => Promise<Float32Array>;
+    scoreFold?: (
+      fold: FoldRows,
+      foldIndex: number,
+      head: tf.LayersModel,
+      diagnosisClasses?: string[],
+    ) => Promise<Float32Array>;
   },
 ): Promise<CrossValidationResult> {
   const { featureDim } = rows;
@@ -275,7 +280,7 @@ export async function crossValidateHead(
     });
     let probs: Float32Array;
     try {
-      if (options.scoreFold) probs = await options.scoreFold(fold, foldIndex, trained.model);
+      if (options.scoreFold) probs = await options.scoreFold(fold, foldIndex, trained.model, trained.diagnosisClasses);
       else probs = predictHeadProbabilities(trained.model, valFeatures, featureDim);
       if (probs.length !== fold.validationRows.length) {
         throw new CrossValidationError(

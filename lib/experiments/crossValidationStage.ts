@@ -4,7 +4,6 @@ import { computeRocAuc } from "../evaluate/metrics.js";
 import { computeWithinSourceRocAuc } from "../evaluate/sourceConfounding.js";
 import type { TriageThresholdProvenance } from "../export/triageModel.js";
 import { createTensorBoardCallback } from "../logging/tensorBoardCallback.js";
-import { encodeDiagnosisTargets } from "../train/diagnosisHead.js";
 import { buildFineTunedTriageModel } from "../train/triageModelSplit.js";
 import { fineTuneTopBlocks } from "../train/fineTune.js";
 import { chooseThresholdForSensitivity, type ThresholdChoice } from "../triage/triage.js";
@@ -50,16 +49,14 @@ export async function runCrossValidationStage(
   const { head, seed, epochs, fineTuneEpochs, checkpoints, logDir, log, progressMode, targetSensitivity } = config;
   const { records, labels, sources, diagnoses } = feats;
   const scoreFold = config.fineTune
-    ? async (fold: FoldRows, foldIndex: number, trainedHead: tf.LayersModel): Promise<Float32Array> => {
+    ? async (
+        fold: FoldRows,
+        foldIndex: number,
+        trainedHead: tf.LayersModel,
+        diagnosisClasses?: string[],
+      ): Promise<Float32Array> => {
         const validation = fold.validationRows.map((r) => records[r]);
         const backbone = feats.singleBackbone();
-        const diagnosisClasses = config.head.malignantDiagnoses
-          ? encodeDiagnosisTargets(
-              fold.trainRows.map((r) => diagnoses![r]),
-              fold.trainRows.map((r) => labels[r]),
-              config.head.malignantDiagnoses,
-            ).classes
-          : undefined;
         const tuned = await fineTuneTopBlocks(
           backbone,
           trainedHead,
