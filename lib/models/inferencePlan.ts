@@ -67,8 +67,14 @@ function pairOf(value: unknown, what: string, layer: tf.layers.Layer): [number, 
   throw new InferencePlanError(`layer ${layer.name}: ${what} ${JSON.stringify(value)}, expected a number or a pair`);
 }
 
-/** TensorFlow's "same" padding (before, after) for one spatial axis. */
-function samePadding(inputPx: number, kernelPx: number, stride: number, dilation: number): [number, number] {
+/**
+ * TensorFlow's "same" padding (before, after) for one spatial axis: total
+ * max((ceil(in/stride) − 1)·stride + (kernel − 1)·dilation + 1 − in, 0), the smaller half before.
+ * Shared by the inference plan and the ONNX importer and converter.
+ *
+ * @example samePadding(224, 3, 2, 1) // [0, 1]
+ */
+export function samePadding(inputPx: number, kernelPx: number, stride: number, dilation: number): [number, number] {
   const outputPx = Math.ceil(inputPx / stride);
   const total = Math.max((outputPx - 1) * stride + (kernelPx - 1) * dilation + 1 - inputPx, 0);
   return [Math.floor(total / 2), total - Math.floor(total / 2)];

@@ -5,6 +5,7 @@ import * as tf from "@tensorflow/tfjs";
 import onnxProto from "onnx-proto";
 import { MelanomaLabError } from "../util/errors.js";
 import { findProjectRoot } from "../util/paths.js";
+import { samePadding } from "./inferencePlan.js";
 import type { Backbone, BackboneOnnxFile } from "./types.js";
 
 const { onnx } = onnxProto;
@@ -124,13 +125,6 @@ function pairOf(layer: tf.layers.Layer, key: string, fallback?: number): [number
     return [value[0] as number, value[1] as number];
   }
   throw unsupported(layer, key, value, "a number or a pair of numbers");
-}
-
-/** TensorFlow's "same" padding (before, after) on one spatial axis: the extra pixel goes after. */
-function samePadding(inputPx: number, kernelPx: number, stride: number, dilation: number): [number, number] {
-  const outputPx = Math.ceil(inputPx / stride);
-  const total = Math.max((outputPx - 1) * stride + (kernelPx - 1) * dilation + 1 - inputPx, 0);
-  return [Math.floor(total / 2), total - Math.floor(total / 2)];
 }
 
 /** ONNX `pads` ([top, left, bottom, right]) for a tfjs "same"/"valid" window over a known NHWC input. */

@@ -4,6 +4,7 @@ import type { onnx as OnnxNamespace } from "onnx-proto";
 import path from "node:path";
 import { MelanomaLabError } from "../util/errors.js";
 import { findProjectRoot } from "../util/paths.js";
+import { samePadding } from "./inferencePlan.js";
 
 // onnx-proto is a CommonJS bundle of the ONNX protobuf schema (protobufjs 6); resolved from the
 // project root like nsfwjs, so it works from notebooks (tslab) too.
@@ -385,16 +386,13 @@ function as4d(v: SymbolicValue, label: string, op: string, uniqueName: (b: strin
 
 /**
  * Explicit ONNX pads [top, left, bottom, right] → tfjs padding: "valid" when zero, "same" when
- * tfjs's own same padding (TensorFlow: total = max((ceil(in/s) − 1)·s + (k−1)·d + 1 − in, 0),
- * the smaller half before) is identical, else undefined (needs ZeroPadding2D).
+ * tfjs's own same padding ({@link samePadding}) is identical, else undefined (needs ZeroPadding2D).
  */
 function matchPadding(pads: number[], inHw: [number, number], kernel: number[], strides: number[], dilations: number[]): "valid" | "same" | undefined {
   if (pads.every((p) => p === 0)) return "valid";
   for (let axis = 0; axis < 2; axis++) {
-    const out = Math.ceil(inHw[axis] / strides[axis]);
-    const total = Math.max((out - 1) * strides[axis] + (kernel[axis] - 1) * dilations[axis] + 1 - inHw[axis], 0);
-    const before = Math.floor(total / 2);
-    if (pads[axis] !== before || pads[axis + 2] !== total - before) return undefined;
+    const [before, after] = samePadding(inHw[axis], kernel[axis], strides[axis], dilations[axis]);
+    if (pads[axis] !== before || pads[axis + 2] !== after) return undefined;
   }
   return "same";
 }
@@ -410,11 +408,9 @@ function resolvePads(attrs: Attributes, label: string, op: string, inHw: [number
   if (autoPad === "SAME_UPPER" || autoPad === "SAME_LOWER") {
     const pads = [0, 0, 0, 0];
     for (let axis = 0; axis < 2; axis++) {
-      const out = Math.ceil(inHw[axis] / strides[axis]);
-      const total = Math.max((out - 1) * strides[axis] + (kernel[axis] - 1) * dilations[axis] + 1 - inHw[axis], 0);
-      const small = Math.floor(total / 2);
-      pads[axis] = autoPad === "SAME_UPPER" ? small : total - small;
-      pads[axis + 2] = total - pads[axis];
+      const [small, large] = samePadding(inHw[axis], kernel[axis], strides[axis], dilations[axis]);
+      pads[axis] = autoPad === "SAME_UPPER" ? small : large;
+      pads[axis + 2] = autoPad === "SAME_UPPER" ? large : small;
     }
     return pads;
   }
