@@ -57,6 +57,24 @@ async function fetchBytes(url: string): Promise<Buffer> {
 }
 
 /**
+ * Makes sure `filePath` exists, downloading `url` there when it does not (nothing is fetched
+ * when it does). Writes to a temporary name first and renames, so an interrupted download is
+ * retried rather than half-used. Throws {@link WeightsDownloadError} naming the URL. The one
+ * single-file weights download (VGG16's .h5, the ImageNet MobileNetV2 .onnx).
+ *
+ * @example await downloadFileOnce(url, "/tmp/w/vgg16.h5") // { downloaded: true, bytes: <file size> }
+ */
+export async function downloadFileOnce(url: string, filePath: string): Promise<{ downloaded: boolean; bytes: number }> {
+  if (fs.existsSync(filePath)) return { downloaded: false, bytes: 0 };
+  const data = await fetchBytes(url);
+  await fs.promises.mkdir(path.dirname(filePath), { recursive: true });
+  const tmp = `${filePath}.${process.pid}.tmp`;
+  await fs.promises.writeFile(tmp, data);
+  await fs.promises.rename(tmp, filePath);
+  return { downloaded: true, bytes: data.length };
+}
+
+/**
  * Makes sure `<cacheDir>/<folder>/` holds a complete tfjs layers model downloaded from
  * `<baseUrl>/<folder>/model.json`: when model.json is already there nothing is fetched.
  * Shards are written first and model.json last (via a temp name and rename), so an

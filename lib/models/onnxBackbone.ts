@@ -4,7 +4,7 @@ import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { BackboneLoadError, cutAtFeatureLayer } from "./cutBackbone.js";
 import { countMultiplyAddsPerImage } from "./countMultiplyAdds.js";
-import { resolveWeightsCacheDir, WeightsDownloadError } from "./mobilenetV1.js";
+import { downloadFileOnce, resolveWeightsCacheDir, WeightsDownloadError } from "./mobilenetV1.js";
 import { decodeOnnxModel, importOnnxModel, OnnxImportError } from "./onnxImport.js";
 import type { Backbone, PreprocessingSpec } from "./types.js";
 
@@ -127,23 +127,6 @@ export async function loadOnnxBackbone(file: string, options: LoadOnnxBackboneOp
   }
   backbone.loadMs = performance.now() - started;
   return backbone;
-}
-
-async function downloadFileOnce(url: string, target: string): Promise<void> {
-  let response: Response;
-  try {
-    response = await fetch(url);
-  } catch (err) {
-    const cause = err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err);
-    throw new WeightsDownloadError(`${url}: download failed (${cause}); set MELANOMA_LAB_WEIGHTS_DIR to a folder holding a local copy to work offline`);
-  }
-  if (!response.ok) throw new WeightsDownloadError(`${url}: HTTP ${response.status} ${response.statusText} (expected 200)`);
-  const bytes = Buffer.from(await response.arrayBuffer());
-  await fs.promises.mkdir(path.dirname(target), { recursive: true });
-  // Written under a temp name and renamed, so an interrupted download is retried, never half-used.
-  const tmp = `${target}.${process.pid}.tmp`;
-  await fs.promises.writeFile(tmp, bytes);
-  await fs.promises.rename(tmp, target);
 }
 
 /**

@@ -4,7 +4,7 @@ import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { BackboneLoadError, cutAtFeatureLayer } from "./cutBackbone.js";
 import { loadKerasH5IntoModel, readKerasH5Weights } from "./kerasH5.js";
-import { resolveWeightsCacheDir, WeightsDownloadError } from "./mobilenetV1.js";
+import { downloadFileOnce, resolveWeightsCacheDir, WeightsDownloadError } from "./mobilenetV1.js";
 import type { Backbone, PreprocessingSpec } from "./types.js";
 
 /** File name of Keras's ImageNet VGG16 weights without the classifier (58.9 MB). */
@@ -81,31 +81,6 @@ export function buildVgg16(options: BuildVgg16Options = {}): tf.LayersModel {
     x = tf.layers.dense({ name: "predictions", units: 1000, activation: "softmax" }).apply(x) as tf.SymbolicTensor;
   }
   return tf.model({ inputs: input, outputs: x, name: "vgg16" });
-}
-
-/**
- * Makes sure `filePath` exists, downloading `url` there when it does not (nothing is fetched
- * when it does). Writes to a temporary name first and renames, so an interrupted download is
- * retried rather than half-used. Throws {@link WeightsDownloadError} naming the URL.
- *
- * @example await downloadFileOnce(VGG16_WEIGHTS_URL, "/tmp/w/" + VGG16_WEIGHTS_FILE_NAME) // { downloaded: true, bytes: <file size> }
- */
-async function downloadFileOnce(url: string, filePath: string): Promise<{ downloaded: boolean; bytes: number }> {
-  if (fs.existsSync(filePath)) return { downloaded: false, bytes: 0 };
-  let response: Response;
-  try {
-    response = await fetch(url);
-  } catch (err) {
-    const cause = err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err);
-    throw new WeightsDownloadError(`${url}: download failed (${cause})`);
-  }
-  if (!response.ok) throw new WeightsDownloadError(`${url}: HTTP ${response.status} ${response.statusText} (expected 200)`);
-  const data = Buffer.from(await response.arrayBuffer());
-  await fs.promises.mkdir(path.dirname(filePath), { recursive: true });
-  const tmp = `${filePath}.${process.pid}.tmp`;
-  await fs.promises.writeFile(tmp, data);
-  await fs.promises.rename(tmp, filePath);
-  return { downloaded: true, bytes: data.length };
 }
 
 /** Options of {@link loadVgg16Backbone}. */
