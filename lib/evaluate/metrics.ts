@@ -387,8 +387,11 @@ export function computeMetricsAtThreshold(
   return deriveThresholdMetrics(computeConfusionMatrix(labels, probs, thresholdProb));
 }
 
-// Rates computed as counts / total can miss an exact target by one ulp (9/10 vs 0.9).
-const TARGET_SLACK = 1e-12;
+/**
+ * Slack when a rate is compared with a target: rates computed as counts / total can miss an exact
+ * target by one ulp (9/10 vs 0.9). Shared by the threshold choice and the threshold audit.
+ */
+export const RATE_TARGET_SLACK = 1e-12;
 
 /**
  * The highest threshold (one of the scores) at which sensitivity is at least
@@ -406,7 +409,7 @@ export function findThresholdForSensitivity(
   checkFraction(targetSensitivity, "targetSensitivity", false);
   const roc = computeRocCurve(labels, probs);
   for (let k = 1; k < roc.thresholdsProb.length; k++) {
-    if (roc.truePositiveRate[k] >= targetSensitivity - TARGET_SLACK) {
+    if (roc.truePositiveRate[k] >= targetSensitivity - RATE_TARGET_SLACK) {
       return computeMetricsAtThreshold(labels, probs, roc.thresholdsProb[k]);
     }
   }
@@ -431,7 +434,7 @@ export function findThresholdForSpecificity(
   const roc = computeRocCurve(labels, probs);
   let best = -1;
   for (let k = 1; k < roc.thresholdsProb.length; k++) {
-    if (1 - roc.falsePositiveRate[k] >= targetSpecificity - TARGET_SLACK) best = k;
+    if (1 - roc.falsePositiveRate[k] >= targetSpecificity - RATE_TARGET_SLACK) best = k;
   }
   if (best < 0) {
     throw new TargetNotReachableError(

@@ -1,3 +1,4 @@
+import { computeConfusionMatrix, deriveThresholdMetrics, RATE_TARGET_SLACK } from "../evaluate/metrics.js";
 import type { ThresholdGroupCheck, TriageThresholdProvenance } from "../export/triageModel.js";
 
 /**
@@ -22,32 +23,26 @@ export interface ThresholdAuditInput {
   scoredOn: string;
 }
 
-// Rates computed as counts / total can miss an exact target by one ulp (9/10 vs 0.9).
-const TARGET_SLACK = 1e-12;
-
+/** Sensitivity and specificity at the threshold over `rows` (unscored NaN rows left out; null where a class is absent). */
 function checkRows(name: string, rows: readonly number[], input: ThresholdAuditInput): ThresholdGroupCheck {
-  let malignant = 0;
-  let benign = 0;
-  let caught = 0;
-  let cleared = 0;
-  for (const r of rows) {
-    const p = input.probs[r];
-    if (Number.isNaN(p)) continue;
-    if (input.labels[r] === 1) {
-      malignant++;
-      if (p >= input.thresholdProb) caught++;
-    } else {
-      benign++;
-      if (p < input.thresholdProb) cleared++;
-    }
-  }
+  const scored = rows.filter((r) => !Number.isNaN(input.probs[r]));
+  if (scored.length === 0) return { name, images: 0, malignant: 0, benign: 0, sensitivity: null, specificity: null };
+  const m = deriveThresholdMetrics(
+    computeConfusionMatrix(
+      scored.map((r) => input.labels[r]),
+      scored.map((r) => input.probs[r]),
+      input.thresholdProb,
+    ),
+  );
+  const malignant = m.truePositives + m.falseNegatives;
+  const benign = m.trueNegatives + m.falsePositives;
   return {
     name,
-    images: malignant + benign,
+    images: scored.length,
     malignant,
     benign,
-    sensitivity: malignant > 0 ? caught / malignant : null,
-    specificity: benign > 0 ? cleared / benign : null,
+    sensitivity: malignant > 0 ? m.sensitivity : null,
+    specificity: benign > 0 ? m.specificity : null,
   };
 }
 
@@ -79,7 +74,7 @@ export function auditThreshold(input: ThresholdAuditInput): TriageThresholdProve
   const worstSource =
     withPositives.length === 0 ? null : withPositives.reduce((a, c) => (c.sensitivity! < a.sensitivity! ? c : a));
   const warnings = withPositives
-    .filter((c) => c.sensitivity! < input.targetSensitivity - TARGET_SLACK)
+    .filter((c) => c.sensitivity! < input.targetSensitivity - RATE_TARGET_SLACK)
     .map(
       (c) =>
         `source ${c.name}: sensitivity ${c.sensitivity!.toFixed(3)} (${Math.round(c.sensitivity! * c.malignant)}/${c.malignant} malignant) at threshold ` +
