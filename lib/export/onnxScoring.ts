@@ -4,11 +4,11 @@ import { loadOnnxRuntime, RuntimeUnavailableError } from "../backend/selectRunti
 import { ModelFileError } from "../models/modelFiles.js";
 import {
   METADATA_JSON_FILE,
+  readTriageMetadata,
   scoreImageBatch,
   TriageModelError,
   type ImagePrediction,
   type PackedBatchPredictor,
-  type TriageModelMetadata,
 } from "./triageModel.js";
 
 /** Options of {@link predictMalignantProbabilityWithOnnx}. */
@@ -45,10 +45,7 @@ export async function openOnnxTriageScorer(dir: string, options: OnnxScoringOpti
     throw new TriageModelError(`batchSize: received ${batchSize}; expected a whole number ≥ 1 (e.g. 16)`);
   }
   const metaPath = path.join(dir, METADATA_JSON_FILE);
-  if (!fs.existsSync(metaPath)) {
-    throw new ModelFileError(metaPath, "missing (exportTriageModel and exportTriageModelOnnx write it)");
-  }
-  const metadata = JSON.parse(fs.readFileSync(metaPath, "utf8")) as TriageModelMetadata;
+  const metadata = readTriageMetadata(dir);
   if (!metadata.onnx) {
     throw new ModelFileError(metaPath, "lacks field onnx (written by exportTriageModelOnnx beside model.onnx)");
   }

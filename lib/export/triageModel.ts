@@ -243,13 +243,13 @@ export async function exportTriageModel(
 }
 
 /**
- * Loads an exported triage model folder (model.json + weights.bin + metadata.json) with node:fs.
- * Throws {@link ModelFileError} naming the missing or invalid file. Older metadata.json files
- * (metrics under `validationMetrics`, no `validation`/`test`) still load, as they are.
+ * Reads and checks an exported model folder's `metadata.json` (the fields needed to repeat
+ * preprocessing and triage), without loading the model: for runtimes that run another file of
+ * the folder (model.onnx). Throws {@link ModelFileError} naming the file and what is wrong.
  *
- * @example const triage = await loadTriageModel("out/triage");
+ * @example readTriageMetadata("models/demo").thresholdProb // 0.31
  */
-export async function loadTriageModel(dir: string): Promise<LoadedTriageModel> {
+export function readTriageMetadata(dir: string): TriageModelMetadata {
   const metaPath = path.join(dir, METADATA_JSON_FILE);
   if (!fs.existsSync(metaPath)) {
     throw new ModelFileError(
@@ -267,9 +267,21 @@ export async function loadTriageModel(dir: string): Promise<LoadedTriageModel> {
     if (metadata[field] === undefined)
       throw new ModelFileError(metaPath, `lacks field ${field} (needed to repeat preprocessing and triage)`);
   }
+  return metadata;
+}
+
+/**
+ * Loads an exported triage model folder (model.json + weights.bin + metadata.json) with node:fs.
+ * Throws {@link ModelFileError} naming the missing or invalid file. Older metadata.json files
+ * (metrics under `validationMetrics`, no `validation`/`test`) still load, as they are.
+ *
+ * @example const triage = await loadTriageModel("out/triage");
+ */
+export async function loadTriageModel(dir: string): Promise<LoadedTriageModel> {
+  const metadata = readTriageMetadata(dir);
   const model = await loadLayersModelFromDir(dir);
   try {
-    checkTriageModelInputs(model, metadata, metaPath);
+    checkTriageModelInputs(model, metadata, path.join(dir, METADATA_JSON_FILE));
   } catch (err) {
     model.dispose();
     throw err;

@@ -9,7 +9,12 @@ import {
   type InferenceRuntimeSelection,
 } from "../backend/selectRuntime.js";
 import { openOnnxTriageScorer } from "../export/onnxScoring.js";
-import { loadTriageModel, predictMalignantProbability, type ImagePrediction } from "../export/triageModel.js";
+import {
+  loadTriageModel,
+  predictMalignantProbability,
+  readTriageMetadata,
+  type ImagePrediction,
+} from "../export/triageModel.js";
 import { MelanomaLabError } from "../util/errors.js";
 import { triageDecision } from "./triage.js";
 
@@ -98,11 +103,11 @@ export async function scoreImagesToCsv(options: {
       `batchSize: received ${batchSize}, expected a whole number ≥ 1 (images per forward pass)`,
     );
   }
-  const loaded = await loadTriageModel(options.modelDir);
+  const metadata = readTriageMetadata(options.modelDir);
   const { images, problems } = listImagesToScore(options.input);
   // model.onnx (exportTriageModelOnnx) runs in ONNX Runtime when it is installed, else tfjs runs
-  // model.json; MELANOMA_LAB_RUNTIME or `runtime` forces either.
-  const onnxFile = loaded.metadata.onnx ? path.join(options.modelDir, loaded.metadata.onnx.file) : undefined;
+  // model.json (loaded only then); MELANOMA_LAB_RUNTIME or `runtime` forces either.
+  const onnxFile = metadata.onnx ? path.join(options.modelDir, metadata.onnx.file) : undefined;
   const runtime = await selectInferenceRuntime({
     modelName: options.modelDir,
     onnxPath: onnxFile,
@@ -112,9 +117,10 @@ export async function scoreImagesToCsv(options: {
     runtime.runtime === "onnx"
       ? await openOnnxTriageScorer(options.modelDir, { batchSize, threads: runtime.ortThreads })
       : undefined;
+  const loaded = onnxScorer ? undefined : await loadTriageModel(options.modelDir);
   const predictBatch = (paths: string[]): Promise<ImagePrediction[]> =>
-    onnxScorer ? onnxScorer.predict(paths) : predictMalignantProbability(loaded, paths);
-  const thresholdProb = loaded.metadata.thresholdProb;
+    onnxScorer ? onnxScorer.predict(paths) : predictMalignantProbability(loaded!, paths);
+  const thresholdProb = metadata.thresholdProb;
   fs.mkdirSync(path.dirname(path.resolve(options.outPath)), { recursive: true });
   fs.writeFileSync(options.outPath, "image_id,probability,triage\n");
   let scoredCount = 0;
@@ -136,7 +142,7 @@ export async function scoreImagesToCsv(options: {
     if (lines.length > 0) fs.appendFileSync(options.outPath, lines.join("\n") + "\n");
     options.onProgress?.(Math.min(start + batchSize, images.length), images.length);
   }
-  loaded.model.dispose();
+  loaded?.model.dispose();
   await onnxScorer?.release();
   return { outPath: options.outPath, scoredCount, urgentCount, problems, thresholdProb, runtime };
 }
