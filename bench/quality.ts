@@ -75,16 +75,16 @@ const args = parseCommandLineOrExit(
         ],
         description: "only this backbone (none: rewrite the table from the JSON)",
       },
-      tta: { type: "integer", min: 1, description: "test-time augmentation views (default 2)" },
-      epochs: { type: "integer", min: 1, description: "head epochs (default 20)" },
+      tta: { type: "integer", min: 1, default: 2, description: "test-time augmentation views" },
+      epochs: { type: "integer", min: 1, default: 20, description: "head epochs" },
       data: { type: "string", valueName: "<dir>", description: "data set (default ../shared/data/ham10000-dev)" },
-      seed: { type: "integer", min: 0, description: "seed (default 42)" },
+      seed: { type: "integer", min: 0, default: 42, description: "seed" },
       "fine-tune": {
         type: "integer",
         min: 1,
         description: "mobilenet_v2 with its top blocks fine-tuned for this many epochs after the head",
       },
-      "unfreeze-blocks": { type: "integer", min: 1, description: "top blocks fine-tuned with --fine-tune (default 1)" },
+      "unfreeze-blocks": { type: "integer", min: 1, default: 1, description: "top blocks fine-tuned with --fine-tune" },
       inception: { type: "boolean", description: "include inception_v3" },
       full: { type: "boolean", description: "the full plan" },
       tricks: {
@@ -100,12 +100,14 @@ const args = parseCommandLineOrExit(
       "inner-folds": {
         type: "integer",
         min: 2,
-        description: "with --nested: inner grouped folds inside each outer-train part (default 3)",
+        default: 3,
+        description: "with --nested: inner grouped folds inside each outer-train part",
       },
       "nested-heads": {
         type: "string",
         choices: ["logistic", "all"],
-        description: "with --nested: which heads compete (default logistic)",
+        default: "logistic",
+        description: "with --nested: which heads compete",
       },
       "nested-backbones": {
         type: "string",
@@ -119,9 +121,9 @@ const args = parseCommandLineOrExit(
 const root = findProjectRoot();
 const dataDir =
   typeof args.data === "string" ? path.resolve(args.data) : path.join(findSharedDir(), "data", "ham10000-dev");
-const ttaViews = Number(args.tta ?? 2);
-const epochs = Number(args.epochs ?? 20);
-const seed = Number(args.seed ?? 42);
+const ttaViews = args.tta;
+const epochs = args.epochs;
+const seed = args.seed;
 const cacheDir = resolveFeatureCacheDir();
 process.env.MELANOMA_LAB_WEIGHTS_DIR ??= path.join(findSharedDir(), "weights");
 
@@ -717,17 +719,7 @@ async function main(): Promise<void> {
   );
   const allHeads = Object.keys(HEADS);
   const full = args.full === true;
-  const only = args.backbone as string | undefined;
-  const known = [
-    "mobilenet_v1",
-    "mobilenet_v1_1.0",
-    "mobilenet_v2",
-    "mobilenet_v2_imagenet",
-    "inception_v3",
-    "ensemble",
-    "none",
-  ];
-  if (only !== undefined && !known.includes(only)) throw new UnknownNameError("--backbone", only, known);
+  const only = args.backbone;
   const tricks = args.tricks === true;
   const dx = args.dx === true;
   if (dx && !["mobilenet_v2", "mobilenet_v1_1.0", "ensemble"].includes(only ?? "")) {
@@ -736,20 +728,18 @@ async function main(): Promise<void> {
   // Plans below name binary heads; --dx swaps in the diagnosis-target heads and no tricks.
   const binaryHeads = allHeads.filter((h) => !DX_HEADS.includes(h));
   if (args.nested === true) {
-    const headsMode = String(args["nested-heads"] ?? "logistic");
-    if (headsMode !== "logistic" && headsMode !== "all")
-      throw new UnknownNameError("--nested-heads", headsMode, ["logistic", "all"]);
+    const headsMode = args["nested-heads"] as "logistic" | "all"; // the parser allows only these
     const backbones =
       typeof args["nested-backbones"] === "string" ? args["nested-backbones"].split(",") : [...NESTED_BACKBONES];
     for (const b of backbones)
       if (!(NESTED_BACKBONES as readonly string[]).includes(b))
         throw new UnknownNameError("--nested-backbones", b, NESTED_BACKBONES);
-    await evaluateNested(Number(args["inner-folds"] ?? 3), headsMode, backbones);
+    await evaluateNested(args["inner-folds"], headsMode, backbones);
     writeOutputs(true);
     return;
   }
   if (args["fine-tune"] !== undefined) {
-    await evaluateFineTune(Number(args["fine-tune"]), Number(args["unfreeze-blocks"] ?? 1));
+    await evaluateFineTune(args["fine-tune"], args["unfreeze-blocks"]);
     writeOutputs(true);
     return;
   }
