@@ -1,10 +1,10 @@
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { checkChartsRendered } from "../../lib/display/checkChartsRendered.js";
 import { findProjectRoot } from "../../lib/util/paths.js";
+import { startClassicNotebook } from "../helpers/notebookServer.js";
 import { commandExists, requireTool } from "../helpers/shared.js";
 
 const PYTHON = "/usr/bin/python3";
@@ -102,32 +102,15 @@ open(out_html, "w").write(html)
       "classic Jupyter Notebook for /usr/bin/python3",
       "apt-get install python3-notebook",
     );
-    const port = await findFreePort();
-    const token = "melanoma-lab-test";
-    const server = spawn(
-      PYTHON,
-      [
-        "-m",
-        "notebook",
-        "--allow-root",
-        "--no-browser",
-        "--ip=127.0.0.1",
-        `--port=${port}`,
-        `--NotebookApp.token=${token}`,
-        `--notebook-dir=${outDir}`,
-      ],
-      { env, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    let serverLog = "";
-    server.stdout.on("data", (d) => (serverLog += d));
-    server.stderr.on("data", (d) => (serverLog += d));
+    const server = await startClassicNotebook({
+      python: PYTHON,
+      notebookDir: outDir,
+      env,
+      token: "melanoma-lab-test",
+      readyTimeoutMs: 30_000,
+    });
     try {
-      await waitFor(
-        () => /is running at|http:\/\/127\.0\.0\.1:\d+\//.test(serverLog),
-        30_000,
-        () => serverLog,
-      );
-      const live = await checkChartsRendered(`http://127.0.0.1:${port}/notebooks/charts.ipynb?token=${token}`, {
+      const live = await checkChartsRendered(server.urlOf("charts.ipynb"), {
         screenshotDir: path.join(root, "out", "screenshots"),
         waitForSelector: ".melanoma-lab-chart",
         timeoutMs: 60_000,
@@ -136,28 +119,7 @@ open(out_html, "w").write(html)
       expect(live.charts, liveSummary).toHaveLength(2);
       expect(live.allRendered, liveSummary).toBe(true);
     } finally {
-      server.kill("SIGTERM");
-      await new Promise((resolve) => (server.exitCode !== null ? resolve(null) : server.once("exit", resolve)));
+      await server.stop();
     }
   });
 });
-
-function findFreePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitFor(condition: () => boolean, timeoutMs: number, describe: () => string): Promise<void> {
-  const start = Date.now();
-  while (!condition()) {
-    if (Date.now() - start > timeoutMs)
-      throw new Error(`timed out after ${timeoutMs} ms; log so far:\n${describe().slice(-2000)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}

@@ -1,11 +1,11 @@
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import { createRequire } from "node:module";
-import net from "node:net";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { HEADLESS_CHROMIUM_ARGS } from "../../lib/display/checkChartsRendered.js";
 import { findProjectRoot } from "../../lib/util/paths.js";
+import { startClassicNotebook } from "../helpers/notebookServer.js";
 import { commandExists, requireTool } from "../helpers/shared.js";
 
 const PYTHON = "/usr/bin/python3";
@@ -86,39 +86,16 @@ describe("notebook 01 in the classic Notebook UI (headless Chromium)", () => {
       MELANOMA_LAB_RUN: "test-notebook-ui",
       MELANOMA_LAB_DATA: path.join(root, "data", "synthetic-small"),
     };
-    const port = await findFreePort();
-    const token = "melanoma-lab-ui-test";
-    const server = spawn(
-      PYTHON,
-      [
-        "-m",
-        "notebook",
-        "--allow-root",
-        "--no-browser",
-        "--ip=127.0.0.1",
-        `--port=${port}`,
-        `--NotebookApp.token=${token}`,
-        `--notebook-dir=${notebookDir}`,
-      ],
-      { env, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    let serverLog = "";
-    server.stdout.on("data", (d) => (serverLog += d));
-    server.stderr.on("data", (d) => (serverLog += d));
+    const server = await startClassicNotebook({ python: PYTHON, notebookDir, env, token: "melanoma-lab-ui-test" });
     const { chromium } = createRequire(path.join(root, "package.json"))(
       "playwright-core",
     ) as typeof import("playwright-core");
     const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: HEADLESS_CHROMIUM_ARGS });
     try {
-      await waitFor(
-        () => /is running at|http:\/\/127\.0\.0\.1:\d+\//.test(serverLog),
-        60_000,
-        () => serverLog,
-      );
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       const pageErrors: string[] = [];
       page.on("pageerror", (e) => pageErrors.push(e.message));
-      await page.goto(`http://127.0.0.1:${port}/notebooks/01-data.ipynb?token=${token}`, {
+      await page.goto(server.urlOf("01-data.ipynb"), {
         waitUntil: "load",
         timeout: 60_000,
       });
@@ -238,28 +215,7 @@ describe("notebook 01 in the classic Notebook UI (headless Chromium)", () => {
       expect.soft(pageErrors).toEqual([]);
     } finally {
       await browser.close();
-      server.kill("SIGTERM");
-      await new Promise((resolve) => (server.exitCode !== null ? resolve(null) : server.once("exit", resolve)));
+      await server.stop();
     }
   }, 600_000);
 });
-
-function findFreePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitFor(condition: () => boolean, timeoutMs: number, describe: () => string): Promise<void> {
-  const start = Date.now();
-  while (!condition()) {
-    if (Date.now() - start > timeoutMs)
-      throw new Error(`timed out after ${timeoutMs} ms; log so far:\n${describe().slice(-2000)}`);
-    await new Promise<void>((r) => setTimeout(r, 200));
-  }
-}
