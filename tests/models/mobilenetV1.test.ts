@@ -1,8 +1,6 @@
 import fs from "node:fs";
-import http from "node:http";
 import os from "node:os";
 import path from "node:path";
-import type { AddressInfo } from "node:net";
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { disposeBackbone, selectBackend } from "../../lib/index.js";
@@ -10,34 +8,27 @@ import { loadBackbone } from "../../lib/models/backbones.js";
 import { extractFeatures } from "../../lib/models/features.js";
 import { mobilenetV1FolderName, WeightsDownloadError } from "../../lib/models/mobilenetV1.js";
 import { preprocessImages } from "../../lib/models/preprocess.js";
+import { serveFilesOverLoopback, type LoopbackFileServer } from "../helpers/loopbackServer.js";
 import { findSharedPath, requireSharedPath } from "../helpers/shared.js";
 
 describe("mobilenet_v1: download once from a (loopback) server, then load from the cache", () => {
   const weightsDir = findSharedPath("weights/mobilenet_v1_0.25_224");
-  let server: http.Server;
+  let server: LoopbackFileServer;
   let baseUrl: string;
-  const requested: string[] = [];
   let tmp: string;
 
   beforeAll(async () => {
     await selectBackend();
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ml-v1-"));
-    server = http.createServer((req, res) => {
-      requested.push(req.url ?? "");
-      const match = /^\/mobilenet_v1_0\.25_224\/([A-Za-z0-9_.-]+)$/.exec(req.url ?? "");
-      const file = match && weightsDir ? path.join(weightsDir, match[1]) : undefined;
-      if (!file || !fs.existsSync(file)) {
-        res.writeHead(404).end("not found");
-        return;
-      }
-      res.writeHead(200, { "content-type": "application/octet-stream" }).end(fs.readFileSync(file));
+    server = await serveFilesOverLoopback((url) => {
+      const match = /^\/mobilenet_v1_0\.25_224\/([A-Za-z0-9_.-]+)$/.exec(url);
+      return match && weightsDir ? path.join(weightsDir, match[1]) : undefined;
     });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    baseUrl = server.baseUrl;
   });
 
   afterAll(async () => {
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await server.close();
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
@@ -52,13 +43,13 @@ describe("mobilenet_v1: download once from a (loopback) server, then load from t
     requireSharedPath(ctx, "weights/mobilenet_v1_0.25_224");
     const cacheDir = path.join(tmp, "weights");
     const first = await loadBackbone("mobilenet_v1", { alpha: 0.25, baseUrl, weightsCacheDir: cacheDir });
-    expect(requested.length).toBe(56);
+    expect(server.requested.length).toBe(56);
     expect(fs.readdirSync(path.join(cacheDir, "mobilenet_v1_0.25_224")).length).toBe(56);
     expect(first.featureLayerName).toBe("conv_pw_13_relu");
     expect(first.featureDim).toBe(256);
     expect(first.preprocessing).toEqual({ kind: "scale", scale: 1 / 127.5, offset: -1 });
     const second = await loadBackbone("mobilenet_v1", { alpha: 0.25, baseUrl, weightsCacheDir: cacheDir });
-    expect(requested.length).toBe(56);
+    expect(server.requested.length).toBe(56);
     expect(second.weightsId).toBe(first.weightsId);
     console.log(`mobilenet_v1 0.25: load from cache ${second.loadMs!.toFixed(0)} ms; ${(second.multiplyAddsPerImage! / 1e6).toFixed(1)} M multiply-adds/image`);
     // Published MobileNet v1 0.25/224: 41 M multiply-adds (ours excludes the 1000-class head's 0.26 M).
@@ -87,9 +78,9 @@ describe("mobilenet_v1: download once from a (loopback) server, then load from t
     const saved = process.env.MELANOMA_LAB_WEIGHTS_DIR;
     process.env.MELANOMA_LAB_WEIGHTS_DIR = path.dirname(weightsDir);
     try {
-      const count = requested.length;
+      const count = server.requested.length;
       const b = await loadBackbone("mobilenet_v1", { alpha: 0.25, baseUrl: "http://127.0.0.1:9/unreachable" });
-      expect(requested.length).toBe(count);
+      expect(server.requested.length).toBe(count);
       expect(b.weightsSource).toBe(weightsDir);
       b.model.dispose();
     } finally {

@@ -1,8 +1,6 @@
 import fs from "node:fs";
-import http from "node:http";
 import os from "node:os";
 import path from "node:path";
-import type { AddressInfo } from "node:net";
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadLabelsCsvDataset, selectBackend } from "../../lib/index.js";
@@ -10,6 +8,7 @@ import { loadBackbone } from "../../lib/models/backbones.js";
 import { extractFeatures } from "../../lib/models/features.js";
 import { MOBILENET_V1_NOTOP_FOLDER, resolveMobilenetV1Source, WeightsDownloadError } from "../../lib/models/mobilenetV1.js";
 import { preprocessImages } from "../../lib/models/preprocess.js";
+import { serveFilesOverLoopback } from "../helpers/loopbackServer.js";
 import { requireSharedPath } from "../helpers/shared.js";
 
 // A port nothing listens on: any download attempt fails at once.
@@ -114,26 +113,24 @@ describe("mobilenet_v1 alpha 1.0: full folder, else the local notop mirror, else
 
   it("with neither folder, downloads the full model (loopback server) into mobilenet_v1_1.0_224/", async (ctx) => {
     const quarterDir = requireSharedPath(ctx, "weights/mobilenet_v1_0.25_224");
-    const requested: string[] = [];
-    const server = http.createServer((req, res) => {
-      requested.push(req.url ?? "");
-      const match = /^\/mobilenet_v1_1\.0_224\/([A-Za-z0-9_.-]+)$/.exec(req.url ?? "");
-      const file = match ? path.join(quarterDir, match[1]) : undefined;
-      if (!file || !fs.existsSync(file)) return void res.writeHead(404).end("not found");
-      res.writeHead(200).end(fs.readFileSync(file));
+    const server = await serveFilesOverLoopback((url) => {
+      const match = /^\/mobilenet_v1_1\.0_224\/([A-Za-z0-9_.-]+)$/.exec(url);
+      return match ? path.join(quarterDir, match[1]) : undefined;
     });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     try {
       const cacheDir = path.join(tmp, "download");
-      const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-      const backbone = await loadBackbone("mobilenet_v1", { alpha: 1.0, weightsCacheDir: cacheDir, baseUrl });
-      expect(requested.length).toBe(56);
-      expect(requested.every((url) => url.startsWith("/mobilenet_v1_1.0_224/"))).toBe(true);
+      const backbone = await loadBackbone("mobilenet_v1", {
+        alpha: 1.0,
+        weightsCacheDir: cacheDir,
+        baseUrl: server.baseUrl,
+      });
+      expect(server.requested.length).toBe(56);
+      expect(server.requested.every((url) => url.startsWith("/mobilenet_v1_1.0_224/"))).toBe(true);
       expect(backbone.weightsSource).toBe(path.join(cacheDir, "mobilenet_v1_1.0_224"));
       expect(backbone.featureLayerName).toBe("conv_pw_13_relu");
       backbone.model.dispose();
     } finally {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await server.close();
     }
   });
 

@@ -1,9 +1,7 @@
 import fs from "node:fs";
-import http from "node:http";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
-import type { AddressInfo } from "node:net";
 import * as tf from "@tensorflow/tfjs";
 import type * as Ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -17,6 +15,7 @@ import { IMAGENET_NORMALIZE } from "../../lib/models/onnxBackbone.js";
 import { importOnnxModel, OnnxImportError } from "../../lib/models/onnxImport.js";
 import { preprocessImages } from "../../lib/models/preprocess.js";
 import { findFineTuneCut, FineTuneError } from "../../lib/train/fineTuneCut.js";
+import { serveFilesOverLoopback, type LoopbackFileServer } from "../helpers/loopbackServer.js";
 import { describeRequiring, findSharedPath, missingSharedPath, requireSharedPath } from "../helpers/shared.js";
 
 const ort = createRequire(import.meta.url)("onnxruntime-node") as typeof Ort;
@@ -214,30 +213,22 @@ describe("onnx:<path> with ops the importer does not map", () => {
 
 describe("mobilenet_v2_imagenet: download once from a (loopback) server, then load from the cache", () => {
   const weightsDir = findSharedPath("weights");
-  let server: http.Server;
+  let server: LoopbackFileServer;
   let baseUrl: string;
-  const requested: string[] = [];
   let tmp: string;
 
   beforeAll(async () => {
     await selectBackend();
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ml-onnx-"));
-    server = http.createServer((req, res) => {
-      requested.push(req.url ?? "");
-      const match = /^\/(mobilenet_v2_1\.0_imagenet\/[A-Za-z0-9_.-]+)$/.exec(req.url ?? "");
-      const file = match && weightsDir ? path.join(weightsDir, match[1]) : undefined;
-      if (!file || !fs.existsSync(file)) {
-        res.writeHead(404).end("not found");
-        return;
-      }
-      res.writeHead(200, { "content-type": "application/octet-stream" }).end(fs.readFileSync(file));
+    server = await serveFilesOverLoopback((url) => {
+      const match = /^\/(mobilenet_v2_1\.0_imagenet\/[A-Za-z0-9_.-]+)$/.exec(url);
+      return match && weightsDir ? path.join(weightsDir, match[1]) : undefined;
     });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    baseUrl = server.baseUrl;
   });
 
   afterAll(async () => {
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await server.close();
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
@@ -246,13 +237,13 @@ describe("mobilenet_v2_imagenet: download once from a (loopback) server, then lo
     const cacheDir = path.join(tmp, "weights");
     const weightsUrl = `${baseUrl}/mobilenet_v2_1.0_imagenet/mobilenetv2-7-backbone.onnx`;
     const first = await loadBackbone("mobilenet_v2_imagenet", { weightsCacheDir: cacheDir, weightsUrl });
-    expect(requested).toEqual(["/mobilenet_v2_1.0_imagenet/mobilenetv2-7-backbone.onnx"]);
+    expect(server.requested).toEqual(["/mobilenet_v2_1.0_imagenet/mobilenetv2-7-backbone.onnx"]);
     const cached = path.join(cacheDir, "mobilenet_v2_1.0_imagenet", "mobilenetv2-7-backbone.onnx");
     expect(fs.readdirSync(path.dirname(cached))).toEqual(["mobilenetv2-7-backbone.onnx"]);
     expect(first.onnx?.path).toBe(cached);
     expect(first.onnx?.sha256).toBe(MODEL_SHA256);
     const second = await loadBackbone("mobilenet_v2_imagenet", { weightsCacheDir: cacheDir, weightsUrl });
-    expect(requested.length).toBe(1);
+    expect(server.requested.length).toBe(1);
     expect(second.weightsId).toBe(first.weightsId);
     disposeBackbone(first);
     disposeBackbone(second);
@@ -263,9 +254,9 @@ describe("mobilenet_v2_imagenet: download once from a (loopback) server, then lo
     const saved = process.env.MELANOMA_LAB_WEIGHTS_DIR;
     process.env.MELANOMA_LAB_WEIGHTS_DIR = path.dirname(path.dirname(file));
     try {
-      const count = requested.length;
+      const count = server.requested.length;
       const b = await loadBackbone("mobilenet_v2_imagenet", { weightsUrl: "http://127.0.0.1:9/unreachable/mobilenetv2-7.onnx" });
-      expect(requested.length).toBe(count);
+      expect(server.requested.length).toBe(count);
       expect(b.weightsSource).toBe(file);
       disposeBackbone(b);
     } finally {

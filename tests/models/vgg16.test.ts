@@ -1,8 +1,6 @@
 import fs from "node:fs";
-import http from "node:http";
 import os from "node:os";
 import path from "node:path";
-import type { AddressInfo } from "node:net";
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../../lib/index.js";
@@ -10,6 +8,7 @@ import { loadBackbone } from "../../lib/models/backbones.js";
 import { KerasH5MismatchError } from "../../lib/models/kerasH5.js";
 import { WeightsDownloadError } from "../../lib/models/mobilenetV1.js";
 import { buildVgg16, loadVgg16Backbone, VGG16_WEIGHTS_FILE_NAME, VGG16_WEIGHTS_URL } from "../../lib/models/vgg16.js";
+import { serveFilesOverLoopback, type LoopbackFileServer } from "../helpers/loopbackServer.js";
 import { isH5pyAvailable, makeKerasH5Fixture, requireH5py } from "./fixtures/kerasH5Fixtures.js";
 
 const KERAS_VGG16_NOTOP_LAYERS = [
@@ -52,29 +51,22 @@ describe("vgg16 architecture", () => {
 describe("vgg16 backbone from Keras HDF5 weights (mini VGG written by python3-h5py)", () => {
   const haveH5py = isH5pyAvailable();
   let tmp: string;
-  let server: http.Server;
+  let server: LoopbackFileServer;
   let baseUrl: string;
-  const requested: string[] = [];
   let miniFile = "";
 
   beforeAll(async () => {
     await selectBackend();
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ml-vgg16-"));
     if (haveH5py) miniFile = makeKerasH5Fixture("mini_vgg", tmp).file;
-    server = http.createServer((req, res) => {
-      requested.push(req.url ?? "");
-      if (req.url === `/vgg16/${VGG16_WEIGHTS_FILE_NAME}` && miniFile) {
-        res.writeHead(200, { "content-type": "application/octet-stream" }).end(fs.readFileSync(miniFile));
-        return;
-      }
-      res.writeHead(404).end("not found");
-    });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    server = await serveFilesOverLoopback((url) =>
+      url === `/vgg16/${VGG16_WEIGHTS_FILE_NAME}` && miniFile ? miniFile : undefined,
+    );
+    baseUrl = server.baseUrl;
   });
 
   afterAll(async () => {
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await server.close();
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
@@ -125,15 +117,15 @@ describe("vgg16 backbone from Keras HDF5 weights (mini VGG written by python3-h5
     requireH5py(ctx);
     const cacheDir = path.join(tmp, "cache");
     const weightsUrl = `${baseUrl}/vgg16/${VGG16_WEIGHTS_FILE_NAME}`;
-    requested.length = 0;
+    server.requested.length = 0;
     const first = await loadVgg16Backbone({ weightsUrl, weightsCacheDir: cacheDir, filtersScale: 1 / 16 });
-    expect(requested).toEqual([`/vgg16/${VGG16_WEIGHTS_FILE_NAME}`]);
+    expect(server.requested).toEqual([`/vgg16/${VGG16_WEIGHTS_FILE_NAME}`]);
     expect(fs.readdirSync(cacheDir)).toEqual([VGG16_WEIGHTS_FILE_NAME]);
     expect(fs.readFileSync(path.join(cacheDir, VGG16_WEIGHTS_FILE_NAME)).equals(fs.readFileSync(miniFile))).toBe(true);
     expect(first.inputSizePx).toBe(224);
     expect(first.model.inputs[0].shape).toEqual([null, 224, 224, 3]);
     const second = await loadVgg16Backbone({ weightsUrl, weightsCacheDir: cacheDir, filtersScale: 1 / 16 });
-    expect(requested.length).toBe(1);
+    expect(server.requested.length).toBe(1);
     expect(second.weightsId).toBe(first.weightsId);
     expect(second.weightsSource).toBe(path.join(cacheDir, VGG16_WEIGHTS_FILE_NAME));
     first.model.dispose();
