@@ -358,6 +358,8 @@ export {
   makeTriageMetadata,
   predictMalignantProbability,
   predictMalignantProbabilities,
+  predictMalignantProbabilityTta,
+  DEFAULT_TTA_VIEWS,
   TriageModelError,
   METADATA_JSON_FILE,
 } from "./export/triageModel.js";
@@ -366,6 +368,8 @@ export type {
   TriageMetadataFields,
   LoadedTriageModel,
   ImagePrediction,
+  TtaImagePrediction,
+  TtaPredictionOptions,
   EnsembleMemberMetadata,
   TriageMetricsBlock,
   TriageThresholdProvenance,

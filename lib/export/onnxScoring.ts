@@ -3,12 +3,15 @@ import path from "node:path";
 import { loadOnnxRuntime, RuntimeUnavailableError } from "../backend/selectRuntime.js";
 import { ModelFileError } from "../models/modelFiles.js";
 import {
+  checkTtaOptions,
   METADATA_JSON_FILE,
   readTriageMetadata,
   scoreImageBatch,
+  scoreImagesWithViews,
   TriageModelError,
   type ImagePrediction,
   type PackedBatchPredictor,
+  type TtaImagePrediction,
 } from "./triageModel.js";
 
 /** Options of {@link predictMalignantProbabilityWithOnnx}. */
@@ -25,6 +28,12 @@ export interface OnnxTriageScorer {
   onnxPath: string;
   /** P(malignant) per image file, or why it could not be scored (as predictMalignantProbability). */
   predict(imagePaths: readonly string[]): Promise<ImagePrediction[]>;
+  /**
+   * Test-time augmentation as predictMalignantProbabilityTta does for tfjs: the mean over the
+   * first `views` dihedral views (default 8) and each view's probability, at most the scorer's
+   * batch size of view rows per ONNX Runtime call.
+   */
+  predictTta(imagePaths: readonly string[], options?: { views?: number }): Promise<TtaImagePrediction[]>;
   /** Frees the ONNX Runtime session. */
   release(): Promise<void>;
 }
@@ -82,7 +91,9 @@ export async function openOnnxTriageScorer(dir: string, options: OnnxScoringOpti
     }
     return results;
   };
-  return { onnxPath, predict, release: () => session.release() };
+  const predictTta = (imagePaths: readonly string[], ttaOptions: { views?: number } = {}) =>
+    scoreImagesWithViews(metadata, imagePaths, runBatch, checkTtaOptions({ views: ttaOptions.views, batchSize }));
+  return { onnxPath, predict, predictTta, release: () => session.release() };
 }
 
 /**

@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
+import { TTA_DIHEDRAL_VIEWS, transformImageDihedral } from "../data/augment.js";
 import { decodeImageRgb, type ResizePolicy } from "../data/decodeImage.js";
 import { LESION_LABELS, type InputProblem, type LesionLabel } from "../data/types.js";
 import { compileInferencePlan, InferencePlanError } from "../models/inferencePlan.js";
@@ -429,10 +430,32 @@ export async function predictMalignantProbability(
     loaded.metadata,
     loaded.dir ? path.join(loaded.dir, METADATA_JSON_FILE) : "metadata",
   );
-  // BatchNorm folded and activations fused (about 2× on wasm); compiled per call, freed at its end.
-  // An ensemble's plan compiles each backbone it nests and runs concatenate + head as layers.
+  const predictor = openTfjsBatchPredictor(loaded, imagePaths.length > 1);
+  try {
+    const results: ImagePrediction[] = [];
+    for (let start = 0; start < imagePaths.length; start += batchSize) {
+      results.push(
+        ...(await scoreImageBatch(loaded.metadata, imagePaths.slice(start, start + batchSize), predictor.predict)),
+      );
+    }
+    return results;
+  } finally {
+    predictor.dispose();
+  }
+}
+
+/**
+ * The tfjs {@link PackedBatchPredictor} of a loaded triage model. With `compile` the model runs
+ * through a compiled inference plan (BatchNorm folded, activations fused: about 2× on wasm; an
+ * ensemble's plan compiles each nested backbone), freed by `dispose`; else (or when the model
+ * cannot be compiled) through `model.predict`.
+ */
+function openTfjsBatchPredictor(
+  loaded: LoadedTriageModel,
+  compile: boolean,
+): { predict: PackedBatchPredictor; dispose: () => void } {
   let plan: { predict: (xs: tf.Tensor[]) => tf.Tensor; dispose: () => void } | undefined;
-  if (imagePaths.length > 1) {
+  if (compile) {
     try {
       if (loaded.model.inputs.length === 1) {
         const single = compileInferencePlan(loaded.model);
@@ -457,15 +480,112 @@ export async function predictMalignantProbability(
       tf.dispose(xs);
     }
   };
-  try {
-    const results: ImagePrediction[] = [];
-    for (let start = 0; start < imagePaths.length; start += batchSize) {
-      results.push(...(await scoreImageBatch(loaded.metadata, imagePaths.slice(start, start + batchSize), predict)));
+  return { predict, dispose: () => plan?.dispose() };
+}
+
+/** Test-time-augmented probability for one image (mean over its views), or why it could not be scored. */
+export type TtaImagePrediction =
+  | {
+      imageId: string;
+      imagePath: string;
+      /** Mean of `viewProbabilities`: P(malignant) averaged over the views. */
+      probability: number;
+      /** P(malignant) of each view, in {@link TTA_DIHEDRAL_VIEWS} order; [0] is the image as is. */
+      viewProbabilities: number[];
     }
-    return results;
+  | { imageId: string; imagePath: string; problem: InputProblem };
+
+/** Options of {@link predictMalignantProbabilityTta} (and the ONNX scorer's `predictTta`). */
+export interface TtaPredictionOptions {
+  /** Dihedral views per image, 1–8, the first `views` of TTA_DIHEDRAL_VIEWS (default 8). */
+  views?: number;
+  /**
+   * Rows (image views) per forward pass (default 16): ⌊batchSize / views⌋ images per pass, at
+   * least one image's views.
+   */
+  batchSize?: number;
+}
+
+/** Default number of test-time-augmentation views: all 8 dihedral views. */
+export const DEFAULT_TTA_VIEWS = TTA_DIHEDRAL_VIEWS.length;
+
+/**
+ * Test-time augmentation: P(malignant) of each of the first `views` dihedral views of every
+ * image (TTA_DIHEDRAL_VIEWS: identity, mirror, and their 90° turns; exact pixel permutations)
+ * and their mean. Each file is decoded once (per input size), its views built from the decoded
+ * pixels, and the views of several images go through the model together; view 0 is the image
+ * as is, so it equals {@link predictMalignantProbability}'s probability. An unreadable image
+ * gives a `problem` entry and the rest go on. Throws {@link TriageModelError} for a bad `views`
+ * or `batchSize`.
+ *
+ * @example const [p] = await predictMalignantProbabilityTta(triage, ["a.jpg"]); // { imageId: "a", probability: 0.41, viewProbabilities: [0.4, 0.43, …] } (8 views)
+ */
+export async function predictMalignantProbabilityTta(
+  loaded: LoadedTriageModel,
+  imagePaths: readonly string[],
+  options: TtaPredictionOptions = {},
+): Promise<TtaImagePrediction[]> {
+  const { views, batchSize } = checkTtaOptions(options);
+  checkTriageModelInputs(
+    loaded.model,
+    loaded.metadata,
+    loaded.dir ? path.join(loaded.dir, METADATA_JSON_FILE) : "metadata",
+  );
+  const predictor = openTfjsBatchPredictor(loaded, imagePaths.length * views > 1);
+  try {
+    return await scoreImagesWithViews(loaded.metadata, imagePaths, predictor.predict, { views, batchSize });
   } finally {
-    plan?.dispose();
+    predictor.dispose();
   }
+}
+
+/**
+ * Checks TTA options and fills their defaults. Throws {@link TriageModelError} naming the value
+ * received and the range expected.
+ */
+export function checkTtaOptions(options: TtaPredictionOptions): Required<TtaPredictionOptions> {
+  const views = options.views ?? DEFAULT_TTA_VIEWS;
+  const batchSize = options.batchSize ?? 16;
+  if (!(Number.isInteger(views) && views >= 1 && views <= TTA_DIHEDRAL_VIEWS.length)) {
+    throw new TriageModelError(
+      `views: received ${views}; expected a whole number in 1–${TTA_DIHEDRAL_VIEWS.length} (dihedral views per image, default ${DEFAULT_TTA_VIEWS})`,
+    );
+  }
+  if (!(Number.isInteger(batchSize) && batchSize >= 1)) {
+    throw new TriageModelError(`batchSize: received ${batchSize}; expected a whole number ≥ 1 (e.g. 16)`);
+  }
+  return { views, batchSize };
+}
+
+/**
+ * TTA scoring of image files with any runtime's `predict`, in passes of at most `batchSize`
+ * view rows (at least one image's views); see {@link predictMalignantProbabilityTta}. Used by
+ * the tfjs and the ONNX Runtime scorer alike.
+ */
+export async function scoreImagesWithViews(
+  metadata: TriageModelMetadata,
+  imagePaths: readonly string[],
+  predict: PackedBatchPredictor,
+  options: Required<TtaPredictionOptions>,
+): Promise<TtaImagePrediction[]> {
+  const imagesPerPass = Math.max(1, Math.floor(options.batchSize / options.views));
+  const results: TtaImagePrediction[] = [];
+  for (let start = 0; start < imagePaths.length; start += imagesPerPass) {
+    const batch = imagePaths.slice(start, start + imagesPerPass);
+    for (const p of await scoreImageViewsBatch(metadata, batch, predict, options.views)) {
+      results.push(
+        "problem" in p
+          ? p
+          : {
+              imageId: p.imageId,
+              imagePath: p.imagePath,
+              probability: p.viewProbabilities.reduce((a, b) => a + b, 0) / p.viewProbabilities.length,
+              viewProbabilities: p.viewProbabilities,
+            },
+      );
+    }
+  }
+  return results;
 }
 
 /**
@@ -556,6 +676,27 @@ export async function scoreImageBatch(
   batch: readonly string[],
   predict: PackedBatchPredictor,
 ): Promise<ImagePrediction[]> {
+  return (await scoreImageViewsBatch(metadata, batch, predict, 1)).map((p) =>
+    "problem" in p ? p : { imageId: p.imageId, imagePath: p.imagePath, probability: p.viewProbabilities[0] },
+  );
+}
+
+/**
+ * {@link scoreImageBatch} with the first `views` dihedral views of each image (view 0: as is),
+ * all views of all images in one `predict` call: rows are image-major ([image 0 view 0, image 0
+ * view 1, …]).
+ */
+async function scoreImageViewsBatch(
+  metadata: TriageModelMetadata,
+  batch: readonly string[],
+  predict: PackedBatchPredictor,
+  views: number,
+): Promise<
+  (
+    | { imageId: string; imagePath: string; viewProbabilities: number[] }
+    | { imageId: string; imagePath: string; problem: InputProblem }
+  )[]
+> {
   const specs = triageInputSpecs(metadata);
   const sizesPx = [...new Set(specs.map((s) => s.inputSizePx))];
   const decoded = await Promise.all(
@@ -564,20 +705,41 @@ export async function scoreImageBatch(
   const ok = decoded.filter(
     (d): d is DecodedImage & { pixelsBySize: Map<number, Uint8Array> } => d.pixelsBySize !== undefined,
   );
-  const probs = new Map<string, number>();
+  const probs = new Map<DecodedImage, number[]>();
   if (ok.length > 0) {
+    // Views are built once per input size (not per member) and shared by members of that size.
+    const viewsBySize = new Map<number, Uint8Array[][]>();
+    for (const size of sizesPx) {
+      viewsBySize.set(
+        size,
+        ok.map((d) => {
+          const pixels = d.pixelsBySize.get(size)!;
+          return Array.from({ length: views }, (_, v) =>
+            v === 0 ? pixels : transformImageDihedral(pixels, size, TTA_DIHEDRAL_VIEWS[v]),
+          );
+        }),
+      );
+    }
+    const rows = ok.length * views;
     const inputs = specs.map((s) => {
       const perImage = s.inputSizePx * s.inputSizePx * 3;
-      const packed = new Uint8Array(ok.length * perImage);
-      ok.forEach((d, i) => packed.set(d.pixelsBySize.get(s.inputSizePx)!, i * perImage));
+      const packed = new Uint8Array(rows * perImage);
+      viewsBySize
+        .get(s.inputSizePx)!
+        .forEach((imageViews, i) => imageViews.forEach((pixels, v) => packed.set(pixels, (i * views + v) * perImage)));
       return { values: preprocessToFloat32(packed, s.preprocessing), sizePx: s.inputSizePx };
     });
-    const values = await predict(inputs, ok.length);
-    ok.forEach((d, i) => probs.set(d.imagePath, values[i]));
+    const values = await predict(inputs, rows);
+    ok.forEach((d, i) =>
+      probs.set(
+        d,
+        Array.from({ length: views }, (_, v) => values[i * views + v]),
+      ),
+    );
   }
   return decoded.map((d) =>
     d.pixelsBySize
-      ? { imageId: d.imageId, imagePath: d.imagePath, probability: probs.get(d.imagePath)! }
+      ? { imageId: d.imageId, imagePath: d.imagePath, viewProbabilities: probs.get(d)! }
       : { imageId: d.imageId, imagePath: d.imagePath, problem: d.problem! },
   );
 }
