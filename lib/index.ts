@@ -390,8 +390,23 @@ export type { OnnxScoringOptions, OnnxTriageScorer } from "./export/onnxScoring.
 // ── Triage: thresholds and decisions for new images
 export { chooseThresholdForSensitivity, triageDecision, triageImage, ThresholdError } from "./triage/triage.js";
 export type { TriageResult, ThresholdChoice } from "./triage/triage.js";
-export { scoreImagesToCsv, listImagesToScore, describeScoreSummary, ScoreInputError } from "./triage/scoreImages.js";
-export type { ScoreSummary } from "./triage/scoreImages.js";
+export {
+  scoreImagesToCsv,
+  listImagesToScore,
+  describeScoreSummary,
+  scoreCsvColumns,
+  scoreMetaPath,
+  ScoreInputError,
+  ScoreOutputMismatchError,
+} from "./triage/scoreImages.js";
+export type {
+  ScoreSummary,
+  ScoreImagesOptions,
+  ScorePlan,
+  ScoreOutputMeta,
+  ScoredImage,
+  UnscorableImage,
+} from "./triage/scoreImages.js";
 export { auditThreshold } from "./triage/thresholdAudit.js";
 export type { ThresholdAuditInput } from "./triage/thresholdAudit.js";
 

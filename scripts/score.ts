@@ -1,4 +1,6 @@
 // npm run score -- --model models/<run> --input <dir-or-labels.csv> --out preds.csv [--batch-size N] [--runtime auto|onnx|tfjs]
+//   [--tta [--tta-views N]] [--retry-errors] [--overwrite]
+// Streaming and resumable: rerunning with the same --out scores only the images not in it yet.
 import {
   createProgressBar,
   defineCli,
@@ -14,8 +16,12 @@ import {
 const cli = defineCli({
   name: "score",
   usage: "npm run score --",
-  summary: "Scores images with an exported triage model and writes image_id,probability,triage rows to a CSV file.",
-  examples: ["npm run score -- --model models/synthetic-mobilenet_v2 --input data/synthetic --out out/preds.csv"],
+  summary:
+    "Scores images with an exported triage model into a CSV file (image_id,probability,triage[,tta_sd],error), one row per image; a rerun with the same --out skips the images already in it.",
+  examples: [
+    "npm run score -- --model models/synthetic-mobilenet_v2 --input data/synthetic --out out/preds.csv",
+    "npm run score -- --model models/synthetic-mobilenet_v2 --input data/synthetic --out out/preds-tta.csv --tta",
+  ],
   options: {
     model: {
       type: "string",
@@ -36,6 +42,19 @@ const cli = defineCli({
       choices: ["auto", ...INFERENCE_RUNTIMES],
       description: "ONNX Runtime (model.onnx) or tfjs (model.json); default MELANOMA_LAB_RUNTIME, else auto",
     },
+    tta: {
+      type: "boolean",
+      description: "test-time augmentation: probability is the mean over dihedral views; adds a tta_sd column",
+    },
+    "tta-views": { type: "integer", min: 1, max: 8, default: 8, description: "dihedral views averaged with --tta" },
+    "retry-errors": {
+      type: "boolean",
+      description: "score again the images whose row in --out is an error row (else they count as done)",
+    },
+    overwrite: {
+      type: "boolean",
+      description: "replace --out when it was written by another model or with other options (else refused)",
+    },
   },
 });
 
@@ -48,10 +67,20 @@ async function main(): Promise<void> {
     outPath: args.out,
     batchSize: args["batch-size"],
     runtime: args.runtime,
+    tta: args.tta ? args["tta-views"] : false,
+    retryErrors: args["retry-errors"],
+    overwrite: args.overwrite,
+    onStart: (plan) => {
+      if (plan.resumed)
+        console.log(
+          `${args.out} exists: skipped ${plan.alreadyScored} images as already scored${plan.retried > 0 ? ` (${plan.retried} error rows removed to retry)` : ""}; ${plan.toScore} to score`,
+        );
+    },
     onProgress: createProgressBar("scored"),
   });
   for (const line of describeScoreSummary(summary)) console.log(line);
-  if (summary.scoredCount === 0) process.exit(1);
+  // Nothing scored now or before (every image an error row): a failed run for a calling script.
+  if (summary.scoredCount === 0 && summary.alreadyScoredCount === 0) process.exit(1);
 }
 
 main().catch((err) => {

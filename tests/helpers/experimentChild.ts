@@ -21,8 +21,17 @@ export interface ExperimentChild {
  * this process's environment.
  */
 export function spawnExperimentScript(args: readonly string[], env: Record<string, string> = {}): ExperimentChild {
+  return spawnTsxScript("scripts/experiment.ts", args, env);
+}
+
+/** Starts `tsx <script> <args>` as {@link spawnExperimentScript} starts scripts/experiment.ts (own process group). */
+export function spawnTsxScript(
+  script: string,
+  args: readonly string[],
+  env: Record<string, string> = {},
+): ExperimentChild {
   const cli = path.resolve("node_modules/tsx/dist/cli.mjs");
-  const child = spawn(process.execPath, [cli, "scripts/experiment.ts", ...args], {
+  const child = spawn(process.execPath, [cli, script, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
     env: { ...process.env, ...env },
