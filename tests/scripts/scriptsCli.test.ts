@@ -24,10 +24,19 @@ describe("npm run score: command line", () => {
   it("answers --help with its flags, defaults and an example, exit 0", () => {
     const r = runScript("scripts/score.ts", ["--help"]);
     expect(r.status).toBe(0);
-    for (const flag of ["--model <dir>", "--input", "--out", "--batch-size <n>", "-h, --help"])
+    for (const flag of [
+      "--model <dir>",
+      "--input",
+      "--out",
+      "--batch-size <n>",
+      "--tta",
+      "--retry-errors",
+      "--overwrite",
+      "-h, --help",
+    ])
       expect(r.stdout).toContain(flag);
     expect(r.stdout).toContain("default 32");
-    expect(r.stdout).toMatch(/Example:\n {2}npm run score -- --model /);
+    expect(r.stdout).toMatch(/Examples?:\n {2}npm run score -- --model /);
   }, 90_000);
 
   it("rejects an unknown flag with one line naming the nearest, exit 2", () => {
