@@ -167,4 +167,57 @@ describe("predictMalignantProbabilityTta", () => {
       await scorer.release();
     }
   });
+
+  it("an ensemble gets the same view at each member's input size", async () => {
+    // Two members (8 px and 6 px), each flattened, concatenated, one dense: position-sensitive at both sizes.
+    const a = tf.input({ shape: [SIZE_PX, SIZE_PX, 3] });
+    const b = tf.input({ shape: [6, 6, 3] });
+    const joined = tf.layers
+      .concatenate()
+      .apply([tf.layers.flatten().apply(a) as tf.SymbolicTensor, tf.layers.flatten().apply(b) as tf.SymbolicTensor]);
+    const dense = tf.layers.dense({ units: 1, activation: "sigmoid" });
+    const model = tf.model({ inputs: [a, b], outputs: dense.apply(joined) as tf.SymbolicTensor });
+    const rand = createRandom(77);
+    const width = SIZE_PX * SIZE_PX * 3 + 6 * 6 * 3;
+    dense.setWeights([tf.tensor2d(Array.from({ length: width }, () => [(rand() - 0.5) * 0.4])), tf.tensor1d([0])]);
+    const member = (sizePx: number, featureDim: number) => ({
+      backboneName: `flat${sizePx}`,
+      backboneWeightsId: "handmade/1",
+      featureLayerName: "none",
+      featureDim,
+      inputSizePx: sizePx,
+      preprocessing: metadata.preprocessing,
+    });
+    const ensemble: LoadedTriageModel = {
+      model,
+      dir: "",
+      metadata: {
+        ...metadata,
+        featureDim: width,
+        ensembleMembers: [member(SIZE_PX, SIZE_PX * SIZE_PX * 3), member(6, 6 * 6 * 3)],
+      },
+    };
+    try {
+      const [p] = await predictMalignantProbabilityTta(ensemble, [images[0]]);
+      if (!("viewProbabilities" in p)) throw new Error("no prediction");
+      const big = await decodeImageRgb(images[0], SIZE_PX, "squash");
+      const small = await decodeImageRgb(images[0], 6, "squash");
+      TTA_DIHEDRAL_VIEWS.forEach((view, k) => {
+        const expected = tf.tidy(() => {
+          const xa = tf.tensor4d(
+            Float32Array.from(transformImageDihedral(big, SIZE_PX, view), (v) => v / 255),
+            [1, SIZE_PX, SIZE_PX, 3],
+          );
+          const xb = tf.tensor4d(
+            Float32Array.from(transformImageDihedral(small, 6, view), (v) => v / 255),
+            [1, 6, 6, 3],
+          );
+          return (model.predict([xa, xb]) as tf.Tensor).dataSync()[0];
+        });
+        expect(p.viewProbabilities[k]).toBeCloseTo(expected, 5);
+      });
+    } finally {
+      model.dispose();
+    }
+  });
 });
