@@ -1,5 +1,5 @@
 // Shared by the app tests and bench/app.ts's smoke use: a small exported triage model whose output
-// depends on fine pixel detail (two seeded 3×3 convolutions), and a photo-sized JPEG that needs resizing.
+// depends on every pixel's position (a seeded 3×3 convolution, then a dense layer without pooling), and a photo-sized JPEG that needs resizing.
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import sharp from "sharp";
@@ -8,7 +8,7 @@ import type { TriageModelMetadata } from "../../lib/index.js";
 import { createRandom } from "../../lib/util/random.js";
 
 /**
- * Exports a 224-px two-convolution model (seeded weights, ImageNet "normalize" preprocessing,
+ * Exports a 224-px model, one 3×3 convolution then a dense layer over every position (seeded weights, ImageNet "normalize" preprocessing,
  * centre crop) into `dir`, with metadata like a real export.
  */
 export async function exportSmallConvTriageModel(dir: string, seed = 7): Promise<void> {
@@ -20,18 +20,11 @@ export async function exportSmallConvTriageModel(dir: string, seed = 7): Promise
     activation: "relu",
     kernelInitializer: tf.initializers.glorotUniform({ seed }),
   });
-  const conv2 = tf.layers.conv2d({
-    filters: 8,
-    kernelSize: 3,
-    strides: 2,
-    activation: "relu",
-    kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }),
-  });
-  const pooled = tf.layers.globalAveragePooling2d({}).apply(
-    conv2.apply(conv1.apply(input)) as tf.SymbolicTensor,
-  ) as tf.SymbolicTensor;
-  const dense = tf.layers.dense({ units: 1, activation: "sigmoid", kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 2 }) });
-  const model = tf.model({ inputs: input, outputs: dense.apply(pooled) as tf.SymbolicTensor });
+  // Flatten, not pooling: a dense weight per position, so a resize that shifts or blurs pixels
+  // moves the probability (a pooled model would average such errors away).
+  const flat = tf.layers.flatten().apply(conv1.apply(input) as tf.SymbolicTensor) as tf.SymbolicTensor;
+  const dense = tf.layers.dense({ units: 1, activation: "sigmoid", kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }) });
+  const model = tf.model({ inputs: input, outputs: dense.apply(flat) as tf.SymbolicTensor });
   const metadata: TriageModelMetadata = {
     formatVersion: 1,
     labels: ["benign", "malignant"],
@@ -41,8 +34,8 @@ export async function exportSmallConvTriageModel(dir: string, seed = 7): Promise
     thresholdProb: 0.5,
     backboneName: "small_conv_fixture",
     backboneWeightsId: `small_conv_fixture/seed-${seed}`,
-    featureLayerName: "conv2",
-    featureDim: 8,
+    featureLayerName: "flatten",
+    featureDim: 111 * 111 * 8,
     createdAt: new Date().toISOString(),
     backend: tf.getBackend(),
   };
