@@ -37,7 +37,9 @@ export function listModelFiles(modelDir: string): string[] {
   const weights = (manifest.weightsManifest ?? []).flatMap((group) => group.paths.map((p) => p.replace(/^\.\//, "")));
   for (const w of weights) {
     if (w.includes("/") || w.includes("\\") || !fs.existsSync(path.join(modelDir, w))) {
-      throw new AppBuildError(`${path.join(modelDir, w)}: weight file named in model.json is missing or not in the folder`);
+      throw new AppBuildError(
+        `${path.join(modelDir, w)}: weight file named in model.json is missing or not in the folder`,
+      );
     }
   }
   return ["model.json", ...weights, "metadata.json"];
@@ -79,7 +81,10 @@ export async function buildPhoneApp(options: { modelDir: string; outDir: string 
   }
   fs.mkdirSync(path.join(outDir, "icons"), { recursive: true });
   for (const size of [192, 512]) {
-    await sharp(Buffer.from(ICON_SVG)).resize(size, size).png().toFile(path.join(outDir, "icons", `icon-${size}.png`));
+    await sharp(Buffer.from(ICON_SVG))
+      .resize(size, size)
+      .png()
+      .toFile(path.join(outDir, "icons", `icon-${size}.png`));
   }
   const manifest = {
     name: "Melanoma triage (research demo)",
@@ -90,10 +95,17 @@ export async function buildPhoneApp(options: { modelDir: string; outDir: string 
     display: "standalone",
     background_color: "#ffffff",
     theme_color: "#1f4e79",
-    icons: [192, 512].map((s) => ({ src: `icons/icon-${s}.png`, sizes: `${s}x${s}`, type: "image/png", purpose: "any" })),
+    icons: [192, 512].map((s) => ({
+      src: `icons/icon-${s}.png`,
+      sizes: `${s}x${s}`,
+      type: "image/png",
+      purpose: "any",
+    })),
   };
   fs.writeFileSync(path.join(outDir, "manifest.webmanifest"), JSON.stringify(manifest, null, 2));
-  const files = listFilesRecursive(outDir).filter((f) => f !== "sw.js").sort();
+  const files = listFilesRecursive(outDir)
+    .filter((f) => f !== "sw.js")
+    .sort();
   const hash = crypto.createHash("sha256");
   for (const f of files) hash.update(f).update(fs.readFileSync(path.join(outDir, f)));
   const version = hash.digest("hex").slice(0, 16);

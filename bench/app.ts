@@ -17,10 +17,21 @@ const cli = defineCli({
     models: {
       type: "string",
       valueName: "<dir,dir,…>",
-      description: "comma-separated exported model folders (float32/float16/uint8 variants); default every models/*/ with metadata.json",
+      description:
+        "comma-separated exported model folders (float32/float16/uint8 variants); default every models/*/ with metadata.json",
     },
-    backends: { type: "string", default: "webgl,wasm", valueName: "<list>", description: "tfjs backends to try, comma-separated" },
-    runs: { type: "integer", min: 1, default: 10, description: "timed images per model and backend (after one warm-up)" },
+    backends: {
+      type: "string",
+      default: "webgl,wasm",
+      valueName: "<list>",
+      description: "tfjs backends to try, comma-separated",
+    },
+    runs: {
+      type: "integer",
+      min: 1,
+      default: 10,
+      description: "timed images per model and backend (after one warm-up)",
+    },
   },
 });
 
@@ -37,7 +48,9 @@ async function main(): Promise<void> {
           .filter((d) => fs.existsSync(path.join(d, "metadata.json")))
       : [];
   if (models.length === 0) {
-    console.error("bench app: no model folder; pass --models <dir,…> or run `npm run demo` first (it leaves one in models/)");
+    console.error(
+      "bench app: no model folder; pass --models <dir,…> or run `npm run demo` first (it leaves one in models/)",
+    );
     process.exit(2);
   }
   const browser = await chromium.launch({
@@ -61,10 +74,12 @@ async function main(): Promise<void> {
         await page.goto(`${server.url}?backend=${backend}`);
         await page.waitForSelector('#result[data-state="ready"], #result[data-state="error"]', { timeout: 300_000 });
         if ((await page.getAttribute("#result", "data-state")) === "error") {
-          console.log(`${modelDir} | ${backend} | failed: ${await page.textContent("#result")} | ${weightsMb.toFixed(1)} | -`);
+          console.log(
+            `${modelDir} | ${backend} | failed: ${await page.textContent("#result")} | ${weightsMb.toFixed(1)} | -`,
+          );
         } else {
           const ran = (await page.textContent("#backend"))?.replace("tfjs backend: ", "") ?? "?";
-          const ms = await page.evaluate((runs) => (window as any).melanomaApp.timeInference(runs), args.runs);
+          const ms = await page.evaluate((runs) => (globalThis as any).melanomaApp.timeInference(runs), args.runs);
           console.log(`${modelDir} | ${backend} | ${ran} | ${weightsMb.toFixed(1)} | ${ms.toFixed(1)}`);
         }
         await page.close();

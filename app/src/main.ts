@@ -26,7 +26,9 @@ async function chooseBackend(): Promise<{ name: string; note: string }> {
         await tf.ready();
         let note = "";
         if (name === "webgl") {
-          const gl = document.createElement("canvas").getContext("webgl2") ?? document.createElement("canvas").getContext("webgl");
+          const gl =
+            document.createElement("canvas").getContext("webgl2") ??
+            document.createElement("canvas").getContext("webgl");
           const info = gl?.getExtension("WEBGL_debug_renderer_info");
           note = info && gl ? ` (${gl.getParameter(info.UNMASKED_RENDERER_WEBGL)})` : "";
         }
@@ -46,15 +48,20 @@ function formatPercent(p: number): string {
 
 async function start(): Promise<void> {
   if ("serviceWorker" in navigator) {
-    navigator.serviceWorker.register("./sw.js").catch((err) => ($("offline").textContent = `offline copy unavailable: ${err}`));
-    navigator.serviceWorker.ready.then(() => ($("offline").textContent = "Works offline: the app and the model are stored on this device."));
+    navigator.serviceWorker
+      .register("./sw.js")
+      .catch((err) => ($("offline").textContent = `offline copy unavailable: ${err}`));
+    navigator.serviceWorker.ready.then(
+      () => ($("offline").textContent = "Works offline: the app and the model are stored on this device."),
+    );
   }
   const backend = await chooseBackend();
   $("backend").textContent = `tfjs backend: ${backend.name}${backend.note}`;
   document.body.dataset.backend = backend.name;
   const metadata = (await (await fetch("./model/metadata.json")).json()) as TriageModelMetadata;
   const model = await tf.loadLayersModel("./model/model.json");
-  $("model").textContent = `model: ${metadata.backboneName}, input ${metadata.inputSizePx} px (${metadata.resizePolicy}), exported ${metadata.createdAt}`;
+  $("model").textContent =
+    `model: ${metadata.backboneName}, input ${metadata.inputSizePx} px (${metadata.resizePolicy}), exported ${metadata.createdAt}`;
   resultEl.textContent = "Ready. Take or choose a photo of the skin spot.";
   resultEl.dataset.state = "ready";
 

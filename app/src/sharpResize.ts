@@ -42,7 +42,12 @@ function lanczos3(x: number): number {
 }
 
 /** Box shrink of one axis by an integer factor, rounding like vips_shrinkh/v ("ceil": a partial last block is averaged over what it has). */
-function boxShrinkAxis(src: Float64Array, length: number, lines: number, factor: number): { data: Float64Array; length: number } {
+function boxShrinkAxis(
+  src: Float64Array,
+  length: number,
+  lines: number,
+  factor: number,
+): { data: Float64Array; length: number } {
   const outLength = Math.ceil(length / factor);
   const out = new Float64Array(outLength * lines * 3);
   for (let line = 0; line < lines; line++) {
@@ -121,7 +126,13 @@ function reduceAxis(
 }
 
 /** Catmull-Rom upscale of one axis, centre convention, edges extended (libvips's bicubic affine, approximately). */
-function upscaleAxis(src: Float64Array, length: number, lines: number, outLength: number, factor: number): { data: Float64Array; length: number } {
+function upscaleAxis(
+  src: Float64Array,
+  length: number,
+  lines: number,
+  outLength: number,
+  factor: number,
+): { data: Float64Array; length: number } {
   const out = new Float64Array(outLength * lines * 3);
   for (let o = 0; o < outLength; o++) {
     const x = (o + 0.5) * factor - 0.5;
@@ -148,9 +159,17 @@ function upscaleAxis(src: Float64Array, length: number, lines: number, outLength
   return { data: out, length: outLength };
 }
 
-function resizeAxis(src: Float64Array, length: number, lines: number, outLength: number, factor: number): { data: Float64Array; length: number } {
+function resizeAxis(
+  src: Float64Array,
+  length: number,
+  lines: number,
+  outLength: number,
+  factor: number,
+): { data: Float64Array; length: number } {
   if (outLength === length) return { data: src, length };
-  return factor > 1 ? reduceAxis(src, length, lines, outLength, factor) : upscaleAxis(src, length, lines, outLength, factor);
+  return factor > 1
+    ? reduceAxis(src, length, lines, outLength, factor)
+    : upscaleAxis(src, length, lines, outLength, factor);
 }
 
 function transpose(src: Float64Array, width: number, height: number): Float64Array {
@@ -180,7 +199,7 @@ export function resizeSquareLikeSharp(image: PixelImage, sizePx: number, policy:
       `image: received ${data.length} bytes for ${width}×${height}×${channels}, expected width × height × channels bytes`,
     );
   }
-  let rgb = new Float64Array(width * height * 3);
+  let rgb: Float64Array = new Float64Array(width * height * 3);
   for (let i = 0, j = 0; i < width * height; i++, j += channels) {
     rgb[i * 3] = data[j];
     rgb[i * 3 + 1] = data[j + 1];

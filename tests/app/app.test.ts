@@ -11,7 +11,13 @@ import { commandExists, describeRequiring, missingTool } from "../helpers/shared
 import { exportSmallConvTriageModel, writeTexturedJpeg } from "./appFixtures.js";
 
 const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"];
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--no-first-run",
+];
 const VIEWPORT = { width: 390, height: 844 };
 const screenshotDir = path.resolve("out", "app-screenshots");
 
@@ -61,14 +67,14 @@ describeRequiring(
 
     async function classify(page: Page): Promise<number> {
       await page.setInputFiles("#photo", photo);
-      expect(await waitForState(page, ["done"]), await page.textContent("#result")).toBe("done");
+      expect(await waitForState(page, ["done"]), (await page.textContent("#result")) ?? undefined).toBe("done");
       return Number(await page.getAttribute("#result", "data-probability"));
     }
 
     it("loads: installable manifest with icons, backend named, model ready", async () => {
       const page = await browser.newPage({ viewport: VIEWPORT });
       await page.goto(server.url);
-      expect(await waitForState(page, ["ready"]), await page.textContent("#result")).toBe("ready");
+      expect(await waitForState(page, ["ready"]), (await page.textContent("#result")) ?? undefined).toBe("ready");
       expect(await page.textContent("#backend")).toMatch(/^tfjs backend: (webgl|wasm|cpu)/);
       const manifest = await (await page.request.get(new URL("manifest.webmanifest", server.url).href)).json();
       expect(manifest.display).toBe("standalone");
@@ -88,7 +94,7 @@ describeRequiring(
         const requests: Request[] = [];
         page.on("request", (r) => requests.push(r));
         await page.goto(`${server.url}?backend=${backend}`);
-        expect(await waitForState(page, ["ready"]), await page.textContent("#result")).toBe("ready");
+        expect(await waitForState(page, ["ready"]), (await page.textContent("#result")) ?? undefined).toBe("ready");
         // Headless Chromium without a GPU may still offer webgl through SwiftShader; the page says which ran.
         expect(await page.textContent("#backend")).toContain(`tfjs backend: ${backend}`);
         const afterLoad = requests.length;
@@ -97,13 +103,17 @@ describeRequiring(
         const expectedLevel = probability >= 0.5 ? "urgent" : "routine";
         expect(await page.getAttribute("#result", "data-level")).toBe(expectedLevel);
         expect(await page.textContent("#result .level")).toBe(expectedLevel);
-        expect(await page.textContent("#result")).toMatch(/not a diagnosis/);
+        expect((await page.textContent("#result")) ?? undefined).toMatch(/not a diagnosis/);
         await page.screenshot({ path: path.join(screenshotDir, `2-classified-${backend}.png`), fullPage: true });
         // No request carries a body; after load only same-origin GETs (the preview is a blob: URL).
         expect(requests.filter((r) => r.postData() !== null).map((r) => r.url())).toEqual([]);
         const origin = new URL(server.url).origin;
-        const late = requests.slice(afterLoad).filter((r) => !r.url().startsWith("blob:") && !r.url().startsWith("data:"));
-        expect(late.filter((r) => r.method() !== "GET" || new URL(r.url()).origin !== origin).map((r) => r.url())).toEqual([]);
+        const late = requests
+          .slice(afterLoad)
+          .filter((r) => !r.url().startsWith("blob:") && !r.url().startsWith("data:"));
+        expect(
+          late.filter((r) => r.method() !== "GET" || new URL(r.url()).origin !== origin).map((r) => r.url()),
+        ).toEqual([]);
         expect(requests.every((r) => ["GET"].includes(r.method()))).toBe(true);
         await page.close();
       }, 180_000);
@@ -115,14 +125,23 @@ describeRequiring(
       await page.goto(`${server.url}?backend=wasm`);
       expect(await waitForState(page, ["ready"])).toBe("ready");
       await page.evaluate(async () => {
-        await navigator.serviceWorker.ready;
+        await (globalThis as any).navigator.serviceWorker.ready;
       });
-      await page.waitForFunction(() => navigator.serviceWorker.controller !== null, undefined, { timeout: 60_000 });
+      await page.waitForFunction(() => (globalThis as any).navigator.serviceWorker.controller !== null, undefined, {
+        timeout: 60_000,
+      });
       await context.setOffline(true);
       // A request that is not cached fails offline: proof the network is really blocked.
-      expect(await page.evaluate(() => fetch("/not-cached.txt").then(() => "fetched", () => "failed"))).toBe("failed");
+      expect(
+        await page.evaluate(() =>
+          fetch("/not-cached.txt").then(
+            () => "fetched",
+            () => "failed",
+          ),
+        ),
+      ).toBe("failed");
       await page.reload();
-      expect(await waitForState(page, ["ready"]), await page.textContent("#result")).toBe("ready");
+      expect(await waitForState(page, ["ready"]), (await page.textContent("#result")) ?? undefined).toBe("ready");
       const probability = await classify(page);
       expect(Math.abs(probability - scoredProbability)).toBeLessThan(1e-3);
       await page.screenshot({ path: path.join(screenshotDir, "3-offline-classified.png"), fullPage: true });

@@ -23,7 +23,11 @@ export async function exportSmallConvTriageModel(dir: string, seed = 7): Promise
   // Flatten, not pooling: a dense weight per position, so a resize that shifts or blurs pixels
   // moves the probability (a pooled model would average such errors away).
   const flat = tf.layers.flatten().apply(conv1.apply(input) as tf.SymbolicTensor) as tf.SymbolicTensor;
-  const dense = tf.layers.dense({ units: 1, activation: "sigmoid", kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }) });
+  const dense = tf.layers.dense({
+    units: 1,
+    activation: "sigmoid",
+    kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }),
+  });
   const model = tf.model({ inputs: input, outputs: dense.apply(flat) as tf.SymbolicTensor });
   const metadata: TriageModelMetadata = {
     formatVersion: 1,
@@ -59,6 +63,8 @@ export async function writeTexturedJpeg(file: string, width = 600, height = 450,
       rgb[i + 2] = Math.min(255, 140 - 100 * blob + 40 * random());
     }
   }
-  await sharp(rgb, { raw: { width, height, channels: 3 } }).jpeg({ quality: 88 }).toFile(file);
+  await sharp(rgb, { raw: { width, height, channels: 3 } })
+    .jpeg({ quality: 88 })
+    .toFile(file);
   return path.resolve(file);
 }

@@ -12,13 +12,20 @@ function texturedRgb(width: number, height: number, seed: number): Uint8Array {
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       const wave = 60 * Math.sin(x / 7) * Math.cos(y / 11);
-      for (let c = 0; c < 3; c++) rgb[(y * width + x) * 3 + c] = Math.max(0, Math.min(255, 128 + wave + 60 * (random() - 0.5) + c * 20));
+      for (let c = 0; c < 3; c++)
+        rgb[(y * width + x) * 3 + c] = Math.max(0, Math.min(255, 128 + wave + 60 * (random() - 0.5) + c * 20));
     }
   }
   return rgb;
 }
 
-async function resizeWithSharp(rgb: Uint8Array, width: number, height: number, sizePx: number, policy: SquareResizePolicy) {
+async function resizeWithSharp(
+  rgb: Uint8Array,
+  width: number,
+  height: number,
+  sizePx: number,
+  policy: SquareResizePolicy,
+) {
   // The same call lib/data/decodeImage makes, on raw pixels so only the resize is compared.
   const out = await sharp(rgb, { raw: { width, height, channels: 3 } })
     .resize({ width: sizePx, height: sizePx, fit: policy === "squash" ? "fill" : "cover", position: "centre" })
@@ -67,7 +74,9 @@ describe("resizeSquareLikeSharp (the phone app's resize) against sharp", () => {
     const rgb = texturedRgb(4, 4, 1);
     const rgba = new Uint8Array(4 * 4 * 4);
     for (let i = 0; i < 16; i++) rgba.set([...rgb.subarray(i * 3, i * 3 + 3), 77], i * 4);
-    expect(Array.from(resizeSquareLikeSharp({ width: 4, height: 4, channels: 4, data: rgba }, 4, "center-crop"))).toEqual(Array.from(rgb));
+    expect(
+      Array.from(resizeSquareLikeSharp({ width: 4, height: 4, channels: 4, data: rgba }, 4, "center-crop")),
+    ).toEqual(Array.from(rgb));
   });
 
   it("upscaling (a 224-px HAM image to a 299-px input) is close to sharp but not exact", async (ctx) => {
@@ -76,14 +85,18 @@ describe("resizeSquareLikeSharp (the phone app's resize) against sharp", () => {
     const file = path.join(requireSharedPath(ctx, "data/ham10000-dev/images"), "ISIC_0024307.jpg");
     const { data, info } = await sharp(file).raw().toBuffer({ resolveWithObject: true });
     const rgb = new Uint8Array(data);
-    const ours = resizeSquareLikeSharp({ width: info.width, height: info.height, channels: 3, data: rgb }, 299, "center-crop");
+    const ours = resizeSquareLikeSharp(
+      { width: info.width, height: info.height, channels: 3, data: rgb },
+      299,
+      "center-crop",
+    );
     const diff = compare(ours, await resizeWithSharp(rgb, info.width, info.height, 299, "center-crop"));
     expect(diff.meanAbs).toBeLessThan(2);
   });
 
   it("refuses a pixel buffer that does not match its size, naming both", () => {
-    expect(() => resizeSquareLikeSharp({ width: 3, height: 3, channels: 3, data: new Uint8Array(10) }, 2, "squash")).toThrow(
-      /received 10 bytes for 3×3×3/,
-    );
+    expect(() =>
+      resizeSquareLikeSharp({ width: 3, height: 3, channels: 3, data: new Uint8Array(10) }, 2, "squash"),
+    ).toThrow(/received 10 bytes for 3×3×3/);
   });
 });
