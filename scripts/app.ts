@@ -24,7 +24,12 @@ const cli = defineCli({
       valueName: "<address>",
       description: "address to listen on; browsers allow the offline service worker only on localhost or HTTPS",
     },
-    "out-dir": { type: "string", default: "out/app", valueName: "<dir>", description: "where the built app is written" },
+    "out-dir": {
+      type: "string",
+      default: "out/app",
+      valueName: "<dir>",
+      description: "where the built app is written",
+    },
   },
   notes: ["The page says which tfjs backend ran. No image leaves the device: the server only serves the app's files."],
 });
@@ -33,7 +38,9 @@ async function main(): Promise<void> {
   const { values: args } = parseCommandLineOrExit(cli, process.argv.slice(2));
   const outDir = path.resolve(findProjectRoot(), args["out-dir"]);
   const built = await buildPhoneApp({ modelDir: args.model, outDir });
-  console.log(`app: built ${built.precached.length} files into ${path.relative(process.cwd(), outDir) || "."} (cache ${built.version})`);
+  console.log(
+    `app: built ${built.precached.length} files into ${path.relative(process.cwd(), outDir) || "."} (cache ${built.version})`,
+  );
   const server = await servePhoneApp(outDir, { host: args.host, port: args.port });
   console.log(`app: serving ${server.url} (model ${args.model}); Ctrl-C stops`);
   process.on("SIGINT", () => void server.close().then(() => process.exit(0)));
