@@ -6,7 +6,7 @@ import { disposeBackbone, selectBackend } from "../../lib/index.js";
 import type { Backbone, LesionRecord } from "../../lib/index.js";
 import { generateSyntheticDataset } from "../../lib/data/synthetic.js";
 import { buildEnsembleTriageModel, makeEnsembleTriageMetadata } from "../../lib/export/ensembleTriageModel.js";
-import { MODEL_CARD_MD_FILE } from "../../lib/export/modelCard.js";
+import { describeTrainingData, makeModelCard, MODEL_CARD_MD_FILE } from "../../lib/export/modelCard.js";
 import {
   encodeFloat16,
   exportTriageModelVariants,
@@ -246,6 +246,7 @@ describe("triage model variants: float32, float16, uint8 (tiny real conv backbon
     const metadata = makeTriageMetadata(single, {
       thresholdProb: 0.5,
       validation: { description: "validation split", images: 24, metrics: { rocAuc: 0.5 } },
+      card: makeModelCard({ trainingData: [describeTrainingData(path.join(tmp, "data"))] }),
     });
     const dir = path.join(tmp, "single");
     const { variants, comparisonMarkdown } = await exportTriageModelVariants(dir, triage, metadata, {
@@ -272,7 +273,16 @@ describe("triage model variants: float32, float16, uint8 (tiny real conv backbon
     expect(comparisonMarkdown.split("\n")).toHaveLength(5);
     expect(comparisonMarkdown).toContain("urgent: sensitivity / specificity");
     expect(comparisonMarkdown).toContain("reassure: sensitivity / specificity");
-    expect(fs.readFileSync(path.join(variants[2].dir, MODEL_CARD_MD_FILE), "utf8")).toContain("**uint8** variant");
+    const card = fs.readFileSync(path.join(variants[2].dir, MODEL_CARD_MD_FILE), "utf8");
+    expect(card).toContain("**uint8** variant");
+    expect(card).toContain("Licence: none needed: generated images");
+    const u8 = variants[2].validation!;
+    expect(card).toContain(
+      `| uint8 | variants/uint8 | ${(variants[2].modelBytes / 1e6).toFixed(2)} | ${u8.rocAuc.toFixed(4)} (`,
+    );
+    expect(fs.readFileSync(path.join(dir, MODEL_CARD_MD_FILE), "utf8")).toContain(
+      "# Model card: melanoma triage — tiny_s (float32)",
+    );
   });
 
   it("ensemble: the same three variants load and score through loadTriageModel", async () => {
