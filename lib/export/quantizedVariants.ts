@@ -344,6 +344,11 @@ function writeMetadataAndCard(dir: string, metadata: TriageModelMetadata): void 
  * operating point, and its distance to the float32 probabilities. Each folder's metadata.json
  * records its own `variant` and the comparison of all (`variants`), and a MODEL_CARD.md
  * (renderModelCardMarkdown) is written beside it, so a user can pick the smallest acceptable one.
+ * Returns the variants, the comparison as markdown, and the float32 folder's metadata as written.
+ * With ONNX: call exportTriageModelOnnx first and pass the metadata it returns, so metadata.json
+ * and MODEL_CARD.md of the float32 folder keep `onnx` (the quantized folders, which hold no
+ * model.onnx, drop it); exportTriageModelOnnx afterwards would rewrite metadata.json without
+ * the variants.
  *
  * @example
  * const { variants, comparisonMarkdown } = await exportTriageModelVariants(config.paths.modelDir, triageModel, metadata, {
@@ -358,7 +363,7 @@ export async function exportTriageModelVariants(
   model: tf.LayersModel,
   metadata: TriageModelMetadata,
   options: TriageVariantExportOptions = {},
-): Promise<{ variants: ExportedTriageVariant[]; comparisonMarkdown: string }> {
+): Promise<{ variants: ExportedTriageVariant[]; comparisonMarkdown: string; metadata: TriageModelMetadata }> {
   const quantized = options.quantizedDtypes ?? ["float16", "uint8"];
   for (const dtype of quantized) {
     if (dtype !== "float16" && dtype !== "uint8") {
@@ -376,6 +381,8 @@ export async function exportTriageModelVariants(
   // Older runs' variant folders would otherwise be listed in the float32 folder's byte count.
   fs.rmSync(path.join(dir, VARIANTS_DIR), { recursive: true, force: true });
   const { variant: _v, variants: _vs, ...base } = metadata;
+  // model.onnx is the float32 model and lives only in the float32 folder.
+  const { onnx: _onnx, ...quantizedBase } = base;
   await exportTriageModel(dir, model, base);
   const folders: { dtype: TriageWeightDtype; dir: string; relativeDir: string }[] = [
     { dtype: "float32", dir, relativeDir: "." },
@@ -391,7 +398,7 @@ export async function exportTriageModelVariants(
   for (const folder of folders) {
     const bytes = folder.dtype === "float32" ? float32Bytes : writeQuantizedModelFiles(dir, folder.dir, folder.dtype);
     if (folder.dtype !== "float32")
-      fs.writeFileSync(path.join(folder.dir, METADATA_JSON_FILE), JSON.stringify(base, null, 2));
+      fs.writeFileSync(path.join(folder.dir, METADATA_JSON_FILE), JSON.stringify(quantizedBase, null, 2));
     let validation: TriageVariantValidation | undefined;
     if (images) {
       const loaded = await loadTriageModel(folder.dir);
@@ -414,10 +421,12 @@ export async function exportTriageModelVariants(
     });
   }
   const table: TriageVariantMetadata[] = variants.map(({ dir: _dir, ...row }) => row);
-  for (const [i, folder] of folders.entries()) {
-    writeMetadataAndCard(folder.dir, { ...base, variant: table[i], variants: table });
-  }
-  return { variants, comparisonMarkdown: formatVariantComparisonMarkdown(table) };
+  const written = folders.map((folder, i) => {
+    const own = { ...(folder.dtype === "float32" ? base : quantizedBase), variant: table[i], variants: table };
+    writeMetadataAndCard(folder.dir, own);
+    return own;
+  });
+  return { variants, comparisonMarkdown: formatVariantComparisonMarkdown(table), metadata: written[0] };
 }
 
 /**

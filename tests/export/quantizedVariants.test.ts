@@ -321,8 +321,20 @@ describe("triage model variants: float32, float16, uint8 (tiny real conv backbon
     await expect(
       exportTriageModelVariants(dir, triage, metadata, { validation: { imagePaths, labels: labels.slice(1) } }),
     ).rejects.toThrow(/24 image paths and 23 labels/);
-    const { variants } = await exportTriageModelVariants(dir, triage, metadata, { quantizedDtypes: ["uint8"] });
+    // An ONNX copy (written first, as notebook 05 does) stays recorded only where model.onnx is.
+    const onnx = { file: "model.onnx", opset: 13, inputNames: ["input"], outputName: "probability_malignant" };
+    const { variants, metadata: written } = await exportTriageModelVariants(
+      dir,
+      triage,
+      { ...metadata, onnx },
+      {
+        quantizedDtypes: ["uint8"],
+      },
+    );
     expect(variants.map((v) => v.dtype)).toEqual(["float32", "uint8"]);
+    expect(written.onnx).toEqual(onnx);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, "metadata.json"), "utf8")).onnx).toEqual(onnx);
+    expect(JSON.parse(fs.readFileSync(path.join(variants[1].dir, "metadata.json"), "utf8")).onnx).toBeUndefined();
     expect(variants[1].validation).toBeUndefined();
     expect(() => writeQuantizedModelFiles(variants[1].dir, path.join(tmp, "again"), "float16")).toThrow(
       /already quantized \(uint8\)/,
