@@ -173,7 +173,7 @@ function measureModelFileBytes(dir: string): { modelBytes: number; weightsBytes:
  * weightsManifest entry carrying `quantization: { dtype: "float16" }` or `{ dtype: "uint8",
  * scale, min }` as tfjs-converter writes them, so tfjs's loadLayersModel dequantizes on load.
  * Other weights (int32) are copied as they are. Throws {@link TriageVariantError} for another
- * dtype or a source that is already quantized.
+ * dtype, a source that is already quantized, or a weight too large for float16 (|w| > 65504).
  *
  * @example writeQuantizedModelFiles("models/demo", "models/demo/variants/uint8", "uint8") // { modelBytes: 3.6e6, weightsBytes: 3.5e6 }
  */
@@ -208,7 +208,14 @@ export function writeQuantizedModelFiles(
     const values = new Float32Array(bytes.buffer, 0, count);
     if (dtype === "float16" || isBatchNormWeight(spec.name)) {
       const halves = new Uint16Array(count);
-      for (let i = 0; i < count; i++) halves[i] = encodeFloat16(values[i]);
+      for (let i = 0; i < count; i++) {
+        halves[i] = encodeFloat16(values[i]);
+        if ((halves[i] & 0x7fff) === 0x7c00 && Number.isFinite(values[i])) {
+          throw new TriageVariantError(
+            `${path.join(sourceDir, MODEL_JSON_FILE)}: weight ${spec.name}[${i}] is ${values[i]}, beyond float16's largest finite value 65504; expected |weights| ≤ 65504 for a float16 variant (export float32 or uint8 instead)`,
+          );
+        }
+      }
       parts.push(new Uint8Array(halves.buffer));
       specs.push({ ...spec, quantization: { dtype: "float16" } });
     } else {

@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { disposeBackbone, selectBackend } from "../../lib/index.js";
 import type { Backbone, LesionRecord } from "../../lib/index.js";
@@ -25,6 +26,7 @@ import {
   type TriageModelMetadata,
 } from "../../lib/export/triageModel.js";
 import { loadBackbone } from "../../lib/models/backbones.js";
+import { saveLayersModelToDir } from "../../lib/models/modelFiles.js";
 import { buildSeededHead, buildTinyBackbone, buildTinyMembers } from "../models/ensembleFixtures.js";
 import { requireSharedPath } from "../helpers/shared.js";
 
@@ -340,6 +342,15 @@ describe("triage model variants: float32, float16, uint8 (tiny real conv backbon
       /already quantized \(uint8\)/,
     );
     expect(formatVariantComparisonMarkdown(variants)).toContain("not measured");
+    // A weight float16 cannot hold is refused by name rather than written as Infinity.
+    const big = tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [2], name: "big" })] });
+    big.setWeights([tf.tensor2d([[1], [7e4]]), tf.tensor1d([0])]);
+    await saveLayersModelToDir(big, path.join(tmp, "big"));
+    expect(() => writeQuantizedModelFiles(path.join(tmp, "big"), path.join(tmp, "big16"), "float16")).toThrow(
+      /weight big\/kernel\[1\] is 70000, beyond float16's largest finite value 65504/,
+    );
+    expect(writeQuantizedModelFiles(path.join(tmp, "big"), path.join(tmp, "big8"), "uint8").weightsBytes).toBe(3);
+    big.dispose();
   });
 });
 
