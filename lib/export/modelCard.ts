@@ -343,7 +343,7 @@ function renderVariants(
   if (!variants || variants.length === 0) return own ? lines : [...lines, "Only the float32 model was exported.", ""];
   const names = [...new Set(variants.flatMap((v) => v.validation?.operatingPoints.map((p) => p.name) ?? []))];
   lines.push(
-    `| variant | folder | MB | validation ROC AUC | ${names.map((n) => `${n}: sensitivity / specificity`).join(" | ")}${names.length ? " | " : ""}max \\|Δp\\| vs float32 |`,
+    `| variant | folder (from the float32 folder) | MB | validation ROC AUC | ${names.map((n) => `${n}: sensitivity / specificity`).join(" | ")}${names.length ? " | " : ""}max \\|Δp\\| vs float32 |`,
     `|---|---|---|---|${names.map(() => "---|").join("")}---|`,
   );
   for (const v of variants) {
@@ -362,7 +362,7 @@ function renderVariants(
   if (measured) {
     lines.push(
       "",
-      `Re-measured on: ${measured.description} — ${measured.images} images, ${measured.malignant} malignant, ${measured.benign} benign.`,
+      `Re-measured on: ${measured.description} — ${measured.images} images, ${measured.malignant} malignant, ${measured.benign} benign; scored on the \`${measured.scoredOnBackend}\` backend.`,
     );
   }
   lines.push("");

@@ -57,6 +57,8 @@ export interface TriageVariantValidation {
   maxAbsProbabilityDifferenceFromFloat32: number;
   /** Mean over validation images of |P(variant) − P(float32 files)|. */
   meanAbsProbabilityDifferenceFromFloat32: number;
+  /** tfjs backend the variants were re-scored on, e.g. "wasm" (float rounding differs between backends). */
+  scoredOnBackend: string;
 }
 
 /** What a variant is, how big, and how it scored: `metadata.variant` of each variant folder, and one row of `metadata.variants`. */
@@ -334,6 +336,7 @@ function measureVariantValidation(
     }),
     maxAbsProbabilityDifferenceFromFloat32: maxDiff,
     meanAbsProbabilityDifferenceFromFloat32: probs.length === 0 ? 0 : sumDiff / probs.length,
+    scoredOnBackend: tf.getBackend(),
   };
 }
 

@@ -205,6 +205,7 @@ describe("renderModelCardMarkdown and MODEL_CARD.md", () => {
           operatingPoints: [{ name: "urgent", thresholdProb: 0.31, sensitivity: 1, specificity: 0.6667 }],
           maxAbsProbabilityDifferenceFromFloat32: 0.0016,
           meanAbsProbabilityDifferenceFromFloat32: 0.0005,
+          scoredOnBackend: "wasm",
         },
       },
     };
@@ -225,6 +226,9 @@ describe("renderModelCardMarkdown and MODEL_CARD.md", () => {
     expect(md).toContain("| clinicA | 5 | 2 | 100.0% | 66.7% |");
     expect(md).toContain("This folder holds the **uint8** variant");
     expect(md).toContain("| uint8 | variants/uint8 | 2.50 | 0.8333 | 100.0% / 66.7% at ≥ 0.3100 | 1.60e-3 |");
+    expect(md).toContain(
+      "Re-measured on: validation split (re-scored) — 5 images, 2 malignant, 3 benign; scored on the `wasm` backend.",
+    );
     expect(md).toMatch(/## Limitations\n\n- ham is licensed for non-commercial use/);
   });
 

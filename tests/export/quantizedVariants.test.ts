@@ -224,6 +224,7 @@ describe("triage model variants: float32, float16, uint8 (tiny real conv backbon
     variants.forEach((v, k) => {
       const val = v.validation!;
       expect(val.images).toBe(records.length);
+      expect(val.scoredOnBackend).toBe(tf.getBackend());
       expect(val.malignant).toBe(labels.filter((y) => y === 1).length);
       expect(val.rocAuc).toBeCloseTo(countPairsAuc(labels, probs[k]), 12);
       for (const p of val.operatingPoints) {
