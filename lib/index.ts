@@ -386,6 +386,42 @@ export { exportTriageModelOnnx, ONNX_MODEL_FILE, ONNX_TRIAGE_OUTPUT_NAME } from 
 export type { TriageOnnxMetadata } from "./export/onnxExport.js";
 export { openOnnxTriageScorer, predictMalignantProbabilityWithOnnx } from "./export/onnxScoring.js";
 export type { OnnxScoringOptions, OnnxTriageScorer } from "./export/onnxScoring.js";
+export {
+  exportTriageModelVariants,
+  formatVariantComparisonMarkdown,
+  writeQuantizedModelFiles,
+  TriageVariantError,
+  TRIAGE_WEIGHT_DTYPES,
+  VARIANTS_DIR,
+} from "./export/quantizedVariants.js";
+export type {
+  ExportedTriageVariant,
+  TriageOperatingPoint,
+  TriageVariantExportOptions,
+  TriageVariantMetadata,
+  TriageVariantOperatingPoint,
+  TriageVariantValidation,
+  TriageVariantValidationImages,
+  TriageWeightDtype,
+} from "./export/quantizedVariants.js";
+export {
+  describeTrainingData,
+  makeModelCard,
+  measureTriageMetricsBlock,
+  renderModelCardMarkdown,
+  writeModelCardMarkdown,
+  ModelCardError,
+  MODEL_CARD_MD_FILE,
+  DEFAULT_INTENDED_USE,
+  DEFAULT_NOT_INTENDED_USE,
+} from "./export/modelCard.js";
+export type {
+  ModelCardFields,
+  TrainingDataDescription,
+  TriageMetricInterval,
+  TriageModelCard,
+  TriagePerSourceResults,
+} from "./export/modelCard.js";
 
 // ── Triage: thresholds and decisions for new images
 export { chooseThresholdForSensitivity, triageDecision, triageImage, ThresholdError } from "./triage/triage.js";

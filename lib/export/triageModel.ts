@@ -10,6 +10,8 @@ import { preprocessToFloat32 } from "../models/preprocess.js";
 import type { Backbone, PreprocessingSpec } from "../models/types.js";
 import { MelanomaLabError } from "../util/errors.js";
 import { loadLayersModelFromDir, ModelFileError, saveLayersModelToDir } from "../models/modelFiles.js";
+import type { TriageMetricInterval, TriageModelCard } from "./modelCard.js";
+import type { TriageVariantMetadata } from "./quantizedVariants.js";
 
 /** Thrown when a head does not fit a backbone, or metadata is incomplete. */
 export class TriageModelError extends MelanomaLabError {}
@@ -78,6 +80,12 @@ export interface TriageModelMetadata {
   ensembleMembers?: EnsembleMemberMetadata[];
   /** The same model as ONNX beside the tfjs files (written by exportTriageModelOnnx); absent when none. */
   onnx?: TriageOnnxMetadata;
+  /** Model card: intended use, training data and licences, per-source results, limitations (see makeModelCard). */
+  card?: TriageModelCard;
+  /** Which weight variant this folder holds and how it re-measured (written by exportTriageModelVariants). */
+  variant?: TriageVariantMetadata;
+  /** Every exported variant side by side, float32 first (written by exportTriageModelVariants). */
+  variants?: TriageVariantMetadata[];
 }
 
 /** Where the ONNX copy of an exported triage model is, as recorded in metadata.json under `onnx`. */
@@ -106,6 +114,8 @@ export interface TriageMetricsBlock {
   benign?: number;
   /** Metric values (rates in [0, 1]; sensitivity/specificity at `thresholdProb`); null where undefined. */
   metrics: Record<string, number | null>;
+  /** Intervals of some of `metrics`, by the same key, each naming its kind (see measureTriageMetricsBlock). */
+  intervals?: Record<string, TriageMetricInterval>;
 }
 
 /** Sensitivity and specificity at the exported threshold on one group of scored images (a fold, a source). */
@@ -192,6 +202,8 @@ export interface TriageMetadataFields {
   /** Backend name to record (e.g. selectBackend()'s "wasm"); default tf.getBackend(). */
   backendName?: string;
   notes?: TriageModelMetadata["notes"];
+  /** Model card block (see makeModelCard). */
+  card?: TriageModelCard;
 }
 
 /**
@@ -218,6 +230,7 @@ export function makeTriageMetadata(backbone: Backbone, fields: TriageMetadataFie
     createdAt: new Date().toISOString(),
     backend: fields.backendName ?? tf.getBackend(),
     notes: fields.notes,
+    ...(fields.card ? { card: fields.card } : {}),
   };
 }
 
