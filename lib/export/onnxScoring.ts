@@ -25,6 +25,8 @@ export interface OnnxTriageScorer {
   onnxPath: string;
   /** P(malignant) per image file, or why it could not be scored (as predictMalignantProbability). */
   predict(imagePaths: readonly string[]): Promise<ImagePrediction[]>;
+  /** One ONNX Runtime run on inputs already decoded and packed (packTriageInputs): for uploads held in memory. */
+  predictPacked: PackedBatchPredictor;
   /** Frees the ONNX Runtime session. */
   release(): Promise<void>;
 }
@@ -82,7 +84,7 @@ export async function openOnnxTriageScorer(dir: string, options: OnnxScoringOpti
     }
     return results;
   };
-  return { onnxPath, predict, release: () => session.release() };
+  return { onnxPath, predict, predictPacked: runBatch, release: () => session.release() };
 }
 
 /**

@@ -430,9 +430,35 @@ export async function predictMalignantProbability(
     loaded.dir ? path.join(loaded.dir, METADATA_JSON_FILE) : "metadata",
   );
   // BatchNorm folded and activations fused (about 2× on wasm); compiled per call, freed at its end.
-  // An ensemble's plan compiles each backbone it nests and runs concatenate + head as layers.
+  const tfjs = openTfjsBatchPredictor(loaded, { compile: imagePaths.length > 1 });
+  try {
+    const results: ImagePrediction[] = [];
+    for (let start = 0; start < imagePaths.length; start += batchSize) {
+      results.push(
+        ...(await scoreImageBatch(loaded.metadata, imagePaths.slice(start, start + batchSize), tfjs.predict)),
+      );
+    }
+    return results;
+  } finally {
+    tfjs.dispose();
+  }
+}
+
+/**
+ * The tfjs forward pass of a loaded triage model as a {@link PackedBatchPredictor}, for callers
+ * that decode and pack images themselves (the point-inference service scores uploads, not
+ * files). With `compile` (default true) BatchNorm is folded and activations fused once (an
+ * ensemble's plan compiles each nested backbone); a model the plan cannot compile runs through
+ * `model.predict`. Tensors are freed per call; `dispose` frees the compiled plan.
+ *
+ * @example const tfjs = openTfjsBatchPredictor(loaded); const probs = await tfjs.predict(packTriageInputs(loaded.metadata, [pixels]), 1); tfjs.dispose();
+ */
+export function openTfjsBatchPredictor(
+  loaded: LoadedTriageModel,
+  options: { compile?: boolean } = {},
+): { predict: PackedBatchPredictor; dispose: () => void } {
   let plan: { predict: (xs: tf.Tensor[]) => tf.Tensor; dispose: () => void } | undefined;
-  if (imagePaths.length > 1) {
+  if (options.compile ?? true) {
     try {
       if (loaded.model.inputs.length === 1) {
         const single = compileInferencePlan(loaded.model);
@@ -457,15 +483,7 @@ export async function predictMalignantProbability(
       tf.dispose(xs);
     }
   };
-  try {
-    const results: ImagePrediction[] = [];
-    for (let start = 0; start < imagePaths.length; start += batchSize) {
-      results.push(...(await scoreImageBatch(loaded.metadata, imagePaths.slice(start, start + batchSize), predict)));
-    }
-    return results;
-  } finally {
-    plan?.dispose();
-  }
+  return { predict, dispose: () => plan?.dispose() };
 }
 
 /**
@@ -556,8 +574,7 @@ export async function scoreImageBatch(
   batch: readonly string[],
   predict: PackedBatchPredictor,
 ): Promise<ImagePrediction[]> {
-  const specs = triageInputSpecs(metadata);
-  const sizesPx = [...new Set(specs.map((s) => s.inputSizePx))];
+  const sizesPx = triageInputSizesPx(metadata);
   const decoded = await Promise.all(
     batch.map((imagePath) => decodeForInputs(imagePath, sizesPx, metadata.resizePolicy)),
   );
@@ -566,13 +583,13 @@ export async function scoreImageBatch(
   );
   const probs = new Map<string, number>();
   if (ok.length > 0) {
-    const inputs = specs.map((s) => {
-      const perImage = s.inputSizePx * s.inputSizePx * 3;
-      const packed = new Uint8Array(ok.length * perImage);
-      ok.forEach((d, i) => packed.set(d.pixelsBySize.get(s.inputSizePx)!, i * perImage));
-      return { values: preprocessToFloat32(packed, s.preprocessing), sizePx: s.inputSizePx };
-    });
-    const values = await predict(inputs, ok.length);
+    const values = await predict(
+      packTriageInputs(
+        metadata,
+        ok.map((d) => d.pixelsBySize),
+      ),
+      ok.length,
+    );
     ok.forEach((d, i) => probs.set(d.imagePath, values[i]));
   }
   return decoded.map((d) =>
@@ -580,4 +597,42 @@ export async function scoreImageBatch(
       ? { imageId: d.imageId, imagePath: d.imagePath, probability: probs.get(d.imagePath)! }
       : { imageId: d.imageId, imagePath: d.imagePath, problem: d.problem! },
   );
+}
+
+/**
+ * The distinct square image sides (px) a triage model's inputs take: one for a single backbone,
+ * one per distinct member size for an ensemble. Decode each image once per size.
+ *
+ * @example triageInputSizesPx(readTriageMetadata("models/demo")) // [224]
+ */
+export function triageInputSizesPx(metadata: TriageModelMetadata): number[] {
+  return [...new Set(triageInputSpecs(metadata).map((s) => s.inputSizePx))];
+}
+
+/**
+ * Packs decoded images (8-bit RGB HWC per input size, as decodeImageRgb returns) into the
+ * preprocessed float batch of each model input, in input order: what a
+ * {@link PackedBatchPredictor} takes. Every image must have pixels at every size of
+ * {@link triageInputSizesPx}.
+ *
+ * @example const inputs = packTriageInputs(metadata, [new Map([[224, rgb]])]); // [{ values: Float32Array(150528), sizePx: 224 }]
+ */
+export function packTriageInputs(
+  metadata: TriageModelMetadata,
+  images: readonly ReadonlyMap<number, Uint8Array>[],
+): { values: Float32Array; sizePx: number }[] {
+  return triageInputSpecs(metadata).map((s) => {
+    const perImage = s.inputSizePx * s.inputSizePx * 3;
+    const packed = new Uint8Array(images.length * perImage);
+    images.forEach((pixelsBySize, i) => {
+      const pixels = pixelsBySize.get(s.inputSizePx);
+      if (pixels?.length !== perImage) {
+        throw new TriageModelError(
+          `image ${i}: received ${pixels ? `${pixels.length} bytes` : "no pixels"} at ${s.inputSizePx} px for ${s.label}; expected ${perImage} (${s.inputSizePx}×${s.inputSizePx}×3)`,
+        );
+      }
+      packed.set(pixels, i * perImage);
+    });
+    return { values: preprocessToFloat32(packed, s.preprocessing), sizePx: s.inputSizePx };
+  });
 }
