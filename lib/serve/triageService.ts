@@ -160,6 +160,8 @@ export async function createTriageService(options: TriageServiceOptions): Promis
 
   let inFlight = 0;
 
+  // Fastify's JSON and text parsers go: only the image types are read at all (others: 415).
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser([...ACCEPTED_IMAGE_CONTENT_TYPES], async (request: FastifyRequest) => {
     const header = request.headers["content-length"];
     const declaredLength = header !== undefined && /^\d+$/.test(header) ? Number(header) : undefined;
@@ -278,7 +280,7 @@ export async function createTriageService(options: TriageServiceOptions): Promis
       },
     },
     async (request, reply) => {
-      const body = request.body as Buffer | undefined;
+      const body = Buffer.isBuffer(request.body) ? request.body : undefined;
       const contentType = request.headers["content-type"] ?? "none";
       if (body === undefined || body.length === 0) {
         throw new ServiceRequestError(400, "EMPTY_BODY", {
