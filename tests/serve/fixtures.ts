@@ -150,3 +150,48 @@ export function trickleUpload(
     });
   });
 }
+
+/**
+ * Exports a small convolutional triage model with seeded weights (conv 3×3 → relu → global
+ * average pool → sigmoid unit) at `sizePx`, ImageNet-normalized: its output depends on every
+ * pixel's neighbourhood, so two decoders that differ anywhere give different probabilities.
+ */
+export async function exportSeededConvModel(dir: string, options: { sizePx: number; onnx?: boolean }): Promise<void> {
+  const random = (await import("../../lib/util/random.js")).createRandom(11);
+  const input = tf.input({ shape: [options.sizePx, options.sizePx, 3] });
+  const conv = tf.layers.conv2d({ filters: 6, kernelSize: 3, strides: 2, padding: "same", activation: "relu" });
+  const pooled = tf.layers.globalAveragePooling2d({}).apply(conv.apply(input)) as tf.SymbolicTensor;
+  const dense = tf.layers.dense({ units: 1, activation: "sigmoid" });
+  const model = tf.model({ inputs: input, outputs: dense.apply(pooled) as tf.SymbolicTensor });
+  conv.setWeights([
+    tf.tensor4d(
+      Float32Array.from({ length: 3 * 3 * 3 * 6 }, () => random() - 0.5),
+      [3, 3, 3, 6],
+    ),
+    tf.tensor1d(Float32Array.from({ length: 6 }, () => random() * 0.2)),
+  ]);
+  dense.setWeights([
+    tf.tensor2d(
+      Float32Array.from({ length: 6 }, () => 2 * random() - 1),
+      [6, 1],
+    ),
+    tf.tensor1d([0.1]),
+  ]);
+  const metadata: TriageModelMetadata = {
+    formatVersion: 1,
+    labels: ["benign", "malignant"],
+    inputSizePx: options.sizePx,
+    preprocessing: { kind: "normalize", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
+    resizePolicy: "center-crop",
+    thresholdProb: 0.5,
+    backboneName: "seeded_conv",
+    backboneWeightsId: "seeded/11",
+    featureLayerName: "none",
+    featureDim: 6,
+    createdAt: new Date().toISOString(),
+    backend: tf.getBackend(),
+  };
+  await exportTriageModel(dir, model, metadata);
+  if (options.onnx) await exportTriageModelOnnx(dir, model, metadata);
+  model.dispose();
+}
