@@ -1,6 +1,6 @@
 import crypto from "node:crypto";
 import type { Writable } from "node:stream";
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from "fastify";
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyRequest } from "fastify";
 import { ImageBytesError } from "../data/decodeImage.js";
 import { MelanomaLabError } from "../util/errors.js";
 import { createThresholdDecide, type DecideTriage } from "./decide.js";
@@ -148,7 +148,8 @@ export async function createTriageService(options: TriageServiceOptions): Promis
       // Only what is written below is logged: no URLs, headers, addresses or bodies.
       serializers: { req: () => undefined, res: () => undefined },
     },
-    disableRequestLogging: true,
+    // Fastify's own per-request lines (URL, client address) are off; onResponse logs what is safe.
+    logController: new LogController({ disableRequestLogging: true }),
     genReqId: () => crypto.randomUUID(),
     requestIdHeader: false,
     bodyLimit: limits.maxBodyBytes,
