@@ -103,7 +103,13 @@ async function imageBytes(given: string | undefined): Promise<{ bytes: Buffer; w
     return { bytes: fs.readFileSync(path.join(images, first)), what: `ham10000-dev/images/${first}` };
   }
   const bytes = await sharp({
-    create: { width: 600, height: 450, channels: 3, noise: { type: "gaussian", mean: 128, sigma: 40 } },
+    create: {
+      width: 600,
+      height: 450,
+      channels: 3,
+      background: { r: 128, g: 128, b: 128 },
+      noise: { type: "gaussian", mean: 128, sigma: 40 },
+    },
   })
     .jpeg()
     .toBuffer();
@@ -180,18 +186,25 @@ async function main(): Promise<void> {
         .map((l) => l.toFixed(2))
         .join(" ")}; ${os.cpus().length} cores`,
     );
-    const instance = autocannon({
-      url,
-      method: "POST",
-      headers: { "content-type": "image/jpeg" },
-      body: image.bytes,
-      connections: values.connections,
-      amount: values.requests,
-      timeout: 30,
+    const result = await new Promise<autocannon.Result>((resolve, reject) => {
+      const instance = autocannon(
+        {
+          url,
+          method: "POST",
+          headers: { "content-type": "image/jpeg" },
+          body: image.bytes,
+          connections: values.connections,
+          amount: values.requests,
+          timeout: 30,
+        },
+        (err, res) => {
+          clearTimeout(stopAt);
+          if (err) reject(err);
+          else resolve(res);
+        },
+      );
+      const stopAt = setTimeout(() => instance.stop(), values["max-seconds"] * 1000);
     });
-    const stopAt = setTimeout(() => instance.stop(), values["max-seconds"] * 1000);
-    const result = await instance;
-    clearTimeout(stopAt);
     const completed = result.requests.total;
     const failed = result.non2xx + result.errors + result.timeouts;
     const seconds = result.duration;

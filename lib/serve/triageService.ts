@@ -90,7 +90,17 @@ const TRIAGE_RESPONSE_SCHEMA = {
   },
 } as const;
 
-const ERROR_RESPONSES = Object.fromEntries([400, 404, 405, 408, 413, 415, 422, 500, 503].map((s) => [s, ERROR_SCHEMA]));
+const ERROR_RESPONSES = {
+  400: ERROR_SCHEMA,
+  404: ERROR_SCHEMA,
+  405: ERROR_SCHEMA,
+  408: ERROR_SCHEMA,
+  413: ERROR_SCHEMA,
+  415: ERROR_SCHEMA,
+  422: ERROR_SCHEMA,
+  500: ERROR_SCHEMA,
+  503: ERROR_SCHEMA,
+} as const;
 
 /** Routes and their methods, for 405 (known path, other method) versus 404 (unknown path). */
 const ROUTES: Record<string, string[]> = {
@@ -146,7 +156,7 @@ export async function createTriageService(options: TriageServiceOptions): Promis
       level: options.logLevel ?? "info",
       ...(options.logStream ? { stream: options.logStream } : {}),
       // Only what is written below is logged: no URLs, headers, addresses or bodies.
-      serializers: { req: () => undefined, res: () => undefined },
+      serializers: { req: () => ({}), res: () => ({}) },
     },
     // Fastify's own per-request lines (URL, client address) are off; onResponse logs what is safe.
     logController: new LogController({ disableRequestLogging: true }),

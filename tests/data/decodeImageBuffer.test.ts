@@ -63,7 +63,7 @@ describe("decodeImageRgbFromBuffer", () => {
       );
     expect(await kinds(new Uint8Array(0))).toBe("undecodable: image bytes: empty (0 bytes); expected a JPEG or PNG image");
     expect(await kinds(Buffer.from("hello, not an image"))).toMatch(/^undecodable: image bytes: no readable image header/);
-    const jpeg = await sharp({ create: { width: 64, height: 64, channels: 3, noise: { type: "gaussian", mean: 128, sigma: 30 } } })
+    const jpeg = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 128, g: 128, b: 128 }, noise: { type: "gaussian", mean: 128, sigma: 30 } } })
       .jpeg()
       .toBuffer();
     expect(await kinds(jpeg.subarray(0, jpeg.length >> 1))).toMatch(/^undecodable: image bytes: cannot decode as an image \(.*premature end/i);

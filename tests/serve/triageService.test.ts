@@ -172,7 +172,13 @@ describe("hostile and malformed requests, one by one, each followed by a valid o
       await import("sharp")
     )
       .default({
-        create: { width: 64, height: 64, channels: 3, noise: { type: "gaussian", mean: 128, sigma: 40 } },
+        create: {
+          width: 64,
+          height: 64,
+          channels: 3,
+          background: { r: 128, g: 128, b: 128 },
+          noise: { type: "gaussian", mean: 128, sigma: 40 },
+        },
       })
       .jpeg()
       .toBuffer();
