@@ -1,4 +1,5 @@
 import fs from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -241,6 +242,23 @@ describe("hostile and malformed requests, one by one, each followed by a valid o
     expect(json.expected).toBe("the whole body within 600 ms");
     expect(res.elapsedMs).toBeGreaterThanOrEqual(590);
     expect(res.elapsedMs).toBeLessThan(3000);
+    await expectStillServing();
+  });
+
+  it("a client that disconnects mid-upload frees its slot and the service keeps serving", async () => {
+    await new Promise<void>((resolve, reject) => {
+      const socket = net.connect(port, "127.0.0.1", () => {
+        socket.write(
+          "POST /v1/triage HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\nContent-Length: 5000\r\n\r\n",
+        );
+        socket.write(validJpeg.subarray(0, 100), () => setTimeout(() => socket.destroy(), 100));
+      });
+      socket.on("close", () => resolve());
+      socket.on("error", reject);
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    const health = (await (await fetch(`${base}/healthz`)).json()) as Record<string, unknown>;
+    expect(health.inFlight).toBe(0);
     await expectStillServing();
   });
 
