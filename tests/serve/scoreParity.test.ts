@@ -4,7 +4,11 @@ import path from "node:path";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../../lib/index.js";
-import { loadTriageModel, predictMalignantProbability } from "../../lib/export/triageModel.js";
+import { disposeBackbone } from "../../lib/index.js";
+import { exportTriageModel, loadTriageModel, predictMalignantProbability } from "../../lib/export/triageModel.js";
+import { buildEnsembleTriageModel, makeEnsembleTriageMetadata } from "../../lib/export/ensembleTriageModel.js";
+import { createBackboneEnsemble } from "../../lib/models/ensemble.js";
+import { buildSeededHead, buildTinyMembers, writeRandomJpegs } from "../models/ensembleFixtures.js";
 import { predictMalignantProbabilityWithOnnx } from "../../lib/export/onnxScoring.js";
 import { scoreImagesToCsv } from "../../lib/triage/scoreImages.js";
 import { createTriageService } from "../../lib/serve/triageService.js";
@@ -92,4 +96,44 @@ describe("service probability equals npm run score's on real HAM10000 images", (
       }
     });
   }
+});
+
+describe("an ensemble (members of two input sizes) answers as the file scorer does", () => {
+  it("each upload is decoded once per member size and preprocessed per member: within 1e-6", async () => {
+    const dir = path.join(tmp, "ensemble");
+    fs.mkdirSync(dir);
+    const files = await writeRandomJpegs(dir, 3, 29);
+    const members = buildTinyMembers(6);
+    const head = buildSeededHead(12, 9);
+    const ensemble = createBackboneEnsemble(members);
+    const triage = buildEnsembleTriageModel(ensemble, head);
+    const metadata = makeEnsembleTriageMetadata(ensemble, { thresholdProb: 0.5 });
+    await exportTriageModel(path.join(dir, "model"), triage, metadata);
+    expect(new Set(members.map((m) => m.inputSizePx)).size).toBeGreaterThan(1);
+    for (const m of members) disposeBackbone(m);
+    head.dispose();
+    const loaded = await loadTriageModel(path.join(dir, "model"));
+    const fromFiles = await predictMalignantProbability(loaded, files);
+    loaded.model.dispose();
+    const service = await createTriageService({
+      modelDir: path.join(dir, "model"),
+      runtime: "tfjs",
+      logLevel: "silent",
+    });
+    try {
+      for (const [i, file] of files.entries()) {
+        const res = await service.app.inject({
+          method: "POST",
+          url: "/v1/triage",
+          headers: { "content-type": "application/octet-stream" },
+          payload: fs.readFileSync(file),
+        });
+        expect(res.statusCode, res.body).toBe(200);
+        const expected = (fromFiles[i] as { probability: number }).probability;
+        expect(Math.abs((res.json() as { probability: number }).probability - expected)).toBeLessThanOrEqual(1e-6);
+      }
+    } finally {
+      await service.close();
+    }
+  });
 });
