@@ -400,7 +400,7 @@ export {
   ServiceOptionError,
 } from "./serve/triageService.js";
 export type { TriageService, TriageServiceOptions, ServiceLimits } from "./serve/triageService.js";
-export { createThresholdDecide } from "./serve/decide.js";
+export { decideAtExportedThreshold } from "./serve/decide.js";
 export type { DecideTriage, ServiceDecision, ServiceDecisionInput } from "./serve/decide.js";
 export { describeScorerRuntime } from "./serve/imageScorer.js";
 export type { ImageBytesScorer } from "./serve/imageScorer.js";

@@ -21,26 +21,28 @@ export interface ServiceDecision {
   sentence: string;
 }
 
-/** Turns a probability into a decision: the one place the service's triage policy is chosen. */
-export type DecideTriage = (input: ServiceDecisionInput) => ServiceDecision;
+/**
+ * Turns a probability into a decision, given the served model's metadata: the one place the
+ * service's triage policy is chosen (createTriageService's `decide` option).
+ */
+export type DecideTriage = (input: ServiceDecisionInput, metadata: TriageModelMetadata) => ServiceDecision;
 
 /**
  * The service's decision until the triage policy (lib/triage `decideTriage`, stored as
  * `metadata.policy`) is wired in: `urgent` at or above the exported `metadata.thresholdProb`
  * (triageDecision), else `routine`; no interval; a plain sentence that says it is not a diagnosis.
- * To use the policy instead, pass `decide: (input) => decideTriage(metadata.policy, input)`
- * (mapped to {@link ServiceDecision}) to createTriageService.
+ * To use the policy instead, pass
+ * `decide: (input, metadata) => decideTriage(metadata.policy, input)` (mapped to
+ * {@link ServiceDecision}) to createTriageService, or make that this default.
  *
- * @example createThresholdDecide(metadata)({ probability: 0.42 }) // { level: "urgent", interval: null, … } when thresholdProb ≤ 0.42
+ * @example decideAtExportedThreshold({ probability: 0.42 }, metadata) // { level: "urgent", interval: null, … } when thresholdProb ≤ 0.42
  */
-export function createThresholdDecide(metadata: Pick<TriageModelMetadata, "thresholdProb">): DecideTriage {
-  const thresholdProb = metadata.thresholdProb;
-  return ({ probability }) => {
-    const level = triageDecision(probability, thresholdProb);
-    const sentence =
-      level === "urgent"
-        ? `The estimated probability (${probability.toFixed(2)}) is at or above this model's referral threshold (${thresholdProb.toFixed(2)}): please have a clinician look at this lesion soon. This is not a diagnosis.`
-        : `The estimated probability (${probability.toFixed(2)}) is below this model's referral threshold (${thresholdProb.toFixed(2)}): routine follow-up. This is not a diagnosis; see a clinician if the lesion changes or worries you.`;
-    return { probability, interval: null, level, sentence };
-  };
-}
+export const decideAtExportedThreshold: DecideTriage = ({ probability }, metadata) => {
+  const { thresholdProb } = metadata;
+  const level = triageDecision(probability, thresholdProb);
+  const sentence =
+    level === "urgent"
+      ? `The estimated probability (${probability.toFixed(2)}) is at or above this model's referral threshold (${thresholdProb.toFixed(2)}): please have a clinician look at this lesion soon. This is not a diagnosis.`
+      : `The estimated probability (${probability.toFixed(2)}) is below this model's referral threshold (${thresholdProb.toFixed(2)}): routine follow-up. This is not a diagnosis; see a clinician if the lesion changes or worries you.`;
+  return { probability, interval: null, level, sentence };
+};

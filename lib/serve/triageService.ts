@@ -3,7 +3,7 @@ import type { Writable } from "node:stream";
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyRequest } from "fastify";
 import { ImageBytesError } from "../data/decodeImage.js";
 import { MelanomaLabError } from "../util/errors.js";
-import { createThresholdDecide, type DecideTriage } from "./decide.js";
+import { decideAtExportedThreshold, type DecideTriage } from "./decide.js";
 import { openImageBytesScorer, type ImageBytesScorer } from "./imageScorer.js";
 import { identifyModel, toModelCard } from "./modelCard.js";
 import { readBodyWithLimits, ServiceRequestError, sniffImageFormat } from "./requestBody.js";
@@ -43,8 +43,11 @@ export interface TriageServiceOptions {
   modelDir: string;
   /** "onnx", "tfjs" or "auto" (default: MELANOMA_LAB_RUNTIME, else auto). */
   runtime?: string;
-  /** Probability → level, interval and sentence. Default: createThresholdDecide(metadata). */
-  decide?: (scorer: ImageBytesScorer) => DecideTriage;
+  /**
+   * Probability → level, interval and sentence. Default: decideAtExportedThreshold (urgent at
+   * metadata.thresholdProb, else routine) until the triage policy is wired in here.
+   */
+  decide?: DecideTriage;
   limits?: Partial<ServiceLimits>;
   /** Where the structured (JSON lines, pino) logs go; default stdout. */
   logStream?: Writable;
@@ -146,9 +149,16 @@ export async function createTriageService(options: TriageServiceOptions): Promis
   const limits: ServiceLimits = { ...DEFAULT_SERVICE_LIMITS, ...options.limits };
   checkLimits(limits);
   const scorer = await openImageBytesScorer(options.modelDir, { runtime: options.runtime });
-  const { modelId, modelVersion } = identifyModel(options.modelDir, scorer.metadata);
+  let identity: { modelId: string; modelVersion: string };
+  try {
+    identity = identifyModel(options.modelDir, scorer.metadata);
+  } catch (err) {
+    await scorer.release();
+    throw err;
+  }
+  const { modelId, modelVersion } = identity;
   const modelCard = toModelCard(scorer.metadata);
-  const decide = options.decide ? options.decide(scorer) : createThresholdDecide(scorer.metadata);
+  const decide = options.decide ?? decideAtExportedThreshold;
   const runtime = scorer.runtime.runtime;
 
   const app = Fastify({
@@ -327,7 +337,7 @@ export async function createTriageService(options: TriageServiceOptions): Promis
               expected: `a complete, valid ${sniffed.format.toUpperCase()}`,
             });
       }
-      const decision = decide({ probability });
+      const decision = decide({ probability }, scorer.metadata);
       reply.header("cache-control", "no-store");
       return { ...decision, modelId, modelVersion, requestId: String(request.id), runtime };
     },
