@@ -55,7 +55,8 @@ export type { InferenceRuntimeName, InferenceRuntimeSelection } from "./backend/
 export { LESION_LABELS } from "./data/types.js";
 export type { LesionLabel, LesionRecord, InputProblem } from "./data/types.js";
 export { decodeImageRgb, ImageDecodeError } from "./data/decodeImage.js";
-export type { ResizePolicy } from "./data/decodeImage.js";
+export { decodeImageRgbFromBuffer, readImageHeader, ImageBytesError } from "./data/decodeImage.js";
+export type { ResizePolicy, ImageHeader } from "./data/decodeImage.js";
 export {
   splitByLesion,
   splitTrainValidationTest,
@@ -445,6 +446,19 @@ export type {
 } from "./triage/scoreImages.js";
 export { auditThreshold } from "./triage/thresholdAudit.js";
 export type { ThresholdAuditInput } from "./triage/thresholdAudit.js";
+
+// ── Serve: the point-inference service (POST /v1/triage, GET /healthz, GET /v1/model)
+export {
+  createTriageService,
+  DEFAULT_SERVICE_LIMITS,
+  ACCEPTED_IMAGE_CONTENT_TYPES,
+  ServiceOptionError,
+} from "./serve/triageService.js";
+export type { TriageService, TriageServiceOptions, ServiceLimits } from "./serve/triageService.js";
+export { decideAtExportedThreshold } from "./serve/decide.js";
+export type { DecideTriage, ServiceDecision, ServiceDecisionInput } from "./serve/decide.js";
+export { describeScorerRuntime } from "./serve/imageScorer.js";
+export type { ImageBytesScorer } from "./serve/imageScorer.js";
 
 // ── Notebooks: executing notebooks headless through the kernel
 export {

@@ -34,6 +34,8 @@ export interface OnnxTriageScorer {
    * batch size of view rows per ONNX Runtime call.
    */
   predictTta(imagePaths: readonly string[], options?: { views?: number }): Promise<TtaImagePrediction[]>;
+  /** One ONNX Runtime run on inputs already decoded and packed (packTriageInputs): for uploads held in memory. */
+  predictPacked: PackedBatchPredictor;
   /** Frees the ONNX Runtime session. */
   release(): Promise<void>;
 }
@@ -93,7 +95,7 @@ export async function openOnnxTriageScorer(dir: string, options: OnnxScoringOpti
   };
   const predictTta = (imagePaths: readonly string[], ttaOptions: { views?: number } = {}) =>
     scoreImagesWithViews(metadata, imagePaths, runBatch, checkTtaOptions({ views: ttaOptions.views, batchSize }));
-  return { onnxPath, predict, predictTta, release: () => session.release() };
+  return { onnxPath, predict, predictTta, predictPacked: runBatch, release: () => session.release() };
 }
 
 /**

@@ -443,32 +443,36 @@ export async function predictMalignantProbability(
     loaded.metadata,
     loaded.dir ? path.join(loaded.dir, METADATA_JSON_FILE) : "metadata",
   );
-  const predictor = openTfjsBatchPredictor(loaded, imagePaths.length > 1);
+  // BatchNorm folded and activations fused (about 2× on wasm); compiled per call, freed at its end.
+  const tfjs = openTfjsBatchPredictor(loaded, { compile: imagePaths.length > 1 });
   try {
     const results: ImagePrediction[] = [];
     for (let start = 0; start < imagePaths.length; start += batchSize) {
       results.push(
-        ...(await scoreImageBatch(loaded.metadata, imagePaths.slice(start, start + batchSize), predictor.predict)),
+        ...(await scoreImageBatch(loaded.metadata, imagePaths.slice(start, start + batchSize), tfjs.predict)),
       );
     }
     return results;
   } finally {
-    predictor.dispose();
+    tfjs.dispose();
   }
 }
 
 /**
- * The tfjs {@link PackedBatchPredictor} of a loaded triage model. With `compile` the model runs
- * through a compiled inference plan (BatchNorm folded, activations fused: about 2× on wasm; an
- * ensemble's plan compiles each nested backbone), freed by `dispose`; else (or when the model
- * cannot be compiled) through `model.predict`.
+ * The tfjs forward pass of a loaded triage model as a {@link PackedBatchPredictor}, for callers
+ * that decode and pack images themselves (the point-inference service scores uploads, not
+ * files). With `compile` (default true) BatchNorm is folded and activations fused once (an
+ * ensemble's plan compiles each nested backbone); a model the plan cannot compile runs through
+ * `model.predict`. Tensors are freed per call; `dispose` frees the compiled plan.
+ *
+ * @example const tfjs = openTfjsBatchPredictor(loaded); const probs = await tfjs.predict(packTriageInputs(loaded.metadata, [pixels]), 1); tfjs.dispose();
  */
-function openTfjsBatchPredictor(
+export function openTfjsBatchPredictor(
   loaded: LoadedTriageModel,
-  compile: boolean,
+  options: { compile?: boolean } = {},
 ): { predict: PackedBatchPredictor; dispose: () => void } {
   let plan: { predict: (xs: tf.Tensor[]) => tf.Tensor; dispose: () => void } | undefined;
-  if (compile) {
+  if (options.compile ?? true) {
     try {
       if (loaded.model.inputs.length === 1) {
         const single = compileInferencePlan(loaded.model);
@@ -544,7 +548,7 @@ export async function predictMalignantProbabilityTta(
     loaded.metadata,
     loaded.dir ? path.join(loaded.dir, METADATA_JSON_FILE) : "metadata",
   );
-  const predictor = openTfjsBatchPredictor(loaded, imagePaths.length * views > 1);
+  const predictor = openTfjsBatchPredictor(loaded, { compile: imagePaths.length * views > 1 });
   try {
     return await scoreImagesWithViews(loaded.metadata, imagePaths, predictor.predict, { views, batchSize });
   } finally {
@@ -710,8 +714,7 @@ async function scoreImageViewsBatch(
     | { imageId: string; imagePath: string; problem: InputProblem }
   )[]
 > {
-  const specs = triageInputSpecs(metadata);
-  const sizesPx = [...new Set(specs.map((s) => s.inputSizePx))];
+  const sizesPx = triageInputSizesPx(metadata);
   const decoded = await Promise.all(
     batch.map((imagePath) => decodeForInputs(imagePath, sizesPx, metadata.resizePolicy)),
   );
@@ -720,29 +723,20 @@ async function scoreImageViewsBatch(
   );
   const probs = new Map<DecodedImage, number[]>();
   if (ok.length > 0) {
-    // Views are built once per input size (not per member) and shared by members of that size.
-    const viewsBySize = new Map<number, Uint8Array[][]>();
-    for (const size of sizesPx) {
-      viewsBySize.set(
-        size,
-        ok.map((d) => {
+    // Views are built once per input size (not per member) and shared by members of that size;
+    // rows are image-major: [image 0 view 0, image 0 view 1, …].
+    const rows: Map<number, Uint8Array>[] = [];
+    for (const d of ok) {
+      for (let v = 0; v < views; v++) {
+        const row = new Map<number, Uint8Array>();
+        for (const size of sizesPx) {
           const pixels = d.pixelsBySize.get(size)!;
-          return Array.from({ length: views }, (_, v) =>
-            v === 0 ? pixels : transformImageDihedral(pixels, size, TTA_DIHEDRAL_VIEWS[v]),
-          );
-        }),
-      );
+          row.set(size, v === 0 ? pixels : transformImageDihedral(pixels, size, TTA_DIHEDRAL_VIEWS[v]));
+        }
+        rows.push(row);
+      }
     }
-    const rows = ok.length * views;
-    const inputs = specs.map((s) => {
-      const perImage = s.inputSizePx * s.inputSizePx * 3;
-      const packed = new Uint8Array(rows * perImage);
-      viewsBySize
-        .get(s.inputSizePx)!
-        .forEach((imageViews, i) => imageViews.forEach((pixels, v) => packed.set(pixels, (i * views + v) * perImage)));
-      return { values: preprocessToFloat32(packed, s.preprocessing), sizePx: s.inputSizePx };
-    });
-    const values = await predict(inputs, rows);
+    const values = await predict(packTriageInputs(metadata, rows), rows.length);
     ok.forEach((d, i) =>
       probs.set(
         d,
@@ -755,4 +749,42 @@ async function scoreImageViewsBatch(
       ? { imageId: d.imageId, imagePath: d.imagePath, viewProbabilities: probs.get(d)! }
       : { imageId: d.imageId, imagePath: d.imagePath, problem: d.problem! },
   );
+}
+
+/**
+ * The distinct square image sides (px) a triage model's inputs take: one for a single backbone,
+ * one per distinct member size for an ensemble. Decode each image once per size.
+ *
+ * @example triageInputSizesPx(readTriageMetadata("models/demo")) // [224]
+ */
+export function triageInputSizesPx(metadata: TriageModelMetadata): number[] {
+  return [...new Set(triageInputSpecs(metadata).map((s) => s.inputSizePx))];
+}
+
+/**
+ * Packs decoded images (8-bit RGB HWC per input size, as decodeImageRgb returns) into the
+ * preprocessed float batch of each model input, in input order: what a
+ * {@link PackedBatchPredictor} takes. Every image must have pixels at every size of
+ * {@link triageInputSizesPx}.
+ *
+ * @example const inputs = packTriageInputs(metadata, [new Map([[224, rgb]])]); // [{ values: Float32Array(150528), sizePx: 224 }]
+ */
+export function packTriageInputs(
+  metadata: TriageModelMetadata,
+  images: readonly ReadonlyMap<number, Uint8Array>[],
+): { values: Float32Array; sizePx: number }[] {
+  return triageInputSpecs(metadata).map((s) => {
+    const perImage = s.inputSizePx * s.inputSizePx * 3;
+    const packed = new Uint8Array(images.length * perImage);
+    images.forEach((pixelsBySize, i) => {
+      const pixels = pixelsBySize.get(s.inputSizePx);
+      if (pixels?.length !== perImage) {
+        throw new TriageModelError(
+          `image ${i}: received ${pixels ? `${pixels.length} bytes` : "no pixels"} at ${s.inputSizePx} px for ${s.label}; expected ${perImage} (${s.inputSizePx}×${s.inputSizePx}×3)`,
+        );
+      }
+      packed.set(pixels, i * perImage);
+    });
+    return { values: preprocessToFloat32(packed, s.preprocessing), sizePx: s.inputSizePx };
+  });
 }

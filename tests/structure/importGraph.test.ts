@@ -16,6 +16,7 @@ const STAGE_ORDER = [
   "evaluate",
   "export",
   "triage",
+  "serve",
   "notebooks",
   "experiments",
   "workflow",

@@ -1,0 +1,89 @@
+import path from "node:path";
+import {
+  describeInferenceRuntime,
+  selectInferenceRuntime,
+  type InferenceRuntimeSelection,
+} from "../backend/selectRuntime.js";
+import { decodeImageRgbFromBuffer } from "../data/decodeImage.js";
+import { openOnnxTriageScorer } from "../export/onnxScoring.js";
+import {
+  loadTriageModel,
+  openTfjsBatchPredictor,
+  packTriageInputs,
+  readTriageMetadata,
+  triageInputSizesPx,
+  type PackedBatchPredictor,
+  type TriageModelMetadata,
+} from "../export/triageModel.js";
+
+/** An exported triage model loaded once, scoring image bytes held in memory until released. */
+export interface ImageBytesScorer {
+  metadata: TriageModelMetadata;
+  /** Which runtime runs the model and why (ONNX Runtime when the folder has model.onnx, else tfjs). */
+  runtime: InferenceRuntimeSelection;
+  /**
+   * P(malignant) of one image's bytes, decoded and preprocessed as `npm run score` does for a
+   * file. Throws ImageBytesError ("too-large" before decoding when the header declares more than
+   * `maxInputPixels`; "undecodable" otherwise).
+   */
+  scoreImageBytes(bytes: Uint8Array, options: { maxInputPixels: number }): Promise<number>;
+  /** Frees the model (tfjs weights and plan, or the ONNX Runtime session). */
+  release(): Promise<void>;
+}
+
+/**
+ * Loads the exported triage model in `modelDir` once, through the runtime selection `npm run
+ * score` uses (selectInferenceRuntime: ONNX Runtime when model.onnx is present and loads, else
+ * tfjs; `runtime` or MELANOMA_LAB_RUNTIME forces either), for scoring uploads one at a time.
+ *
+ * @example const scorer = await openImageBytesScorer("models/demo"); const p = await scorer.scoreImageBytes(jpegBytes, { maxInputPixels: 25e6 });
+ */
+export async function openImageBytesScorer(
+  modelDir: string,
+  options: { runtime?: string } = {},
+): Promise<ImageBytesScorer> {
+  const metadata = readTriageMetadata(modelDir);
+  const onnxFile = metadata.onnx ? path.join(modelDir, metadata.onnx.file) : undefined;
+  const runtime = await selectInferenceRuntime({ modelName: modelDir, onnxPath: onnxFile, preferred: options.runtime });
+  let predict: PackedBatchPredictor;
+  let release: () => Promise<void>;
+  if (runtime.runtime === "onnx") {
+    const onnx = await openOnnxTriageScorer(modelDir, { batchSize: 1, threads: runtime.ortThreads });
+    predict = onnx.predictPacked;
+    release = () => onnx.release();
+  } else {
+    const loaded = await loadTriageModel(modelDir);
+    const tfjs = openTfjsBatchPredictor(loaded);
+    predict = tfjs.predict;
+    release = async () => {
+      tfjs.dispose();
+      loaded.model.dispose();
+    };
+  }
+  const sizesPx = triageInputSizesPx(metadata);
+  return {
+    metadata,
+    runtime,
+    async scoreImageBytes(bytes, { maxInputPixels }) {
+      const pixelsBySize = new Map<number, Uint8Array>();
+      for (const size of sizesPx) {
+        pixelsBySize.set(
+          size,
+          await decodeImageRgbFromBuffer(bytes, size, metadata.resizePolicy, { maxInputPixels, label: "request body" }),
+        );
+      }
+      const values = await predict(packTriageInputs(metadata, [pixelsBySize]), 1);
+      return values[0];
+    },
+    release,
+  };
+}
+
+/**
+ * One line saying which runtime scores uploads and why, for the service's start-up output.
+ *
+ * @example describeScorerRuntime(scorer) // "runtime: onnx (onnxruntime-node 1.30.0 loaded and models/demo has an ONNX file; …)"
+ */
+export function describeScorerRuntime(scorer: Pick<ImageBytesScorer, "runtime">): string {
+  return describeInferenceRuntime(scorer.runtime);
+}
