@@ -386,6 +386,8 @@ export type { ExportParityResult } from "./export/exportParity.js";
 export { exportTriageModelOnnx, ONNX_MODEL_FILE, ONNX_TRIAGE_OUTPUT_NAME } from "./export/onnxExport.js";
 export type { TriageOnnxMetadata } from "./export/onnxExport.js";
 export { openOnnxTriageScorer, predictMalignantProbabilityWithOnnx } from "./export/onnxScoring.js";
+export { openTriageScorer } from "./export/triageScorer.js";
+export type { TriageScorer } from "./export/triageScorer.js";
 export type { OnnxScoringOptions, OnnxTriageScorer } from "./export/onnxScoring.js";
 export {
   exportTriageModelVariants,

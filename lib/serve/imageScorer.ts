@@ -1,20 +1,7 @@
-import path from "node:path";
-import {
-  describeInferenceRuntime,
-  selectInferenceRuntime,
-  type InferenceRuntimeSelection,
-} from "../backend/selectRuntime.js";
+import { describeInferenceRuntime, type InferenceRuntimeSelection } from "../backend/selectRuntime.js";
 import { decodeImageRgbFromBuffer } from "../data/decodeImage.js";
-import { openOnnxTriageScorer } from "../export/onnxScoring.js";
-import {
-  loadTriageModel,
-  openTfjsBatchPredictor,
-  packTriageInputs,
-  readTriageMetadata,
-  triageInputSizesPx,
-  type PackedBatchPredictor,
-  type TriageModelMetadata,
-} from "../export/triageModel.js";
+import { packTriageInputs, triageInputSizesPx, type TriageModelMetadata } from "../export/triageModel.js";
+import { openTriageScorer } from "../export/triageScorer.js";
 
 /** An exported triage model loaded once, scoring image bytes held in memory until released. */
 export interface ImageBytesScorer {
@@ -42,24 +29,8 @@ export async function openImageBytesScorer(
   modelDir: string,
   options: { runtime?: string } = {},
 ): Promise<ImageBytesScorer> {
-  const metadata = readTriageMetadata(modelDir);
-  const onnxFile = metadata.onnx ? path.join(modelDir, metadata.onnx.file) : undefined;
-  const runtime = await selectInferenceRuntime({ modelName: modelDir, onnxPath: onnxFile, preferred: options.runtime });
-  let predict: PackedBatchPredictor;
-  let release: () => Promise<void>;
-  if (runtime.runtime === "onnx") {
-    const onnx = await openOnnxTriageScorer(modelDir, { batchSize: 1, threads: runtime.ortThreads });
-    predict = onnx.predictPacked;
-    release = () => onnx.release();
-  } else {
-    const loaded = await loadTriageModel(modelDir);
-    const tfjs = openTfjsBatchPredictor(loaded);
-    predict = tfjs.predict;
-    release = async () => {
-      tfjs.dispose();
-      loaded.model.dispose();
-    };
-  }
+  const scorer = await openTriageScorer(modelDir, { runtime: options.runtime, batchSize: 1 });
+  const { metadata, runtime, predictPacked: predict } = scorer;
   const sizesPx = triageInputSizesPx(metadata);
   return {
     metadata,
@@ -75,7 +46,7 @@ export async function openImageBytesScorer(
       const values = await predict(packTriageInputs(metadata, [pixelsBySize]), 1);
       return values[0];
     },
-    release,
+    release: () => scorer.release(),
   };
 }
 

@@ -6,18 +6,11 @@ import { readCsvTable } from "../data/csv.js";
 import { loadDataset, summarizeProblems } from "../data/loadDataset.js";
 import { IMAGE_EXTENSIONS } from "../data/imageIndex.js";
 import type { InputProblem } from "../data/types.js";
-import {
-  describeInferenceRuntime,
-  selectInferenceRuntime,
-  type InferenceRuntimeSelection,
-} from "../backend/selectRuntime.js";
-import { openOnnxTriageScorer } from "../export/onnxScoring.js";
+import { describeInferenceRuntime, type InferenceRuntimeSelection } from "../backend/selectRuntime.js";
+import { openTriageScorer } from "../export/triageScorer.js";
 import {
   checkTtaOptions,
-  loadTriageModel,
   METADATA_JSON_FILE,
-  predictMalignantProbability,
-  predictMalignantProbabilityTta,
   readTriageMetadata,
   type ImagePrediction,
   type TriageModelMetadata,
@@ -321,44 +314,39 @@ export async function scoreImagesToCsv(options: ScoreImagesOptions): Promise<Sco
     options.onProgress?.(unscorable.length, total);
     // model.onnx (exportTriageModelOnnx) runs in ONNX Runtime when it is installed, else tfjs runs
     // model.json (loaded only then); MELANOMA_LAB_RUNTIME or `runtime` forces either.
-    const onnxFile = metadata.onnx ? path.join(options.modelDir, metadata.onnx.file) : undefined;
-    runtime = await selectInferenceRuntime({
-      modelName: options.modelDir,
-      onnxPath: onnxFile,
-      preferred: options.runtime,
-    });
-    if (images.length > 0) {
-      const predictBatch = await openBatchScorer(options.modelDir, runtime, batchSize, ttaViews);
-      try {
-        for (let start = 0; start < images.length; start += batchSize) {
-          const batch = images.slice(start, start + batchSize);
-          const predictions = await predictBatch.predict(batch.map((b) => b.imagePath));
-          const lines = predictions.map((p, i) => {
-            const imageId = batch[i].imageId;
-            if ("problem" in p) {
-              problems.push(p.problem);
-              const { file, reason } = p.problem;
-              return errorLine(imageId, reason.includes(file) ? reason : `${file}: ${reason}`);
-            }
-            scoredCount++;
-            const scored: ScoredImage = {
-              imageId,
-              probability: p.probability,
-              ...("viewProbabilities" in p ? { viewProbabilities: p.viewProbabilities } : {}),
-            };
-            const level = decideTriageLevel(scored, metadata);
-            levelCounts[level] = (levelCounts[level] ?? 0) + 1;
-            const fields = [csvField(imageId), p.probability.toFixed(6), level];
-            if (ttaViews > 0) fields.push(populationSd(scored.viewProbabilities!).toFixed(6));
-            fields.push("");
-            return fields.join(",");
-          });
-          output.appendLines(lines);
-          options.onProgress?.(unscorable.length + Math.min(start + batchSize, images.length), total);
-        }
-      } finally {
-        await predictBatch.release();
+    const scorer = await openTriageScorer(options.modelDir, { runtime: options.runtime, batchSize });
+    runtime = scorer.runtime;
+    try {
+      for (let start = 0; start < images.length; start += batchSize) {
+        const batch = images.slice(start, start + batchSize);
+        const paths = batch.map((b) => b.imagePath);
+        const predictions: (ImagePrediction | TtaImagePrediction)[] =
+          ttaViews > 0 ? await scorer.predictTta(paths, { views: ttaViews }) : await scorer.predict(paths);
+        const lines = predictions.map((p, i) => {
+          const imageId = batch[i].imageId;
+          if ("problem" in p) {
+            problems.push(p.problem);
+            const { file, reason } = p.problem;
+            return errorLine(imageId, reason.includes(file) ? reason : `${file}: ${reason}`);
+          }
+          scoredCount++;
+          const scored: ScoredImage = {
+            imageId,
+            probability: p.probability,
+            ...("viewProbabilities" in p ? { viewProbabilities: p.viewProbabilities } : {}),
+          };
+          const level = decideTriageLevel(scored, metadata);
+          levelCounts[level] = (levelCounts[level] ?? 0) + 1;
+          const fields = [csvField(imageId), p.probability.toFixed(6), level];
+          if (ttaViews > 0) fields.push(populationSd(scored.viewProbabilities!).toFixed(6));
+          fields.push("");
+          return fields.join(",");
+        });
+        output.appendLines(lines);
+        options.onProgress?.(unscorable.length + Math.min(start + batchSize, images.length), total);
       }
+    } finally {
+      await scorer.release();
     }
   } finally {
     output.close();
@@ -377,35 +365,6 @@ export async function scoreImagesToCsv(options: ScoreImagesOptions): Promise<Sco
     wallSeconds,
     imagesPerSecond: wallSeconds > 0 ? (scoredCount + errorCount) / wallSeconds : 0,
     runtime: runtime!,
-  };
-}
-
-/** One runtime's scorer for batches of files: plain probabilities, or TTA means and views. */
-async function openBatchScorer(
-  modelDir: string,
-  runtime: InferenceRuntimeSelection,
-  batchSize: number,
-  ttaViews: number,
-): Promise<{
-  predict: (paths: string[]) => Promise<(ImagePrediction | TtaImagePrediction)[]>;
-  release: () => Promise<void>;
-}> {
-  if (runtime.runtime === "onnx") {
-    const scorer = await openOnnxTriageScorer(modelDir, { batchSize, threads: runtime.ortThreads });
-    return {
-      predict: (paths) => (ttaViews > 0 ? scorer.predictTta(paths, { views: ttaViews }) : scorer.predict(paths)),
-      release: () => scorer.release(),
-    };
-  }
-  const loaded = await loadTriageModel(modelDir);
-  return {
-    predict: (paths) =>
-      ttaViews > 0
-        ? predictMalignantProbabilityTta(loaded, paths, { views: ttaViews, batchSize })
-        : predictMalignantProbability(loaded, paths, { batchSize }),
-    release: async () => {
-      loaded.model.dispose();
-    },
   };
 }
 
