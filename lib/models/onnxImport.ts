@@ -10,6 +10,11 @@ import { samePadding } from "./inferencePlan.js";
 // project root like nsfwjs, so it works from notebooks (tslab) too.
 const onnxProto = (createRequire(path.join(findProjectRoot(), "package.json"))("onnx-proto") as { onnx: typeof OnnxNamespace }).onnx;
 
+/** The onnx-proto namespace (ModelProto, NodeProto, …), for modules that build or edit ONNX graphs. */
+export function onnxProtoModule(): typeof OnnxNamespace {
+  return onnxProto;
+}
+
 /**
  * Thrown when an ONNX model cannot be imported into tfjs: an op, attribute or input the importer
  * does not map. The message names the node, its op type and the attribute or value at fault.
