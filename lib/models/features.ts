@@ -189,7 +189,8 @@ export async function extractFeatures(backbone: FeatureBackbone, input: FeatureI
   // a model that does not convert stays on tfjs, and the runtime line says why.
   let conversionProblem: string | undefined;
   const requested = parseRuntimeName(options.runtime ?? process.env[RUNTIME_ENV]);
-  if (!backbone.model && requested === "tfjs") {
+  // `model` is read only when tfjs would run: the ONNX path never touches it.
+  if (requested === "tfjs" && !backbone.model) {
     throw new OnnxRuntimeOnlyError(`runtime: received "tfjs", but backbone ${backbone.name} runs only on ONNX Runtime (${backbone.tfjsUnavailableReason}); expected "onnx" or "auto"`);
   }
   if (!backbone.onnx && requested === "onnx") {
@@ -208,7 +209,7 @@ export async function extractFeatures(backbone: FeatureBackbone, input: FeatureI
     preferred: options.runtime,
     ortThreads: options.ortThreads,
   });
-  if (!backbone.model && runtime.runtime !== "onnx") {
+  if (runtime.runtime !== "onnx" && !backbone.model) {
     throw new OnnxRuntimeOnlyError(`backbone ${backbone.name} runs only on ONNX Runtime, which is not available: ${runtime.reason}`);
   }
 
