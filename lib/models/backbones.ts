@@ -57,7 +57,7 @@ export interface LoadBackboneOptions {
    * "conv_94"). An unknown name throws {@link UnknownNameError} listing the layers.
    */
   featureLayerName?: string;
-  /** onnx:<path> only: the ONNX value holding the features (default: the graph's only output; a 4-D map is average-pooled). */
+  /** onnx:<path> only: the ONNX value holding the features (default: the output `features`, else the last global pooling, else the graph's only output; a 4-D map is average-pooled). */
   onnxOutputName?: string;
   /** onnx:<path> only: input preprocessing (default ImageNet "normalize": mean [0.485, 0.456, 0.406], std [0.229, 0.224, 0.225]). */
   preprocessing?: PreprocessingSpec;
@@ -125,11 +125,13 @@ export function parseBackboneName(name: string): BackboneName {
  * - "efficientnet_lite4_imagenet": the zoo's EfficientNet-Lite4 (efficientnet-lite4-11.onnx,
  *   NHWC input), 224 px, (x − 127) / 128, 1280 features (the last global pooling); its sha256 is
  *   recorded on first download and checked afterwards.
- * - "onnx:<path>": any ONNX image model with one NCHW RGB square input [N, 3, S, S], imported to
- *   tfjs: S px, preprocessing `options.preprocessing` (default ImageNet "normalize"), features =
- *   `options.onnxOutputName` (any graph value, e.g. the last GlobalAveragePool's output) or the
- *   graph's only output, average-pooled when 4-D (see {@link loadOnnxBackbone}). The op set is
- *   that of importOnnxModel (lib/models/onnxImport.ts); anything else throws OnnxImportError.
+ * - "onnx:<path>": any ONNX image model with one RGB square input (NCHW [N, 3, S, S] or NHWC
+ *   [N, S, S, 3]), imported to tfjs: S px, preprocessing `options.preprocessing` (default
+ *   ImageNet "normalize"), features = `options.onnxOutputName` (any graph value), else the output
+ *   `features`, else the last global pooling, else the graph's only output, average-pooled when
+ *   4-D (see {@link loadOnnxBackbone}). The op set is that of importOnnxModel
+ *   (lib/models/onnxImport.ts); anything else throws OnnxImportError (loadFeatureBackbone then
+ *   runs the file on ONNX Runtime only).
  * Call `await selectBackend()` first. Unknown names throw {@link UnknownNameError}.
  *
  * @example

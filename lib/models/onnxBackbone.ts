@@ -96,8 +96,9 @@ export interface LoadOnnxBackboneOptions {
   name?: string;
   /**
    * The ONNX value holding the features: a graph output or any intermediate value (e.g. the
-   * output of the last GlobalAveragePool). Default: the graph's only output. A 4-D output is
-   * globally average-pooled.
+   * output of the last GlobalAveragePool). Default: the graph output `features` when there is
+   * one, else the output of the last global pooling (a classifier's features, not its scores),
+   * else the graph's only output. A 4-D output is globally average-pooled.
    */
   outputName?: string;
   /** Input preprocessing (default {@link IMAGENET_NORMALIZE}). */
@@ -142,10 +143,15 @@ export async function loadOnnxBackbone(file: string, options: LoadOnnxBackboneOp
   const graphOutputs = (proto.graph?.output ?? []).map((o) => o.name ?? "");
   let outputName = options.outputName;
   if (outputName === undefined) {
-    if (graphOutputs.length !== 1) {
-      throw new OnnxImportError(`${absolute}: the graph has ${graphOutputs.length} outputs (${graphOutputs.join(", ")}); pass outputName to choose the features`);
+    const pooling = proto.graph ? findLastGlobalPooling(proto.graph) : undefined;
+    if (graphOutputs.includes("features")) outputName = "features";
+    else if (pooling) outputName = pooling.outputName;
+    else if (graphOutputs.length === 1) outputName = graphOutputs[0];
+    else {
+      throw new OnnxImportError(
+        `${absolute}: the graph has ${graphOutputs.length} outputs (${graphOutputs.join(", ")}), none named "features", and no global pooling; pass outputName to choose the features`,
+      );
     }
-    outputName = graphOutputs[0];
   }
   const name = options.name ?? `onnx:${absolute}`;
   const modelName = `${(options.name ?? path.basename(absolute, ".onnx")).replace(/[^A-Za-z0-9_]/g, "_")}_features`;

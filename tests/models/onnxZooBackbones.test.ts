@@ -125,6 +125,13 @@ describe("ONNX model zoo backbones resnet50_v2_imagenet and efficientnet_lite4_i
     expect(maxAbsDiff(onOrt.features, onTfjs.features)).toBeLessThan(1e-4);
     expect(maxAbsDiff(onOrt.features.subarray(0, 2048), onOrt.features.subarray(2048, 4096))).toBeGreaterThan(1e-3);
     disposeBackbone(backbone);
+
+    // The same file as a generic onnx:<path> backbone: features default to the last global pooling, not the classifier's scores.
+    const generic = await loadBackbone(`onnx:${path.join(served, "resnet50-v2-7.onnx")}`, { onnxCacheDir: path.join(tmp, "onnx") });
+    expect(generic.featureDim).toBe(2048);
+    expect(generic.weightsId).toMatch(/^onnx\/resnet50-v2-7\.onnx:resnetv24_pool1_fwd\//);
+    expect(generic.onnx?.outputName).toBe("features");
+    disposeBackbone(generic);
   });
 
   it("efficientnet_lite4_imagenet: records the sha256 on first download (trust on first use), loads from the cache after, refuses a changed file; NHWC input, ReduceMean features (1280), ONNX Runtime ≡ tfjs", async () => {
