@@ -164,6 +164,42 @@ describe("ONNX → tfjs importer: ONNX model zoo patterns against ONNX Runtime",
     expect(maxAbs).toBeLessThan(1e-4);
   });
 
+  it("opset 13: Squeeze/Unsqueeze with axes as an input (folded shape chain and [N, C, 1, 1] ↔ [N, C]); opset 9: Pad with a pads attribute", async () => {
+    const nodes13 = [
+      node("Conv", ["x", "w"], ["c"], { kernel_shape: { ints: [3, 3] } }),
+      node("GlobalAveragePool", ["c"], ["gap"]),
+      node("Squeeze", ["gap", "axes23"], ["nc"]),
+      node("Unsqueeze", ["nc", "axes23"], ["nc11"]),
+      node("Shape", ["nc11"], ["s"]),
+      node("Gather", ["s", "zero"], ["n"]),
+      node("Unsqueeze", ["n", "axis0"], ["n1"]),
+      node("Concat", ["n1", "minus_one"], ["target"], { axis: { int: 0 } }),
+      node("Reshape", ["nc11", "target"], ["y"]),
+    ];
+    const inits13 = [
+      initializer("w", [4, 3, 3, 3], randomValues(108, 71)),
+      int64Initializer("axes23", [2], [2, 3]),
+      int64Initializer("zero", [], [0]),
+      int64Initializer("axis0", [1], [0]),
+      int64Initializer("minus_one", [1], [-1]),
+    ];
+    const bytes13 = buildModel(nodes13, inits13, valueInfo("x", ["N", 3, 6, 6]), [valueInfo("y", ["N", 4])], 13);
+    const r13 = await compareWithOrt(bytes13, [2, 3, 6, 6], 24);
+    expect(r13.shape).toEqual([2, 4]);
+    expect(r13.maxAbs).toBeLessThan(1e-4);
+
+    const nodes9 = [
+      node("Conv", ["x", "w"], ["c"], { kernel_shape: { ints: [3, 3] } }),
+      node("Pad", ["c"], ["p"], { pads: { ints: [0, 0, 1, 0, 0, 0, 1, 1] }, mode: { string: "constant" } }),
+      node("AveragePool", ["p"], ["y"], { kernel_shape: { ints: [2, 2] }, strides: { ints: [2, 2] } }),
+    ];
+    const bytes9 = buildModel(nodes9, [initializer("w", [4, 3, 3, 3], randomValues(108, 72))], valueInfo("x", ["N", 3, 6, 6]), [valueInfo("y", ["N", 4, 3, 2])], 9);
+    // Conv 4×4 → padded (1 + 4 + 1) × (0 + 4 + 1) = 6 × 5 → pooled 3 × 2; the zeros count in the averages.
+    const r9 = await compareWithOrt(bytes9, [2, 3, 6, 6], 25);
+    expect(r9.shape).toEqual([2, 4, 3, 2]);
+    expect(r9.maxAbs).toBeLessThan(1e-4);
+  });
+
   it("names the node, op type and attribute of what the zoo patterns still cannot map", () => {
     const input = valueInfo("x", [1, 3, 4, 4]);
     const out = [valueInfo("y", [1, 3, 6, 6])];
