@@ -124,8 +124,20 @@ export { createBalancedBatchOrder } from "./data/balancedSampling.js";
 export type { BalancedBatchOrderOptions } from "./data/balancedSampling.js";
 
 // ── Models: backbones (MobileNet, InceptionV3, VGG16, ONNX imports, ensembles), features, model files
-export type { Backbone, BackboneOnnxFile, PreprocessingSpec } from "./models/types.js";
-export { BACKBONE_NAMES, loadBackbone, parseBackboneName, describeBackbone } from "./models/backbones.js";
+export type {
+  Backbone,
+  BackboneOnnxFile,
+  FeatureBackbone,
+  OnnxRuntimeOnlyBackbone,
+  PreprocessingSpec,
+} from "./models/types.js";
+export {
+  BACKBONE_NAMES,
+  loadBackbone,
+  loadFeatureBackbone,
+  parseBackboneName,
+  describeBackbone,
+} from "./models/backbones.js";
 export type { BackboneName, LoadBackboneOptions } from "./models/backbones.js";
 export { BackboneLoadError } from "./models/cutBackbone.js";
 export { loadMobilenetV1Backbone, MOBILENET_V1_ALPHAS, WeightsDownloadError } from "./models/mobilenetV1.js";
@@ -135,11 +147,26 @@ export type { OnnxConversion, OnnxConversionOptions } from "./models/onnxConvert
 export type { ImportOnnxOptions, ImportedOnnxModel } from "./models/onnxImport.js";
 export {
   loadOnnxBackbone,
+  loadOnnxZooBackbone,
+  loadOnnxRuntimeBackbone,
   loadMobilenetV2ImagenetBackbone,
   IMAGENET_NORMALIZE,
   MOBILENET_V2_IMAGENET_URL,
+  ONNX_ZOO_BACKBONES,
 } from "./models/onnxBackbone.js";
-export type { LoadOnnxBackboneOptions } from "./models/onnxBackbone.js";
+export type {
+  LoadOnnxBackboneOptions,
+  LoadOnnxZooBackboneOptions,
+  LoadOnnxRuntimeBackboneOptions,
+  OnnxZooBackboneName,
+  OnnxZooBackboneSpec,
+} from "./models/onnxBackbone.js";
+export {
+  OnnxRuntimeOnlyError,
+  isOnnxRuntimeOnly,
+  requireTfjsBackbone,
+  describeOnnxRuntimeOnly,
+} from "./models/runtimeOnlyBackbone.js";
 export { preprocessImages, PixelShapeError } from "./models/preprocess.js";
 export { countMultiplyAddsPerImage } from "./models/countMultiplyAdds.js";
 export { extractFeatures, FeatureInputError } from "./models/features.js";

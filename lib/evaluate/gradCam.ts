@@ -2,6 +2,7 @@ import sharp from "sharp";
 import * as tf from "@tensorflow/tfjs";
 import { decodeImageRgb, type ResizePolicy } from "../data/decodeImage.js";
 import { preprocessImages } from "../models/preprocess.js";
+import { requireTfjsBackbone } from "../models/runtimeOnlyBackbone.js";
 import type { Backbone } from "../models/types.js";
 import { DIAGNOSIS_HEAD_LAYERS } from "../models/headLayers.js";
 import { MelanomaLabError } from "../util/errors.js";
@@ -188,6 +189,7 @@ export function computeGradCam(
   rgbPixels: Uint8Array,
   imageSizePx: number,
 ): GradCamResult {
+  requireTfjsBackbone(backbone, "Grad-CAM");
   if (imageSizePx !== backbone.inputSizePx) {
     throw new GradCamError(
       `imageSizePx: received ${imageSizePx}; ${backbone.name} needs ${backbone.inputSizePx} (decode with decodeImageRgb(file, backbone.inputSizePx) so the probability matches the feature pipeline)`,

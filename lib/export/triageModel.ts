@@ -7,6 +7,7 @@ import { LESION_LABELS, type InputProblem, type LesionLabel } from "../data/type
 import { compileInferencePlan, InferencePlanError } from "../models/inferencePlan.js";
 import { compileNestedInferencePlan } from "../models/nestedInferencePlan.js";
 import { preprocessToFloat32 } from "../models/preprocess.js";
+import { requireTfjsBackbone } from "../models/runtimeOnlyBackbone.js";
 import type { Backbone, PreprocessingSpec } from "../models/types.js";
 import { MelanomaLabError } from "../util/errors.js";
 import { loadLayersModelFromDir, ModelFileError, saveLayersModelToDir } from "../models/modelFiles.js";
@@ -172,6 +173,7 @@ export interface LoadedTriageModel {
  * @example const triage = buildTriageModel(backbone, head); // [n,224,224,3] → [n,1]
  */
 export function buildTriageModel(backbone: Backbone, head: tf.LayersModel): tf.LayersModel {
+  requireTfjsBackbone(backbone, "tfjs export of the triage model");
   const headInputDim = head.inputs[0].shape[head.inputs[0].shape.length - 1];
   if (head.inputs.length !== 1 || headInputDim !== backbone.featureDim) {
     throw new TriageModelError(

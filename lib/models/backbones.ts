@@ -7,13 +7,23 @@ import { UnknownNameError } from "../util/errors.js";
 import { findProjectRoot } from "../util/paths.js";
 import { BackboneLoadError, cutAtFeatureLayer } from "./cutBackbone.js";
 import { loadMobilenetV1Backbone } from "./mobilenetV1.js";
-import { loadMobilenetV2ImagenetBackbone, loadOnnxBackbone } from "./onnxBackbone.js";
+import { loadOnnxBackbone, loadOnnxRuntimeBackbone, loadOnnxZooBackbone } from "./onnxBackbone.js";
+import { OnnxImportError } from "./onnxImport.js";
+import { describeOnnxRuntimeOnly } from "./runtimeOnlyBackbone.js";
 import { describePreprocessing } from "./preprocess.js";
-import type { Backbone, PreprocessingSpec } from "./types.js";
+import type { Backbone, FeatureBackbone, PreprocessingSpec } from "./types.js";
 import { loadVgg16Backbone } from "./vgg16.js";
 
 /** Names {@link loadBackbone} accepts. */
-export const BACKBONE_NAMES = ["mobilenet_v2", "inception_v3", "mobilenet_v1", "vgg16", "mobilenet_v2_imagenet"] as const;
+export const BACKBONE_NAMES = [
+  "mobilenet_v2",
+  "inception_v3",
+  "mobilenet_v1",
+  "vgg16",
+  "mobilenet_v2_imagenet",
+  "resnet50_v2_imagenet",
+  "efficientnet_lite4_imagenet",
+] as const;
 
 /** One of {@link BACKBONE_NAMES}, or `onnx:<path>` (any ONNX image model, see {@link loadBackbone}). */
 export type BackboneName = (typeof BACKBONE_NAMES)[number] | `onnx:${string}`;
@@ -28,12 +38,12 @@ export interface LoadBackboneOptions {
   baseUrl?: string;
   /**
    * vgg16: a local copy of Keras's vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5;
-   * mobilenet_v2_imagenet: a local .onnx file (skips cache and download).
+   * mobilenet_v2_imagenet, resnet50_v2_imagenet, efficientnet_lite4_imagenet: a local .onnx file (skips cache and download).
    */
   weightsPath?: string;
   /**
    * vgg16: URL of the .h5 to download when the cache lacks it (default keras-applications on
-   * storage.googleapis.com); mobilenet_v2_imagenet: URL of the .onnx (default the ONNX model zoo's).
+   * storage.googleapis.com); the ONNX model zoo backbones: URL of the .onnx (default the zoo's).
    */
   weightsUrl?: string;
   /** vgg16 only: input size in pixels (default 224). */
@@ -47,10 +57,12 @@ export interface LoadBackboneOptions {
    * "conv_94"). An unknown name throws {@link UnknownNameError} listing the layers.
    */
   featureLayerName?: string;
-  /** onnx:<path> only: the ONNX value holding the features (default: the graph's only output; a 4-D map is average-pooled). */
+  /** onnx:<path> only: the ONNX value holding the features (default: the output `features`, else the last global pooling, else the graph's only output; a 4-D map is average-pooled). */
   onnxOutputName?: string;
   /** onnx:<path> only: input preprocessing (default ImageNet "normalize": mean [0.485, 0.456, 0.406], std [0.229, 0.224, 0.225]). */
   preprocessing?: PreprocessingSpec;
+  /** ONNX backbones: where a features-only cut of the file for ONNX Runtime is written (default <root>/.cache/onnx). */
+  onnxCacheDir?: string;
 }
 
 /**
@@ -106,12 +118,20 @@ export function parseBackboneName(name: string): BackboneName {
  * - "mobilenet_v2_imagenet": the ONNX model zoo's MobileNetV2-1.0 (ImageNet only), imported from
  *   ONNX to tfjs, 224 px, ImageNet "normalize" preprocessing, 1280 features; the .onnx comes from
  *   `weightsPath`, the weights cache / `MELANOMA_LAB_WEIGHTS_DIR` mirror, or a one-time download
- *   (see {@link loadMobilenetV2ImagenetBackbone}); `backbone.onnx` lets ONNX Runtime run the file.
- * - "onnx:<path>": any ONNX image model with one NCHW RGB square input [N, 3, S, S], imported to
- *   tfjs: S px, preprocessing `options.preprocessing` (default ImageNet "normalize"), features =
- *   `options.onnxOutputName` (any graph value, e.g. the last GlobalAveragePool's output) or the
- *   graph's only output, average-pooled when 4-D (see {@link loadOnnxBackbone}). The op set is
- *   that of importOnnxModel (lib/models/onnxImport.ts); anything else throws OnnxImportError.
+ *   (see loadOnnxZooBackbone); `backbone.onnx` lets ONNX Runtime run the file.
+ * - "resnet50_v2_imagenet": the ONNX model zoo's ResNet50-v2 (resnet50-v2-7.onnx), as above:
+ *   224 px, ImageNet "normalize", 2048 features (the last GlobalAveragePool); the download is
+ *   checked against the zoo's published sha256.
+ * - "efficientnet_lite4_imagenet": the zoo's EfficientNet-Lite4 (efficientnet-lite4-11.onnx,
+ *   NHWC input), 224 px, (x − 127) / 128, 1280 features (the last global pooling); its sha256 is
+ *   recorded on first download and checked afterwards.
+ * - "onnx:<path>": any ONNX image model with one RGB square input (NCHW [N, 3, S, S] or NHWC
+ *   [N, S, S, 3]), imported to tfjs: S px, preprocessing `options.preprocessing` (default
+ *   ImageNet "normalize"), features = `options.onnxOutputName` (any graph value), else the output
+ *   `features`, else the last global pooling, else the graph's only output, average-pooled when
+ *   4-D (see {@link loadOnnxBackbone}). The op set is that of importOnnxModel
+ *   (lib/models/onnxImport.ts); anything else throws OnnxImportError (loadFeatureBackbone then
+ *   runs the file on ONNX Runtime only).
  * Call `await selectBackend()` first. Unknown names throw {@link UnknownNameError}.
  *
  * @example
@@ -125,10 +145,11 @@ export async function loadBackbone(name: string, options: LoadBackboneOptions = 
       outputName: options.onnxOutputName,
       preprocessing: options.preprocessing,
       featureLayerName: options.featureLayerName,
+      onnxCacheDir: options.onnxCacheDir,
     });
   }
-  if (parsed === "mobilenet_v2_imagenet") {
-    return loadMobilenetV2ImagenetBackbone(options);
+  if (parsed === "mobilenet_v2_imagenet" || parsed === "resnet50_v2_imagenet" || parsed === "efficientnet_lite4_imagenet") {
+    return loadOnnxZooBackbone(parsed, options);
   }
   if (parsed === "mobilenet_v1") {
     return loadMobilenetV1Backbone(options);
@@ -137,6 +158,34 @@ export async function loadBackbone(name: string, options: LoadBackboneOptions = 
     return loadVgg16Backbone(options);
   }
   return loadNsfwjsBackbone(parsed as "mobilenet_v2" | "inception_v3", options.featureLayerName);
+}
+
+/**
+ * {@link loadBackbone} for feature extraction only: an `onnx:<path>` model the tfjs importer cannot
+ * convert (e.g. the zoo's int8 MobileNetV2) still loads, as an ONNX-Runtime-only backbone
+ * (features = its last global pooling; see loadOnnxRuntimeBackbone), and one line says so
+ * (`log`, default console.log). extractFeatures and the feature cache accept it; fine-tuning,
+ * Grad-CAM and tfjs export throw OnnxRuntimeOnlyError on it. Every other name loads as in
+ * {@link loadBackbone}.
+ *
+ * @example
+ * const b = await loadFeatureBackbone("onnx:../shared/weights/mobilenet_v2_1.0_imagenet_int8/mobilenetv2-12-int8.onnx");
+ * // onnx:/…/mobilenetv2-12-int8.onnx: features on ONNX Runtime only (…); fine-tuning, Grad-CAM and tfjs export are not available
+ */
+export async function loadFeatureBackbone(name: string, options: LoadBackboneOptions = {}, log: (line: string) => void = console.log): Promise<FeatureBackbone> {
+  const parsed = parseBackboneName(name);
+  try {
+    return await loadBackbone(parsed, options);
+  } catch (err) {
+    if (!(err instanceof OnnxImportError) || !parsed.startsWith("onnx:") || options.onnxOutputName !== undefined || options.featureLayerName !== undefined) throw err;
+    const backbone = await loadOnnxRuntimeBackbone(parsed.slice("onnx:".length), {
+      preprocessing: options.preprocessing,
+      onnxCacheDir: options.onnxCacheDir,
+      tfjsUnavailableReason: err.message,
+    });
+    log(describeOnnxRuntimeOnly(backbone));
+    return backbone;
+  }
 }
 
 function nsfwjsModelsDir(): string {
@@ -197,7 +246,7 @@ async function loadNsfwjsBackbone(name: "mobilenet_v2" | "inception_v3", feature
  * @example describeBackbone(backbone)
  * // "mobilenet_v2: 224 px input, features = global average of out_relu → 1280, input x * 0.00392157 + 0, 299.5 M multiply-adds/image, weights nsfwjs@4.4.0/mobilenet_v2/sha256:8e7d…, loaded in 160 ms"
  */
-export function describeBackbone(backbone: Backbone): string {
+export function describeBackbone(backbone: FeatureBackbone): string {
   const parts = [
     `${backbone.name}: ${backbone.inputSizePx} px input`,
     `features = global average of ${backbone.featureLayerName} → ${backbone.featureDim}`,

@@ -14,7 +14,8 @@ import {
 import { predictOnnxFeatures } from "./onnxFeatures.js";
 import { predictBackboneFeatures } from "./inferencePlan.js";
 import { preprocessImages } from "./preprocess.js";
-import type { Backbone } from "./types.js";
+import { OnnxRuntimeOnlyError, requireTfjsBackbone } from "./runtimeOnlyBackbone.js";
+import type { FeatureBackbone } from "./types.js";
 
 /** Thrown for feature-extraction input that cannot be used at all (wrong pixel count, batch size). */
 export class FeatureInputError extends MelanomaLabError {}
@@ -94,7 +95,7 @@ function imageIdOfPath(file: string): string {
   return path.basename(file).replace(/\.[^.]+$/, "");
 }
 
-function toItems(input: FeatureInput, backbone: Backbone): Item[] {
+function toItems(input: FeatureInput, backbone: FeatureBackbone): Item[] {
   if (Array.isArray(input)) {
     return (input as readonly (string | LesionRecord)[]).map((entry, index) =>
       typeof entry === "string"
@@ -127,7 +128,7 @@ function toItems(input: FeatureInput, backbone: Backbone): Item[] {
  *
  * @example featureCacheFolder("/tmp/cache", backbone, "center-crop") // "/tmp/cache/mobilenet_v2-3f2a…"
  */
-export function featureCacheFolder(cacheDir: string, backbone: Backbone, resizePolicy: ResizePolicy): string {
+export function featureCacheFolder(cacheDir: string, backbone: FeatureBackbone, resizePolicy: ResizePolicy): string {
   const key = JSON.stringify([backbone.name, backbone.weightsId, backbone.featureLayerName, backbone.inputSizePx, backbone.preprocessing, resizePolicy]);
   const digest = crypto.createHash("sha256").update(key).digest("hex").slice(0, 16);
   return path.join(cacheDir, `${backbone.name.replace(/[^A-Za-z0-9_.-]/g, "_")}-${digest}`);
@@ -170,7 +171,7 @@ function problemOf(item: Item, err: unknown): InputProblem {
  *   batchSize: 16, cacheDir: ".cache/features", onProgress: (d, t) => console.log(`${d}/${t}`),
  * });
  */
-export async function extractFeatures(backbone: Backbone, input: FeatureInput, options: ExtractFeaturesOptions = {}): Promise<FeatureMatrix> {
+export async function extractFeatures(backbone: FeatureBackbone, input: FeatureInput, options: ExtractFeaturesOptions = {}): Promise<FeatureMatrix> {
   const started = performance.now();
   const batchSize = options.batchSize ?? 16;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new FeatureInputError(`batchSize: received ${batchSize}, expected a positive integer`);
@@ -188,11 +189,15 @@ export async function extractFeatures(backbone: Backbone, input: FeatureInput, o
   // a model that does not convert stays on tfjs, and the runtime line says why.
   let conversionProblem: string | undefined;
   const requested = parseRuntimeName(options.runtime ?? process.env[RUNTIME_ENV]);
+  // `model` is read only when tfjs would run: the ONNX path never touches it.
+  if (requested === "tfjs" && !backbone.model) {
+    throw new OnnxRuntimeOnlyError(`runtime: received "tfjs", but backbone ${backbone.name} runs only on ONNX Runtime (${backbone.tfjsUnavailableReason}); expected "onnx" or "auto"`);
+  }
   if (!backbone.onnx && requested === "onnx") {
     // Loaded only here: the converter pulls in the ONNX protobuf schema.
     const { ensureBackboneOnnx, OnnxExportError } = await import("./onnxConvert.js");
     try {
-      ensureBackboneOnnx(backbone, { cacheDir: options.onnxCacheDir });
+      ensureBackboneOnnx(requireTfjsBackbone(backbone, "ONNX conversion"), { cacheDir: options.onnxCacheDir });
     } catch (err) {
       if (!(err instanceof OnnxExportError)) throw err;
       conversionProblem = err.message;
@@ -204,6 +209,9 @@ export async function extractFeatures(backbone: Backbone, input: FeatureInput, o
     preferred: options.runtime,
     ortThreads: options.ortThreads,
   });
+  if (runtime.runtime !== "onnx" && !backbone.model) {
+    throw new OnnxRuntimeOnlyError(`backbone ${backbone.name} runs only on ONNX Runtime, which is not available: ${runtime.reason}`);
+  }
 
   const perImage = inputSizePx * inputSizePx * 3;
   type Prepared = { item: Item; cachedRow?: Float32Array; pixels?: Uint8Array };
@@ -261,7 +269,7 @@ export async function extractFeatures(backbone: Backbone, input: FeatureInput, o
       } else {
         const x = preprocessImages(packed, ready.length, inputSizePx, backbone.preprocessing);
         try {
-          const y = predictBackboneFeatures(backbone, x);
+          const y = predictBackboneFeatures(requireTfjsBackbone(backbone, "tfjs feature extraction"), x);
           values = y.dataSync() as Float32Array;
           y.dispose();
         } finally {

@@ -10,6 +10,11 @@ import { samePadding } from "./inferencePlan.js";
 // project root like nsfwjs, so it works from notebooks (tslab) too.
 const onnxProto = (createRequire(path.join(findProjectRoot(), "package.json"))("onnx-proto") as { onnx: typeof OnnxNamespace }).onnx;
 
+/** The onnx-proto namespace (ModelProto, NodeProto, …), for modules that build or edit ONNX graphs. */
+export function onnxProtoModule(): typeof OnnxNamespace {
+  return onnxProto;
+}
+
 /**
  * Thrown when an ONNX model cannot be imported into tfjs: an op, attribute or input the importer
  * does not map. The message names the node, its op type and the attribute or value at fault.
@@ -35,6 +40,19 @@ export const ONNX_IMPORT_OPS = [
   "Dropout",
   "Identity",
   "Constant",
+  "Pad",
+  "Sigmoid",
+  "Mul",
+  "Sub",
+  "Div",
+  "ReduceMean",
+  "Transpose",
+  "Softmax",
+  "Squeeze",
+  "Unsqueeze",
+  "Shape",
+  "Gather",
+  "Cast",
 ] as const;
 
 /** Options of {@link importOnnxModel}. */
@@ -47,6 +65,13 @@ export interface ImportOnnxOptions {
   outputName?: string;
   /** Name of the tfjs model (default "onnx_import"). */
   modelName?: string;
+  /**
+   * Layout of the ONNX graph input: "NCHW" ([N, C, H, W], the ONNX convention) or "NHWC"
+   * ([N, H, W, C], e.g. models converted from TensorFlow such as EfficientNet-Lite4, which
+   * transpose to NCHW inside the graph). Default: "NHWC" when the input is [N, H, W, 3] with
+   * H ≠ 3, else "NCHW".
+   */
+  inputLayout?: "NCHW" | "NHWC";
 }
 
 /** An imported model: the tfjs functional model plus what was learned about the graph. */
@@ -55,8 +80,10 @@ export interface ImportedOnnxModel {
   model: tf.LayersModel;
   /** Name of the ONNX graph input (for ONNX Runtime), e.g. "input". */
   inputName: string;
-  /** The ONNX input shape [N, C, H, W] (N may be null when symbolic). */
+  /** The input shape in NCHW order [N, C, H, W] (N may be null when symbolic), whatever the file's layout. */
   inputShapeNchw: (number | null)[];
+  /** Layout of the ONNX graph input as stored in the file ("NHWC" for models converted from TensorFlow). */
+  inputLayout: "NCHW" | "NHWC";
   /** ONNX value names the model outputs, in order. */
   outputNames: string[];
   /**
@@ -77,7 +104,9 @@ type Layout =
   /** ONNX [N, C, 1, 1] after global pooling, stored as [N, C]. */
   | "NC11"
   /** 2-D [N, F], same in both. */
-  | "NF";
+  | "NF"
+  /** 4-D activation whose ONNX layout is already NHWC (a TensorFlow-converted input before its Transpose), stored as is. */
+  | "ONNX_NHWC";
 
 interface SymbolicValue {
   kind: "tensor";
@@ -92,7 +121,11 @@ interface SymbolicValue {
 interface ConstantValue {
   kind: "constant";
   dims: number[];
-  /** Float data for FLOAT tensors, or integer data (int64 as number) for INT64/INT32. */
+  /**
+   * Float data for FLOAT tensors, or integer data (int64 as number) for INT64/INT32. Shape
+   * arithmetic folded from a Shape node holds NaN for the batch size (the only dynamic dim), so
+   * anything computed from it stays NaN and Reshape reads it as "keep the batch dim".
+   */
   data: Float32Array | number[];
 }
 
@@ -248,16 +281,35 @@ const KNOWN_ATTRIBUTES: Record<string, string[]> = {
   Dropout: ["ratio", "seed"],
   Identity: [],
   Constant: ["value"],
+  Pad: ["mode", "pads", "value"],
+  Sigmoid: [],
+  Mul: [],
+  Sub: [],
+  Div: [],
+  ReduceMean: ["axes", "keepdims", "noop_with_empty_axes"],
+  Transpose: ["perm"],
+  Softmax: ["axis"],
+  Squeeze: ["axes"],
+  Unsqueeze: ["axes"],
+  Shape: ["start", "end"],
+  Gather: ["axis"],
+  Cast: ["to", "saturate"],
 };
 
 /**
- * Imports an ONNX image model (NCHW, float32) into a tfjs functional LayersModel that takes
- * NHWC input [n, H, W, C] and computes the same output. Maps the CNN op set: Conv (groups:
- * 1 → Conv2D, = channels → DepthwiseConv2D, other → Conv2D with a block-diagonal kernel;
- * strides, dilations, bias, pads: tfjs "same" when it pads identically, else ZeroPadding2D +
- * "valid"), Clip(0, 6) → ReLU6, Clip(0, ∞)/Relu → ReLU, Add, BatchNormalization, Gemm/MatMul
- * with constant weights → Dense, GlobalAveragePool/GlobalMaxPool, AveragePool/MaxPool,
- * Flatten/Reshape (to [N, features]), Concat (channels), Dropout/Identity (identity).
+ * Imports an ONNX image model (NCHW, or NHWC input transposed in-graph; float32) into a tfjs
+ * functional LayersModel that takes NHWC input [n, H, W, C] and computes the same output. Maps
+ * the CNN op set: Conv (groups: 1 → Conv2D, = channels → DepthwiseConv2D, other → Conv2D with a
+ * block-diagonal kernel; strides, dilations, bias, pads: tfjs "same" when it pads identically,
+ * else ZeroPadding2D + "valid"), Clip(0, 6) → ReLU6, Clip(0, ∞)/Relu → ReLU, Sigmoid, Softmax
+ * (of [N, classes]), BatchNormalization, Gemm/MatMul with constant weights → Dense,
+ * GlobalAveragePool/GlobalMaxPool, ReduceMean over the spatial axes, AveragePool/MaxPool
+ * (MaxPool with ceil_mode), Pad (constant 0, H and W), Flatten/Reshape (to [N, features] or
+ * [N, C] ↔ [N, C, 1, 1]), Concat (channels), Squeeze/Unsqueeze of [N, C, 1, 1], Transpose
+ * between NHWC and NCHW, Dropout/Identity (identity); Add/Mul of two tensors (broadcasting
+ * [N, C, 1, 1] gates) and Add/Sub/Mul/Div of a tensor and a scalar or per-channel constant
+ * (a 1×1 DepthwiseConv2D). Shape arithmetic (Shape → Gather → Unsqueeze → Concat → Reshape,
+ * Cast, arithmetic on constants) is folded while importing: the batch size is the only dynamic dim.
  * Weights are read from initializers or Constant nodes and transposed NCHW → NHWC. Layer names
  * are the sanitised node names ({@link sanitizeLayerName}). Anything else throws
  * {@link OnnxImportError} naming the node, op type and attribute.
@@ -282,13 +334,16 @@ export function importOnnxModel(bytes: Uint8Array | OnnxNamespace.ModelProto, op
   const input = realInputs[0];
   const inputName = input.name ?? "";
   const dims = input.type?.tensorType?.shape?.dim ?? [];
-  const inputShapeNchw = dims.map((d) => (d.dimValue !== undefined && d.dimValue !== null && toNumber(d.dimValue) > 0 ? toNumber(d.dimValue) : null));
-  if (inputShapeNchw.length !== 4 || inputShapeNchw.slice(1).some((d) => d === null)) {
-    throw new OnnxImportError(`graph input ${JSON.stringify(inputName)}: shape [${inputShapeNchw.map((d) => d ?? "?").join(", ")}]; expected [N, C, H, W] with fixed C, H, W`);
+  const inputShapeOnnx = dims.map((d) => (d.dimValue !== undefined && d.dimValue !== null && toNumber(d.dimValue) > 0 ? toNumber(d.dimValue) : null));
+  if (inputShapeOnnx.length !== 4 || inputShapeOnnx.slice(1).some((d) => d === null)) {
+    throw new OnnxImportError(`graph input ${JSON.stringify(inputName)}: shape [${inputShapeOnnx.map((d) => d ?? "?").join(", ")}]; expected [N, C, H, W] (or [N, H, W, C]) with fixed C, H, W`);
   }
   if (input.type?.tensorType?.elemType !== DATA_TYPE.FLOAT) {
     throw new OnnxImportError(`graph input ${JSON.stringify(inputName)}: element type ${input.type?.tensorType?.elemType}; expected FLOAT (1)`);
   }
+  const inputLayout = options.inputLayout ?? (inputShapeOnnx[3] === 3 && inputShapeOnnx[1] !== 3 ? "NHWC" : "NCHW");
+  if (inputLayout !== "NCHW" && inputLayout !== "NHWC") throw new OnnxImportError(`inputLayout: received ${JSON.stringify(inputLayout)}; expected "NCHW" or "NHWC"`);
+  const inputShapeNchw = inputLayout === "NCHW" ? inputShapeOnnx : [inputShapeOnnx[0], inputShapeOnnx[3], inputShapeOnnx[1], inputShapeOnnx[2]];
   const [, c, h, w] = inputShapeNchw as number[];
   const usedNames = new Set<string>();
   const uniqueName = (base: string) => {
@@ -298,7 +353,7 @@ export function importOnnxModel(bytes: Uint8Array | OnnxNamespace.ModelProto, op
     return name;
   };
   const inputTensor = tf.input({ shape: [h, w, c], name: uniqueName(inputName) });
-  values.set(inputName, { kind: "tensor", tensor: inputTensor, layout: "NHWC", nonNegative: false });
+  values.set(inputName, { kind: "tensor", tensor: inputTensor, layout: inputLayout === "NCHW" ? "NHWC" : "ONNX_NHWC", nonNegative: false });
 
   const outputNames = options.outputName ? [options.outputName] : (graph.output ?? []).map((o) => o.name ?? "");
   const nodes = graph.node ?? [];
@@ -344,7 +399,7 @@ export function importOnnxModel(bytes: Uint8Array | OnnxNamespace.ModelProto, op
         if (inbound && inbound.getClassName() !== "InputLayer") pooledLayerName = inbound.name;
       }
     }
-    return { model, inputName, inputShapeNchw, outputNames, pooledLayerName, layerNameOfNode, opsetVersion };
+    return { model, inputName, inputShapeNchw, inputLayout, outputNames, pooledLayerName, layerNameOfNode, opsetVersion };
   } catch (err) {
     // The layers built so far hold weight variables: free them, the model will not exist.
     for (const layer of created) layer.dispose();
@@ -443,6 +498,156 @@ function padIfNeeded(
     })
     .apply(x.tensor) as tf.SymbolicTensor;
   return { tensor, padding: "valid" };
+}
+
+type ApplyLayer = (layer: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[], w?: tf.Tensor[]) => tf.SymbolicTensor;
+type MakeWeights = (arrays: { data: Float32Array; shape: number[] }[]) => tf.Tensor[];
+
+/**
+ * Extra end padding [H, W] that makes "valid" pooling produce ONNX's ceil_mode output size
+ * (as ONNX Runtime: a window starting inside the right padding is dropped).
+ */
+function ceilModeExtraPads(inHw: [number, number], kernel: number[], strides: number[], pads: number[]): [number, number] {
+  const extra: number[] = [];
+  for (let axis = 0; axis < 2; axis++) {
+    const total = inHw[axis] + pads[axis] + pads[axis + 2];
+    let out = Math.ceil((total - kernel[axis]) / strides[axis]) + 1;
+    if ((out - 1) * strides[axis] >= inHw[axis] + pads[axis]) out--;
+    extra.push(Math.max(0, (out - 1) * strides[axis] + kernel[axis] - total));
+  }
+  return [extra[0], extra[1]];
+}
+
+/** ONNX rank of a computed value (its stored tfjs rank may differ: [N, C, 1, 1] is stored [N, C]). */
+function onnxRankOf(v: SymbolicValue): number {
+  return v.layout === "NF" ? 2 : 4;
+}
+
+/**
+ * The per-channel values of constant `c` broadcast against `x` (ONNX broadcasting): a scalar, or
+ * dims that are 1 everywhere but the channel axis (C of NCHW, the last axis of NHWC or [N, F]).
+ */
+function channelVectorOf(c: ConstantValue, x: SymbolicValue, label: string, op: string): Float32Array {
+  const channels = x.tensor.shape.at(-1) as number;
+  const values = floatsOf(c);
+  if (values.length === 1) return new Float32Array(channels).fill(values[0]);
+  const rank = onnxRankOf(x);
+  const padded = [...new Array<number>(Math.max(0, rank - c.dims.length)).fill(1), ...c.dims];
+  const channelAxis = x.layout === "NHWC" || x.layout === "NC11" ? 1 : rank - 1;
+  const ok = padded.length === rank && padded.every((d, k) => (k === channelAxis ? d === channels : d === 1));
+  if (!ok) {
+    const expected = rank === 2 ? `[1, ${channels}]` : channelAxis === 1 ? `[1, ${channels}, 1, 1]` : `[1, 1, 1, ${channels}]`;
+    throw new OnnxImportError(`node ${JSON.stringify(label)} (${op}): constant of dims [${c.dims.join(", ")}]; expected a scalar or one value per channel (dims ${expected})`);
+  }
+  return values;
+}
+
+/** y = x · scale + offset per channel, as a 1×1 DepthwiseConv2D (exact: one multiply and one add per value). */
+function applyChannelAffine(
+  x: SymbolicValue,
+  scale: Float32Array,
+  offset: Float32Array,
+  layerName: string,
+  uniqueName: (b: string) => string,
+  apply: ApplyLayer,
+  weights: MakeWeights,
+): { value: Value; layerName: string } {
+  const ch = scale.length;
+  const flat = x.tensor.shape.length === 2;
+  let t = x.tensor;
+  if (flat) t = apply(tf.layers.reshape({ targetShape: [1, 1, ch], name: uniqueName(`${layerName}_to4d`) }), t);
+  const layer = tf.layers.depthwiseConv2d({ kernelSize: 1, depthMultiplier: 1, useBias: true, name: layerName });
+  t = apply(layer, t, weights([
+    { data: scale, shape: [1, 1, ch, 1] },
+    { data: offset, shape: [ch] },
+  ]));
+  let lastName = layerName;
+  if (flat) {
+    lastName = uniqueName(`${layerName}_to2d`);
+    t = apply(tf.layers.reshape({ targetShape: [ch], name: lastName }), t);
+  }
+  const nonNegative = x.nonNegative && scale.every((v) => v >= 0) && offset.every((v) => v >= 0);
+  return { value: { ...x, tensor: t, nonNegative, layerName: lastName }, layerName };
+}
+
+/** Elementwise op of two constants (shape arithmetic), numpy-broadcast when one side has one value. */
+function foldBinary(op: string, a: ConstantValue, b: ConstantValue, label: string): ConstantValue {
+  const na = a.data.length;
+  const nb = b.data.length;
+  if (na !== nb && na !== 1 && nb !== 1) throw new OnnxImportError(`node ${JSON.stringify(label)} (${op}): constants of dims [${a.dims.join(", ")}] and [${b.dims.join(", ")}]; expected equal sizes or a scalar`);
+  const ints = Array.isArray(a.data) && Array.isArray(b.data);
+  const out = Array.from({ length: Math.max(na, nb) }, (_, i) => {
+    const x = a.data[na === 1 ? 0 : i];
+    const y = b.data[nb === 1 ? 0 : i];
+    if (op === "Add") return x + y;
+    if (op === "Sub") return x - y;
+    if (op === "Mul") return x * y;
+    return ints ? Math.trunc(x / y) : x / y;
+  });
+  return { kind: "constant", dims: (na >= nb ? a : b).dims.slice(), data: ints ? out : Float32Array.from(out) };
+}
+
+/** Add/Sub/Mul/Div: of two constants (folded), of two computed tensors (Add/Multiply layers, broadcasting [N, C, 1, 1]), or of a tensor and a per-channel constant (an affine layer). */
+function convertBinary(
+  op: string,
+  inputs: string[],
+  label: string,
+  values: ValueTable,
+  layerName: string,
+  uniqueName: (b: string) => string,
+  apply: ApplyLayer,
+  weights: MakeWeights,
+): { value: Value; layerName?: string } {
+  const a = values.get(inputs[0]);
+  const b = values.get(inputs[1]);
+  if (!a || !b) throw new OnnxImportError(`node ${JSON.stringify(label)} (${op}): input ${JSON.stringify(a ? inputs[1] : inputs[0])} is not defined before the node`);
+  if (a.kind === "constant" && b.kind === "constant") return { value: foldBinary(op, a, b, label) };
+  if (a.kind === "tensor" && b.kind === "tensor") {
+    if (op === "Sub" || op === "Div") throw new OnnxImportError(`node ${JSON.stringify(label)} (${op}): both inputs are computed tensors; expected one of them to be a constant`);
+    let x = a;
+    let y = b;
+    // A squeeze-excitation gate [N, C, 1, 1] times a map [N, C, H, W]: tfjs merge layers broadcast 1-sized dims.
+    if (x.layout === "NC11" && y.layout === "NHWC") x = as4d(x, label, op, uniqueName);
+    if (y.layout === "NC11" && x.layout === "NHWC") y = as4d(y, label, op, uniqueName);
+    const sx = x.tensor.shape.slice(1);
+    const sy = y.tensor.shape.slice(1);
+    const broadcastable = x.layout === y.layout && sx.length === sy.length && sx.every((d, k) => d === sy[k] || d === 1 || sy[k] === 1);
+    if (!broadcastable) {
+      throw new OnnxImportError(`node ${JSON.stringify(label)} (${op}): input shapes [${a.tensor.shape.join(", ")}] and [${b.tensor.shape.join(", ")}] do not broadcast; expected equal shapes or [N, C, 1, 1] against [N, C, H, W]`);
+    }
+    const layer = op === "Add" ? tf.layers.add({ name: layerName }) : tf.layers.multiply({ name: layerName });
+    const tensor = apply(layer, [x.tensor, y.tensor]);
+    return { value: { kind: "tensor", tensor, layout: x.layout, nonNegative: x.nonNegative && y.nonNegative, layerName }, layerName };
+  }
+  const tensorFirst = a.kind === "tensor";
+  const x = (tensorFirst ? a : b) as SymbolicValue;
+  const c = channelVectorOf((tensorFirst ? b : a) as ConstantValue, x, label, op);
+  const ones = new Float32Array(c.length).fill(1);
+  const zeros = new Float32Array(c.length);
+  let scale: Float32Array;
+  let offset: Float32Array;
+  if (op === "Add") [scale, offset] = [ones, c];
+  else if (op === "Sub") [scale, offset] = tensorFirst ? [ones, c.map((v) => -v)] : [ones.map(() => -1), c];
+  else if (op === "Mul") [scale, offset] = [c, zeros];
+  else if (tensorFirst) [scale, offset] = [c.map((v) => 1 / v), zeros];
+  else throw new OnnxImportError(`node ${JSON.stringify(label)} (Div): a constant divided by a computed tensor is not supported; expected tensor / constant`);
+  return applyChannelAffine(x, scale, offset, layerName, uniqueName, apply, weights);
+}
+
+/** Squeeze/Unsqueeze of a constant: the same values with 1-sized dims removed or inserted. */
+function squeezeConstant(op: string, v: ConstantValue, axes: number[], label: string): ConstantValue {
+  if (op === "Squeeze") {
+    const rank = v.dims.length;
+    const drop = new Set(axes.length > 0 ? axes.map((a) => (a < 0 ? a + rank : a)) : v.dims.flatMap((d, k) => (d === 1 ? [k] : [])));
+    for (const k of drop) if (v.dims[k] !== 1) throw new OnnxImportError(`node ${JSON.stringify(label)} (Squeeze): axis ${k} has size ${v.dims[k]}; expected 1`);
+    return { ...v, dims: v.dims.filter((_, k) => !drop.has(k)) };
+  }
+  const rank = v.dims.length + axes.length;
+  const insert = new Set(axes.map((a) => (a < 0 ? a + rank : a)));
+  const dims: number[] = [];
+  let next = 0;
+  for (let k = 0; k < rank; k++) dims.push(insert.has(k) ? 1 : v.dims[next++]);
+  return { ...v, dims };
 }
 
 function convertNode(
@@ -572,18 +777,11 @@ function convertNode(
       const layer = tf.layers.reLU({ maxValue: max === Infinity ? undefined : max, name: layerName });
       return { value: { ...x, tensor: apply(layer, x.tensor), nonNegative: true, layerName }, layerName };
     }
-    case "Add": {
-      const a = values.get(inputs[0]);
-      const b = values.get(inputs[1]);
-      if (a?.kind !== "tensor" || b?.kind !== "tensor") {
-        throw new OnnxImportError(`node ${JSON.stringify(label)} (Add): inputs ${JSON.stringify(inputs[0])} and ${JSON.stringify(inputs[1])} must both be computed tensors (adding a constant is not supported)`);
-      }
-      if (a.layout !== b.layout || a.tensor.shape.join() !== b.tensor.shape.join()) {
-        throw new OnnxImportError(`node ${JSON.stringify(label)} (Add): input shapes [${a.tensor.shape.join(", ")}] and [${b.tensor.shape.join(", ")}] differ; broadcasting is not supported`);
-      }
-      const tensor = apply(tf.layers.add({ name: layerName }), [a.tensor, b.tensor]);
-      return { value: { kind: "tensor", tensor, layout: a.layout, nonNegative: a.nonNegative && b.nonNegative, layerName }, layerName };
-    }
+    case "Add":
+    case "Sub":
+    case "Mul":
+    case "Div":
+      return convertBinary(op, inputs, label, values, layerName, uniqueName, apply, weights);
     case "BatchNormalization": {
       const x = tensorOf(values, inputs[0], label, op);
       if ((node.output ?? []).length > 1) throw new OnnxImportError(`node ${JSON.stringify(label)} (BatchNormalization): ${node.output!.length} outputs (training mode); expected 1 (inference)`);
@@ -635,10 +833,16 @@ function convertNode(
       const kernel = attrs.ints("kernel_shape", []);
       if (kernel.length !== 2) throw bad("kernel_shape", kernel, "2 values");
       const strides = attrs.ints("strides", [1, 1]);
-      if (attrs.int("ceil_mode", 0) !== 0) throw bad("ceil_mode", attrs.int("ceil_mode", 0), "0");
       if (attrs.ints("dilations", [1, 1]).some((d) => d !== 1)) throw bad("dilations", attrs.ints("dilations", [1, 1]), "[1, 1]");
       if (attrs.int("storage_order", 0) !== 0) throw bad("storage_order", attrs.int("storage_order", 0), "0");
       const pads = resolvePads(attrs, label, op, spatialOf(x), kernel, strides, [1, 1]);
+      if (attrs.int("ceil_mode", 0) === 1) {
+        // ceil_mode adds windows at the end: pad the end so "valid" pooling computes them too.
+        const extra = ceilModeExtraPads(spatialOf(x), kernel, strides, pads);
+        if (extra.some((e) => e > 0) && op === "AveragePool") throw bad("ceil_mode", 1, "0 for AveragePool when it adds a window (the partial window's divisor is not representable)");
+        pads[2] += extra[0];
+        pads[3] += extra[1];
+      } else if (attrs.int("ceil_mode", 0) !== 0) throw bad("ceil_mode", attrs.int("ceil_mode", 0), "0 or 1");
       let padding = matchPadding(pads, spatialOf(x), kernel, strides, [1, 1]);
       let tensor = x.tensor;
       const includePad = attrs.int("count_include_pad", 0) === 1;
@@ -658,13 +862,23 @@ function convertNode(
     case "Reshape": {
       const x = tensorOf(values, inputs[0], label, op);
       if (op === "Flatten" && attrs.int("axis", 1) !== 1) throw bad("axis", attrs.int("axis", 1), "1 (to [N, features])");
+      if (x.layout === "ONNX_NHWC") throw new OnnxImportError(`node ${JSON.stringify(label)} (${op}): input is the NHWC graph input; expected it transposed to NCHW first`);
       const nchw = x.layout === "NHWC" ? [x.tensor.shape[3], x.tensor.shape[1], x.tensor.shape[2]] : [x.tensor.shape[1], 1, 1];
       const features = (nchw as number[]).reduce((a, b) => a * b, 1);
       if (op === "Reshape") {
         const shape = constantOf(values, inputs[1], label, op, "shape").data as number[];
-        const okFirst = shape[0] === 0 || shape[0] === -1 || shape[0] === 1;
-        if (shape.length !== 2 || !okFirst || !(shape[1] === -1 || shape[1] === features) || (shape[0] === -1 && shape[1] === -1)) {
-          throw new OnnxImportError(`node ${JSON.stringify(label)} (Reshape): target shape [${shape.join(", ")}]; only flattening to [N, ${features}] is supported`);
+        // NaN is the batch size folded from a Shape node: keep the batch dim, as 0 does.
+        const okFirst = shape[0] === 0 || shape[0] === -1 || shape[0] === 1 || Number.isNaN(shape[0]);
+        const rest = shape.slice(1);
+        if (okFirst && x.layout !== "NHWC" && rest.length === 3 && rest[0] === features && rest[1] === 1 && rest[2] === 1) {
+          // [N, C] → [N, C, 1, 1]: the same stored [N, C] values.
+          return { value: { ...x, layout: "NC11" } };
+        }
+        if (okFirst && x.layout === "NHWC" && rest.length === 3 && rest.every((d, k) => d === nchw[k])) return { value: x };
+        if (rest.length !== 1 || !okFirst || !(rest[0] === -1 || rest[0] === features) || (shape[0] === -1 && rest[0] === -1)) {
+          throw new OnnxImportError(
+            `node ${JSON.stringify(label)} (Reshape): target shape [${shape.map((d) => (Number.isNaN(d) ? "N" : d)).join(", ")}]; only flattening to [N, ${features}], [N, C] ↔ [N, C, 1, 1] or the same shape is supported`,
+          );
         }
       }
       if (x.layout !== "NHWC") return { value: { ...x, layout: "NF" } };
@@ -674,6 +888,13 @@ function convertNode(
       return { value: { ...x, tensor: apply(tf.layers.flatten({ name: layerName }), t), layout: "NF", layerName }, layerName };
     }
     case "Concat": {
+      if (inputs.every((i) => values.get(i)?.kind === "constant")) {
+        // Shape arithmetic (e.g. [N] ++ [-1] for a Reshape target): folded here.
+        const consts = inputs.map((i) => constantOf(values, i, label, op, "input"));
+        if (consts.some((k) => k.dims.length !== 1)) throw new OnnxImportError(`node ${JSON.stringify(label)} (Concat): constant inputs of dims ${JSON.stringify(consts.map((k) => k.dims))}; expected 1-D (shape vectors)`);
+        const data = consts.flatMap((k) => Array.from(k.data));
+        return { value: { kind: "constant", dims: [data.length], data: consts.every((k) => Array.isArray(k.data)) ? data : Float32Array.from(data) } };
+      }
       const parts = inputs.map((i) => tensorOf(values, i, label, op));
       const rank = parts[0].layout === "NHWC" ? 4 : 2;
       let axis = attrs.int("axis", 1);
@@ -681,6 +902,119 @@ function convertNode(
       if (axis !== 1 || parts.some((p) => p.layout !== parts[0].layout)) throw bad("axis", attrs.int("axis", 1), "1 (channels) on inputs of one layout");
       const tensor = apply(tf.layers.concatenate({ axis: -1, name: layerName }), parts.map((p) => p.tensor));
       return { value: { kind: "tensor", tensor, layout: parts[0].layout, nonNegative: parts.every((p) => p.nonNegative), layerName }, layerName };
+    }
+    case "Sigmoid": {
+      const x = tensorOf(values, inputs[0], label, op);
+      const layer = tf.layers.activation({ activation: "sigmoid", name: layerName });
+      return { value: { ...x, tensor: apply(layer, x.tensor), nonNegative: true, layerName }, layerName };
+    }
+    case "Softmax": {
+      const x = tensorOf(values, inputs[0], label, op);
+      const axis = attrs.int("axis", opsetVersion >= 13 ? -1 : 1);
+      if (x.layout !== "NF" || !(axis === -1 || axis === 1)) throw bad("axis", axis, "-1 or 1 on [N, classes] scores");
+      const layer = tf.layers.softmax({ axis: -1, name: layerName });
+      return { value: { ...x, tensor: apply(layer, x.tensor), nonNegative: true, layerName }, layerName };
+    }
+    case "Pad": {
+      const x = as4d(tensorOf(values, inputs[0], label, op), label, op, uniqueName);
+      const mode = attrs.string("mode", "constant");
+      if (mode !== "constant") throw bad("mode", mode, '"constant"');
+      const pads = opsetVersion >= 11 ? (constantOf(values, inputs[1], label, op, "pads").data as number[]).map(Number) : attrs.ints("pads", []);
+      const fill = opsetVersion >= 11 ? (inputs[2] ? floatsOf(constantOf(values, inputs[2], label, op, "constant_value"))[0] : 0) : attrs.float("value", 0);
+      if (fill !== 0) throw bad("constant_value", fill, "0 (zero padding)");
+      // ONNX pads [N, C, H, W begins, N, C, H, W ends]: only H and W may be padded.
+      if (pads.length !== 8 || pads[0] !== 0 || pads[1] !== 0 || pads[4] !== 0 || pads[5] !== 0 || pads.some((p) => p < 0)) {
+        throw bad("pads", pads, "8 non-negative values padding H and W only ([0, 0, top, left, 0, 0, bottom, right])");
+      }
+      const layer = tf.layers.zeroPadding2d({
+        padding: [
+          [pads[2], pads[6]],
+          [pads[3], pads[7]],
+        ],
+        name: layerName,
+      });
+      return { value: { ...x, tensor: apply(layer, x.tensor), layerName }, layerName };
+    }
+    case "ReduceMean": {
+      const x = tensorOf(values, inputs[0], label, op);
+      const axesSource = opsetVersion >= 18 && inputs[1] ? (constantOf(values, inputs[1], label, op, "axes").data as number[]).map(Number) : attrs.ints("axes", []);
+      const axes = axesSource.map((a) => (a < 0 ? a + 4 : a)).sort();
+      const keepDims = attrs.int("keepdims", 1) === 1;
+      const spatial = x.layout === "ONNX_NHWC" ? "1,2" : "2,3";
+      if ((x.layout !== "NHWC" && x.layout !== "ONNX_NHWC") || axes.join() !== spatial) throw bad("axes", axesSource, `[${spatial}] (the spatial axes of a 4-D map)`);
+      const pooled = apply(tf.layers.globalAveragePooling2d({ name: layerName }), x.tensor);
+      if (x.layout === "NHWC") return { value: { kind: "tensor", tensor: pooled, layout: keepDims ? "NC11" : "NF", nonNegative: x.nonNegative, layerName }, layerName };
+      if (!keepDims) return { value: { kind: "tensor", tensor: pooled, layout: "NF", nonNegative: x.nonNegative, layerName }, layerName };
+      const ch = pooled.shape[1] as number;
+      const kept = apply(tf.layers.reshape({ targetShape: [1, 1, ch], name: uniqueName(`${label}_keepdims`) }), pooled);
+      return { value: { kind: "tensor", tensor: kept, layout: "ONNX_NHWC", nonNegative: x.nonNegative, layerName }, layerName };
+    }
+    case "Transpose": {
+      const x = tensorOf(values, inputs[0], label, op);
+      const perm = attrs.ints("perm", []).join();
+      // The stored tensor is NHWC either way: only the ONNX meaning of its axes changes.
+      if (x.layout === "ONNX_NHWC" && perm === "0,3,1,2") return { value: { ...x, layout: "NHWC" } };
+      if (x.layout === "NHWC" && perm === "0,2,3,1") return { value: { ...x, layout: "ONNX_NHWC" } };
+      if (x.layout === "NF" && perm === "0,1") return { value: x };
+      throw bad("perm", attrs.ints("perm", []), x.layout === "NHWC" ? "[0, 2, 3, 1] (NCHW → NHWC)" : x.layout === "ONNX_NHWC" ? "[0, 3, 1, 2] (NHWC → NCHW)" : "[0, 1]");
+    }
+    case "Squeeze":
+    case "Unsqueeze": {
+      const axesSource = opsetVersion >= 13 && inputs[1] ? (constantOf(values, inputs[1], label, op, "axes").data as number[]).map(Number) : attrs.ints("axes", []);
+      const v = values.get(inputs[0]);
+      if (!v) throw new OnnxImportError(`node ${JSON.stringify(label)} (${op}): input ${JSON.stringify(inputs[0])} is not defined before the node`);
+      if (v.kind === "constant") return { value: squeezeConstant(op, v, axesSource, label) };
+      if (op === "Squeeze") {
+        const axes = axesSource.map((a) => (a < 0 ? a + 4 : a)).sort().join();
+        if (v.layout === "NC11" && axes === "2,3") return { value: { ...v, layout: "NF" } };
+        const spatial = v.layout === "ONNX_NHWC" ? "1,2" : "2,3";
+        if ((v.layout === "NHWC" || v.layout === "ONNX_NHWC") && axes === spatial && v.tensor.shape[1] === 1 && v.tensor.shape[2] === 1) {
+          const ch = v.tensor.shape[3] as number;
+          const tensor = apply(tf.layers.reshape({ targetShape: [ch], name: layerName }), v.tensor);
+          return { value: { ...v, tensor, layout: "NF", layerName }, layerName };
+        }
+        throw bad("axes", axesSource, "the two 1-sized spatial axes of [N, C, 1, 1]");
+      }
+      const axes = axesSource.map((a) => (a < 0 ? a + 4 : a)).sort().join();
+      if (v.layout === "NF" && axes === "2,3") return { value: { ...v, layout: "NC11" } };
+      throw bad("axes", axesSource, "[2, 3] on [N, C] (to [N, C, 1, 1])");
+    }
+    case "Shape": {
+      const v = values.get(inputs[0]);
+      if (!v) throw new OnnxImportError(`node ${JSON.stringify(label)} (Shape): input ${JSON.stringify(inputs[0])} is not defined before the node`);
+      let shape: number[];
+      if (v.kind === "constant") shape = v.dims.slice();
+      else {
+        const s = v.tensor.shape.slice(1) as number[];
+        // The batch size is the only dynamic dim: NaN until a Reshape reads it back as "keep".
+        shape = v.layout === "NHWC" ? [NaN, s[2], s[0], s[1]] : v.layout === "NC11" ? [NaN, s[0], 1, 1] : [NaN, ...s];
+      }
+      const rank = shape.length;
+      const clamp = (k: number) => Math.min(rank, Math.max(0, k < 0 ? k + rank : k));
+      const sliced = shape.slice(clamp(attrs.int("start", 0)), clamp(attrs.int("end", rank)));
+      return { value: { kind: "constant", dims: [sliced.length], data: sliced } };
+    }
+    case "Gather": {
+      const data = constantOf(values, inputs[0], label, op, "data");
+      const indices = constantOf(values, inputs[1], label, op, "indices");
+      const axis = attrs.int("axis", 0);
+      if (data.dims.length !== 1 || axis !== 0 || indices.dims.length > 1) {
+        throw new OnnxImportError(`node ${JSON.stringify(label)} (Gather): data dims [${data.dims.join(", ")}], indices dims [${indices.dims.join(", ")}], axis ${axis}; expected a 1-D constant (a shape vector), scalar or 1-D indices, axis 0`);
+      }
+      const n = data.dims[0];
+      const picked = Array.from(indices.data, (i) => {
+        const k = i < 0 ? i + n : i;
+        if (!(k >= 0 && k < n)) throw new OnnxImportError(`node ${JSON.stringify(label)} (Gather): index ${i} out of range for ${n} values`);
+        return data.data[k];
+      });
+      return { value: { kind: "constant", dims: indices.dims.slice(), data: Array.isArray(data.data) ? picked : Float32Array.from(picked) } };
+    }
+    case "Cast": {
+      const v = values.get(inputs[0]);
+      const to = attrs.int("to", 0);
+      if (v?.kind === "constant") return { value: { ...v, data: to === DATA_TYPE.FLOAT ? Float32Array.from(v.data) : Array.from(v.data, (d) => (Number.isNaN(d) ? d : Math.trunc(d))) } };
+      if (v?.kind === "tensor" && to === DATA_TYPE.FLOAT) return { value: v };
+      throw bad("to", to, "FLOAT (1) on a computed tensor, or any type on a constant");
     }
     default:
       throw new OnnxImportError(`node ${JSON.stringify(label)}: op type ${JSON.stringify(op)} is not supported (supported: ${ONNX_IMPORT_OPS.join(", ")})`);

@@ -45,6 +45,23 @@ export interface Backbone {
   onnx?: BackboneOnnxFile;
 }
 
+/**
+ * A frozen feature extractor that runs only on ONNX Runtime: an ONNX graph the tfjs importer
+ * cannot convert (e.g. the zoo's int8 MobileNetV2, made of QLinearConv). It has no tfjs `model`,
+ * so fine-tuning, Grad-CAM and tfjs export are not available (they throw OnnxRuntimeOnlyError);
+ * extractFeatures and the feature cache accept it.
+ */
+export interface OnnxRuntimeOnlyBackbone extends Omit<Backbone, "model" | "onnx"> {
+  model?: undefined;
+  /** The features-only ONNX file ONNX Runtime runs (outputName gives [n, featureDim]). */
+  onnx: BackboneOnnxFile;
+  /** Why there is no tfjs model (the importer's error message). */
+  tfjsUnavailableReason: string;
+}
+
+/** What feature extraction accepts: a tfjs backbone (maybe with an ONNX twin) or an ONNX-Runtime-only one. */
+export type FeatureBackbone = Backbone | OnnxRuntimeOnlyBackbone;
+
 /** An ONNX file holding a backbone's network, for {@link Backbone.onnx}. */
 export interface BackboneOnnxFile {
   /** Absolute path of the .onnx file. */

@@ -252,6 +252,8 @@ export async function fineTuneTopBlocks(
     model: bottomModel,
     featureLayerName: `${cut.cutLayerName}:activation`,
     featureDim: activationSize,
+    // The backbone's ONNX file outputs pooled features, not this activation: the bottom runs on tfjs.
+    onnx: undefined,
   };
   const optimizer = tf.train.adam(learningRate);
   // Weights of the best validation epoch so far (restoreBestWeights); freed in `finally`.

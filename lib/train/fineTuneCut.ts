@@ -1,4 +1,5 @@
 import * as tf from "@tensorflow/tfjs";
+import { requireTfjsBackbone } from "../models/runtimeOnlyBackbone.js";
 import type { Backbone } from "../models/types.js";
 import { MelanomaLabError } from "../util/errors.js";
 
@@ -12,7 +13,7 @@ export class FineTuneError extends MelanomaLabError {}
 export interface FineTuneCut {
   /** Layer whose output feeds the first unfrozen block. */
   cutLayerName: string;
-  /** Block prefixes that are unfrozen, lowest first, e.g. ["block_15", "block_16"]. */
+  /** Block prefixes that are unfrozen, lowest first, e.g. ["block_15", "block_16"] (for residual blocks of an imported model: the layer ending each block, e.g. ["add_conv_85", "conv_95_relu6"]). */
   blockNames: string[];
   /** Every backbone layer after the cut (the unfrozen blocks, then the final conv/pooling layers). */
   topLayerNames: string[];
@@ -53,12 +54,15 @@ const BLOCK_PATTERN = /^((?:block|conv_dw|conv_pw|conv_pad)_(\d+))(?:_|$)/;
 /**
  * Finds where to cut `backbone` so its top `unfreezeBlocks` numbered blocks (and the layers after
  * them, up to the pooled features) can be trained on cached activations of the layers below.
- * Supports MobileNetV2 (`block_N_…`) and MobileNet v1 (`conv_dw_N`/`conv_pw_N`) naming; throws
- * {@link FineTuneError} otherwise, or when the block count is out of range.
+ * Supports MobileNetV2 (`block_N_…`) and MobileNet v1 (`conv_dw_N`/`conv_pw_N`) naming, and
+ * models without numbered names but with residual Add layers (imported ONNX models such as
+ * mobilenet_v2_imagenet: each Add ends a block); throws {@link FineTuneError} otherwise, or when
+ * the block count is out of range.
  *
  * @example findFineTuneCut(mobilenetV2, 2) // { cutLayerName: "block_14_add", blockNames: ["block_15", "block_16"], activationShape: [7, 7, 160], … }
  */
 export function findFineTuneCut(backbone: Backbone, unfreezeBlocks: number): FineTuneCut {
+  requireTfjsBackbone(backbone, "fine-tuning");
   const layers = backbone.model.layers;
   const blockNumbers: number[] = [];
   const firstLayerOfBlock = new Map<number, number>();
@@ -72,8 +76,10 @@ export function findFineTuneCut(backbone: Backbone, unfreezeBlocks: number): Fin
     }
   });
   if (blockNumbers.length === 0) {
+    const residual = findResidualCut(backbone, unfreezeBlocks);
+    if (residual) return residual;
     throw new FineTuneError(
-      `backbone ${backbone.name}: no numbered blocks found (expected MobileNetV2 layer names block_N_… or MobileNet v1 conv_dw_N/conv_pw_N); fine-tuning supports mobilenet_v2 and mobilenet_v1`,
+      `backbone ${backbone.name}: no numbered blocks found (expected MobileNetV2 layer names block_N_… or MobileNet v1 conv_dw_N/conv_pw_N) and no residual Add layers (imported ONNX models); fine-tuning supports mobilenet_v2, mobilenet_v1 and residual networks such as mobilenet_v2_imagenet`,
     );
   }
   blockNumbers.sort((a, b) => a - b);
@@ -100,6 +106,37 @@ export function findFineTuneCut(backbone: Backbone, unfreezeBlocks: number): Fin
     blockNames: topBlocks.map((n) =>
       BLOCK_PATTERN.exec(layers[firstLayerOfBlock.get(n)!].name)![1].replace(/^conv_(?:dw|pw|pad)_/, "conv_"),
     ),
+    topLayerNames: top.map((l) => l.name),
+    activationShape: shape.slice(1) as number[],
+  };
+}
+
+/**
+ * Blocks of a model without numbered layer names (an imported ONNX graph, whose layers are named
+ * after ONNX nodes, e.g. conv_94): its residual Add layers end blocks, as Keras's block_N_add
+ * does. With m Add layers, block k (k = 1 … m) is what follows the (m − k + 1)-th Add from the
+ * top, up to the next Add (or the pooled output): unfreezing k blocks cuts at that Add. Names each
+ * block after the layer that ends it. Undefined when the model has no Add layer.
+ */
+function findResidualCut(backbone: Backbone, unfreezeBlocks: number): FineTuneCut | undefined {
+  const layers = backbone.model.layers;
+  const adds = layers.filter((l) => l.getClassName() === "Add");
+  if (adds.length === 0) return undefined;
+  if (!(Number.isInteger(unfreezeBlocks) && unfreezeBlocks >= 1 && unfreezeBlocks <= adds.length)) {
+    throw new FineTuneError(
+      `unfreezeBlocks: received ${unfreezeBlocks}, expected a whole number 1–${adds.length} (${backbone.name} has ${adds.length} residual Add layers, each ending a block)`,
+    );
+  }
+  const cutLayerName = adds[adds.length - unfreezeBlocks].name;
+  const json = modelJsonOf(backbone.model);
+  const top = collectLayersAfterCut(json, cutLayerName, backbone.name);
+  // The last block ends at the last layer before the pooled output.
+  const lastBeforeOutput = top.length >= 2 ? top[top.length - 2].name : top[top.length - 1].name;
+  const blockEnds = [...adds.slice(adds.length - unfreezeBlocks + 1).map((l) => l.name), lastBeforeOutput];
+  const shape = backbone.model.getLayer(cutLayerName).outputShape as (number | null)[];
+  return {
+    cutLayerName,
+    blockNames: blockEnds,
     topLayerNames: top.map((l) => l.name),
     activationShape: shape.slice(1) as number[],
   };

@@ -38,7 +38,7 @@ describe("backbone registry", () => {
   it("rejects an unknown name, listing valid names and the nearest", async () => {
     await expect(loadBackbone("mobilenetv2")).rejects.toThrow(UnknownNameError);
     await expect(loadBackbone("mobilenetv2")).rejects.toThrow(
-      /expected one of "mobilenet_v2", "inception_v3", "mobilenet_v1", "vgg16", "mobilenet_v2_imagenet" \(did you mean "mobilenet_v2"\?\)/,
+      /expected one of "mobilenet_v2", "inception_v3", "mobilenet_v1", "vgg16", "mobilenet_v2_imagenet", "resnet50_v2_imagenet", "efficientnet_lite4_imagenet" \(did you mean "mobilenet_v2"\?\)/,
     );
     expect(parseBackboneName("MobileNet_V2")).toBe("mobilenet_v2");
     expect(parseBackboneName("MOBILENET_V2_IMAGENET")).toBe("mobilenet_v2_imagenet");

@@ -1,104 +1,9 @@
-import { createRequire } from "node:module";
 import * as tf from "@tensorflow/tfjs";
-import type { onnx as OnnxNamespace } from "onnx-proto";
-import type * as Ort from "onnxruntime-node";
 import { beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../../lib/index.js";
 import { importOnnxModel, OnnxImportError, readOnnxTensor, sanitizeLayerName } from "../../lib/models/onnxImport.js";
-import { createRandom } from "../../lib/util/random.js";
+import { buildModel, compareWithOrt, initializer, node, onnx, randomValues, valueInfo } from "../helpers/onnxGraphs.js";
 
-const require = createRequire(import.meta.url);
-const { onnx } = require("onnx-proto") as { onnx: typeof OnnxNamespace };
-const ort = require("onnxruntime-node") as typeof Ort;
-
-// ── Tiny ONNX graphs built with onnx-proto, run by ONNX Runtime (the reference) and by the import.
-
-type Attr = { ints: number[] } | { int: number } | { float: number };
-
-function attribute(name: string, value: Attr): OnnxNamespace.AttributeProto {
-  const T = onnx.AttributeProto.AttributeType;
-  if ("ints" in value) return onnx.AttributeProto.create({ name, type: T.INTS, ints: value.ints });
-  if ("int" in value) return onnx.AttributeProto.create({ name, type: T.INT, i: value.int });
-  return onnx.AttributeProto.create({ name, type: T.FLOAT, f: value.float });
-}
-
-function node(opType: string, inputs: string[], outputs: string[], attrs: Record<string, Attr> = {}): OnnxNamespace.NodeProto {
-  return onnx.NodeProto.create({
-    opType,
-    input: inputs,
-    output: outputs,
-    name: `${opType.toLowerCase()}/${outputs[0]}`,
-    attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
-  });
-}
-
-/** A float initializer; every other one is stored as float_data instead of raw_data, to read both. */
-let initializerCount = 0;
-function initializer(name: string, dims: number[], values: ArrayLike<number>): OnnxNamespace.TensorProto {
-  const data = Float32Array.from(values);
-  const useRaw = initializerCount++ % 2 === 0;
-  return onnx.TensorProto.create({
-    name,
-    dims,
-    dataType: onnx.TensorProto.DataType.FLOAT,
-    ...(useRaw ? { rawData: new Uint8Array(data.buffer) } : { floatData: Array.from(data) }),
-  });
-}
-
-function randomValues(count: number, seed: number, scale = 1): number[] {
-  const rand = createRandom(seed);
-  return Array.from({ length: count }, () => (rand() * 2 - 1) * scale);
-}
-
-function valueInfo(name: string, dims: (number | string)[]): OnnxNamespace.ValueInfoProto {
-  return onnx.ValueInfoProto.create({
-    name,
-    type: {
-      tensorType: {
-        elemType: onnx.TensorProto.DataType.FLOAT,
-        shape: { dim: dims.map((d) => (typeof d === "string" ? { dimParam: d } : { dimValue: d })) },
-      },
-    },
-  });
-}
-
-function buildModel(
-  nodes: OnnxNamespace.NodeProto[],
-  inits: OnnxNamespace.TensorProto[],
-  input: OnnxNamespace.ValueInfoProto,
-  outputs: OnnxNamespace.ValueInfoProto[],
-  opset = 13,
-): Uint8Array {
-  const model = onnx.ModelProto.create({
-    irVersion: opset >= 13 ? 8 : 4,
-    opsetImport: [{ domain: "", version: opset }],
-    producerName: "melanoma-lab test",
-    graph: { name: "tiny", node: nodes, initializer: inits, input: [input], output: outputs },
-  });
-  return onnx.ModelProto.encode(model).finish();
-}
-
-/** Runs `bytes` in ONNX Runtime (graph optimisations "all") and in its tfjs import on the same NCHW input. */
-async function compareWithOrt(bytes: Uint8Array, nchwShape: number[], seed: number): Promise<{ maxAbs: number; shape: number[]; ortData: Float32Array }> {
-  const input = Float32Array.from(randomValues(nchwShape.reduce((a, b) => a * b, 1), seed, 2));
-  const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: "all" });
-  const result = await session.run({ [session.inputNames[0]]: new ort.Tensor("float32", input, nchwShape) });
-  const ortOut = result[session.outputNames[0]];
-  const ortData = ortOut.data as Float32Array;
-  await session.release();
-  const imported = importOnnxModel(bytes);
-  const got = tf.tidy(() => {
-    const x = tf.tensor(input, nchwShape).transpose([0, 2, 3, 1]);
-    let y = imported.model.predict(x) as tf.Tensor;
-    if (y.rank === 4) y = y.transpose([0, 3, 1, 2]);
-    return { data: y.dataSync() as Float32Array, shape: y.shape };
-  });
-  imported.model.dispose();
-  expect(got.shape).toEqual(ortOut.dims.map(Number));
-  let maxAbs = 0;
-  for (let i = 0; i < ortData.length; i++) maxAbs = Math.max(maxAbs, Math.abs(ortData[i] - got.data[i]));
-  return { maxAbs, shape: got.shape, ortData };
-}
 
 describe("ONNX → tfjs importer: tiny graphs against ONNX Runtime", () => {
   beforeAll(async () => {
@@ -180,17 +85,17 @@ describe("ONNX → tfjs importer: tiny graphs against ONNX Runtime", () => {
     const nodes = [
       node("Conv", ["x", "w1", "b1"], ["c"], { pads: { ints: [1, 1, 1, 1] } }),
       node("Relu", ["c"], ["y"]),
-      node("Softmax", ["y"], ["z"]),
+      node("Erf", ["y"], ["z"]),
     ];
     const inits = [initializer("w1", [5, 3, 3, 3], randomValues(135, 31)), initializer("b1", [5], randomValues(5, 32))];
-    const withSoftmax = buildModel(nodes, inits, valueInfo("x", [1, 3, 6, 6]), [valueInfo("z", [1, 5, 6, 6])]);
-    // Softmax is not imported; asking for "y" imports only what "y" needs.
+    const withErf = buildModel(nodes, inits, valueInfo("x", [1, 3, 6, 6]), [valueInfo("z", [1, 5, 6, 6])]);
+    // Erf is not imported; asking for "y" imports only what "y" needs.
     const before = tf.memory().numTensors;
-    expect(() => importOnnxModel(withSoftmax)).toThrow(OnnxImportError);
+    expect(() => importOnnxModel(withErf)).toThrow(OnnxImportError);
     // The Conv built before the failing node frees its weights.
     expect(tf.memory().numTensors).toBe(before);
-    expect(() => importOnnxModel(withSoftmax)).toThrow(/node "softmax\/z": op type "Softmax" is not supported \(supported: Conv, Clip/);
-    const partial = importOnnxModel(withSoftmax, { outputName: "y" });
+    expect(() => importOnnxModel(withErf)).toThrow(/node "erf\/z": op type "Erf" is not supported \(supported: Conv, Clip/);
+    const partial = importOnnxModel(withErf, { outputName: "y" });
     expect(partial.model.outputs[0].shape).toEqual([null, 6, 6, 5]);
     expect(partial.outputNames).toEqual(["y"]);
     partial.model.dispose();
@@ -231,13 +136,14 @@ describe("ONNX → tfjs importer: tiny graphs against ONNX Runtime", () => {
     const inits = [initializer("w1", [2, 3, 1, 1], randomValues(6, 41)), initializer("zero", [], [0]), initializer("one", [], [1])];
     const input = valueInfo("x", [1, 3, 4, 4]);
     const out = [valueInfo("y", [1, 2, 2, 2])];
+    // ceil_mode adds a window here (⌈(4 − 3) / 2⌉ + 1 = 2 > 1); an average over a partial window is not representable.
     const ceil = buildModel(
-      [node("Conv", ["x", "w1"], ["c"]), node("MaxPool", ["c"], ["y"], { kernel_shape: { ints: [2, 2] }, strides: { ints: [2, 2] }, ceil_mode: { int: 1 } })],
+      [node("Conv", ["x", "w1"], ["c"]), node("AveragePool", ["c"], ["y"], { kernel_shape: { ints: [3, 3] }, strides: { ints: [2, 2] }, ceil_mode: { int: 1 } })],
       inits,
       input,
       out,
     );
-    expect(() => importOnnxModel(ceil)).toThrow(/node "maxpool\/y" \(MaxPool\): attribute ceil_mode = 1; expected 0/);
+    expect(() => importOnnxModel(ceil)).toThrow(/node "averagepool\/y" \(AveragePool\): attribute ceil_mode = 1; expected 0 for AveragePool when it adds a window/);
     const clip01 = buildModel([node("Conv", ["x", "w1"], ["c"]), node("Clip", ["c", "zero", "one"], ["y"])], inits, input, out);
     expect(() => importOnnxModel(clip01)).toThrow(/node "clip\/y" \(Clip\): min 0, max 1; expected min 0 and max 6 \(ReLU6\) or none \(ReLU\)/);
     const unknownAttr = buildModel([node("Conv", ["x", "w1"], ["y"], { foo: { int: 1 } })], inits, input, out);
