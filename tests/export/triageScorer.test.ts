@@ -21,7 +21,14 @@ const SIZE_PX = 12;
 // Conv + BatchNorm + ReLU: the tfjs scorer compiles this into an inference plan (BatchNorm folded).
 function buildConvModel(seed: number): tf.LayersModel {
   const input = tf.input({ shape: [SIZE_PX, SIZE_PX, 3] });
-  let x = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: "same", seed }).apply(input) as tf.SymbolicTensor;
+  let x = tf.layers
+    .conv2d({
+      filters: 4,
+      kernelSize: 3,
+      padding: "same",
+      kernelInitializer: tf.initializers.glorotUniform({ seed }),
+    })
+    .apply(input) as tf.SymbolicTensor;
   const bn = tf.layers.batchNormalization();
   x = bn.apply(x) as tf.SymbolicTensor;
   x = tf.layers.reLU().apply(x) as tf.SymbolicTensor;
