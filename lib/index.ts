@@ -369,6 +369,13 @@ export type {
   EnsembleMemberMetadata,
   TriageMetricsBlock,
   TriageThresholdProvenance,
+  TriagePolicyMetadata,
+  CalibrationMetadata,
+  CalibrationMethod,
+  CalibrationQuality,
+  TriageOperatingPointMetadata,
+  ReassureLevelMetadata,
+  OperatingPointCounts,
   ThresholdGroupCheck,
 } from "./export/triageModel.js";
 export {
@@ -390,6 +397,31 @@ export { scoreImagesToCsv, listImagesToScore, describeScoreSummary, ScoreInputEr
 export type { ScoreSummary } from "./triage/scoreImages.js";
 export { auditThreshold } from "./triage/thresholdAudit.js";
 export type { ThresholdAuditInput } from "./triage/thresholdAudit.js";
+export {
+  fitCalibration,
+  applyCalibration,
+  invertCalibration,
+  computeNegativeLogLikelihood,
+  CalibrationError,
+  CALIBRATION_METHODS,
+} from "./triage/calibration.js";
+export type { FitCalibrationOptions } from "./triage/calibration.js";
+export {
+  fitTriagePolicy,
+  decideTriage,
+  formatTriagePolicy,
+  TriagePolicyError,
+  TRIAGE_SENTENCES,
+} from "./triage/triagePolicy.js";
+export type {
+  TriagePolicy,
+  TriageDecision,
+  TriageDecisionInput,
+  TriageLevel,
+  FitTriagePolicyInput,
+} from "./triage/triagePolicy.js";
+export { predictDihedralViewProbabilities } from "./triage/viewProbabilities.js";
+export type { ViewProbabilities } from "./triage/viewProbabilities.js";
 
 // ── Notebooks: executing notebooks headless through the kernel
 export {
