@@ -410,6 +410,7 @@ export {
   fitTriagePolicy,
   decideTriage,
   formatTriagePolicy,
+  requireTriagePolicy,
   TriagePolicyError,
   TRIAGE_SENTENCES,
 } from "./triage/triagePolicy.js";

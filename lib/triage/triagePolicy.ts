@@ -2,6 +2,7 @@ import type { LesionLabel } from "../data/types.js";
 import type { FitCalibrationOptions } from "./calibration.js";
 import { applyCalibration, CalibrationError, fitCalibration, invertCalibration } from "./calibration.js";
 import type {
+  TriageModelMetadata,
   OperatingPointCounts,
   ReassureLevelMetadata,
   TriageOperatingPointMetadata,
@@ -243,6 +244,22 @@ export function fitTriagePolicy(input: FitTriagePolicyInput): TriagePolicy {
         `threshold or is wider than ${maxIntervalWidthProb}`,
     },
   };
+}
+
+/**
+ * The triage policy stored in an exported model's metadata, or a {@link TriagePolicyError}
+ * naming `where` (the model folder) when the file predates policies.
+ *
+ * @example const policy = requireTriagePolicy(loaded.metadata, loaded.dir);
+ */
+export function requireTriagePolicy(metadata: TriageModelMetadata, where: string): TriagePolicy {
+  if (metadata.policy === undefined) {
+    throw new TriagePolicyError(
+      `${where}: metadata.json has no triage policy (field "policy"); expected one written with fitTriagePolicy (notebook 05)`,
+    );
+  }
+  checkPolicy(metadata.policy);
+  return metadata.policy;
 }
 
 /** What {@link decideTriage} takes for one image. */

@@ -5,6 +5,7 @@ import {
   ESCALATION_SENTENCE,
   fitTriagePolicy,
   formatTriagePolicy,
+  requireTriagePolicy,
   TRIAGE_SENTENCES,
   TriagePolicyError,
   type TriagePolicy,
@@ -274,5 +275,16 @@ describe("decideTriage", () => {
     expect(() =>
       decideTriage(makePolicy({ calibration: { ...policy.calibration, slope: 0 } }), { probability: 0.2 }),
     ).toThrow(TriagePolicyError);
+  });
+});
+
+describe("requireTriagePolicy", () => {
+  it("returns the metadata's policy and names a folder without one", () => {
+    const policy = makePolicy();
+    const metadata = { policy } as unknown as Parameters<typeof requireTriagePolicy>[0];
+    expect(requireTriagePolicy(metadata, "models/demo")).toBe(policy);
+    expect(() => requireTriagePolicy({} as typeof metadata, "models/old")).toThrow(
+      /models\/old: metadata.json has no triage policy/,
+    );
   });
 });
