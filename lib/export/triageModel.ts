@@ -169,7 +169,7 @@ export type ReassureLevelMetadata =
       enabled: false;
       /** Plain-language reason, e.g. "no threshold reached NPV ≥ 0.99 on 120 validation images …". */
       reason: string;
-      /** Highest NPV at prevalence any threshold reached (null when none could be computed). */
+      /** Highest NPV at prevalence of any threshold with enough images below it (null when none had). */
       bestNpvAtPrevalence: number | null;
     };
 
@@ -190,6 +190,8 @@ export interface TriagePolicyMetadata {
   /** Validation images the policy was fitted on; groups = distinct patient/lesion ids (null when not given). */
   validation: { images: number; malignant: number; benign: number; groups: number | null };
   calibration: CalibrationMetadata;
+  /** Fewest validation images below the reassure threshold for that level to be enabled. */
+  minReassureImages: number;
   /** Highest calibrated threshold with validation sensitivity ≥ targetSensitivity. */
   urgent: TriageOperatingPointMetadata & { rule: string };
   reassure: ReassureLevelMetadata & { rule: string };

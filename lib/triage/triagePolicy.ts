@@ -42,6 +42,12 @@ export interface FitTriagePolicyInput {
   groupIds?: ArrayLike<string | number>;
   /** Calibration method (default "auto": lower validation NLL) and ECE bin count (default 10). */
   calibration?: FitCalibrationOptions;
+  /**
+   * Fewest validation images that must lie below the reassure threshold (default
+   * ⌈1 / (1 − targetNpv)⌉, 100 for 99%): with fewer, one missed malignant image could not even be
+   * seen at the target's precision, and a handful of benign images would "reach" any NPV.
+   */
+  minReassureImages?: number;
   /** Interval multiplier for TTA spreads (default 1.96). */
   intervalZ?: number;
   /** Interval width (calibrated probability) beyond which a decision escalates (default 0.3). */
@@ -118,8 +124,9 @@ function npvAtPrevalence(specificity: number, missRate: number, prevalence: numb
  * 3. `reassure`: the highest calibrated threshold t (one of the scores, t ≤ the urgent threshold)
  *    such that NPV of "P < t" is ≥ `targetNpv` at `prevalence`, i.e.
  *    spec(t)(1−π) / (spec(t)(1−π) + miss(t)·π) with miss(t) = malignant below t / malignant — at the
- *    validation prevalence that is benign below / all below. When no t reaches it the level is
- *    disabled with a `reason`;
+ *    validation prevalence that is benign below / all below — among thresholds with at least
+ *    `minReassureImages` validation images below them (default ⌈1/(1 − targetNpv)⌉, so that one miss
+ *    would show). When no t qualifies the level is disabled with a `reason`;
  * 4. the uncertainty rule decideTriage applies (interval z, the width that counts as wide).
  * Every operating point carries its validation sensitivity, specificity, NPV, PPV and counts.
  * Returns plain JSON-serialisable data for metadata.json. Throws {@link TriagePolicyError} (or
@@ -165,6 +172,13 @@ export function fitTriagePolicy(input: FitTriagePolicyInput): TriagePolicy {
   const maxIntervalWidthProb = input.maxIntervalWidthProb ?? DEFAULT_MAX_INTERVAL_WIDTH_PROB;
   checkRate(maxIntervalWidthProb, "maxIntervalWidthProb", true);
 
+  const minReassureImages = input.minReassureImages ?? Math.ceil(1 / (1 - targetNpv) - 1e-9);
+  if (!(Number.isInteger(minReassureImages) && minReassureImages >= 1)) {
+    throw new TriagePolicyError(
+      `minReassureImages: received ${input.minReassureImages}, expected a whole number ≥ 1 (default ⌈1/(1 − targetNpv)⌉)`,
+    );
+  }
+
   const calibration = fitCalibration(labels, input.probabilities, input.calibration);
   const calibrated = Array.from(input.probabilities, (p) => applyCalibration(calibration, p));
 
@@ -182,7 +196,7 @@ export function fitTriagePolicy(input: FitTriagePolicyInput): TriagePolicy {
   let chosenThreshold: number | null = null;
   for (let k = 0; k < order.length && order[k].q <= urgent.thresholdProb;) {
     const t = order[k].q;
-    if (k > 0) {
+    if (k >= minReassureImages) {
       const npv = npvAtPrevalence(benignBelow / benign, malignantBelow / malignant, prevalence);
       if (npv !== null) {
         if (best === null || npv > best.npv) best = { thresholdProb: t, npv, below: k };
@@ -197,7 +211,7 @@ export function fitTriagePolicy(input: FitTriagePolicyInput): TriagePolicy {
   }
   const reassureRule =
     `highest calibrated threshold t ≤ the urgent threshold with NPV of "below t" ≥ ${targetNpv} ` +
-    `at prevalence ${prevalence.toFixed(4)}`;
+    `at prevalence ${prevalence.toFixed(4)} and at least ${minReassureImages} validation images below t`;
   let reassure: ReassureLevelMetadata & { rule: string };
   if (chosenThreshold !== null) {
     const point = describeOperatingPoint(labels, calibrated, chosenThreshold, calibration);
@@ -214,12 +228,13 @@ export function fitTriagePolicy(input: FitTriagePolicyInput): TriagePolicy {
   } else {
     const bestText = best
       ? `the best was ${best.npv.toFixed(4)} at threshold ${best.thresholdProb.toPrecision(3)} with ${best.below} images below it`
-      : "no threshold left any benign image below it";
+      : `no threshold at or below it has ${minReassureImages} or more validation images below it`;
     reassure = {
       enabled: false,
       reason:
-        `no threshold at or below the urgent threshold (${urgent.thresholdProb.toPrecision(3)}) reached NPV ≥ ${targetNpv} ` +
-        `on ${labels.length} validation images at prevalence ${prevalence.toFixed(4)} (${bestText}), ` +
+        `no threshold at or below the urgent threshold (${urgent.thresholdProb.toPrecision(3)}) with at least ` +
+        `${minReassureImages} images below it reached NPV ≥ ${targetNpv} on ${labels.length} validation images ` +
+        `at prevalence ${prevalence.toFixed(4)} (${bestText}), ` +
         `so the reassure level is disabled and every image below the urgent threshold is routine`,
       bestNpvAtPrevalence: best ? best.npv : null,
       rule: reassureRule,
@@ -229,6 +244,7 @@ export function fitTriagePolicy(input: FitTriagePolicyInput): TriagePolicy {
     formatVersion: 1,
     targetSensitivity,
     targetNpv,
+    minReassureImages,
     prevalence,
     prevalenceSource: input.prevalence === undefined ? "validation" : "given",
     validation: { images: labels.length, malignant, benign, groups },

@@ -12,6 +12,7 @@ import {
 } from "../../lib/triage/triagePolicy.js";
 
 // Five malignant (0.95, 0.8, 0.6, 0.4, 0.1) and five benign (0.7, 0.5, 0.3, 0.2, 0.05).
+const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 const labels = [1, 1, 0, 1, 0, 1, 0, 0, 1, 0];
 const probs = [0.95, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05];
 
@@ -31,7 +32,13 @@ describe("fitTriagePolicy", () => {
 
   it("places reassure at the highest threshold whose NPV below reaches the target at the validation prevalence", () => {
     // Below 0.4: NPV 3/4; below 0.3: 2/3; below 0.2: 1/2; below 0.1: 1/1 → 0.1 is the highest with NPV ≥ 0.95.
-    const policy = fitTriagePolicy({ labels, probabilities: probs, targetSensitivity: 0.8, targetNpv: 0.95 });
+    const policy = fitTriagePolicy({
+      labels,
+      probabilities: probs,
+      targetSensitivity: 0.8,
+      targetNpv: 0.95,
+      minReassureImages: 1,
+    });
     expect(policy.prevalence).toBe(0.5);
     expect(policy.prevalenceSource).toBe("validation");
     expect(policy.reassure.enabled).toBe(true);
@@ -47,7 +54,13 @@ describe("fitTriagePolicy", () => {
     expect(policy.reassure.validationSpecificity).toBe(0.2);
     expect(policy.reassure.npvAtPrevalence).toBe(1);
     // A looser target reaches the urgent threshold itself (routine band empty): NPV below 0.4 is 0.75.
-    const loose = fitTriagePolicy({ labels, probabilities: probs, targetSensitivity: 0.8, targetNpv: 0.7 });
+    const loose = fitTriagePolicy({
+      labels,
+      probabilities: probs,
+      targetSensitivity: 0.8,
+      targetNpv: 0.7,
+      minReassureImages: 1,
+    });
     expect(loose.reassure.enabled && loose.reassure.thresholdProb).toBe(loose.urgent.thresholdProb);
   });
 
@@ -59,6 +72,7 @@ describe("fitTriagePolicy", () => {
       targetSensitivity: 0.8,
       targetNpv: 0.95,
       prevalence: 0.1,
+      minReassureImages: 1,
     });
     expect(policy.prevalenceSource).toBe("given");
     expect(policy.reassure.enabled).toBe(true);
@@ -76,19 +90,86 @@ describe("fitTriagePolicy", () => {
       probabilities: [0.9, 0.8, 0.6, 0.4, 0.1],
       targetSensitivity: 0.6,
       groupIds: ["p1", "p1", "p2", "p3", "p4"],
+      minReassureImages: 1,
     });
     expect(policy.urgent.rawThresholdProb).toBeCloseTo(0.8, 9);
     expect(policy.reassure.enabled).toBe(false);
     if (policy.reassure.enabled) return;
     expect(policy.reassure.bestNpvAtPrevalence).toBeCloseTo(2 / 3, 12);
-    expect(policy.reassure.reason).toMatch(/NPV ≥ 0.99 on 5 validation images/);
+    expect(policy.reassure.reason).toMatch(/at least 1 images below it reached NPV ≥ 0.99 on 5 validation images/);
     expect(policy.reassure.reason).toMatch(/disabled/);
     expect(policy.validation).toEqual({ images: 5, malignant: 3, benign: 2, groups: 4 });
     expect(formatTriagePolicy(policy)).toMatch(/reassure: disabled — no threshold/);
   });
 
+  it("agrees with a brute-force search over every threshold on 400 seeded scores", () => {
+    let seed = 7;
+    const random = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+    const y: number[] = [];
+    const p: number[] = [];
+    for (let i = 0; i < 400; i++) {
+      y.push(random() < 0.2 ? 1 : 0);
+      p.push(sigmoid(2.5 * (y[i] - 0.5) + 3 * (random() - 0.5)));
+    }
+    const malignant = y.filter((v) => v === 1).length;
+    const enabled: boolean[] = [];
+    for (const targetNpv of [0.97, 0.995, 0.99999]) {
+      const policy = fitTriagePolicy({ labels: y, probabilities: p, targetSensitivity: 0.95, targetNpv });
+      const q = p.map((pi) => applyCalibration(policy.calibration, pi));
+      const sensitivityAt = (t: number) => q.filter((qi, i) => y[i] === 1 && qi >= t).length / malignant;
+      // At least ⌈1/(1 − target)⌉ images below (34, 200, 100000): the default minimum.
+      const minBelow = Math.ceil(1 / (1 - targetNpv) - 1e-9);
+      const npvBelow = (t: number) => {
+        const below = q.map((qi, i) => (qi < t ? y[i] : -1)).filter((v) => v >= 0);
+        return below.length >= minBelow ? below.filter((v) => v === 0).length / below.length : Number.NaN;
+      };
+      const candidates = [...new Set(q)].sort((a, b) => b - a);
+      const urgent = candidates.find((t) => sensitivityAt(t) >= 0.95)!;
+      expect(policy.urgent.thresholdProb).toBe(urgent);
+      expect(policy.urgent.validationSensitivity).toBe(sensitivityAt(urgent));
+      const reassure = candidates.find((t) => t <= urgent && npvBelow(t) >= targetNpv);
+      expect(policy.reassure.enabled).toBe(reassure !== undefined);
+      enabled.push(policy.reassure.enabled);
+      if (policy.reassure.enabled) {
+        expect(policy.reassure.thresholdProb).toBe(reassure);
+        expect(policy.reassure.validationNpv).toBe(npvBelow(reassure!));
+      }
+    }
+    // Both branches ran: the strictest target needs more images than there are, the others do not.
+    expect(enabled).toEqual([true, true, false]);
+  });
+
+  it("needs enough images below the reassure threshold to show one miss at the target", () => {
+    // Below 0.1 only one benign image: NPV 1, but 0.95 needs ⌈1/0.05⌉ = 20 images below by default.
+    const strict = fitTriagePolicy({ labels, probabilities: probs, targetSensitivity: 0.8, targetNpv: 0.95 });
+    expect(strict.minReassureImages).toBe(20);
+    expect(strict.reassure.enabled).toBe(false);
+    if (strict.reassure.enabled) return;
+    expect(strict.reassure.reason).toMatch(/no threshold at or below it has 20 or more validation images below it/);
+    expect(strict.reassure.bestNpvAtPrevalence).toBeNull();
+    // With 2 required, 0.1 (one image below) no longer counts, and no higher threshold reaches 0.95.
+    const two = fitTriagePolicy({
+      labels,
+      probabilities: probs,
+      targetSensitivity: 0.8,
+      targetNpv: 0.95,
+      minReassureImages: 2,
+    });
+    expect(two.reassure.enabled).toBe(false);
+    expect(fitTriagePolicy({ labels, probabilities: probs, targetNpv: 0.99 }).minReassureImages).toBe(100);
+    expect(() => fitTriagePolicy({ labels, probabilities: probs, minReassureImages: 0 })).toThrow(
+      /minReassureImages: received 0/,
+    );
+  });
+
   it("is plain JSON: it survives a round trip unchanged", () => {
-    const policy = fitTriagePolicy({ labels, probabilities: probs, targetSensitivity: 0.8, targetNpv: 0.95 });
+    const policy = fitTriagePolicy({
+      labels,
+      probabilities: probs,
+      targetSensitivity: 0.8,
+      targetNpv: 0.95,
+      minReassureImages: 1,
+    });
     expect(JSON.parse(JSON.stringify(policy))).toEqual(policy);
     expect(policy.calibration.binCount).toBe(10);
     expect(policy.calibration.after.ece).toBeGreaterThanOrEqual(0);
@@ -121,6 +202,7 @@ function makePolicy(overrides: Partial<TriagePolicy> = {}): TriagePolicy {
     formatVersion: 1,
     targetSensitivity: 0.95,
     targetNpv: 0.99,
+    minReassureImages: 100,
     prevalence: 0.16,
     prevalenceSource: "validation",
     validation: { images: 120, malignant: 20, benign: 100, groups: null },
