@@ -164,6 +164,8 @@ export type ReassureLevelMetadata =
       enabled: true;
       /** NPV of "below the threshold" at the policy's prevalence (equals validationNpv at the validation prevalence). */
       npvAtPrevalence: number;
+      /** The rule the threshold was chosen by, in words. */
+      rule: string;
     })
   | {
       enabled: false;
@@ -171,6 +173,8 @@ export type ReassureLevelMetadata =
       reason: string;
       /** Highest NPV at prevalence of any threshold with enough images below it (null when none had). */
       bestNpvAtPrevalence: number | null;
+      /** The rule that found no threshold, in words. */
+      rule: string;
     };
 
 /**
@@ -194,7 +198,7 @@ export interface TriagePolicyMetadata {
   minReassureImages: number;
   /** Highest calibrated threshold with validation sensitivity ≥ targetSensitivity. */
   urgent: TriageOperatingPointMetadata & { rule: string };
-  reassure: ReassureLevelMetadata & { rule: string };
+  reassure: ReassureLevelMetadata;
   uncertainty: {
     /** Interval = calibrate(mean ± zValue · sd of the TTA view probabilities). */
     zValue: number;

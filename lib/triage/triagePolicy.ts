@@ -212,7 +212,7 @@ export function fitTriagePolicy(input: FitTriagePolicyInput): TriagePolicy {
   const reassureRule =
     `highest calibrated threshold t ≤ the urgent threshold with NPV of "below t" ≥ ${targetNpv} ` +
     `at prevalence ${prevalence.toFixed(4)} and at least ${minReassureImages} validation images below t`;
-  let reassure: ReassureLevelMetadata & { rule: string };
+  let reassure: ReassureLevelMetadata;
   if (chosenThreshold !== null) {
     const point = describeOperatingPoint(labels, calibrated, chosenThreshold, calibration);
     reassure = {
@@ -482,10 +482,11 @@ export function formatTriagePolicy(policy: TriagePolicy): string {
       `${c.after.ece.toFixed(4)}, Brier ${c.before.brier.toFixed(4)} → ${c.after.brier.toFixed(4)}, NLL ` +
       `${c.before.nll.toFixed(4)} → ${c.after.nll.toFixed(4)}`,
     `urgent (target sensitivity ${policy.targetSensitivity}) at ${point(policy.urgent)}`,
-    policy.reassure.enabled
-      ? `reassure (target NPV ${policy.targetNpv}) below ${point(policy.reassure)}; NPV at prevalence ` +
-        `${pct(policy.reassure.npvAtPrevalence)}`
-      : `reassure: disabled — ${policy.reassure.reason}`,
+    // `=== false` narrows in tslab's non-strict compile too, where a falsy check does not.
+    policy.reassure.enabled === false
+      ? `reassure: disabled — ${policy.reassure.reason}`
+      : `reassure (target NPV ${policy.targetNpv}) below ${point(policy.reassure)}; NPV at prevalence ` +
+        `${pct(policy.reassure.npvAtPrevalence)}`,
     `routine: between the two thresholds`,
     `uncertainty: ${policy.uncertainty.rule}`,
   ].join("\n");
