@@ -9,7 +9,7 @@ import type {
   TriagePolicyMetadata,
 } from "../export/triageModel.js";
 import { MelanomaLabError } from "../util/errors.js";
-import { chooseThresholdForSensitivity } from "./triage.js";
+import { findThresholdForSensitivity } from "../evaluate/metrics.js";
 
 /** Thrown for policy input that does not fit together (lengths, targets, prevalence, views, policy fields). */
 export class TriagePolicyError extends MelanomaLabError {}
@@ -120,7 +120,7 @@ function npvAtPrevalence(specificity: number, missRate: number, prevalence: numb
  * 1. calibration (temperature or Platt scaling of the logit, see fitCalibration), with ECE
  *    (10 equal-width bins unless `calibration.binCount` says otherwise), Brier and NLL before/after;
  * 2. `urgent`: the highest calibrated threshold whose validation sensitivity is ≥ `targetSensitivity`
- *    (chooseThresholdForSensitivity on the calibrated scores);
+ *    (the ROC walk chooseThresholdForSensitivity uses, run on the calibrated scores);
  * 3. `reassure`: the highest calibrated threshold t (one of the scores, t ≤ the urgent threshold)
  *    such that NPV of "P < t" is ≥ `targetNpv` at `prevalence`, i.e.
  *    spec(t)(1−π) / (spec(t)(1−π) + miss(t)·π) with miss(t) = malignant below t / malignant — at the
@@ -182,7 +182,9 @@ export function fitTriagePolicy(input: FitTriagePolicyInput): TriagePolicy {
   const calibration = fitCalibration(labels, input.probabilities, input.calibration);
   const calibrated = Array.from(input.probabilities, (p) => applyCalibration(calibration, p));
 
-  const urgentChoice = chooseThresholdForSensitivity(labels, calibrated, targetSensitivity);
+  // The ROC walk behind chooseThresholdForSensitivity (both classes are present here); importing
+  // triage.ts instead would make a cycle (it imports this module), which tslab's loader cannot load.
+  const urgentChoice = findThresholdForSensitivity(labels, calibrated, targetSensitivity);
   const urgent = {
     ...describeOperatingPoint(labels, calibrated, urgentChoice.thresholdProb, calibration),
     rule: `highest calibrated threshold with validation sensitivity ≥ ${targetSensitivity}`,
