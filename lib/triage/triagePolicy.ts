@@ -228,16 +228,19 @@ export function fitTriagePolicy(input: FitTriagePolicyInput): TriagePolicy {
       rule: reassureRule,
     };
   } else {
-    const bestText = best
-      ? `the best was ${best.npv.toFixed(4)} at threshold ${best.thresholdProb.toPrecision(3)} with ${best.below} images below it`
-      : `no threshold at or below it has ${minReassureImages} or more validation images below it`;
+    const belowUrgent = urgent.counts.trueNegatives + urgent.counts.falseNegatives;
+    const reason =
+      best === null
+        ? `only ${belowUrgent} of ${labels.length} validation images lie below the urgent threshold ` +
+          `(${urgent.thresholdProb.toPrecision(3)}), fewer than the ${minReassureImages} needed to show an NPV ` +
+          `of ${targetNpv} (among fewer, a single missed malignant image would already break it)`
+        : `no threshold at or below the urgent threshold (${urgent.thresholdProb.toPrecision(3)}) with at least ` +
+          `${minReassureImages} validation images below it reached NPV ≥ ${targetNpv} at prevalence ` +
+          `${prevalence.toFixed(4)} (the best was ${best.npv.toFixed(4)} at threshold ` +
+          `${best.thresholdProb.toPrecision(3)} with ${best.below} images below it)`;
     reassure = {
       enabled: false,
-      reason:
-        `no threshold at or below the urgent threshold (${urgent.thresholdProb.toPrecision(3)}) with at least ` +
-        `${minReassureImages} images below it reached NPV ≥ ${targetNpv} on ${labels.length} validation images ` +
-        `at prevalence ${prevalence.toFixed(4)} (${bestText}), ` +
-        `so the reassure level is disabled and every image below the urgent threshold is routine`,
+      reason: `${reason}, so the reassure level is disabled and every image below the urgent threshold is routine`,
       bestNpvAtPrevalence: best ? best.npv : null,
       rule: reassureRule,
     };
