@@ -401,6 +401,13 @@ export type {
   EnsembleMemberMetadata,
   TriageMetricsBlock,
   TriageThresholdProvenance,
+  TriagePolicyMetadata,
+  CalibrationMetadata,
+  CalibrationMethod,
+  CalibrationQuality,
+  TriageOperatingPointMetadata,
+  ReassureLevelMetadata,
+  OperatingPointCounts,
   ThresholdGroupCheck,
 } from "./export/triageModel.js";
 export {
@@ -475,6 +482,32 @@ export type {
 } from "./triage/scoreImages.js";
 export { auditThreshold } from "./triage/thresholdAudit.js";
 export type { ThresholdAuditInput } from "./triage/thresholdAudit.js";
+export {
+  fitCalibration,
+  applyCalibration,
+  invertCalibration,
+  computeNegativeLogLikelihood,
+  CalibrationError,
+  CALIBRATION_METHODS,
+} from "./triage/calibration.js";
+export type { FitCalibrationOptions } from "./triage/calibration.js";
+export {
+  fitTriagePolicy,
+  decideTriage,
+  formatTriagePolicy,
+  requireTriagePolicy,
+  TriagePolicyError,
+  TRIAGE_SENTENCES,
+} from "./triage/triagePolicy.js";
+export type {
+  TriagePolicy,
+  TriageDecision,
+  TriageDecisionInput,
+  TriageLevel,
+  FitTriagePolicyInput,
+} from "./triage/triagePolicy.js";
+export { predictDihedralViewProbabilities } from "./triage/viewProbabilities.js";
+export type { ViewProbabilities } from "./triage/viewProbabilities.js";
 
 // ── Serve: the point-inference service (POST /v1/triage, GET /healthz, GET /v1/model)
 export {

@@ -6,7 +6,14 @@ import { summarizeMetricsWithIntervals } from "../evaluate/summary.js";
 import { isSyntheticDatasetCurrent } from "../data/synthetic.js";
 import { MelanomaLabError } from "../util/errors.js";
 import type { TriageVariantMetadata } from "./quantizedVariants.js";
-import { readTriageMetadata, type TriageMetricsBlock, type TriageModelMetadata } from "./triageModel.js";
+import {
+  readTriageMetadata,
+  type CalibrationMetadata,
+  type TriageMetricsBlock,
+  type TriageModelMetadata,
+  type TriageOperatingPointMetadata,
+  type TriagePolicyMetadata,
+} from "./triageModel.js";
 
 /** Thrown when a model card cannot be made from what it was given. */
 export class ModelCardError extends MelanomaLabError {}
@@ -327,6 +334,52 @@ function flattenScalars(value: unknown, prefix = ""): string[] {
   );
 }
 
+function renderOperatingPoint(p: TriageOperatingPointMetadata): string {
+  const c = p.counts;
+  return (
+    `validation sensitivity ${pct(p.validationSensitivity)}, specificity ${pct(p.validationSpecificity)}, ` +
+    `NPV ${pct(p.validationNpv)}, PPV ${pct(p.validationPpv)} ` +
+    `(TP ${c.truePositives}, FP ${c.falsePositives}, TN ${c.trueNegatives}, FN ${c.falseNegatives})`
+  );
+}
+
+function renderPolicyLevels(policy: TriagePolicyMetadata): string[] {
+  const v = policy.validation;
+  const lines = [
+    "",
+    `Triage policy (\`policy\`), fitted on ${v.images} validation images (${v.malignant} malignant, ${v.benign} benign` +
+      `${v.groups !== null ? `, ${v.groups} patient/lesion groups` : ""}); thresholds are on the calibrated probability:`,
+    "",
+    `- **urgent**: calibrated probability ≥ ${fmt(policy.urgent.thresholdProb, 4)} (raw ≥ ${fmt(policy.urgent.rawThresholdProb, 4)}); ` +
+      `${policy.urgent.rule}; ${renderOperatingPoint(policy.urgent)}.`,
+  ];
+  const r = policy.reassure;
+  if (r.enabled) {
+    lines.push(
+      `- **reassure**: calibrated probability < ${fmt(r.thresholdProb, 4)} (raw < ${fmt(r.rawThresholdProb, 4)}); ${r.rule}; ` +
+        `NPV at prevalence ${pct(policy.prevalence)}: ${pct(r.npvAtPrevalence)}; ${renderOperatingPoint(r)}.`,
+    );
+  } else {
+    lines.push(`- **reassure**: disabled — ${r.reason}`);
+  }
+  lines.push(
+    `- **routine**: between${r.enabled ? " the two thresholds" : " (below the urgent threshold)"}.`,
+    `- Uncertainty: ${policy.uncertainty.rule}`,
+  );
+  return lines;
+}
+
+function renderCalibration(c: CalibrationMetadata): string[] {
+  return [
+    `- Method: ${c.method} scaling (${c.selection}); p_cal = σ(${fmt(c.slope, 4)} · logit(p) + ${fmt(c.intercept, 4)})` +
+      `${c.temperature !== undefined ? `, temperature ${fmt(c.temperature, 4)}` : ""}.`,
+    `- Fitted on ${c.images} validation images (${c.malignant} malignant, ${c.benign} benign).`,
+    `- On those images, raw → calibrated: ECE (${c.binCount} equal-width bins) ${fmt(c.before.ece, 4)} → ${fmt(c.after.ece, 4)}, ` +
+      `Brier ${fmt(c.before.brier, 4)} → ${fmt(c.after.brier, 4)}, NLL ${fmt(c.before.nll, 4)} → ${fmt(c.after.nll, 4)} ` +
+      "(measured on the images the calibration was fitted on, so optimistic).",
+  ];
+}
+
 function renderVariants(
   variants: readonly TriageVariantMetadata[] | undefined,
   own: TriageVariantMetadata | undefined,
@@ -381,7 +434,7 @@ function renderVariants(
  */
 export function renderModelCardMarkdown(metadata: TriageModelMetadata): string {
   const card = metadata.card;
-  const policy = (metadata as { policy?: unknown }).policy;
+  const policy = metadata.policy;
   const lines: string[] = [
     `# Model card: melanoma triage — ${metadata.backboneName}${metadata.variant ? ` (${metadata.variant.dtype})` : ""}`,
     "",
@@ -425,15 +478,11 @@ export function renderModelCardMarkdown(metadata: TriageModelMetadata): string {
     );
     for (const w of t.warnings) lines.push(`  Warning: ${w}`);
   }
-  const levels = policy && typeof policy === "object" ? (policy as Record<string, unknown>) : undefined;
-  if (levels) {
-    const { calibration: _calibration, ...rest } = levels;
-    lines.push("", "Triage policy (metadata `policy`):", "", ...flattenScalars(rest).map((l) => `- ${l}`));
-  }
+  if (policy) lines.push(...renderPolicyLevels(policy));
   lines.push("");
   lines.push("## Calibration", "");
-  if (levels?.calibration !== undefined) {
-    lines.push(...flattenScalars(levels.calibration, "calibration").map((l) => `- ${l}`));
+  if (policy) {
+    lines.push(...renderCalibration(policy.calibration));
   } else {
     lines.push(
       "Not recorded: the probabilities are the model's raw scores, not calibrated ones (metadata has no `policy.calibration`).",

@@ -87,6 +87,136 @@ export interface TriageModelMetadata {
   variant?: TriageVariantMetadata;
   /** Every exported variant side by side, float32 first (written by exportTriageModelVariants). */
   variants?: TriageVariantMetadata[];
+  /** Calibrated three-level triage policy (fitTriagePolicy in lib/triage); absent in older files. */
+  policy?: TriagePolicyMetadata;
+}
+
+// ── Triage policy as stored in metadata.json under `policy` (plain data, written by
+// lib/triage's fitTriagePolicy; defined here because export must not import triage).
+
+/** How raw probabilities are calibrated: temperature scaling or Platt scaling of the logit. */
+export type CalibrationMethod = "temperature" | "platt";
+
+/** Calibration quality on one set of probabilities: ECE (equal-width bins), Brier score, mean NLL (nats). */
+export interface CalibrationQuality {
+  ece: number;
+  brier: number;
+  nll: number;
+}
+
+/**
+ * A calibration fitted on validation: p_cal = σ(slope · logit(clip(p)) + intercept), with ECE,
+ * Brier and NLL on the same validation images before and after, e.g.
+ * `{ method: "temperature", slope: 0.62, intercept: 0, temperature: 1.61, binCount: 10, before: { ece: 0.11, … }, after: { ece: 0.04, … }, … }`.
+ */
+export interface CalibrationMetadata {
+  method: CalibrationMethod;
+  /** 1 / temperature, or Platt's a (> 0: calibration keeps the order of the scores). */
+  slope: number;
+  /** 0 for temperature scaling, or Platt's b. */
+  intercept: number;
+  /** Temperature T = 1 / slope (temperature scaling only). */
+  temperature?: number;
+  /** How the method was picked: "lower validation NLL" or "chosen by caller". */
+  selection: string;
+  /** Every method fitted, with its validation NLL. */
+  candidates: {
+    method: CalibrationMethod;
+    slope: number;
+    intercept: number;
+    validationNll: number;
+    iterations: number;
+  }[];
+  /** Targets the fit minimised cross-entropy against. */
+  targets: string;
+  /** Probabilities are clipped to [ε, 1 − ε] before the logit; this is ε. */
+  logitClipProb: number;
+  /** Number of equal-width bins of the ECE. */
+  binCount: number;
+  /** Validation images the calibration was fitted on, and their classes. */
+  images: number;
+  malignant: number;
+  benign: number;
+  /** On the validation images, raw probabilities. */
+  before: CalibrationQuality;
+  /** On the validation images, calibrated probabilities. */
+  after: CalibrationQuality;
+}
+
+/** Confusion counts at an operating point on validation (positive = at or above the threshold). */
+export interface OperatingPointCounts {
+  truePositives: number;
+  falsePositives: number;
+  trueNegatives: number;
+  falseNegatives: number;
+}
+
+/**
+ * One threshold on calibrated probability with what it achieved on validation, where "positive"
+ * means at or above the threshold: sensitivity = malignant at/above / malignant, specificity =
+ * benign below / benign, NPV = benign below / all below (null when nothing is below), PPV likewise.
+ */
+export interface TriageOperatingPointMetadata {
+  /** Threshold on calibrated P(malignant). */
+  thresholdProb: number;
+  /** The same threshold on the model's raw output (calibration inverted). */
+  rawThresholdProb: number;
+  validationSensitivity: number;
+  validationSpecificity: number;
+  validationNpv: number | null;
+  validationPpv: number | null;
+  counts: OperatingPointCounts;
+}
+
+/** The `reassure` level: enabled with its operating point, or disabled with the reason shown to users. */
+export type ReassureLevelMetadata =
+  | (TriageOperatingPointMetadata & {
+      enabled: true;
+      /** NPV of "below the threshold" at the policy's prevalence (equals validationNpv at the validation prevalence). */
+      npvAtPrevalence: number;
+      /** The rule the threshold was chosen by, in words. */
+      rule: string;
+    })
+  | {
+      enabled: false;
+      /** Plain-language reason, e.g. "no threshold reached NPV ≥ 0.99 on 120 validation images …". */
+      reason: string;
+      /** Highest NPV at prevalence of any threshold with enough images below it (null when none had). */
+      bestNpvAtPrevalence: number | null;
+      /** The rule that found no threshold, in words. */
+      rule: string;
+    };
+
+/**
+ * The calibrated three-level triage policy: `urgent` at calibrated P ≥ urgent.thresholdProb,
+ * `reassure` below reassure.thresholdProb when that level is enabled, `routine` between; an
+ * uncertain image (its TTA interval reaches the next level's threshold, or is wider than
+ * `uncertainty.maxIntervalWidthProb`) moves up one level.
+ */
+export interface TriagePolicyMetadata {
+  formatVersion: 1;
+  targetSensitivity: number;
+  targetNpv: number;
+  /** Prevalence of malignant the NPV target is judged at. */
+  prevalence: number;
+  /** "validation" (the fitted images' malignant share) or "given" (passed by the caller). */
+  prevalenceSource: "validation" | "given";
+  /** Validation images the policy was fitted on; groups = distinct patient/lesion ids (null when not given). */
+  validation: { images: number; malignant: number; benign: number; groups: number | null };
+  calibration: CalibrationMetadata;
+  /** Fewest validation images below the reassure threshold for that level to be enabled. */
+  minReassureImages: number;
+  /** Highest calibrated threshold with validation sensitivity ≥ targetSensitivity. */
+  urgent: TriageOperatingPointMetadata & { rule: string };
+  reassure: ReassureLevelMetadata;
+  uncertainty: {
+    /** Interval = calibrate(mean ± zValue · sd of the TTA view probabilities). */
+    zValue: number;
+    /** An interval wider than this (calibrated probability) escalates by one level. */
+    maxIntervalWidthProb: number;
+    /** The escalation rule in words. */
+    rule: string;
+  };
 }
 
 /** Where the ONNX copy of an exported triage model is, as recorded in metadata.json under `onnx`. */
@@ -200,6 +330,8 @@ export interface TriageMetadataFields {
   test?: TriageMetricsBlock;
   /** How the threshold was chosen (see {@link TriageThresholdProvenance}). */
   threshold?: TriageThresholdProvenance;
+  /** Calibrated three-level policy (fitTriagePolicy), stored as `policy`. */
+  policy?: TriagePolicyMetadata;
   resizePolicy?: ResizePolicy;
   /** Backend name to record (e.g. selectBackend()'s "wasm"); default tf.getBackend(). */
   backendName?: string;
@@ -225,6 +357,7 @@ export function makeTriageMetadata(backbone: Backbone, fields: TriageMetadataFie
     ...(fields.validation ? { validation: fields.validation } : {}),
     ...(fields.test ? { test: fields.test } : {}),
     ...(fields.threshold ? { threshold: fields.threshold } : {}),
+    ...(fields.policy ? { policy: fields.policy } : {}),
     backboneName: backbone.name,
     backboneWeightsId: backbone.weightsId,
     featureLayerName: backbone.featureLayerName,

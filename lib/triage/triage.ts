@@ -3,6 +3,8 @@ import { ImageDecodeError } from "../data/decodeImage.js";
 import type { LesionLabel } from "../data/types.js";
 import { findThresholdForSensitivity } from "../evaluate/metrics.js";
 import { MelanomaLabError } from "../util/errors.js";
+import { decideTriage, type TriageDecision, type TriagePolicy } from "./triagePolicy.js";
+import { predictDihedralViewProbabilities } from "./viewProbabilities.js";
 
 /** Thrown for threshold input that does not fit together (lengths, target, no positives). */
 export class ThresholdError extends MelanomaLabError {}
@@ -15,6 +17,11 @@ export interface TriageResult {
   /** "urgent" when probability ≥ thresholdProb, else "routine". */
   triage: "urgent" | "routine";
   thresholdProb: number;
+  /**
+   * The calibrated three-level decision (see decideTriage) when a policy was given or the
+   * model's metadata holds one; absent otherwise.
+   */
+  decision?: TriageDecision;
 }
 
 /** A threshold and what it achieves on the labels it was chosen on. */
@@ -99,23 +106,38 @@ export function triageDecision(probability: number, thresholdProb: number): "urg
 
 /**
  * Scores one image with an exported triage model and applies its threshold (from metadata,
- * or `thresholdProb` to override). Throws {@link ImageDecodeError} for an unreadable image.
+ * or `thresholdProb` to override). With a triage policy (`policy`, else the metadata's `policy`;
+ * `policy: null` ignores it) the result also carries the calibrated three-level `decision`;
+ * `ttaViews` (2–8) scores that many dihedral views, gives the decision its interval, and makes
+ * `probability` their mean. Throws {@link ImageDecodeError} for an unreadable image.
  *
- * @example const r = await triageImage(await loadTriageModel("out/triage"), "lesion.jpg"); // { triage: "urgent", … }
+ * @example const r = await triageImage(await loadTriageModel("out/triage"), "lesion.jpg", { ttaViews: 8 }); // r.decision?.level
  */
 export async function triageImage(
   loaded: LoadedTriageModel,
   imagePath: string,
-  options: { thresholdProb?: number } = {},
+  options: { thresholdProb?: number; policy?: TriagePolicy | null; ttaViews?: number } = {},
 ): Promise<TriageResult> {
   const thresholdProb = options.thresholdProb ?? loaded.metadata.thresholdProb;
-  const [prediction] = await predictMalignantProbability(loaded, [imagePath], { batchSize: 1 });
-  if ("problem" in prediction)
-    throw new ImageDecodeError(imagePath, prediction.problem.reason.replace(`${imagePath}: `, ""));
+  const policy = options.policy === null ? undefined : (options.policy ?? loaded.metadata.policy);
+  let imageId: string;
+  let probability: number;
+  let views: number[] | undefined;
+  if (options.ttaViews !== undefined && options.ttaViews > 1) {
+    const scored = await predictDihedralViewProbabilities(loaded, imagePath, { views: options.ttaViews });
+    ({ imageId, probability } = scored);
+    views = scored.viewProbabilities;
+  } else {
+    const [prediction] = await predictMalignantProbability(loaded, [imagePath], { batchSize: 1 });
+    if ("problem" in prediction)
+      throw new ImageDecodeError(imagePath, prediction.problem.reason.replace(`${imagePath}: `, ""));
+    ({ imageId, probability } = prediction);
+  }
   return {
-    imageId: prediction.imageId,
-    probability: prediction.probability,
-    triage: triageDecision(prediction.probability, thresholdProb),
+    imageId,
+    probability,
+    triage: triageDecision(probability, thresholdProb),
     thresholdProb,
+    ...(policy ? { decision: decideTriage(policy, { probability, views }) } : {}),
   };
 }

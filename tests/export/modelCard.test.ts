@@ -15,6 +15,7 @@ import {
   writeModelCardMarkdown,
 } from "../../lib/export/modelCard.js";
 import { METADATA_JSON_FILE, type TriageModelMetadata } from "../../lib/export/triageModel.js";
+import { fitTriagePolicy } from "../../lib/triage/triagePolicy.js";
 import { requireSharedPath } from "../helpers/shared.js";
 
 describe("training data licence, read from where the data says it", () => {
@@ -161,8 +162,11 @@ describe("renderModelCardMarkdown and MODEL_CARD.md", () => {
       seed: 1,
       iterations: 50,
     });
-    // `policy` comes from the triage policy (another branch); the card reads it as recorded.
-    const metadata: TriageModelMetadata & { policy: unknown } = {
+    // A real policy fitted on 200 seeded validation scores: 40 malignant around 0.7, 160 benign around 0.2.
+    const labels = Array.from({ length: 200 }, (_, i) => (i < 40 ? 1 : 0));
+    const scores = labels.map((y, i) => Math.min(0.99, Math.max(0.01, (y ? 0.7 : 0.2) + (((i * 37) % 41) - 20) / 60)));
+    const policy = fitTriagePolicy({ labels, probabilities: scores, targetSensitivity: 0.95, targetNpv: 0.99 });
+    const metadata: TriageModelMetadata = {
       ...base,
       validation,
       test: { description: "held-out test split", images: 4, metrics: { rocAuc: 0.75 } },
@@ -180,10 +184,7 @@ describe("renderModelCardMarkdown and MODEL_CARD.md", () => {
         worstSource: null,
         warnings: ["clinicB: sensitivity 80% below target 95%"],
       },
-      policy: {
-        calibration: { method: "temperature", temperature: 1.7, eceBefore: 0.12, eceAfter: 0.04 },
-        reassure: { thresholdProb: 0.05 },
-      },
+      policy,
       card: makeModelCard({
         trainingData: [
           { name: "ham", description: "HAM subset", licence: "CC BY-NC 4.0", licenceFrom: "README.md", images: 900 },
@@ -220,9 +221,22 @@ describe("renderModelCardMarkdown and MODEL_CARD.md", () => {
     );
     expect(md).toContain("there it gave sensitivity 100.0%, specificity 66.7%");
     expect(md).toContain("Warning: clinicB: sensitivity 80% below target 95%");
-    expect(md).toContain("- reassure.thresholdProb: 0.05");
-    expect(md).toContain("- calibration.temperature: 1.7");
-    expect(md).toContain("- calibration.eceAfter: 0.04");
+    const u = policy.urgent;
+    expect(md).toContain(
+      `- **urgent**: calibrated probability ≥ ${u.thresholdProb.toFixed(4)} (raw ≥ ${u.rawThresholdProb.toFixed(4)})`,
+    );
+    expect(md).toContain(
+      `validation sensitivity ${(u.validationSensitivity * 100).toFixed(1)}%, specificity ${(u.validationSpecificity * 100).toFixed(1)}%`,
+    );
+    expect(u.validationSensitivity).toBeGreaterThanOrEqual(0.95);
+    if (policy.reassure.enabled) {
+      expect(md).toContain(`- **reassure**: calibrated probability < ${policy.reassure.thresholdProb.toFixed(4)}`);
+    } else {
+      expect(md).toContain(`- **reassure**: disabled — ${policy.reassure.reason}`);
+    }
+    const c = policy.calibration;
+    expect(md).toContain(`- Method: ${c.method} scaling (${c.selection})`);
+    expect(md).toContain(`ECE (10 equal-width bins) ${c.before.ece.toFixed(4)} → ${c.after.ece.toFixed(4)}`);
     expect(md).toContain("| clinicA | 5 | 2 | 100.0% | 66.7% |");
     expect(md).toContain("This folder holds the **uint8** variant");
     expect(md).toContain("| uint8 | variants/uint8 | 2.50 | 0.8333 | 100.0% / 66.7% at ≥ 0.3100 | 1.60e-3 |");

@@ -169,7 +169,18 @@ describeRequiring(
       );
       expect(onnxParity, exportText).not.toBeNull();
       expect(Number(onnxParity![2])).toBeLessThanOrEqual(1e-4);
+      // Notebook 05 fits the triage policy on validation and exports it; 06 decides with it.
+      expect(exportText).toMatch(/^calibration: (temperature|Platt) scaling.*ECE \(10 bins\) \d\.\d{4} → \d\.\d{4}/m);
+      const exportedPolicy = JSON.parse(
+        fs.readFileSync(path.join(root, "models", runName, "metadata.json"), "utf8"),
+      ).policy;
+      expect(exportedPolicy.urgent.validationSensitivity).toBeGreaterThanOrEqual(0.95);
+      expect(exportedPolicy.validation.images).toBeGreaterThan(0);
       const triage = runs.at(-1)!.stdoutText;
+      expect(triage).toMatch(
+        /^decision (URGENT|ROUTINE|REASSURE): calibrated probability \d\.\d{3} \(raw \d\.\d{3}\), interval \d\.\d{3}–\d\.\d{3} over 8 views/m,
+      );
+      expect(triage).toContain("This is not a diagnosis");
       expect(triage).toMatch(/^sample \S+: test-set image, labelled malignant$/m);
       expect(triage).toMatch(/; true label malignant\)$/m);
       // A file of one's own (here a copy of a test image, outside the split) has no known label.
