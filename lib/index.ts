@@ -477,7 +477,6 @@ export type {
   ScoreImagesOptions,
   ScorePlan,
   ScoreOutputMeta,
-  ScoredImage,
   UnscorableImage,
 } from "./triage/scoreImages.js";
 export { auditThreshold } from "./triage/thresholdAudit.js";
@@ -506,8 +505,6 @@ export type {
   TriageLevel,
   FitTriagePolicyInput,
 } from "./triage/triagePolicy.js";
-export { predictDihedralViewProbabilities } from "./triage/viewProbabilities.js";
-export type { ViewProbabilities } from "./triage/viewProbabilities.js";
 
 // ── Serve: the point-inference service (POST /v1/triage, GET /healthz, GET /v1/model)
 export {
@@ -517,7 +514,7 @@ export {
   ServiceOptionError,
 } from "./serve/triageService.js";
 export type { TriageService, TriageServiceOptions, ServiceLimits } from "./serve/triageService.js";
-export { decideAtExportedThreshold } from "./serve/decide.js";
+export { decideWithModelPolicy } from "./serve/decide.js";
 export type { DecideTriage, ServiceDecision, ServiceDecisionInput } from "./serve/decide.js";
 export { describeScorerRuntime } from "./serve/imageScorer.js";
 export type { ImageBytesScorer } from "./serve/imageScorer.js";

@@ -35,6 +35,14 @@ const cli = defineCli({
       choices: ["auto", ...INFERENCE_RUNTIMES],
       description: "ONNX Runtime (model.onnx) or tfjs (model.json); default MELANOMA_LAB_RUNTIME, else auto",
     },
+    "tta-views": {
+      type: "integer",
+      min: 1,
+      max: 8,
+      default: 8,
+      description:
+        "dihedral views scored per upload: their spread gives the interval (1: the upload as sent, no interval)",
+    },
     "max-body-bytes": {
       type: "integer",
       min: 1,
@@ -81,6 +89,7 @@ async function main(): Promise<void> {
   const service = await createTriageService({
     modelDir: args.model,
     runtime: args.runtime,
+    ttaViews: args["tta-views"],
     logLevel: args["log-level"],
     limits: {
       maxBodyBytes: args["max-body-bytes"],

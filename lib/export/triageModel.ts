@@ -858,19 +858,8 @@ async function scoreImageViewsBatch(
   );
   const probs = new Map<DecodedImage, number[]>();
   if (ok.length > 0) {
-    // Views are built once per input size (not per member) and shared by members of that size;
-    // rows are image-major: [image 0 view 0, image 0 view 1, …].
-    const rows: Map<number, Uint8Array>[] = [];
-    for (const d of ok) {
-      for (let v = 0; v < views; v++) {
-        const row = new Map<number, Uint8Array>();
-        for (const size of sizesPx) {
-          const pixels = d.pixelsBySize.get(size)!;
-          row.set(size, v === 0 ? pixels : transformImageDihedral(pixels, size, TTA_DIHEDRAL_VIEWS[v]));
-        }
-        rows.push(row);
-      }
-    }
+    // Rows are image-major: [image 0 view 0, image 0 view 1, …].
+    const rows = ok.flatMap((d) => buildDihedralViewRows(d.pixelsBySize, views));
     const values = await predict(packTriageInputs(metadata, rows), rows.length);
     ok.forEach((d, i) =>
       probs.set(
@@ -884,6 +873,26 @@ async function scoreImageViewsBatch(
       ? { imageId: d.imageId, imagePath: d.imagePath, viewProbabilities: probs.get(d)! }
       : { imageId: d.imageId, imagePath: d.imagePath, problem: d.problem! },
   );
+}
+
+/**
+ * The first `views` dihedral views (TTA_DIHEDRAL_VIEWS order; view 0 is the image as is) of one
+ * decoded image, each as the pixels-by-input-size map {@link packTriageInputs} takes. Each view is
+ * built once per input size and shared by the ensemble members of that size.
+ *
+ * @example packTriageInputs(metadata, buildDihedralViewRows(new Map([[224, rgb]]), 8)) // 8 rows
+ */
+export function buildDihedralViewRows(
+  pixelsBySize: ReadonlyMap<number, Uint8Array>,
+  views: number,
+): Map<number, Uint8Array>[] {
+  return Array.from({ length: views }, (_, v) => {
+    const row = new Map<number, Uint8Array>();
+    for (const [size, pixels] of pixelsBySize) {
+      row.set(size, v === 0 ? pixels : transformImageDihedral(pixels, size, TTA_DIHEDRAL_VIEWS[v]));
+    }
+    return row;
+  });
 }
 
 /**

@@ -1,22 +1,35 @@
 import type { TriageModelMetadata } from "../export/triageModel.js";
-import { triageDecision } from "../triage/triage.js";
+import { decideTriageForModel, type TriageLevel } from "../triage/triagePolicy.js";
 
 /** What the service needs to decide one image: its probability and, with test-time augmentation, each view's. */
 export interface ServiceDecisionInput {
-  /** P(malignant), 0..1. */
+  /** Raw P(malignant) of the upload as sent (view 0), 0..1. */
   probability: number;
-  /** P(malignant) per augmented view, when views were scored (the service scores one view today). */
+  /** Raw P(malignant) per dihedral view (view 0 first) when the service scores views (`ttaViews` ≥ 2). */
   viewProbabilities?: number[];
 }
 
 /** The decision a service response carries, beside the model's identity and the request id. */
 export interface ServiceDecision {
-  /** P(malignant) reported, 0..1 (calibrated, or a views' mean, when the policy does that). */
+  /** P(malignant) reported, 0..1: calibrated when the model has a triage policy, else raw. */
   probability: number;
-  /** [lower, upper] bounds of the probability, 0..1; null when the policy gives none. */
+  /** The model's raw P(malignant) of the upload. */
+  rawProbability?: number;
+  /** [lower, upper] bounds of the probability from the views' spread, 0..1; null without views. */
   interval: [number, number] | null;
-  /** Triage level, e.g. "urgent", "routine" (a policy may add "reassure"). */
-  level: string;
+  /** Triage level: "urgent", "routine", or "reassure" when the policy has that level. */
+  level: TriageLevel | string;
+  /** Whether an uncertain result was moved up one level, and why. */
+  escalated?: boolean;
+  escalationReason?: string | null;
+  /** The operating point the level was decided at, with what it achieved on validation. */
+  operatingPoint?: {
+    level: string;
+    thresholdProb: number;
+    validationSensitivity: number | null;
+    validationSpecificity: number | null;
+    validationNpv: number | null;
+  };
   /** One plain-language sentence for the person reading the result; never a diagnosis. */
   sentence: string;
 }
@@ -28,21 +41,22 @@ export interface ServiceDecision {
 export type DecideTriage = (input: ServiceDecisionInput, metadata: TriageModelMetadata) => ServiceDecision;
 
 /**
- * The service's decision until the triage policy (lib/triage `decideTriage`, stored as
- * `metadata.policy`) is wired in: `urgent` at or above the exported `metadata.thresholdProb`
- * (triageDecision), else `routine`; no interval; a plain sentence that says it is not a diagnosis.
- * To use the policy instead, pass
- * `decide: (input, metadata) => decideTriage(metadata.policy, input)` (mapped to
- * {@link ServiceDecision}) to createTriageService, or make that this default.
+ * The service's default decision: decideTriageForModel, the same one `npm run score` and the
+ * phone app make — the model's calibrated three-level policy when metadata.json has one, else
+ * urgent/routine at `thresholdProb` — with the interval from the upload's dihedral views.
  *
- * @example decideAtExportedThreshold({ probability: 0.42 }, metadata) // { level: "urgent", interval: null, … } when thresholdProb ≤ 0.42
+ * @example decideWithModelPolicy({ probability: 0.42, viewProbabilities: [0.42, 0.4, 0.47] }, metadata).level // "urgent" | "routine" | "reassure"
  */
-export const decideAtExportedThreshold: DecideTriage = ({ probability }, metadata) => {
-  const { thresholdProb } = metadata;
-  const level = triageDecision(probability, thresholdProb);
-  const sentence =
-    level === "urgent"
-      ? `The estimated probability (${probability.toFixed(2)}) is at or above this model's referral threshold (${thresholdProb.toFixed(2)}): please have a clinician look at this lesion soon. This is not a diagnosis.`
-      : `The estimated probability (${probability.toFixed(2)}) is below this model's referral threshold (${thresholdProb.toFixed(2)}): routine follow-up. This is not a diagnosis; see a clinician if the lesion changes or worries you.`;
-  return { probability, interval: null, level, sentence };
+export const decideWithModelPolicy: DecideTriage = (input, metadata) => {
+  const d = decideTriageForModel(metadata, input);
+  return {
+    probability: d.probability,
+    rawProbability: d.rawProbability,
+    interval: d.interval,
+    level: d.level,
+    escalated: d.escalated,
+    escalationReason: d.escalationReason,
+    operatingPoint: d.operatingPoint,
+    sentence: d.sentence,
+  };
 };

@@ -1,6 +1,11 @@
 import { describeInferenceRuntime, type InferenceRuntimeSelection } from "../backend/selectRuntime.js";
 import { decodeImageRgbFromBuffer } from "../data/decodeImage.js";
-import { packTriageInputs, triageInputSizesPx, type TriageModelMetadata } from "../export/triageModel.js";
+import {
+  buildDihedralViewRows,
+  packTriageInputs,
+  triageInputSizesPx,
+  type TriageModelMetadata,
+} from "../export/triageModel.js";
 import { openTriageScorer } from "../export/triageScorer.js";
 
 /** An exported triage model loaded once, scoring image bytes held in memory until released. */
@@ -10,10 +15,14 @@ export interface ImageBytesScorer {
   runtime: InferenceRuntimeSelection;
   /**
    * P(malignant) of one image's bytes, decoded and preprocessed as `npm run score` does for a
-   * file. Throws ImageBytesError ("too-large" before decoding when the header declares more than
+   * file; with `views` ≥ 2 also each of its first `views` dihedral views (view 0 = as sent), all
+   * in one forward pass. Throws ImageBytesError ("too-large" before decoding when the header declares more than
    * `maxInputPixels`; "undecodable" otherwise).
    */
-  scoreImageBytes(bytes: Uint8Array, options: { maxInputPixels: number }): Promise<number>;
+  scoreImageBytes(
+    bytes: Uint8Array,
+    options: { maxInputPixels: number; views?: number },
+  ): Promise<{ probability: number; viewProbabilities?: number[] }>;
   /** Frees the model (tfjs weights and plan, or the ONNX Runtime session). */
   release(): Promise<void>;
 }
@@ -35,7 +44,7 @@ export async function openImageBytesScorer(
   return {
     metadata,
     runtime,
-    async scoreImageBytes(bytes, { maxInputPixels }) {
+    async scoreImageBytes(bytes, { maxInputPixels, views = 1 }) {
       const pixelsBySize = new Map<number, Uint8Array>();
       for (const size of sizesPx) {
         pixelsBySize.set(
@@ -43,8 +52,12 @@ export async function openImageBytesScorer(
           await decodeImageRgbFromBuffer(bytes, size, metadata.resizePolicy, { maxInputPixels, label: "request body" }),
         );
       }
-      const values = await predict(packTriageInputs(metadata, [pixelsBySize]), 1);
-      return values[0];
+      const rows = buildDihedralViewRows(pixelsBySize, views);
+      const values = await predict(packTriageInputs(metadata, rows), rows.length);
+      const viewProbabilities = Array.from({ length: views }, (_, v) => values[v]);
+      return views > 1
+        ? { probability: viewProbabilities[0], viewProbabilities }
+        : { probability: viewProbabilities[0] };
     },
     release: () => scorer.release(),
   };

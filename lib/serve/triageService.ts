@@ -3,7 +3,8 @@ import type { Writable } from "node:stream";
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyRequest } from "fastify";
 import { ImageBytesError } from "../data/decodeImage.js";
 import { MelanomaLabError } from "../util/errors.js";
-import { decideAtExportedThreshold, type DecideTriage } from "./decide.js";
+import { checkTtaOptions, DEFAULT_TTA_VIEWS } from "../export/triageModel.js";
+import { decideWithModelPolicy, type DecideTriage } from "./decide.js";
 import { openImageBytesScorer, type ImageBytesScorer } from "./imageScorer.js";
 import { identifyModel, toModelCard } from "./modelCard.js";
 import { readBodyWithLimits, ServiceRequestError, sniffImageFormat } from "./requestBody.js";
@@ -44,10 +45,15 @@ export interface TriageServiceOptions {
   /** "onnx", "tfjs" or "auto" (default: MELANOMA_LAB_RUNTIME, else auto). */
   runtime?: string;
   /**
-   * Probability → level, interval and sentence. Default: decideAtExportedThreshold (urgent at
-   * metadata.thresholdProb, else routine) until the triage policy is wired in here.
+   * Probability → level, interval and sentence. Default: decideWithModelPolicy (the model's
+   * triage policy when it has one, else urgent/routine at metadata.thresholdProb).
    */
   decide?: DecideTriage;
+  /**
+   * Dihedral views scored per upload (1–8, default 8): their spread gives the decision its
+   * interval and can escalate an uncertain result; 1 scores the upload as sent only (no interval).
+   */
+  ttaViews?: number;
   limits?: Partial<ServiceLimits>;
   /** Where the structured (JSON lines, pino) logs go; default stdout. */
   logStream?: Writable;
@@ -83,8 +89,21 @@ const TRIAGE_RESPONSE_SCHEMA = {
   required: ["probability", "interval", "level", "sentence", "modelId", "modelVersion", "requestId", "runtime"],
   properties: {
     probability: { type: "number" },
+    rawProbability: { type: "number" },
     interval: { type: ["array", "null"], items: { type: "number" } },
     level: { type: "string" },
+    escalated: { type: "boolean" },
+    escalationReason: { type: ["string", "null"] },
+    operatingPoint: {
+      type: "object",
+      properties: {
+        level: { type: "string" },
+        thresholdProb: { type: "number" },
+        validationSensitivity: { type: ["number", "null"] },
+        validationSpecificity: { type: ["number", "null"] },
+        validationNpv: { type: ["number", "null"] },
+      },
+    },
     sentence: { type: "string" },
     modelId: { type: "string" },
     modelVersion: { type: "string" },
@@ -148,6 +167,7 @@ function checkLimits(limits: ServiceLimits): void {
 export async function createTriageService(options: TriageServiceOptions): Promise<TriageService> {
   const limits: ServiceLimits = { ...DEFAULT_SERVICE_LIMITS, ...options.limits };
   checkLimits(limits);
+  const ttaViews = checkTtaOptions({ views: options.ttaViews ?? DEFAULT_TTA_VIEWS }).views;
   const scorer = await openImageBytesScorer(options.modelDir, { runtime: options.runtime });
   let identity: { modelId: string; modelVersion: string };
   try {
@@ -158,7 +178,7 @@ export async function createTriageService(options: TriageServiceOptions): Promis
   }
   const { modelId, modelVersion } = identity;
   const modelCard = toModelCard(scorer.metadata);
-  const decide = options.decide ?? decideAtExportedThreshold;
+  const decide = options.decide ?? decideWithModelPolicy;
   const runtime = scorer.runtime.runtime;
 
   const app = Fastify({
@@ -318,9 +338,9 @@ export async function createTriageService(options: TriageServiceOptions): Promis
           expected: "a JPEG (starts FF D8 FF) or PNG (starts 89 50 4E 47 0D 0A 1A 0A)",
         });
       }
-      let probability: number;
+      let scored: { probability: number; viewProbabilities?: number[] };
       try {
-        probability = await scorer.scoreImageBytes(body, { maxInputPixels: limits.maxInputPixels });
+        scored = await scorer.scoreImageBytes(body, { maxInputPixels: limits.maxInputPixels, views: ttaViews });
       } catch (err) {
         if (!(err instanceof ImageBytesError)) throw err;
         throw err.kind === "too-large"
@@ -337,7 +357,7 @@ export async function createTriageService(options: TriageServiceOptions): Promis
               expected: `a complete, valid ${sniffed.format.toUpperCase()}`,
             });
       }
-      const decision = decide({ probability }, scorer.metadata);
+      const decision = decide(scored, scorer.metadata);
       reply.header("cache-control", "no-store");
       return { ...decision, modelId, modelVersion, requestId: String(request.id), runtime };
     },

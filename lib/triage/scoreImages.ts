@@ -17,7 +17,7 @@ import {
   type TtaImagePrediction,
 } from "../export/triageModel.js";
 import { MelanomaLabError } from "../util/errors.js";
-import { triageDecision } from "./triage.js";
+import { decideTriageForModel } from "./triagePolicy.js";
 
 /** Thrown when the scoring input is neither a dataset folder, a labels.csv nor a folder of images. */
 export class ScoreInputError extends MelanomaLabError {}
@@ -208,27 +208,13 @@ export interface ScoreImagesOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-/** A scored image as the triage decision sees it: the probability and, with TTA, each view's. */
-export interface ScoredImage {
-  imageId: string;
-  probability: number;
-  viewProbabilities?: number[];
-}
-
-/**
- * THE place a row's triage level is decided. Today: the model's single threshold
- * (triageDecision: "urgent" at or above it, else "routine"). A policy with more levels (and one
- * that uses the TTA spread in `viewProbabilities`) replaces this function's body; the CSV
- * writer and the summary count whatever string it returns.
- */
-function decideTriageLevel(scored: ScoredImage, metadata: TriageModelMetadata): string {
-  return triageDecision(scored.probability, metadata.thresholdProb);
-}
-
 /**
  * Scores images with an exported triage model into a CSV file, streaming and resumable:
- * `image_id,probability,triage[,tta_sd],error` rows (probability of malignant 0..1, the mean over
- * the views with `tta`, `tta_sd` their population standard deviation), one row per image id.
+ * `image_id,probability,triage[,tta_sd],error` rows, one row per image id: the probability of
+ * malignant 0..1 (the mean over the views with `tta`; calibrated when the model has a triage
+ * policy) and the level decideTriageForModel gives (the policy's urgent/routine/reassure, with
+ * the TTA spread escalating uncertain images; else urgent/routine at `thresholdProb`), `tta_sd`
+ * the views' population standard deviation.
  * An image that cannot be scored gets an error row (`image_id,,,…,<file: reason>`); nothing is
  * dropped silently.
  *
@@ -330,15 +316,12 @@ export async function scoreImagesToCsv(options: ScoreImagesOptions): Promise<Sco
             return errorLine(imageId, reason.includes(file) ? reason : `${file}: ${reason}`);
           }
           scoredCount++;
-          const scored: ScoredImage = {
-            imageId,
-            probability: p.probability,
-            ...("viewProbabilities" in p ? { viewProbabilities: p.viewProbabilities } : {}),
-          };
-          const level = decideTriageLevel(scored, metadata);
-          levelCounts[level] = (levelCounts[level] ?? 0) + 1;
-          const fields = [csvField(imageId), p.probability.toFixed(6), level];
-          if (ttaViews > 0) fields.push(populationSd(scored.viewProbabilities!).toFixed(6));
+          const viewProbabilities = (p as { viewProbabilities?: number[] }).viewProbabilities;
+          // The same decision as the service and the app: the model's policy when it has one.
+          const decision = decideTriageForModel(metadata, { probability: p.probability, viewProbabilities });
+          levelCounts[decision.level] = (levelCounts[decision.level] ?? 0) + 1;
+          const fields = [csvField(imageId), decision.probability.toFixed(6), decision.level];
+          if (ttaViews > 0) fields.push(populationSd(viewProbabilities!).toFixed(6));
           fields.push("");
           return fields.join(",");
         });

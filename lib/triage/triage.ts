@@ -1,10 +1,15 @@
-import { predictMalignantProbability, type LoadedTriageModel } from "../export/triageModel.js";
+import {
+  predictMalignantProbability,
+  predictMalignantProbabilityTta,
+  type ImagePrediction,
+  type LoadedTriageModel,
+  type TtaImagePrediction,
+} from "../export/triageModel.js";
 import { ImageDecodeError } from "../data/decodeImage.js";
 import type { LesionLabel } from "../data/types.js";
 import { findThresholdForSensitivity } from "../evaluate/metrics.js";
 import { MelanomaLabError } from "../util/errors.js";
 import { decideTriage, type TriageDecision, type TriagePolicy } from "./triagePolicy.js";
-import { predictDihedralViewProbabilities } from "./viewProbabilities.js";
 
 /** Thrown for threshold input that does not fit together (lengths, target, no positives). */
 export class ThresholdError extends MelanomaLabError {}
@@ -120,19 +125,14 @@ export async function triageImage(
 ): Promise<TriageResult> {
   const thresholdProb = options.thresholdProb ?? loaded.metadata.thresholdProb;
   const policy = options.policy === null ? undefined : (options.policy ?? loaded.metadata.policy);
-  let imageId: string;
-  let probability: number;
-  let views: number[] | undefined;
-  if (options.ttaViews !== undefined && options.ttaViews > 1) {
-    const scored = await predictDihedralViewProbabilities(loaded, imagePath, { views: options.ttaViews });
-    ({ imageId, probability } = scored);
-    views = scored.viewProbabilities;
-  } else {
-    const [prediction] = await predictMalignantProbability(loaded, [imagePath], { batchSize: 1 });
-    if ("problem" in prediction)
-      throw new ImageDecodeError(imagePath, prediction.problem.reason.replace(`${imagePath}: `, ""));
-    ({ imageId, probability } = prediction);
-  }
+  const [prediction]: (ImagePrediction | TtaImagePrediction)[] =
+    options.ttaViews !== undefined && options.ttaViews > 1
+      ? await predictMalignantProbabilityTta(loaded, [imagePath], { views: options.ttaViews })
+      : await predictMalignantProbability(loaded, [imagePath], { batchSize: 1 });
+  if ("problem" in prediction)
+    throw new ImageDecodeError(imagePath, prediction.problem.reason.replace(`${imagePath}: `, ""));
+  const { imageId, probability } = prediction;
+  const views = (prediction as { viewProbabilities?: number[] }).viewProbabilities;
   return {
     imageId,
     probability,

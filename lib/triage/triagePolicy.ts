@@ -315,8 +315,9 @@ export interface TriageDecision {
   operatingPoint: {
     level: "urgent" | "reassure";
     thresholdProb: number;
-    validationSensitivity: number;
-    validationSpecificity: number;
+    /** Null when the model records none (a model exported without a policy or threshold audit). */
+    validationSensitivity: number | null;
+    validationSpecificity: number | null;
     validationNpv: number | null;
   };
   /** Plain-language advice for the person; never a diagnosis. */
@@ -457,6 +458,65 @@ export function decideTriage(policy: TriagePolicy, input: TriageDecisionInput): 
       validationNpv: point.validationNpv,
     },
     sentence: escalationReason === null ? TRIAGE_SENTENCES[level] : `${TRIAGE_SENTENCES[level]} ${ESCALATION_SENTENCE}`,
+  };
+}
+
+/** What {@link decideTriageForModel} takes: a raw probability and, with TTA, each view's raw probability. */
+export interface ModelDecisionInput {
+  /** Raw P(malignant) the model gave (view 0, or the views' mean when the caller reports that). */
+  probability: number;
+  /** Raw P(malignant) of each TTA view; with 2 or more, their spread gives the interval. */
+  viewProbabilities?: readonly number[];
+}
+
+/**
+ * The one decision every consumer makes (`npm run score`, the service, the phone app, triageImage)
+ * for an exported model: under its `policy` when metadata.json has one (decideTriage: calibrated
+ * probability, three levels, TTA interval and escalation); otherwise, for models exported before
+ * policies existed, two levels at the exported `thresholdProb` on the raw probability (`urgent`
+ * at or above, else `routine`), the interval raw p ± z·sd of the views (no calibration, no
+ * escalation), the operating point from the threshold audit when recorded, and the same sentences.
+ * Pure (no I/O), so the browser app bundles it.
+ *
+ * @example decideTriageForModel(readTriageMetadata("models/demo"), { probability: 0.41, viewProbabilities: [0.41, 0.38, 0.45] }).level // "urgent"
+ */
+export function decideTriageForModel(
+  metadata: Pick<TriageModelMetadata, "policy" | "thresholdProb" | "threshold">,
+  input: ModelDecisionInput,
+): TriageDecision {
+  const views = input.viewProbabilities && input.viewProbabilities.length >= 2 ? input.viewProbabilities : undefined;
+  if (metadata.policy) return decideTriage(metadata.policy, { probability: input.probability, views });
+  const raw = input.probability;
+  const t = metadata.thresholdProb;
+  if (!(raw >= 0 && raw <= 1)) {
+    throw new TriagePolicyError(`probability: received ${raw}, expected a probability in [0, 1]`);
+  }
+  if (!(t >= 0 && t <= 1)) {
+    throw new TriagePolicyError(`metadata.thresholdProb: received ${t}, expected a probability in [0, 1]`);
+  }
+  let interval: [number, number] | null = null;
+  if (views) {
+    const mean = views.reduce((a, b) => a + b, 0) / views.length;
+    const sd = Math.sqrt(views.reduce((a, v) => a + (v - mean) ** 2, 0) / (views.length - 1));
+    interval = [Math.max(0, raw - DEFAULT_INTERVAL_Z * sd), Math.min(1, raw + DEFAULT_INTERVAL_Z * sd)];
+  }
+  const level: TriageLevel = raw >= t ? "urgent" : "routine";
+  return {
+    probability: raw,
+    rawProbability: raw,
+    interval,
+    level,
+    baseLevel: level,
+    escalated: false,
+    escalationReason: null,
+    operatingPoint: {
+      level: "urgent",
+      thresholdProb: t,
+      validationSensitivity: metadata.threshold?.sensitivity ?? null,
+      validationSpecificity: metadata.threshold?.specificity ?? null,
+      validationNpv: null,
+    },
+    sentence: TRIAGE_SENTENCES[level],
   };
 }
 

@@ -4,22 +4,47 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../../lib/index.js";
 import type { TriageModelMetadata } from "../../lib/export/triageModel.js";
-import { decideAtExportedThreshold, type DecideTriage } from "../../lib/serve/decide.js";
+import { decideWithModelPolicy, type DecideTriage } from "../../lib/serve/decide.js";
+import { decideTriage, fitTriagePolicy, TRIAGE_SENTENCES } from "../../lib/triage/triagePolicy.js";
 import { createTriageService } from "../../lib/serve/triageService.js";
 import { exportMeanColourModel, meanColourProbability, solidImage } from "./fixtures.js";
 
 const metadata = { thresholdProb: 0.3 } as TriageModelMetadata;
 
-describe("decideAtExportedThreshold (the default until the triage policy is wired)", () => {
-  it("urgent at or above metadata.thresholdProb, routine below; no interval; never a diagnosis", () => {
-    const at = decideAtExportedThreshold({ probability: 0.3 }, metadata);
-    const below = decideAtExportedThreshold({ probability: 0.2999 }, metadata);
-    expect(at).toMatchObject({ probability: 0.3, level: "urgent", interval: null });
+describe("decideWithModelPolicy (the service's default: the model's policy, else its threshold)", () => {
+  it("without a policy: urgent at or above metadata.thresholdProb, routine below; interval from views; never a diagnosis", () => {
+    const at = decideWithModelPolicy({ probability: 0.3 }, metadata);
+    const below = decideWithModelPolicy({ probability: 0.2999 }, metadata);
+    expect(at).toMatchObject({ probability: 0.3, level: "urgent", interval: null, escalated: false });
     expect(below).toMatchObject({ probability: 0.2999, level: "routine", interval: null });
-    expect(at.sentence).toBe(
-      "The estimated probability (0.30) is at or above this model's referral threshold (0.30): please have a clinician look at this lesion soon. This is not a diagnosis.",
-    );
-    expect(below.sentence).toMatch(/below this model's referral threshold \(0\.30\).*This is not a diagnosis/);
+    expect(at.sentence).toBe(TRIAGE_SENTENCES.urgent);
+    expect(below.sentence).toMatch(/not a diagnosis/);
+    // views 0.2, 0.4: sample sd √0.02 = 0.1414; interval 0.3 ± 1.96·0.1414, clipped at 0.
+    const withViews = decideWithModelPolicy({ probability: 0.3, viewProbabilities: [0.2, 0.4] }, metadata);
+    expect(withViews.interval![0]).toBeCloseTo(0.3 - 1.96 * Math.sqrt(0.02), 9);
+    expect(withViews.interval![1]).toBeCloseTo(0.3 + 1.96 * Math.sqrt(0.02), 9);
+  });
+
+  it("with a policy: exactly decideTriage's decision (calibrated probability, levels, escalation)", () => {
+    const labels = Array.from({ length: 300 }, (_, i) => (i < 60 ? 1 : 0));
+    const probs = labels.map((y, i) => Math.min(0.99, Math.max(0.01, (y ? 0.65 : 0.2) + (((i * 53) % 61) - 30) / 80)));
+    const policy = fitTriagePolicy({ labels, probabilities: probs, targetNpv: 0.97 });
+    const withPolicy = { ...metadata, policy } as TriageModelMetadata;
+    for (const [p, views] of [
+      [0.05, undefined],
+      [0.3, [0.3, 0.1, 0.5]],
+      [0.9, [0.9, 0.85]],
+    ] as const) {
+      const expected = decideTriage(policy, { probability: p, views });
+      const got = decideWithModelPolicy({ probability: p, viewProbabilities: views && [...views] }, withPolicy);
+      expect(got).toMatchObject({
+        probability: expected.probability,
+        interval: expected.interval,
+        level: expected.level,
+        escalated: expected.escalated,
+        sentence: expected.sentence,
+      });
+    }
   });
 });
 

@@ -5,11 +5,17 @@ import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { selectBackend } from "../../lib/index.js";
 import { disposeBackbone } from "../../lib/index.js";
-import { exportTriageModel, loadTriageModel, predictMalignantProbability } from "../../lib/export/triageModel.js";
+import {
+  exportTriageModel,
+  loadTriageModel,
+  predictMalignantProbability,
+  predictMalignantProbabilityTta,
+} from "../../lib/export/triageModel.js";
 import { buildEnsembleTriageModel, makeEnsembleTriageMetadata } from "../../lib/export/ensembleTriageModel.js";
 import { createBackboneEnsemble } from "../../lib/models/ensemble.js";
 import { buildSeededHead, buildTinyMembers, writeRandomJpegs } from "../models/ensembleFixtures.js";
-import { predictMalignantProbabilityWithOnnx } from "../../lib/export/onnxScoring.js";
+import { openOnnxTriageScorer, predictMalignantProbabilityWithOnnx } from "../../lib/export/onnxScoring.js";
+import { decideTriageForModel } from "../../lib/triage/triagePolicy.js";
 import { scoreImagesToCsv } from "../../lib/triage/scoreImages.js";
 import { createTriageService } from "../../lib/serve/triageService.js";
 import { findSharedPath, requireSharedPath } from "../helpers/shared.js";
@@ -81,8 +87,35 @@ describe("service probability equals npm run score's on real HAM10000 images", (
             payload: fs.readFileSync(file),
           });
           expect(res.statusCode, res.body).toBe(200);
-          const body = res.json() as { probability: number; runtime: string };
+          const body = res.json() as { probability: number; runtime: string; interval: [number, number] };
           expect(body.runtime).toBe(runtime);
+          // The interval comes from the upload's 8 dihedral views: the same views the file scorer's TTA scores.
+          const [tta] =
+            runtime === "tfjs"
+              ? await (async () => {
+                  const loaded = await loadTriageModel(modelDir);
+                  try {
+                    return await predictMalignantProbabilityTta(loaded, [file]);
+                  } finally {
+                    loaded.model.dispose();
+                  }
+                })()
+              : await (async () => {
+                  const onnx = await openOnnxTriageScorer(modelDir);
+                  try {
+                    return await onnx.predictTta([file]);
+                  } finally {
+                    await onnx.release();
+                  }
+                })();
+          if ("problem" in tta) throw new Error(tta.problem.reason);
+          const expected = decideTriageForModel(service.scorer.metadata, {
+            probability: tta.viewProbabilities[0],
+            viewProbabilities: tta.viewProbabilities,
+          });
+          expect(expected.interval![1] - expected.interval![0]).toBeGreaterThan(0);
+          expect(Math.abs(body.interval[0] - expected.interval![0])).toBeLessThanOrEqual(1e-6);
+          expect(Math.abs(body.interval[1] - expected.interval![1])).toBeLessThanOrEqual(1e-6);
           // The CSV keeps 6 decimals: rounding alone may differ by 5e-7.
           expect(Math.abs(body.probability - Number(rows[i][1]))).toBeLessThanOrEqual(1e-6);
           const fileProbability = (unrounded[i] as { probability: number }).probability;

@@ -87,7 +87,11 @@ describe("POST /v1/triage", () => {
     expect(res.json.probability as number).toBeCloseTo(meanColourProbability(10, 200, 30), 6);
     expect(meanColourProbability(10, 200, 30)).toBeLessThan(0.6);
     expect(res.json.level).toBe("routine");
-    expect(res.json.interval).toBeNull();
+    // Eight dihedral views of a solid image are the same image: zero spread, the interval is the point.
+    const [lo, hi] = res.json.interval as number[];
+    expect(lo).toBeCloseTo(meanColourProbability(10, 200, 30), 6);
+    expect(hi).toBeCloseTo(meanColourProbability(10, 200, 30), 6);
+    expect(res.json.escalated).toBe(false);
     expect(res.json.sentence).toMatch(/not a diagnosis/);
     expect(res.json.modelId).toBe("model");
     expect(res.json.modelVersion).toMatch(/^[0-9a-f]{12}$/);

@@ -9,16 +9,16 @@ import {
   exportTriageModel,
   loadTriageModel,
   predictMalignantProbability,
+  predictMalignantProbabilityTta,
   type LoadedTriageModel,
   type TriageModelMetadata,
 } from "../../lib/export/triageModel.js";
 import { triageImage } from "../../lib/triage/triage.js";
 import { fitTriagePolicy } from "../../lib/triage/triagePolicy.js";
-import { predictDihedralViewProbabilities } from "../../lib/triage/viewProbabilities.js";
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
-describe("predictDihedralViewProbabilities and triageImage with a policy", () => {
+describe("TTA view probabilities (hand-computed) and triageImage with a policy", () => {
   let loaded: LoadedTriageModel;
   let tmp: string;
   let halfRed: string;
@@ -67,8 +67,9 @@ describe("predictDihedralViewProbabilities and triageImage with a policy", () =>
 
   it("scores each dihedral view of the image", async () => {
     const before = tf.memory().numTensors;
-    const scored = await predictDihedralViewProbabilities(loaded, halfRed);
+    const [scored] = await predictMalignantProbabilityTta(loaded, [halfRed]);
     expect(tf.memory().numTensors).toBe(before);
+    if ("problem" in scored) throw new Error(scored.problem.reason);
     // TTA_DIHEDRAL_VIEWS order: (0 turns, flip no/yes), (1 turn, …), (2 turns, …), (3 turns, …).
     // Left column red: itself 1; mirrored 0; a quarter turn either way puts half a red row in it 0.5;
     // half a turn 0; half a turn mirrored 1.
@@ -79,16 +80,17 @@ describe("predictDihedralViewProbabilities and triageImage with a policy", () =>
     expect(scored.probability).toBeCloseTo(expected.reduce((a, b) => a + b) / 8, 6);
     const [single] = await predictMalignantProbability(loaded, [halfRed]);
     expect("probability" in single && single.probability).toBeCloseTo(scored.viewProbabilities[0], 6);
-    const two = await predictDihedralViewProbabilities(loaded, halfRed, { views: 2 });
+    const [two] = await predictMalignantProbabilityTta(loaded, [halfRed], { views: 2 });
+    if ("problem" in two) throw new Error(two.problem.reason);
     expect(two.viewProbabilities).toHaveLength(2);
     expect(two.probability).toBeCloseTo((expected[0] + expected[1]) / 2, 6);
   });
 
   it("names an unreadable image and a bad view count", async () => {
     fs.writeFileSync(path.join(tmp, "bad.jpg"), "nope");
-    await expect(predictDihedralViewProbabilities(loaded, path.join(tmp, "bad.jpg"))).rejects.toThrow(ImageDecodeError);
-    await expect(predictDihedralViewProbabilities(loaded, halfRed, { views: 9 })).rejects.toThrow(
-      /views: received 9, expected a whole number 1–8/,
+    await expect(triageImage(loaded, path.join(tmp, "bad.jpg"), { ttaViews: 8 })).rejects.toThrow(ImageDecodeError);
+    await expect(triageImage(loaded, halfRed, { ttaViews: 9 })).rejects.toThrow(
+      /views: received 9; expected a whole number in 1–8/,
     );
   });
 
