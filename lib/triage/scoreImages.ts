@@ -13,7 +13,6 @@ import {
   METADATA_JSON_FILE,
   readTriageMetadata,
   type ImagePrediction,
-  type TriageModelMetadata,
   type TtaImagePrediction,
 } from "../export/triageModel.js";
 import { MelanomaLabError } from "../util/errors.js";
