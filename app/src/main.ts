@@ -88,10 +88,18 @@ async function start(): Promise<void> {
       sentence.textContent = decision.sentence;
       const numbers = document.createElement("p");
       numbers.className = "small";
+      const interval = decision.interval
+        ? `${decision.intervalKind}: ${formatPercent(decision.interval[0])}–${formatPercent(decision.interval[1])}; `
+        : "";
+      const point = decision.operatingPoint;
       numbers.textContent =
-        `P(malignant) ${formatPercent(decision.probability)}; ${decision.intervalKind}: ` +
-        `${formatPercent(decision.interval[0])}–${formatPercent(decision.interval[1])}; ` +
-        `urgent from ${formatPercent(decision.thresholdProb)}.`;
+        `P(malignant) ${formatPercent(decision.probability)}; ${interval}` +
+        `${point.level} from ${formatPercent(point.thresholdProb)}` +
+        (point.validationSensitivity !== null
+          ? ` (validation sensitivity ${formatPercent(point.validationSensitivity)})`
+          : "") +
+        "." +
+        (decision.escalationReason ? ` Moved up: ${decision.escalationReason}.` : "");
       resultEl.append(level, sentence, numbers);
       resultEl.dataset.state = "done";
     } catch (err) {
