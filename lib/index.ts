@@ -493,6 +493,8 @@ export type { FitCalibrationOptions } from "./triage/calibration.js";
 export {
   fitTriagePolicy,
   decideTriage,
+  decideTriageForModel,
+  listRawOperatingPoints,
   formatTriagePolicy,
   requireTriagePolicy,
   TriagePolicyError,
@@ -502,6 +504,7 @@ export type {
   TriagePolicy,
   TriageDecision,
   TriageDecisionInput,
+  ModelDecisionInput,
   TriageLevel,
   FitTriagePolicyInput,
 } from "./triage/triagePolicy.js";

@@ -469,7 +469,12 @@ export function renderModelCardMarkdown(metadata: TriageModelMetadata): string {
     );
   }
   lines.push("## Operating points", "");
-  lines.push(`- **urgent**: probability ≥ ${fmt(metadata.thresholdProb, 4)} (\`thresholdProb\`).`);
+  lines.push(
+    policy
+      ? `- Single threshold \`thresholdProb\`: raw probability ≥ ${fmt(metadata.thresholdProb, 4)}, recorded for reference; ` +
+          "`npm run score`, the service and the app decide with the policy's levels below."
+      : `- **urgent**: probability ≥ ${fmt(metadata.thresholdProb, 4)} (\`thresholdProb\`); else routine.`,
+  );
   const t = metadata.threshold;
   if (t) {
     lines.push(

@@ -461,6 +461,23 @@ export function decideTriage(policy: TriagePolicy, input: TriageDecisionInput): 
   };
 }
 
+/**
+ * The policy's operating points on the model's raw probability (calibration inverted): `urgent`,
+ * and `reassure` when that level is enabled. Re-measuring a model variant at these thresholds
+ * (exportTriageModelVariants' `operatingPoints`) re-checks the levels it would decide.
+ *
+ * @example listRawOperatingPoints(policy) // [{ name: "urgent", thresholdProb: 0.31 }, { name: "reassure", thresholdProb: 0.04 }]
+ */
+export function listRawOperatingPoints(policy: TriagePolicy): { name: TriageLevel; thresholdProb: number }[] {
+  checkPolicy(policy);
+  return [
+    { name: "urgent", thresholdProb: policy.urgent.rawThresholdProb },
+    ...(policy.reassure.enabled
+      ? [{ name: "reassure" as const, thresholdProb: policy.reassure.rawThresholdProb }]
+      : []),
+  ];
+}
+
 /** What {@link decideTriageForModel} takes: a raw probability and, with TTA, each view's raw probability. */
 export interface ModelDecisionInput {
   /** Raw P(malignant) the model gave (view 0, or the views' mean when the caller reports that). */

@@ -224,6 +224,17 @@ describeRequiring(
         expect(fs.existsSync(path.join(modelDir, f)), f).toBe(true);
       const metadata = JSON.parse(fs.readFileSync(path.join(modelDir, "metadata.json"), "utf8"));
       expect(metadata.onnx).toMatchObject({ file: "model.onnx", opset: 13, outputName: "probability_malignant" });
+      // Notebook 05 writes float16 and uint8 variants, each re-measured on validation, and the model card.
+      expect(metadata.variants.map((v: { dtype: string }) => v.dtype)).toEqual(["float32", "float16", "uint8"]);
+      for (const v of metadata.variants as { dtype: string; relativeDir: string; validation: { rocAuc: number } }[]) {
+        expect(fs.existsSync(path.join(modelDir, v.relativeDir, "model.json")), v.dtype).toBe(true);
+        expect(fs.existsSync(path.join(modelDir, v.relativeDir, "MODEL_CARD.md")), v.dtype).toBe(true);
+        expect(v.validation.rocAuc).toBeGreaterThan(0.5);
+      }
+      expect(metadata.card.trainingData[0].licence).toMatch(/generated/);
+      const card = fs.readFileSync(path.join(modelDir, "MODEL_CARD.md"), "utf8");
+      expect(card).toContain("- **urgent**: calibrated probability ≥");
+      expect(card).toMatch(/ECE \(10 equal-width bins\) \d\.\d{4} → \d\.\d{4}/);
       expect(metadata.thresholdProb).toBeGreaterThan(0);
       expect(metadata.thresholdProb).toBeLessThan(1);
       // Validation and test are named as such, with counts; the threshold says how it was chosen
