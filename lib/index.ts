@@ -396,19 +396,13 @@ export type { ThresholdAuditInput } from "./triage/thresholdAudit.js";
 // ── Notebooks: executing notebooks headless through the kernel
 export {
   executeNotebook,
-  startNotebookRun,
   findJupyterPython,
   listNotebooks,
   JupyterMissingError,
   NotebookExecutionError,
   JUPYTER_DEBIAN_PACKAGES,
 } from "./notebooks/executeNotebook.js";
-export type {
-  NotebookRun,
-  NotebookProgressEvent,
-  ExecuteNotebookOptions,
-  PendingNotebookRun,
-} from "./notebooks/executeNotebook.js";
+export type { NotebookRun, NotebookProgressEvent } from "./notebooks/executeNotebook.js";
 
 // ── Experiments: cross-validated runs, run identity, threshold audits, leaderboard
 export { createLeaveOneSourceOutFolds } from "./experiments/sourceFolds.js";

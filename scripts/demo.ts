@@ -7,7 +7,7 @@ import path from "node:path";
 import {
   BACKBONE_NAMES,
   defineCli,
-  startNotebookRun,
+  executeNotebook,
   isSyntheticDataDir,
   findJupyterPython,
   findProjectRoot,
@@ -119,34 +119,24 @@ async function main(): Promise<void> {
       : path.join(root, "out", "notebooks");
   const notebooks = listNotebooks(path.join(root, "notebooks"));
   const runs = [];
-  // Each notebook's kernel starts (and compiles lib/) while the one before runs: ~12 s of kernel
-  // start and first-cell compile per notebook leave the critical path. The first one starts cold.
-  const start = (k: number) => {
-    const where = `notebook ${k + 1}/${notebooks.length} ${path.basename(notebooks[k], ".ipynb")}`;
-    return startNotebookRun(notebooks[k], {
-      outDir,
-      env,
-      python,
-      warmUp: k > 0,
-      onProgress: (event) => {
-        if (event.kind === "cell") console.log(`${where}: cell ${event.cell}/${event.cells}`);
-        else if (event.stream === "stdout") console.log(`  | ${event.text}`);
-      },
-    });
-  };
-  let next = notebooks.length > 0 ? start(0) : undefined;
   for (const [k, notebook] of notebooks.entries()) {
-    const where = `notebook ${k + 1}/${notebooks.length} ${path.basename(notebook, ".ipynb")}`;
+    const name = path.basename(notebook, ".ipynb");
+    const where = `notebook ${k + 1}/${notebooks.length} ${name}`;
     console.log(`${where}: starting`);
-    const current = next!;
-    next = k + 1 < notebooks.length ? start(k + 1) : undefined;
     try {
-      const run = await current.run();
+      const run = await executeNotebook(notebook, {
+        outDir,
+        env,
+        python,
+        onProgress: (event) => {
+          if (event.kind === "cell") console.log(`${where}: cell ${event.cell}/${event.cells}`);
+          else if (event.stream === "stdout") console.log(`  | ${event.text}`);
+        },
+      });
       runs.push(run);
       console.log(`${where}: done in ${run.seconds.toFixed(1)} s`);
     } catch (err) {
       console.log(`${where}: FAILED`);
-      next?.cancel();
       if (err instanceof NotebookExecutionError) {
         console.error(err.message);
         process.exit(1);

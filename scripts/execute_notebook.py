@@ -1,15 +1,11 @@
 #!/usr/bin/python3
 """Executes one notebook through the real tslab kernel over the Jupyter protocol (nbclient).
 
-Usage: execute_notebook.py IN.ipynb OUT.ipynb OUT.html --root PROJECT_ROOT [--timeout SECONDS] [--progress-json] [--wait-for-go]
+Usage: execute_notebook.py IN.ipynb OUT.ipynb OUT.html --root PROJECT_ROOT [--timeout SECONDS] [--progress-json]
 
 With --progress-json, stdout carries one JSON object per line while the notebook runs:
 {"event": "cell", "cell": n, "cells": N} as code cell n of N (1-based) starts, and
 {"event": "stream", "name": "stdout"|"stderr", "text": ...} for each stream output, live.
-
-With --wait-for-go, the kernel is started (and answers kernel_info) first, then the script waits
-for a line on stdin before it executes any cell: a caller starts the next notebook's kernel while
-the current notebook runs. {"event": "ready"} is printed (with --progress-json) once it waits.
 
 Saves the executed copy (also when a cell fails, so nothing already computed is lost), signs it
 so classic Notebook trusts its HTML/JS outputs, and renders it to HTML with nbconvert.
@@ -61,7 +57,6 @@ def main():
     parser.add_argument("--root", required=True)
     parser.add_argument("--timeout", type=int, default=1800)
     parser.add_argument("--progress-json", action="store_true")
-    parser.add_argument("--wait-for-go", action="store_true")
     args = parser.parse_args()
 
     os.environ["JUPYTER_PATH"] = os.path.join(args.root, "jupyter") + (
@@ -87,17 +82,6 @@ def main():
         client.on_cell_start = report_cell_start
     status = 0
     try:
-        if args.wait_for_go:
-            # execute() reuses a kernel manager that has a kernel and a ready client.
-            client.km = client.create_kernel_manager()
-            client.start_new_kernel()
-            client.start_new_kernel_client()
-            if args.progress_json:
-                emit_progress({"event": "ready"})
-            if sys.stdin.readline().strip() != "go":
-                sys.stderr.write("NOTEBOOK FAILED: cancelled before it started\n")
-                client._cleanup_kernel()
-                sys.exit(4)
         client.execute()
     except (CellExecutionError, CellTimeoutError) as err:
         status = 3

@@ -69,23 +69,6 @@ export interface NotebookRun {
   stdoutText: string;
 }
 
-/** Options of {@link executeNotebook} and {@link startNotebookRun}. */
-export interface ExecuteNotebookOptions {
-  outDir: string;
-  env?: Record<string, string>;
-  timeoutSec?: number;
-  python?: string;
-  onProgress?: (event: NotebookProgressEvent) => void;
-}
-
-/** A notebook whose kernel is starting or ready (see {@link startNotebookRun}); no cell has run yet. */
-export interface PendingNotebookRun {
-  /** Executes the notebook in the started kernel; resolves like {@link executeNotebook}. */
-  run(): Promise<NotebookRun>;
-  /** Stops the kernel without running anything (when an earlier notebook failed). */
-  cancel(): void;
-}
-
 /**
  * Executes one notebook headless through the real tslab kernel (kernel spec in
  * `jupyter/kernels/tslab-melanoma`) over the Jupyter protocol with Debian's nbclient, then saves
@@ -101,27 +84,16 @@ export interface PendingNotebookRun {
  *   onProgress: (e) => console.log(e.kind === "cell" ? `cell ${e.cell}/${e.cells}` : e.text),
  * });
  */
-export async function executeNotebook(notebookPath: string, options: ExecuteNotebookOptions): Promise<NotebookRun> {
-  return startNotebookRun(notebookPath, { ...options, warmUp: false }).run();
-}
-
-/**
- * Starts the kernel of `notebookPath` now and runs no cell until `run()` is called, so a caller
- * can start the next notebook's kernel while the current one executes (the demo does). With
- * `warmUp` (default true) the kernel also type-checks and compiles lib/ before it reports ready
- * (MELANOMA_LAB_TSLAB_WARM_UP, see the kernel's launch.cjs), which the first cell would otherwise
- * do; the first cell is still type-checked against lib's types. `run()` then behaves as
- * {@link executeNotebook}; the time it reports counts from `run()`.
- *
- * @example
- * const next = startNotebookRun("notebooks/02-transfer-learning.ipynb", { outDir: "out/notebooks" });
- * await executeNotebook("notebooks/01-data.ipynb", { outDir: "out/notebooks" });
- * await next.run();
- */
-export function startNotebookRun(
+export async function executeNotebook(
   notebookPath: string,
-  options: ExecuteNotebookOptions & { warmUp?: boolean },
-): PendingNotebookRun {
+  options: {
+    outDir: string;
+    env?: Record<string, string>;
+    timeoutSec?: number;
+    python?: string;
+    onProgress?: (event: NotebookProgressEvent) => void;
+  },
+): Promise<NotebookRun> {
   const root = findProjectRoot();
   const python = options.python ?? findJupyterPython();
   const base = path.basename(notebookPath, ".ipynb");
@@ -138,60 +110,39 @@ export function startNotebookRun(
     root,
     "--timeout",
     String(options.timeoutSec ?? 3600),
-    "--wait-for-go",
   ];
   const onProgress = options.onProgress;
   if (onProgress) args.push("--progress-json");
-  const warmUp = options.warmUp ?? true;
-  const child = spawn(python, args, {
-    cwd: root,
-    env: {
-      ...process.env,
-      MELANOMA_LAB_ROOT: root,
-      ...(warmUp ? { MELANOMA_LAB_TSLAB_WARM_UP: "1" } : {}),
-      ...options.env,
-    },
-    stdio: ["pipe", onProgress ? "pipe" : "inherit", "pipe"],
-  });
-  if (onProgress) {
-    const lines = createProgressLineReader(onProgress);
-    child.stdout!.on("data", (chunk: Buffer) => lines.push(chunk.toString()));
-    child.stdout!.on("end", () => lines.end());
-  }
-  let err = "";
-  child.stderr!.on("data", (chunk: Buffer) => {
-    err += chunk.toString();
-  });
-  const finished = new Promise<{ status: number | null; stderr: string }>((resolve, reject) => {
+  const started = Date.now();
+  const { status, stderr } = await new Promise<{ status: number | null; stderr: string }>((resolve, reject) => {
+    const child = spawn(python, args, {
+      cwd: root,
+      env: { ...process.env, MELANOMA_LAB_ROOT: root, ...options.env },
+      stdio: ["ignore", onProgress ? "pipe" : "inherit", "pipe"],
+    });
+    if (onProgress) {
+      const lines = createProgressLineReader(onProgress);
+      child.stdout!.on("data", (chunk: Buffer) => lines.push(chunk.toString()));
+      child.stdout!.on("end", () => lines.end());
+    }
+    let err = "";
+    child.stderr!.on("data", (chunk: Buffer) => {
+      err += chunk.toString();
+    });
     child.on("error", reject);
     child.on("close", (code) => resolve({ status: code, stderr: err }));
   });
-  // A cancelled or failed start is reported by run(); nobody may be awaiting it yet.
-  finished.catch(() => undefined);
-  let cancelled = false;
+  const seconds = (Date.now() - started) / 1000;
+  if (status !== 0) {
+    const detail = stderr.includes("NOTEBOOK FAILED") ? stderr.slice(stderr.indexOf("NOTEBOOK FAILED")) : stderr;
+    throw new NotebookExecutionError(path.basename(notebookPath), detail.trim(), executedNotebookPath);
+  }
   return {
-    async run() {
-      const started = Date.now();
-      if (!cancelled) child.stdin!.end("go\n");
-      const { status, stderr } = await finished;
-      const seconds = (Date.now() - started) / 1000;
-      if (status !== 0) {
-        const detail = stderr.includes("NOTEBOOK FAILED") ? stderr.slice(stderr.indexOf("NOTEBOOK FAILED")) : stderr;
-        throw new NotebookExecutionError(path.basename(notebookPath), detail.trim(), executedNotebookPath);
-      }
-      return {
-        notebook: path.basename(notebookPath),
-        executedNotebookPath,
-        htmlPath,
-        seconds,
-        stdoutText: readStdoutText(executedNotebookPath),
-      };
-    },
-    cancel() {
-      // Closing stdin without "go" makes the script stop its kernel and exit.
-      cancelled = true;
-      child.stdin!.end();
-    },
+    notebook: path.basename(notebookPath),
+    executedNotebookPath,
+    htmlPath,
+    seconds,
+    stdoutText: readStdoutText(executedNotebookPath),
   };
 }
 

@@ -5,7 +5,6 @@ import path from "node:path";
 import { beforeAll, expect, it } from "vitest";
 import {
   executeNotebook,
-  startNotebookRun,
   findJupyterPython,
   findProjectRoot,
   listNotebooks,
@@ -301,70 +300,3 @@ describeRequiring(missingTool(haveJupyter, JUPYTER_WHAT, JUPYTER_INSTALL), "a fa
     expect(JSON.stringify(saved.cells[1].outputs)).toContain("first cell ran");
   });
 });
-
-describeRequiring(
-  missingTool(haveJupyter, JUPYTER_WHAT, JUPYTER_INSTALL),
-  "a kernel started ahead (startNotebookRun)",
-  () => {
-    const notebookWith = (dir: string, sources: string[]) => {
-      const nbPath = path.join(dir, "98-warm.ipynb");
-      fs.writeFileSync(
-        nbPath,
-        JSON.stringify({
-          cells: sources.map((source) => ({
-            cell_type: "code",
-            metadata: {},
-            source,
-            outputs: [],
-            execution_count: null,
-          })),
-          metadata: {
-            kernelspec: { name: "tslab-melanoma", display_name: "TypeScript (melanoma-lab)", language: "typescript" },
-          },
-          nbformat: 4,
-          nbformat_minor: 5,
-        }),
-      );
-      return nbPath;
-    };
-
-    it("compiles lib/ before the first cell, yet the first cell is still type-checked against lib's types", async () => {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "melanoma-nb-"));
-      const good = notebookWith(dir, [
-        'import { parseRuntimeName } from "./lib/index.js";\nconsole.log(`runtime ${parseRuntimeName("ONNX")}`);',
-        'console.log(parseRuntimeName("tfjs"));',
-      ]);
-      const pending = startNotebookRun(good, { outDir: dir, warmUp: true });
-      const run = await pending.run();
-      expect(run.stdoutText).toBe("runtime onnx\ntfjs\n");
-      const saved = JSON.parse(fs.readFileSync(run.executedNotebookPath, "utf8"));
-      expect(saved.cells.map((c: { execution_count: number }) => c.execution_count)).toEqual([1, 2]);
-
-      const bad = notebookWith(dir, [
-        'import { parseRuntimeName } from "./lib/index.js";\nconst n: number = parseRuntimeName("onnx");',
-      ]);
-      const err = await startNotebookRun(bad, { outDir: dir, warmUp: true })
-        .run()
-        .then(
-          () => undefined,
-          (e: unknown) => e,
-        );
-      expect(err).toBeInstanceOf(NotebookExecutionError);
-      expect((err as Error).message).toMatch(/Type '.*' is not assignable to type 'number'/);
-    }, 180_000);
-
-    it("stops its kernel without running a cell when cancelled", async () => {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "melanoma-nb-"));
-      const nbPath = notebookWith(dir, ['require("node:fs").writeFileSync("ran.txt", "ran");']);
-      const pending = startNotebookRun(nbPath, { outDir: dir, warmUp: false });
-      pending.cancel();
-      const err = await pending.run().then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-      expect(err).toBeInstanceOf(NotebookExecutionError);
-      expect((err as Error).message).toContain("cancelled before it started");
-      expect(fs.existsSync(path.join(root, "ran.txt"))).toBe(false);
-    }, 120_000);
-  },
-);

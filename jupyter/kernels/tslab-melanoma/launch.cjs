@@ -48,25 +48,5 @@ ZmqServer.prototype.publishStatus = function (status, parent) {
   }, IDLE_FLUSH_DELAY_MS);
   return undefined;
 };
-// MELANOMA_LAB_TSLAB_WARM_UP=1 (set by the demo for the next notebook's kernel, started while the
-// current notebook runs): before the kernel answers, tslab type-checks and compiles lib/ through a
-// type-only import, the ~8 s the first cell would otherwise spend. The cell is still checked
-// against lib's types; if lib has a type error the warm-up converts nothing and the first cell
-// reports it as usual. reset() drops the warm-up's declarations, so the notebook starts empty.
-if (process.env.MELANOMA_LAB_TSLAB_WARM_UP === "1") {
-  const executorModule = require(path.join(tslabDir, "dist", "executor.js"));
-  const createExecutor = executorModule.createExecutor;
-  executorModule.createExecutor = function (...args) {
-    const executor = createExecutor.apply(this, args);
-    const started = Date.now();
-    executor
-      .execute('import type { Backbone } from "./lib/index.js";\nlet melanomaLabWarmUp: Backbone | undefined;')
-      .then((ok) => {
-        executor.reset();
-        console.error(`tslab warm-up ${ok ? "compiled lib/" : "failed"} in ${Date.now() - started} ms`);
-      });
-    return executor;
-  };
-}
 const { startKernel } = require(path.join(tslabDir, "dist", "main.js"));
 startKernel({ configPath: process.argv[2] || "", enableFindLocal: false });
