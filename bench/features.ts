@@ -25,7 +25,10 @@ import {
   getWasmThreadsStatus,
   ensureBackboneOnnx,
   releaseInferencePlan,
+  measureOnnxSgemmPeak,
 } from "../lib/index.js";
+import type { SgemmPeak } from "../lib/index.js";
+import * as ort from "onnxruntime-node";
 import type { Backbone, BackendName, LesionRecord } from "../lib/index.js";
 import fs from "node:fs";
 
@@ -437,6 +440,160 @@ function printRuntimeComparison(result: { rows: RuntimeBenchRow[]; notes: string
   );
 }
 
+/** One model × session configuration of {@link benchOnnxPeak}: forward passes only (no decode). */
+export interface OnnxPeakRow {
+  model: string;
+  /** What differs from the library's session options (graph optimisations "all", sequential, memory arena on). */
+  variant: string;
+  threads: number;
+  batchSize: number;
+  images: number;
+  imagesPerSecond: number;
+  /** Multiply-adds × 2 × images/s. */
+  flopsPerSecond: number;
+  /** flopsPerSecond ÷ the ONNX Runtime sgemm peak at 1 and at 2 threads. */
+  fractionOfPeak1: number;
+  fractionOfPeak2: number;
+}
+
+/** Session options of a variant; "library" is what lib/models/onnxFeatures.ts creates. */
+function sessionOptionsOf(variant: string, threads: number): ort.InferenceSession.SessionOptions {
+  const base: ort.InferenceSession.SessionOptions = {
+    graphOptimizationLevel: "all",
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: "sequential",
+  };
+  if (variant === "optimizations extended") return { ...base, graphOptimizationLevel: "extended" };
+  if (variant === "no memory arena") return { ...base, enableCpuMemArena: false, enableMemPattern: false };
+  if (variant === "executionMode parallel") return { ...base, executionMode: "parallel", interOpNumThreads: threads };
+  return base;
+}
+
+/**
+ * The native peak and how close each model's ONNX path gets to it: ONNX Runtime's sgemm peak
+ * (one-node MatMul, sizes swept, 1 and 2 intra-op threads), then images/s of forward passes
+ * only (random input already preprocessed, no decode) of the ImageNet MobileNetV2 ONNX file and
+ * of mobilenet_v2 / inception_v3 converted from tfjs, at batch 1, 8, 16, 32 with 2 threads and
+ * the best batch with 1 thread, and a few session-option variants on inception_v3.
+ * GFLOP/s = multiply-adds per image × 2 × images/s.
+ *
+ * @example const { peaks, rows } = await benchOnnxPeak();
+ */
+export async function benchOnnxPeak(
+  options: { models?: readonly string[]; log?: (line: string) => void } = {},
+): Promise<{ peaks: SgemmPeak[]; rows: OnnxPeakRow[] }> {
+  const log = options.log ?? console.log;
+  const peaks: SgemmPeak[] = [];
+  for (const threads of [1, 2]) {
+    const peak = await measureOnnxSgemmPeak({ intraOpThreads: threads });
+    peaks.push(peak);
+    log(
+      `ONNX Runtime sgemm, ${threads} thread${threads === 1 ? "" : "s"}: ` +
+        peak.bySize.map((s) => `n=${s.size} ${(s.flopsPerSecond / 1e9).toFixed(1)}`).join(", ") +
+        ` GFLOP/s; peak ${(peak.peakFlopsPerSecond / 1e9).toFixed(1)} GFLOP/s at n=${peak.peakSize}`,
+    );
+  }
+  const [peak1, peak2] = peaks.map((p) => p.peakFlopsPerSecond);
+  const rows: OnnxPeakRow[] = [];
+  const models = options.models ?? ["mobilenet_v2_imagenet", "mobilenet_v2", "inception_v3"];
+  for (const name of models) {
+    const backbone = name === "mobilenet_v2_imagenet" ? await loadImagenetOnnxBackbone() : await loadBackbone(name);
+    if (!backbone) {
+      log(`${name}: skipped, ${path.join(findSharedDir(), MOBILENET_V2_ONNX)} is missing`);
+      continue;
+    }
+    releaseInferencePlan(backbone);
+    const file = backbone.onnx ?? ensureBackboneOnnx(backbone);
+    const macs = backbone.multiplyAddsPerImage!;
+    const size = backbone.inputSizePx;
+    const measure = async (variant: string, threads: number, batchSize: number): Promise<OnnxPeakRow> => {
+      const session = await ort.InferenceSession.create(file.path, sessionOptionsOf(variant, threads));
+      const dims = file.layout === "NCHW" ? [batchSize, 3, size, size] : [batchSize, size, size, 3];
+      const values = new Float32Array(batchSize * size * size * 3);
+      const rand = createRandom(7);
+      for (let i = 0; i < values.length; i++) values[i] = rand() * 2 - 1;
+      const input = new ort.Tensor("float32", values, dims);
+      const run = async () =>
+        (await session.run({ [file.inputName]: input }, [file.outputName]))[file.outputName].dispose();
+      await run();
+      // At least 3 batches and ~2 s of work; the best batch time is the least disturbed one on a shared machine.
+      let best = Infinity;
+      let spent = 0;
+      for (let r = 0; r < 3 || (spent < 2000 && r < 60); r++) {
+        const t0 = performance.now();
+        await run();
+        const ms = performance.now() - t0;
+        best = Math.min(best, ms);
+        spent += ms;
+      }
+      input.dispose();
+      await session.release();
+      const imagesPerSecond = batchSize / (best / 1000);
+      const flopsPerSecond = macs * 2 * imagesPerSecond;
+      const row: OnnxPeakRow = {
+        model: `${name} (${file.layout}, ${(macs / 1e9).toFixed(2)} G multiply-adds/image)`,
+        variant,
+        threads,
+        batchSize,
+        images: batchSize,
+        imagesPerSecond,
+        flopsPerSecond,
+        fractionOfPeak1: flopsPerSecond / peak1,
+        fractionOfPeak2: flopsPerSecond / peak2,
+      };
+      rows.push(row);
+      log(
+        `  ${name} ${variant}, ${threads} thread${threads === 1 ? "" : "s"}, batch ${batchSize}: ${imagesPerSecond.toFixed(1)} img/s = ` +
+          `${(flopsPerSecond / 1e9).toFixed(1)} GFLOP/s = ${(row.fractionOfPeak2 * 100).toFixed(0)}% of the 2-thread peak, ` +
+          `${(row.fractionOfPeak1 * 100).toFixed(0)}% of the 1-thread peak`,
+      );
+      return row;
+    };
+    const byBatch: OnnxPeakRow[] = [];
+    for (const batchSize of [1, 8, 16, 32]) byBatch.push(await measure("library", 2, batchSize));
+    const bestBatch = byBatch.reduce((a, b) => (b.imagesPerSecond > a.imagesPerSecond ? b : a)).batchSize;
+    await measure("library", 1, bestBatch);
+    if (name === "inception_v3") {
+      for (const variant of ["optimizations extended", "no memory arena", "executionMode parallel"]) {
+        await measure(variant, 2, bestBatch);
+      }
+    }
+    disposeBackbone(backbone);
+  }
+  return { peaks, rows };
+}
+
+function printOnnxPeak(result: { peaks: SgemmPeak[]; rows: OnnxPeakRow[] }): void {
+  const [peak1, peak2] = result.peaks.map((p) => p.peakFlopsPerSecond);
+  console.log(
+    `\nNative sgemm peak (ONNX Runtime MatMul): ${(peak1 / 1e9).toFixed(1)} GFLOP/s on 1 thread, ${(peak2 / 1e9).toFixed(1)} GFLOP/s on 2 threads`,
+  );
+  console.log("Best per model (library session options), forward passes only:");
+  const library = result.rows.filter((r) => r.variant === "library");
+  for (const model of [...new Set(library.map((r) => r.model))]) {
+    for (const threads of [2, 1]) {
+      const mine = library.filter((r) => r.model === model && r.threads === threads);
+      if (mine.length === 0) continue;
+      const best = mine.reduce((a, b) => (b.imagesPerSecond > a.imagesPerSecond ? b : a));
+      console.log(
+        `  ${model}, ${threads} thread${threads === 1 ? "" : "s"}: ${best.imagesPerSecond.toFixed(1)} img/s at batch ${best.batchSize} = ` +
+          `${(best.flopsPerSecond / 1e9).toFixed(1)} GFLOP/s = ${(best.fractionOfPeak2 * 100).toFixed(0)}% of the 2-core peak, ` +
+          `${(best.fractionOfPeak1 * 100).toFixed(0)}% of the 1-core peak` +
+          (threads === 2 && model.startsWith("inception_v3")
+            ? ` (goal ≥ 80% of the 2-core peak: ${best.fractionOfPeak2 >= 0.8 ? "met" : "not met"})`
+            : ""),
+      );
+    }
+  }
+  console.log(
+    `  load average after: ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(", ")}`,
+  );
+}
+
 const CHILD_MARKER = "FEATURE_BENCH_ROWS:";
 
 /**
@@ -476,9 +633,18 @@ if (process.argv[1] && /bench[\\/]features\.ts$/.test(process.argv[1])) {
       summary:
         "Feature-extraction benchmark: mobilenet_v2 images/s at batch 1, 8 and 32 on every backend that starts (wasm single- and multi-threaded), " +
         "multiply-adds per image and the fraction of the backend's measured matrix-multiply rate achieved; then ONNX Runtime vs tfjs wasm (1 and 2 threads) on the same HAM images, decode included.",
-      examples: ["npm run bench -- features", "npm run bench -- features --runtimes --images 200"],
+      examples: [
+        "npm run bench -- features",
+        "npm run bench -- features --runtimes --images 200",
+        "npm run bench -- features --peak",
+      ],
       options: {
         runtimes: { type: "boolean", description: "only the ONNX Runtime vs tfjs wasm comparison on HAM images" },
+        peak: {
+          type: "boolean",
+          description:
+            "only the native sgemm peak (ONNX Runtime MatMul, 1 and 2 threads) and each model's GFLOP/s on the ONNX path as a % of it",
+        },
         images: { type: "integer", min: 1, description: "HAM images of the runtime comparison (default 200)" },
         batch: { type: "integer", min: 1, description: "batch size of the runtime comparison (default 8)" },
       },
@@ -489,6 +655,8 @@ if (process.argv[1] && /bench[\\/]features\.ts$/.test(process.argv[1])) {
   if (process.env.FEATURE_BENCH_RUNTIME_CHILD) {
     const { images, batchSize } = JSON.parse(process.env.FEATURE_BENCH_RUNTIME_CHILD) as typeof comparison;
     benchTfjsWasmRow(images, batchSize).then((r) => console.log(`${RUNTIME_CHILD_MARKER}${JSON.stringify(r)}`));
+  } else if (args.peak) {
+    benchOnnxPeak().then(printOnnxPeak);
   } else if (args.runtimes) {
     benchRuntimes(comparison).then(printRuntimeComparison);
   } else if (process.env.FEATURE_BENCH_ONLY_WASM === "1") {

@@ -50,6 +50,8 @@ export {
   OrtThreadsError,
 } from "./backend/selectRuntime.js";
 export type { InferenceRuntimeName, InferenceRuntimeSelection } from "./backend/selectRuntime.js";
+export { buildMatMulOnnxModel, measureOnnxSgemmPeak, SgemmSizeError } from "./backend/onnxSgemm.js";
+export type { SgemmPeak, SgemmSizeResult } from "./backend/onnxSgemm.js";
 
 // ── Data: loading images and metadata, splits grouped by patient/lesion, augmentation, exploration
 export { LESION_LABELS } from "./data/types.js";
