@@ -146,15 +146,19 @@ async function main(): Promise<void> {
   }
   const allStdout = runs.map((r) => r.stdoutText).join("");
   const backendLine = allStdout.split("\n").find((l) => l.startsWith("backend:"));
-  const triageLines = (runs.at(-1)?.stdoutText ?? "").split("\n").filter((l) => l.startsWith("triage"));
+  const triageLines = (runs.at(-1)?.stdoutText ?? "").split("\n").filter((l) => /^(triage|decision) /.test(l));
   console.log("");
   console.log(backendLine ?? "backend: (not reported by the notebooks)");
   console.log(`executed notebooks + HTML: ${path.relative(root, outDir)}/`);
   console.log(`TensorBoard logs:          ${path.relative(root, config.paths.logDir)}/{train,validation}/`);
   console.log(`evaluation report:         ${path.relative(root, path.join(config.paths.reportDir, "report.html"))}`);
   console.log(
-    `exported model:            ${path.relative(root, config.paths.modelDir)}/ (model.json, weights.bin, metadata.json)`,
+    `exported model:            ${path.relative(root, config.paths.modelDir)}/ (model.json, weights.bin, metadata.json, ` +
+      "model.onnx, MODEL_CARD.md, variants/float16, variants/uint8)",
   );
+  const modelArg = path.relative(root, config.paths.modelDir);
+  console.log(`phone app:                 npm run app -- --model ${modelArg}`);
+  console.log(`point-inference service:   npm run serve -- --model ${modelArg}`);
   for (const line of triageLines) console.log(line);
   console.log(`demo finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }

@@ -19,10 +19,14 @@ import {
   selectBackend,
 } from "../../lib/index.js";
 import type { TriageModelMetadata } from "../../lib/index.js";
+import { decideTriageForModel, fitTriagePolicy } from "../../lib/triage/triagePolicy.js";
 import { killProcessGroup, spawnTsxScript, waitWhileRunning } from "../helpers/experimentChild.js";
 
 // A model whose output is hand-computable: sigmoid(mean red channel / 255) (× redWeight).
-async function exportRedModel(dir: string, options: { onnx?: boolean; redWeight?: number } = {}): Promise<void> {
+async function exportRedModel(
+  dir: string,
+  options: { onnx?: boolean; redWeight?: number; policy?: TriageModelMetadata["policy"] } = {},
+): Promise<void> {
   const input = tf.input({ shape: [8, 8, 3] });
   const pooled = tf.layers.globalAveragePooling2d({}).apply(input) as tf.SymbolicTensor;
   const dense = tf.layers.dense({ units: 1, activation: "sigmoid" });
@@ -42,6 +46,7 @@ async function exportRedModel(dir: string, options: { onnx?: boolean; redWeight?
     featureDim: 3,
     createdAt: new Date().toISOString(),
     backend: tf.getBackend(),
+    ...(options.policy ? { policy: options.policy } : {}),
   };
   await exportTriageModel(dir, model, metadata);
   if (options.onnx) await exportTriageModelOnnx(dir, model, metadata);
@@ -361,4 +366,51 @@ describe("npm run score killed with kill -9 and run again", () => {
     expect(final.rows).toEqual(expected);
     fs.rmSync(tmp, { recursive: true, force: true });
   }, 180_000);
+});
+
+describe("scoreImagesToCsv with a model that carries a triage policy", () => {
+  it("writes the policy's calibrated probability and level (urgent/routine/reassure), as decideTriageForModel gives", async () => {
+    await selectBackend();
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ml-score-policy-"));
+    try {
+      // The red model's raw output is σ(mean red / 255) ∈ [0.5, 0.73]. A policy fitted on 400
+      // validation scores in that range: six malignant from 0.56 to 0.61, 34 from 0.62 to 0.73
+      // (urgent for 80% sensitivity sits among those), benign spread over 0.50–0.68; NPV 99% then
+      // holds only below the lowest malignant score, so reassure < 0.56 < routine < urgent.
+      const labels = Array.from({ length: 400 }, (_, i) => (i < 40 ? 1 : 0));
+      const probabilities = labels.map((y, i) =>
+        y ? (i < 6 ? 0.56 + 0.01 * i : 0.62 + (0.11 * ((i * 7) % 34)) / 34) : 0.5 + (0.18 * ((i * 13) % 360)) / 360,
+      );
+      const policy = fitTriagePolicy({ labels, probabilities, targetSensitivity: 0.8, targetNpv: 0.99 });
+      if (!policy.reassure.enabled) throw new Error(`reassure disabled: ${policy.reassure.reason}`);
+      const modelDir = path.join(tmp, "model");
+      await exportRedModel(modelDir, { policy });
+      const images = path.join(tmp, "images");
+      fs.mkdirSync(images);
+      // Red levels below, between and above the two raw thresholds (σ⁻¹(p) · 255).
+      const redAt = (p: number) => 255 * Math.log(p / (1 - p));
+      const between = Math.round((redAt(policy.reassure.rawThresholdProb) + redAt(policy.urgent.rawThresholdProb)) / 2);
+      const reds = [0, 20, between, between + 1, 200, 255];
+      for (const r of reds) await solidPng(path.join(images, `red${r}.png`), r, 0, 0);
+      const outPath = path.join(tmp, "preds.csv");
+      const summary = await scoreImagesToCsv({ modelDir, input: images, outPath, runtime: "tfjs" });
+      expect(summary.scoredCount).toBe(reds.length);
+      const { rows } = readRowsById(outPath);
+      const metadata = JSON.parse(fs.readFileSync(path.join(modelDir, "metadata.json"), "utf8")) as TriageModelMetadata;
+      const levels = new Set<string>();
+      for (const r of reds) {
+        const [, probability, level] = rows.get(`red${r}`)!.split(",");
+        const raw = 1 / (1 + Math.exp(-r / 255));
+        const expected = decideTriageForModel(metadata, { probability: raw });
+        expect(Number(probability)).toBeCloseTo(expected.probability, 5);
+        expect(level).toBe(expected.level);
+        levels.add(level);
+      }
+      // Calibration moved the probabilities, and the images span the policy's three levels.
+      expect(Math.abs(decideTriageForModel(metadata, { probability: 0.6 }).probability - 0.6)).toBeGreaterThan(1e-3);
+      expect([...levels].sort()).toEqual(["reassure", "routine", "urgent"]);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
 });
