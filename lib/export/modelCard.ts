@@ -359,7 +359,8 @@ function renderPolicyLevels(policy: TriagePolicyMetadata): string[] {
       `- **reassure**: calibrated probability < ${fmt(r.thresholdProb, 4)} (raw < ${fmt(r.rawThresholdProb, 4)}); ${r.rule}; ` +
         `NPV at prevalence ${pct(policy.prevalence)}: ${pct(r.npvAtPrevalence)}; ${renderOperatingPoint(r)}.`,
     );
-  } else {
+  } else if (r.enabled === false) {
+    // `=== false`, not `else`: tslab compiles lib without strictNullChecks, where only this narrows.
     lines.push(`- **reassure**: disabled — ${r.reason}`);
   }
   lines.push(

@@ -190,7 +190,7 @@ export async function extractFeatures(backbone: FeatureBackbone, input: FeatureI
   let conversionProblem: string | undefined;
   const requested = parseRuntimeName(options.runtime ?? process.env[RUNTIME_ENV]);
   // `model` is read only when tfjs would run: the ONNX path never touches it.
-  if (requested === "tfjs" && !backbone.model) {
+  if (requested === "tfjs" && "tfjsUnavailableReason" in backbone) {
     throw new OnnxRuntimeOnlyError(`runtime: received "tfjs", but backbone ${backbone.name} runs only on ONNX Runtime (${backbone.tfjsUnavailableReason}); expected "onnx" or "auto"`);
   }
   if (!backbone.onnx && requested === "onnx") {

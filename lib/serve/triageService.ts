@@ -331,7 +331,7 @@ export async function createTriageService(options: TriageServiceOptions): Promis
         });
       }
       const sniffed = sniffImageFormat(body);
-      if (sniffed.format === undefined) {
+      if ("description" in sniffed) {
         throw new ServiceRequestError(415, "NOT_AN_IMAGE", {
           message: `request body (${body.length} bytes, Content-Type ${contentType}) is ${sniffed.description}, not a JPEG or PNG by its first bytes`,
           received: `${sniffed.description}, ${body.length} bytes`,

@@ -486,7 +486,7 @@ function checkScoreOutputMeta(outPath: string, metaPath: string, meta: ScoreOutp
 }
 
 function describeScoreModel(meta: ScoreOutputMeta): string {
-  const m = meta.model ?? {};
+  const m: Partial<ScoreOutputMeta["model"]> = meta.model ?? {};
   return `model ${m.dir} (${m.backboneName}, exported ${m.createdAt}, metadata.json sha256 ${String(m.metadataSha256).slice(0, 12)})`;
 }
 
