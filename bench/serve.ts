@@ -53,6 +53,13 @@ const cli = defineCli({
       default: "auto",
       description: "runtime of the service",
     },
+    "tta-views": {
+      type: "integer",
+      min: 1,
+      max: 8,
+      default: 8,
+      description: "dihedral views the service scores per upload (its default 8; 1 = the upload alone, no interval)",
+    },
   },
 });
 
@@ -166,6 +173,8 @@ async function main(): Promise<void> {
     "0",
     "--runtime",
     values.runtime,
+    "--tta-views",
+    String(values["tta-views"]),
     "--log-level",
     "warn",
     "--max-in-flight",
