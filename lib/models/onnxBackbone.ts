@@ -120,6 +120,17 @@ export interface LoadOnnxBackboneOptions {
   onnxCacheDir?: string;
 }
 
+/** Reads an ONNX file once: its absolute path, bytes, sha256 (hex) and decoded protobuf. */
+async function readOnnxModelFile(
+  file: string,
+): Promise<{ absolute: string; bytes: Buffer; sha256: string; proto: ReturnType<typeof decodeOnnxModel> }> {
+  const absolute = path.resolve(file);
+  if (!fs.existsSync(absolute)) throw new BackboneLoadError(`${absolute}: ONNX file not found (expected an .onnx image model)`);
+  const bytes = await fs.promises.readFile(absolute);
+  const sha256 = crypto.createHash("sha256").update(bytes).digest("hex");
+  return { absolute, bytes, sha256, proto: decodeOnnxModel(bytes) };
+}
+
 /**
  * Loads an ONNX image model as a frozen feature extractor: the file is imported to tfjs
  * ({@link importOnnxModel}), the model takes NHWC input [n, H, W, 3] (the ONNX input is
@@ -135,11 +146,7 @@ export interface LoadOnnxBackboneOptions {
  */
 export async function loadOnnxBackbone(file: string, options: LoadOnnxBackboneOptions = {}): Promise<Backbone> {
   const started = performance.now();
-  const absolute = path.resolve(file);
-  if (!fs.existsSync(absolute)) throw new BackboneLoadError(`${absolute}: ONNX file not found (expected an .onnx image model)`);
-  const bytes = await fs.promises.readFile(absolute);
-  const sha256 = crypto.createHash("sha256").update(bytes).digest("hex");
-  const proto = decodeOnnxModel(bytes);
+  const { absolute, bytes, sha256, proto } = await readOnnxModelFile(file);
   const graphOutputs = (proto.graph?.output ?? []).map((o) => o.name ?? "");
   let outputName = options.outputName;
   if (outputName === undefined) {
@@ -382,11 +389,8 @@ export interface LoadOnnxRuntimeBackboneOptions {
  */
 export async function loadOnnxRuntimeBackbone(file: string, options: LoadOnnxRuntimeBackboneOptions = {}): Promise<OnnxRuntimeOnlyBackbone> {
   const started = performance.now();
-  const absolute = path.resolve(file);
-  if (!fs.existsSync(absolute)) throw new BackboneLoadError(`${absolute}: ONNX file not found (expected an .onnx image model)`);
-  const bytes = await fs.promises.readFile(absolute);
-  const sha256 = crypto.createHash("sha256").update(bytes).digest("hex");
-  const graph = decodeOnnxModel(bytes).graph;
+  const { absolute, bytes, sha256, proto } = await readOnnxModelFile(file);
+  const graph = proto.graph;
   const initializers = new Set((graph?.initializer ?? []).map((t) => t.name ?? ""));
   const input = (graph?.input ?? []).find((i) => !initializers.has(i.name ?? ""));
   const dims = (input?.type?.tensorType?.shape?.dim ?? []).map((d) => Number(d.dimValue ?? 0));
