@@ -4,8 +4,8 @@ import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import sharp from "sharp";
 import { exportTriageModel } from "../../lib/index.js";
-import type { TriageModelMetadata } from "../../lib/index.js";
 import { createRandom } from "../../lib/util/random.js";
+import { makeFixtureMetadata } from "../helpers/triageMetadata.js";
 
 /**
  * Exports a 224-px model, one 3×3 convolution then a dense layer over every position (seeded weights, ImageNet "normalize" preprocessing,
@@ -29,20 +29,15 @@ export async function exportSmallConvTriageModel(dir: string, seed = 7): Promise
     kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }),
   });
   const model = tf.model({ inputs: input, outputs: dense.apply(flat) as tf.SymbolicTensor });
-  const metadata: TriageModelMetadata = {
-    formatVersion: 1,
-    labels: ["benign", "malignant"],
+  const metadata = makeFixtureMetadata({
     inputSizePx: 224,
     preprocessing: { kind: "normalize", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
     resizePolicy: "center-crop",
-    thresholdProb: 0.5,
     backboneName: "small_conv_fixture",
     backboneWeightsId: `small_conv_fixture/seed-${seed}`,
     featureLayerName: "flatten",
     featureDim: 111 * 111 * 8,
-    createdAt: new Date().toISOString(),
-    backend: tf.getBackend(),
-  };
+  });
   await exportTriageModel(dir, model, metadata);
   model.dispose();
 }

@@ -16,9 +16,9 @@ import {
   predictMalignantProbabilityTta,
   TriageModelError,
   type LoadedTriageModel,
-  type TriageModelMetadata,
 } from "../../lib/export/triageModel.js";
 import { createRandom } from "../../lib/util/random.js";
+import { makeFixtureMetadata } from "../helpers/triageMetadata.js";
 
 const SIZE_PX = 8;
 
@@ -34,20 +34,13 @@ function buildPositionalModel(seed: number): tf.LayersModel {
   return model;
 }
 
-const metadata: TriageModelMetadata = {
-  formatVersion: 1,
-  labels: ["benign", "malignant"],
+const metadata = makeFixtureMetadata({
   inputSizePx: SIZE_PX,
-  preprocessing: { kind: "scale", scale: 1 / 255, offset: 0 },
-  resizePolicy: "squash",
-  thresholdProb: 0.5,
   backboneName: "handmade-positional",
-  backboneWeightsId: "handmade/1",
-  featureLayerName: "none",
   featureDim: SIZE_PX * SIZE_PX * 3,
   createdAt: "2026-01-01T00:00:00.000Z",
   backend: "wasm",
-};
+});
 
 /** P(malignant) of one view, through model.predict on that view alone (not through the packer). */
 function predictOneView(model: tf.LayersModel, pixels: Uint8Array): number {

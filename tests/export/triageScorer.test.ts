@@ -11,10 +11,10 @@ import {
   loadTriageModel,
   predictMalignantProbability,
   TriageModelError,
-  type TriageModelMetadata,
 } from "../../lib/export/triageModel.js";
 import { openTriageScorer } from "../../lib/export/triageScorer.js";
 import { createRandom } from "../../lib/util/random.js";
+import { makeFixtureMetadata } from "../helpers/triageMetadata.js";
 
 const SIZE_PX = 12;
 
@@ -49,20 +49,14 @@ function buildConvModel(seed: number): tf.LayersModel {
   return model;
 }
 
-const metadata: TriageModelMetadata = {
-  formatVersion: 1,
-  labels: ["benign", "malignant"],
+const metadata = makeFixtureMetadata({
   inputSizePx: SIZE_PX,
-  preprocessing: { kind: "scale", scale: 1 / 255, offset: 0 },
   resizePolicy: "center-crop",
-  thresholdProb: 0.5,
   backboneName: "handmade-conv",
-  backboneWeightsId: "handmade/1",
-  featureLayerName: "none",
   featureDim: SIZE_PX * SIZE_PX * 4,
   createdAt: "2026-01-01T00:00:00.000Z",
   backend: "wasm",
-};
+});
 
 describe("openTriageScorer", () => {
   let tmp: string;

@@ -7,6 +7,7 @@ import sharp from "sharp";
 import * as tf from "@tensorflow/tfjs";
 import { exportTriageModel, type TriageModelMetadata } from "../../lib/export/triageModel.js";
 import { exportTriageModelOnnx } from "../../lib/export/onnxExport.js";
+import { makeFixtureMetadata } from "../helpers/triageMetadata.js";
 
 const require = createRequire(path.join(process.cwd(), "package.json"));
 const CRC32 = require("crc-32") as { buf(data: Uint8Array, seed?: number): number };
@@ -25,22 +26,15 @@ export async function exportMeanColourModel(
   const dense = tf.layers.dense({ units: 1, activation: "sigmoid" });
   const model = tf.model({ inputs: input, outputs: dense.apply(pooled) as tf.SymbolicTensor });
   dense.setWeights([tf.tensor2d([[2], [-1], [0.5]]), tf.tensor1d([-0.3])]);
-  const metadata: TriageModelMetadata = {
-    formatVersion: 1,
-    labels: ["benign", "malignant"],
+  const metadata = makeFixtureMetadata({
     inputSizePx: sizePx,
-    preprocessing: { kind: "scale", scale: 1 / 255, offset: 0 },
     resizePolicy: "center-crop",
     thresholdProb: options.thresholdProb ?? 0.6,
     validation: { description: "validation split", images: 10, metrics: { rocAuc: 0.8 } },
     backboneName: "mean_colour",
-    backboneWeightsId: "handmade/1",
-    featureLayerName: "none",
     featureDim: 3,
-    createdAt: new Date().toISOString(),
-    backend: tf.getBackend(),
     notes: { dataDir: "/data/secret/ham", dataset: "../shared/data/ham10000-dev", seed: 7, split: "lesion-grouped" },
-  };
+  });
   await exportTriageModel(dir, model, metadata);
   if (options.onnx) await exportTriageModelOnnx(dir, model, metadata);
   model.dispose();
@@ -177,20 +171,14 @@ export async function exportSeededConvModel(dir: string, options: { sizePx: numb
     ),
     tf.tensor1d([0.1]),
   ]);
-  const metadata: TriageModelMetadata = {
-    formatVersion: 1,
-    labels: ["benign", "malignant"],
+  const metadata = makeFixtureMetadata({
     inputSizePx: options.sizePx,
     preprocessing: { kind: "normalize", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
     resizePolicy: "center-crop",
-    thresholdProb: 0.5,
     backboneName: "seeded_conv",
     backboneWeightsId: "seeded/11",
-    featureLayerName: "none",
     featureDim: 6,
-    createdAt: new Date().toISOString(),
-    backend: tf.getBackend(),
-  };
+  });
   await exportTriageModel(dir, model, metadata);
   if (options.onnx) await exportTriageModelOnnx(dir, model, metadata);
   model.dispose();

@@ -21,6 +21,7 @@ import {
 import type { TriageModelMetadata } from "../../lib/index.js";
 import { decideTriageForModel, fitTriagePolicy } from "../../lib/triage/triagePolicy.js";
 import { killProcessGroup, spawnTsxScript, waitWhileRunning } from "../helpers/experimentChild.js";
+import { makeFixtureMetadata } from "../helpers/triageMetadata.js";
 
 // A model whose output is hand-computable: sigmoid(mean red channel / 255) (× redWeight).
 async function exportRedModel(
@@ -32,22 +33,13 @@ async function exportRedModel(
   const dense = tf.layers.dense({ units: 1, activation: "sigmoid" });
   const model = tf.model({ inputs: input, outputs: dense.apply(pooled) as tf.SymbolicTensor });
   dense.setWeights([tf.tensor2d([[options.redWeight ?? 1], [0], [0]]), tf.tensor1d([0])]);
-  const metadata: TriageModelMetadata = {
-    formatVersion: 1,
-    labels: ["benign", "malignant"],
+  const metadata = makeFixtureMetadata({
     inputSizePx: 8,
-    preprocessing: { kind: "scale", scale: 1 / 255, offset: 0 },
-    resizePolicy: "squash",
     thresholdProb: 0.7,
     validationMetrics: {},
-    backboneName: "handmade",
-    backboneWeightsId: "handmade/1",
-    featureLayerName: "none",
     featureDim: 3,
-    createdAt: new Date().toISOString(),
-    backend: tf.getBackend(),
     ...(options.policy ? { policy: options.policy } : {}),
-  };
+  });
   await exportTriageModel(dir, model, metadata);
   if (options.onnx) await exportTriageModelOnnx(dir, model, metadata);
   model.dispose();

@@ -5,13 +5,9 @@ import sharp from "sharp";
 import * as tf from "@tensorflow/tfjs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ImageDecodeError, selectBackend } from "../../lib/index.js";
-import {
-  exportTriageModel,
-  loadTriageModel,
-  type LoadedTriageModel,
-  type TriageModelMetadata,
-} from "../../lib/export/triageModel.js";
+import { exportTriageModel, loadTriageModel, type LoadedTriageModel } from "../../lib/export/triageModel.js";
 import { chooseThresholdForSensitivity, ThresholdError, triageDecision, triageImage } from "../../lib/triage/triage.js";
+import { makeFixtureMetadata } from "../helpers/triageMetadata.js";
 
 describe("chooseThresholdForSensitivity", () => {
   it("picks the highest threshold meeting the target (hand-checked)", () => {
@@ -68,21 +64,12 @@ describe("triageImage", () => {
     const dense = tf.layers.dense({ units: 1, activation: "sigmoid", name: "red_logit" });
     const model = tf.model({ inputs: input, outputs: dense.apply(pooled) as tf.SymbolicTensor });
     dense.setWeights([tf.tensor2d([[1], [0], [0]]), tf.tensor1d([0])]);
-    const metadata: TriageModelMetadata = {
-      formatVersion: 1,
-      labels: ["benign", "malignant"],
+    const metadata = makeFixtureMetadata({
       inputSizePx: 8,
-      preprocessing: { kind: "scale", scale: 1 / 255, offset: 0 },
-      resizePolicy: "squash",
       thresholdProb: 0.7,
       validationMetrics: { rocAuc: 1 },
-      backboneName: "handmade",
-      backboneWeightsId: "handmade/1",
-      featureLayerName: "none",
       featureDim: 3,
-      createdAt: new Date().toISOString(),
-      backend: tf.getBackend(),
-    };
+    });
     await exportTriageModel(path.join(tmp, "model"), model, metadata);
     model.dispose();
     loaded = await loadTriageModel(path.join(tmp, "model"));
