@@ -527,13 +527,14 @@ export type { ImageBytesScorer } from "./serve/imageScorer.js";
 // ── Notebooks: executing notebooks headless through the kernel
 export {
   executeNotebook,
+  executeNotebooks,
   findJupyterPython,
   listNotebooks,
   JupyterMissingError,
   NotebookExecutionError,
   JUPYTER_DEBIAN_PACKAGES,
 } from "./notebooks/executeNotebook.js";
-export type { NotebookRun, NotebookProgressEvent } from "./notebooks/executeNotebook.js";
+export type { NotebookRun, NotebookProgressEvent, ExecuteNotebookOptions } from "./notebooks/executeNotebook.js";
 
 // ── Experiments: cross-validated runs, run identity, threshold audits, leaderboard
 export { createLeaveOneSourceOutFolds } from "./experiments/sourceFolds.js";

@@ -7,7 +7,7 @@ import path from "node:path";
 import {
   BACKBONE_NAMES,
   defineCli,
-  executeNotebook,
+  executeNotebooks,
   isSyntheticDataDir,
   findJupyterPython,
   findProjectRoot,
@@ -118,32 +118,35 @@ async function main(): Promise<void> {
       ? path.resolve(process.cwd(), args["notebooks-out"])
       : path.join(root, "out", "notebooks");
   const notebooks = listNotebooks(path.join(root, "notebooks"));
-  const runs = [];
-  for (const [k, notebook] of notebooks.entries()) {
-    const name = path.basename(notebook, ".ipynb");
-    const where = `notebook ${k + 1}/${notebooks.length} ${name}`;
-    console.log(`${where}: starting`);
-    try {
-      const run = await executeNotebook(notebook, {
-        outDir,
-        env,
-        python,
-        onProgress: (event) => {
-          if (event.kind === "cell") console.log(`${where}: cell ${event.cell}/${event.cells}`);
-          else if (event.stream === "stdout") console.log(`  | ${event.text}`);
-        },
-      });
-      runs.push(run);
-      console.log(`${where}: done in ${run.seconds.toFixed(1)} s`);
-    } catch (err) {
-      console.log(`${where}: FAILED`);
-      if (err instanceof NotebookExecutionError) {
-        console.error(err.message);
-        process.exit(1);
-      }
-      throw err;
+  // All notebooks run in one kernel, reset between them (executeNotebooks): the kernel start and
+  // tslab's compile of lib/ are paid once, not once per notebook.
+  const where = (k: number) => `notebook ${k + 1}/${notebooks.length} ${path.basename(notebooks[k], ".ipynb")}`;
+  let current = 0;
+  let runs;
+  try {
+    runs = await executeNotebooks(notebooks, {
+      outDir,
+      env,
+      python,
+      onProgress: (event) => {
+        if (event.kind === "notebook") {
+          current = event.index;
+          console.log(`${where(current)}: starting`);
+        } else if (event.kind === "notebook-end") {
+          if (event.status === 0) console.log(`${where(event.index)}: done`);
+        } else if (event.kind === "cell") console.log(`${where(current)}: cell ${event.cell}/${event.cells}`);
+        else if (event.stream === "stdout") console.log(`  | ${event.text}`);
+      },
+    });
+  } catch (err) {
+    console.log(`${where(current)}: FAILED`);
+    if (err instanceof NotebookExecutionError) {
+      console.error(err.message);
+      process.exit(1);
     }
+    throw err;
   }
+  for (const [k, run] of runs.entries()) console.log(`${where(k)}: ${run.seconds.toFixed(1)} s`);
   const allStdout = runs.map((r) => r.stdoutText).join("");
   const backendLine = allStdout.split("\n").find((l) => l.startsWith("backend:"));
   const triageLines = (runs.at(-1)?.stdoutText ?? "").split("\n").filter((l) => /^(triage|decision) /.test(l));

@@ -2,6 +2,12 @@
 """Executes one notebook through the real tslab kernel over the Jupyter protocol (nbclient).
 
 Usage: execute_notebook.py IN.ipynb OUT.ipynb OUT.html --root PROJECT_ROOT [--timeout SECONDS] [--progress-json]
+       execute_notebook.py --batch JOBS.json --root PROJECT_ROOT [--timeout SECONDS] [--progress-json]
+
+--batch runs several notebooks in order in ONE kernel (a list of {input, output_ipynb,
+output_html}), resetting the kernel's declarations between them: the kernel start and tslab's
+compile of lib/ are paid once. With --progress-json it also reports {"event": "notebook",
+"index": k} and {"event": "notebook-end", "index": k, "status": s}; it stops at the first failure.
 
 With --progress-json, stdout carries one JSON object per line while the notebook runs:
 {"event": "cell", "cell": n, "cells": N} as code cell n of N (1-based) starts, and
@@ -20,6 +26,7 @@ import sys
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError
+from nbclient.util import run_sync
 
 
 def cell_error_text(cell):
@@ -49,29 +56,29 @@ class ProgressNotebookClient(NotebookClient):
         return super().output(outs, msg, display_id, cell_index)
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("input")
-    parser.add_argument("output_ipynb")
-    parser.add_argument("output_html")
-    parser.add_argument("--root", required=True)
-    parser.add_argument("--timeout", type=int, default=1800)
-    parser.add_argument("--progress-json", action="store_true")
-    args = parser.parse_args()
+# Sent as an extra first cell of every notebook after the first in --batch mode; the kernel
+# launcher (jupyter/kernels/tslab-melanoma/launch.cjs) answers it by resetting tslab's executor:
+# every declaration of the notebook before is dropped (a cell that used one fails to compile, as in
+# a fresh kernel), while the compiled lib/ and the started tfjs backend stay.
+RESET_CELL_SOURCE = "/* melanoma-lab: reset kernel state */"
 
-    os.environ["JUPYTER_PATH"] = os.path.join(args.root, "jupyter") + (
-        os.pathsep + os.environ["JUPYTER_PATH"] if os.environ.get("JUPYTER_PATH") else "")
-    nb = nbformat.read(args.input, as_version=4)
-    client_class = ProgressNotebookClient if args.progress_json else NotebookClient
-    client = client_class(
-        nb,
-        kernel_name="tslab-melanoma",
-        timeout=args.timeout,
-        resources={"metadata": {"path": os.path.dirname(os.path.abspath(args.input))}},
-        allow_errors=False,
-    )
+
+def execute_and_save(nb, input_path, output_ipynb, output_html, args, client=None, reset_first=False):
+    """Executes nb (with `client`'s kernel when given), saves, signs and renders it; returns (status, client)."""
+    if reset_first:
+        nb.cells.insert(0, nbformat.v4.new_code_cell(RESET_CELL_SOURCE))
+    resources = {"metadata": {"path": os.path.dirname(os.path.abspath(input_path))}}
+    shared_kernel = client is not None
+    if client is None:
+        client_class = ProgressNotebookClient if args.progress_json else NotebookClient
+        client = client_class(nb, kernel_name="tslab-melanoma", timeout=args.timeout, resources=resources,
+                              allow_errors=False)
+    else:
+        # One client (and so one kernel and one kernel client, bound to one event loop) for the batch.
+        client.nb = nb
+        client.resources = resources
     if args.progress_json:
-        code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+        code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source != RESET_CELL_SOURCE]
         ordinal = {cell_index: n + 1 for n, cell_index in enumerate(code_cells)}
 
         def report_cell_start(cell, cell_index):
@@ -82,9 +89,12 @@ def main():
         client.on_cell_start = report_cell_start
     status = 0
     try:
-        client.execute()
+        # The kernel is kept for the next notebook of a batch; the caller shuts it down.
+        client.execute(cleanup_kc=False)
     except (CellExecutionError, CellTimeoutError) as err:
         status = 3
+        if reset_first:
+            nb.cells.pop(0)
         failing = None
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
@@ -101,26 +111,84 @@ def main():
         if isinstance(err, CellTimeoutError):
             detail = f"timed out after {args.timeout} s. {detail}"
         sys.stderr.write(
-            f"NOTEBOOK FAILED: {os.path.basename(args.input)} cell {index} (0-based, counting markdown cells)\n"
+            f"NOTEBOOK FAILED: {os.path.basename(input_path)} cell {index} (0-based, counting markdown cells)\n"
             f"--- cell source ---\n{source}\n--- error ---\n{detail or str(err)}\n")
+        reset_first = False
     except Exception as err:  # kernel died, missing kernel spec, ...
-        sys.stderr.write(f"NOTEBOOK FAILED: {os.path.basename(args.input)}: {type(err).__name__}: {err}\n")
+        sys.stderr.write(f"NOTEBOOK FAILED: {os.path.basename(input_path)}: {type(err).__name__}: {err}\n")
         status = 2
+    if reset_first and nb.cells and nb.cells[0].source == RESET_CELL_SOURCE:
+        nb.cells.pop(0)
+    if shared_kernel:
+        # The shared kernel keeps counting across notebooks; number this notebook's cells from 1.
+        count = 0
+        for cell in nb.cells:
+            if cell.cell_type == "code" and cell.get("execution_count"):
+                count += 1
+                cell.execution_count = count
+                for out in cell.get("outputs", []):
+                    if out.get("execution_count"):
+                        out["execution_count"] = count
 
-    os.makedirs(os.path.dirname(os.path.abspath(args.output_ipynb)), exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(output_ipynb)), exist_ok=True)
     try:
         from nbformat.sign import NotebookNotary
         NotebookNotary().sign(nb)
     except Exception as err:  # signing is a convenience; the executed notebook matters more
-        sys.stderr.write(f"warning: could not sign {args.output_ipynb}: {err}\n")
-    nbformat.write(nb, args.output_ipynb)
+        sys.stderr.write(f"warning: could not sign {output_ipynb}: {err}\n")
+    nbformat.write(nb, output_ipynb)
     try:
         from nbconvert import HTMLExporter
         body, _ = HTMLExporter().from_notebook_node(nb)
-        with open(args.output_html, "w", encoding="utf-8") as fh:
+        with open(output_html, "w", encoding="utf-8") as fh:
             fh.write(body)
     except Exception as err:
-        sys.stderr.write(f"warning: could not render {args.output_html}: {err}\n")
+        sys.stderr.write(f"warning: could not render {output_html}: {err}\n")
+    return status, client
+
+
+def shutdown(client):
+    if client is None or client.km is None:
+        return
+    try:
+        run_sync(client._async_cleanup_kernel)()
+    except Exception as err:  # the kernel may already be gone after a failure
+        sys.stderr.write(f"warning: kernel shutdown: {err}\n")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("input", nargs="?")
+    parser.add_argument("output_ipynb", nargs="?")
+    parser.add_argument("output_html", nargs="?")
+    parser.add_argument("--batch", help="JSON file: a list of {input, output_ipynb, output_html}, run in one kernel")
+    parser.add_argument("--root", required=True)
+    parser.add_argument("--timeout", type=int, default=1800)
+    parser.add_argument("--progress-json", action="store_true")
+    args = parser.parse_args()
+
+    os.environ["JUPYTER_PATH"] = os.path.join(args.root, "jupyter") + (
+        os.pathsep + os.environ["JUPYTER_PATH"] if os.environ.get("JUPYTER_PATH") else "")
+    if args.batch:
+        with open(args.batch, encoding="utf-8") as fh:
+            jobs = json.load(fh)
+    elif args.input and args.output_ipynb and args.output_html:
+        jobs = [{"input": args.input, "output_ipynb": args.output_ipynb, "output_html": args.output_html}]
+    else:
+        parser.error("give IN.ipynb OUT.ipynb OUT.html, or --batch FILE.json")
+    client = None
+    status = 0
+    for index, job in enumerate(jobs):
+        if args.batch and args.progress_json:
+            emit_progress({"event": "notebook", "index": index})
+        nb = nbformat.read(job["input"], as_version=4)
+        status, client = execute_and_save(nb, job["input"], job["output_ipynb"], job["output_html"], args, client,
+                                          index > 0)
+        if args.batch and args.progress_json:
+            emit_progress({"event": "notebook-end", "index": index, "status": status})
+        if status != 0:
+            break
+    shutdown(client)
     sys.exit(status)
 
 

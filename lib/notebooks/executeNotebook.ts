@@ -1,5 +1,6 @@
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { MelanomaLabError } from "../util/errors.js";
 import { findProjectRoot } from "../util/paths.js";
@@ -57,7 +58,11 @@ export function findJupyterPython(): string {
  * line comes when its cell ends).
  */
 export type NotebookProgressEvent =
-  { kind: "cell"; cell: number; cells: number } | { kind: "line"; stream: "stdout" | "stderr"; text: string };
+  | { kind: "cell"; cell: number; cells: number }
+  | { kind: "line"; stream: "stdout" | "stderr"; text: string }
+  /** executeNotebooks only: notebook `index` (0-based, in the order given) starts or ends. */
+  | { kind: "notebook"; index: number }
+  | { kind: "notebook-end"; index: number; status: number };
 
 /** The result of executing one notebook. */
 export interface NotebookRun {
@@ -84,38 +89,103 @@ export interface NotebookRun {
  *   onProgress: (e) => console.log(e.kind === "cell" ? `cell ${e.cell}/${e.cells}` : e.text),
  * });
  */
-export async function executeNotebook(
-  notebookPath: string,
-  options: {
-    outDir: string;
-    env?: Record<string, string>;
-    timeoutSec?: number;
-    python?: string;
-    onProgress?: (event: NotebookProgressEvent) => void;
-  },
-): Promise<NotebookRun> {
+export async function executeNotebook(notebookPath: string, options: ExecuteNotebookOptions): Promise<NotebookRun> {
+  const [job] = planNotebookJobs([notebookPath], options.outDir);
+  const onProgress = options.onProgress;
+  const started = Date.now();
+  const args = [job.input, job.output_ipynb, job.output_html];
+  const { status, stderr } = await runExecuteScript(args, options, onProgress);
+  if (status !== 0) throw notebookFailure(path.basename(notebookPath), stderr, job.output_ipynb);
+  return finishedRun(job, (Date.now() - started) / 1000);
+}
+
+/** Options of {@link executeNotebook} and {@link executeNotebooks}. */
+export interface ExecuteNotebookOptions {
+  outDir: string;
+  env?: Record<string, string>;
+  timeoutSec?: number;
+  python?: string;
+  onProgress?: (event: NotebookProgressEvent) => void;
+}
+
+/**
+ * Executes several notebooks in order in ONE tslab kernel (as {@link executeNotebook} does each
+ * alone), resetting the kernel's declarations between them: a cell that uses a name from an
+ * earlier notebook fails to compile, as in a fresh kernel, while the kernel start, tslab's
+ * compile of lib/ and the tfjs backend's start are paid once instead of once per notebook.
+ * Each executed copy and its HTML go to `outDir`; it stops at the first failing notebook and
+ * throws {@link NotebookExecutionError} naming it and its cell (the copies so far are saved).
+ * `onProgress` also hears `{ kind: "notebook", index }` as each one starts.
+ *
+ * @example const runs = await executeNotebooks(listNotebooks("notebooks"), { outDir: "out/notebooks" });
+ */
+export async function executeNotebooks(
+  notebookPaths: readonly string[],
+  options: ExecuteNotebookOptions,
+): Promise<NotebookRun[]> {
+  const jobs = planNotebookJobs(notebookPaths, options.outDir);
+  const batchFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "melanoma-lab-notebooks-")), "jobs.json");
+  fs.writeFileSync(batchFile, JSON.stringify(jobs));
+  const startedMs: number[] = [];
+  const endedMs: number[] = [];
+  let failedIndex: number | undefined;
+  const onProgress = (event: NotebookProgressEvent) => {
+    if (event.kind === "notebook") startedMs[event.index] = Date.now();
+    if (event.kind === "notebook-end") {
+      endedMs[event.index] = Date.now();
+      if (event.status !== 0) failedIndex = event.index;
+    }
+    options.onProgress?.(event);
+  };
+  try {
+    const { status, stderr } = await runExecuteScript(["--batch", batchFile], options, onProgress);
+    if (status !== 0) {
+      const index = failedIndex ?? Math.max(0, startedMs.length - 1);
+      throw notebookFailure(path.basename(jobs[index].input), stderr, jobs[index].output_ipynb);
+    }
+  } finally {
+    fs.rmSync(path.dirname(batchFile), { recursive: true, force: true });
+  }
+  return jobs.map((job, i) => finishedRun(job, ((endedMs[i] ?? Date.now()) - (startedMs[i] ?? Date.now())) / 1000));
+}
+
+interface NotebookJob {
+  input: string;
+  output_ipynb: string;
+  output_html: string;
+}
+
+function planNotebookJobs(notebookPaths: readonly string[], outDir: string): NotebookJob[] {
+  fs.mkdirSync(outDir, { recursive: true });
+  return notebookPaths.map((notebookPath) => {
+    const base = path.basename(notebookPath, ".ipynb");
+    return {
+      input: path.resolve(notebookPath),
+      output_ipynb: path.resolve(outDir, `${base}.ipynb`),
+      output_html: path.resolve(outDir, `${base}.html`),
+    };
+  });
+}
+
+/** Runs scripts/execute_notebook.py with `args` (+ root, timeout, progress), streaming its progress. */
+async function runExecuteScript(
+  args: string[],
+  options: ExecuteNotebookOptions,
+  onProgress: ((event: NotebookProgressEvent) => void) | undefined,
+): Promise<{ status: number | null; stderr: string }> {
   const root = findProjectRoot();
   const python = options.python ?? findJupyterPython();
-  const base = path.basename(notebookPath, ".ipynb");
-  fs.mkdirSync(options.outDir, { recursive: true });
-  const executedNotebookPath = path.resolve(options.outDir, `${base}.ipynb`);
-  const htmlPath = path.resolve(options.outDir, `${base}.html`);
-  const script = path.join(root, "scripts", "execute_notebook.py");
-  const args = [
-    script,
-    path.resolve(notebookPath),
-    executedNotebookPath,
-    htmlPath,
+  const fullArgs = [
+    path.join(root, "scripts", "execute_notebook.py"),
+    ...args,
     "--root",
     root,
     "--timeout",
     String(options.timeoutSec ?? 3600),
   ];
-  const onProgress = options.onProgress;
-  if (onProgress) args.push("--progress-json");
-  const started = Date.now();
-  const { status, stderr } = await new Promise<{ status: number | null; stderr: string }>((resolve, reject) => {
-    const child = spawn(python, args, {
+  if (onProgress) fullArgs.push("--progress-json");
+  return new Promise<{ status: number | null; stderr: string }>((resolve, reject) => {
+    const child = spawn(python, fullArgs, {
       cwd: root,
       env: { ...process.env, MELANOMA_LAB_ROOT: root, ...options.env },
       stdio: ["ignore", onProgress ? "pipe" : "inherit", "pipe"],
@@ -132,17 +202,20 @@ export async function executeNotebook(
     child.on("error", reject);
     child.on("close", (code) => resolve({ status: code, stderr: err }));
   });
-  const seconds = (Date.now() - started) / 1000;
-  if (status !== 0) {
-    const detail = stderr.includes("NOTEBOOK FAILED") ? stderr.slice(stderr.indexOf("NOTEBOOK FAILED")) : stderr;
-    throw new NotebookExecutionError(path.basename(notebookPath), detail.trim(), executedNotebookPath);
-  }
+}
+
+function notebookFailure(notebook: string, stderr: string, executedNotebookPath: string): NotebookExecutionError {
+  const detail = stderr.includes("NOTEBOOK FAILED") ? stderr.slice(stderr.indexOf("NOTEBOOK FAILED")) : stderr;
+  return new NotebookExecutionError(notebook, detail.trim(), executedNotebookPath);
+}
+
+function finishedRun(job: NotebookJob, seconds: number): NotebookRun {
   return {
-    notebook: path.basename(notebookPath),
-    executedNotebookPath,
-    htmlPath,
+    notebook: path.basename(job.input),
+    executedNotebookPath: job.output_ipynb,
+    htmlPath: job.output_html,
     seconds,
-    stdoutText: readStdoutText(executedNotebookPath),
+    stdoutText: readStdoutText(job.output_ipynb),
   };
 }
 
@@ -167,7 +240,15 @@ export function createProgressLineReader(onProgress: (event: NotebookProgressEve
   };
   const handle = (jsonLine: string) => {
     if (jsonLine.trim() === "") return;
-    let event: { event?: string; cell?: number; cells?: number; name?: string; text?: string };
+    let event: {
+      event?: string;
+      cell?: number;
+      cells?: number;
+      name?: string;
+      text?: string;
+      index?: number;
+      status?: number;
+    };
     try {
       event = JSON.parse(jsonLine);
     } catch {
@@ -178,6 +259,13 @@ export function createProgressLineReader(onProgress: (event: NotebookProgressEve
     if (event.event === "cell") {
       flushPartial();
       onProgress({ kind: "cell", cell: event.cell ?? 0, cells: event.cells ?? 0 });
+    } else if (event.event === "notebook" || event.event === "notebook-end") {
+      flushPartial();
+      onProgress(
+        event.event === "notebook"
+          ? { kind: "notebook", index: event.index ?? 0 }
+          : { kind: "notebook-end", index: event.index ?? 0, status: event.status ?? 0 },
+      );
     } else if (event.event === "stream") {
       const stream = event.name === "stderr" ? "stderr" : "stdout";
       const parts = (partial[stream] + (event.text ?? "")).split("\n");

@@ -5,6 +5,7 @@ import path from "node:path";
 import { beforeAll, expect, it } from "vitest";
 import {
   executeNotebook,
+  executeNotebooks,
   findJupyterPython,
   findProjectRoot,
   listNotebooks,
@@ -321,4 +322,63 @@ describeRequiring(missingTool(haveJupyter, JUPYTER_WHAT, JUPYTER_INSTALL), "a fa
     const saved = JSON.parse(fs.readFileSync((err as NotebookExecutionError).executedCopy, "utf8"));
     expect(JSON.stringify(saved.cells[1].outputs)).toContain("first cell ran");
   });
+});
+
+describeRequiring(missingTool(haveJupyter, JUPYTER_WHAT, JUPYTER_INSTALL), "notebooks run in one kernel", () => {
+  const writeNotebook = (file: string, sources: string[]) =>
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        cells: sources.map((source) => ({
+          cell_type: "code",
+          metadata: {},
+          source,
+          outputs: [],
+          execution_count: null,
+        })),
+        metadata: {
+          kernelspec: { name: "tslab-melanoma", display_name: "TypeScript (melanoma-lab)", language: "typescript" },
+        },
+        nbformat: 4,
+        nbformat_minor: 5,
+      }),
+    );
+
+  it("share the kernel but not declarations: a name from the notebook before does not compile", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "melanoma-batch-"));
+    const first = path.join(dir, "01-first.ipynb");
+    const second = path.join(dir, "02-second.ipynb");
+    const third = path.join(dir, "03-third.ipynb");
+    // The same const in each notebook (a redeclaration in one kernel unless reset), and a process-wide
+    // value that survives the reset (the kernel really is shared).
+    writeNotebook(first, [
+      "const answer = 41;\n{\n  (globalThis as any).melanomaBatchProbe = process.pid;\n}",
+      "console.log(answer + 1);",
+    ]);
+    writeNotebook(second, [
+      "const answer = 1;\nconsole.log(`pid ${(globalThis as any).melanomaBatchProbe === process.pid}`);",
+      "console.log(answer);",
+    ]);
+    writeNotebook(third, ["console.log(answer);"]);
+    const events: string[] = [];
+    const runs = await executeNotebooks([first, second], {
+      outDir: dir,
+      onProgress: (e) => {
+        if (e.kind === "notebook") events.push(`start ${e.index}`);
+        if (e.kind === "cell") events.push(`cell ${e.cell}/${e.cells}`);
+      },
+    });
+    expect(events).toEqual(["start 0", "cell 1/2", "cell 2/2", "start 1", "cell 1/2", "cell 2/2"]);
+    expect(runs.map((r) => r.stdoutText)).toEqual(["42\n", "pid true\n1\n"]);
+    const saved = JSON.parse(fs.readFileSync(runs[1].executedNotebookPath, "utf8"));
+    // The reset cell is not saved, and each notebook counts its cells from 1.
+    expect(saved.cells.map((c: { execution_count: number }) => c.execution_count)).toEqual([1, 2]);
+    const err = await executeNotebooks([first, third], { outDir: dir }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(NotebookExecutionError);
+    expect((err as Error).message).toContain("03-third.ipynb cell 0");
+    expect((err as Error).message).toMatch(/Cannot find name 'answer'/);
+  }, 300_000);
 });

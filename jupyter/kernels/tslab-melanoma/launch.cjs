@@ -48,5 +48,22 @@ ZmqServer.prototype.publishStatus = function (status, parent) {
   }, IDLE_FLUSH_DELAY_MS);
   return undefined;
 };
+// scripts/execute_notebook.py --batch runs the demo's notebooks in one kernel and sends this cell
+// before each notebook after the first: reset() drops every declaration of the notebook before (a
+// cell that used one then fails to compile, as in a fresh kernel) while lib/'s compiled modules
+// and the started tfjs backend stay, so the kernel start and the ~8 s compile of lib/ are paid once.
+const RESET_CELL_SOURCE = "/* melanoma-lab: reset kernel state */";
+const executorModule = require(path.join(tslabDir, "dist", "executor.js"));
+const createExecutor = executorModule.createExecutor;
+executorModule.createExecutor = function (...args) {
+  const executor = createExecutor.apply(this, args);
+  const execute = executor.execute.bind(executor);
+  executor.execute = async (src) => {
+    if (src.trim() !== RESET_CELL_SOURCE) return execute(src);
+    executor.reset();
+    return true;
+  };
+  return executor;
+};
 const { startKernel } = require(path.join(tslabDir, "dist", "main.js"));
 startKernel({ configPath: process.argv[2] || "", enableFindLocal: false });
