@@ -61,6 +61,13 @@ export interface ExperimentOptions {
    * Default false: a fresh run deletes old logs/<run>, models/<run> and checkpoints.
    */
   resume?: boolean;
+  /**
+   * A second data set (labels.csv + images/, e.g. ../shared/data/isic2020-ext) that the final
+   * model, trained on all of `dataDir`, scores for the transfer report: ROC AUC with a
+   * patient-grouped bootstrap interval and the shipped threshold's sensitivity/specificity there.
+   * It never takes part in training or in choosing anything. Default none.
+   */
+  externalDataDir?: string;
   /** Feature cache. Default MELANOMA_LAB_FEATURE_CACHE or <project root>/data/cache/features. */
   featureCacheDir?: string;
   /**
@@ -101,6 +108,8 @@ export interface ResolvedExperimentConfig {
   runJsonPath: string;
   checkpoints: ExperimentCheckpoints;
   featureCacheDir: string;
+  /** Absolute external data folder for the transfer report, when one was given. */
+  externalDataDir: string | undefined;
   progressMode: "bar" | "lines" | "quiet";
   log: (line: string) => void;
 }
@@ -158,6 +167,11 @@ export function resolveExperimentConfig(options: ExperimentOptions): ResolvedExp
     throw new ExperimentConfigError(
       `dataDir: ${dataDir} does not exist (expected labels.csv + images/, or train/benign + train/malignant)`,
     );
+  const externalDataDir = options.externalDataDir === undefined ? undefined : path.resolve(options.externalDataDir);
+  if (externalDataDir !== undefined && !fs.existsSync(externalDataDir))
+    throw new ExperimentConfigError(
+      `externalDataDir: ${externalDataDir} does not exist (expected labels.csv + images/ of a second data set)`,
+    );
   const outputRoot = path.resolve(options.outputRoot ?? findProjectRoot());
   const nameOptions = {
     ...options,
@@ -200,6 +214,7 @@ export function resolveExperimentConfig(options: ExperimentOptions): ResolvedExp
     runJsonPath: path.join(outputRoot, "runs", `${runName}.json`),
     checkpoints: new ExperimentCheckpoints(path.join(outputRoot, "out", "checkpoints", runName)),
     featureCacheDir: options.featureCacheDir ?? resolveFeatureCacheDir(),
+    externalDataDir,
     progressMode,
     log,
   };
