@@ -596,6 +596,7 @@ export {
   crossValidateLeaveOneSourceOut,
   evaluateExternalScores,
   formatTransferReport,
+  buildTransferReportSection,
   TransferReportError,
 } from "./experiments/transferReport.js";
 export type {
@@ -650,3 +651,4 @@ export {
   writeModelCardToTensorBoard,
 } from "./workflow/pipeline.js";
 export type { FeatureTable, TrainingTensorBoardOptions } from "./workflow/pipeline.js";
+export { crossValidateRunLeaveOneSourceOut, scoreRunExternalSet } from "./workflow/runTransferReport.js";

@@ -1,6 +1,7 @@
 import { bootstrapMetric } from "../evaluate/bootstrap.js";
 import { computeConfusionMatrix, computeRocAuc, deriveThresholdMetrics } from "../evaluate/metrics.js";
 import type { LesionRecord } from "../data/types.js";
+import type { ReportSection } from "../evaluate/report.js";
 import { MelanomaLabError } from "../util/errors.js";
 import { crossValidateHead, toFoldRows, type FeatureRows, type HeadConfig } from "./crossValidate.js";
 import { createLeaveOneSourceOutFolds } from "./sourceFolds.js";
@@ -242,4 +243,46 @@ export function formatTransferReport(report: {
     );
   }
   return lines;
+}
+
+/**
+ * The transfer report as an HTML-report section (writeHtmlReport): one row per left-out source,
+ * worst ROC AUC first, then the external set with its interval.
+ *
+ * @example writeHtmlReport(file, { title, sections: [buildTransferReportSection({ leaveOneSourceOut: loso, external })] })
+ */
+export function buildTransferReportSection(report: {
+  leaveOneSourceOut?: Pick<LeaveOneSourceOutReport, "perSource" | "thresholdProb"> | null;
+  external?: ExternalTransferResult | null;
+}): ReportSection {
+  const rows: string[][] = (report.leaveOneSourceOut?.perSource ?? []).map((r) => [
+    `left out: ${r.source}`,
+    String(r.images),
+    String(r.malignant),
+    f3(r.rocAuc),
+    f3(r.sensitivity),
+    f3(r.specificity),
+  ]);
+  const ext = report.external;
+  if (ext)
+    rows.push([
+      `external: ${ext.dataDir.split(/[\\/]/).pop()}`,
+      String(ext.images),
+      String(ext.malignant),
+      `${f3(ext.rocAuc.estimate)} (${f3(ext.rocAuc.lower)}–${f3(ext.rocAuc.upper)})`,
+      f3(ext.sensitivity),
+      f3(ext.specificity),
+    ]);
+  const thresholdProb = report.leaveOneSourceOut?.thresholdProb ?? ext?.thresholdProb;
+  return {
+    heading: "Transfer: sources the model was not trained on",
+    table: {
+      columns: ["scored on", "images", "malignant", "ROC AUC", "sensitivity", "specificity"],
+      rows,
+      caption:
+        `Each left-out source is scored by a head trained without it; sensitivity and specificity at the shipped threshold ` +
+        `${thresholdProb === undefined ? "" : thresholdProb.toFixed(4)}. The external set is scored by the trained model; ` +
+        `its interval is a 95% bootstrap over patients.`,
+    },
+  };
 }
