@@ -95,6 +95,11 @@ const cli = defineCli({
         "second data set (labels.csv + images/, e.g. ../shared/data/isic2020-ext) that the final model scores for the " +
         "transfer report: ROC AUC with a patient-grouped bootstrap CI, and the shipped threshold's sensitivity/specificity",
     },
+    "skip-loso": {
+      type: "boolean",
+      description:
+        "with --split lesion: skip the transfer report's leave-one-source-out folds (they about double the head-training time)",
+    },
     run: { type: "string", valueName: "<name>", description: "run name (default: from data, backbone and options)" },
     progress: {
       type: "string",
@@ -146,6 +151,7 @@ async function main(): Promise<void> {
     outputRoot: args["output-root"],
     resume: args.resume,
     externalDataDir: args.external,
+    leaveOneSourceOut: args["skip-loso"] !== true,
   });
 }
 

@@ -68,6 +68,12 @@ export interface ExperimentOptions {
    * It never takes part in training or in choosing anything. Default none.
    */
   externalDataDir?: string;
+  /**
+   * For split "lesion": also train one head per source on the other sources (leave-one-source-out)
+   * for the transfer report. Default true when the data has ≥ 2 sources; it roughly doubles the
+   * head-training time (the features are cached). Split "source" reuses its own folds either way.
+   */
+  leaveOneSourceOut?: boolean;
   /** Feature cache. Default MELANOMA_LAB_FEATURE_CACHE or <project root>/data/cache/features. */
   featureCacheDir?: string;
   /**
@@ -110,6 +116,8 @@ export interface ResolvedExperimentConfig {
   featureCacheDir: string;
   /** Absolute external data folder for the transfer report, when one was given. */
   externalDataDir: string | undefined;
+  /** Whether a k-fold run also runs the leave-one-source-out folds of the transfer report. */
+  leaveOneSourceOut: boolean;
   progressMode: "bar" | "lines" | "quiet";
   log: (line: string) => void;
 }
@@ -215,6 +223,7 @@ export function resolveExperimentConfig(options: ExperimentOptions): ResolvedExp
     checkpoints: new ExperimentCheckpoints(path.join(outputRoot, "out", "checkpoints", runName)),
     featureCacheDir: options.featureCacheDir ?? resolveFeatureCacheDir(),
     externalDataDir,
+    leaveOneSourceOut: options.leaveOneSourceOut !== false,
     progressMode,
     log,
   };

@@ -176,7 +176,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
         ...summarizeLeaveOneSourceOut(feats.labels, cv.outOfFoldProbs, feats.sources, threshold.thresholdProb),
         foldsReused: true,
       };
-    else if (canLeaveSourcesOut)
+    else if (canLeaveSourcesOut && config.leaveOneSourceOut)
       leaveOneSourceOut = {
         ...(await crossValidateLeaveOneSourceOut(
           {
@@ -190,7 +190,12 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
         )),
         foldsReused: false,
       };
-    else log(`transfer report: no leave-one-source-out (${sourceCount} source(s); needs ≥ 2 on every image)`);
+    else
+      log(
+        config.leaveOneSourceOut === false
+          ? "transfer report: leave-one-source-out skipped (asked)"
+          : `transfer report: no leave-one-source-out (${sourceCount} source(s); needs ≥ 2 on every image)`,
+      );
     const leaveOneSourceOutMs = performance.now() - losoStarted;
 
     const externalDir = config.externalDataDir;

@@ -66,7 +66,8 @@ beforeAll(async () => {
   };
   firstFilesBefore = listRunFiles(result);
   // Same options but a linear head: a different configuration, so a different run (features are cached).
-  linearHead = await runExperiment({ ...same, head: { hiddenUnits: 0 } });
+  // It also skips the transfer report's leave-one-source-out folds (not part of the run identity).
+  linearHead = await runExperiment({ ...same, head: { hiddenUnits: 0 }, leaveOneSourceOut: false });
   // An explicit name that holds the first run's files, with another dropout: refused before anything is deleted.
   clash = await runExperiment({
     ...same,
@@ -146,6 +147,10 @@ describe("runExperiment on a 40-image synthetic dataset (2 folds, 2 epochs)", ()
     expect(aucs).toEqual([...aucs].sort((a, b) => a - b));
     expect(loso.worstSourceRocAuc).toBe(aucs[0]);
     expect(loso.elapsedMs).toBeGreaterThan(0);
+  });
+
+  it("skips the leave-one-source-out folds when asked, and scores no external set unless given one", () => {
+    expect(linearHead.summary.transfer).toEqual({ leaveOneSourceOut: null, external: null });
   });
 
   it("scores the external set with the exported model: AUC, patient-grouped CI, the threshold's sensitivity/specificity", async () => {

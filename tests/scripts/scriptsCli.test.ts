@@ -70,6 +70,7 @@ describe("npm run experiment: command line", () => {
       "--dropout <x>",
       "--resume",
       "--external <dir>",
+      "--skip-loso",
     ]) {
       expect(r.stdout).toContain(flag);
     }
