@@ -75,7 +75,9 @@ function main(): void {
         table: {
           ...buildLeaderboardReportTable(s.rows),
           caption:
-            "spec@thr: specificity at the exported threshold (≥ target sensitivity on pooled out-of-fold predictions)",
+            "spec@thr: specificity at the exported threshold (≥ target sensitivity on pooled out-of-fold predictions); " +
+            "worst source (LOSO): lowest ROC AUC of a source scored by a head trained without it; external AUC: the final " +
+            `model on the --external set, 95% bootstrap CI over patients. Ranked by ${args.sort}.`,
         },
       })),
     ],

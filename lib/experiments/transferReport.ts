@@ -146,7 +146,12 @@ export async function crossValidateLeaveOneSourceOut(
     createLeaveOneSourceOutFolds(records).map((f) => ({ name: `source-${f.heldOutSource}`, ...f })),
   );
   const sources = records.map((r) => r.source);
-  const cv = await crossValidateHead({ ...rows, sources }, folds, { head: options.head, seed: options.seed });
+  // Only the final scores are reported: no per-epoch scoring of the held-out source.
+  const cv = await crossValidateHead({ ...rows, sources }, folds, {
+    head: options.head,
+    seed: options.seed,
+    validateEachEpoch: false,
+  });
   return {
     ...summarizeLeaveOneSourceOut(Array.from(rows.labels, Number), cv.outOfFoldProbs, sources, options.thresholdProb),
     outOfFoldProbs: cv.outOfFoldProbs,
