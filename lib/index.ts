@@ -585,7 +585,27 @@ export type {
   ExperimentHeadSettings,
 } from "./experiments/runIdentity.js";
 export { EXPERIMENT_RUN_SCHEMA } from "./experiments/runRecord.js";
-export type { ExperimentRunSummary, ExperimentFoldSummary, JsonFoldSpread } from "./experiments/runRecord.js";
+export type {
+  ExperimentRunSummary,
+  ExperimentFoldSummary,
+  JsonFoldSpread,
+  ExperimentTransferSummary,
+  JsonSourceTransferRow,
+} from "./experiments/runRecord.js";
+export {
+  summarizeLeaveOneSourceOut,
+  crossValidateLeaveOneSourceOut,
+  evaluateExternalScores,
+  formatTransferReport,
+  buildTransferReportSection,
+  TransferReportError,
+} from "./experiments/transferReport.js";
+export type {
+  SourceTransferRow,
+  LeaveOneSourceOutReport,
+  LeaveOneSourceOutRun,
+  ExternalTransferResult,
+} from "./experiments/transferReport.js";
 export type { ExperimentOptions } from "./experiments/experimentConfig.js";
 export {
   loadExperimentRuns,
@@ -596,12 +616,14 @@ export {
   buildLeaderboardFigure,
   LeaderboardError,
   LEADERBOARD_EVALUATIONS,
+  LEADERBOARD_SORT_KEYS,
 } from "./experiments/leaderboard.js";
 export type {
   LoadedExperimentRuns,
   LeaderboardRow,
   LeaderboardSection,
   LeaderboardEvaluation,
+  LeaderboardSortKey,
 } from "./experiments/leaderboard.js";
 export { ExperimentResumeError } from "./experiments/experimentResume.js";
 
@@ -630,3 +652,4 @@ export {
   writeModelCardToTensorBoard,
 } from "./workflow/pipeline.js";
 export type { FeatureTable, TrainingTensorBoardOptions } from "./workflow/pipeline.js";
+export { crossValidateRunLeaveOneSourceOut, scoreRunExternalSet } from "./workflow/runTransferReport.js";

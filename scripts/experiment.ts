@@ -1,6 +1,7 @@
 // npm run experiment -- --data <dir> --backbone <name or ensemble a+b+c> [options]; `--help` lists them.
 // Cross-validates a head on frozen backbone features, writes logs/<run>/ (TensorBoard, hparams
 // session), runs/<run>.json and models/<run>/ (triage model trained on all data).
+import fs from "node:fs";
 import {
   BACKBONE_NAMES,
   defineCli,
@@ -21,6 +22,7 @@ const cli = defineCli({
   examples: [
     "npm run experiment -- --data ../shared/data/ham10000-dev --backbone mobilenet_v2 --folds 5",
     "npm run experiment -- --data ../shared/data/ham10000-dev --backbone mobilenet_v2+inception_v3+mobilenet_v1@1.0 --target diagnosis --hidden-units 0",
+    "npm run experiment -- --data ../shared/data/ham10000-dev --backbone mobilenet_v2_imagenet --external ../shared/data/isic2020-ext",
   ],
   options: {
     data: {
@@ -86,6 +88,18 @@ const cli = defineCli({
       default: DEFAULT_HEAD_CONFIG.learningRate,
       description: "Adam learning rate of the head (fine-tuning uses a tenth)",
     },
+    external: {
+      type: "string",
+      valueName: "<dir>",
+      description:
+        "second data set (labels.csv + images/, e.g. ../shared/data/isic2020-ext) that the final model scores for the " +
+        "transfer report: ROC AUC with a patient-grouped bootstrap CI, and the shipped threshold's sensitivity/specificity",
+    },
+    "skip-loso": {
+      type: "boolean",
+      description:
+        "with --split lesion: skip the transfer report's leave-one-source-out folds (they about double the head-training time)",
+    },
     run: { type: "string", valueName: "<name>", description: "run name (default: from data, backbone and options)" },
     progress: {
       type: "string",
@@ -99,11 +113,20 @@ const cli = defineCli({
     },
     resume: { type: "boolean", description: "continue a killed run with the same options from out/checkpoints/<run>/" },
   },
-  notes: ["MELANOMA_LAB_WASM_THREADS (default auto here) sets the wasm threads; see the README."],
+  notes: [
+    "Every run also reports leave-one-source-out ROC AUC per source (worst first) and the shipped threshold's " +
+      "sensitivity/specificity on each left-out source, when the data has at least two sources (ham_dataset).",
+    "MELANOMA_LAB_WASM_THREADS (default auto here) sets the wasm threads; see the README.",
+  ],
 });
 
 async function main(): Promise<void> {
   const { values: args } = parseCommandLineOrExit(cli, process.argv.slice(2));
+  // Checked before any backbone work, in the one-line form of the other flag errors.
+  if (args.external !== undefined && !fs.existsSync(args.external)) {
+    console.error(`experiment: --external folder ${args.external} does not exist; expected labels.csv + images/`);
+    process.exit(2);
+  }
   // Multi-threaded wasm when the machine is idle (1.8–2× here); set the variable to override.
   process.env.MELANOMA_LAB_WASM_THREADS ??= "auto";
   await runExperiment({
@@ -127,6 +150,8 @@ async function main(): Promise<void> {
     progress: args.progress as "bar" | "lines" | "quiet" | undefined,
     outputRoot: args["output-root"],
     resume: args.resume,
+    externalDataDir: args.external,
+    leaveOneSourceOut: args["skip-loso"] !== true,
   });
 }
 

@@ -13,13 +13,19 @@ import {
   formatLeaderboardTable,
   loadExperimentRuns,
   LeaderboardError,
+  LEADERBOARD_SORT_KEYS,
+  type LeaderboardSortKey,
 } from "../lib/index.js";
 
 const cli = defineCli({
   name: "leaderboard",
   usage: "npm run leaderboard --",
   summary: "Compares the experiment runs (runs/*.json): a table in the terminal and a Plotly chart in an HTML report.",
-  examples: ["npm run leaderboard", "npm run leaderboard -- --runs runs --out out/leaderboard.html"],
+  examples: [
+    "npm run leaderboard",
+    "npm run leaderboard -- --runs runs --out out/leaderboard.html",
+    "npm run leaderboard -- --sort worst-source",
+  ],
   options: {
     runs: {
       type: "string",
@@ -32,6 +38,13 @@ const cli = defineCli({
       default: path.join("out", "leaderboard.html"),
       valueName: "<file.html>",
       description: "HTML report to write (relative to the project root)",
+    },
+    sort: {
+      type: "string",
+      choices: LEADERBOARD_SORT_KEYS,
+      default: "cv",
+      description:
+        "rank by cv (mean cross-validated ROC AUC), worst-source (lowest leave-one-source-out AUC) or external (external-set AUC)",
     },
   },
 });
@@ -48,7 +61,7 @@ function main(): void {
       `no experiment runs in ${runsDir}; run \`npm run experiment -- --data <dir> --backbone <name>\` first`,
     );
   // K-fold and leave-one-source-out runs answer different questions: each is ranked on its own.
-  const sections = buildLeaderboardSections(runs);
+  const sections = buildLeaderboardSections(runs, { sortBy: args.sort as LeaderboardSortKey });
   console.log(sections.map((s) => `${s.heading}\n${formatLeaderboardTable(s.rows)}`).join("\n\n"));
   const rows = sections.flatMap((s) => s.rows);
   if (new Set(rows.map((r) => r.dataFingerprint)).size > 1)
@@ -62,7 +75,9 @@ function main(): void {
         table: {
           ...buildLeaderboardReportTable(s.rows),
           caption:
-            "spec@thr: specificity at the exported threshold (≥ target sensitivity on pooled out-of-fold predictions)",
+            "spec@thr: specificity at the exported threshold (≥ target sensitivity on pooled out-of-fold predictions); " +
+            "worst source (LOSO): lowest ROC AUC of a source scored by a head trained without it; external AUC: the final " +
+            `model on the --external set, 95% bootstrap CI over patients. Ranked by ${args.sort}.`,
         },
       })),
     ],

@@ -177,6 +177,11 @@ export async function crossValidateHead(
     checkpointDirForFold?: (fold: FoldRows, foldIndex: number) => string | undefined;
     /** With checkpointDirForFold: continue each fold from its latest checkpoint (trainHead `resume`). */
     resume?: boolean;
+    /**
+     * Score the validation rows after every epoch (history valLoss/valAuc, TensorBoard validation
+     * curves). Default true; false saves that work when only the final scores matter.
+     */
+    validateEachEpoch?: boolean;
     /** A fold that an earlier run already finished: reused without training (resume). */
     completedFold?: (fold: FoldRows, foldIndex: number) => CompletedFold | undefined;
     /**
@@ -270,7 +275,7 @@ export async function crossValidateHead(
         ? { diagnoses: fold.trainRows.map((r) => diagnoses![r]), malignantDiagnoses: options.head.malignantDiagnoses }
         : {}),
       validation:
-        valLabels.some((v) => v === 1) && valLabels.some((v) => v === 0)
+        options.validateEachEpoch !== false && valLabels.some((v) => v === 1) && valLabels.some((v) => v === 0)
           ? { features: valFeatures, labels: valLabels }
           : undefined,
       callbacks: options.callbacksForFold?.(fold, foldIndex),

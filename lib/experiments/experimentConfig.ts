@@ -61,6 +61,19 @@ export interface ExperimentOptions {
    * Default false: a fresh run deletes old logs/<run>, models/<run> and checkpoints.
    */
   resume?: boolean;
+  /**
+   * A second data set (labels.csv + images/, e.g. ../shared/data/isic2020-ext) that the final
+   * model, trained on all of `dataDir`, scores for the transfer report: ROC AUC with a
+   * patient-grouped bootstrap interval and the shipped threshold's sensitivity/specificity there.
+   * It never takes part in training or in choosing anything. Default none.
+   */
+  externalDataDir?: string;
+  /**
+   * For split "lesion": also train one head per source on the other sources (leave-one-source-out)
+   * for the transfer report. Default true when the data has ≥ 2 sources; it roughly doubles the
+   * head-training time (the features are cached). Split "source" reuses its own folds either way.
+   */
+  leaveOneSourceOut?: boolean;
   /** Feature cache. Default MELANOMA_LAB_FEATURE_CACHE or <project root>/data/cache/features. */
   featureCacheDir?: string;
   /**
@@ -101,6 +114,10 @@ export interface ResolvedExperimentConfig {
   runJsonPath: string;
   checkpoints: ExperimentCheckpoints;
   featureCacheDir: string;
+  /** Absolute external data folder for the transfer report, when one was given. */
+  externalDataDir: string | undefined;
+  /** Whether a k-fold run also runs the leave-one-source-out folds of the transfer report. */
+  leaveOneSourceOut: boolean;
   progressMode: "bar" | "lines" | "quiet";
   log: (line: string) => void;
 }
@@ -158,6 +175,11 @@ export function resolveExperimentConfig(options: ExperimentOptions): ResolvedExp
     throw new ExperimentConfigError(
       `dataDir: ${dataDir} does not exist (expected labels.csv + images/, or train/benign + train/malignant)`,
     );
+  const externalDataDir = options.externalDataDir === undefined ? undefined : path.resolve(options.externalDataDir);
+  if (externalDataDir !== undefined && !fs.existsSync(externalDataDir))
+    throw new ExperimentConfigError(
+      `externalDataDir: ${externalDataDir} does not exist (expected labels.csv + images/ of a second data set)`,
+    );
   const outputRoot = path.resolve(options.outputRoot ?? findProjectRoot());
   const nameOptions = {
     ...options,
@@ -200,6 +222,8 @@ export function resolveExperimentConfig(options: ExperimentOptions): ResolvedExp
     runJsonPath: path.join(outputRoot, "runs", `${runName}.json`),
     checkpoints: new ExperimentCheckpoints(path.join(outputRoot, "out", "checkpoints", runName)),
     featureCacheDir: options.featureCacheDir ?? resolveFeatureCacheDir(),
+    externalDataDir,
+    leaveOneSourceOut: options.leaveOneSourceOut !== false,
     progressMode,
     log,
   };

@@ -185,3 +185,56 @@ export function makeExperimentFolds(
         })),
       );
 }
+
+/** An external data set's features through the experiment's backbone(s), for the transfer report. */
+export interface ExternalFeatures {
+  /** Absolute folder. */
+  dataDir: string;
+  /** Flattened [rows × featureDim], same columns as the dev features. */
+  features: Float32Array;
+  /** The records with a feature row, in row order, and their labels (1 malignant). */
+  records: LesionRecord[];
+  labels: number[];
+  /** Rows skipped by the loader or the backbone. */
+  problems: number;
+  featuresMs: number;
+}
+
+/**
+ * Reads `config.externalDataDir` and extracts its (cached) features with the experiment's
+ * already loaded backbone(s), so the final head can score it exactly as it scores the dev set.
+ * Call before the final-model stage frees the backbones.
+ *
+ * @example const external = await extractExternalFeatures(config, feats); external.labels.length // 2700
+ */
+export async function extractExternalFeatures(
+  config: ResolvedExperimentConfig & { externalDataDir: string },
+  feats: Pick<ExperimentFeatures, "ensemble" | "singleBackbone">,
+): Promise<ExternalFeatures> {
+  const started = performance.now();
+  const dataset = loadDataset(config.externalDataDir);
+  const featureOptions = {
+    cacheDir: config.featureCacheDir,
+    onProgress:
+      config.progressMode === "quiet"
+        ? undefined
+        : createProgressBar(`external features`, { stepPercent: config.progressMode === "lines" ? 25 : 10 }),
+  };
+  const matrix = feats.ensemble
+    ? await extractEnsembleFeatures(feats.ensemble, dataset.records, featureOptions)
+    : await extractFeatures(feats.singleBackbone(), dataset.records, featureOptions);
+  const records = matrix.sourceIndices.map((i) => dataset.records[i]);
+  const featuresMs = performance.now() - started;
+  config.log(
+    `external ${config.externalDataDir}: ${records.length} images, ${matrix.rows} × ${matrix.featureDim} features ` +
+      `(${matrix.cacheHits} cached, ${matrix.computed} computed) in ${(featuresMs / 1000).toFixed(1)} s`,
+  );
+  return {
+    dataDir: config.externalDataDir,
+    features: matrix.features,
+    records,
+    labels: records.map((r) => (r.label === "malignant" ? 1 : 0)),
+    problems: dataset.problems.length + matrix.problems.length,
+    featuresMs,
+  };
+}

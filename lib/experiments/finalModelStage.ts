@@ -13,9 +13,10 @@ import { fineTuneTopBlocks } from "../train/fineTune.js";
 import { trainHead } from "../train/trainHead.js";
 import type { CrossValidationResult } from "./crossValidate.js";
 import type { OutOfFoldEvaluation } from "./crossValidationStage.js";
-import type { ExperimentFeatures } from "./experimentData.js";
+import type { ExperimentFeatures, ExternalFeatures } from "./experimentData.js";
+import { predictHeadProbabilities } from "../train/predictBatches.js";
 import { backfillTensorBoardEpochs } from "./experimentResume.js";
-import type { ExperimentTraining } from "./experimentTraining.js";
+import { predictRecords, type ExperimentTraining } from "./experimentTraining.js";
 import { jsonNumber } from "./runRecord.js";
 
 /** What {@link trainAndExportFinalModel} returns. */
@@ -24,6 +25,8 @@ export interface FinalModelResult {
   exportMs: number;
   /** Target "diagnosis": the final head's softmax classes, in column order. */
   diagnosisClasses?: string[];
+  /** The exported model's P(malignant) for each external feature row, when `external` was given. */
+  externalProbs?: Float32Array;
 }
 
 /**
@@ -31,7 +34,8 @@ export interface FinalModelResult {
  * image → P(malignant) triage model and exports it to models/<run>/ with metadata.json: the
  * out-of-fold threshold, the cross-validation metrics under `validation` (with counts; an
  * experiment has no test set) and the threshold's provenance under `threshold`. Frees the
- * backbone(s) when done.
+ * backbone(s) when done. With `external`, the final model (the fine-tuned one when the config
+ * fine-tunes) also scores the external rows before anything is freed.
  *
  * @example const { finalModelMs, exportMs } = await trainAndExportFinalModel(training, features, cv, outOfFold, { fingerprint, backendName: "wasm" });
  */
@@ -41,6 +45,7 @@ export async function trainAndExportFinalModel(
   cv: CrossValidationResult,
   outOfFold: OutOfFoldEvaluation,
   recorded: { fingerprint: string; backendName: string; foldCount: number; malignantDiagnoses?: string[] },
+  external?: Pick<ExternalFeatures, "features" | "records">,
 ): Promise<FinalModelResult> {
   const { config, resuming } = training;
   const { head, seed, epochs, checkpoints, logDir, modelDir } = config;
@@ -129,6 +134,13 @@ export async function trainAndExportFinalModel(
     }),
   );
   const exportMs = performance.now() - exportStarted;
+  // The fine-tuned model scores images (its top blocks changed); otherwise the head scores the
+  // same frozen features the exported model computes.
+  const externalProbs = !external
+    ? undefined
+    : tunedHead
+      ? await predictRecords(singleBackbone(), triage, external.records)
+      : predictHeadProbabilities(finalHead, external.features, feats.featureDim);
   // buildTriageModel shares the backbone's weights (its dispose frees them; the head model still
   // holds its own layers); the fine-tuned triage model has fresh copies of everything. Either
   // way the backbone's compiled inference plan (folded weights of its own) is freed here.
@@ -137,5 +149,5 @@ export async function trainAndExportFinalModel(
   tunedHead?.dispose();
   if (tunedHead) disposeBackbone(singleBackbone());
   else for (const member of ensemble ? ensemble.members : [singleBackbone()]) releaseInferencePlan(member);
-  return { finalModelMs, exportMs, diagnosisClasses: final.diagnosisClasses };
+  return { finalModelMs, exportMs, diagnosisClasses: final.diagnosisClasses, externalProbs };
 }

@@ -20,9 +20,18 @@ export interface LoadedExperimentRuns {
  */
 export type LeaderboardEvaluation = "k-fold" | "leave-one-source-out";
 
+/**
+ * What ranks the leaderboard: "cv" the mean cross-validated ROC AUC, "worst-source" the lowest
+ * leave-one-source-out ROC AUC of the transfer report, "external" the ROC AUC on the external set.
+ */
+export type LeaderboardSortKey = "cv" | "worst-source" | "external";
+
+/** Valid {@link LeaderboardSortKey}s; "cv" is the default. */
+export const LEADERBOARD_SORT_KEYS: readonly LeaderboardSortKey[] = ["cv", "worst-source", "external"];
+
 /** One leaderboard line. */
 export interface LeaderboardRow {
-  /** Rank among the runs of the same `evaluation` (1 = best mean ROC AUC). */
+  /** Rank among the runs of the same `evaluation` (1 = best by the sort key, default mean ROC AUC). */
   rank: number;
   evaluation: LeaderboardEvaluation;
   runName: string;
@@ -36,6 +45,14 @@ export interface LeaderboardRow {
   outOfFoldRocAuc: number;
   /** Specificity at the exported threshold (≥ target sensitivity on out-of-fold predictions). */
   specificityAtThreshold: number;
+  /** Lowest leave-one-source-out ROC AUC (NaN: no transfer report or fewer than two sources). */
+  worstSourceRocAuc: number;
+  /** The left-out source with that AUC ("" when none). */
+  worstSource: string;
+  /** ROC AUC of the final model on the external set (NaN: none given). */
+  externalRocAuc: number;
+  externalRocAucLower: number;
+  externalRocAucUpper: number;
   totalSeconds: number;
   backend: string;
   /** First 12 hex digits of the data fingerprint: runs on different data do not compare. */
@@ -102,26 +119,42 @@ const evaluationOf = (r: ExperimentRunSummary): LeaderboardEvaluation =>
  *
  * @example buildLeaderboardRows(loadExperimentRuns("runs").runs).filter((r) => r.rank === 1) // the best of each kind
  */
-export function buildLeaderboardRows(runs: readonly ExperimentRunSummary[]): LeaderboardRow[] {
-  return buildLeaderboardSections(runs).flatMap((s) => s.rows);
+export function buildLeaderboardRows(
+  runs: readonly ExperimentRunSummary[],
+  options: { sortBy?: LeaderboardSortKey } = {},
+): LeaderboardRow[] {
+  return buildLeaderboardSections(runs, options).flatMap((s) => s.rows);
 }
 
 /**
  * The leaderboard as separate rankings, one per evaluation kind present (k-fold first, then
- * leave-one-source-out); each ranked alone by mean cross-validated ROC AUC.
+ * leave-one-source-out); each ranked alone by `sortBy` (default "cv": mean cross-validated ROC
+ * AUC; "worst-source" or "external" rank by the transfer report, runs without it last). Throws
+ * LeaderboardError for an unknown sort key.
  *
- * @example for (const s of buildLeaderboardSections(runs)) console.log(s.heading + "\n" + formatLeaderboardTable(s.rows))
+ * @example for (const s of buildLeaderboardSections(runs, { sortBy: "worst-source" })) console.log(s.heading + "\n" + formatLeaderboardTable(s.rows))
  */
-export function buildLeaderboardSections(runs: readonly ExperimentRunSummary[]): LeaderboardSection[] {
+export function buildLeaderboardSections(
+  runs: readonly ExperimentRunSummary[],
+  options: { sortBy?: LeaderboardSortKey } = {},
+): LeaderboardSection[] {
+  const sortBy = options.sortBy ?? "cv";
+  if (!LEADERBOARD_SORT_KEYS.includes(sortBy))
+    throw new LeaderboardError(
+      `sortBy: received ${JSON.stringify(sortBy)}, expected one of ${LEADERBOARD_SORT_KEYS.join(", ")}`,
+    );
   return LEADERBOARD_EVALUATIONS.flatMap((evaluation) => {
-    const rows = rankRuns(runs.filter((r) => evaluationOf(r) === evaluation));
+    const rows = rankRuns(
+      runs.filter((r) => evaluationOf(r) === evaluation),
+      sortBy,
+    );
     if (rows.length === 0) return [];
     const kind = evaluation === "k-fold" ? "Lesion-grouped k-fold" : "Leave-one-source-out";
     return [{ evaluation, heading: `${kind} (${rows.length} run${rows.length === 1 ? "" : "s"})`, rows }];
   });
 }
 
-function rankRuns(runs: readonly ExperimentRunSummary[]): LeaderboardRow[] {
+function rankRuns(runs: readonly ExperimentRunSummary[], sortBy: LeaderboardSortKey): LeaderboardRow[] {
   const rows = runs.map((r) => ({
     rank: 0,
     evaluation: evaluationOf(r),
@@ -140,12 +173,26 @@ function rankRuns(runs: readonly ExperimentRunSummary[]): LeaderboardRow[] {
     withinSourceRocAucMean: nan(r.metrics.withinSourceRocAuc.mean),
     outOfFoldRocAuc: nan(r.metrics.outOfFoldRocAuc),
     specificityAtThreshold: nan(r.metrics.threshold.specificity),
+    worstSourceRocAuc: nan(r.transfer?.leaveOneSourceOut?.worstSourceRocAuc),
+    worstSource:
+      r.transfer?.leaveOneSourceOut?.perSource.find(
+        (s) => s.rocAuc !== null && s.rocAuc === r.transfer?.leaveOneSourceOut?.worstSourceRocAuc,
+      )?.source ?? "",
+    externalRocAuc: nan(r.transfer?.external?.rocAuc.estimate),
+    externalRocAucLower: nan(r.transfer?.external?.rocAuc.lower),
+    externalRocAucUpper: nan(r.transfer?.external?.rocAuc.upper),
     totalSeconds: r.timings.totalMs / 1000,
     backend: r.backend.name,
     dataFingerprint: r.data.fingerprint.slice(0, 12),
   }));
   const key = (v: number) => (Number.isNaN(v) ? -Infinity : v);
-  rows.sort((a, b) => key(b.rocAucMean) - key(a.rocAucMean) || a.runName.localeCompare(b.runName));
+  const value = (row: LeaderboardRow) =>
+    key(
+      sortBy === "worst-source" ? row.worstSourceRocAuc : sortBy === "external" ? row.externalRocAuc : row.rocAucMean,
+    );
+  rows.sort(
+    (a, b) => value(b) - value(a) || key(b.rocAucMean) - key(a.rocAucMean) || a.runName.localeCompare(b.runName),
+  );
   rows.forEach((r, i) => (r.rank = i + 1));
   return rows;
 }
@@ -174,6 +221,19 @@ const COLUMNS: { title: string; cell: (r: LeaderboardRow) => string; right?: boo
   {
     title: "spec@thr",
     cell: (r) => (Number.isNaN(r.specificityAtThreshold) ? "n/a" : r.specificityAtThreshold.toFixed(3)),
+    right: true,
+  },
+  {
+    title: "worst source (LOSO)",
+    cell: (r) => (Number.isNaN(r.worstSourceRocAuc) ? "n/a" : `${r.worstSourceRocAuc.toFixed(3)} ${r.worstSource}`),
+    right: true,
+  },
+  {
+    title: "external AUC (95% CI)",
+    cell: (r) =>
+      Number.isNaN(r.externalRocAuc)
+        ? "n/a"
+        : `${r.externalRocAuc.toFixed(3)} (${r.externalRocAucLower.toFixed(3)}–${r.externalRocAucUpper.toFixed(3)})`,
     right: true,
   },
   { title: "time", cell: (r) => `${r.totalSeconds.toFixed(0)} s`, right: true },

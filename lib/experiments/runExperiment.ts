@@ -5,7 +5,13 @@ import { listEventFiles } from "../logging/readLogDir.js";
 import { formatFoldSpread } from "./crossValidate.js";
 import { runCrossValidationStage } from "./crossValidationStage.js";
 import { resolveExperimentConfig, type ExperimentOptions, type ResolvedExperimentConfig } from "./experimentConfig.js";
-import { extractExperimentFeatures, loadExperimentData, makeExperimentFolds } from "./experimentData.js";
+import {
+  extractExperimentFeatures,
+  extractExternalFeatures,
+  loadExperimentData,
+  makeExperimentFolds,
+  type ExternalFeatures,
+} from "./experimentData.js";
 import { createExperimentTraining } from "./experimentTraining.js";
 import { trainAndExportFinalModel } from "./finalModelStage.js";
 import { assertRunNameHoldsSameConfig } from "./runIdentity.js";
@@ -15,6 +21,14 @@ import {
   writeExperimentRunJson,
   type ExperimentRunSummary,
 } from "./runRecord.js";
+import {
+  crossValidateLeaveOneSourceOut,
+  evaluateExternalScores,
+  formatTransferReport,
+  summarizeLeaveOneSourceOut,
+  type ExternalTransferResult,
+  type LeaveOneSourceOutReport,
+} from "./transferReport.js";
 
 // The experiment's pieces live in focused modules; this file runs them in order and keeps the
 // historical import path for its public names.
@@ -150,20 +164,79 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   let status: "success" | "failure" = "failure";
   try {
     const { cv, outOfFold, crossValidationMs } = await runCrossValidationStage(training, feats, folds);
-    const final = await trainAndExportFinalModel(training, feats, cv, outOfFold, {
-      fingerprint: data.fingerprint,
-      backendName: backend.name,
-      foldCount: folds.length,
-      malignantDiagnoses: data.malignantDiagnoses,
-    });
-    backboneDisposed = true;
-
     const { threshold } = outOfFold;
+    // Transfer report, part 1: every left-out source at the shipped threshold. A leave-one-source-out
+    // run already has those scores; a k-fold run trains one extra head per source on the cached features.
+    const losoStarted = performance.now();
+    const sourceCount = new Set(feats.sources.filter((s) => s !== undefined)).size;
+    const canLeaveSourcesOut = sourceCount >= 2 && feats.sources.every((s) => s !== undefined);
+    let leaveOneSourceOut: (LeaveOneSourceOutReport & { foldsReused: boolean }) | null = null;
+    if (config.split === "source")
+      leaveOneSourceOut = {
+        ...summarizeLeaveOneSourceOut(feats.labels, cv.outOfFoldProbs, feats.sources, threshold.thresholdProb),
+        foldsReused: true,
+      };
+    else if (canLeaveSourcesOut && config.leaveOneSourceOut)
+      leaveOneSourceOut = {
+        ...(await crossValidateLeaveOneSourceOut(
+          {
+            features: feats.features,
+            featureDim: feats.featureDim,
+            labels: feats.labels,
+            diagnoses: feats.diagnoses,
+          },
+          feats.records,
+          { head: config.head, seed: config.seed, thresholdProb: threshold.thresholdProb },
+        )),
+        foldsReused: false,
+      };
+    else
+      log(
+        config.leaveOneSourceOut === false
+          ? "transfer report: leave-one-source-out skipped (asked)"
+          : `transfer report: no leave-one-source-out (${sourceCount} source(s); needs ≥ 2 on every image)`,
+      );
+    const leaveOneSourceOutMs = performance.now() - losoStarted;
+
+    const externalDir = config.externalDataDir;
+    let externalFeats: ExternalFeatures | undefined;
+    if (externalDir !== undefined)
+      externalFeats = await extractExternalFeatures({ ...config, externalDataDir: externalDir }, feats);
+    const final = await trainAndExportFinalModel(
+      training,
+      feats,
+      cv,
+      outOfFold,
+      {
+        fingerprint: data.fingerprint,
+        backendName: backend.name,
+        foldCount: folds.length,
+        malignantDiagnoses: data.malignantDiagnoses,
+      },
+      externalFeats,
+    );
+    backboneDisposed = true;
+    let external: ExternalTransferResult | null = null;
+    if (externalFeats && final.externalProbs)
+      external = evaluateExternalScores({
+        dataDir: externalFeats.dataDir,
+        labels: externalFeats.labels,
+        probs: final.externalProbs,
+        patientIds: externalFeats.records.map((r) => r.patientId),
+        thresholdProb: threshold.thresholdProb,
+        seed: config.seed,
+      });
+    for (const line of formatTransferReport({ leaveOneSourceOut, external })) log(line);
+
     session.addScalar("cv/roc_auc_mean", cv.spread.rocAuc.mean, 0);
     session.addScalar("cv/roc_auc_sd", cv.spread.rocAuc.sd, 0);
     session.addScalar("cv/within_source_roc_auc_mean", cv.spread.withinSourceRocAuc.mean, 0);
     session.addScalar("cv/out_of_fold_roc_auc", outOfFold.rocAuc, 0);
     session.addScalar("cv/specificity_at_target_sensitivity", threshold.specificity, 0);
+    if (leaveOneSourceOut && !Number.isNaN(leaveOneSourceOut.worstSourceRocAuc))
+      session.addScalar("transfer/worst_source_roc_auc", leaveOneSourceOut.worstSourceRocAuc, 0);
+    if (external && !Number.isNaN(external.rocAuc.estimate))
+      session.addScalar("transfer/external_roc_auc", external.rocAuc.estimate, 0);
     status = "success";
 
     const summary = buildExperimentRunSummary({
@@ -180,6 +253,13 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
       outOfFold,
       malignantDiagnoses: data.malignantDiagnoses,
       diagnosisClasses: final.diagnosisClasses,
+      transfer: {
+        leaveOneSourceOut,
+        leaveOneSourceOutMs,
+        external,
+        externalMs: externalFeats ? externalFeats.featuresMs : 0,
+        externalProblems: externalFeats?.problems ?? 0,
+      },
       timings: {
         totalMs: Math.round(performance.now() - startedMs),
         loadDataMs: Math.round(data.loadDataMs),

@@ -7,6 +7,7 @@ import type { ResolvedExperimentConfig } from "./experimentConfig.js";
 import type { ExperimentHeadSettings, ExperimentSplit } from "./runIdentity.js";
 import type { HeadTarget } from "./crossValidate.js";
 import type { OutOfFoldEvaluation } from "./crossValidationStage.js";
+import type { ExternalTransferResult, LeaveOneSourceOutReport } from "./transferReport.js";
 
 /** Value of `schema` in every runs/<run>.json written by runExperiment. */
 export const EXPERIMENT_RUN_SCHEMA = "melanoma-lab/experiment-run@1";
@@ -33,6 +34,61 @@ export interface JsonFoldSpread {
   min: number | null;
   max: number | null;
   n: number;
+}
+
+/** One left-out source in runs/<run>.json (null where the value is NaN). */
+export interface JsonSourceTransferRow {
+  source: string;
+  images: number;
+  malignant: number;
+  benign: number;
+  rocAuc: number | null;
+  sensitivity: number | null;
+  specificity: number | null;
+}
+
+/**
+ * The transfer report in runs/<run>.json: how the run holds up where it was not trained. Absent
+ * in runs written before it existed.
+ */
+export interface ExperimentTransferSummary {
+  /**
+   * Leave-one-source-out: per source, the fold model trained without it scores it; ROC AUC and
+   * the shipped threshold's sensitivity/specificity there, worst AUC first. `foldsReused`: the
+   * run's own folds (split "source"), else one extra head per source on the cached features.
+   * Null when the data has fewer than two sources (or an image without one).
+   */
+  leaveOneSourceOut: {
+    foldsReused: boolean;
+    thresholdProb: number;
+    worstSourceRocAuc: number | null;
+    perSource: JsonSourceTransferRow[];
+    elapsedMs: number;
+  } | null;
+  /** The final model (trained on all dev data) on the external set; null without `--external`. */
+  external: {
+    dataDir: string;
+    images: number;
+    malignant: number;
+    benign: number;
+    /** Patients resampled by the bootstrap (an image without a patient id counts as one). */
+    patients: number;
+    rocAuc: {
+      estimate: number | null;
+      lower: number | null;
+      upper: number | null;
+      confidenceLevel: number;
+      iterations: number;
+      resampled: "patients";
+    };
+    thresholdProb: number;
+    sensitivity: number | null;
+    specificity: number | null;
+    /** Rows skipped by the loader or the backbone. */
+    problems: number;
+    /** Loading and featurising the external set. */
+    elapsedMs: number;
+  } | null;
 }
 
 /** Contents of runs/<run>.json. */
@@ -96,6 +152,7 @@ export interface ExperimentRunSummary {
   /** Warnings about the run's results (e.g. a source below the target sensitivity at the threshold); absent in older runs. */
   warnings?: string[];
   folds: ExperimentFoldSummary[];
+  transfer?: ExperimentTransferSummary;
   timings: {
     totalMs: number;
     loadDataMs: number;
@@ -151,7 +208,61 @@ export interface ExperimentRunRecordInput {
   /** Target "diagnosis": the diagnoses summed into P(malignant), and the final model's classes. */
   malignantDiagnoses?: string[];
   diagnosisClasses?: string[];
+  /** The transfer report's results (see runExperiment). */
+  transfer?: {
+    leaveOneSourceOut: (LeaveOneSourceOutReport & { foldsReused: boolean }) | null;
+    leaveOneSourceOutMs: number;
+    external: ExternalTransferResult | null;
+    externalMs: number;
+    externalProblems: number;
+  };
   timings: ExperimentRunSummary["timings"];
+}
+
+function jsonTransfer(t: NonNullable<ExperimentRunRecordInput["transfer"]>): ExperimentTransferSummary {
+  const loso = t.leaveOneSourceOut;
+  const ext = t.external;
+  return {
+    leaveOneSourceOut: loso
+      ? {
+          foldsReused: loso.foldsReused,
+          thresholdProb: loso.thresholdProb,
+          worstSourceRocAuc: jsonNumber(loso.worstSourceRocAuc),
+          perSource: loso.perSource.map((r) => ({
+            source: r.source,
+            images: r.images,
+            malignant: r.malignant,
+            benign: r.benign,
+            rocAuc: jsonNumber(r.rocAuc),
+            sensitivity: jsonNumber(r.sensitivity),
+            specificity: jsonNumber(r.specificity),
+          })),
+          elapsedMs: Math.round(t.leaveOneSourceOutMs),
+        }
+      : null,
+    external: ext
+      ? {
+          dataDir: ext.dataDir,
+          images: ext.images,
+          malignant: ext.malignant,
+          benign: ext.benign,
+          patients: ext.patients,
+          rocAuc: {
+            estimate: jsonNumber(ext.rocAuc.estimate),
+            lower: jsonNumber(ext.rocAuc.lower),
+            upper: jsonNumber(ext.rocAuc.upper),
+            confidenceLevel: ext.rocAuc.confidenceLevel,
+            iterations: ext.rocAuc.iterations,
+            resampled: "patients",
+          },
+          thresholdProb: ext.thresholdProb,
+          sensitivity: jsonNumber(ext.sensitivity),
+          specificity: jsonNumber(ext.specificity),
+          problems: t.externalProblems,
+          elapsedMs: Math.round(t.externalMs),
+        }
+      : null,
+  };
 }
 
 /**
@@ -224,6 +335,7 @@ export function buildExperimentRunSummary(input: ExperimentRunRecordInput): Expe
       finalValidationLoss: jsonNumber(f.history.at(-1)?.valLoss ?? NaN),
       trainMs: Math.round(f.trainMs),
     })),
+    ...(input.transfer ? { transfer: jsonTransfer(input.transfer) } : {}),
     timings: input.timings,
     artifacts: { runJson: rel(config.runJsonPath), logDir: rel(config.logDir), modelDir: rel(config.modelDir) },
   };

@@ -38,6 +38,11 @@ export interface RunConfig {
   fineTuneAugment: boolean;
   /** Small/fast configuration for tests (`MELANOMA_LAB_SMALL=1`). */
   small: boolean;
+  /**
+   * A second data set (labels.csv + images/, e.g. ../shared/data/isic2020-ext) that notebook 4's
+   * transfer report scores with the trained model (`MELANOMA_LAB_EXTERNAL`); undefined = none.
+   */
+  externalDataDir?: string;
   paths: {
     root: string;
     /** out/runs/<run>: split, features and head passed between notebooks. */
@@ -88,7 +93,8 @@ export function isSyntheticDataDir(dataDir: string): boolean {
  * `npm run demo -- --data <dir>` drives unchanged notebooks:
  * MELANOMA_LAB_DATA, MELANOMA_LAB_RUN, MELANOMA_LAB_BACKBONE, MELANOMA_LAB_EPOCHS,
  * MELANOMA_LAB_SEED, MELANOMA_LAB_SMALL=1 (small synthetic set, few epochs),
- * MELANOMA_LAB_FINE_TUNE_BLOCKS, MELANOMA_LAB_FINE_TUNE_EPOCHS.
+ * MELANOMA_LAB_FINE_TUNE_BLOCKS, MELANOMA_LAB_FINE_TUNE_EPOCHS, MELANOMA_LAB_EXTERNAL (a second
+ * data set for notebook 4's transfer report; must exist).
  *
  * @example const config = resolveRunConfig({ seed: 42, epochs: 40 });
  */
@@ -104,6 +110,13 @@ export function resolveRunConfig(defaults: RunConfigDefaults = {}): RunConfig {
     );
   }
   const useSyntheticData = isSyntheticDataDir(dataDir);
+  const externalRaw = process.env.MELANOMA_LAB_EXTERNAL || defaults.externalDataDir;
+  const externalDataDir = externalRaw ? path.resolve(root, externalRaw) : undefined;
+  if (externalDataDir !== undefined && !fs.existsSync(externalDataDir)) {
+    throw new ConfigError(
+      `external data set ${externalDataDir} (MELANOMA_LAB_EXTERNAL) does not exist; expected labels.csv + images/`,
+    );
+  }
   const config: RunConfig = {
     runName,
     dataDir,
@@ -124,6 +137,7 @@ export function resolveRunConfig(defaults: RunConfigDefaults = {}): RunConfig {
     ),
     fineTuneAugment: defaults.fineTuneAugment ?? false,
     small,
+    externalDataDir,
     paths: {
       root,
       runDir: path.join(root, "out", "runs", runName),
@@ -204,5 +218,6 @@ export function describeRunConfig(config: RunConfig): string {
     `epochs ${config.epochs}, batch ${config.batchSize}, learning rate ${config.learningRate}, target sensitivity ${config.targetSensitivity}`,
     `fine-tuning ${config.fineTuneEpochs > 0 ? `top ${config.fineTuneBlocks} block(s) for ${config.fineTuneEpochs} epoch(s)${config.fineTuneAugment ? " with flips/rotations" : ""}` : "off (fineTuneEpochs 0)"}`,
     `logs ${rel(config.paths.logDir)}, model ${rel(config.paths.modelDir)}, report ${rel(config.paths.reportDir)}`,
+    ...(config.externalDataDir ? [`external set ${rel(config.externalDataDir)} (transfer report, notebook 4)`] : []),
   ].join("\n");
 }

@@ -153,4 +153,16 @@ describe('crossValidateHead with head target "diagnosis"', () => {
       crossValidateHead(rows, folds, { head: { ...dxHead, target: "dx" as never }, seed: 1 }),
     ).rejects.toThrow(/unknown head target "dx"/);
   });
+
+  it("with validateEachEpoch false gives the same scores without scoring validation every epoch", async () => {
+    await selectBackend();
+    const rows = makeRows();
+    const every = await crossValidateHead(rows, folds, { head, seed: 2 });
+    const once = await crossValidateHead(rows, folds, { head, seed: 2, validateEachEpoch: false });
+    expect(every.folds[0].history.at(-1)!.valAuc).toBeGreaterThan(0);
+    for (const f of once.folds)
+      expect(f.history.every((m) => m.valLoss === undefined && m.valAuc === undefined)).toBe(true);
+    expect(Array.from(once.outOfFoldProbs)).toEqual(Array.from(every.outOfFoldProbs));
+    expect(once.folds.map((f) => f.rocAuc)).toEqual(every.folds.map((f) => f.rocAuc));
+  });
 });

@@ -10,6 +10,7 @@ import {
   predictMalignantProbability,
   readLogDir,
   selectBackend,
+  computeRocAuc,
 } from "../../lib/index.js";
 import { runExperiment, type ExperimentResult } from "../../lib/experiments/runExperiment.js";
 import { EXPERIMENT_RUN_SCHEMA } from "../../lib/experiments/runRecord.js";
@@ -23,6 +24,7 @@ import {
 
 let workDir: string;
 let dataDir: string;
+let externalDir: string;
 let result: ExperimentResult;
 let tensorsBefore = 0;
 let tensorsAfter = 0;
@@ -34,6 +36,8 @@ beforeAll(async () => {
   workDir = fs.mkdtempSync(path.join(os.tmpdir(), "melanoma-experiment-"));
   dataDir = path.join(workDir, "data");
   await generateSyntheticDataset({ outDir: dataDir, imageCount: 40, seed: 7 });
+  externalDir = path.join(workDir, "external");
+  await generateSyntheticDataset({ outDir: externalDir, imageCount: 12, seed: 8 });
   await selectBackend();
   tensorsBefore = tf.memory().numTensors;
   result = await runExperiment({
@@ -44,6 +48,7 @@ beforeAll(async () => {
     seed: 3,
     outputRoot: workDir,
     featureCacheDir: path.join(workDir, "cache"),
+    externalDataDir: externalDir,
     progress: "quiet",
     log: () => {},
   });
@@ -61,7 +66,8 @@ beforeAll(async () => {
   };
   firstFilesBefore = listRunFiles(result);
   // Same options but a linear head: a different configuration, so a different run (features are cached).
-  linearHead = await runExperiment({ ...same, head: { hiddenUnits: 0 } });
+  // It also skips the transfer report's leave-one-source-out folds (not part of the run identity).
+  linearHead = await runExperiment({ ...same, head: { hiddenUnits: 0 }, leaveOneSourceOut: false });
   // An explicit name that holds the first run's files, with another dropout: refused before anything is deleted.
   clash = await runExperiment({
     ...same,
@@ -125,6 +131,51 @@ describe("runExperiment on a 40-image synthetic dataset (2 folds, 2 epochs)", ()
       expect(onDisk.timings[key]).toBeGreaterThan(0);
     expect(onDisk.timings.featuresComputed).toBe(40);
   });
+
+  it("reports leave-one-source-out per clinic at the shipped threshold, worst first, beside the k-fold CV", () => {
+    const onDisk = JSON.parse(fs.readFileSync(result.runJsonPath, "utf8"));
+    const loso = onDisk.transfer.leaveOneSourceOut;
+    const threshold = onDisk.metrics.threshold.thresholdProb;
+    expect(loso.foldsReused).toBe(false);
+    expect(loso.thresholdProb).toBe(threshold);
+    // One row per synthetic clinic, covering every image once.
+    expect(loso.perSource.map((r: { source: string }) => r.source).sort()).toEqual(Object.keys(onDisk.data.sources));
+    expect(loso.perSource.reduce((a: number, r: { images: number }) => a + r.images, 0)).toBe(40);
+    const aucs = loso.perSource
+      .map((r: { rocAuc: number | null }) => r.rocAuc)
+      .filter((v: number | null) => v !== null);
+    expect(aucs).toEqual([...aucs].sort((a, b) => a - b));
+    expect(loso.worstSourceRocAuc).toBe(aucs[0]);
+    expect(loso.elapsedMs).toBeGreaterThan(0);
+  });
+
+  it("skips the leave-one-source-out folds when asked, and scores no external set unless given one", () => {
+    expect(linearHead.summary.transfer).toEqual({ leaveOneSourceOut: null, external: null });
+  });
+
+  it("scores the external set with the exported model: AUC, patient-grouped CI, the threshold's sensitivity/specificity", async () => {
+    const ext = result.summary.transfer!.external!;
+    expect(ext).toMatchObject({ images: 12, patients: 12, problems: 0 });
+    expect(ext.rocAuc).toMatchObject({ iterations: 1000, resampled: "patients", confidenceLevel: 0.95 });
+    expect(ext.thresholdProb).toBe(result.summary.metrics.threshold.thresholdProb);
+    // Independently: the exported model on the external images, judged at its own threshold.
+    const loaded = await loadTriageModel(result.modelDir);
+    const records = loadDataset(externalDir).records;
+    const preds = await predictMalignantProbability(
+      loaded,
+      records.map((r) => r.imagePath),
+    );
+    const probs = preds.map((p) => ("probability" in p ? p.probability : NaN));
+    const labels = records.map((r) => (r.label === "malignant" ? 1 : 0));
+    const flagged = probs.map((p) => p >= loaded.metadata.thresholdProb);
+    const malignant = labels.filter((y) => y === 1).length;
+    expect(ext.malignant).toBe(malignant);
+    expect(ext.sensitivity).toBeCloseTo(labels.filter((y, i) => y === 1 && flagged[i]).length / malignant, 12);
+    expect(ext.specificity).toBeCloseTo(labels.filter((y, i) => y === 0 && !flagged[i]).length / (12 - malignant), 12);
+    expect(ext.rocAuc.estimate).toBeCloseTo(computeRocAuc(labels, probs), 3);
+    expect(ext.rocAuc.lower!).toBeLessThanOrEqual(ext.rocAuc.estimate!);
+    expect(ext.rocAuc.upper!).toBeGreaterThanOrEqual(ext.rocAuc.estimate!);
+  }, 60_000);
 
   it("writes TensorBoard fold runs and an hparams session that readLogDir reads", () => {
     const logs = readLogDir(result.logDir);

@@ -113,3 +113,104 @@ describe("leaderboard sections", () => {
     }
   });
 });
+
+/** A k-fold run with a transfer report: worst left-out source and external AUC (null: none). */
+function fakeTransferRun(
+  runName: string,
+  cv: number,
+  worstSource: number | null,
+  external: number | null,
+): ExperimentRunSummary {
+  const run = fakeRun(runName, "lesion", cv);
+  run.transfer = {
+    leaveOneSourceOut:
+      worstSource === null
+        ? null
+        : {
+            foldsReused: false,
+            thresholdProb: 0.3,
+            worstSourceRocAuc: worstSource,
+            perSource: [
+              {
+                source: "rosendahl",
+                images: 10,
+                malignant: 5,
+                benign: 5,
+                rocAuc: worstSource,
+                sensitivity: 0.8,
+                specificity: 0.5,
+              },
+              {
+                source: "vidir_modern",
+                images: 10,
+                malignant: 5,
+                benign: 5,
+                rocAuc: 0.9,
+                sensitivity: 1,
+                specificity: 0.4,
+              },
+            ],
+            elapsedMs: 100,
+          },
+    external:
+      external === null
+        ? null
+        : {
+            dataDir: "../shared/data/isic2020-ext",
+            images: 100,
+            malignant: 5,
+            benign: 95,
+            patients: 20,
+            rocAuc: {
+              estimate: external,
+              lower: external - 0.1,
+              upper: external + 0.05,
+              confidenceLevel: 0.95,
+              iterations: 1000,
+              resampled: "patients",
+            },
+            thresholdProb: 0.3,
+            sensitivity: 0.8,
+            specificity: 0.6,
+            problems: 0,
+            elapsedMs: 100,
+          },
+  };
+  return run;
+}
+
+describe("leaderboard sort keys", () => {
+  // Pooled CV, worst source and external disagree on purpose: each key gives another order.
+  const transferRuns = [
+    fakeTransferRun("best-cv", 0.9, 0.6, 0.7),
+    fakeTransferRun("best-worst-source", 0.8, 0.75, 0.65),
+    fakeTransferRun("best-external", 0.85, 0.7, 0.8),
+    fakeTransferRun("no-transfer", 0.95, null, null),
+  ];
+  const order = (sortBy?: "cv" | "worst-source" | "external") =>
+    buildLeaderboardRows(transferRuns, sortBy ? { sortBy } : {}).map((r) => r.runName);
+
+  it("ranks by pooled CV by default, by worst-source or external AUC when asked (runs without one last)", () => {
+    expect(order()).toEqual(["no-transfer", "best-cv", "best-external", "best-worst-source"]);
+    expect(order("cv")).toEqual(order());
+    expect(order("worst-source")).toEqual(["best-worst-source", "best-external", "best-cv", "no-transfer"]);
+    expect(order("external")).toEqual(["best-external", "best-cv", "best-worst-source", "no-transfer"]);
+    expect(buildLeaderboardRows(transferRuns, { sortBy: "worst-source" }).map((r) => r.rank)).toEqual([1, 2, 3, 4]);
+  });
+
+  it("shows the worst source with its name and the external AUC with its interval", () => {
+    const rows = buildLeaderboardRows(transferRuns, { sortBy: "external" });
+    expect(rows[0]).toMatchObject({ worstSourceRocAuc: 0.7, worstSource: "rosendahl", externalRocAuc: 0.8 });
+    const table = formatLeaderboardTable(rows);
+    expect(table).toContain("0.700 rosendahl");
+    expect(table).toContain("0.800 (0.700–0.850)");
+    expect(table.split("\n")[0]).toMatch(/worst source \(LOSO\).*external AUC \(95% CI\)/);
+    expect(table.split("\n").at(-1)).toMatch(/no-transfer.* n\/a +n\/a/);
+  });
+
+  it("refuses an unknown sort key, naming it and the valid ones", () => {
+    expect(() => buildLeaderboardSections(transferRuns, { sortBy: "auc" as "cv" })).toThrow(
+      'sortBy: received "auc", expected one of cv, worst-source, external',
+    );
+  });
+});

@@ -69,6 +69,8 @@ describe("npm run experiment: command line", () => {
       "--target malignant|diagnosis",
       "--dropout <x>",
       "--resume",
+      "--external <dir>",
+      "--skip-loso",
     ]) {
       expect(r.stdout).toContain(flag);
     }
@@ -93,6 +95,33 @@ describe("npm run experiment: command line", () => {
     expect(missing.stderr.trim().split("\n")).toHaveLength(1);
     expect(missing.stderr).toMatch(/^experiment: --data is required/);
   }, 200_000);
+});
+
+describe("transfer report flags", () => {
+  it("experiment --external with a missing folder stops with one line naming it, exit 2, before any work", () => {
+    const r = runScript("scripts/experiment.ts", [
+      "--data",
+      "data",
+      "--backbone",
+      "mobilenet_v2",
+      "--external",
+      "no/such/isic-ext",
+    ]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe(
+      "experiment: --external folder no/such/isic-ext does not exist; expected labels.csv + images/\n",
+    );
+    expect(r.stdout).not.toContain("backend:");
+  }, 90_000);
+
+  it("leaderboard --sort lists worst-source|cv|external and refuses another key with one line", () => {
+    const help = runScript("scripts/leaderboard.ts", ["--help"]);
+    expect(help.stdout).toMatch(/--sort cv\|worst-source\|external/);
+    const bad = runScript("scripts/leaderboard.ts", ["--sort", "auc"]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr.trim().split("\n")).toHaveLength(1);
+    expect(bad.stderr).toMatch(/^leaderboard: --sort must be one of cv, worst-source, external; received "auc"/);
+  }, 90_000);
 });
 
 describe("the other scripts answer --help and refuse unknown flags", () => {
