@@ -1,5 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
+import ts from "typescript";
 import { describe, expect, it } from "vitest";
 import { findProjectRoot, listNotebooks } from "../../lib/index.js";
 
@@ -32,6 +33,31 @@ describe("notebook cells as committed", () => {
       ),
     );
     expect(long).toEqual([]);
+  });
+
+  it("writes no shorthand property ({ name }) for a variable of another cell (tslab leaves it unresolved at run time)", () => {
+    // tslab rewrites each cell's references to earlier cells' variables, but not the shorthand
+    // form: `{ backbone }` compiles and then throws "backbone is not defined" when the cell runs.
+    const found = notebooks.flatMap((nb) =>
+      nb.cells.flatMap((c, i) => {
+        if (c.cell_type !== "code") return [];
+        const file = ts.createSourceFile(`cell${i}.ts`, c.text, ts.ScriptTarget.ES2022, true);
+        const declaredHere = new Set<string>();
+        const shorthand: string[] = [];
+        const visit = (node: ts.Node): void => {
+          if (
+            (ts.isVariableDeclaration(node) || ts.isParameter(node) || ts.isBindingElement(node)) &&
+            ts.isIdentifier(node.name)
+          )
+            declaredHere.add(node.name.text);
+          if (ts.isShorthandPropertyAssignment(node)) shorthand.push(node.name.text);
+          ts.forEachChild(node, visit);
+        };
+        visit(file);
+        return shorthand.filter((name) => !declaredHere.has(name)).map((name) => `${nb.name} cell ${i}: { ${name} }`);
+      }),
+    );
+    expect(found).toEqual([]);
   });
 
   it("marks every cell that shows a chart, image or table as not scrolled (no ~330 px scroll box in classic Notebook)", () => {
