@@ -21,7 +21,9 @@ export interface DisplayDataContent {
 type WriteDisplayData = (content: DisplayDataContent, update: boolean) => void;
 
 // Kept on globalThis so a re-evaluated lib/ module (tslab recompiles on change) still knows
-// plotly.js has already been sent to this notebook's kernel session.
+// plotly.js has already been sent to this notebook's kernel session. The kernel launcher
+// (jupyter/kernels/tslab-melanoma/launch.cjs) clears it when it resets the kernel for the next
+// notebook of a batch, since that notebook is a new page.
 const PLOTLY_SENT_KEY = Symbol.for("melanoma-lab.plotlyJsSentToNotebook");
 
 function getGlobalFlag(): boolean {

@@ -360,6 +360,13 @@ describeRequiring(missingTool(haveJupyter, JUPYTER_WHAT, JUPYTER_INSTALL), "note
       "console.log(answer);",
     ]);
     writeNotebook(third, ["console.log(answer);"]);
+    // Each notebook is its own page: a chart in the second must carry plotly.js again.
+    const chartCell =
+      'import { showFigure } from "./lib/index.js";\nshowFigure({ data: [{ y: [1, 2] }], layout: {} });';
+    const firstChart = path.join(dir, "04-chart.ipynb");
+    const secondChart = path.join(dir, "05-chart.ipynb");
+    writeNotebook(firstChart, [chartCell]);
+    writeNotebook(secondChart, [chartCell]);
     const events: string[] = [];
     const runs = await executeNotebooks([first, second], {
       outDir: dir,
@@ -380,5 +387,8 @@ describeRequiring(missingTool(haveJupyter, JUPYTER_WHAT, JUPYTER_INSTALL), "note
     expect(err).toBeInstanceOf(NotebookExecutionError);
     expect((err as Error).message).toContain("03-third.ipynb cell 0");
     expect((err as Error).message).toMatch(/Cannot find name 'answer'/);
+    const charts = await executeNotebooks([firstChart, secondChart], { outDir: dir });
+    for (const run of charts)
+      expect(fs.readFileSync(run.executedNotebookPath, "utf8"), run.notebook).toContain("inlined once by melanoma-lab");
   }, 300_000);
 });

@@ -61,6 +61,9 @@ executorModule.createExecutor = function (...args) {
   executor.execute = async (src) => {
     if (src.trim() !== RESET_CELL_SOURCE) return execute(src);
     executor.reset();
+    // The next notebook is a new page: its first chart must carry plotly.js again
+    // (lib/display/showFigure.ts keeps "already sent" under this symbol).
+    globalThis[Symbol.for("melanoma-lab.plotlyJsSentToNotebook")] = false;
     return true;
   };
   return executor;
