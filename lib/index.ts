@@ -463,8 +463,19 @@ export type {
 } from "./export/modelCard.js";
 
 // ── Triage: thresholds and decisions for new images
-export { chooseThresholdForSensitivity, triageDecision, triageImage, ThresholdError } from "./triage/triage.js";
-export type { TriageResult, ThresholdChoice } from "./triage/triage.js";
+export {
+  chooseThresholdForSensitivity,
+  chooseThresholdForEverySource,
+  triageDecision,
+  triageImage,
+  ThresholdError,
+} from "./triage/triage.js";
+export type {
+  TriageResult,
+  ThresholdChoice,
+  EverySourceThresholdChoice,
+  SourceThresholdCheck,
+} from "./triage/triage.js";
 export {
   scoreImagesToCsv,
   listImagesToScore,
