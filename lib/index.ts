@@ -549,6 +549,8 @@ export type { NotebookRun, NotebookProgressEvent } from "./notebooks/executeNote
 // ── Experiments: cross-validated runs, run identity, threshold audits, leaderboard
 export { createLeaveOneSourceOutFolds } from "./experiments/sourceFolds.js";
 export type { SourceFold } from "./experiments/sourceFolds.js";
+export { scoreExternalSet, summarizeExternalScores, ExternalSetError } from "./experiments/externalSet.js";
+export type { ExternalScores, ExternalSetSummary, ExternalThresholdCheck } from "./experiments/externalSet.js";
 export {
   crossValidateHead,
   summarizeFoldSpread,
