@@ -122,7 +122,7 @@ export { streamImageBatches } from "./data/stream.js";
 export type { StreamImageBatchesOptions, StreamedImageBatch, ImageCache, ImageCacheStats } from "./data/stream.js";
 export { downloadIsicArchive, IsicDownloadError, ISIC_API_BASE_URL } from "./data/isicArchive.js";
 export type { IsicDownloadOptions, IsicDownloadResult } from "./data/isicArchive.js";
-export { createBalancedBatchOrder } from "./data/balancedSampling.js";
+export { createBalancedBatchOrder, computeSourceBalancedWeights } from "./data/balancedSampling.js";
 export type { BalancedBatchOrderOptions } from "./data/balancedSampling.js";
 
 // ── Models: backbones (MobileNet, InceptionV3, VGG16, ONNX imports, ensembles), features, model files

@@ -90,7 +90,7 @@ export function summarizeExternalScores(
 
 /**
  * Trains one head on every dev row (`train`: features, labels, and diagnoses for a "diagnosis"
- * head; balanced class weights, seeded, no early stopping) and scores the external rows with it
+ * head; balanced class weights times `train.rowWeights` when given, seeded, no early stopping) and scores the external rows with it
  * (probabilities averaged over `external.extraViews` when given, as crossValidateHead does), then
  * {@link summarizeExternalScores}. The head is disposed before returning. This is the "trained on
  * the dev set only, scored on another collection" check: nothing from the external set is used
@@ -141,6 +141,7 @@ export async function scoreExternalSet(
     batchSize: options.head.batchSize,
     learningRate: options.head.learningRate,
     classWeights: "balanced",
+    rowWeights: train.rowWeights,
     ...(target === "diagnosis"
       ? { diagnoses: train.diagnoses, malignantDiagnoses: options.head.malignantDiagnoses }
       : {}),
