@@ -59,6 +59,7 @@ import {
   chooseThresholdForEverySource,
   computeSourceBalancedWeights,
   scoreExternalSet,
+  summarizeFoldSpread,
 } from "../lib/index.js";
 import type {
   Backbone,
@@ -84,6 +85,12 @@ interface Recipe {
   views?: number;
   head: "logistic" | "mlp128" | "logistic dx";
   sourceBalanced?: boolean;
+  /**
+   * "melanoma": the head learns melanoma vs everything else (HAM's bcc/akiec count as negatives in
+   * training) — the external set's positives are melanomas only. Every figure is still scored
+   * against the malignant label. Default "malignant".
+   */
+  trainTarget?: "malignant" | "melanoma";
 }
 const V2: RecipeMember = { name: "mobilenet_v2" };
 const V2_IMAGENET: RecipeMember = { name: "mobilenet_v2_imagenet" };
@@ -105,6 +112,9 @@ const RECIPES: Recipe[] = [
   { name: "imagenet-ensemble3-dx", members: [V2_IMAGENET, INCEPTION, V1], head: "logistic dx" },
   { name: "imagenet+v1", members: [V2_IMAGENET, V1], head: "logistic" },
   { name: "imagenet-sog-balanced", members: [V2_IMAGENET], head: "logistic", shadesOfGray: true, sourceBalanced: true },
+  { name: "imagenet-mel", members: [V2_IMAGENET], head: "logistic", trainTarget: "melanoma" },
+  { name: "nsfw-v2-mel", members: [V2], head: "logistic", trainTarget: "melanoma" },
+  { name: "ensemble3-mel", members: [V2, INCEPTION, V1], head: "logistic", trainTarget: "melanoma" },
 ];
 
 const args = parseCommandLineOrExit(
@@ -831,6 +841,7 @@ function describeRecipe(r: Recipe): string {
     (r.views ?? 1) > 1 ? `${r.views} dihedral views averaged` : "",
     `${RECIPE_HEADS[r.head]} head`,
     r.sourceBalanced === true ? "source-balanced loss" : "",
+    r.trainTarget === "melanoma" ? "trained on melanoma vs rest" : "",
   ]
     .filter((x) => x !== "")
     .join(", ");
@@ -887,10 +898,11 @@ async function evaluateRecipe(
   const head = HEADS[RECIPE_HEADS[r.head]];
   const labels = ham.records.map((x) => (x.label === "malignant" ? 1 : 0));
   const sources = ham.records.map((x) => x.source ?? "unknown");
+  const trainLabels = r.trainTarget === "melanoma" ? ham.records.map((x) => (x.diagnosis === "mel" ? 1 : 0)) : labels;
   const rows = {
     features: ham.views[0],
     featureDim: ham.featureDim,
-    labels,
+    labels: trainLabels,
     sources,
     diagnoses: ham.records.map((x) => x.diagnosis),
     rowWeights: r.sourceBalanced === true ? computeSourceBalancedWeights(sources) : undefined,
@@ -905,8 +917,21 @@ async function evaluateRecipe(
   );
   const cv = await crossValidateHead(rows, cvFolds, { head, seed });
   const loso = await crossValidateHead(rows, losoFolds, { head, seed });
-  const losoBySource = Object.fromEntries(loso.folds.map((f) => [f.name, f.rocAuc]));
-  const worst = loso.folds.filter((f) => !Number.isNaN(f.rocAuc)).sort((a, b) => a.rocAuc - b.rocAuc)[0];
+  // Fold AUCs against the malignant label from the out-of-fold scores (the folds' own AUCs are
+  // against the training labels, which differ for a melanoma-target recipe).
+  const foldAuc = (f: { validationRows: readonly number[] }, probs: Float32Array) => {
+    const y = f.validationRows.map((i) => labels[i]);
+    return y.includes(1) && y.includes(0)
+      ? computeRocAuc(
+          y,
+          f.validationRows.map((i) => probs[i]),
+        )
+      : NaN;
+  };
+  const cvFoldAucs = cvFolds.map((f) => foldAuc(f, cv.outOfFoldProbs));
+  const losoAucs = losoFolds.map((f) => ({ name: f.name, rocAuc: foldAuc(f, loso.outOfFoldProbs) }));
+  const losoBySource = Object.fromEntries(losoAucs.map((f) => [f.name, f.rocAuc]));
+  const worst = losoAucs.filter((f) => !Number.isNaN(f.rocAuc)).sort((a, b) => a.rocAuc - b.rocAuc)[0];
   // Thresholds from HAM out-of-fold scores only; the external set only measures them.
   const pooled = chooseThresholdForSensitivity(labels, cv.outOfFoldProbs, target);
   const everySource = chooseThresholdForEverySource(labels, loso.outOfFoldProbs, sources, target);
@@ -936,7 +961,7 @@ async function evaluateRecipe(
   const row: RecipeRow = {
     recipe: r.name,
     description: describeRecipe(r),
-    cvRocAuc: cv.spread.rocAuc,
+    cvRocAuc: summarizeFoldSpread(cvFoldAucs),
     cvPooledRocAuc: computeRocAuc(labels, cv.outOfFoldProbs),
     cvWithinSourceRocAuc: computeWithinSourceRocAuc(labels, cv.outOfFoldProbs, sources).auc,
     losoRocAucBySource: losoBySource,
