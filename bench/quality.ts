@@ -115,6 +115,8 @@ const RECIPES: Recipe[] = [
   { name: "imagenet-mel", members: [V2_IMAGENET], head: "logistic", trainTarget: "melanoma" },
   { name: "nsfw-v2-mel", members: [V2], head: "logistic", trainTarget: "melanoma" },
   { name: "ensemble3-mel", members: [V2, INCEPTION, V1], head: "logistic", trainTarget: "melanoma" },
+  { name: "imagenet-sog-mel", members: [V2_IMAGENET], head: "logistic", shadesOfGray: true, trainTarget: "melanoma" },
+  { name: "imagenet-sog-dx", members: [V2_IMAGENET], head: "logistic dx", shadesOfGray: true },
 ];
 
 const args = parseCommandLineOrExit(
