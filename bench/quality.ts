@@ -18,6 +18,12 @@
 //   nested estimate (honest) beside the best-of-N CV score (chosen on the same folds, optimistic).
 //   --nested-backbones limits the choice to those feature sets (mobilenet_v1, mobilenet_v2,
 //   mobilenet_v1_1.0, inception_v3, ensemble; default all), e.g. when inception_v3 is not cached.
+//   --recipes a,b,…|all [--external DIR] [--target-sensitivity X] [--bootstrap-iterations N]:
+//   transfer recipes (RECIPES below), each trained on HAM only: pooled CV, within-source and
+//   leave-one-source-out AUC, external AUC on DIR (default ../shared/data/isic2020-ext) with a
+//   patient-grouped bootstrap CI, and the external sensitivity/specificity of the threshold chosen
+//   on pooled HAM out-of-fold scores vs the one that reaches the target on every left-out source.
+//   Writes runs/recipes-transfer.{md,json}; ImageNet members need MELANOMA_LAB_WEIGHTS_DIR.
 // (npm run bench -- quality runs the default plan; bench/index.ts passes no options through).
 import fs from "node:fs";
 import os from "node:os";
@@ -47,8 +53,71 @@ import {
   computeRocAuc,
   createProgressBar,
   nestedCrossValidateHeads,
+  concatenateFeatureViews,
+  disposeBackbone,
+  chooseThresholdForSensitivity,
+  chooseThresholdForEverySource,
+  computeSourceBalancedWeights,
+  scoreExternalSet,
+  summarizeFoldSpread,
 } from "../lib/index.js";
-import type { Backbone, LesionRecord, HeadConfig, FoldSpread, NestedConfiguration } from "../lib/index.js";
+import type {
+  Backbone,
+  LesionRecord,
+  HeadConfig,
+  FoldSpread,
+  NestedConfiguration,
+  BootstrapInterval,
+  FeatureViews,
+} from "../lib/index.js";
+
+// Transfer recipes (--recipes): each is a feature set (one backbone, or several side by side),
+// colour constancy, dihedral views averaged into one feature row, a head, and the loss weighting.
+interface RecipeMember {
+  name: string;
+  alpha?: number;
+}
+interface Recipe {
+  name: string;
+  members: RecipeMember[];
+  shadesOfGray?: boolean;
+  /** Dihedral views whose features are averaged (1 = the image only). */
+  views?: number;
+  head: "logistic" | "mlp128" | "logistic dx";
+  sourceBalanced?: boolean;
+  /**
+   * "melanoma": the head learns melanoma vs everything else (HAM's bcc/akiec count as negatives in
+   * training) — the external set's positives are melanomas only. Every figure is still scored
+   * against the malignant label. Default "malignant".
+   */
+  trainTarget?: "malignant" | "melanoma";
+}
+const V2: RecipeMember = { name: "mobilenet_v2" };
+const V2_IMAGENET: RecipeMember = { name: "mobilenet_v2_imagenet" };
+const V1: RecipeMember = { name: "mobilenet_v1", alpha: 1.0 };
+const INCEPTION: RecipeMember = { name: "inception_v3" };
+const RECIPES: Recipe[] = [
+  { name: "nsfw-v2", members: [V2], head: "logistic" },
+  { name: "imagenet", members: [V2_IMAGENET], head: "logistic" },
+  { name: "imagenet-mlp", members: [V2_IMAGENET], head: "mlp128" },
+  { name: "imagenet-dx", members: [V2_IMAGENET], head: "logistic dx" },
+  { name: "imagenet-balanced", members: [V2_IMAGENET], head: "logistic", sourceBalanced: true },
+  { name: "imagenet-sog", members: [V2_IMAGENET], head: "logistic", shadesOfGray: true },
+  { name: "imagenet-views4", members: [V2_IMAGENET], head: "logistic", views: 4 },
+  { name: "v1", members: [V1], head: "logistic" },
+  { name: "inception", members: [INCEPTION], head: "logistic" },
+  { name: "imagenet+nsfw-v2", members: [V2_IMAGENET, V2], head: "logistic" },
+  { name: "ensemble3", members: [V2, INCEPTION, V1], head: "logistic" },
+  { name: "ensemble3-dx", members: [V2, INCEPTION, V1], head: "logistic dx" },
+  { name: "imagenet-ensemble3-dx", members: [V2_IMAGENET, INCEPTION, V1], head: "logistic dx" },
+  { name: "imagenet+v1", members: [V2_IMAGENET, V1], head: "logistic" },
+  { name: "imagenet-sog-balanced", members: [V2_IMAGENET], head: "logistic", shadesOfGray: true, sourceBalanced: true },
+  { name: "imagenet-mel", members: [V2_IMAGENET], head: "logistic", trainTarget: "melanoma" },
+  { name: "nsfw-v2-mel", members: [V2], head: "logistic", trainTarget: "melanoma" },
+  { name: "ensemble3-mel", members: [V2, INCEPTION, V1], head: "logistic", trainTarget: "melanoma" },
+  { name: "imagenet-sog-mel", members: [V2_IMAGENET], head: "logistic", shadesOfGray: true, trainTarget: "melanoma" },
+  { name: "imagenet-sog-dx", members: [V2_IMAGENET], head: "logistic dx", shadesOfGray: true },
+];
 
 const args = parseCommandLineOrExit(
   defineCli({
@@ -60,6 +129,7 @@ const args = parseCommandLineOrExit(
       "npx tsx bench/quality.ts --nested",
       "npx tsx bench/quality.ts --backbone mobilenet_v2 --tricks",
       "npx tsx bench/quality.ts --backbone ensemble --dx",
+      "MELANOMA_LAB_WEIGHTS_DIR=../shared/weights npx tsx bench/quality.ts --recipes imagenet,imagenet-sog",
     ],
     options: {
       backbone: {
@@ -108,6 +178,29 @@ const args = parseCommandLineOrExit(
         choices: ["logistic", "all"],
         default: "logistic",
         description: "with --nested: which heads compete",
+      },
+      recipes: {
+        type: "string",
+        valueName: "<a,b,…|all>",
+        description: `transfer recipes (RECIPES in this file), each: pooled CV, within-source, leave-one-source-out, external AUC with a patient-grouped 95% CI, and the external sensitivity/specificity of the pooled and every-source thresholds; writes runs/recipes-transfer.{md,json}. Names: ${RECIPES.map((r) => r.name).join(", ")}`,
+      },
+      external: {
+        type: "string",
+        valueName: "<dir>",
+        description: "with --recipes: the external set, trained on never (default ../shared/data/isic2020-ext)",
+      },
+      "target-sensitivity": {
+        type: "number",
+        min: 0.5,
+        max: 1,
+        default: 0.9,
+        description: "with --recipes: sensitivity the pooled and every-source thresholds must reach",
+      },
+      "bootstrap-iterations": {
+        type: "integer",
+        min: 10,
+        default: 1000,
+        description: "with --recipes: patient-grouped bootstrap replicates of the external intervals",
       },
       "nested-backbones": {
         type: "string",
@@ -709,6 +802,289 @@ async function evaluateNested(
   );
 }
 
+// ── Transfer recipes (--recipes): trained on HAM only, measured on HAM (CV, within-source,
+// leave-one-source-out) and on the external collection (never trained on, never used to choose).
+const RECIPE_HEADS: Record<Recipe["head"], string> = {
+  logistic: "logistic l2=1e-3",
+  mlp128: "mlp128 drop0.3 l2=1e-4",
+  "logistic dx": "logistic l2=1e-3 dx",
+};
+interface ThresholdOnExternal {
+  thresholdProb: number;
+  /** Lowest sensitivity over the left-out HAM sources' leave-one-source-out scores at this threshold. */
+  losoMinSensitivity: number;
+  sensitivity: BootstrapInterval;
+  specificity: BootstrapInterval;
+}
+interface RecipeRow {
+  recipe: string;
+  description: string;
+  cvRocAuc: FoldSpread;
+  cvPooledRocAuc: number;
+  cvWithinSourceRocAuc: number;
+  losoRocAucBySource: Record<string, number>;
+  losoWorstSource: string;
+  losoMinRocAuc: number;
+  losoWithinSourceRocAuc: number;
+  external: { images: number; positives: number; patients: number; rocAuc: BootstrapInterval };
+  /** Chosen on lesion-grouped 5-fold out-of-fold HAM scores, all images pooled. */
+  pooledThreshold: ThresholdOnExternal;
+  /** The highest threshold reaching the target on every HAM source's leave-one-source-out scores. */
+  everySourceThreshold: ThresholdOnExternal & { limitingSource: string };
+  featureSeconds: number;
+  trainSeconds: number;
+}
+
+function describeRecipe(r: Recipe): string {
+  const members = r.members.map((m) => (m.alpha === undefined ? m.name : `${m.name} α${m.alpha}`)).join(" + ");
+  return [
+    members,
+    r.shadesOfGray === true ? "Shades of Gray" : "",
+    (r.views ?? 1) > 1 ? `${r.views} dihedral views averaged` : "",
+    `${RECIPE_HEADS[r.head]} head`,
+    r.sourceBalanced === true ? "source-balanced loss" : "",
+    r.trainTarget === "melanoma" ? "trained on melanoma vs rest" : "",
+  ]
+    .filter((x) => x !== "")
+    .join(", ");
+}
+
+const backboneCache = new Map<string, Backbone>();
+async function recipeFeatures(r: Recipe, records: readonly LesionRecord[], label: string): Promise<FeatureViews> {
+  const parts: FeatureViews[] = [];
+  for (const m of r.members) {
+    const key = `${m.name}@${m.alpha ?? ""}`;
+    if (!backboneCache.has(key))
+      backboneCache.set(key, await loadBackbone(m.name, m.alpha === undefined ? {} : { alpha: m.alpha }));
+    const views = r.views ?? 1;
+    const fv = await extractFeatureViews(backboneCache.get(key)!, records, {
+      shadesOfGray: r.shadesOfGray === true,
+      ttaViews: views,
+      cacheDir,
+      onProgress: createProgressBar(`${label} ${key}${r.shadesOfGray === true ? " SoG" : ""} (${views} views)`),
+    });
+    if (fv.views.length > 1) {
+      // Views averaged into one feature row ("feat" TTA): the head sees one matrix in training and scoring.
+      const meanView = new Float32Array(fv.views[0].length);
+      for (const v of fv.views) for (let i = 0; i < v.length; i++) meanView[i] += v[i] / fv.views.length;
+      parts.push({ ...fv, views: [meanView] });
+    } else parts.push(fv);
+  }
+  return parts.length === 1 ? parts[0] : concatenateFeatureViews(parts);
+}
+
+function sensitivityAt(labels: number[], probs: ArrayLike<number>, threshold: number): number {
+  let tp = 0;
+  let p = 0;
+  labels.forEach((y, i) => {
+    if (y === 1) {
+      p++;
+      if (probs[i] >= threshold) tp++;
+    }
+  });
+  return p > 0 ? tp / p : NaN;
+}
+
+async function evaluateRecipe(
+  r: Recipe,
+  hamRecords: readonly LesionRecord[],
+  extRecords: readonly LesionRecord[],
+  target: number,
+  bootstrapIterations: number,
+): Promise<RecipeRow> {
+  const t0 = performance.now();
+  const ham = await recipeFeatures(r, hamRecords, `${r.name} HAM`);
+  const ext = await recipeFeatures(r, extRecords, `${r.name} external`);
+  const featureSeconds = (performance.now() - t0) / 1000;
+  const t1 = performance.now();
+  const head = HEADS[RECIPE_HEADS[r.head]];
+  const labels = ham.records.map((x) => (x.label === "malignant" ? 1 : 0));
+  const sources = ham.records.map((x) => x.source ?? "unknown");
+  const trainLabels = r.trainTarget === "melanoma" ? ham.records.map((x) => (x.diagnosis === "mel" ? 1 : 0)) : labels;
+  const rows = {
+    features: ham.views[0],
+    featureDim: ham.featureDim,
+    labels: trainLabels,
+    sources,
+    diagnoses: ham.records.map((x) => x.diagnosis),
+    rowWeights: r.sourceBalanced === true ? computeSourceBalancedWeights(sources) : undefined,
+  };
+  const cvFolds = toFoldRows(
+    ham.records,
+    createGroupedKFolds(ham.records, { folds: 5, seed }).map((f) => ({ name: `fold-${f.foldIndex + 1}`, ...f })),
+  );
+  const losoFolds = toFoldRows(
+    ham.records,
+    createLeaveOneSourceOutFolds(ham.records).map((f) => ({ name: f.heldOutSource, ...f })),
+  );
+  const cv = await crossValidateHead(rows, cvFolds, { head, seed });
+  const loso = await crossValidateHead(rows, losoFolds, { head, seed });
+  // Fold AUCs against the malignant label from the out-of-fold scores (the folds' own AUCs are
+  // against the training labels, which differ for a melanoma-target recipe).
+  const foldAuc = (f: { validationRows: readonly number[] }, probs: Float32Array) => {
+    const y = f.validationRows.map((i) => labels[i]);
+    return y.includes(1) && y.includes(0)
+      ? computeRocAuc(
+          y,
+          f.validationRows.map((i) => probs[i]),
+        )
+      : NaN;
+  };
+  const cvFoldAucs = cvFolds.map((f) => foldAuc(f, cv.outOfFoldProbs));
+  const losoAucs = losoFolds.map((f) => ({ name: f.name, rocAuc: foldAuc(f, loso.outOfFoldProbs) }));
+  const losoBySource = Object.fromEntries(losoAucs.map((f) => [f.name, f.rocAuc]));
+  const worst = losoAucs.filter((f) => !Number.isNaN(f.rocAuc)).sort((a, b) => a.rocAuc - b.rocAuc)[0];
+  // Thresholds from HAM out-of-fold scores only; the external set only measures them.
+  const pooled = chooseThresholdForSensitivity(labels, cv.outOfFoldProbs, target);
+  const everySource = chooseThresholdForEverySource(labels, loso.outOfFoldProbs, sources, target);
+  const losoMinSensitivity = (threshold: number) =>
+    Math.min(
+      ...losoFolds.map((f) =>
+        sensitivityAt(
+          f.validationRows.map((i) => labels[i]),
+          f.validationRows.map((i) => loso.outOfFoldProbs[i]),
+          threshold,
+        ),
+      ),
+    );
+  const extLabels = ext.records.map((x) => (x.label === "malignant" ? 1 : 0));
+  const extGroups = ext.records.map((x) => `patient:${x.patientId ?? x.lesionId ?? x.imageId}`);
+  const external = await scoreExternalSet(
+    rows,
+    { features: ext.views[0], featureDim: ext.featureDim, labels: extLabels, groupIds: extGroups },
+    {
+      head,
+      seed,
+      thresholds: { pooled: pooled.thresholdProb, everySource: everySource.thresholdProb },
+      bootstrapIterations,
+    },
+  );
+  const [atPooled, atEvery] = external.summary.thresholds;
+  const row: RecipeRow = {
+    recipe: r.name,
+    description: describeRecipe(r),
+    cvRocAuc: summarizeFoldSpread(cvFoldAucs),
+    cvPooledRocAuc: computeRocAuc(labels, cv.outOfFoldProbs),
+    cvWithinSourceRocAuc: computeWithinSourceRocAuc(labels, cv.outOfFoldProbs, sources).auc,
+    losoRocAucBySource: losoBySource,
+    losoWorstSource: worst.name,
+    losoMinRocAuc: worst.rocAuc,
+    losoWithinSourceRocAuc: computeWithinSourceRocAuc(labels, loso.outOfFoldProbs, sources).auc,
+    external: {
+      images: external.summary.images,
+      positives: external.summary.positives,
+      patients: external.summary.groups,
+      rocAuc: external.summary.rocAuc,
+    },
+    pooledThreshold: {
+      thresholdProb: pooled.thresholdProb,
+      losoMinSensitivity: losoMinSensitivity(pooled.thresholdProb),
+      sensitivity: atPooled.sensitivity,
+      specificity: atPooled.specificity,
+    },
+    everySourceThreshold: {
+      thresholdProb: everySource.thresholdProb,
+      limitingSource: everySource.limitingSource,
+      losoMinSensitivity: losoMinSensitivity(everySource.thresholdProb),
+      sensitivity: atEvery.sensitivity,
+      specificity: atEvery.specificity,
+    },
+    featureSeconds,
+    trainSeconds: (performance.now() - t1) / 1000,
+  };
+  console.log(`${r.name}: ${formatRecipeRow(row).join(" | ")} (load ${os.loadavg()[0].toFixed(1)})`);
+  return row;
+}
+
+const ci = (b: BootstrapInterval) => `${b.estimate.toFixed(3)} [${b.lower.toFixed(3)}, ${b.upper.toFixed(3)}]`;
+function formatRecipeRow(r: RecipeRow): string[] {
+  const f = (v: number) => (Number.isNaN(v) ? "n/a" : v.toFixed(3));
+  const sources = Object.keys(r.losoRocAucBySource).sort();
+  return [
+    r.recipe,
+    r.description,
+    formatFoldSpread(r.cvRocAuc),
+    f(r.cvPooledRocAuc),
+    f(r.cvWithinSourceRocAuc),
+    sources.map((s) => `${s} ${f(r.losoRocAucBySource[s])}`).join(", "),
+    `${f(r.losoMinRocAuc)} (${r.losoWorstSource})`,
+    f(r.losoWithinSourceRocAuc),
+    ci(r.external.rocAuc),
+    `${r.pooledThreshold.thresholdProb.toFixed(3)}: LOSO min sens ${f(r.pooledThreshold.losoMinSensitivity)}; ext sens ${ci(r.pooledThreshold.sensitivity)}, spec ${ci(r.pooledThreshold.specificity)}`,
+    `${r.everySourceThreshold.thresholdProb.toFixed(3)} (${r.everySourceThreshold.limitingSource}): LOSO min sens ${f(r.everySourceThreshold.losoMinSensitivity)}; ext sens ${ci(r.everySourceThreshold.sensitivity)}, spec ${ci(r.everySourceThreshold.specificity)}`,
+    `${r.featureSeconds.toFixed(0)} + ${r.trainSeconds.toFixed(0)}`,
+  ];
+}
+
+async function evaluateRecipes(
+  names: string[],
+  externalDir: string,
+  target: number,
+  iterations: number,
+): Promise<void> {
+  const hamRecords = loadDataset(dataDir).records;
+  const extRecords = loadDataset(externalDir).records;
+  const file = path.join(root, "runs", "recipes-transfer.json");
+  const settings = {
+    dataDir: path.relative(root, dataDir),
+    externalDir: path.relative(root, externalDir),
+    seed,
+    epochs,
+    targetSensitivity: target,
+  };
+  for (const name of names) {
+    const recipe = RECIPES.find((r) => r.name === name)!;
+    const row = await evaluateRecipe(recipe, hamRecords, extRecords, target, iterations);
+    // Rows of earlier runs with the same settings are kept unless re-measured (runs can go side by side).
+    const previous = fs.existsSync(file)
+      ? (JSON.parse(fs.readFileSync(file, "utf8")) as { settings: typeof settings; rows: RecipeRow[] })
+      : undefined;
+    const kept =
+      previous && JSON.stringify(previous.settings) === JSON.stringify(settings)
+        ? previous.rows.filter((x) => x.recipe !== row.recipe)
+        : [];
+    const order = RECIPES.map((x) => x.name);
+    const allRows = [...kept, row].sort((a, b) => order.indexOf(a.recipe) - order.indexOf(b.recipe));
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(
+      file,
+      JSON.stringify(
+        { kind: "recipes-transfer", settings, measuredAt: new Date().toISOString(), rows: allRows },
+        null,
+        2,
+      ) + "\n",
+    );
+    const header = [
+      "recipe",
+      "what",
+      "CV AUC (5 folds, mean ± sd)",
+      "CV pooled OOF AUC",
+      "CV within-source",
+      "LOSO AUC per held-out source",
+      "LOSO worst",
+      "LOSO within-source",
+      "external AUC [95% CI]",
+      `pooled threshold (sens ≥ ${target} on CV OOF)`,
+      `every-source threshold (sens ≥ ${target} on each LOSO source)`,
+      "features + train s",
+    ];
+    const lines = [
+      `# Transfer recipes: trained on ${settings.dataDir}, scored on ${settings.externalDir}`,
+      "",
+      `Seed ${seed}, head epochs ${epochs}, balanced class weights. CV: lesion-grouped stratified 5-fold on HAM. LOSO: leave-one-source-out (ham_dataset). ` +
+        `External: one head trained on all HAM images, scored on the external set; 95% CIs are percentile bootstraps over patients (${iterations} replicates). ` +
+        `Thresholds are chosen on HAM out-of-fold scores only: "pooled" on the 5-fold scores of all images, "every-source" = the highest threshold reaching the target on every held-out source's LOSO scores; the external set only measures them. ` +
+        `Written by npx tsx bench/quality.ts --recipes …; ${os.cpus().length} cores shared with other jobs.`,
+      "",
+      `| ${header.join(" | ")} |`,
+      `| ${header.map(() => "---").join(" | ")} |`,
+      ...allRows.map((x) => `| ${formatRecipeRow(x).join(" | ")} |`),
+    ];
+    fs.writeFileSync(path.join(root, "runs", "recipes-transfer.md"), lines.join("\n") + "\n");
+  }
+  for (const b of backboneCache.values()) disposeBackbone(b);
+}
+
 async function main(): Promise<void> {
   console.log(describeBackend(await selectBackend()));
   console.log(
@@ -727,6 +1103,23 @@ async function main(): Promise<void> {
   }
   // Plans below name binary heads; --dx swaps in the diagnosis-target heads and no tricks.
   const binaryHeads = allHeads.filter((h) => !DX_HEADS.includes(h));
+  if (typeof args.recipes === "string") {
+    const names = args.recipes === "all" ? RECIPES.map((r) => r.name) : args.recipes.split(",");
+    for (const n of names)
+      if (!RECIPES.some((r) => r.name === n))
+        throw new UnknownNameError(
+          "--recipes",
+          n,
+          RECIPES.map((r) => r.name),
+        );
+    const externalDir =
+      typeof args.external === "string"
+        ? path.resolve(args.external)
+        : path.join(findSharedDir(), "data", "isic2020-ext");
+    await evaluateRecipes(names, externalDir, args["target-sensitivity"], args["bootstrap-iterations"]);
+    console.log(fs.readFileSync(path.join(root, "runs", "recipes-transfer.md"), "utf8"));
+    return;
+  }
   if (args.nested === true) {
     const headsMode = args["nested-heads"] as "logistic" | "all"; // the parser allows only these
     const backbones =

@@ -122,7 +122,7 @@ export { streamImageBatches } from "./data/stream.js";
 export type { StreamImageBatchesOptions, StreamedImageBatch, ImageCache, ImageCacheStats } from "./data/stream.js";
 export { downloadIsicArchive, IsicDownloadError, ISIC_API_BASE_URL } from "./data/isicArchive.js";
 export type { IsicDownloadOptions, IsicDownloadResult } from "./data/isicArchive.js";
-export { createBalancedBatchOrder } from "./data/balancedSampling.js";
+export { createBalancedBatchOrder, computeSourceBalancedWeights } from "./data/balancedSampling.js";
 export type { BalancedBatchOrderOptions } from "./data/balancedSampling.js";
 
 // ── Models: backbones (MobileNet, InceptionV3, VGG16, ONNX imports, ensembles), features, model files
@@ -463,8 +463,19 @@ export type {
 } from "./export/modelCard.js";
 
 // ── Triage: thresholds and decisions for new images
-export { chooseThresholdForSensitivity, triageDecision, triageImage, ThresholdError } from "./triage/triage.js";
-export type { TriageResult, ThresholdChoice } from "./triage/triage.js";
+export {
+  chooseThresholdForSensitivity,
+  chooseThresholdForEverySource,
+  triageDecision,
+  triageImage,
+  ThresholdError,
+} from "./triage/triage.js";
+export type {
+  TriageResult,
+  ThresholdChoice,
+  EverySourceThresholdChoice,
+  SourceThresholdCheck,
+} from "./triage/triage.js";
 export {
   scoreImagesToCsv,
   listImagesToScore,
@@ -539,6 +550,8 @@ export type { NotebookRun, NotebookProgressEvent, ExecuteNotebookOptions } from 
 // ── Experiments: cross-validated runs, run identity, threshold audits, leaderboard
 export { createLeaveOneSourceOutFolds } from "./experiments/sourceFolds.js";
 export type { SourceFold } from "./experiments/sourceFolds.js";
+export { scoreExternalSet, summarizeExternalScores, ExternalSetError } from "./experiments/externalSet.js";
+export type { ExternalScores, ExternalSetSummary, ExternalThresholdCheck } from "./experiments/externalSet.js";
 export {
   crossValidateHead,
   summarizeFoldSpread,

@@ -96,3 +96,22 @@ export function createBalancedBatchOrder(
   }
   return batches;
 }
+
+/**
+ * Loss weight per row so that every source (clinic/device) carries the same total weight:
+ * n / (S · n_s) for a row of source s (S sources, n_s rows in s), so the weights still sum to n
+ * and a source with few images counts as much as the largest. Rows with an unknown source ("" or
+ * undefined) form one more group of their own. Multiply with class weights in the loss (trainHead's
+ * `rowWeights`); class balance within each source is left to those.
+ *
+ * @example computeSourceBalancedWeights(["a", "a", "a", "b"]) // [0.667, 0.667, 0.667, 2] (4 / (2·3), 4 / (2·1))
+ */
+export function computeSourceBalancedWeights(sources: readonly (string | undefined | null)[]): Float32Array {
+  if (sources.length === 0) throw new ClassImbalanceError("sources: received none, expected one per row");
+  const key = (s: string | undefined | null) => (typeof s === "string" && s !== "" ? `source:${s}` : "unknown");
+  const counts = new Map<string, number>();
+  for (const s of sources) counts.set(key(s), (counts.get(key(s)) ?? 0) + 1);
+  const n = sources.length;
+  const groups = counts.size;
+  return Float32Array.from(sources, (s) => n / (groups * counts.get(key(s))!));
+}

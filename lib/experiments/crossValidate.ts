@@ -60,6 +60,11 @@ export interface FeatureRows {
    * shape as `features`. Validation probabilities are averaged over `features` and these.
    */
   extraViews?: readonly Float32Array[];
+  /**
+   * Loss weight of each row when it is a training row (trainHead's `rowWeights`, multiplied with
+   * the balanced class weights), e.g. computeSourceBalancedWeights(sources). Omitted = all 1.
+   */
+  rowWeights?: ArrayLike<number>;
 }
 
 /** Row indices of one fold. */
@@ -215,6 +220,11 @@ export async function crossValidateHead(
         `extraViews[${i}]: received ${view.length} values, expected ${rows.features.length}`,
       );
   }
+  if (rows.rowWeights && rows.rowWeights.length !== rowCount) {
+    throw new CrossValidationError(
+      `rowWeights: received ${rows.rowWeights.length} weights, expected one per row (${rowCount})`,
+    );
+  }
   const target = options.head.target ?? "malignant";
   if (!HEAD_TARGETS.includes(target)) throw new UnknownNameError("head target", target, HEAD_TARGETS);
   const diagnoses = rows.diagnoses;
@@ -271,6 +281,7 @@ export async function crossValidateHead(
       batchSize: options.head.batchSize,
       learningRate: options.head.learningRate,
       classWeights: "balanced",
+      ...(rows.rowWeights ? { rowWeights: fold.trainRows.map((r) => rows.rowWeights![r]) } : {}),
       ...(target === "diagnosis"
         ? { diagnoses: fold.trainRows.map((r) => diagnoses![r]), malignantDiagnoses: options.head.malignantDiagnoses }
         : {}),

@@ -22,6 +22,8 @@ export interface CheckpointFingerprint {
   featureChecksum: number;
   /** "balanced" when batches were class-balanced (absent for shuffled batches). */
   sampling?: "balanced";
+  /** Checksum of trainHead's rowWeights; recorded only when they were given. */
+  rowWeightsChecksum?: number;
   /** Present only for a diagnosis-target head (trainHead's `diagnoses`), with the keys below. */
   target?: "diagnosis";
   /** Softmax classes, in column order. */

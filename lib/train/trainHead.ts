@@ -48,6 +48,12 @@ export interface TrainHeadOptions {
    */
   classWeights?: [number, number] | "balanced";
   /**
+   * Loss weight of each training row (≥ 0, finite), multiplied with its class (or diagnosis)
+   * weight, e.g. {@link computeSourceBalancedWeights} so each clinic counts as much as any other.
+   * Default 1 for every row.
+   */
+  rowWeights?: ArrayLike<number>;
+  /**
    * How each epoch's mini-batches are drawn: "shuffle" (every image once, seeded order) or
    * "balanced" (half malignant per batch, minority oversampled; see createBalancedBatchOrder),
    * still ceil(n / batchSize) batches per epoch. With "balanced", leave classWeights unset
@@ -207,6 +213,14 @@ export async function trainHead(
     throw new TrainHeadError(`labels: need both classes, received ${positives} malignant and ${negatives} benign`);
   }
   const classWeights = resolveClassWeights(options.classWeights, negatives, positives);
+  const rowWeights = options.rowWeights;
+  if (rowWeights !== undefined) {
+    if (rowWeights.length !== n)
+      throw new TrainHeadError(`rowWeights: received ${rowWeights.length} weights, expected one per label (${n})`);
+    for (let i = 0; i < n; i++)
+      if (!(Number.isFinite(rowWeights[i]) && rowWeights[i] >= 0))
+        throw new TrainHeadError(`rowWeights[${i}]: received ${rowWeights[i]}, expected a finite number ≥ 0`);
+  }
   let targets: DiagnosisTargets | undefined;
   if (options.diagnoses !== undefined) {
     targets = encodeDiagnosisTargets(options.diagnoses, y, options.malignantDiagnoses ?? DEFAULT_MALIGNANT_DIAGNOSES);
@@ -295,8 +309,8 @@ export async function trainHead(
   const trainLabels = tf.tensor1d(Float32Array.from(y), "float32");
   const sampleWeights = tf.tensor1d(
     targets
-      ? Float32Array.from(targets.classIndex, (k) => diagnosisWeights![k])
-      : Float32Array.from(y, (v) => classWeights[v]),
+      ? Float32Array.from(targets.classIndex, (k, i) => diagnosisWeights![k] * (rowWeights?.[i] ?? 1))
+      : Float32Array.from(y, (v, i) => classWeights[v] * (rowWeights?.[i] ?? 1)),
     "float32",
   );
   // One-hot diagnosis targets [n, K] (float, for the cross-entropy product).
@@ -326,6 +340,8 @@ export async function trainHead(
     featureChecksum: computeValuesChecksum(features),
     // Only balanced runs record it, so checkpoints written before this option still resume.
     ...(sampling === "balanced" ? { sampling } : {}),
+    // Only row-weighted runs record a checksum of their weights, for the same reason.
+    ...(rowWeights !== undefined ? { rowWeightsChecksum: computeValuesChecksum(rowWeights) } : {}),
     // Likewise only diagnosis-target runs record their targets (a binary run refuses these keys).
     ...(targets
       ? {

@@ -141,3 +141,109 @@ export async function triageImage(
     ...(policy ? { decision: decideTriage(policy, { probability, views }) } : {}),
   };
 }
+
+/** What {@link chooseThresholdForEverySource}'s threshold gives on one source. */
+export interface SourceThresholdCheck {
+  source: string;
+  /** The highest threshold reaching the target on this source alone. */
+  ownThresholdProb: number;
+  /** Sensitivity on this source at the chosen (shared) threshold. */
+  sensitivity: number;
+  /** Specificity on this source at the chosen threshold; NaN without benign images. */
+  specificity: number;
+  positives: number;
+  negatives: number;
+}
+
+/** A threshold that reaches the target sensitivity on every source, and what it costs. */
+export interface EverySourceThresholdChoice extends ThresholdChoice {
+  /** The source whose own threshold is the lowest, i.e. the one that sets the shared threshold. */
+  limitingSource: string;
+  /** One entry per source with malignant images, sorted by name. */
+  bySource: SourceThresholdCheck[];
+  /** Sources left out because they hold no malignant image (sensitivity undefined there). */
+  sourcesWithoutPositives: string[];
+}
+
+/**
+ * The highest probability threshold whose sensitivity reaches `targetSensitivity` on EVERY
+ * source separately (e.g. on leave-one-source-out scores, where each source was scored by a model
+ * that never saw it), rather than on all images pooled: the minimum over sources of each
+ * source's own {@link chooseThresholdForSensitivity} threshold. Sensitivity only falls as the
+ * threshold rises, so a higher threshold would miss the target on the limiting source. The
+ * returned sensitivity/specificity are pooled over all rows at that threshold. Sources without
+ * malignant images are listed and left out of the rule; rows with an unknown source ("" or
+ * undefined) count in the pooled figures only.
+ *
+ * @example
+ * // source a's own threshold is 0.8, b's is 0.4 (its malignant scores are 0.4 and 0.9):
+ * chooseThresholdForEverySource([1, 0, 1, 1, 0], [0.8, 0.5, 0.9, 0.4, 0.2], ["a", "a", "b", "b", "b"], 1).thresholdProb // 0.4
+ */
+export function chooseThresholdForEverySource(
+  labels: ArrayLike<number> | readonly LesionLabel[],
+  probabilities: ArrayLike<number>,
+  sources: readonly (string | undefined | null)[],
+  targetSensitivity: number,
+): EverySourceThresholdChoice {
+  if (sources.length !== labels.length) {
+    throw new ThresholdError(`sources (${sources.length}) and labels (${labels.length}) must have the same length`);
+  }
+  // Validates lengths, labels, probabilities and the target once for all rows.
+  chooseThresholdForSensitivity(labels, probabilities, targetSensitivity);
+  const numericLabels = Array.from({ length: labels.length }, (_, i) =>
+    isPositive((labels as ArrayLike<number | string>)[i], i) ? 1 : 0,
+  );
+  const rowsOf = new Map<string, number[]>();
+  sources.forEach((s, i) => {
+    if (typeof s !== "string" || s === "") return;
+    if (!rowsOf.has(s)) rowsOf.set(s, []);
+    rowsOf.get(s)!.push(i);
+  });
+  const own: { source: string; rows: number[]; thresholdProb: number }[] = [];
+  const sourcesWithoutPositives: string[] = [];
+  for (const source of [...rowsOf.keys()].sort()) {
+    const rows = rowsOf.get(source)!;
+    if (!rows.some((i) => numericLabels[i] === 1)) {
+      sourcesWithoutPositives.push(source);
+      continue;
+    }
+    const choice = chooseThresholdForSensitivity(
+      rows.map((i) => numericLabels[i]),
+      rows.map((i) => probabilities[i]),
+      targetSensitivity,
+    );
+    own.push({ source, rows, thresholdProb: choice.thresholdProb });
+  }
+  if (own.length === 0) {
+    throw new ThresholdError(
+      `sources: none of ${rowsOf.size} named sources holds a malignant image, so no per-source sensitivity is defined`,
+    );
+  }
+  const limiting = own.reduce((a, b) => (b.thresholdProb < a.thresholdProb ? b : a));
+  const thresholdProb = limiting.thresholdProb;
+  const rates = (rows: readonly number[]) => {
+    let tp = 0;
+    let p = 0;
+    let tn = 0;
+    let n = 0;
+    for (const i of rows) {
+      const urgent = probabilities[i] >= thresholdProb;
+      if (numericLabels[i] === 1) {
+        p++;
+        if (urgent) tp++;
+      } else {
+        n++;
+        if (!urgent) tn++;
+      }
+    }
+    return { sensitivity: p > 0 ? tp / p : NaN, specificity: n > 0 ? tn / n : NaN, positives: p, negatives: n };
+  };
+  const pooled = rates(numericLabels.map((_, i) => i));
+  return {
+    thresholdProb,
+    ...pooled,
+    limitingSource: limiting.source,
+    bySource: own.map((o) => ({ source: o.source, ownThresholdProb: o.thresholdProb, ...rates(o.rows) })),
+    sourcesWithoutPositives,
+  };
+}

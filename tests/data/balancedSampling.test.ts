@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createBalancedBatchOrder } from "../../lib/data/balancedSampling.js";
+import { computeSourceBalancedWeights, createBalancedBatchOrder } from "../../lib/data/balancedSampling.js";
 import { ClassImbalanceError } from "../../lib/data/imbalance.js";
 
 const labelsOf = (benign: number, malignant: number) => [...Array<number>(benign).fill(0), ...Array<number>(malignant).fill(1)];
@@ -61,5 +61,16 @@ describe("createBalancedBatchOrder", () => {
     expect(() => createBalancedBatchOrder(labelsOf(5, 0), { batchSize: 2, seed: 1 })).toThrow(/received 5 benign and 0 malignant/);
     expect(() => createBalancedBatchOrder([0, 1, 2], { batchSize: 2, seed: 1 })).toThrow(/labels\[2\]: received 2/);
     expect(() => createBalancedBatchOrder([0, 1], { batchSize: 0, seed: 1 })).toThrow(/batchSize: received 0/);
+  });
+});
+
+describe("computeSourceBalancedWeights", () => {
+  it("gives each source the same total weight, summing to n (hand-checked)", () => {
+    // 6 rows, 3 groups (a: 3 rows, b: 1 row, unknown: 2 rows) → n/(S·n_s) = 6/9, 6/3, 6/6.
+    const w = computeSourceBalancedWeights(["a", "a", "b", undefined, "a", ""]);
+    expect(Array.from(w)).toEqual([6 / 9, 6 / 9, 2, 1, 6 / 9, 1].map(Math.fround));
+    expect(Array.from(w).reduce((s, v) => s + v, 0)).toBeCloseTo(6, 5);
+    expect(Array.from(computeSourceBalancedWeights(["x", "x"]))).toEqual([1, 1]);
+    expect(() => computeSourceBalancedWeights([])).toThrow(/sources: received none/);
   });
 });

@@ -166,3 +166,33 @@ describe('crossValidateHead with head target "diagnosis"', () => {
     expect(once.folds.map((f) => f.rocAuc)).toEqual(every.folds.map((f) => f.rocAuc));
   });
 });
+
+describe("crossValidateHead rowWeights", () => {
+  it("weights each fold's training rows (clinic B weighted 0 leaves clinic A's rule) and checks their count", async () => {
+    await selectBackend();
+    // Clinic A: malignant x0 > 0; clinic B: malignant x0 < 0. Validation = 8 clinic-A rows.
+    const labels = Array.from({ length: 48 }, (_, i) => i % 2);
+    const clinic = labels.map((_, i) => (i < 24 ? "A" : "B"));
+    const features = Float32Array.from(
+      labels.flatMap((y, i) => [((y === 1) === (clinic[i] === "A") ? 1 : -1) * (0.5 + (i % 5) / 5)]),
+    );
+    const fold: FoldRows = {
+      name: "a-held",
+      trainRows: labels.map((_, i) => i).filter((i) => i >= 8),
+      validationRows: [0, 1, 2, 3, 4, 5, 6, 7],
+    };
+    const head: HeadConfig = { hiddenUnits: 0, dropoutRate: 0, l2: 0, epochs: 40, batchSize: 8, learningRate: 0.05 };
+    const rows = { features, featureDim: 1, labels };
+    const weighted = await crossValidateHead({ ...rows, rowWeights: clinic.map((c) => (c === "A" ? 1 : 0)) }, [fold], {
+      head,
+      seed: 2,
+    });
+    expect(weighted.folds[0].rocAuc).toBe(1);
+    // Unweighted, B's 24 rows outweigh A's 16 training rows: the rule flips on A's validation rows.
+    const plain = await crossValidateHead(rows, [fold], { head, seed: 2 });
+    expect(plain.folds[0].rocAuc).toBe(0);
+    await expect(crossValidateHead({ ...rows, rowWeights: [1] }, [fold], { head, seed: 2 })).rejects.toThrow(
+      /rowWeights: received 1 weights, expected one per row \(48\)/,
+    );
+  });
+});
