@@ -1,9 +1,9 @@
-import { bootstrapMetric } from "../evaluate/bootstrap.js";
 import { computeConfusionMatrix, computeRocAuc, deriveThresholdMetrics } from "../evaluate/metrics.js";
 import type { LesionRecord } from "../data/types.js";
 import type { ReportSection } from "../evaluate/report.js";
 import { MelanomaLabError } from "../util/errors.js";
 import { crossValidateHead, toFoldRows, type FeatureRows, type HeadConfig } from "./crossValidate.js";
+import { summarizeExternalScores } from "./externalSet.js";
 import { createLeaveOneSourceOutFolds } from "./sourceFolds.js";
 
 /** Thrown for transfer-report input that does not fit together (rows, sources, patient ids). */
@@ -188,12 +188,13 @@ export function evaluateExternalScores(input: {
   const groupIds = patientIds.map((id, i) => (id ? `patient:${id}` : `image:${i}`));
   const rates = rateAt(labels, Array.from(probs), thresholdProb);
   const both = rates.malignant > 0 && rates.benign > 0;
+  // One grouped-bootstrap summary of external scores for the experiment and the recipes bench.
   const interval = both
-    ? bootstrapMetric(labels, probs, computeRocAuc, {
-        iterations: input.iterations ?? 1000,
-        seed: input.seed,
-        groupIds,
-      })
+    ? summarizeExternalScores(
+        { labels, probabilities: probs, groupIds },
+        {},
+        { seed: input.seed, iterations: input.iterations ?? 1000 },
+      ).rocAuc
     : undefined;
   return {
     dataDir: input.dataDir,
