@@ -1,6 +1,6 @@
 import type * as tf from "@tensorflow/tfjs";
 import { computeRocAuc, computeAveragePrecision } from "../evaluate/metrics.js";
-import { trainHead } from "../train/trainHead.js";
+import { trainHead, type TrainHeadOptions } from "../train/trainHead.js";
 import { predictHeadProbabilities } from "../train/predictBatches.js";
 import { type EpochMetrics, type TrainingCallback } from "../train/trainingLog.js";
 import { MelanomaLabError, UnknownNameError } from "../util/errors.js";
@@ -26,6 +26,20 @@ export interface HeadConfig {
   target?: HeadTarget;
   /** With target "diagnosis": the diagnosis codes counted as malignant (trainHead's default when omitted). */
   malignantDiagnoses?: readonly string[];
+}
+
+/**
+ * trainHead's architecture and optimiser settings from a head configuration: the one place the
+ * six settings go from a HeadConfig into trainHead (cross-validation folds, the final model, the
+ * external-set check).
+ *
+ * @example trainHead(features, labels, { ...headTrainingOptions(DEFAULT_HEAD_CONFIG), seed: 42 })
+ */
+export function headTrainingOptions(
+  head: HeadConfig,
+): Pick<TrainHeadOptions, "hiddenUnits" | "dropoutRate" | "l2" | "epochs" | "batchSize" | "learningRate"> {
+  const { hiddenUnits, dropoutRate, l2, epochs, batchSize, learningRate } = head;
+  return { hiddenUnits, dropoutRate, l2, epochs, batchSize, learningRate };
 }
 
 /** What a head is trained to predict: the binary label, or the diagnosis (summed to P(malignant)). */
@@ -273,13 +287,8 @@ export async function crossValidateHead(
     const valLabels = fold.validationRows.map((r) => labels[r]);
     const valFeatures = gatherRows(rows.features, featureDim, fold.validationRows);
     const trained = await trainHead(gatherRows(rows.features, featureDim, fold.trainRows), trainLabels, {
+      ...headTrainingOptions(options.head),
       seed: options.seed + foldIndex,
-      hiddenUnits: options.head.hiddenUnits,
-      dropoutRate: options.head.dropoutRate,
-      l2: options.head.l2,
-      epochs: options.head.epochs,
-      batchSize: options.head.batchSize,
-      learningRate: options.head.learningRate,
       classWeights: "balanced",
       ...(rows.rowWeights ? { rowWeights: fold.trainRows.map((r) => rows.rowWeights![r]) } : {}),
       ...(target === "diagnosis"

@@ -3,7 +3,7 @@ import { computeMetricsAtThreshold, computeRocAuc } from "../evaluate/metrics.js
 import { predictHeadProbabilities } from "../train/predictBatches.js";
 import { trainHead } from "../train/trainHead.js";
 import { MelanomaLabError } from "../util/errors.js";
-import type { FeatureRows, HeadConfig } from "./crossValidate.js";
+import { headTrainingOptions, type FeatureRows, type HeadConfig } from "./crossValidate.js";
 
 /** Thrown for external-set input that does not fit together (rows, groups, thresholds). */
 export class ExternalSetError extends MelanomaLabError {}
@@ -133,13 +133,8 @@ export async function scoreExternalSet(
     );
   }
   const trained = await trainHead(train.features, train.labels, {
+    ...headTrainingOptions(options.head),
     seed: options.seed,
-    hiddenUnits: options.head.hiddenUnits,
-    dropoutRate: options.head.dropoutRate,
-    l2: options.head.l2,
-    epochs: options.head.epochs,
-    batchSize: options.head.batchSize,
-    learningRate: options.head.learningRate,
     classWeights: "balanced",
     rowWeights: train.rowWeights,
     ...(target === "diagnosis"

@@ -11,7 +11,7 @@ import { disposeBackbone, releaseInferencePlan } from "../models/inferencePlan.j
 import { buildFineTunedTriageModel } from "../train/triageModelSplit.js";
 import { fineTuneTopBlocks } from "../train/fineTune.js";
 import { trainHead } from "../train/trainHead.js";
-import type { CrossValidationResult } from "./crossValidate.js";
+import { headTrainingOptions, type CrossValidationResult } from "./crossValidate.js";
 import type { OutOfFoldEvaluation } from "./crossValidationStage.js";
 import type { ExperimentFeatures, ExternalFeatures } from "./experimentData.js";
 import { predictHeadProbabilities } from "../train/predictBatches.js";
@@ -55,13 +55,10 @@ export async function trainAndExportFinalModel(
   if (resuming)
     backfillTensorBoardEpochs(path.join(logDir, "all"), checkpoints.readCheckpointHistory("all"), head.learningRate);
   const final = await trainHead(feats.features, feats.labels, {
+    ...headTrainingOptions(head),
     seed,
-    hiddenUnits: head.hiddenUnits,
-    dropoutRate: head.dropoutRate,
-    l2: head.l2,
+    // The run's epoch count (resolved from the config), not the head preset's.
     epochs,
-    batchSize: head.batchSize,
-    learningRate: head.learningRate,
     classWeights: "balanced",
     ...(recorded.malignantDiagnoses ? { diagnoses, malignantDiagnoses: recorded.malignantDiagnoses } : {}),
     callbacks: [createTensorBoardCallback(path.join(logDir, "all"), { writeGraph: false })],
