@@ -55,6 +55,12 @@ const cli = defineCli({
       description: "seed of the split, initialisation and shuffling (default 42, or MELANOMA_LAB_SEED)",
     },
     small: { type: "boolean", description: "small synthetic set and few epochs (a quick check)" },
+    external: {
+      type: "string",
+      valueName: "<dir>",
+      description:
+        "a second data set (labels.csv + images/, e.g. ../shared/data/isic2020-ext) that notebook 4's transfer report scores with the trained model, AUC grouped by patient (or MELANOMA_LAB_EXTERNAL)",
+    },
     runtime: {
       type: "string",
       choices: ["auto", ...INFERENCE_RUNTIMES],
@@ -86,6 +92,14 @@ async function main(): Promise<void> {
       );
     }
     env.MELANOMA_LAB_DATA = dataDir;
+  }
+  if (args.external !== undefined) {
+    const externalDir = path.resolve(process.cwd(), args.external);
+    if (!fs.existsSync(externalDir)) {
+      console.error(`demo: --external folder ${args.external} does not exist; expected labels.csv + images/`);
+      process.exit(2);
+    }
+    env.MELANOMA_LAB_EXTERNAL = externalDir;
   }
   if (args.backbone !== undefined) env.MELANOMA_LAB_BACKBONE = args.backbone;
   if (args.epochs !== undefined) env.MELANOMA_LAB_EPOCHS = String(args.epochs);

@@ -114,6 +114,15 @@ describe("transfer report flags", () => {
     expect(r.stdout).not.toContain("backend:");
   }, 90_000);
 
+  it("demo --external with a missing folder stops with one line naming it, exit 2, before any notebook", () => {
+    const r = runScript("scripts/demo.ts", ["--small", "--external", "no/such/isic-ext"]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe("demo: --external folder no/such/isic-ext does not exist; expected labels.csv + images/\n");
+    expect(r.stdout).not.toContain("notebook 1/6");
+    const help = runScript("scripts/demo.ts", ["--help"]);
+    expect(help.stdout).toMatch(/--external <dir>/);
+  }, 90_000);
+
   it("leaderboard --sort lists worst-source|cv|external and refuses another key with one line", () => {
     const help = runScript("scripts/leaderboard.ts", ["--help"]);
     expect(help.stdout).toMatch(/--sort cv\|worst-source\|external/);
