@@ -136,6 +136,8 @@ describe("tests/helpers/shared: a missing prerequisite is a vitest skip outside 
     // The verbose reporter prints the note beside each skipped test.
     expect(run.output).toContain(`[${path.join(missing, "data", "probe.txt")} is missing`);
     expect(run.output).toContain("[probe-tool is not installed (apt-get install probe-tool)]");
+    // A skipped suite carries its reason in its name.
+    expect(run.output).toContain(`suite (skipped: ${path.join(missing, "data", "probe.txt")} is missing`);
   });
 
   it("under CI with the shared folder missing: they fail instead (a suite as one prerequisite test), naming what is missing", () => {

@@ -102,7 +102,9 @@ export function describeRequiring(missing: string | undefined, name: string, fac
     describe(name, factory);
   } else if (!isCi()) {
     console.warn(`skipping suite "${name}": ${missing}`);
-    describe.skip(name, factory);
+    // The reason travels in the suite's name, so vitest's report says why it was skipped (outside
+    // CI only: a missing prerequisite is a local machine without ../shared, Jupyter or Chromium).
+    describe.skip(`${name} (skipped: ${missing})`, factory);
   } else {
     describe(name, () => {
       it("prerequisite", () => {
