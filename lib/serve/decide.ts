@@ -47,16 +47,4 @@ export type DecideTriage = (input: ServiceDecisionInput, metadata: TriageModelMe
  *
  * @example decideWithModelPolicy({ probability: 0.42, viewProbabilities: [0.42, 0.4, 0.47] }, metadata).level // "urgent" | "routine" | "reassure"
  */
-export const decideWithModelPolicy: DecideTriage = (input, metadata) => {
-  const d = decideTriageForModel(metadata, input);
-  return {
-    probability: d.probability,
-    rawProbability: d.rawProbability,
-    interval: d.interval,
-    level: d.level,
-    escalated: d.escalated,
-    escalationReason: d.escalationReason,
-    operatingPoint: d.operatingPoint,
-    sentence: d.sentence,
-  };
-};
+export const decideWithModelPolicy: DecideTriage = (input, metadata) => decideTriageForModel(metadata, input);
