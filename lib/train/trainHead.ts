@@ -159,6 +159,13 @@ function evaluate(
   return scoreBinaryPredictions(labels, probs, computeAuc);
 }
 
+/** The rows `indices` of a row-major [n, dim] matrix, in that order, as a new [indices.length, dim] array. */
+function copyRows(matrix: Float32Array, dim: number, indices: readonly number[]): Float32Array {
+  const out = new Float32Array(indices.length * dim);
+  for (let r = 0; r < indices.length; r++) out.set(matrix.subarray(indices[r] * dim, (indices[r] + 1) * dim), r * dim);
+  return out;
+}
+
 /**
  * Trains a dense classification head on cached backbone features:
  * input [featureDim] → (dense relu hiddenUnits → dropout) → dense(1, sigmoid), output bias
@@ -306,19 +313,9 @@ export async function trainHead(
   const kernels = variables.filter((v) => /kernel/.test(v.name));
 
   const trainFeatures = tf.tensor2d(features, [n, featureDim]);
-  const trainLabels = tf.tensor1d(Float32Array.from(y), "float32");
-  const sampleWeights = tf.tensor1d(
-    targets
-      ? Float32Array.from(targets.classIndex, (k, i) => diagnosisWeights![k] * (rowWeights?.[i] ?? 1))
-      : Float32Array.from(y, (v, i) => classWeights[v] * (rowWeights?.[i] ?? 1)),
-    "float32",
-  );
-  // One-hot diagnosis targets [n, K] (float, for the cross-entropy product).
-  const trainOneHot = targets
-    ? tf.tidy(
-        () => tf.oneHot(tf.tensor1d(targets!.classIndex, "int32"), targets!.classes.length).toFloat() as tf.Tensor2D,
-      )
-    : undefined;
+  const sampleWeightValues = targets
+    ? Float32Array.from(targets.classIndex, (k, i) => diagnosisWeights![k] * (rowWeights?.[i] ?? 1))
+    : Float32Array.from(y, (v, i) => classWeights[v] * (rowWeights?.[i] ?? 1));
   const valFeatures: tf.Tensor2D | undefined = options.validation
     ? tf.tensor2d(options.validation.features, [valLabels!.length, featureDim])
     : undefined;
@@ -393,11 +390,21 @@ export async function trainHead(
         // Seed from (epoch, batch), not a running counter, so a resumed run draws the same masks.
         const dropoutSeed = seed * 1_000_003 + (epoch - 1) * batchesPerEpoch + batchIndex;
         const cost = tf.tidy(() => {
-          const idx = tf.tensor1d(batchIndices, "int32");
-          const xb = tf.gather(trainFeatures, idx) as tf.Tensor2D;
-          const yb = tf.gather(trainLabels, idx) as tf.Tensor1D;
-          const wb = tf.gather(sampleWeights, idx) as tf.Tensor1D;
-          const ob = trainOneHot ? (tf.gather(trainOneHot, idx) as tf.Tensor2D) : undefined;
+          // Rows are copied in JS: wasm's GatherV2 took a quarter of a small head's training time.
+          const xb = tf.tensor2d(copyRows(features, featureDim, batchIndices), [batchIndices.length, featureDim]);
+          const yb = tf.tensor1d(Float32Array.from(batchIndices, (i) => y[i]));
+          const wb = tf.tensor1d(Float32Array.from(batchIndices, (i) => sampleWeightValues[i]));
+          const ob = targets
+            ? (tf
+                .oneHot(
+                  tf.tensor1d(
+                    batchIndices.map((i) => targets!.classIndex[i]),
+                    "int32",
+                  ),
+                  targets.classes.length,
+                )
+                .toFloat() as tf.Tensor2D)
+            : undefined;
           return optimizer.minimize(
             () => {
               let perExample: tf.Tensor1D;
@@ -456,8 +463,7 @@ export async function trainHead(
   } finally {
     best.dispose();
     optimizer.dispose();
-    tf.dispose([trainFeatures, trainLabels, sampleWeights]);
-    trainOneHot?.dispose();
+    trainFeatures.dispose();
     valFeatures?.dispose();
   }
 }

@@ -168,6 +168,47 @@ describe("wasm gradient kernels", () => {
     );
   });
 
+  it("BatchMatMul (replaced) matches cpu with either or both operands transposed, batched or not", async () => {
+    for (const [transposeA, transposeB] of [
+      [true, false],
+      [false, true],
+      [true, true],
+      [false, false],
+    ]) {
+      const a = transposeA ? [7, 5] : [5, 7];
+      const b = transposeB ? [3, 7] : [7, 3];
+      await expectParity(() => tf.tidy(() => tf.matMul(seeded(a, 11), seeded(b, 12), transposeA, transposeB)));
+      await expectParity(() =>
+        tf.tidy(() => tf.matMul(seeded([2, ...a], 13), seeded([2, ...b], 14), transposeA, transposeB)),
+      );
+    }
+  });
+
+  it("_FusedMatMul (replaced) matches cpu with transposed operands, bias and activation", async () => {
+    await expectParity(() =>
+      tf.tidy(() =>
+        tf.fused.matMul({
+          a: seeded([6, 4], 15),
+          b: seeded([5, 6], 16),
+          transposeA: true,
+          transposeB: true,
+          bias: seeded([5], 17),
+          activation: "relu",
+        }),
+      ),
+    );
+  });
+
+  it("a Dense layer's weight gradient (a transposed product) matches cpu", async () => {
+    await expectParity(() =>
+      tf.tidy(() => {
+        const x = seeded([9, 6], 18);
+        const w = seeded([6, 4], 19);
+        return tf.grad((wv: tf.Tensor) => tf.sum(tf.square(tf.matMul(x, wv))))(w);
+      }),
+    );
+  });
+
   it("Conv2DBackpropFilter honours NCHW input", async () => {
     const filterShape: Shape4 = [3, 3, 4, 5];
     await expectParity(() =>
