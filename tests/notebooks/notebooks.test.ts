@@ -391,4 +391,34 @@ describeRequiring(missingTool(haveJupyter, JUPYTER_WHAT, JUPYTER_INSTALL), "note
     for (const run of charts)
       expect(fs.readFileSync(run.executedNotebookPath, "utf8"), run.notebook).toContain("inlined once by melanoma-lab");
   }, 300_000);
+
+  it("re-checks a project file that changed: the kernel keeps lib's diagnostics only while no file changed", async () => {
+    // The launcher keeps the type-check results of project files between cells (tslab would redo
+    // all of lib/ for every import cell); a file edited between notebooks must be checked again.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "melanoma-recheck-"));
+    const probeDir = fs.mkdtempSync(path.join(root, "out", "kernel-probe-"));
+    const probeFile = path.join(probeDir, "probe.ts");
+    const probeImport = `./${path.relative(root, probeDir).split(path.sep).join("/")}/probe.js`;
+    fs.writeFileSync(probeFile, "export const probeValue: number = 41;\n");
+    try {
+      const first = path.join(dir, "01-imports-probe.ipynb");
+      const second = path.join(dir, "02-imports-broken-probe.ipynb");
+      writeNotebook(first, [
+        `import { probeValue } from "${probeImport}";\nconsole.log(probeValue + 1);`,
+        `import fs from "node:fs";\nfs.writeFileSync(${JSON.stringify(probeFile)}, 'export const probeValue: number = "forty-one";\\n');`,
+      ]);
+      writeNotebook(second, [`import { probeValue } from "${probeImport}";\nconsole.log(probeValue);`]);
+      const err = await executeNotebooks([first, second], { outDir: dir }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(NotebookExecutionError);
+      expect((err as Error).message).toContain("02-imports-broken-probe.ipynb cell 0");
+      expect((err as Error).message).toMatch(/Type 'string' is not assignable to type 'number'/);
+      const saved = JSON.parse(fs.readFileSync(path.join(dir, "01-imports-probe.ipynb"), "utf8"));
+      expect(JSON.stringify(saved.cells[0].outputs)).toContain("42");
+    } finally {
+      fs.rmSync(probeDir, { recursive: true, force: true });
+    }
+  }, 300_000);
 });

@@ -10,8 +10,69 @@ const tslabDir = path.join(root, "node_modules", "tslab");
 // (feature cache, logs, models) and then crashes the kernel with "Unexpected pending
 // rebuildTimer". Directory watches only serve module resolution of files that do not exist yet;
 // lib/ files that exist are still watched one by one, so edits to them are picked up.
-const ts = require(require.resolve("@tslab/typescript-for-tslab", { paths: [tslabDir] }));
+const tsPath = require.resolve("@tslab/typescript-for-tslab", { paths: [tslabDir] });
+const ts = require(tsPath);
 ts.sys.watchDirectory = () => ({ close() {} });
+// tslab type-checks every project file a cell imports, on the new Program it builds for each
+// cell: every notebook's import cell re-checked all of lib/ (~3.5 s each, ~8 s for the first).
+// A file that is not one of tslab's cell files cannot depend on a cell, so its diagnostics only
+// change when some non-cell file changes: they are kept while every non-cell file has the version
+// it had (the same SourceFile object), and recomputed otherwise (an edit to lib/ is still reported at the next cell).
+// typescript's exports are read-only getters, so tslab gets a copy with this one function
+// replaced (installed before tslab's converter loads).
+const CELL_FILE_NAMES = new Set(["__tslab__.ts", "__tslab__.js", "__prev__.d.ts"]);
+const isCellFile = (sourceFile) => CELL_FILE_NAMES.has(path.basename(sourceFile.fileName));
+let projectDiagnostics = { signature: "", byFile: new Map() };
+// TypeScript keeps the SourceFile object of an unchanged file from one Program to the next and
+// makes a new one when the file changed, so the object itself tells whether a file changed.
+const sourceFileIds = new WeakMap();
+let nextSourceFileId = 0;
+function sourceFileIdentity(sourceFile) {
+  // A second copy of a package (same name and version) is a redirect, rebuilt with every Program:
+  // the file it redirects to is the one that can change.
+  const file = sourceFile.redirectInfo ? sourceFile.redirectInfo.redirectTarget : sourceFile;
+  if (!sourceFileIds.has(file)) sourceFileIds.set(file, nextSourceFileId++);
+  return sourceFileIds.get(file);
+}
+function getPreEmitDiagnosticsOfFiles(program, sourceFiles, cancellationToken) {
+  const signature = program
+    .getSourceFiles()
+    .filter((f) => !isCellFile(f))
+    .map((f) => `${f.fileName}@${sourceFileIdentity(f)}`)
+    .join("\n");
+  if (signature !== projectDiagnostics.signature) projectDiagnostics = { signature, byFile: new Map() };
+  const cells = [];
+  const diagnostics = [];
+  for (const sourceFile of sourceFiles) {
+    if (isCellFile(sourceFile)) {
+      cells.push(sourceFile);
+      continue;
+    }
+    let found = projectDiagnostics.byFile.get(sourceFile.fileName);
+    if (found === undefined) {
+      found = [
+        ...program.getSyntacticDiagnostics(sourceFile, cancellationToken),
+        ...program.getSemanticDiagnostics(sourceFile, cancellationToken),
+        ...(ts.getEmitDeclarations(program.getCompilerOptions())
+          ? program.getDeclarationDiagnostics(sourceFile, cancellationToken)
+          : []),
+      ];
+      projectDiagnostics.byFile.set(sourceFile.fileName, found);
+    }
+    diagnostics.push(...found);
+  }
+  return ts.sortAndDeduplicateDiagnostics([
+    ...diagnostics,
+    ...ts.getPreEmitDiagnosticsOfFiles(program, cells, cancellationToken),
+  ]);
+}
+const tsForTslab = {};
+for (const key of Object.keys(ts)) {
+  const property =
+    key === "getPreEmitDiagnosticsOfFiles" ? { value: getPreEmitDiagnosticsOfFiles } : { get: () => ts[key] };
+  Object.defineProperty(tsForTslab, key, { enumerable: true, ...property });
+}
+require.cache[tsPath].exports = tsForTslab;
 const { ZmqServer } = require(path.join(tslabDir, "dist", "jupyter.js"));
 // tslab handles each shell message as it arrives (execute requests then wait in its own queue)
 // and publishes "busy" on arrival and "idle" when that one request is done. With Run All, a
