@@ -144,7 +144,13 @@ export type { BackboneName, LoadBackboneOptions } from "./models/backbones.js";
 export { BackboneLoadError } from "./models/cutBackbone.js";
 export { loadMobilenetV1Backbone, MOBILENET_V1_ALPHAS, WeightsDownloadError } from "./models/mobilenetV1.js";
 export { importOnnxModel, decodeOnnxModel, OnnxImportError, ONNX_IMPORT_OPS } from "./models/onnxImport.js";
-export { convertLayersModelToOnnx, ensureBackboneOnnx, OnnxExportError, ONNX_OPSET } from "./models/onnxConvert.js";
+export {
+  convertBackboneToOnnxFile,
+  convertLayersModelToOnnx,
+  ensureBackboneOnnx,
+  OnnxExportError,
+  ONNX_OPSET,
+} from "./models/onnxConvert.js";
 export type { OnnxConversion, OnnxConversionOptions } from "./models/onnxConvert.js";
 export type { ImportOnnxOptions, ImportedOnnxModel } from "./models/onnxImport.js";
 export {

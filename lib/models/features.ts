@@ -6,6 +6,7 @@ import type { PixelTransform } from "../data/augment.js";
 import type { InputProblem, LesionRecord } from "../data/types.js";
 import { MelanomaLabError } from "../util/errors.js";
 import {
+  loadOnnxRuntime,
   parseRuntimeName,
   RUNTIME_ENV,
   selectInferenceRuntime,
@@ -55,7 +56,7 @@ export interface ExtractFeaturesOptions {
   runtime?: "onnx" | "tfjs" | "auto";
   /** ONNX Runtime intra-op threads (default: `MELANOMA_LAB_ORT_THREADS`, else "auto"). */
   ortThreads?: number;
-  /** Where a tfjs backbone converted for a forced "onnx" runtime is cached (ensureBackboneOnnx's default otherwise). */
+  /** Where a tfjs backbone converted for ONNX Runtime is cached (default: ensureBackboneOnnx's, .cache/onnx). */
   onnxCacheDir?: string;
 }
 
@@ -160,9 +161,10 @@ function problemOf(item: Item, err: unknown): InputProblem {
  * Runs `backbone` over images in batches and returns pooled features [rows, featureDim].
  * Files are decoded with {@link decodeImageRgb} (the next batch decodes while the current one
  * runs), preprocessed with backbone.preprocessing, and each forward pass is tidied so tensor
- * count stays flat. The forward passes run on ONNX Runtime when `backbone.onnx` is set and
- * onnxruntime-node loads (`options.runtime` / `MELANOMA_LAB_RUNTIME` force either; the result's
- * `runtime` says which ran and why), else on tfjs through `backbone.model`. With `cacheDir`, features are stored per image under a key of backbone
+ * count stays flat. The forward passes run on ONNX Runtime when onnxruntime-node loads — on
+ * `backbone.onnx`, or on the tfjs model converted to ONNX once and cached (ensureBackboneOnnx,
+ * `.cache/onnx`) — else on tfjs through `backbone.model` (`options.runtime` /
+ * `MELANOMA_LAB_RUNTIME` force either; the result's `runtime` says which ran and why). With `cacheDir`, features are stored per image under a key of backbone
  * name + weightsId + sha256 of the file bytes, so reruns skip the forward pass. Unreadable
  * images become `problems` and the rest go on.
  *
@@ -185,27 +187,36 @@ export async function extractFeatures(backbone: FeatureBackbone, input: FeatureI
   const cacheFolder = options.cacheDir ? featureCacheFolder(options.cacheDir, backbone, resizePolicy) : undefined;
   if (cacheFolder) await fs.promises.mkdir(cacheFolder, { recursive: true });
   let cacheHits = 0;
-  // ONNX Runtime asked for by name: a tfjs backbone is converted to ONNX first (once, cached);
-  // a model that does not convert stays on tfjs, and the runtime line says why.
+  // Unless tfjs is forced, a tfjs backbone is converted to ONNX first (once per machine, cached)
+  // when ONNX Runtime loads: 3–4× the img/s of tfjs wasm on the same weights. A model that does
+  // not convert stays on tfjs, and the runtime line says why.
   let conversionProblem: string | undefined;
   const requested = parseRuntimeName(options.runtime ?? process.env[RUNTIME_ENV]);
   // `model` is read only when tfjs would run: the ONNX path never touches it.
   if (requested === "tfjs" && "tfjsUnavailableReason" in backbone) {
     throw new OnnxRuntimeOnlyError(`runtime: received "tfjs", but backbone ${backbone.name} runs only on ONNX Runtime (${backbone.tfjsUnavailableReason}); expected "onnx" or "auto"`);
   }
-  if (!backbone.onnx && requested === "onnx") {
+  const converting = !backbone.onnx && (requested === "onnx" || (requested === undefined && "ort" in (await loadOnnxRuntime())));
+  // The converted file is used for this call only: `backbone` is left as it is, so a copy of it
+  // with another model never inherits a file made from these weights.
+  let onnxFile = backbone.onnx;
+  if (converting) {
     // Loaded only here: the converter pulls in the ONNX protobuf schema.
-    const { ensureBackboneOnnx, OnnxExportError } = await import("./onnxConvert.js");
+    const { convertBackboneToOnnxFile, OnnxExportError } = await import("./onnxConvert.js");
     try {
-      ensureBackboneOnnx(requireTfjsBackbone(backbone, "ONNX conversion"), { cacheDir: options.onnxCacheDir });
+      onnxFile = convertBackboneToOnnxFile(requireTfjsBackbone(backbone, "ONNX conversion"), { cacheDir: options.onnxCacheDir });
     } catch (err) {
       if (!(err instanceof OnnxExportError)) throw err;
       conversionProblem = err.message;
     }
   }
   const runtime = await selectInferenceRuntime({
-    modelName: conversionProblem ? `${backbone.name} (does not convert to ONNX: ${conversionProblem})` : backbone.name,
-    onnxPath: backbone.onnx?.path,
+    modelName: conversionProblem
+      ? `${backbone.name} (does not convert to ONNX: ${conversionProblem})`
+      : converting
+        ? `${backbone.name} (converted from tfjs, cached)`
+        : backbone.name,
+    onnxPath: onnxFile?.path,
     preferred: options.runtime,
     ortThreads: options.ortThreads,
   });
@@ -265,7 +276,7 @@ export async function extractFeatures(backbone: FeatureBackbone, input: FeatureI
       let values: Float32Array;
       if (runtime.runtime === "onnx") {
         // The ONNX path never touches backbone.model: an imported ONNX backbone may have none yet.
-        values = await predictOnnxFeatures(backbone, packed, ready.length, runtime.ortThreads!);
+        values = await predictOnnxFeatures({ ...backbone, onnx: onnxFile }, packed, ready.length, runtime.ortThreads!);
       } else {
         const x = preprocessImages(packed, ready.length, inputSizePx, backbone.preprocessing);
         try {

@@ -579,20 +579,28 @@ export function convertLayersModelToOnnx(model: tf.LayersModel, options: OnnxCon
 }
 
 /**
- * The backbone as an ONNX file for ONNX Runtime: `backbone.onnx` when it has one (an ONNX-zoo
- * backbone), else its tfjs model converted with {@link convertLayersModelToOnnx} (input: the
- * preprocessed NHWC batch, output `features` [n, featureDim]) and cached in `cacheDir` (default
- * `<project root>/.cache/onnx`) under a key of the backbone's name, weights id, feature layer and
- * sizes, so a backbone is converted once per machine. Sets and returns `backbone.onnx`. Throws
+ * The tfjs model of `backbone` as an ONNX file for ONNX Runtime ({@link convertLayersModelToOnnx};
+ * input: the preprocessed NHWC batch, output `features` [n, featureDim], the model's output
+ * flattened as tfjs flattens it), cached in `cacheDir` (default `<project root>/.cache/onnx`)
+ * under a key of the backbone's name, weights id, feature layer, sizes and weight values, so a
+ * model is converted once per machine. Changes nothing on `backbone`: the file belongs to these
+ * weights, and a copy of the backbone with another model must not inherit it. Throws
  * {@link OnnxExportError} naming the layer when the model does not convert.
  *
- * @example const onnxFile = ensureBackboneOnnx(await loadBackbone("inception_v3")); // then extractFeatures(…, { runtime: "onnx" })
+ * @example const file = convertBackboneToOnnxFile(await loadBackbone("inception_v3")); // file.path ends in .onnx
  */
-export function ensureBackboneOnnx(backbone: Backbone, options: { cacheDir?: string } = {}): BackboneOnnxFile {
-  if (backbone.onnx) return backbone.onnx;
+export function convertBackboneToOnnxFile(backbone: Backbone, options: { cacheDir?: string } = {}): BackboneOnnxFile {
   const dir = path.resolve(options.cacheDir ?? path.join(findProjectRoot(), ".cache", "onnx"));
   const identity = [backbone.name, backbone.weightsId, backbone.featureLayerName, backbone.inputSizePx, backbone.featureDim];
-  const key = crypto.createHash("sha256").update(JSON.stringify(identity)).digest("hex").slice(0, 16);
+  const keyHash = crypto.createHash("sha256").update(JSON.stringify(identity));
+  // The weights' values are in the key too (not their names, which tfjs numbers per load): two
+  // models under the same name and weights id (a fine-tuned copy, a test's random model) must
+  // not share a converted file.
+  for (const weight of backbone.model.weights) {
+    const values = weight.read().dataSync();
+    keyHash.update(JSON.stringify(weight.shape)).update(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+  }
+  const key = keyHash.digest("hex").slice(0, 16);
   const file = path.join(dir, `${backbone.name.replace(/[^A-Za-z0-9._-]/g, "_")}-${key}.onnx`);
   const namesFile = `${file}.json`;
   if (!fs.existsSync(file) || !fs.existsSync(namesFile)) {
@@ -610,6 +618,18 @@ export function ensureBackboneOnnx(backbone: Backbone, options: { cacheDir?: str
   }
   const { inputName } = JSON.parse(fs.readFileSync(namesFile, "utf8")) as { inputName: string };
   const sha256 = crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
-  backbone.onnx = { path: file, sha256, inputName, outputName: "features", layout: "NHWC" };
+  return { path: file, sha256, inputName, outputName: "features", layout: "NHWC" };
+}
+
+/**
+ * The backbone as an ONNX file for ONNX Runtime: `backbone.onnx` when it has one (an ONNX-zoo
+ * backbone), else {@link convertBackboneToOnnxFile}'s conversion of its tfjs model, which it
+ * also sets as `backbone.onnx` (do not then swap `backbone.model` or spread it into a backbone
+ * with other weights). Throws {@link OnnxExportError} naming the layer when the model does not convert.
+ *
+ * @example const onnxFile = ensureBackboneOnnx(await loadBackbone("inception_v3")); // then runs on ONNX Runtime
+ */
+export function ensureBackboneOnnx(backbone: Backbone, options: { cacheDir?: string } = {}): BackboneOnnxFile {
+  backbone.onnx ??= convertBackboneToOnnxFile(backbone, options);
   return backbone.onnx;
 }

@@ -252,7 +252,8 @@ export async function fineTuneTopBlocks(
     model: bottomModel,
     featureLayerName: `${cut.cutLayerName}:activation`,
     featureDim: activationSize,
-    // The backbone's ONNX file outputs pooled features, not this activation: the bottom runs on tfjs.
+    // The backbone's ONNX file outputs pooled features, not this activation: extractFeatures
+    // converts the bottom itself (ONNX Runtime when it loads, else tfjs).
     onnx: undefined,
   };
   const optimizer = tf.train.adam(learningRate);

@@ -41,8 +41,11 @@ describe("a tfjs backbone on ONNX Runtime (runtime forced to onnx): converted on
       const viaOrt = await extractFeatures(backbone, images, { batchSize: 4, runtime: "onnx", onnxCacheDir: tmp });
       expect(viaTfjs.runtime?.runtime).toBe("tfjs");
       expect(viaOrt.runtime?.runtime).toBe("onnx");
-      expect(backbone.onnx).toMatchObject({ outputName: "features", layout: "NHWC" });
-      expect(path.dirname(backbone.onnx!.path)).toBe(tmp);
+      // The converted file is used, not attached: a copy of this backbone with other weights must not inherit it.
+      expect(backbone.onnx).toBeUndefined();
+      const converted = fs.readdirSync(tmp).filter((f) => f.endsWith(".onnx"));
+      expect(converted).toHaveLength(1);
+      const convertedPath = path.join(tmp, converted[0]);
       let maxAbs = 0;
       for (let i = 0; i < viaOrt.features.length; i++) {
         maxAbs = Math.max(maxAbs, Math.abs(viaOrt.features[i] - viaTfjs.features[i]));
@@ -51,12 +54,12 @@ describe("a tfjs backbone on ONNX Runtime (runtime forced to onnx): converted on
       expect(Math.max(...viaOrt.features)).toBeGreaterThan(0.5);
       expect(tf.memory().numTensors).toBe(before);
       // A second load of the same backbone reuses the converted file instead of converting again.
-      const mtime = fs.statSync(backbone.onnx!.path).mtimeMs;
+      const mtime = fs.statSync(convertedPath).mtimeMs;
       const again = await loadBackbone("mobilenet_v2");
       try {
         await extractFeatures(again, images.slice(0, 2), { runtime: "onnx", onnxCacheDir: tmp });
-        expect(again.onnx!.path).toBe(backbone.onnx!.path);
-        expect(fs.statSync(again.onnx!.path).mtimeMs).toBe(mtime);
+        expect(fs.readdirSync(tmp).filter((f) => f.endsWith(".onnx"))).toEqual(converted);
+        expect(fs.statSync(convertedPath).mtimeMs).toBe(mtime);
       } finally {
         disposeBackbone(again);
       }
@@ -89,6 +92,49 @@ describe("a tfjs backbone on ONNX Runtime (runtime forced to onnx): converted on
     expect(viaOrt.features).toHaveLength(2 * 32);
     for (let i = 0; i < viaOrt.features.length; i++) expect(viaOrt.features[i]).toBeCloseTo(viaTfjs.features[i], 5);
     model.dispose();
+  });
+
+  it("unforced, a tfjs backbone runs on ONNX Runtime; two models under one name and weights id get their own files", async () => {
+    await selectBackend();
+    const dir = fs.mkdtempSync(path.join(tmp, "auto-"));
+    const makeBackbone = (seed: number): Backbone => {
+      const input = tf.input({ shape: [8, 8, 3] });
+      const conv = tf.layers
+        .conv2d({ filters: 4, kernelSize: 3, padding: "same", kernelInitializer: tf.initializers.glorotUniform({ seed }) })
+        .apply(input) as tf.SymbolicTensor;
+      const pooled = tf.layers.globalAveragePooling2d({}).apply(conv) as tf.SymbolicTensor;
+      return {
+        name: "twin",
+        inputSizePx: 8,
+        featureLayerName: "pool",
+        featureDim: 4,
+        preprocessing: { kind: "scale", scale: 1 / 127.5, offset: -1 },
+        model: tf.model({ inputs: input, outputs: pooled }),
+        weightsId: "twin/1",
+      };
+    };
+    const pixels = Uint8Array.from({ length: 8 * 8 * 3 }, (_, i) => (i * 53) % 256);
+    const [first, second] = [makeBackbone(1), makeBackbone(2)];
+    const previous = process.env.MELANOMA_LAB_RUNTIME;
+    delete process.env.MELANOMA_LAB_RUNTIME;
+    try {
+      const results = [];
+      for (const backbone of [first, second]) {
+        const viaOrt = await extractFeatures(backbone, { pixels, count: 1 }, { onnxCacheDir: dir });
+        expect(viaOrt.runtime?.runtime).toBe("onnx");
+        expect(viaOrt.runtime?.reason).toContain("converted from tfjs");
+        const viaTfjs = await extractFeatures(backbone, { pixels, count: 1 }, { runtime: "tfjs" });
+        releaseInferencePlan(backbone);
+        for (let i = 0; i < 4; i++) expect(viaOrt.features[i]).toBeCloseTo(viaTfjs.features[i], 5);
+        results.push(viaOrt.features);
+      }
+      expect(fs.readdirSync(dir).filter((f) => f.endsWith(".onnx"))).toHaveLength(2);
+      expect(Array.from(results[0])).not.toEqual(Array.from(results[1]));
+    } finally {
+      if (previous !== undefined) process.env.MELANOMA_LAB_RUNTIME = previous;
+      first.model.dispose();
+      second.model.dispose();
+    }
   });
 
   it("a model that does not convert is an error naming the layer when onnx is forced, and runs on tfjs otherwise", async () => {
