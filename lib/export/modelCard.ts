@@ -416,7 +416,7 @@ function renderVariants(
   if (measured) {
     lines.push(
       "",
-      `Re-measured on: ${measured.description} — ${measured.images} images, ${measured.malignant} malignant, ${measured.benign} benign; scored on the \`${measured.scoredOnBackend}\` backend.`,
+      `Re-measured on: ${measured.description} — ${measured.images} images, ${measured.malignant} malignant, ${measured.benign} benign; scored with \`${measured.scoredOnBackend}\`.`,
     );
   }
   lines.push("");

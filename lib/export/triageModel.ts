@@ -752,12 +752,21 @@ export async function predictMalignantProbabilities(
   imagePaths: readonly string[],
   options: { batchSize?: number } = {},
 ): Promise<Float32Array> {
-  const predictions = await predictMalignantProbability(loaded, imagePaths, options);
+  return requireEveryImageScored(await predictMalignantProbability(loaded, imagePaths, options));
+}
+
+/**
+ * The probabilities of per-image predictions (any runtime's), in order, when every image was
+ * scored; else throws {@link TriageModelError} with how many failed and the first file and why.
+ *
+ * @example requireEveryImageScored([{ imageId: "a", probability: 0.2 }]) // Float32Array [0.2]
+ */
+export function requireEveryImageScored(predictions: readonly ImagePrediction[]): Float32Array {
   const failed = predictions.filter((p): p is Extract<ImagePrediction, { problem: InputProblem }> => "problem" in p);
   if (failed.length > 0) {
     const { file, reason } = failed[0].problem;
     throw new TriageModelError(
-      `${failed.length} of ${imagePaths.length} images could not be scored; first: ${reason.startsWith(file) ? reason : `${file}: ${reason}`}`,
+      `${failed.length} of ${predictions.length} images could not be scored; first: ${reason.startsWith(file) ? reason : `${file}: ${reason}`}`,
     );
   }
   return Float32Array.from(predictions, (p) => ("probability" in p ? p.probability : Number.NaN));

@@ -241,7 +241,7 @@ describe("renderModelCardMarkdown and MODEL_CARD.md", () => {
     expect(md).toContain("This folder holds the **uint8** variant");
     expect(md).toContain("| uint8 | variants/uint8 | 2.50 | 0.8333 | 100.0% / 66.7% at ≥ 0.3100 | 1.60e-3 |");
     expect(md).toContain(
-      "Re-measured on: validation split (re-scored) — 5 images, 2 malignant, 3 benign; scored on the `wasm` backend.",
+      "Re-measured on: validation split (re-scored) — 5 images, 2 malignant, 3 benign; scored with `wasm`.",
     );
     expect(md).toMatch(/## Limitations\n\n- ham is licensed for non-commercial use/);
   });

@@ -224,7 +224,10 @@ describe("triage model variants: float32, float16, uint8 (tiny real conv backbon
     variants.forEach((v, k) => {
       const val = v.validation!;
       expect(val.images).toBe(records.length);
-      expect(val.scoredOnBackend).toBe(tf.getBackend());
+      // ONNX Runtime (installed here) re-scores the dequantized weights; tfjs scored `probs` (agree ~1e-6).
+      expect(val.scoredOnBackend).toMatch(
+        /^onnxruntime-node \S+ \(the variant.s dequantized weights converted to ONNX\)$/,
+      );
       expect(val.malignant).toBe(labels.filter((y) => y === 1).length);
       expect(val.rocAuc).toBeCloseTo(countPairsAuc(labels, probs[k]), 12);
       for (const p of val.operatingPoints) {
@@ -233,7 +236,8 @@ describe("triage model variants: float32, float16, uint8 (tiny real conv backbon
         expect(p.specificity).toBeCloseTo(counted.specificity, 12);
       }
       const diffs = Array.from(probs[k], (p, i) => Math.abs(p - probs[0][i]));
-      expect(val.maxAbsProbabilityDifferenceFromFloat32).toBeCloseTo(Math.max(...diffs), 7);
+      // Within the two runtimes' rounding (~1e-7 here), far below the quantization error measured.
+      expect(Math.abs(val.maxAbsProbabilityDifferenceFromFloat32 - Math.max(...diffs))).toBeLessThan(1e-6);
     });
     expect(f32.validation!.maxAbsProbabilityDifferenceFromFloat32).toBe(0);
     for (const l of loaded) l.model.dispose();
