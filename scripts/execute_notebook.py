@@ -19,9 +19,11 @@ Exit status 0 on success, 3 when a cell raised (the failing cell is named on std
 other errors. Runs under Debian's /usr/bin/python3, which has nbclient.
 """
 import argparse
+import copy
 import json
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import nbformat
 from nbclient import NotebookClient
@@ -137,6 +139,17 @@ def execute_and_save(nb, input_path, output_ipynb, output_html, args, client=Non
     except Exception as err:  # signing is a convenience; the executed notebook matters more
         sys.stderr.write(f"warning: could not sign {output_ipynb}: {err}\n")
     nbformat.write(nb, output_ipynb)
+    # Rendered on a worker thread while the next notebook of a batch runs in the kernel (a separate
+    # process); main() waits for every rendering before it exits.
+    HTML_RENDERING.append(HTML_RENDERER.submit(render_html, copy.deepcopy(nb), output_html))
+    return status, client
+
+
+HTML_RENDERER = ThreadPoolExecutor(max_workers=1)
+HTML_RENDERING = []
+
+
+def render_html(nb, output_html):
     try:
         from nbconvert import HTMLExporter
         body, _ = HTMLExporter().from_notebook_node(nb)
@@ -144,7 +157,6 @@ def execute_and_save(nb, input_path, output_ipynb, output_html, args, client=Non
             fh.write(body)
     except Exception as err:
         sys.stderr.write(f"warning: could not render {output_html}: {err}\n")
-    return status, client
 
 
 def shutdown(client):
@@ -189,6 +201,8 @@ def main():
         if status != 0:
             break
     shutdown(client)
+    for rendering in HTML_RENDERING:
+        rendering.result()
     sys.exit(status)
 
 
