@@ -98,12 +98,16 @@ export {
   createTtaVariants,
   createDihedralViewTransform,
   applyShadesOfGray,
+  applyColourConstancy,
+  createColourConstancyTransform,
+  parseColourConstancy,
+  COLOUR_CONSTANCY_METHODS,
   transformImageDihedral,
   NO_AUGMENTATION,
   TTA_DIHEDRAL_VIEWS,
   AugmentationError,
 } from "./data/augment.js";
-export type { AugmentOptions, PixelTransform } from "./data/augment.js";
+export type { AugmentOptions, ColourConstancy, PixelTransform } from "./data/augment.js";
 export {
   describeDataset,
   countByLabel,
@@ -621,6 +625,20 @@ export type {
 } from "./experiments/transferReport.js";
 export type { ExperimentOptions } from "./experiments/experimentConfig.js";
 export {
+  DEFAULT_TRANSFER_RECIPE,
+  DEFAULT_RECIPE_RULE,
+  chooseTransferRecipe,
+  explainRecipeWeightsError,
+  resolveExperimentRecipe,
+  RecipeWeightsMissingError,
+} from "./experiments/defaultRecipe.js";
+export type {
+  TransferRecipe,
+  RecipeTransferFigures,
+  ExperimentRecipeFlags,
+  ResolvedExperimentRecipe,
+} from "./experiments/defaultRecipe.js";
+export {
   loadExperimentRuns,
   buildLeaderboardRows,
   buildLeaderboardSections,
@@ -648,6 +666,8 @@ export {
   saveRunArtifact,
   loadRunArtifact,
   ConfigError,
+  RUN_RECIPES,
+  selectDemoRecipe,
 } from "./workflow/runConfig.js";
 export type { RunConfig, RunConfigDefaults } from "./workflow/runConfig.js";
 export {
@@ -663,6 +683,8 @@ export {
   FeatureArtifactError,
   createTrainingTensorBoardCallback,
   writeModelCardToTensorBoard,
+  runPixelTransform,
+  resolveRunHeadOptions,
 } from "./workflow/pipeline.js";
 export type { FeatureTable, TrainingTensorBoardOptions } from "./workflow/pipeline.js";
 export { crossValidateRunLeaveOneSourceOut, scoreRunExternalSet } from "./workflow/runTransferReport.js";
