@@ -87,8 +87,9 @@ interface Recipe {
   sourceBalanced?: boolean;
   /**
    * "melanoma": the head learns melanoma vs everything else (HAM's bcc/akiec count as negatives in
-   * training) — the external set's positives are melanomas only. Every figure is still scored
-   * against the malignant label. Default "malignant".
+   * training) — the external set's positives are melanomas only. With a dx head, the softmax still
+   * learns all 7 diagnoses and only P(mel) is summed (malignantDiagnoses ["mel"]). Every figure is
+   * still scored against the malignant label. Default "malignant".
    */
   trainTarget?: "malignant" | "melanoma";
 }
@@ -117,6 +118,14 @@ const RECIPES: Recipe[] = [
   { name: "ensemble3-mel", members: [V2, INCEPTION, V1], head: "logistic", trainTarget: "melanoma" },
   { name: "imagenet-sog-mel", members: [V2_IMAGENET], head: "logistic", shadesOfGray: true, trainTarget: "melanoma" },
   { name: "imagenet-sog-dx", members: [V2_IMAGENET], head: "logistic dx", shadesOfGray: true },
+  { name: "imagenet-dx-mel", members: [V2_IMAGENET], head: "logistic dx", trainTarget: "melanoma" },
+  {
+    name: "imagenet-sog-dx-mel",
+    members: [V2_IMAGENET],
+    head: "logistic dx",
+    shadesOfGray: true,
+    trainTarget: "melanoma",
+  },
 ];
 
 const args = parseCommandLineOrExit(
@@ -843,7 +852,11 @@ function describeRecipe(r: Recipe): string {
     (r.views ?? 1) > 1 ? `${r.views} dihedral views averaged` : "",
     `${RECIPE_HEADS[r.head]} head`,
     r.sourceBalanced === true ? "source-balanced loss" : "",
-    r.trainTarget === "melanoma" ? "trained on melanoma vs rest" : "",
+    r.trainTarget !== "melanoma"
+      ? ""
+      : r.head === "logistic dx"
+        ? "scored as P(melanoma) (7 diagnoses learnt, mel summed)"
+        : "trained on melanoma vs rest",
   ]
     .filter((x) => x !== "")
     .join(", ");
@@ -897,7 +910,12 @@ async function evaluateRecipe(
   const ext = await recipeFeatures(r, extRecords, `${r.name} external`);
   const featureSeconds = (performance.now() - t0) / 1000;
   const t1 = performance.now();
-  const head = HEADS[RECIPE_HEADS[r.head]];
+  const baseHead = HEADS[RECIPE_HEADS[r.head]];
+  // A melanoma-target dx head sums only mel: its labels (mel vs rest) then fit its diagnoses.
+  const head: HeadConfig =
+    r.trainTarget === "melanoma" && baseHead.target === "diagnosis"
+      ? { ...baseHead, malignantDiagnoses: ["mel"] }
+      : baseHead;
   const labels = ham.records.map((x) => (x.label === "malignant" ? 1 : 0));
   const sources = ham.records.map((x) => x.source ?? "unknown");
   const trainLabels = r.trainTarget === "melanoma" ? ham.records.map((x) => (x.diagnosis === "mel" ? 1 : 0)) : labels;
