@@ -317,8 +317,13 @@ export type {
   CalibrationBin,
   CalibrationSummary,
 } from "./evaluate/metrics.js";
-export { bootstrapMetric } from "./evaluate/bootstrap.js";
-export type { BootstrapInterval, BootstrapGroupIds, MetricFunction } from "./evaluate/bootstrap.js";
+export { bootstrapMetric, bootstrapPairedDifference } from "./evaluate/bootstrap.js";
+export type {
+  BootstrapInterval,
+  BootstrapGroupIds,
+  MetricFunction,
+  PairedBootstrapDifference,
+} from "./evaluate/bootstrap.js";
 export { summarizeMetricsWithIntervals, buildMetricTable } from "./evaluate/summary.js";
 export type { MetricSummaryRow } from "./evaluate/summary.js";
 export {
