@@ -69,6 +69,7 @@ import type {
   NestedConfiguration,
   BootstrapInterval,
   FeatureViews,
+  FoldRows,
 } from "../lib/index.js";
 
 // Transfer recipes (--recipes): each is a feature set (one backbone, or several side by side),
@@ -92,6 +93,12 @@ interface Recipe {
    * still scored against the malignant label. Default "malignant".
    */
   trainTarget?: "malignant" | "melanoma";
+  /**
+   * Train on HAM + one half of the external set's patients (createGroupedKFolds, 2 folds, seed):
+   * every CV/LOSO fold and the final head get those rows for training only (they never score a
+   * fold), and the external figures are of the held-back patients only. Default false (HAM only).
+   */
+  withExternalHalf?: boolean;
 }
 const V2: RecipeMember = { name: "mobilenet_v2" };
 const V2_IMAGENET: RecipeMember = { name: "mobilenet_v2_imagenet" };
@@ -119,6 +126,14 @@ const RECIPES: Recipe[] = [
   { name: "imagenet-sog-mel", members: [V2_IMAGENET], head: "logistic", shadesOfGray: true, trainTarget: "melanoma" },
   { name: "imagenet-sog-dx", members: [V2_IMAGENET], head: "logistic dx", shadesOfGray: true },
   { name: "imagenet-dx-mel", members: [V2_IMAGENET], head: "logistic dx", trainTarget: "melanoma" },
+  {
+    name: "imagenet-sog+ext-half",
+    members: [V2_IMAGENET],
+    head: "logistic",
+    shadesOfGray: true,
+    withExternalHalf: true,
+  },
+  { name: "imagenet+ext-half", members: [V2_IMAGENET], head: "logistic", withExternalHalf: true },
   {
     name: "imagenet-sog-dx-mel",
     members: [V2_IMAGENET],
@@ -835,7 +850,14 @@ interface RecipeRow {
   losoWorstSource: string;
   losoMinRocAuc: number;
   losoWithinSourceRocAuc: number;
-  external: { images: number; positives: number; patients: number; rocAuc: BootstrapInterval };
+  external: {
+    images: number;
+    positives: number;
+    patients: number;
+    rocAuc: BootstrapInterval;
+    /** HAM + external half only: a HAM-only head's AUC on the same held-back patients (same resampling seed). */
+    hamOnlyRocAuc?: BootstrapInterval;
+  };
   /** Chosen on lesion-grouped 5-fold out-of-fold HAM scores, all images pooled. */
   pooledThreshold: ThresholdOnExternal;
   /** The highest threshold reaching the target on every HAM source's leave-one-source-out scores. */
@@ -852,6 +874,9 @@ function describeRecipe(r: Recipe): string {
     (r.views ?? 1) > 1 ? `${r.views} dihedral views averaged` : "",
     `${RECIPE_HEADS[r.head]} head`,
     r.sourceBalanced === true ? "source-balanced loss" : "",
+    r.withExternalHalf === true
+      ? "trained on HAM + half of isic2020-ext's patients; external = the held-back patients only"
+      : "",
     r.trainTarget !== "melanoma"
       ? ""
       : r.head === "logistic dx"
@@ -907,7 +932,25 @@ async function evaluateRecipe(
 ): Promise<RecipeRow> {
   const t0 = performance.now();
   const ham = await recipeFeatures(r, hamRecords, `${r.name} HAM`);
-  const ext = await recipeFeatures(r, extRecords, `${r.name} external`);
+  const extAll = await recipeFeatures(r, extRecords, `${r.name} external`);
+  // HAM + ext: one patient-grouped half of the external set joins training, the other is scored.
+  const extHalves =
+    r.withExternalHalf === true ? createGroupedKFolds(extAll.records, { folds: 2, seed })[0] : undefined;
+  const pickExt = (ids: ReadonlySet<string>) => {
+    const keep = extAll.records.flatMap((x, i) => (ids.has(x.imageId) ? [i] : []));
+    const features = new Float32Array(keep.length * extAll.featureDim);
+    keep.forEach((i, k) =>
+      features.set(extAll.views[0].subarray(i * extAll.featureDim, (i + 1) * extAll.featureDim), k * extAll.featureDim),
+    );
+    return { records: keep.map((i) => extAll.records[i]), features };
+  };
+  const extTrain = extHalves ? pickExt(new Set(extHalves.train.map((x) => x.imageId))) : undefined;
+  const ext = extHalves
+    ? (() => {
+        const held = pickExt(new Set(extHalves.validation.map((x) => x.imageId)));
+        return { records: held.records, featureDim: extAll.featureDim, views: [held.features] };
+      })()
+    : extAll;
   const featureSeconds = (performance.now() - t0) / 1000;
   const t1 = performance.now();
   const baseHead = HEADS[RECIPE_HEADS[r.head]];
@@ -919,24 +962,44 @@ async function evaluateRecipe(
   const labels = ham.records.map((x) => (x.label === "malignant" ? 1 : 0));
   const sources = ham.records.map((x) => x.source ?? "unknown");
   const trainLabels = r.trainTarget === "melanoma" ? ham.records.map((x) => (x.diagnosis === "mel" ? 1 : 0)) : labels;
-  const rows = {
-    features: ham.views[0],
-    featureDim: ham.featureDim,
-    labels: trainLabels,
-    sources,
-    diagnoses: ham.records.map((x) => x.diagnosis),
-    rowWeights: r.sourceBalanced === true ? computeSourceBalancedWeights(sources) : undefined,
+  const hamRows = ham.records.length;
+  // External training rows (if any) follow the HAM rows; they only ever train.
+  const extTrainRows = extTrain ? extTrain.records.map((_, k) => hamRows + k) : [];
+  const withExtTrain = (a: Float32Array) => {
+    if (!extTrain) return a;
+    const joined = new Float32Array(a.length + extTrain.features.length);
+    joined.set(a);
+    joined.set(extTrain.features, a.length);
+    return joined;
   };
-  const cvFolds = toFoldRows(
-    ham.records,
-    createGroupedKFolds(ham.records, { folds: 5, seed }).map((f) => ({ name: `fold-${f.foldIndex + 1}`, ...f })),
+  const extTrainLabels = extTrain ? extTrain.records.map((x) => (x.label === "malignant" ? 1 : 0)) : [];
+  const rowSources = [...sources, ...(extTrain ? extTrain.records.map((x) => x.source ?? "external") : [])];
+  const rows = {
+    features: withExtTrain(ham.views[0]),
+    featureDim: ham.featureDim,
+    labels: [...trainLabels, ...extTrainLabels],
+    sources: rowSources,
+    diagnoses: [...ham.records.map((x) => x.diagnosis), ...(extTrain ? extTrain.records.map((x) => x.diagnosis) : [])],
+    rowWeights: r.sourceBalanced === true ? computeSourceBalancedWeights(rowSources) : undefined,
+  };
+  const addExtTrain = (folds: FoldRows[]) => folds.map((f) => ({ ...f, trainRows: [...f.trainRows, ...extTrainRows] }));
+  const cvFolds = addExtTrain(
+    toFoldRows(
+      ham.records,
+      createGroupedKFolds(ham.records, { folds: 5, seed }).map((f) => ({ name: `fold-${f.foldIndex + 1}`, ...f })),
+    ),
   );
-  const losoFolds = toFoldRows(
-    ham.records,
-    createLeaveOneSourceOutFolds(ham.records).map((f) => ({ name: f.heldOutSource, ...f })),
+  const losoFolds = addExtTrain(
+    toFoldRows(
+      ham.records,
+      createLeaveOneSourceOutFolds(ham.records).map((f) => ({ name: f.heldOutSource, ...f })),
+    ),
   );
-  const cv = await crossValidateHead(rows, cvFolds, { head, seed });
-  const loso = await crossValidateHead(rows, losoFolds, { head, seed });
+  const cvAll = await crossValidateHead(rows, cvFolds, { head, seed });
+  const losoAll = await crossValidateHead(rows, losoFolds, { head, seed });
+  // Out-of-fold scores exist for HAM rows only (external training rows never score a fold).
+  const cv = { outOfFoldProbs: cvAll.outOfFoldProbs.subarray(0, hamRows) };
+  const loso = { outOfFoldProbs: losoAll.outOfFoldProbs.subarray(0, hamRows) };
   // Fold AUCs against the malignant label from the out-of-fold scores (the folds' own AUCs are
   // against the training labels, which differ for a melanoma-target recipe).
   const foldAuc = (f: { validationRows: readonly number[] }, probs: Float32Array) => {
@@ -978,6 +1041,19 @@ async function evaluateRecipe(
     },
   );
   const [atPooled, atEvery] = external.summary.thresholds;
+  // The comparison the external half needs: a head trained on HAM alone, scored on the same patients.
+  const hamOnly = extTrain
+    ? await scoreExternalSet(
+        {
+          features: ham.views[0],
+          featureDim: ham.featureDim,
+          labels: trainLabels,
+          diagnoses: ham.records.map((x) => x.diagnosis),
+        },
+        { features: ext.views[0], featureDim: ext.featureDim, labels: extLabels, groupIds: extGroups },
+        { head, seed, thresholds: {}, bootstrapIterations },
+      )
+    : undefined;
   const row: RecipeRow = {
     recipe: r.name,
     description: describeRecipe(r),
@@ -993,6 +1069,7 @@ async function evaluateRecipe(
       positives: external.summary.positives,
       patients: external.summary.groups,
       rocAuc: external.summary.rocAuc,
+      ...(hamOnly ? { hamOnlyRocAuc: hamOnly.summary.rocAuc } : {}),
     },
     pooledThreshold: {
       thresholdProb: pooled.thresholdProb,
@@ -1027,7 +1104,10 @@ function formatRecipeRow(r: RecipeRow): string[] {
     sources.map((s) => `${s} ${f(r.losoRocAucBySource[s])}`).join(", "),
     `${f(r.losoMinRocAuc)} (${r.losoWorstSource})`,
     f(r.losoWithinSourceRocAuc),
-    ci(r.external.rocAuc),
+    ci(r.external.rocAuc) +
+      (r.external.hamOnlyRocAuc
+        ? ` on ${r.external.patients} held-back patients (${r.external.positives} melanomas); HAM-only head there ${ci(r.external.hamOnlyRocAuc)}`
+        : ""),
     `${r.pooledThreshold.thresholdProb.toFixed(3)}: LOSO min sens ${f(r.pooledThreshold.losoMinSensitivity)}; ext sens ${ci(r.pooledThreshold.sensitivity)}, spec ${ci(r.pooledThreshold.specificity)}`,
     `${r.everySourceThreshold.thresholdProb.toFixed(3)} (${r.everySourceThreshold.limitingSource}): LOSO min sens ${f(r.everySourceThreshold.losoMinSensitivity)}; ext sens ${ci(r.everySourceThreshold.sensitivity)}, spec ${ci(r.everySourceThreshold.specificity)}`,
     `${r.featureSeconds.toFixed(0)} + ${r.trainSeconds.toFixed(0)}`,
