@@ -51,6 +51,7 @@ import {
   extractEnsembleFeatures,
   loadBackboneEnsemble,
   computeRocAuc,
+  bootstrapPairedDifference,
   createProgressBar,
   nestedCrossValidateHeads,
   concatenateFeatureViews,
@@ -212,6 +213,13 @@ const args = parseCommandLineOrExit(
         type: "string",
         valueName: "<dir>",
         description: "with --recipes: the external set, trained on never (default ../shared/data/isic2020-ext)",
+      },
+      paired: {
+        type: "string",
+        valueName: "<a,b,…>",
+        description:
+          "paired patient-grouped bootstrap of external AUC differences, the first recipe minus each other one, from the " +
+          "external probabilities saved in runs/recipes-transfer.json (same resamples for both); writes runs/recipes-paired-external.{md,json}",
       },
       "target-sensitivity": {
         type: "number",
@@ -857,6 +865,8 @@ interface RecipeRow {
     rocAuc: BootstrapInterval;
     /** HAM + external half only: a HAM-only head's AUC on the same held-back patients (same resampling seed). */
     hamOnlyRocAuc?: BootstrapInterval;
+    /** The external probabilities (6 decimals) per image id, so paired comparisons can be recomputed. */
+    scores?: { imageIds: string[]; probabilities: number[] };
   };
   /** Chosen on lesion-grouped 5-fold out-of-fold HAM scores, all images pooled. */
   pooledThreshold: ThresholdOnExternal;
@@ -1070,6 +1080,10 @@ async function evaluateRecipe(
       patients: external.summary.groups,
       rocAuc: external.summary.rocAuc,
       ...(hamOnly ? { hamOnlyRocAuc: hamOnly.summary.rocAuc } : {}),
+      scores: {
+        imageIds: ext.records.map((x) => x.imageId),
+        probabilities: Array.from(external.probabilities, (v) => Number(v.toFixed(6))),
+      },
     },
     pooledThreshold: {
       thresholdProb: pooled.thresholdProb,
@@ -1112,6 +1126,75 @@ function formatRecipeRow(r: RecipeRow): string[] {
     `${r.everySourceThreshold.thresholdProb.toFixed(3)} (${r.everySourceThreshold.limitingSource}): LOSO min sens ${f(r.everySourceThreshold.losoMinSensitivity)}; ext sens ${ci(r.everySourceThreshold.sensitivity)}, spec ${ci(r.everySourceThreshold.specificity)}`,
     `${r.featureSeconds.toFixed(0)} + ${r.trainSeconds.toFixed(0)}`,
   ];
+}
+
+/**
+ * Paired bootstrap of external ROC AUC differences: the first recipe minus each other one, on the
+ * images both scored, resampling patients (the same resamples for both recipes of a pair).
+ */
+function comparePairedExternal(names: string[], externalDir: string, iterations: number): void {
+  if (names.length < 2) throw new UnknownNameError("--paired (at least two recipes)", names.join(","), ["a,b"]);
+  const table = JSON.parse(fs.readFileSync(path.join(root, "runs", "recipes-transfer.json"), "utf8")) as {
+    rows: RecipeRow[];
+  };
+  const scoresOf = (name: string) => {
+    const row = table.rows.find((r) => r.recipe === name);
+    if (!row?.external.scores)
+      throw new UnknownNameError(
+        "--paired (a recipe with saved external probabilities)",
+        name,
+        table.rows.filter((r) => r.external.scores).map((r) => r.recipe),
+      );
+    return new Map(row.external.scores.imageIds.map((id, i) => [id, row.external.scores!.probabilities[i]]));
+  };
+  const records = loadDataset(externalDir).records;
+  const base = scoresOf(names[0]);
+  const comparisons = names.slice(1).map((other) => {
+    const b = scoresOf(other);
+    const both = records.filter((r) => base.has(r.imageId) && b.has(r.imageId));
+    const labels = both.map((r) => (r.label === "malignant" ? 1 : 0));
+    const groupIds = both.map((r) => `patient:${r.patientId ?? r.lesionId ?? r.imageId}`);
+    const pa = both.map((r) => base.get(r.imageId)!);
+    const pb = both.map((r) => b.get(r.imageId)!);
+    const paired = bootstrapPairedDifference(labels, pa, pb, computeRocAuc, { seed, iterations, groupIds });
+    return {
+      a: names[0],
+      b: other,
+      images: both.length,
+      positives: labels.filter((y) => y === 1).length,
+      patients: new Set(groupIds).size,
+      rocAucA: computeRocAuc(labels, pa),
+      rocAucB: computeRocAuc(labels, pb),
+      difference: paired.difference,
+      fractionAtOrBelowZero: paired.fractionAtOrBelowZero,
+    };
+  });
+  const settings = { externalDir: path.relative(root, externalDir), seed, iterations };
+  fs.writeFileSync(
+    path.join(root, "runs", "recipes-paired-external.json"),
+    JSON.stringify(
+      { kind: "recipes-paired-external", settings, measuredAt: new Date().toISOString(), comparisons },
+      null,
+      2,
+    ) + "\n",
+  );
+  const lines = [
+    `# Paired external AUC differences on ${settings.externalDir}`,
+    "",
+    `Each row: ROC AUC of recipe A minus recipe B on the same images, from the external probabilities saved in runs/recipes-transfer.json; ` +
+      `95% percentile interval over ${iterations} stratified bootstrap resamples of patients (seed ${seed}), both recipes scored on each resample. ` +
+      `"share ≤ 0" is the fraction of resamples where A did not beat B. Written by npx tsx bench/quality.ts --paired ${names.join(",")}.`,
+    "",
+    "| A | B | images (melanomas, patients) | AUC A | AUC B | A − B [95% CI] | share ≤ 0 |",
+    "| --- | --- | --- | --- | --- | --- | --- |",
+    ...comparisons.map(
+      (c) =>
+        `| ${c.a} | ${c.b} | ${c.images} (${c.positives}, ${c.patients}) | ${c.rocAucA.toFixed(3)} | ${c.rocAucB.toFixed(3)} | ` +
+        `${c.difference.estimate.toFixed(3)} [${c.difference.lower.toFixed(3)}, ${c.difference.upper.toFixed(3)}] | ${c.fractionAtOrBelowZero.toFixed(3)} |`,
+    ),
+  ];
+  fs.writeFileSync(path.join(root, "runs", "recipes-paired-external.md"), lines.join("\n") + "\n");
+  console.log(lines.join("\n"));
 }
 
 async function evaluateRecipes(
@@ -1172,6 +1255,8 @@ async function evaluateRecipes(
       `Seed ${seed}, head epochs ${epochs}, balanced class weights. CV: lesion-grouped stratified 5-fold on HAM. LOSO: leave-one-source-out (ham_dataset). ` +
         `External: one head trained on all HAM images, scored on the external set; 95% CIs are percentile bootstraps over patients (${iterations} replicates). ` +
         `Thresholds are chosen on HAM out-of-fold scores only: "pooled" on the 5-fold scores of all images, "every-source" = the highest threshold reaching the target on every held-out source's LOSO scores; the external set only measures them. ` +
+        `Rows "…+ext-half" train on HAM + one patient-grouped half of the external set and are scored on the other half only, beside a HAM-only head on the same patients. ` +
+        `Rows measured since the paired comparison existed keep their external probabilities in the JSON (runs/recipes-paired-external.md). ` +
         `Written by npx tsx bench/quality.ts --recipes …; ${os.cpus().length} cores shared with other jobs.`,
       "",
       `| ${header.join(" | ")} |`,
@@ -1201,6 +1286,14 @@ async function main(): Promise<void> {
   }
   // Plans below name binary heads; --dx swaps in the diagnosis-target heads and no tricks.
   const binaryHeads = allHeads.filter((h) => !DX_HEADS.includes(h));
+  if (typeof args.paired === "string") {
+    const externalDir =
+      typeof args.external === "string"
+        ? path.resolve(args.external)
+        : path.join(findSharedDir(), "data", "isic2020-ext");
+    comparePairedExternal(args.paired.split(","), externalDir, args["bootstrap-iterations"]);
+    return;
+  }
   if (typeof args.recipes === "string") {
     const names = args.recipes === "all" ? RECIPES.map((r) => r.name) : args.recipes.split(",");
     for (const n of names)
