@@ -3,6 +3,7 @@ import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import {
   applyColourConstancy,
+  COLOUR_CONSTANCY_METHODS,
   TTA_DIHEDRAL_VIEWS,
   transformImageDihedral,
   type ColourConstancy,
@@ -431,6 +432,12 @@ export function readTriageMetadata(dir: string): TriageModelMetadata {
     if (metadata[field] === undefined)
       throw new ModelFileError(metaPath, `lacks field ${field} (needed to repeat preprocessing and triage)`);
   }
+  // An unknown method would otherwise score images without the colour correction training had.
+  if (metadata.colourConstancy !== undefined && !COLOUR_CONSTANCY_METHODS.includes(metadata.colourConstancy))
+    throw new ModelFileError(
+      metaPath,
+      `colourConstancy: received ${JSON.stringify(metadata.colourConstancy)}; expected one of ${COLOUR_CONSTANCY_METHODS.join(", ")} (or absent)`,
+    );
   return metadata;
 }
 

@@ -1,6 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { applyShadesOfGray } from "../../lib/data/augment.js";
-import { buildDihedralViewRows, makeTriageMetadata, packTriageInputs } from "../../lib/export/triageModel.js";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import {
+  buildDihedralViewRows,
+  makeTriageMetadata,
+  packTriageInputs,
+  readTriageMetadata,
+} from "../../lib/export/triageModel.js";
 import type { Backbone } from "../../lib/models/types.js";
 import { makeFixtureMetadata } from "../helpers/triageMetadata.js";
 
@@ -63,5 +71,23 @@ describe("colour constancy in the exported model's scoring", () => {
     );
     expect("colourConstancy" in makeTriageMetadata(backbone, { ...base, colourConstancy: "none" })).toBe(false);
     expect("colourConstancy" in makeTriageMetadata(backbone, base)).toBe(false);
+  });
+
+  it("readTriageMetadata refuses an unknown colourConstancy instead of scoring without it", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ml-cc-"));
+    try {
+      const metadata = makeFixtureMetadata({ inputSizePx: 2, featureDim: 3, backend: "cpu" });
+      fs.writeFileSync(path.join(dir, "metadata.json"), JSON.stringify({ ...metadata, colourConstancy: "grey-world" }));
+      expect(() => readTriageMetadata(dir)).toThrow(
+        /colourConstancy: received "grey-world"; expected one of none, shades-of-gray \(or absent\)/,
+      );
+      fs.writeFileSync(
+        path.join(dir, "metadata.json"),
+        JSON.stringify({ ...metadata, colourConstancy: "shades-of-gray" }),
+      );
+      expect(readTriageMetadata(dir).colourConstancy).toBe("shades-of-gray");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
