@@ -51,6 +51,7 @@ import {
   extractEnsembleFeatures,
   loadBackboneEnsemble,
   computeRocAuc,
+  bootstrapPairedDifference,
   createProgressBar,
   nestedCrossValidateHeads,
   concatenateFeatureViews,
@@ -69,6 +70,7 @@ import type {
   NestedConfiguration,
   BootstrapInterval,
   FeatureViews,
+  FoldRows,
 } from "../lib/index.js";
 
 // Transfer recipes (--recipes): each is a feature set (one backbone, or several side by side),
@@ -87,10 +89,17 @@ interface Recipe {
   sourceBalanced?: boolean;
   /**
    * "melanoma": the head learns melanoma vs everything else (HAM's bcc/akiec count as negatives in
-   * training) — the external set's positives are melanomas only. Every figure is still scored
-   * against the malignant label. Default "malignant".
+   * training) — the external set's positives are melanomas only. With a dx head, the softmax still
+   * learns all 7 diagnoses and only P(mel) is summed (malignantDiagnoses ["mel"]). Every figure is
+   * still scored against the malignant label. Default "malignant".
    */
   trainTarget?: "malignant" | "melanoma";
+  /**
+   * Train on HAM + one half of the external set's patients (createGroupedKFolds, 2 folds, seed):
+   * every CV/LOSO fold and the final head get those rows for training only (they never score a
+   * fold), and the external figures are of the held-back patients only. Default false (HAM only).
+   */
+  withExternalHalf?: boolean;
 }
 const V2: RecipeMember = { name: "mobilenet_v2" };
 const V2_IMAGENET: RecipeMember = { name: "mobilenet_v2_imagenet" };
@@ -117,6 +126,22 @@ const RECIPES: Recipe[] = [
   { name: "ensemble3-mel", members: [V2, INCEPTION, V1], head: "logistic", trainTarget: "melanoma" },
   { name: "imagenet-sog-mel", members: [V2_IMAGENET], head: "logistic", shadesOfGray: true, trainTarget: "melanoma" },
   { name: "imagenet-sog-dx", members: [V2_IMAGENET], head: "logistic dx", shadesOfGray: true },
+  { name: "imagenet-dx-mel", members: [V2_IMAGENET], head: "logistic dx", trainTarget: "melanoma" },
+  {
+    name: "imagenet-sog+ext-half",
+    members: [V2_IMAGENET],
+    head: "logistic",
+    shadesOfGray: true,
+    withExternalHalf: true,
+  },
+  { name: "imagenet+ext-half", members: [V2_IMAGENET], head: "logistic", withExternalHalf: true },
+  {
+    name: "imagenet-sog-dx-mel",
+    members: [V2_IMAGENET],
+    head: "logistic dx",
+    shadesOfGray: true,
+    trainTarget: "melanoma",
+  },
 ];
 
 const args = parseCommandLineOrExit(
@@ -188,6 +213,13 @@ const args = parseCommandLineOrExit(
         type: "string",
         valueName: "<dir>",
         description: "with --recipes: the external set, trained on never (default ../shared/data/isic2020-ext)",
+      },
+      paired: {
+        type: "string",
+        valueName: "<a,b,…>",
+        description:
+          "paired patient-grouped bootstrap of external AUC differences, the first recipe minus each other one, from the " +
+          "external probabilities saved in runs/recipes-transfer.json (same resamples for both); writes runs/recipes-paired-external.{md,json}",
       },
       "target-sensitivity": {
         type: "number",
@@ -826,7 +858,16 @@ interface RecipeRow {
   losoWorstSource: string;
   losoMinRocAuc: number;
   losoWithinSourceRocAuc: number;
-  external: { images: number; positives: number; patients: number; rocAuc: BootstrapInterval };
+  external: {
+    images: number;
+    positives: number;
+    patients: number;
+    rocAuc: BootstrapInterval;
+    /** HAM + external half only: a HAM-only head's AUC on the same held-back patients (same resampling seed). */
+    hamOnlyRocAuc?: BootstrapInterval;
+    /** The external probabilities (6 decimals) per image id, so paired comparisons can be recomputed. */
+    scores?: { imageIds: string[]; probabilities: number[] };
+  };
   /** Chosen on lesion-grouped 5-fold out-of-fold HAM scores, all images pooled. */
   pooledThreshold: ThresholdOnExternal;
   /** The highest threshold reaching the target on every HAM source's leave-one-source-out scores. */
@@ -843,7 +884,14 @@ function describeRecipe(r: Recipe): string {
     (r.views ?? 1) > 1 ? `${r.views} dihedral views averaged` : "",
     `${RECIPE_HEADS[r.head]} head`,
     r.sourceBalanced === true ? "source-balanced loss" : "",
-    r.trainTarget === "melanoma" ? "trained on melanoma vs rest" : "",
+    r.withExternalHalf === true
+      ? "trained on HAM + half of isic2020-ext's patients; external = the held-back patients only"
+      : "",
+    r.trainTarget !== "melanoma"
+      ? ""
+      : r.head === "logistic dx"
+        ? "scored as P(melanoma) (7 diagnoses learnt, mel summed)"
+        : "trained on melanoma vs rest",
   ]
     .filter((x) => x !== "")
     .join(", ");
@@ -894,31 +942,74 @@ async function evaluateRecipe(
 ): Promise<RecipeRow> {
   const t0 = performance.now();
   const ham = await recipeFeatures(r, hamRecords, `${r.name} HAM`);
-  const ext = await recipeFeatures(r, extRecords, `${r.name} external`);
+  const extAll = await recipeFeatures(r, extRecords, `${r.name} external`);
+  // HAM + ext: one patient-grouped half of the external set joins training, the other is scored.
+  const extHalves =
+    r.withExternalHalf === true ? createGroupedKFolds(extAll.records, { folds: 2, seed })[0] : undefined;
+  const pickExt = (ids: ReadonlySet<string>) => {
+    const keep = extAll.records.flatMap((x, i) => (ids.has(x.imageId) ? [i] : []));
+    const features = new Float32Array(keep.length * extAll.featureDim);
+    keep.forEach((i, k) =>
+      features.set(extAll.views[0].subarray(i * extAll.featureDim, (i + 1) * extAll.featureDim), k * extAll.featureDim),
+    );
+    return { records: keep.map((i) => extAll.records[i]), features };
+  };
+  const extTrain = extHalves ? pickExt(new Set(extHalves.train.map((x) => x.imageId))) : undefined;
+  const ext = extHalves
+    ? (() => {
+        const held = pickExt(new Set(extHalves.validation.map((x) => x.imageId)));
+        return { records: held.records, featureDim: extAll.featureDim, views: [held.features] };
+      })()
+    : extAll;
   const featureSeconds = (performance.now() - t0) / 1000;
   const t1 = performance.now();
-  const head = HEADS[RECIPE_HEADS[r.head]];
+  const baseHead = HEADS[RECIPE_HEADS[r.head]];
+  // A melanoma-target dx head sums only mel: its labels (mel vs rest) then fit its diagnoses.
+  const head: HeadConfig =
+    r.trainTarget === "melanoma" && baseHead.target === "diagnosis"
+      ? { ...baseHead, malignantDiagnoses: ["mel"] }
+      : baseHead;
   const labels = ham.records.map((x) => (x.label === "malignant" ? 1 : 0));
   const sources = ham.records.map((x) => x.source ?? "unknown");
   const trainLabels = r.trainTarget === "melanoma" ? ham.records.map((x) => (x.diagnosis === "mel" ? 1 : 0)) : labels;
-  const rows = {
-    features: ham.views[0],
-    featureDim: ham.featureDim,
-    labels: trainLabels,
-    sources,
-    diagnoses: ham.records.map((x) => x.diagnosis),
-    rowWeights: r.sourceBalanced === true ? computeSourceBalancedWeights(sources) : undefined,
+  const hamRows = ham.records.length;
+  // External training rows (if any) follow the HAM rows; they only ever train.
+  const extTrainRows = extTrain ? extTrain.records.map((_, k) => hamRows + k) : [];
+  const withExtTrain = (a: Float32Array) => {
+    if (!extTrain) return a;
+    const joined = new Float32Array(a.length + extTrain.features.length);
+    joined.set(a);
+    joined.set(extTrain.features, a.length);
+    return joined;
   };
-  const cvFolds = toFoldRows(
-    ham.records,
-    createGroupedKFolds(ham.records, { folds: 5, seed }).map((f) => ({ name: `fold-${f.foldIndex + 1}`, ...f })),
+  const extTrainLabels = extTrain ? extTrain.records.map((x) => (x.label === "malignant" ? 1 : 0)) : [];
+  const rowSources = [...sources, ...(extTrain ? extTrain.records.map((x) => x.source ?? "external") : [])];
+  const rows = {
+    features: withExtTrain(ham.views[0]),
+    featureDim: ham.featureDim,
+    labels: [...trainLabels, ...extTrainLabels],
+    sources: rowSources,
+    diagnoses: [...ham.records.map((x) => x.diagnosis), ...(extTrain ? extTrain.records.map((x) => x.diagnosis) : [])],
+    rowWeights: r.sourceBalanced === true ? computeSourceBalancedWeights(rowSources) : undefined,
+  };
+  const addExtTrain = (folds: FoldRows[]) => folds.map((f) => ({ ...f, trainRows: [...f.trainRows, ...extTrainRows] }));
+  const cvFolds = addExtTrain(
+    toFoldRows(
+      ham.records,
+      createGroupedKFolds(ham.records, { folds: 5, seed }).map((f) => ({ name: `fold-${f.foldIndex + 1}`, ...f })),
+    ),
   );
-  const losoFolds = toFoldRows(
-    ham.records,
-    createLeaveOneSourceOutFolds(ham.records).map((f) => ({ name: f.heldOutSource, ...f })),
+  const losoFolds = addExtTrain(
+    toFoldRows(
+      ham.records,
+      createLeaveOneSourceOutFolds(ham.records).map((f) => ({ name: f.heldOutSource, ...f })),
+    ),
   );
-  const cv = await crossValidateHead(rows, cvFolds, { head, seed });
-  const loso = await crossValidateHead(rows, losoFolds, { head, seed });
+  const cvAll = await crossValidateHead(rows, cvFolds, { head, seed });
+  const losoAll = await crossValidateHead(rows, losoFolds, { head, seed });
+  // Out-of-fold scores exist for HAM rows only (external training rows never score a fold).
+  const cv = { outOfFoldProbs: cvAll.outOfFoldProbs.subarray(0, hamRows) };
+  const loso = { outOfFoldProbs: losoAll.outOfFoldProbs.subarray(0, hamRows) };
   // Fold AUCs against the malignant label from the out-of-fold scores (the folds' own AUCs are
   // against the training labels, which differ for a melanoma-target recipe).
   const foldAuc = (f: { validationRows: readonly number[] }, probs: Float32Array) => {
@@ -960,6 +1051,19 @@ async function evaluateRecipe(
     },
   );
   const [atPooled, atEvery] = external.summary.thresholds;
+  // The comparison the external half needs: a head trained on HAM alone, scored on the same patients.
+  const hamOnly = extTrain
+    ? await scoreExternalSet(
+        {
+          features: ham.views[0],
+          featureDim: ham.featureDim,
+          labels: trainLabels,
+          diagnoses: ham.records.map((x) => x.diagnosis),
+        },
+        { features: ext.views[0], featureDim: ext.featureDim, labels: extLabels, groupIds: extGroups },
+        { head, seed, thresholds: {}, bootstrapIterations },
+      )
+    : undefined;
   const row: RecipeRow = {
     recipe: r.name,
     description: describeRecipe(r),
@@ -975,6 +1079,11 @@ async function evaluateRecipe(
       positives: external.summary.positives,
       patients: external.summary.groups,
       rocAuc: external.summary.rocAuc,
+      ...(hamOnly ? { hamOnlyRocAuc: hamOnly.summary.rocAuc } : {}),
+      scores: {
+        imageIds: ext.records.map((x) => x.imageId),
+        probabilities: Array.from(external.probabilities, (v) => Number(v.toFixed(6))),
+      },
     },
     pooledThreshold: {
       thresholdProb: pooled.thresholdProb,
@@ -1009,11 +1118,83 @@ function formatRecipeRow(r: RecipeRow): string[] {
     sources.map((s) => `${s} ${f(r.losoRocAucBySource[s])}`).join(", "),
     `${f(r.losoMinRocAuc)} (${r.losoWorstSource})`,
     f(r.losoWithinSourceRocAuc),
-    ci(r.external.rocAuc),
+    ci(r.external.rocAuc) +
+      (r.external.hamOnlyRocAuc
+        ? ` on ${r.external.patients} held-back patients (${r.external.positives} melanomas); HAM-only head there ${ci(r.external.hamOnlyRocAuc)}`
+        : ""),
     `${r.pooledThreshold.thresholdProb.toFixed(3)}: LOSO min sens ${f(r.pooledThreshold.losoMinSensitivity)}; ext sens ${ci(r.pooledThreshold.sensitivity)}, spec ${ci(r.pooledThreshold.specificity)}`,
     `${r.everySourceThreshold.thresholdProb.toFixed(3)} (${r.everySourceThreshold.limitingSource}): LOSO min sens ${f(r.everySourceThreshold.losoMinSensitivity)}; ext sens ${ci(r.everySourceThreshold.sensitivity)}, spec ${ci(r.everySourceThreshold.specificity)}`,
     `${r.featureSeconds.toFixed(0)} + ${r.trainSeconds.toFixed(0)}`,
   ];
+}
+
+/**
+ * Paired bootstrap of external ROC AUC differences: the first recipe minus each other one, on the
+ * images both scored, resampling patients (the same resamples for both recipes of a pair).
+ */
+function comparePairedExternal(names: string[], externalDir: string, iterations: number): void {
+  if (names.length < 2) throw new UnknownNameError("--paired (at least two recipes)", names.join(","), ["a,b"]);
+  const table = JSON.parse(fs.readFileSync(path.join(root, "runs", "recipes-transfer.json"), "utf8")) as {
+    rows: RecipeRow[];
+  };
+  const scoresOf = (name: string) => {
+    const row = table.rows.find((r) => r.recipe === name);
+    if (!row?.external.scores)
+      throw new UnknownNameError(
+        "--paired (a recipe with saved external probabilities)",
+        name,
+        table.rows.filter((r) => r.external.scores).map((r) => r.recipe),
+      );
+    return new Map(row.external.scores.imageIds.map((id, i) => [id, row.external.scores!.probabilities[i]]));
+  };
+  const records = loadDataset(externalDir).records;
+  const base = scoresOf(names[0]);
+  const comparisons = names.slice(1).map((other) => {
+    const b = scoresOf(other);
+    const both = records.filter((r) => base.has(r.imageId) && b.has(r.imageId));
+    const labels = both.map((r) => (r.label === "malignant" ? 1 : 0));
+    const groupIds = both.map((r) => `patient:${r.patientId ?? r.lesionId ?? r.imageId}`);
+    const pa = both.map((r) => base.get(r.imageId)!);
+    const pb = both.map((r) => b.get(r.imageId)!);
+    const paired = bootstrapPairedDifference(labels, pa, pb, computeRocAuc, { seed, iterations, groupIds });
+    return {
+      a: names[0],
+      b: other,
+      images: both.length,
+      positives: labels.filter((y) => y === 1).length,
+      patients: new Set(groupIds).size,
+      rocAucA: computeRocAuc(labels, pa),
+      rocAucB: computeRocAuc(labels, pb),
+      difference: paired.difference,
+      fractionAtOrBelowZero: paired.fractionAtOrBelowZero,
+    };
+  });
+  const settings = { externalDir: path.relative(root, externalDir), seed, iterations };
+  fs.writeFileSync(
+    path.join(root, "runs", "recipes-paired-external.json"),
+    JSON.stringify(
+      { kind: "recipes-paired-external", settings, measuredAt: new Date().toISOString(), comparisons },
+      null,
+      2,
+    ) + "\n",
+  );
+  const lines = [
+    `# Paired external AUC differences on ${settings.externalDir}`,
+    "",
+    `Each row: ROC AUC of recipe A minus recipe B on the same images, from the external probabilities saved in runs/recipes-transfer.json; ` +
+      `95% percentile interval over ${iterations} stratified bootstrap resamples of patients (seed ${seed}), both recipes scored on each resample. ` +
+      `"share ≤ 0" is the fraction of resamples where A did not beat B. Written by npx tsx bench/quality.ts --paired ${names.join(",")}.`,
+    "",
+    "| A | B | images (melanomas, patients) | AUC A | AUC B | A − B [95% CI] | share ≤ 0 |",
+    "| --- | --- | --- | --- | --- | --- | --- |",
+    ...comparisons.map(
+      (c) =>
+        `| ${c.a} | ${c.b} | ${c.images} (${c.positives}, ${c.patients}) | ${c.rocAucA.toFixed(3)} | ${c.rocAucB.toFixed(3)} | ` +
+        `${c.difference.estimate.toFixed(3)} [${c.difference.lower.toFixed(3)}, ${c.difference.upper.toFixed(3)}] | ${c.fractionAtOrBelowZero.toFixed(3)} |`,
+    ),
+  ];
+  fs.writeFileSync(path.join(root, "runs", "recipes-paired-external.md"), lines.join("\n") + "\n");
+  console.log(lines.join("\n"));
 }
 
 async function evaluateRecipes(
@@ -1074,6 +1255,8 @@ async function evaluateRecipes(
       `Seed ${seed}, head epochs ${epochs}, balanced class weights. CV: lesion-grouped stratified 5-fold on HAM. LOSO: leave-one-source-out (ham_dataset). ` +
         `External: one head trained on all HAM images, scored on the external set; 95% CIs are percentile bootstraps over patients (${iterations} replicates). ` +
         `Thresholds are chosen on HAM out-of-fold scores only: "pooled" on the 5-fold scores of all images, "every-source" = the highest threshold reaching the target on every held-out source's LOSO scores; the external set only measures them. ` +
+        `Rows "…+ext-half" train on HAM + one patient-grouped half of the external set and are scored on the other half only, beside a HAM-only head on the same patients. ` +
+        `Rows measured since the paired comparison existed keep their external probabilities in the JSON (runs/recipes-paired-external.md). ` +
         `Written by npx tsx bench/quality.ts --recipes …; ${os.cpus().length} cores shared with other jobs.`,
       "",
       `| ${header.join(" | ")} |`,
@@ -1103,6 +1286,14 @@ async function main(): Promise<void> {
   }
   // Plans below name binary heads; --dx swaps in the diagnosis-target heads and no tricks.
   const binaryHeads = allHeads.filter((h) => !DX_HEADS.includes(h));
+  if (typeof args.paired === "string") {
+    const externalDir =
+      typeof args.external === "string"
+        ? path.resolve(args.external)
+        : path.join(findSharedDir(), "data", "isic2020-ext");
+    comparePairedExternal(args.paired.split(","), externalDir, args["bootstrap-iterations"]);
+    return;
+  }
   if (typeof args.recipes === "string") {
     const names = args.recipes === "all" ? RECIPES.map((r) => r.name) : args.recipes.split(",");
     for (const n of names)

@@ -98,12 +98,16 @@ export {
   createTtaVariants,
   createDihedralViewTransform,
   applyShadesOfGray,
+  applyColourConstancy,
+  createColourConstancyTransform,
+  parseColourConstancy,
+  COLOUR_CONSTANCY_METHODS,
   transformImageDihedral,
   NO_AUGMENTATION,
   TTA_DIHEDRAL_VIEWS,
   AugmentationError,
 } from "./data/augment.js";
-export type { AugmentOptions, PixelTransform } from "./data/augment.js";
+export type { AugmentOptions, ColourConstancy, PixelTransform } from "./data/augment.js";
 export {
   describeDataset,
   countByLabel,
@@ -319,8 +323,13 @@ export type {
   CalibrationBin,
   CalibrationSummary,
 } from "./evaluate/metrics.js";
-export { bootstrapMetric } from "./evaluate/bootstrap.js";
-export type { BootstrapInterval, BootstrapGroupIds, MetricFunction } from "./evaluate/bootstrap.js";
+export { bootstrapMetric, bootstrapPairedDifference } from "./evaluate/bootstrap.js";
+export type {
+  BootstrapInterval,
+  BootstrapGroupIds,
+  MetricFunction,
+  PairedBootstrapDifference,
+} from "./evaluate/bootstrap.js";
 export { summarizeMetricsWithIntervals, buildMetricTable } from "./evaluate/summary.js";
 export type { MetricSummaryRow } from "./evaluate/summary.js";
 export {
@@ -627,6 +636,20 @@ export type {
 } from "./experiments/transferReport.js";
 export type { ExperimentOptions } from "./experiments/experimentConfig.js";
 export {
+  DEFAULT_TRANSFER_RECIPE,
+  DEFAULT_RECIPE_RULE,
+  chooseTransferRecipe,
+  explainRecipeWeightsError,
+  resolveExperimentRecipe,
+  RecipeWeightsMissingError,
+} from "./experiments/defaultRecipe.js";
+export type {
+  TransferRecipe,
+  RecipeTransferFigures,
+  ExperimentRecipeFlags,
+  ResolvedExperimentRecipe,
+} from "./experiments/defaultRecipe.js";
+export {
   loadExperimentRuns,
   buildLeaderboardRows,
   buildLeaderboardSections,
@@ -654,6 +677,8 @@ export {
   saveRunArtifact,
   loadRunArtifact,
   ConfigError,
+  RUN_RECIPES,
+  selectDemoRecipe,
 } from "./workflow/runConfig.js";
 export type { RunConfig, RunConfigDefaults } from "./workflow/runConfig.js";
 export {
@@ -669,6 +694,8 @@ export {
   FeatureArtifactError,
   createTrainingTensorBoardCallback,
   writeModelCardToTensorBoard,
+  runPixelTransform,
+  resolveRunHeadOptions,
 } from "./workflow/pipeline.js";
 export type { FeatureTable, TrainingTensorBoardOptions } from "./workflow/pipeline.js";
 export { crossValidateRunLeaveOneSourceOut, scoreRunExternalSet } from "./workflow/runTransferReport.js";

@@ -6,7 +6,11 @@ import fs from "node:fs";
 import path from "node:path";
 import {
   BACKBONE_NAMES,
+  DEFAULT_TRANSFER_RECIPE,
   defineCli,
+  disposeBackbone,
+  explainRecipeWeightsError,
+  loadBackbone,
   executeNotebooks,
   isSyntheticDataDir,
   findJupyterPython,
@@ -17,6 +21,7 @@ import {
   NotebookExecutionError,
   parseCommandLineOrExit,
   resolveRunConfig,
+  selectDemoRecipe,
   INFERENCE_RUNTIMES,
 } from "../lib/index.js";
 
@@ -26,7 +31,11 @@ const cli = defineCli({
   summary:
     "Executes the notebooks in notebooks/ in order, headless, through the real tslab kernel, on the synthetic data " +
     "(generated when absent) or on --data; prints each cell as it starts and the notebooks' own output lines.",
-  examples: ["npm run demo", "npm run demo -- --data ../shared/data/ham10000-dev --backbone mobilenet_v2 --epochs 20"],
+  examples: [
+    "npm run demo",
+    "MELANOMA_LAB_WEIGHTS_DIR=../shared/weights npm run demo -- --data ../shared/data/ham10000-dev",
+    "npm run demo -- --data ../shared/data/ham10000-dev --backbone mobilenet_v2 --epochs 20",
+  ],
   options: {
     data: {
       type: "string",
@@ -42,7 +51,9 @@ const cli = defineCli({
     backbone: {
       type: "string",
       choices: BACKBONE_NAMES,
-      description: "pretrained feature extractor (default mobilenet_v2, or MELANOMA_LAB_BACKBONE)",
+      description:
+        "pretrained feature extractor (default: mobilenet_v2, bundled, on the synthetic data; with --data the recipe " +
+        `${DEFAULT_TRANSFER_RECIPE.name}'s ${DEFAULT_TRANSFER_RECIPE.backboneName}; or MELANOMA_LAB_BACKBONE)`,
     },
     epochs: {
       type: "integer",
@@ -74,6 +85,11 @@ const cli = defineCli({
     },
   },
   notes: [
+    `With --data and no --backbone (nor MELANOMA_LAB_BACKBONE) the notebooks run the default recipe ${DEFAULT_TRANSFER_RECIPE.name}: ` +
+      `${DEFAULT_TRANSFER_RECIPE.backboneName}, ${DEFAULT_TRANSFER_RECIPE.colourConstancy} colour constancy, logistic ` +
+      `${DEFAULT_TRANSFER_RECIPE.target} head (README). Its weights come from MELANOMA_LAB_WEIGHTS_DIR or a download; ` +
+      `offline without them pass --backbone ${DEFAULT_TRANSFER_RECIPE.fallbackBackboneName}. The synthetic default keeps the bundled ` +
+      "nsfwjs mobilenet_v2 and runs offline.",
     "MELANOMA_LAB_WASM_THREADS (default auto here), MELANOMA_LAB_BACKEND, MELANOMA_LAB_FINE_TUNE_EPOCHS and",
     "MELANOMA_LAB_FINE_TUNE_BLOCKS are passed on to the notebooks; see the README.",
   ],
@@ -102,6 +118,11 @@ async function main(): Promise<void> {
     env.MELANOMA_LAB_EXTERNAL = externalDir;
   }
   if (args.backbone !== undefined) env.MELANOMA_LAB_BACKBONE = args.backbone;
+  const recipe = selectDemoRecipe(
+    env.MELANOMA_LAB_DATA,
+    env.MELANOMA_LAB_BACKBONE ?? process.env.MELANOMA_LAB_BACKBONE,
+  );
+  if (recipe !== undefined) env.MELANOMA_LAB_RECIPE = recipe.name;
   if (args.epochs !== undefined) env.MELANOMA_LAB_EPOCHS = String(args.epochs);
   if (args.seed !== undefined) env.MELANOMA_LAB_SEED = String(args.seed);
   if (args.small) env.MELANOMA_LAB_SMALL = "1";
@@ -109,9 +130,21 @@ async function main(): Promise<void> {
   // Multi-threaded wasm when the machine is idle at kernel start (1.8–2× here); set the variable to override.
   env.MELANOMA_LAB_WASM_THREADS = process.env.MELANOMA_LAB_WASM_THREADS ?? "auto";
   const dataName = env.MELANOMA_LAB_DATA ? path.basename(env.MELANOMA_LAB_DATA) : "synthetic";
-  env.MELANOMA_LAB_RUN = args.run ?? `${dataName}-${env.MELANOMA_LAB_BACKBONE ?? "mobilenet_v2"}`;
+  env.MELANOMA_LAB_RUN = args.run ?? `${dataName}-${recipe?.name ?? env.MELANOMA_LAB_BACKBONE ?? "mobilenet_v2"}`;
   Object.assign(process.env, env);
   const config = resolveRunConfig();
+  if (recipe !== undefined) {
+    // Checked before Jupyter starts: a missing mirror fails here in one line, not in notebook 2.
+    try {
+      disposeBackbone(await loadBackbone(recipe.backboneName));
+    } catch (err) {
+      const explained = explainRecipeWeightsError(err, recipe, `--backbone ${recipe.fallbackBackboneName}`);
+      if (explained === err) throw err;
+      console.error(`demo: ${(explained as Error).message}`);
+      process.exit(2);
+    }
+    console.log(`default recipe ${recipe.name} (--data without --backbone): see the README for why`);
+  }
 
   let python: string;
   try {

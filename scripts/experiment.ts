@@ -4,6 +4,12 @@
 import fs from "node:fs";
 import {
   BACKBONE_NAMES,
+  COLOUR_CONSTANCY_METHODS,
+  DEFAULT_RECIPE_RULE,
+  DEFAULT_TRANSFER_RECIPE,
+  explainRecipeWeightsError,
+  resolveExperimentRecipe,
+  type ColourConstancy,
   defineCli,
   DEFAULT_HEAD_CONFIG,
   HEAD_TARGETS,
@@ -20,6 +26,7 @@ const cli = defineCli({
     "Cross-validates a head on frozen backbone features (lesion-grouped k-fold or leave-one-source-out) and writes " +
     "logs/<run>/ (TensorBoard + hparams), runs/<run>.json and models/<run>/ (triage model trained on all data).",
   examples: [
+    "MELANOMA_LAB_WEIGHTS_DIR=../shared/weights npm run experiment -- --data ../shared/data/ham10000-dev --external ../shared/data/isic2020-ext",
     "npm run experiment -- --data ../shared/data/ham10000-dev --backbone mobilenet_v2 --folds 5",
     "npm run experiment -- --data ../shared/data/ham10000-dev --backbone mobilenet_v2+inception_v3+mobilenet_v1@1.0 --target diagnosis --hidden-units 0",
     "npm run experiment -- --data ../shared/data/ham10000-dev --backbone mobilenet_v2_imagenet --external ../shared/data/isic2020-ext",
@@ -33,11 +40,21 @@ const cli = defineCli({
     },
     backbone: {
       type: "string",
-      required: true,
       valueName: "<name|a+b+c>",
-      description: `${BACKBONE_NAMES.join(", ")}, or an ensemble such as mobilenet_v2+inception_v3+mobilenet_v1@1.0`,
+      description:
+        `${BACKBONE_NAMES.join(", ")}, or an ensemble such as mobilenet_v2+inception_v3+mobilenet_v1@1.0 ` +
+        `(default: the recipe ${DEFAULT_TRANSFER_RECIPE.name}'s ${DEFAULT_TRANSFER_RECIPE.backboneName}, see the notes)`,
     },
-    epochs: { type: "integer", min: 1, default: 30, description: "head training epochs per fold" },
+    "colour-constancy": {
+      type: "string",
+      choices: COLOUR_CONSTANCY_METHODS,
+      description: `colour constancy before the backbone, in training and in the exported model's scoring (default none; ${DEFAULT_TRANSFER_RECIPE.colourConstancy} without --backbone)`,
+    },
+    epochs: {
+      type: "integer",
+      min: 1,
+      description: `head training epochs per fold (default 30; ${DEFAULT_TRANSFER_RECIPE.epochs} without --backbone)`,
+    },
     "fine-tune": {
       type: "integer",
       min: 0,
@@ -56,9 +73,9 @@ const cli = defineCli({
     target: {
       type: "string",
       choices: HEAD_TARGETS,
-      default: "malignant",
       description:
-        "what the heads learn (diagnosis: softmax over the diagnoses, P(malignant) = sum of the malignant ones)",
+        "what the heads learn (diagnosis: softmax over the diagnoses, P(malignant) = sum of the malignant ones) " +
+        `(default malignant; ${DEFAULT_TRANSFER_RECIPE.target} without --backbone)`,
     },
     alpha: {
       type: "number",
@@ -69,24 +86,25 @@ const cli = defineCli({
     "hidden-units": {
       type: "integer",
       min: 0,
-      default: DEFAULT_HEAD_CONFIG.hiddenUnits,
-      description: "hidden layer width of the head (0: logistic regression)",
+      description: `hidden layer width of the head, 0: logistic regression (default ${DEFAULT_HEAD_CONFIG.hiddenUnits}; ${DEFAULT_TRANSFER_RECIPE.head.hiddenUnits} without --backbone)`,
     },
     dropout: {
       type: "number",
       min: 0,
       max: 1,
       maxExclusive: true,
-      default: DEFAULT_HEAD_CONFIG.dropoutRate,
-      description: "dropout rate of the head",
+      description: `dropout rate of the head (default ${DEFAULT_HEAD_CONFIG.dropoutRate}; ${DEFAULT_TRANSFER_RECIPE.head.dropoutRate} without --backbone)`,
     },
-    l2: { type: "number", min: 0, default: DEFAULT_HEAD_CONFIG.l2, description: "L2 weight penalty of the head" },
+    l2: {
+      type: "number",
+      min: 0,
+      description: `L2 weight penalty of the head (default ${DEFAULT_HEAD_CONFIG.l2}; ${DEFAULT_TRANSFER_RECIPE.head.l2} without --backbone)`,
+    },
     "learning-rate": {
       type: "number",
       min: 0,
       minExclusive: true,
-      default: DEFAULT_HEAD_CONFIG.learningRate,
-      description: "Adam learning rate of the head (fine-tuning uses a tenth)",
+      description: `Adam learning rate of the head, fine-tuning uses a tenth (default ${DEFAULT_HEAD_CONFIG.learningRate})`,
     },
     external: {
       type: "string",
@@ -114,6 +132,11 @@ const cli = defineCli({
     resume: { type: "boolean", description: "continue a killed run with the same options from out/checkpoints/<run>/" },
   },
   notes: [
+    `Without --backbone the run uses the default recipe ${DEFAULT_TRANSFER_RECIPE.name} (${DEFAULT_TRANSFER_RECIPE.backboneName}, ` +
+      `${DEFAULT_TRANSFER_RECIPE.colourConstancy}, logistic ${DEFAULT_TRANSFER_RECIPE.target} head, L2 ${DEFAULT_TRANSFER_RECIPE.head.l2}, ` +
+      `${DEFAULT_TRANSFER_RECIPE.epochs} epochs), chosen by the ${DEFAULT_RECIPE_RULE} (README). Its weights come from ` +
+      `MELANOMA_LAB_WEIGHTS_DIR (e.g. ../shared/weights) or a download; offline without them pass --backbone ${DEFAULT_TRANSFER_RECIPE.fallbackBackboneName}. ` +
+      "Flags given explicitly win over the recipe's settings.",
     "Every run also reports leave-one-source-out ROC AUC per source (worst first) and the shipped threshold's " +
       "sensitivity/specificity on each left-out source, when the data has at least two sources (ham_dataset).",
     "MELANOMA_LAB_WASM_THREADS (default auto here) sets the wasm threads; see the README.",
@@ -129,29 +152,42 @@ async function main(): Promise<void> {
   }
   // Multi-threaded wasm when the machine is idle (1.8–2× here); set the variable to override.
   process.env.MELANOMA_LAB_WASM_THREADS ??= "auto";
-  await runExperiment({
-    dataDir: args.data,
+  const recipe = resolveExperimentRecipe({
     backboneName: args.backbone,
-    alpha: args.alpha,
+    colourConstancy: args["colour-constancy"] as ColourConstancy | undefined,
+    target: args.target as (typeof HEAD_TARGETS)[number] | undefined,
     epochs: args.epochs,
-    fineTuneEpochs: args["fine-tune"],
-    unfreezeBlocks: args["unfreeze-blocks"],
-    seed: args.seed,
-    folds: args.folds,
-    split: args.split as (typeof EXPERIMENT_SPLITS)[number],
-    target: args.target as (typeof HEAD_TARGETS)[number],
-    runName: args.run,
     head: {
       hiddenUnits: args["hidden-units"],
       dropoutRate: args.dropout,
       l2: args.l2,
       learningRate: args["learning-rate"],
     },
+  });
+  if (recipe.recipe !== undefined)
+    console.log(`default recipe ${recipe.recipe.name} (no --backbone given): ${DEFAULT_RECIPE_RULE}`);
+  const fallbackFlag = `--backbone ${DEFAULT_TRANSFER_RECIPE.fallbackBackboneName}`;
+  await runExperiment({
+    dataDir: args.data,
+    backboneName: recipe.backboneName,
+    colourConstancy: recipe.colourConstancy,
+    alpha: args.alpha,
+    epochs: recipe.epochs,
+    fineTuneEpochs: args["fine-tune"],
+    unfreezeBlocks: args["unfreeze-blocks"],
+    seed: args.seed,
+    folds: args.folds,
+    split: args.split as (typeof EXPERIMENT_SPLITS)[number],
+    target: recipe.target,
+    runName: args.run,
+    head: recipe.head,
     progress: args.progress as "bar" | "lines" | "quiet" | undefined,
     outputRoot: args["output-root"],
     resume: args.resume,
     externalDataDir: args.external,
     leaveOneSourceOut: args["skip-loso"] !== true,
+  }).catch((err: unknown) => {
+    throw recipe.recipe !== undefined ? explainRecipeWeightsError(err, recipe.recipe, fallbackFlag) : err;
   });
 }
 

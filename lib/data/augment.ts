@@ -300,3 +300,47 @@ export function createDihedralViewTransform(view: number, options: { shadesOfGra
     },
   };
 }
+
+/**
+ * Colour constancy applied to every decoded image before the backbone, in training and in
+ * scoring: "none", or "shades-of-gray" ({@link applyShadesOfGray}, p = 6).
+ */
+export type ColourConstancy = "none" | "shades-of-gray";
+
+/** Valid values of {@link ColourConstancy}. */
+export const COLOUR_CONSTANCY_METHODS: readonly ColourConstancy[] = ["none", "shades-of-gray"];
+
+/**
+ * Checks a colour-constancy name (e.g. from a flag or MELANOMA_LAB_COLOUR_CONSTANCY).
+ * Throws {@link AugmentationError} naming the value received and the valid ones.
+ *
+ * @example parseColourConstancy("shades-of-gray") // "shades-of-gray"
+ */
+export function parseColourConstancy(raw: string): ColourConstancy {
+  const found = COLOUR_CONSTANCY_METHODS.find((m) => m === raw);
+  if (found === undefined)
+    throw new AugmentationError(
+      `colour constancy: received ${JSON.stringify(raw)}, expected one of ${COLOUR_CONSTANCY_METHODS.join(", ")}`,
+    );
+  return found;
+}
+
+/**
+ * The `extractFeatures` pixel transform of a colour-constancy method (undefined for "none"). Its
+ * name is that of the recipes bench's Shades-of-Gray view 0, so both share cached features.
+ *
+ * @example extractFeatures(backbone, records, { cacheDir, pixelTransform: createColourConstancyTransform("shades-of-gray") })
+ */
+export function createColourConstancyTransform(method: ColourConstancy): PixelTransform | undefined {
+  return createDihedralViewTransform(0, { shadesOfGray: method === "shades-of-gray" });
+}
+
+/**
+ * An 8-bit RGB image (HWC) after a colour-constancy method: a new buffer for "shades-of-gray",
+ * the same buffer for "none".
+ *
+ * @example const balanced = applyColourConstancy(rgb, "shades-of-gray");
+ */
+export function applyColourConstancy(rgb: Uint8Array, method: ColourConstancy): Uint8Array {
+  return method === "shades-of-gray" ? applyShadesOfGray(rgb) : rgb;
+}

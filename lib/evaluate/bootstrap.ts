@@ -124,6 +124,78 @@ export function forEachStratifiedResample(
   }
 }
 
+/** A paired bootstrap of metric(A) − metric(B) on the same images, from {@link bootstrapPairedDifference}. */
+export interface PairedBootstrapDifference {
+  /** metric(A) − metric(B): the estimate on all images and its percentile interval over the shared resamples. */
+  difference: BootstrapInterval;
+  /** Fraction of finite replicates where the difference is ≤ 0 (a one-sided bootstrap p-value for A > B). */
+  fractionAtOrBelowZero: number;
+}
+
+/**
+ * Paired percentile bootstrap of the difference of one metric between two models scored on the
+ * same images: each replicate draws one stratified resample (patients/lesions with `groupIds`,
+ * as {@link forEachStratifiedResample} draws them for the same seed) and scores both models on
+ * it, so their shared sampling noise cancels. Throws MetricInputError when the arrays differ in
+ * length or the inputs are invalid.
+ *
+ * @example const d = bootstrapPairedDifference(labels, probsDefault, probsBaseline, computeRocAuc, { seed: 42, iterations: 1000, groupIds });
+ * // d.difference: { estimate: 0.018, lower: -0.07, upper: 0.11, … }
+ */
+export function bootstrapPairedDifference(
+  labels: BinaryLabels,
+  probsA: ProbabilityScores,
+  probsB: ProbabilityScores,
+  metricFn: MetricFunction,
+  options: { iterations?: number; seed: number; confidenceLevel?: number; groupIds?: BootstrapGroupIds },
+): PairedBootstrapDifference {
+  const iterations = options.iterations ?? 1000;
+  const confidenceLevel = options.confidenceLevel ?? 0.95;
+  if (!(Number.isInteger(iterations) && iterations >= 1))
+    throw new MetricInputError(
+      `paired bootstrap: iterations is ${iterations}; expected a whole number >= 1 such as 1000`,
+    );
+  if (probsA.length !== probsB.length)
+    throw new MetricInputError(
+      `paired bootstrap: model A has ${probsA.length} scores and model B ${probsB.length}; expected one each per image (${labels.length})`,
+    );
+  validateBinaryInputs(labels, probsA, { requireBothClasses: true, metricName: "paired bootstrap (A)" });
+  validateBinaryInputs(labels, probsB, { requireBothClasses: true, metricName: "paired bootstrap (B)" });
+  // Resample row indices once per replicate; both models are scored on the same rows.
+  const rowIndex = Array.from({ length: labels.length }, (_, i) => i);
+  const values: number[] = [];
+  const y = Array.from(labels, Number);
+  forEachStratifiedResample(
+    labels,
+    rowIndex,
+    { iterations, seed: options.seed, groupIds: options.groupIds },
+    (_, rows) => {
+      const yr = rows.map((r) => y[r]);
+      values.push(
+        metricFn(
+          yr,
+          rows.map((r) => probsA[r]),
+        ) -
+          metricFn(
+            yr,
+            rows.map((r) => probsB[r]),
+          ),
+      );
+    },
+  );
+  const estimate = metricFn(y, Array.from(probsA)) - metricFn(y, Array.from(probsB));
+  const finite = values.filter((v) => Number.isFinite(v));
+  return {
+    difference: summarizeReplicates(estimate, values, {
+      iterations,
+      seed: options.seed,
+      confidenceLevel,
+      groupCount: countBootstrapGroups(options.groupIds),
+    }),
+    fractionAtOrBelowZero: finite.length ? finite.filter((v) => v <= 0).length / finite.length : NaN,
+  };
+}
+
 /**
  * How many resampling groups `groupIds` names (undefined without it), for {@link BootstrapInterval.groupCount}.
  *

@@ -1,5 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
+import { COLOUR_CONSTANCY_METHODS, type ColourConstancy } from "../data/augment.js";
 import { parseBackboneName } from "../models/backbones.js";
 import { formatBackboneEnsemble, isBackboneEnsembleSpec, parseBackboneEnsemble } from "../models/ensemble.js";
 import { UnknownNameError } from "../util/errors.js";
@@ -43,6 +44,11 @@ export interface ExperimentOptions {
    * record, each diagnosis with one label. Default "malignant".
    */
   target?: HeadTarget;
+  /**
+   * Colour constancy applied to every image before the backbone, in training, in the external
+   * check and in the exported model's scoring (recorded in its metadata.json). Default "none".
+   */
+  colourConstancy?: ColourConstancy;
   /** Sensitivity the exported threshold reaches on the out-of-fold predictions. Default 0.9. */
   targetSensitivity?: number;
   /**
@@ -100,6 +106,7 @@ export interface ResolvedExperimentConfig {
   foldCount: number;
   targetSensitivity: number;
   target: HeadTarget;
+  colourConstancy: ColourConstancy;
   /** Head config of every fold and of the final model (malignantDiagnoses set once the data is read). */
   head: HeadConfig;
   fineTune: boolean;
@@ -147,6 +154,9 @@ export function resolveExperimentConfig(options: ExperimentOptions): ResolvedExp
   const targetSensitivity = options.targetSensitivity ?? 0.9;
   const target = options.target ?? "malignant";
   if (!HEAD_TARGETS.includes(target)) throw new UnknownNameError("target", target, HEAD_TARGETS);
+  const colourConstancy = options.colourConstancy ?? "none";
+  if (!COLOUR_CONSTANCY_METHODS.includes(colourConstancy))
+    throw new UnknownNameError("colourConstancy", colourConstancy, COLOUR_CONSTANCY_METHODS);
   for (const [name, value, min] of [
     ["epochs", epochs, 1],
     ["fineTuneEpochs", fineTuneEpochs, 0],
@@ -163,6 +173,11 @@ export function resolveExperimentConfig(options: ExperimentOptions): ResolvedExp
   if (isEnsemble && options.alpha !== undefined) {
     throw new ExperimentConfigError(
       `alpha: received ${options.alpha} with the ensemble ${backboneName}; expected it inside the spec (mobilenet_v1@${options.alpha})`,
+    );
+  }
+  if (colourConstancy !== "none" && fineTune) {
+    throw new ExperimentConfigError(
+      `fineTuneEpochs: received ${fineTuneEpochs} with colour constancy ${colourConstancy}; expected 0 (fine-tuning reads images without it)`,
     );
   }
   if (isEnsemble && fineTune) {
@@ -191,6 +206,7 @@ export function resolveExperimentConfig(options: ExperimentOptions): ResolvedExp
     seed,
     folds: foldCount,
     target,
+    colourConstancy,
     targetSensitivity,
   };
   const configHash = computeRunConfigHash(resolveRunIdentity(nameOptions));
@@ -211,6 +227,7 @@ export function resolveExperimentConfig(options: ExperimentOptions): ResolvedExp
     foldCount,
     targetSensitivity,
     target,
+    colourConstancy,
     head,
     fineTune,
     dataDir,

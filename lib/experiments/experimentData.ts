@@ -1,3 +1,4 @@
+import { createColourConstancyTransform } from "../data/augment.js";
 import { loadDataset, type LoadedDataset } from "../data/loadDataset.js";
 import { createGroupedKFolds } from "../data/split.js";
 import type { LesionRecord } from "../data/types.js";
@@ -25,7 +26,7 @@ import { createLeaveOneSourceOutFolds } from "./sourceFolds.js";
  *
  * @example findMalignantDiagnoses(dataset.records, dataDir) // ["bcc", "mel"]
  */
-function findMalignantDiagnoses(records: readonly LesionRecord[], dataDir: string): string[] {
+export function findMalignantDiagnoses(records: readonly LesionRecord[], dataDir: string): string[] {
   // The rule trainHead applies to each row, checked here before any backbone work.
   const lacking = records.filter((r) => normalizeDiagnosisCode(r.diagnosis) === undefined);
   if (lacking.length > 0) {
@@ -132,6 +133,7 @@ export async function extractExperimentFeatures(
   const disposeBackbones = () => (ensemble ? disposeBackboneEnsemble(ensemble) : disposeBackbone(single!));
   const featureOptions = {
     cacheDir: config.featureCacheDir,
+    pixelTransform: createColourConstancyTransform(config.colourConstancy),
     onProgress:
       progressMode === "quiet"
         ? undefined
@@ -215,6 +217,7 @@ export async function extractExternalFeatures(
   const dataset = loadDataset(config.externalDataDir);
   const featureOptions = {
     cacheDir: config.featureCacheDir,
+    pixelTransform: createColourConstancyTransform(config.colourConstancy),
     onProgress:
       config.progressMode === "quiet"
         ? undefined

@@ -96,6 +96,7 @@ export async function trainAndExportFinalModel(
     triage,
     makeMetadata({
       thresholdProb: threshold.thresholdProb,
+      colourConstancy: config.colourConstancy,
       backendName: recorded.backendName,
       // Cross-validation is the only evaluation an experiment has: no test block.
       validation: {

@@ -163,6 +163,7 @@ function rankRuns(runs: readonly ExperimentRunSummary[], sortBy: LeaderboardSort
       r.config.backbone +
       (r.config.alpha !== null && r.config.alpha !== undefined ? ` α${r.config.alpha}` : "") +
       (r.config.fineTuneEpochs > 0 ? ` +ft${r.config.fineTuneEpochs}` : "") +
+      (r.config.colourConstancy === "shades-of-gray" ? " +Shades of Gray" : "") +
       // Runs written before the target option have none: they trained on the label.
       (r.config.target === "diagnosis" ? " (dx head)" : ""),
     split: r.config.split === "source" ? "leave-one-source-out" : `lesion ${r.config.folds}-fold`,

@@ -84,6 +84,7 @@ function openHparamsSession(
     learning_rate: head.learningRate,
     batch_size: head.batchSize,
     target: config.target,
+    colour_constancy: config.colourConstancy,
   };
   // A resumed run keeps the session start the interrupted one wrote (it is flushed at once).
   const hadSession = resuming && fs.existsSync(logDir) && listEventFiles(logDir).length > 0;

@@ -1,3 +1,4 @@
+import type { ColourConstancy } from "../data/augment.js";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
@@ -39,6 +40,8 @@ export interface RunIdentityConfig {
   head: ExperimentHeadSettings;
   targetSensitivity: number;
   target: HeadTarget;
+  /** Colour constancy before the backbone ("none" for runs written before it existed). */
+  colourConstancy: ColourConstancy;
 }
 
 /**
@@ -69,6 +72,8 @@ export function computeRunConfigHash(config: RunIdentityConfig): string {
     },
     targetSensitivity: config.targetSensitivity,
     target: config.target,
+    // Only when set, so the hashes (and names) of runs without it stay what they were.
+    ...(config.colourConstancy !== "none" ? { colourConstancy: config.colourConstancy } : {}),
   };
   return crypto.createHash("sha256").update(JSON.stringify(canonical)).digest("hex").slice(0, 8);
 }
@@ -90,6 +95,7 @@ export type RunNameOptions = Pick<
   | "split"
   | "targetSensitivity"
   | "target"
+  | "colourConstancy"
 > & { head?: Partial<ExperimentHeadSettings> };
 
 /**
@@ -119,6 +125,7 @@ export function resolveRunIdentity(options: RunNameOptions): RunIdentityConfig {
     },
     targetSensitivity: options.targetSensitivity ?? 0.9,
     target: options.target ?? "malignant",
+    colourConstancy: options.colourConstancy ?? "none",
   };
 }
 
@@ -141,6 +148,7 @@ export function formatExperimentRunName(options: RunNameOptions): string {
     `e${config.epochs}` + (config.fineTuneEpochs ? `-ft${config.fineTuneEpochs}` : ""),
     `s${config.seed}`,
     ...(config.target === "diagnosis" ? ["dx"] : []),
+    ...(config.colourConstancy === "shades-of-gray" ? ["sog"] : []),
     computeRunConfigHash(config),
   ];
   return parts.join("-").replace(/[^A-Za-z0-9._-]/g, "_");
@@ -160,7 +168,7 @@ type RecordedRunConfig = Pick<
   | "folds"
   | "head"
   | "targetSensitivity"
-> & { target?: HeadTarget };
+> & { target?: HeadTarget; colourConstancy?: ColourConstancy };
 
 /**
  * The identity of a run from the config recorded in its runs/<run>.json; runs written before
@@ -182,6 +190,7 @@ export function runIdentityFromRecordedConfig(config: RecordedRunConfig): RunIde
     head: config.head,
     targetSensitivity: config.targetSensitivity,
     target: config.target ?? "malignant",
+    colourConstancy: config.colourConstancy ?? "none",
   };
 }
 

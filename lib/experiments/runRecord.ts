@@ -1,3 +1,4 @@
+import type { ColourConstancy } from "../data/augment.js";
 import fs from "node:fs";
 import path from "node:path";
 import type { TriageThresholdProvenance } from "../export/triageModel.js";
@@ -112,6 +113,8 @@ export interface ExperimentRunSummary {
     targetSensitivity: number;
     /** What the heads learned (runs written before this field existed: "malignant"). */
     target: HeadTarget;
+    /** Colour constancy before the backbone (absent in runs written before it existed: "none"). */
+    colourConstancy?: ColourConstancy;
     /** Target "diagnosis": the diagnoses summed into P(malignant) (those labelled malignant in the data). */
     malignantDiagnoses?: string[];
     /** Target "diagnosis": the final model's softmax classes, in column order. */
@@ -294,6 +297,7 @@ export function buildExperimentRunSummary(input: ExperimentRunRecordInput): Expe
       head: pickHeadSettings(config.head),
       targetSensitivity: config.targetSensitivity,
       target: config.target,
+      colourConstancy: config.colourConstancy,
       ...(input.malignantDiagnoses
         ? { malignantDiagnoses: input.malignantDiagnoses, diagnosisClasses: input.diagnosisClasses }
         : {}),

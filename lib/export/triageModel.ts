@@ -1,7 +1,13 @@
 import fs from "node:fs";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { TTA_DIHEDRAL_VIEWS, transformImageDihedral } from "../data/augment.js";
+import {
+  applyColourConstancy,
+  COLOUR_CONSTANCY_METHODS,
+  TTA_DIHEDRAL_VIEWS,
+  transformImageDihedral,
+  type ColourConstancy,
+} from "../data/augment.js";
 import { decodeImageRgb, type ResizePolicy } from "../data/decodeImage.js";
 import { LESION_LABELS, type InputProblem, type LesionLabel } from "../data/types.js";
 import { compileInferencePlan, InferencePlanError } from "../models/inferencePlan.js";
@@ -46,6 +52,11 @@ export interface TriageModelMetadata {
   inputSizePx: number;
   preprocessing: PreprocessingSpec;
   resizePolicy: ResizePolicy;
+  /**
+   * Colour constancy applied to each decoded image before preprocessing, as in training (e.g.
+   * "shades-of-gray"); absent in older files and for "none".
+   */
+  colourConstancy?: ColourConstancy;
   /** Probability of malignant at or above which an image is triaged "urgent". */
   thresholdProb: number;
   /**
@@ -333,6 +344,8 @@ export interface TriageMetadataFields {
   /** Calibrated three-level policy (fitTriagePolicy), stored as `policy`. */
   policy?: TriagePolicyMetadata;
   resizePolicy?: ResizePolicy;
+  /** Colour constancy the features were extracted with; scoring repeats it. Default "none" (not written). */
+  colourConstancy?: ColourConstancy;
   /** Backend name to record (e.g. selectBackend()'s "wasm"); default tf.getBackend(). */
   backendName?: string;
   notes?: TriageModelMetadata["notes"];
@@ -353,6 +366,9 @@ export function makeTriageMetadata(backbone: Backbone, fields: TriageMetadataFie
     inputSizePx: backbone.inputSizePx,
     preprocessing: backbone.preprocessing,
     resizePolicy: fields.resizePolicy ?? "center-crop",
+    ...(fields.colourConstancy !== undefined && fields.colourConstancy !== "none"
+      ? { colourConstancy: fields.colourConstancy }
+      : {}),
     thresholdProb: fields.thresholdProb,
     ...(fields.validation ? { validation: fields.validation } : {}),
     ...(fields.test ? { test: fields.test } : {}),
@@ -416,6 +432,12 @@ export function readTriageMetadata(dir: string): TriageModelMetadata {
     if (metadata[field] === undefined)
       throw new ModelFileError(metaPath, `lacks field ${field} (needed to repeat preprocessing and triage)`);
   }
+  // An unknown method would otherwise score images without the colour correction training had.
+  if (metadata.colourConstancy !== undefined && !COLOUR_CONSTANCY_METHODS.includes(metadata.colourConstancy))
+    throw new ModelFileError(
+      metaPath,
+      `colourConstancy: received ${JSON.stringify(metadata.colourConstancy)}; expected one of ${COLOUR_CONSTANCY_METHODS.join(", ")} (or absent)`,
+    );
   return metadata;
 }
 
@@ -917,7 +939,8 @@ export function triageInputSizesPx(metadata: TriageModelMetadata): number[] {
 /**
  * Packs decoded images (8-bit RGB HWC per input size, as decodeImageRgb returns) into the
  * preprocessed float batch of each model input, in input order: what a
- * {@link PackedBatchPredictor} takes. Every image must have pixels at every size of
+ * {@link PackedBatchPredictor} takes. The metadata's `colourConstancy` (when set) is applied to
+ * each image here, the one place every runtime and the service pass through. Every image must have pixels at every size of
  * {@link triageInputSizesPx}.
  *
  * @example const inputs = packTriageInputs(metadata, [new Map([[224, rgb]])]); // [{ values: Float32Array(150528), sizePx: 224 }]
@@ -936,7 +959,8 @@ export function packTriageInputs(
           `image ${i}: received ${pixels ? `${pixels.length} bytes` : "no pixels"} at ${s.inputSizePx} px for ${s.label}; expected ${perImage} (${s.inputSizePx}×${s.inputSizePx}×3)`,
         );
       }
-      packed.set(pixels, i * perImage);
+      // Shades of Gray scales channels by global gains, so it commutes with the dihedral views.
+      packed.set(applyColourConstancy(pixels, metadata.colourConstancy ?? "none"), i * perImage);
     });
     return { values: preprocessToFloat32(packed, s.preprocessing), sizePx: s.inputSizePx };
   });

@@ -11,6 +11,10 @@ import type { EventWriterOptions } from "../logging/eventWriter.js";
 import { readLogDir } from "../logging/readLogDir.js";
 import { formatJsonAsMarkdown, formatModelCardMarkdown, writeTextSummaries } from "../logging/runSummaries.js";
 import { createTensorBoardCallback, type TensorBoardCallback } from "../logging/tensorBoardCallback.js";
+import { createColourConstancyTransform, type PixelTransform } from "../data/augment.js";
+import { alignRecordsByImageId } from "../evaluate/gallery.js";
+import { findMalignantDiagnoses } from "../experiments/experimentData.js";
+import type { TrainHeadOptions } from "../train/trainHead.js";
 import { MelanomaLabError } from "../util/errors.js";
 import { createProgressBar } from "../util/progress.js";
 import { ConfigError, loadRunArtifact } from "./runConfig.js";
@@ -314,4 +318,40 @@ export function writeModelCardToTensorBoard(config: RunConfig, options: EventWri
     path.relative(config.paths.root, config.paths.modelDir) || config.paths.modelDir,
   );
   return writeTextSummaries(path.join(config.paths.logDir, "train"), { model_card: card }, 0, options);
+}
+
+/**
+ * The `extractFeatures` pixel transform of a run's colour constancy (undefined for "none"), so
+ * notebooks extract features the way the exported model will score images.
+ *
+ * @example extractFeatures(backbone, split.train, { cacheDir, pixelTransform: runPixelTransform(config) })
+ */
+export function runPixelTransform(config: Pick<RunConfig, "colourConstancy">): PixelTransform | undefined {
+  return createColourConstancyTransform(config.colourConstancy);
+}
+
+/**
+ * trainHead's head settings for a run: hidden units, dropout and L2 when the config sets them,
+ * and for head target "diagnosis" the diagnosis of each feature row (`records` aligned to
+ * `imageIds`) with the diagnoses labelled malignant in those records. Throws ExperimentConfigError
+ * when a record has no diagnosis (e.g. the synthetic or folder-per-class data) or a diagnosis
+ * carries both labels.
+ *
+ * @example trainHead(train.features, train.labels, { ...resolveRunHeadOptions(config, split.train, train.imageIds), seed: 42 })
+ */
+export function resolveRunHeadOptions(
+  config: Pick<RunConfig, "headTarget" | "headHiddenUnits" | "headDropoutRate" | "headL2" | "dataDir">,
+  records: readonly LesionRecord[],
+  imageIds: readonly string[],
+): Pick<TrainHeadOptions, "hiddenUnits" | "dropoutRate" | "l2" | "diagnoses" | "malignantDiagnoses"> {
+  const options: Pick<TrainHeadOptions, "hiddenUnits" | "dropoutRate" | "l2" | "diagnoses" | "malignantDiagnoses"> = {};
+  if (config.headHiddenUnits !== undefined) options.hiddenUnits = config.headHiddenUnits;
+  if (config.headDropoutRate !== undefined) options.dropoutRate = config.headDropoutRate;
+  if (config.headL2 !== undefined) options.l2 = config.headL2;
+  if (config.headTarget === "diagnosis") {
+    const rows = alignRecordsByImageId(records, imageIds);
+    options.malignantDiagnoses = findMalignantDiagnoses(rows, config.dataDir);
+    options.diagnoses = rows.map((r) => r.diagnosis);
+  }
+  return options;
 }

@@ -1,5 +1,8 @@
 import fs from "node:fs";
 import path from "node:path";
+import { parseColourConstancy, type ColourConstancy } from "../data/augment.js";
+import { HEAD_TARGETS, type HeadTarget } from "../experiments/crossValidate.js";
+import { DEFAULT_TRANSFER_RECIPE, type TransferRecipe } from "../experiments/defaultRecipe.js";
 import { MelanomaLabError } from "../util/errors.js";
 import { findProjectRoot, resolveFeatureCacheDir } from "../util/paths.js";
 
@@ -20,6 +23,21 @@ export interface RunConfig {
   /** Images to generate for the synthetic default. */
   syntheticImageCount: number;
   backboneName: string;
+  /**
+   * The transfer recipe whose settings filled backbone, colour constancy and head
+   * (`MELANOMA_LAB_RECIPE`, set by `npm run demo -- --data <dir>` without --backbone); undefined = none.
+   */
+  recipeName?: string;
+  /** Colour constancy before the backbone, in feature extraction and in the exported model's scoring. */
+  colourConstancy: ColourConstancy;
+  /** What the head learns: the label, or the diagnoses summed to P(malignant) (needs a diagnosis per image). */
+  headTarget: HeadTarget;
+  /** Head hidden units (0: logistic regression); undefined = trainHead's default. */
+  headHiddenUnits?: number;
+  /** Head dropout rate; undefined = trainHead's default. */
+  headDropoutRate?: number;
+  /** Head L2 penalty; undefined = trainHead's default. */
+  headL2?: number;
   seed: number;
   /** Fraction of images held out for validation (early stopping, threshold choice). */
   validationFraction: number;
@@ -67,6 +85,14 @@ export interface RunConfig {
 /** Code defaults a notebook's config cell may override. */
 export type RunConfigDefaults = Partial<Omit<RunConfig, "paths">>;
 
+function parseColourConstancyOrThrow(raw: string): ColourConstancy {
+  try {
+    return parseColourConstancy(raw);
+  } catch (err) {
+    throw new ConfigError(`MELANOMA_LAB_COLOUR_CONSTANCY: ${(err as Error).message}`);
+  }
+}
+
 function envNumber(name: string, fallback: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw === "") return fallback;
@@ -88,13 +114,48 @@ export function isSyntheticDataDir(dataDir: string): boolean {
   return resolved === path.join(data, "synthetic") || resolved.startsWith(path.join(data, "synthetic-"));
 }
 
+/** Recipes `MELANOMA_LAB_RECIPE` may name (the default recipe of runs/recipes-transfer.md). */
+export const RUN_RECIPES: readonly TransferRecipe[] = [DEFAULT_TRANSFER_RECIPE];
+
+function resolveRunRecipe(): TransferRecipe | undefined {
+  const raw = process.env.MELANOMA_LAB_RECIPE;
+  if (raw === undefined || raw === "") return undefined;
+  const recipe = RUN_RECIPES.find((r) => r.name === raw);
+  if (recipe === undefined)
+    throw new ConfigError(
+      `MELANOMA_LAB_RECIPE=${JSON.stringify(raw)} is not a known recipe; expected one of ${RUN_RECIPES.map((r) => r.name).join(", ")}`,
+    );
+  return recipe;
+}
+
+/**
+ * The recipe `npm run demo` runs: the default transfer recipe ({@link DEFAULT_TRANSFER_RECIPE})
+ * for real data (`dataDir` given and not the synthetic default) when no backbone was chosen;
+ * undefined otherwise, so the synthetic default keeps the bundled nsfwjs MobileNetV2 and runs
+ * offline.
+ *
+ * @example selectDemoRecipe("../shared/data/ham10000-dev", undefined)?.name // "imagenet-sog-dx"
+ * @example selectDemoRecipe(undefined, undefined) // undefined (synthetic default)
+ */
+export function selectDemoRecipe(
+  dataDir: string | undefined,
+  backboneName: string | undefined,
+): TransferRecipe | undefined {
+  if (dataDir === undefined || dataDir === "" || isSyntheticDataDir(dataDir)) return undefined;
+  if (backboneName !== undefined && backboneName !== "") return undefined;
+  return DEFAULT_TRANSFER_RECIPE;
+}
+
 /**
  * Resolves the run configuration. Environment variables win over `defaults` so that
  * `npm run demo -- --data <dir>` drives unchanged notebooks:
  * MELANOMA_LAB_DATA, MELANOMA_LAB_RUN, MELANOMA_LAB_BACKBONE, MELANOMA_LAB_EPOCHS,
  * MELANOMA_LAB_SEED, MELANOMA_LAB_SMALL=1 (small synthetic set, few epochs),
  * MELANOMA_LAB_FINE_TUNE_BLOCKS, MELANOMA_LAB_FINE_TUNE_EPOCHS, MELANOMA_LAB_EXTERNAL (a second
- * data set for notebook 4's transfer report; must exist).
+ * data set for notebook 4's transfer report; must exist), MELANOMA_LAB_RECIPE (a recipe of
+ * {@link RUN_RECIPES}: its backbone, colour constancy and head become the defaults),
+ * MELANOMA_LAB_COLOUR_CONSTANCY (none, shades-of-gray), MELANOMA_LAB_HEAD_TARGET (malignant,
+ * diagnosis). With colour constancy, fine-tuning is off (it reads images without it).
  *
  * @example const config = resolveRunConfig({ seed: 42, epochs: 40 });
  */
@@ -117,12 +178,29 @@ export function resolveRunConfig(defaults: RunConfigDefaults = {}): RunConfig {
       `external data set ${externalDataDir} (MELANOMA_LAB_EXTERNAL) does not exist; expected labels.csv + images/`,
     );
   }
+  const recipe = resolveRunRecipe();
+  const colourConstancy = parseColourConstancyOrThrow(
+    process.env.MELANOMA_LAB_COLOUR_CONSTANCY || defaults.colourConstancy || recipe?.colourConstancy || "none",
+  );
+  const headTargetRaw = process.env.MELANOMA_LAB_HEAD_TARGET || defaults.headTarget || recipe?.target || "malignant";
+  const headTarget = HEAD_TARGETS.find((t) => t === headTargetRaw);
+  if (headTarget === undefined)
+    throw new ConfigError(
+      `head target (MELANOMA_LAB_HEAD_TARGET): received ${JSON.stringify(headTargetRaw)}, expected one of ${HEAD_TARGETS.join(", ")}`,
+    );
+  const fineTuneEpochsDefault = colourConstancy !== "none" ? 0 : (defaults.fineTuneEpochs ?? 1);
   const config: RunConfig = {
     runName,
     dataDir,
     useSyntheticData,
     syntheticImageCount: small ? 96 : (defaults.syntheticImageCount ?? 480),
-    backboneName: process.env.MELANOMA_LAB_BACKBONE || defaults.backboneName || "mobilenet_v2",
+    backboneName: process.env.MELANOMA_LAB_BACKBONE || recipe?.backboneName || defaults.backboneName || "mobilenet_v2",
+    ...(recipe !== undefined ? { recipeName: recipe.name } : {}),
+    colourConstancy,
+    headTarget,
+    headHiddenUnits: recipe?.head.hiddenUnits ?? defaults.headHiddenUnits,
+    headDropoutRate: recipe?.head.dropoutRate ?? defaults.headDropoutRate,
+    headL2: recipe?.head.l2 ?? defaults.headL2,
     seed: envNumber("MELANOMA_LAB_SEED", defaults.seed ?? 42),
     validationFraction: defaults.validationFraction ?? 0.2,
     testFraction: defaults.testFraction ?? 0.2,
@@ -133,7 +211,7 @@ export function resolveRunConfig(defaults: RunConfigDefaults = {}): RunConfig {
     fineTuneBlocks: envNumber("MELANOMA_LAB_FINE_TUNE_BLOCKS", defaults.fineTuneBlocks ?? 1),
     fineTuneEpochs: envNumber(
       "MELANOMA_LAB_FINE_TUNE_EPOCHS",
-      small ? Math.min(1, defaults.fineTuneEpochs ?? 1) : (defaults.fineTuneEpochs ?? 1),
+      small ? Math.min(1, fineTuneEpochsDefault) : fineTuneEpochsDefault,
     ),
     fineTuneAugment: defaults.fineTuneAugment ?? false,
     small,
@@ -167,6 +245,11 @@ export function resolveRunConfig(defaults: RunConfigDefaults = {}): RunConfig {
   ] as const) {
     if (!(Number.isInteger(value) && value >= min))
       throw new ConfigError(`${name}: received ${value}, expected an integer ≥ ${min} (e.g. 1)`);
+  }
+  if (config.colourConstancy !== "none" && config.fineTuneEpochs > 0) {
+    throw new ConfigError(
+      `fineTuneEpochs (MELANOMA_LAB_FINE_TUNE_EPOCHS): received ${config.fineTuneEpochs} with colour constancy ${config.colourConstancy}; expected 0 (fine-tuning reads images without it)`,
+    );
   }
   if (!(config.targetSensitivity > 0 && config.targetSensitivity <= 1)) {
     throw new ConfigError(`targetSensitivity must be in (0, 1]; received ${config.targetSensitivity} (e.g. 0.9)`);
@@ -214,6 +297,12 @@ export function describeRunConfig(config: RunConfig): string {
   return [
     `run ${config.runName}${config.small ? " (small configuration)" : ""}`,
     `data ${rel(config.dataDir)}${config.useSyntheticData ? ` (synthetic, ${config.syntheticImageCount} images)` : ""}`,
+    ...(config.recipeName !== undefined
+      ? [`recipe ${config.recipeName} (the default of the real-data demo; README)`]
+      : []),
+    `colour constancy ${config.colourConstancy}, head target ${config.headTarget}` +
+      (config.headHiddenUnits !== undefined ? `, head hidden units ${config.headHiddenUnits}` : "") +
+      (config.headL2 !== undefined ? `, L2 ${config.headL2}` : ""),
     `backbone ${config.backboneName}, seed ${config.seed}, validation fraction ${config.validationFraction}, test fraction ${config.testFraction}`,
     `epochs ${config.epochs}, batch ${config.batchSize}, learning rate ${config.learningRate}, target sensitivity ${config.targetSensitivity}`,
     `fine-tuning ${config.fineTuneEpochs > 0 ? `top ${config.fineTuneBlocks} block(s) for ${config.fineTuneEpochs} epoch(s)${config.fineTuneAugment ? " with flips/rotations" : ""}` : "off (fineTuneEpochs 0)"}`,

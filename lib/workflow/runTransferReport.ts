@@ -1,3 +1,4 @@
+import { createColourConstancyTransform } from "../data/augment.js";
 import type * as tf from "@tensorflow/tfjs";
 import { loadDataset } from "../data/loadDataset.js";
 import type { LesionRecord } from "../data/types.js";
@@ -12,7 +13,7 @@ import {
   type ExternalTransferResult,
   type LeaveOneSourceOutRun,
 } from "../experiments/transferReport.js";
-import { loadFeatureTable } from "./pipeline.js";
+import { loadFeatureTable, resolveRunHeadOptions } from "./pipeline.js";
 import { loadRunArtifact, type RunConfig } from "./runConfig.js";
 
 /**
@@ -56,17 +57,31 @@ export async function crossValidateRunLeaveOneSourceOut(
     features.set(table.features, offset);
     offset += table.features.length;
   }
+  // The run's own head (its recipe's size, L2 and target), so the report judges the model shipped.
+  const head = resolveRunHeadOptions(
+    config,
+    records,
+    records.map((r) => r.imageId),
+  );
   const report = await crossValidateLeaveOneSourceOut(
-    { features, featureDim, labels: tables.flatMap((t) => t.table.labels) },
+    {
+      features,
+      featureDim,
+      labels: tables.flatMap((t) => t.table.labels),
+      ...(head.diagnoses ? { diagnoses: head.diagnoses } : {}),
+    },
     records,
     {
       head: {
-        hiddenUnits: 128,
-        dropoutRate: 0.3,
-        l2: 1e-4,
+        hiddenUnits: head.hiddenUnits ?? 128,
+        dropoutRate: head.dropoutRate ?? 0.3,
+        l2: head.l2 ?? 1e-4,
         epochs: config.epochs,
         batchSize: config.batchSize,
         learningRate: config.learningRate,
+        ...(head.malignantDiagnoses
+          ? { target: "diagnosis" as const, malignantDiagnoses: head.malignantDiagnoses }
+          : {}),
       },
       seed: config.seed,
       thresholdProb: options.thresholdProb,
@@ -111,7 +126,11 @@ export async function scoreRunExternalSet(
     );
     scored = records;
   } else {
-    const matrix = await extractFeatures(model.backbone, records, { cacheDir: config.paths.featureCacheDir });
+    // The run's colour constancy, as its training features had it.
+    const matrix = await extractFeatures(model.backbone, records, {
+      cacheDir: config.paths.featureCacheDir,
+      pixelTransform: createColourConstancyTransform(config.colourConstancy),
+    });
     scored = matrix.sourceIndices.map((i) => records[i]);
     probs = predictHeadProbabilities(model.head, matrix.features, matrix.featureDim);
   }

@@ -112,6 +112,23 @@ describe("leaderboard sections", () => {
       expect(s.rows.every((r) => (s.evaluation === "k-fold") === !r.split.startsWith("leave"))).toBe(true);
     }
   });
+
+  it("names a run's colour constancy beside its backbone", () => {
+    const sog = fakeRun("sog", "lesion", 0.8);
+    sog.config = {
+      ...sog.config,
+      backbone: "mobilenet_v2_imagenet",
+      target: "diagnosis",
+      colourConstancy: "shades-of-gray",
+    };
+    const none = fakeRun("none", "lesion", 0.7);
+    none.config = { ...none.config, colourConstancy: "none" };
+    const [section] = buildLeaderboardSections([sog, none]);
+    expect(section.rows.map((r) => r.backbone)).toEqual([
+      "mobilenet_v2_imagenet +Shades of Gray (dx head)",
+      "mobilenet_v2",
+    ]);
+  });
 });
 
 /** A k-fold run with a transfer report: worst left-out source and external AUC (null: none). */
