@@ -455,8 +455,8 @@ export async function generateSyntheticDataset(options: SyntheticDatasetOptions)
       const pixels = renderLesionImage(lesion, imageSizePx, createRandom(deriveSeed(seed, imageNumber, 20)), lesionSources[l].channelGain);
       const write = sharp(pixels, { raw: { width: imageSizePx, height: imageSizePx, channels: 3 } })
         .jpeg({ quality: jpegQuality, chromaSubsampling: "4:4:4" })
-        .toFile(imagePath)
-        .then(() => undefined);
+        .toBuffer()
+        .then((jpeg) => writeFileAtomically(imagePath, jpeg));
       pending.add(write);
       void write.finally(() => pending.delete(write));
       // Bounded: rendering is synchronous JS; a few encodes in flight keep sharp's threads busy.
@@ -471,8 +471,20 @@ export async function generateSyntheticDataset(options: SyntheticDatasetOptions)
   }
   await Promise.all(pending);
   const labelsCsvPath = path.join(outDir, "labels.csv");
-  await fs.promises.writeFile(labelsCsvPath, rows.join("\n") + "\n");
+  await writeFileAtomically(labelsCsvPath, rows.join("\n") + "\n");
   return { labelsCsvPath, records, lesionCount, flippedLesionCount: flipped.size, durationMs: Date.now() - started };
+}
+
+/**
+ * Writes under a temporary name, then renames: a reader never sees half a file, and two
+ * generators writing the same folder at once (the demo prepares the data while notebook 1 may
+ * also ask for it) leave the same bytes as one would. labels.csv is written last, so once it is
+ * there every image it lists is complete.
+ */
+async function writeFileAtomically(file: string, data: Uint8Array | string): Promise<void> {
+  const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  await fs.promises.writeFile(tmp, data);
+  await fs.promises.rename(tmp, file);
 }
 
 /**

@@ -55,6 +55,21 @@ describe("generateSyntheticDataset", () => {
     expect(hashFolder(path.join(tmp, "a"))).not.toBe(hashFolder(path.join(tmp, "c")));
   });
 
+  it("two generators writing one folder at once leave a lone run's bytes and no temporary files", async () => {
+    const opts = { imageCount: 24, imageSizePx: 64, labelNoiseFraction: 0.1, seed: 5 };
+    await generateSyntheticDataset({ ...opts, outDir: path.join(tmp, "lone") });
+    await Promise.all([
+      generateSyntheticDataset({ ...opts, outDir: path.join(tmp, "shared") }),
+      generateSyntheticDataset({ ...opts, outDir: path.join(tmp, "shared") }),
+    ]);
+    expect(hashFolder(path.join(tmp, "shared"))).toBe(hashFolder(path.join(tmp, "lone")));
+    const leftovers = [
+      ...fs.readdirSync(path.join(tmp, "shared")),
+      ...fs.readdirSync(path.join(tmp, "shared", "images")),
+    ].filter((f) => f.endsWith(".tmp"));
+    expect(leftovers).toEqual([]);
+  });
+
   it("writes the labels.csv + images/ layout that loadDataset reads, with two-image lesions", async () => {
     const { records, problems, layout } = loadDataset(path.join(tmp, "big"));
     expect(layout).toBe("labels-csv");
