@@ -35,6 +35,8 @@ export {
   WasmThreadsError,
   WASM_THREADS_MAX,
   WASM_THREADS_ENV,
+  measureIdleCores,
+  decideAutoWasmThreads,
 } from "./backend/wasmThreads.js";
 export type { WasmThreadsPlan, WasmThreadsStatus } from "./backend/wasmThreads.js";
 export { registerWasmGradientKernels, WasmGradKernelError } from "./backend/wasmGradKernels.js";

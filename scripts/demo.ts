@@ -3,9 +3,11 @@
 // real tslab kernel (streaming each cell and the notebook's own output lines), and reports where
 // everything went and the triage of a sample image.
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import {
   BACKBONE_NAMES,
+  decideAutoWasmThreads,
   DEFAULT_TRANSFER_RECIPE,
   defineCli,
   disposeBackbone,
@@ -17,12 +19,15 @@ import {
   findProjectRoot,
   JupyterMissingError,
   listNotebooks,
+  measureIdleCores,
   MelanomaLabError,
   NotebookExecutionError,
   parseCommandLineOrExit,
   resolveRunConfig,
   selectDemoRecipe,
   INFERENCE_RUNTIMES,
+  ORT_THREADS_ENV,
+  WASM_THREADS_ENV,
 } from "../lib/index.js";
 
 const cli = defineCli({
@@ -90,7 +95,7 @@ const cli = defineCli({
       `${DEFAULT_TRANSFER_RECIPE.target} head (README). Its weights come from MELANOMA_LAB_WEIGHTS_DIR or a download; ` +
       `offline without them pass --backbone ${DEFAULT_TRANSFER_RECIPE.fallbackBackboneName}. The synthetic default keeps the bundled ` +
       "nsfwjs mobilenet_v2 and runs offline.",
-    "MELANOMA_LAB_WASM_THREADS (default auto here), MELANOMA_LAB_BACKEND, MELANOMA_LAB_FINE_TUNE_EPOCHS and",
+    "MELANOMA_LAB_WASM_THREADS / MELANOMA_LAB_ORT_THREADS (default: every core when idle at demo start, else 1), MELANOMA_LAB_BACKEND, MELANOMA_LAB_FINE_TUNE_EPOCHS and",
     "MELANOMA_LAB_FINE_TUNE_BLOCKS are passed on to the notebooks; see the README.",
   ],
 });
@@ -127,8 +132,17 @@ async function main(): Promise<void> {
   if (args.seed !== undefined) env.MELANOMA_LAB_SEED = String(args.seed);
   if (args.small) env.MELANOMA_LAB_SMALL = "1";
   if (args.runtime !== undefined) env.MELANOMA_LAB_RUNTIME = args.runtime;
-  // Multi-threaded wasm when the machine is idle at kernel start (1.8–2× here); set the variable to override.
-  env.MELANOMA_LAB_WASM_THREADS = process.env.MELANOMA_LAB_WASM_THREADS ?? "auto";
+  // Multi-threaded wasm and ONNX Runtime when the machine is idle (1.6–2× here), decided here,
+  // before the kernel starts: measured inside the kernel right after its own compile of lib/, the
+  // "auto" setting read a busy machine in 2 of 4 back-to-back runs (0.9 of 2 cores idle) and ran
+  // the whole demo on one thread (84.5 s vs 70.4 s). Set the variables to override.
+  let threadsLine: string | undefined;
+  if (process.env[WASM_THREADS_ENV] === undefined || process.env[ORT_THREADS_ENV] === undefined) {
+    const auto = decideAutoWasmThreads(os.cpus().length, await measureIdleCores());
+    threadsLine = `threads: ${auto.threadCount} (${auto.reason}, measured at demo start)`;
+    env[WASM_THREADS_ENV] = process.env[WASM_THREADS_ENV] ?? String(auto.threadCount);
+    env[ORT_THREADS_ENV] = process.env[ORT_THREADS_ENV] ?? String(auto.threadCount);
+  }
   const dataName = env.MELANOMA_LAB_DATA ? path.basename(env.MELANOMA_LAB_DATA) : "synthetic";
   env.MELANOMA_LAB_RUN = args.run ?? `${dataName}-${recipe?.name ?? env.MELANOMA_LAB_BACKBONE ?? "mobilenet_v2"}`;
   Object.assign(process.env, env);
@@ -199,6 +213,7 @@ async function main(): Promise<void> {
   const triageLines = (runs.at(-1)?.stdoutText ?? "").split("\n").filter((l) => /^(triage|decision) /.test(l));
   console.log("");
   console.log(backendLine ?? "backend: (not reported by the notebooks)");
+  if (threadsLine !== undefined) console.log(threadsLine);
   console.log(`executed notebooks + HTML: ${path.relative(root, outDir)}/`);
   console.log(`TensorBoard logs:          ${path.relative(root, config.paths.logDir)}/{train,validation}/`);
   console.log(`evaluation report:         ${path.relative(root, path.join(config.paths.reportDir, "report.html"))}`);

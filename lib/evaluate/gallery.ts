@@ -1,5 +1,6 @@
 import sharp from "sharp";
 import type * as tf from "@tensorflow/tfjs";
+import type { PixelTransform } from "../data/augment.js";
 import { decodeImageRgb, type ResizePolicy } from "../data/decodeImage.js";
 import type { LesionRecord } from "../data/types.js";
 import { renderLabelledImageGrid } from "../logging/imageGrid.js";
@@ -7,7 +8,7 @@ import { encodeRawImageToPng } from "../logging/summaryValues.js";
 import type { Backbone } from "../models/types.js";
 import { MelanomaLabError } from "../util/errors.js";
 import { buildErrorGalleryHtml, type GalleryItem } from "./charts.js";
-import { blendGradCamOverlay, computeGradCam } from "./gradCam.js";
+import { blendGradCamOverlay, computeGradCam, decodeImageForModel } from "./gradCam.js";
 import { validateBinaryInputs, type BinaryLabels, type ProbabilityScores } from "./metrics.js";
 import type { ReportSection } from "./report.js";
 
@@ -42,6 +43,8 @@ export interface GradCamSource {
   alpha?: number;
   /** How files are made square, as in feature extraction (default "center-crop"). */
   resizePolicy?: ResizePolicy;
+  /** The run's pixel transform (runPixelTransform, e.g. Shades of Gray), applied before the backbone as in training. */
+  pixelTransform?: PixelTransform;
 }
 
 /** Options of {@link buildErrorGalleryItems}. */
@@ -176,8 +179,8 @@ export async function buildErrorGalleryItems(
       thumbnailDataUrl: "",
     };
     if (options.gradCam) {
-      const { backbone, head, alpha, resizePolicy } = options.gradCam;
-      const rgb = await decodeImageRgb(record.imagePath, backbone.inputSizePx, resizePolicy ?? "center-crop");
+      const { backbone, head, alpha } = options.gradCam;
+      const rgb = await decodeImageForModel(record.imagePath, backbone, options.gradCam);
       const cam = computeGradCam(backbone, head, rgb, backbone.inputSizePx);
       const overlay = await blendGradCamOverlay(rgb, backbone.inputSizePx, cam.heatmap, cam.featureMapSizePx, {
         alpha,
@@ -280,14 +283,14 @@ export async function renderGradCamExamplesPng(
       `no record matches ${JSON.stringify(counts)} at threshold ${thresholdProb}; expected at least one image to explain`,
     );
   }
-  const { backbone, head, alpha, resizePolicy } = gradCam;
+  const { backbone, head, alpha } = gradCam;
   const sizePx = backbone.inputSizePx;
   const tiles = [];
   const examples: GradCamExample[] = [];
   let featureMapSizePx = 0;
   for (const { kind, index } of picks) {
     const record = records[index];
-    const rgb = await decodeImageRgb(record.imagePath, sizePx, resizePolicy ?? "center-crop");
+    const rgb = await decodeImageForModel(record.imagePath, backbone, gradCam);
     const cam = computeGradCam(backbone, head, rgb, sizePx);
     featureMapSizePx = cam.featureMapSizePx;
     const overlay = await blendGradCamOverlay(rgb, sizePx, cam.heatmap, cam.featureMapSizePx, { alpha });

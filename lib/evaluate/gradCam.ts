@@ -1,5 +1,6 @@
 import sharp from "sharp";
 import * as tf from "@tensorflow/tfjs";
+import type { PixelTransform } from "../data/augment.js";
 import { decodeImageRgb, type ResizePolicy } from "../data/decodeImage.js";
 import { preprocessImages } from "../models/preprocess.js";
 import { requireTfjsBackbone } from "../models/runtimeOnlyBackbone.js";
@@ -331,12 +332,29 @@ export async function blendGradCamOverlay(
 export interface ExplainedImage extends GradCamResult {
   /** The image with its Grad-CAM overlay, PNG bytes, backbone.inputSizePx square. */
   overlayPng: Uint8Array;
-  /** The decoded image, 8-bit RGB HWC, backbone.inputSizePx square. */
+  /** The image as the model saw it (decoded, then the pixel transform), 8-bit RGB HWC, backbone.inputSizePx square. */
   rgbPixels: Uint8Array;
 }
 
 /**
- * Decodes an image file as the feature pipeline does, computes its Grad-CAM
+ * The pixels the model sees for an image file, as extractFeatures makes them: decoded to
+ * `backbone.inputSizePx` square by `resizePolicy` (default "center-crop"), then the run's
+ * `pixelTransform` (e.g. Shades of Gray colour constancy) when it has one. 8-bit RGB HWC.
+ *
+ * @example const rgb = await decodeImageForModel(record.imagePath, backbone, { pixelTransform });
+ */
+export async function decodeImageForModel(
+  imagePath: string,
+  backbone: Pick<Backbone, "inputSizePx">,
+  options: { resizePolicy?: ResizePolicy; pixelTransform?: PixelTransform } = {},
+): Promise<Uint8Array> {
+  const rgb = await decodeImageRgb(imagePath, backbone.inputSizePx, options.resizePolicy ?? "center-crop");
+  return options.pixelTransform ? options.pixelTransform.apply(rgb, backbone.inputSizePx) : rgb;
+}
+
+/**
+ * Decodes an image file as the feature pipeline does ({@link decodeImageForModel}: with the
+ * run's pixel transform, so the overlay shows what the model saw), computes its Grad-CAM
  * ({@link computeGradCam}) and renders the overlay ({@link renderGradCamOverlayPng}).
  *
  * @example
@@ -347,9 +365,9 @@ export async function explainImageWithGradCam(
   backbone: Backbone,
   head: tf.LayersModel,
   imagePath: string,
-  options: GradCamOverlayOptions & { resizePolicy?: ResizePolicy } = {},
+  options: GradCamOverlayOptions & { resizePolicy?: ResizePolicy; pixelTransform?: PixelTransform } = {},
 ): Promise<ExplainedImage> {
-  const rgbPixels = await decodeImageRgb(imagePath, backbone.inputSizePx, options.resizePolicy ?? "center-crop");
+  const rgbPixels = await decodeImageForModel(imagePath, backbone, options);
   const cam = computeGradCam(backbone, head, rgbPixels, backbone.inputSizePx);
   const overlayPng = await renderGradCamOverlayPng(
     rgbPixels,

@@ -1,4 +1,5 @@
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import sharp from "sharp";
 import * as tf from "@tensorflow/tfjs";
@@ -7,6 +8,7 @@ import { selectBackend } from "../../lib/index.js";
 import {
   blendGradCamOverlay,
   computeGradCam,
+  decodeImageForModel,
   explainImageWithGradCam,
   GradCamError,
   mapJetColour,
@@ -212,6 +214,36 @@ describe("computeGradCam on a hand-built backbone whose feature map is the input
     expect(cam.camMax).toBeCloseTo(max, 6);
     for (let p = 0; p < 16; p++) expect(cam.heatmap[p]).toBeCloseTo(max > 0 ? raw[p] / max : 0, 5);
     head.dispose();
+  });
+
+  it("explains an image file as the model sees it: the run's pixel transform comes before the backbone", async () => {
+    // Red at one pixel only; the head looks at green only. A transform that swaps red and green
+    // (as colour constancy changes colours) must move the evidence into the green channel.
+    const red = new Array(16).fill(0);
+    red[1 * SIZE + 2] = 255;
+    const zeros = new Array(16).fill(0);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gradcam-transform-"));
+    const file = path.join(dir, "red-dot.png");
+    await sharp(Buffer.from(imageOf(red, zeros, zeros)), { raw: { width: SIZE, height: SIZE, channels: 3 } })
+      .png()
+      .toFile(file);
+    const swapRedGreen = {
+      name: "swap-red-green",
+      apply: (rgb: Uint8Array) => rgb.map((v, i) => (i % 3 === 0 ? rgb[i + 1] : i % 3 === 1 ? rgb[i - 1] : v)),
+    };
+    const head = buildLinearHead([0, 2, 0], -1);
+    try {
+      const plain = await explainImageWithGradCam(backbone, head, file);
+      expect(plain.camMax).toBe(0);
+      const seen = await decodeImageForModel(file, backbone, { pixelTransform: swapRedGreen });
+      expect(Array.from(seen)).toEqual(Array.from(imageOf(zeros, red, zeros)));
+      const transformed = await explainImageWithGradCam(backbone, head, file, { pixelTransform: swapRedGreen });
+      expect(Array.from(transformed.rgbPixels)).toEqual(Array.from(seen));
+      expect(transformed.heatmap[6]).toBeCloseTo(1, 6);
+      expect(transformed.logit).toBeCloseTo(2 * (1 / 16) - 1, 6);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("leaves the tensor count flat", () => {
