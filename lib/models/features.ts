@@ -210,6 +210,14 @@ export async function extractFeatures(backbone: FeatureBackbone, input: FeatureI
       conversionProblem = err.message;
     }
   }
+  // What ONNX Runtime needs, read field by field (a backbone may carry its fields on a prototype).
+  const onnxRunner = {
+    name: backbone.name,
+    inputSizePx: backbone.inputSizePx,
+    featureDim: backbone.featureDim,
+    preprocessing: backbone.preprocessing,
+    onnx: onnxFile,
+  };
   const runtime = await selectInferenceRuntime({
     modelName: conversionProblem
       ? `${backbone.name} (does not convert to ONNX: ${conversionProblem})`
@@ -276,7 +284,7 @@ export async function extractFeatures(backbone: FeatureBackbone, input: FeatureI
       let values: Float32Array;
       if (runtime.runtime === "onnx") {
         // The ONNX path never touches backbone.model: an imported ONNX backbone may have none yet.
-        values = await predictOnnxFeatures({ ...backbone, onnx: onnxFile }, packed, ready.length, runtime.ortThreads!);
+        values = await predictOnnxFeatures(onnxRunner, packed, ready.length, runtime.ortThreads!);
       } else {
         const x = preprocessImages(packed, ready.length, inputSizePx, backbone.preprocessing);
         try {
