@@ -132,6 +132,24 @@ export interface PairedBootstrapDifference {
   fractionAtOrBelowZero: number;
 }
 
+/** Replicates (default 1000) and confidence level (default 0.95) of a bootstrap, checked; `what` names it in errors. */
+function resolveBootstrapSettings(
+  options: { iterations?: number; confidenceLevel?: number },
+  what: string,
+): { iterations: number; confidenceLevel: number } {
+  const iterations = options.iterations ?? 1000;
+  const confidenceLevel = options.confidenceLevel ?? 0.95;
+  if (!(Number.isInteger(iterations) && iterations >= 1)) {
+    throw new MetricInputError(`${what}: iterations is ${iterations}; expected a whole number >= 1 such as 1000`);
+  }
+  if (!(confidenceLevel > 0 && confidenceLevel < 1)) {
+    throw new MetricInputError(
+      `${what}: confidenceLevel is ${confidenceLevel}; expected a number in (0, 1) such as 0.95`,
+    );
+  }
+  return { iterations, confidenceLevel };
+}
+
 /**
  * Paired percentile bootstrap of the difference of one metric between two models scored on the
  * same images: each replicate draws one stratified resample (patients/lesions with `groupIds`,
@@ -149,12 +167,7 @@ export function bootstrapPairedDifference(
   metricFn: MetricFunction,
   options: { iterations?: number; seed: number; confidenceLevel?: number; groupIds?: BootstrapGroupIds },
 ): PairedBootstrapDifference {
-  const iterations = options.iterations ?? 1000;
-  const confidenceLevel = options.confidenceLevel ?? 0.95;
-  if (!(Number.isInteger(iterations) && iterations >= 1))
-    throw new MetricInputError(
-      `paired bootstrap: iterations is ${iterations}; expected a whole number >= 1 such as 1000`,
-    );
+  const { iterations, confidenceLevel } = resolveBootstrapSettings(options, "paired bootstrap");
   if (probsA.length !== probsB.length)
     throw new MetricInputError(
       `paired bootstrap: model A has ${probsA.length} scores and model B ${probsB.length}; expected one each per image (${labels.length})`,
@@ -223,16 +236,7 @@ export function bootstrapMetric(
   metricFn: MetricFunction,
   options: { iterations?: number; seed: number; confidenceLevel?: number; groupIds?: BootstrapGroupIds },
 ): BootstrapInterval {
-  const iterations = options.iterations ?? 1000;
-  const confidenceLevel = options.confidenceLevel ?? 0.95;
-  if (!(Number.isInteger(iterations) && iterations >= 1)) {
-    throw new MetricInputError(`bootstrap: iterations is ${iterations}; expected a whole number >= 1 such as 1000`);
-  }
-  if (!(confidenceLevel > 0 && confidenceLevel < 1)) {
-    throw new MetricInputError(
-      `bootstrap: confidenceLevel is ${confidenceLevel}; expected a number in (0, 1) such as 0.95`,
-    );
-  }
+  const { iterations, confidenceLevel } = resolveBootstrapSettings(options, "bootstrap");
   if (typeof options.seed !== "number" || !Number.isFinite(options.seed)) {
     throw new MetricInputError(`bootstrap: seed is ${String(options.seed)}; expected a number such as 42`);
   }

@@ -39,4 +39,13 @@ describe("bootstrapPairedDifference", () => {
       /model A has 4 scores and model B 2/,
     );
   });
+
+  it("refuses a confidence level outside (0, 1) and a replicate count that is not a whole number, as bootstrapMetric does", () => {
+    const run = (options: { iterations?: number; confidenceLevel?: number }) => () =>
+      bootstrapPairedDifference(labels, probsA, probsB, computeRocAuc, { seed: 1, ...options });
+    expect(run({ confidenceLevel: 95 })).toThrow(
+      /paired bootstrap: confidenceLevel is 95; expected a number in \(0, 1\)/,
+    );
+    expect(run({ iterations: 2.5 })).toThrow(/paired bootstrap: iterations is 2.5; expected a whole number >= 1/);
+  });
 });
