@@ -10,7 +10,7 @@ import {
   readImageHeader,
 } from "../../lib/data/decodeImage.js";
 import { requireSharedPath } from "../helpers/shared.js";
-import { pngDeclaringSize } from "../serve/fixtures.js";
+import { pngDeclaringSize } from "../helpers/pngHeader.js";
 
 let tmp: string;
 beforeAll(() => {

@@ -1,17 +1,14 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import zlib from "node:zlib";
-import { createRequire } from "node:module";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeImageRgb, MAX_INPUT_PIXELS } from "../../lib/data/decodeImage.js";
 import { loadDataset, summarizeProblems } from "../../lib/data/loadDataset.js";
 import { loadImageBatch, mapWithConcurrency } from "../../lib/data/loadImageBatch.js";
 import type { LesionRecord } from "../../lib/data/types.js";
+import { pngDeclaringSize } from "../helpers/pngHeader.js";
 
-const require = createRequire(path.join(process.cwd(), "package.json"));
-const CRC32 = require("crc-32") as { buf(data: Uint8Array, seed?: number): number };
 
 let tmp: string;
 const file = (name: string) => path.join(tmp, "images", name);
@@ -20,30 +17,6 @@ const recordFor = (name: string, label: LesionRecord["label"] = "benign"): Lesio
   imagePath: file(name),
   label,
 });
-
-function pngChunk(type: string, data: Buffer): Buffer {
-  const length = Buffer.alloc(4);
-  length.writeUInt32BE(data.length);
-  const typeAndData = Buffer.concat([Buffer.from(type, "ascii"), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeInt32BE(CRC32.buf(typeAndData));
-  return Buffer.concat([length, typeAndData, crc]);
-}
-
-/** A valid 60-byte-ish PNG whose header claims `width × height` pixels (a decompression-bomb probe). */
-function pngClaimingSize(width: number, height: number): Buffer {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8; // bit depth
-  ihdr[9] = 2; // RGB
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    pngChunk("IHDR", ihdr),
-    pngChunk("IDAT", zlib.deflateSync(Buffer.alloc(16))),
-    pngChunk("IEND", Buffer.alloc(0)),
-  ]);
-}
 
 function pixelAt(rgb: Uint8Array, sizePx: number, x: number, y: number): number[] {
   const o = (y * sizePx + x) * 3;
@@ -86,7 +59,7 @@ beforeAll(async () => {
     }
   }
   await sharp(stripes, { raw: { width: 32, height: 16, channels: 3 } }).jpeg({ quality: 100 }).withMetadata({ orientation: 6 }).toFile(file("rotated.jpg"));
-  fs.writeFileSync(file("bomb.png"), pngClaimingSize(100_000, 100_000));
+  fs.writeFileSync(file("bomb.png"), pngDeclaringSize(100_000, 100_000));
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 

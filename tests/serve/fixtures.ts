@@ -1,16 +1,10 @@
 import net from "node:net";
-import path from "node:path";
-import zlib from "node:zlib";
-import { createRequire } from "node:module";
 import { Writable } from "node:stream";
 import sharp from "sharp";
 import * as tf from "@tensorflow/tfjs";
 import { exportTriageModel, type TriageModelMetadata } from "../../lib/export/triageModel.js";
 import { exportTriageModelOnnx } from "../../lib/export/onnxExport.js";
 import { makeFixtureMetadata } from "../helpers/triageMetadata.js";
-
-const require = createRequire(path.join(process.cwd(), "package.json"));
-const CRC32 = require("crc-32") as { buf(data: Uint8Array, seed?: number): number };
 
 /**
  * Exports a model whose output is hand-computable: sigmoid(2·r − g + 0.5·b − 0.3) of the mean
@@ -51,30 +45,6 @@ export function meanColourProbability(r: number, g: number, b: number): number {
 export function solidImage(format: "png" | "jpeg", r: number, g: number, b: number, sizePx = 16): Promise<Buffer> {
   const img = sharp({ create: { width: sizePx, height: sizePx, channels: 3, background: { r, g, b } } });
   return format === "png" ? img.png().toBuffer() : img.jpeg({ quality: 100 }).toBuffer();
-}
-
-function pngChunk(type: string, data: Buffer): Buffer {
-  const length = Buffer.alloc(4);
-  length.writeUInt32BE(data.length);
-  const typeAndData = Buffer.concat([Buffer.from(type, "ascii"), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeInt32BE(CRC32.buf(typeAndData));
-  return Buffer.concat([length, typeAndData, crc]);
-}
-
-/** A valid ~70-byte PNG whose header declares `width × height` RGB pixels (a decompression bomb's header). */
-export function pngDeclaringSize(width: number, height: number): Buffer {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8;
-  ihdr[9] = 2;
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    pngChunk("IHDR", ihdr),
-    pngChunk("IDAT", zlib.deflateSync(Buffer.alloc(16))),
-    pngChunk("IEND", Buffer.alloc(0)),
-  ]);
 }
 
 /** A writable that keeps every log line, parsed. */

@@ -10,10 +10,10 @@ import {
   captureLogLines,
   exportMeanColourModel,
   meanColourProbability,
-  pngDeclaringSize,
   solidImage,
   trickleUpload,
 } from "./fixtures.js";
+import { pngDeclaringSize } from "../helpers/pngHeader.js";
 
 let tmp: string;
 let service: TriageService;
