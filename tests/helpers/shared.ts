@@ -102,8 +102,9 @@ export function describeRequiring(missing: string | undefined, name: string, fac
     describe(name, factory);
   } else if (!isCi()) {
     console.warn(`skipping suite "${name}": ${missing}`);
-    // The reason travels in the suite's name, so vitest's report says why it was skipped (outside
-    // CI only: a missing prerequisite is a local machine without ../shared, Jupyter or Chromium).
+    // Skip reason: a local machine without this suite's prerequisite (../shared data, Jupyter or
+    // Chromium), named in `missing`; under CI the branch below fails instead. The reason travels
+    // in the suite's name, so vitest's report says why it was skipped.
     describe.skip(`${name} (skipped: ${missing})`, factory);
   } else {
     describe(name, () => {

@@ -15,6 +15,16 @@ import {
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 const labels = [1, 1, 0, 1, 0, 1, 0, 0, 1, 0];
 const probs = [0.95, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05];
+/** The policy of these ten images: 80% sensitivity, NPV 0.95, reassure allowed from one image below; `overrides` change one setting. */
+const fitTenImages = (overrides: Partial<Parameters<typeof fitTriagePolicy>[0]> = {}) =>
+  fitTriagePolicy({
+    labels,
+    probabilities: probs,
+    targetSensitivity: 0.8,
+    targetNpv: 0.95,
+    minReassureImages: 1,
+    ...overrides,
+  });
 
 describe("fitTriagePolicy", () => {
   it("places urgent at the highest threshold reaching the sensitivity target, with its counts", () => {
@@ -32,13 +42,7 @@ describe("fitTriagePolicy", () => {
 
   it("places reassure at the highest threshold whose NPV below reaches the target at the validation prevalence", () => {
     // Below 0.4: NPV 3/4; below 0.3: 2/3; below 0.2: 1/2; below 0.1: 1/1 → 0.1 is the highest with NPV ≥ 0.95.
-    const policy = fitTriagePolicy({
-      labels,
-      probabilities: probs,
-      targetSensitivity: 0.8,
-      targetNpv: 0.95,
-      minReassureImages: 1,
-    });
+    const policy = fitTenImages();
     expect(policy.prevalence).toBe(0.5);
     expect(policy.prevalenceSource).toBe("validation");
     expect(policy.reassure.enabled).toBe(true);
@@ -54,26 +58,13 @@ describe("fitTriagePolicy", () => {
     expect(policy.reassure.validationSpecificity).toBe(0.2);
     expect(policy.reassure.npvAtPrevalence).toBe(1);
     // A looser target reaches the urgent threshold itself (routine band empty): NPV below 0.4 is 0.75.
-    const loose = fitTriagePolicy({
-      labels,
-      probabilities: probs,
-      targetSensitivity: 0.8,
-      targetNpv: 0.7,
-      minReassureImages: 1,
-    });
+    const loose = fitTenImages({ targetNpv: 0.7 });
     expect(loose.reassure.enabled && loose.reassure.thresholdProb).toBe(loose.urgent.thresholdProb);
   });
 
   it("judges the NPV at a given prevalence by Bayes' rule", () => {
     // At prevalence 0.1, below 0.4: spec 0.6, miss 0.2 → 0.54 / (0.54 + 0.02) = 0.964 ≥ 0.95.
-    const policy = fitTriagePolicy({
-      labels,
-      probabilities: probs,
-      targetSensitivity: 0.8,
-      targetNpv: 0.95,
-      prevalence: 0.1,
-      minReassureImages: 1,
-    });
+    const policy = fitTenImages({ prevalence: 0.1 });
     expect(policy.prevalenceSource).toBe("given");
     expect(policy.reassure.enabled).toBe(true);
     if (!policy.reassure.enabled) return;
@@ -167,13 +158,7 @@ describe("fitTriagePolicy", () => {
   });
 
   it("is plain JSON: it survives a round trip unchanged", () => {
-    const policy = fitTriagePolicy({
-      labels,
-      probabilities: probs,
-      targetSensitivity: 0.8,
-      targetNpv: 0.95,
-      minReassureImages: 1,
-    });
+    const policy = fitTenImages();
     expect(JSON.parse(JSON.stringify(policy))).toEqual(policy);
     expect(policy.calibration.binCount).toBe(10);
     expect(policy.calibration.after.ece).toBeGreaterThanOrEqual(0);
