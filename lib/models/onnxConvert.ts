@@ -612,13 +612,19 @@ export function convertBackboneToOnnxFile(backbone: Backbone, options: { cacheDi
     // Written under temporary names, then renamed: a concurrent run never reads half a file.
     const tmp = `${file}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, conversion.bytes);
-    fs.writeFileSync(`${namesFile}.${process.pid}.tmp`, JSON.stringify({ inputName: conversion.inputNames[0] }));
+    const sha256 = crypto.createHash("sha256").update(conversion.bytes).digest("hex");
+    fs.writeFileSync(
+      `${namesFile}.${process.pid}.tmp`,
+      JSON.stringify({ inputName: conversion.inputNames[0], sha256 }),
+    );
     fs.renameSync(tmp, file);
     fs.renameSync(`${namesFile}.${process.pid}.tmp`, namesFile);
   }
-  const { inputName } = JSON.parse(fs.readFileSync(namesFile, "utf8")) as { inputName: string };
-  const sha256 = crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
-  return { path: file, sha256, inputName, outputName: "features", layout: "NHWC" };
+  const names = JSON.parse(fs.readFileSync(namesFile, "utf8")) as { inputName: string; sha256?: string };
+  // The sidecar records the file's hash (ONNX Runtime's session checks the file against it once),
+  // so a cached file is not read and hashed again on every call; older sidecars lack it.
+  const sha256 = names.sha256 ?? crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+  return { path: file, sha256, inputName: names.inputName, outputName: "features", layout: "NHWC" };
 }
 
 /**
