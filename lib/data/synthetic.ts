@@ -1,3 +1,4 @@
+import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import sharp from "sharp";
@@ -482,7 +483,7 @@ export async function generateSyntheticDataset(options: SyntheticDatasetOptions)
  * there every image it lists is complete.
  */
 async function writeFileAtomically(file: string, data: Uint8Array | string): Promise<void> {
-  const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  const tmp = `${file}.${process.pid}.${crypto.randomUUID()}.tmp`;
   await fs.promises.writeFile(tmp, data);
   await fs.promises.rename(tmp, file);
 }
