@@ -18,8 +18,8 @@ ts.sys.watchDirectory = () => ({ close() {} });
 // A file that is not one of tslab's cell files cannot depend on a cell, so its diagnostics only
 // change when some non-cell file changes: they are kept while every non-cell file has the version
 // it had (the same SourceFile object), and recomputed otherwise (an edit to lib/ is still reported at the next cell).
-// typescript's exports are read-only getters, so tslab gets a copy with this one function
-// replaced (installed before tslab's converter loads).
+// typescript's exports are read-only getters, so tslab gets a copy with this function (and
+// transpileModule, below) replaced (installed before tslab's converter loads).
 const CELL_FILE_NAMES = new Set(["__tslab__.ts", "__tslab__.js", "__prev__.d.ts"]);
 const isCellFile = (sourceFile) => CELL_FILE_NAMES.has(path.basename(sourceFile.fileName));
 let projectDiagnostics = { signature: "", byFile: new Map() };
@@ -66,10 +66,14 @@ function getPreEmitDiagnosticsOfFiles(program, sourceFiles, cancellationToken) {
     ...ts.getPreEmitDiagnosticsOfFiles(program, cells, cancellationToken),
   ]);
 }
+// tslab's ES module → CommonJS step without its needless type check (see esmToCommonJs.cjs).
+const replaced = {
+  getPreEmitDiagnosticsOfFiles,
+  transpileModule: require("./esmToCommonJs.cjs").createFastTranspileModule(ts),
+};
 const tsForTslab = {};
 for (const key of Object.keys(ts)) {
-  const property =
-    key === "getPreEmitDiagnosticsOfFiles" ? { value: getPreEmitDiagnosticsOfFiles } : { get: () => ts[key] };
+  const property = key in replaced ? { value: replaced[key] } : { get: () => ts[key] };
   Object.defineProperty(tsForTslab, key, { enumerable: true, ...property });
 }
 require.cache[tsPath].exports = tsForTslab;
