@@ -1,6 +1,6 @@
 /**
  * Node side of the phone app: builds app/ with Vite, adds the chosen model, the tfjs wasm
- * binaries, icons, the web manifest and a service worker that precaches all of it, and serves
+ * binaries, ONNX Runtime web's wasm files (and model.onnx when exported), icons, the web manifest and a service worker that precaches all of it, and serves
  * the folder on loopback. Used by `npm run app`, tests/app and bench/app.ts.
  */
 import crypto from "node:crypto";
@@ -22,7 +22,10 @@ export class AppBuildError extends Error {
   }
 }
 
-/** The files of an exported tfjs triage model the app needs: model.json, its weight files, metadata.json. */
+/**
+ * The files of an exported triage model the app needs: model.json, its weight files, metadata.json,
+ * and the ONNX copy (e.g. model.onnx) when metadata.json names one.
+ */
 export function listModelFiles(modelDir: string): string[] {
   const modelJson = path.join(modelDir, "model.json");
   const metadata = path.join(modelDir, "metadata.json");
@@ -42,6 +45,15 @@ export function listModelFiles(modelDir: string): string[] {
       );
     }
   }
+  const onnxFile = (JSON.parse(fs.readFileSync(metadata, "utf8")) as { onnx?: { file?: unknown } }).onnx?.file;
+  if (onnxFile !== undefined) {
+    if (typeof onnxFile !== "string" || /[/\\]/.test(onnxFile) || !fs.existsSync(path.join(modelDir, onnxFile))) {
+      throw new AppBuildError(
+        `${path.join(modelDir, String(onnxFile))}: ONNX file named in metadata.json (onnx.file) is missing or not in the folder`,
+      );
+    }
+    return ["model.json", ...weights, "metadata.json", onnxFile];
+  }
   return ["model.json", ...weights, "metadata.json"];
 }
 
@@ -53,6 +65,9 @@ function listFilesRecursive(dir: string, prefix = ""): string[] {
     return e.isDirectory() ? listFilesRecursive(path.join(dir, e.name), rel) : [rel];
   });
 }
+
+/** ONNX Runtime web's wasm binary and its Emscripten glue (also the worker script of its threads), copied to `ort/`. */
+export const ORT_WASM_FILES = ["ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs"] as const;
 
 /** What {@link buildPhoneApp} wrote. */
 export interface PhoneAppBuild {
@@ -78,6 +93,14 @@ export async function buildPhoneApp(options: { modelDir: string; outDir: string 
   fs.mkdirSync(path.join(outDir, "wasm"), { recursive: true });
   for (const f of fs.readdirSync(wasmSrc).filter((n) => n.endsWith(".wasm"))) {
     fs.copyFileSync(path.join(wasmSrc, f), path.join(outDir, "wasm", f));
+  }
+  // ONNX Runtime web's plain wasm build only (ort.wasm.min.mjs is bundled by Vite): not the
+  // jsep/jspi/asyncify/webgpu variants, which the page never loads. Its 14 MB binary is left out
+  // when there is no model.onnx to run, so a tfjs-only app stays small to precache.
+  if (modelFiles.some((f) => f.endsWith(".onnx"))) {
+    const ortSrc = path.join(rootDir, "node_modules", "onnxruntime-web", "dist");
+    fs.mkdirSync(path.join(outDir, "ort"), { recursive: true });
+    for (const f of ORT_WASM_FILES) fs.copyFileSync(path.join(ortSrc, f), path.join(outDir, "ort", f));
   }
   fs.mkdirSync(path.join(outDir, "icons"), { recursive: true });
   for (const size of [192, 512]) {
@@ -147,23 +170,36 @@ self.addEventListener("fetch", (event) => {
 const CONTENT_TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
   ".js": "text/javascript; charset=utf-8",
+  ".mjs": "text/javascript; charset=utf-8",
   ".css": "text/css; charset=utf-8",
   ".json": "application/json",
   ".webmanifest": "application/manifest+json",
   ".png": "image/png",
   ".wasm": "application/wasm",
   ".bin": "application/octet-stream",
+  ".onnx": "application/octet-stream",
+};
+
+/**
+ * Makes the page cross-origin isolated, so SharedArrayBuffer and hence wasm threads are available
+ * (ONNX Runtime web's and tfjs wasm's). Harmless for the app: everything it loads is same-origin
+ * (the photo preview is a blob: URL).
+ */
+const CROSS_ORIGIN_ISOLATION_HEADERS = {
+  "Cross-Origin-Opener-Policy": "same-origin",
+  "Cross-Origin-Embedder-Policy": "require-corp",
 };
 
 /**
  * Serves a built app folder read-only on `host:port` (port 0: any free one). Only GET and HEAD of
- * files inside the folder; anything else is 405/404. Resolves once listening.
+ * files inside the folder; anything else is 405/404. Every file is sent with COOP/COEP headers
+ * (cross-origin isolation, for wasm threads) unless `crossOriginIsolated: false`. Resolves once listening.
  *
  * @example const server = await servePhoneApp("out/app", { port: 0 }); console.log(server.url)
  */
 export async function servePhoneApp(
   dir: string,
-  options: { host?: string; port?: number } = {},
+  options: { host?: string; port?: number; crossOriginIsolated?: boolean } = {},
 ): Promise<{ url: string; close: () => Promise<void> }> {
   const root = path.resolve(dir);
   const server = http.createServer((req, res) => {
@@ -187,6 +223,7 @@ export async function servePhoneApp(
     res.writeHead(200, {
       "Content-Type": CONTENT_TYPES[path.extname(file)] ?? "application/octet-stream",
       "Cache-Control": "no-cache",
+      ...(options.crossOriginIsolated === false ? {} : CROSS_ORIGIN_ISOLATION_HEADERS),
     });
     if (req.method === "HEAD") res.end();
     else fs.createReadStream(file).pipe(res);

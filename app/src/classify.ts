@@ -1,7 +1,7 @@
 /**
  * On-device inference for the phone app: decode a photo in the browser, resize it as sharp does
  * (./sharpResize.ts), apply the model's preprocessing (lib/models/preprocess.ts, pure) and run the
- * exported tfjs model. Imports from lib only modules without node built-ins.
+ * exported model with tfjs or ONNX Runtime web (./onnxModel.ts). Imports from lib only modules without node built-ins.
  */
 import * as tf from "@tensorflow/tfjs";
 import { createTtaVariants } from "../../lib/data/augment.js";
@@ -53,30 +53,83 @@ export interface PhotoScore {
 }
 
 /**
- * Scores one decoded photo: the 8 flipped/rotated views go through the model as one batch; view 0
- * is the photo itself.
+ * A loaded model of either runtime: runs one batch of preprocessed NHWC float32 views, one array
+ * per model input (ensemble members in metadata order), and returns P(malignant) per view.
+ */
+export interface PhotoModel {
+  /** "tfjs" or "onnx", for the page and the benchmark. */
+  runtime: "tfjs" | "onnx";
+  run(inputs: { values: Float32Array; sizePx: number }[], views: number): Promise<Float32Array>;
+  /** Frees the model's memory (tfjs weights or the ONNX Runtime session). */
+  release(): Promise<void>;
+}
+
+/**
+ * Wraps a tfjs layers model as a {@link PhotoModel}; input and output tensors are disposed after each run.
  *
- * @example const score = await scorePhoto(model, metadata, await decodePhoto(file)); // { probability: 0.31, … }
+ * @example const photoModel = wrapTfjsModel(await tf.loadLayersModel("./model/model.json"));
+ */
+export function wrapTfjsModel(model: tf.LayersModel): PhotoModel {
+  return {
+    runtime: "tfjs",
+    async run(inputs, views) {
+      const tensors = inputs.map(({ values, sizePx }) => tf.tensor4d(values, [views, sizePx, sizePx, 3]));
+      try {
+        const output = model.predict(tensors.length === 1 ? tensors[0] : tensors) as tf.Tensor;
+        try {
+          return (await output.data()) as Float32Array;
+        } finally {
+          output.dispose();
+        }
+      } finally {
+        tensors.forEach((t) => t.dispose());
+      }
+    },
+    async release() {
+      model.dispose();
+    },
+  };
+}
+
+/**
+ * Preprocesses one decoded photo for every model input: the first `views` flipped/rotated views
+ * (view 0 is the photo itself), resized as sharp does, packed as one NHWC float32 batch per input.
+ */
+export function preparePhotoViews(
+  metadata: TriageModelMetadata,
+  image: PixelImage,
+  views: number,
+): { values: Float32Array; sizePx: number }[] {
+  return listModelInputs(metadata).map(({ inputSizePx, preprocessing }) => {
+    const rgb = resizeSquareLikeSharp(image, inputSizePx, metadata.resizePolicy);
+    const variants = createTtaVariants(rgb, inputSizePx, { variantCount: views });
+    const batch = new Float32Array(views * inputSizePx * inputSizePx * 3);
+    variants.forEach((v, i) => batch.set(preprocessToFloat32(v, preprocessing), i * v.length));
+    return { values: batch, sizePx: inputSizePx };
+  });
+}
+
+/**
+ * Scores one decoded photo with either runtime: the 8 flipped/rotated views go through the model
+ * as one batch; view 0 is the photo itself.
+ *
+ * @example const score = await scorePhoto(photoModel, metadata, await decodePhoto(file)); // { probability: 0.31, … }
  */
 export async function scorePhoto(
-  model: tf.LayersModel,
+  model: PhotoModel,
   metadata: TriageModelMetadata,
   image: PixelImage,
   options: { views?: number } = {},
 ): Promise<PhotoScore> {
   const views = options.views ?? 8;
-  const inputs = listModelInputs(metadata).map(({ inputSizePx, preprocessing }) => {
-    const rgb = resizeSquareLikeSharp(image, inputSizePx, metadata.resizePolicy);
-    const variants = createTtaVariants(rgb, inputSizePx, { variantCount: views });
-    const batch = new Float32Array(views * inputSizePx * inputSizePx * 3);
-    variants.forEach((v, i) => batch.set(preprocessToFloat32(v, preprocessing), i * v.length));
-    return tf.tensor4d(batch, [views, inputSizePx, inputSizePx, 3]);
-  });
+  const inputs = preparePhotoViews(metadata, image, views);
   const start = performance.now();
-  const output = model.predict(inputs.length === 1 ? inputs[0] : inputs) as tf.Tensor;
-  const values = Array.from(await output.data());
+  const values = Array.from(await model.run(inputs, views));
   const inferenceMs = performance.now() - start;
-  output.dispose();
-  inputs.forEach((t) => t.dispose());
+  if (values.length !== views) {
+    throw new Error(
+      `the ${model.runtime} model returned ${values.length} probabilities; expected one per view (${views})`,
+    );
+  }
   return { probability: values[0], viewProbabilities: values, inferenceMs };
 }

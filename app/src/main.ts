@@ -1,14 +1,27 @@
 // The phone app's page: loads the bundled model, picks a tfjs backend (webgl, else wasm, or the
-// one named by ?backend=), and triages a photo from the camera or a file, all on the device.
+// one named by ?backend=) and the runtime (tfjs, or ONNX Runtime web when model.onnx is bundled and
+// measures faster; ?runtime= forces one), and triages a photo from the camera or a file, all on the device.
 import * as tf from "@tensorflow/tfjs";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import type { TriageModelMetadata } from "../../lib/export/triageModel.js";
-import { decodePhoto, scorePhoto } from "./classify.js";
+import {
+  chooseOrtThreadCount,
+  chooseRuntime,
+  needsRuntimeTiming,
+  parseRuntimeRequest,
+  type RuntimeEvidence,
+} from "./chooseRuntime.js";
+import { decodePhoto, scorePhoto, wrapTfjsModel, type PhotoModel } from "./classify.js";
+import { loadOnnxPhotoModel } from "./onnxModel.js";
 import { decideAppTriage } from "./triageLevel.js";
 
 const $ = (id: string) => document.getElementById(id)!;
 const resultEl = $("result");
 
+// The page is cross-origin isolated (servePhoneApp's COOP/COEP, for ONNX Runtime web's threads),
+// which would switch tfjs wasm to its threaded binary, whose inlined worker script fails once Vite
+// has bundled it ("e is not defined"): tfjs wasm stays on one thread, as it was before isolation.
+tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", false);
 // The wasm binaries are copied next to the page by the build, never fetched from a CDN.
 setWasmPaths({
   "tfjs-backend-wasm.wasm": new URL("./wasm/tfjs-backend-wasm.wasm", document.baseURI).href,
@@ -24,7 +37,7 @@ async function chooseBackend(): Promise<{ name: string; note: string }> {
     try {
       if ((await tf.setBackend(name)) && tf.getBackend() === name) {
         await tf.ready();
-        let note = "";
+        let note = name === "wasm" ? " (1 thread)" : "";
         if (name === "webgl") {
           const gl =
             document.createElement("canvas").getContext("webgl2") ??
@@ -42,6 +55,12 @@ async function chooseBackend(): Promise<{ name: string; note: string }> {
   throw new Error(`no tfjs backend initialised (${skipped.join("; ")})`);
 }
 
+/** A square RGBA test pattern of the model's input size (no resize needed), for timing only. */
+function makeSyntheticPhoto(size: number) {
+  const data = new Uint8ClampedArray(size * size * 4).map((_, i) => (i * 37) % 256);
+  return { width: size, height: size, channels: 4 as const, data };
+}
+
 function formatPercent(p: number): string {
   return `${(p * 100).toFixed(1)}%`;
 }
@@ -55,13 +74,71 @@ async function start(): Promise<void> {
       () => ($("offline").textContent = "Works offline: the app and the model are stored on this device."),
     );
   }
-  const backend = await chooseBackend();
-  $("backend").textContent = `tfjs backend: ${backend.name}${backend.note}`;
-  document.body.dataset.backend = backend.name;
+  const params = new URLSearchParams(location.search);
+  const requested = parseRuntimeRequest(location.search);
   const metadata = (await (await fetch("./model/metadata.json")).json()) as TriageModelMetadata;
-  const model = await tf.loadLayersModel("./model/model.json");
   $("model").textContent =
     `model: ${metadata.backboneName}, input ${metadata.inputSizePx} px (${metadata.resizePolicy}), exported ${metadata.createdAt}`;
+
+  let tfjsModel: PhotoModel | null = null;
+  let tfjsBackend = "not loaded (?runtime=onnx)";
+  if (requested !== "onnx") {
+    const backend = await chooseBackend();
+    tfjsBackend = backend.name;
+    $("backend").textContent = `tfjs backend: ${backend.name}${backend.note}`;
+    document.body.dataset.backend = backend.name;
+    tfjsModel = wrapTfjsModel(await tf.loadLayersModel("./model/model.json"));
+  } else {
+    $("backend").textContent = `tfjs backend: ${tfjsBackend}`;
+  }
+
+  let onnxModel: PhotoModel | null = null;
+  let onnx: RuntimeEvidence["onnx"] = { available: false, reason: "forced by ?runtime=tfjs" };
+  if (requested !== "tfjs") {
+    if (!metadata.onnx) {
+      onnx = { available: false, reason: "the model folder has no model.onnx (metadata.json has no onnx entry)" };
+    } else {
+      const threads = chooseOrtThreadCount({
+        crossOriginIsolated: globalThis.crossOriginIsolated === true,
+        hardwareConcurrency: navigator.hardwareConcurrency,
+        requested: params.get("ortThreads"),
+      });
+      try {
+        onnxModel = await loadOnnxPhotoModel(
+          metadata,
+          new URL(`./model/${metadata.onnx.file}`, document.baseURI).href,
+          new URL("./ort/", document.baseURI).href,
+          threads.threads,
+        );
+        onnx = { available: true, threads: threads.threads };
+        document.body.dataset.ortThreads = String(threads.threads);
+        $("ort").textContent = `ONNX Runtime web: wasm, ${threads.note}`;
+      } catch (err) {
+        onnx = {
+          available: false,
+          reason: `ONNX Runtime web could not open model.onnx: ${err instanceof Error ? err.message : String(err)}`,
+        };
+      }
+    }
+  }
+
+  // auto with both: one warm 8-view call of each on the same synthetic photo, the faster is kept.
+  let timingsMs: RuntimeEvidence["timingsMs"];
+  if (needsRuntimeTiming(requested, onnx.available) && onnxModel && tfjsModel) {
+    const image = makeSyntheticPhoto(metadata.inputSizePx);
+    const timeWarm = async (model: PhotoModel) => {
+      await scorePhoto(model, metadata, image);
+      return (await scorePhoto(model, metadata, image)).inferenceMs;
+    };
+    timingsMs = { onnx: await timeWarm(onnxModel), tfjs: await timeWarm(tfjsModel) };
+  }
+  const choice = chooseRuntime({ requested, onnx, tfjsBackend, timingsMs });
+  const model = choice.runtime === "onnx" ? onnxModel! : tfjsModel!;
+  const unused = choice.runtime === "onnx" ? tfjsModel : onnxModel;
+  await unused?.release();
+  $("runtime").textContent = `runtime: ${choice.reason}`;
+  document.body.dataset.runtime = choice.runtime;
+  document.body.dataset.runtimeReason = choice.reason;
   resultEl.textContent = "Ready. Take or choose a photo of the skin spot.";
   resultEl.dataset.state = "ready";
 
@@ -80,6 +157,9 @@ async function start(): Promise<void> {
       resultEl.dataset.level = decision.level;
       resultEl.dataset.probability = String(decision.probability);
       resultEl.dataset.inferenceMs = score.inferenceMs.toFixed(1);
+      // Raw model outputs per view (before any calibration), to compare the two runtimes.
+      resultEl.dataset.viewProbabilities = JSON.stringify(score.viewProbabilities);
+      resultEl.dataset.runtime = model.runtime;
       resultEl.innerHTML = "";
       const level = document.createElement("div");
       level.className = "level";
@@ -110,11 +190,10 @@ async function start(): Promise<void> {
 
   // For the benchmark (bench/app.ts): ms per image of the model alone on this backend.
   (window as any).melanomaApp = {
-    backend: backend.name,
+    backend: tfjsBackend,
+    runtime: choice.runtime,
     async timeInference(runs: number): Promise<number> {
-      const size = metadata.inputSizePx;
-      const data = new Uint8ClampedArray(size * size * 4).map((_, i) => (i * 37) % 256);
-      const image = { width: size, height: size, channels: 4 as const, data };
+      const image = makeSyntheticPhoto(metadata.inputSizePx);
       await scorePhoto(model, metadata, image, { views: 1 });
       let total = 0;
       for (let i = 0; i < runs; i++) total += (await scorePhoto(model, metadata, image, { views: 1 })).inferenceMs;

@@ -3,15 +3,20 @@
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import sharp from "sharp";
-import { exportTriageModel } from "../../lib/index.js";
+import { exportTriageModel, exportTriageModelOnnx } from "../../lib/index.js";
 import { createRandom } from "../../lib/util/random.js";
 import { makeFixtureMetadata } from "../helpers/triageMetadata.js";
 
 /**
  * Exports a 224-px model, one 3×3 convolution then a dense layer over every position (seeded weights, ImageNet "normalize" preprocessing,
- * centre crop) into `dir`, with metadata like a real export.
+ * centre crop) into `dir`, with metadata like a real export; with `onnx: true` also model.onnx
+ * (exportTriageModelOnnx, as notebook 05 writes it) and metadata.json's `onnx` entry.
  */
-export async function exportSmallConvTriageModel(dir: string, seed = 7): Promise<void> {
+export async function exportSmallConvTriageModel(
+  dir: string,
+  seed = 7,
+  options: { onnx?: boolean } = {},
+): Promise<void> {
   const input = tf.input({ shape: [224, 224, 3] });
   const conv1 = tf.layers.conv2d({
     filters: 8,
@@ -39,6 +44,7 @@ export async function exportSmallConvTriageModel(dir: string, seed = 7): Promise
     featureDim: 111 * 111 * 8,
   });
   await exportTriageModel(dir, model, metadata);
+  if (options.onnx === true) await exportTriageModelOnnx(dir, model, metadata);
   model.dispose();
 }
 
