@@ -66,10 +66,15 @@ function getPreEmitDiagnosticsOfFiles(program, sourceFiles, cancellationToken) {
     ...ts.getPreEmitDiagnosticsOfFiles(program, cells, cancellationToken),
   ]);
 }
-// tslab's ES module → CommonJS step without its needless type check (see esmToCommonJs.cjs).
+// tslab's ES module → CommonJS step without its needless type check (see esmToCommonJs.cjs), and
+// its per-cell programs without the builder state it reads only for dependencies
+// (programWithoutBuilderState.cjs).
+const createProgram = require("./programWithoutBuilderState.cjs").createProgramWithoutBuilderState(ts);
 const replaced = {
   getPreEmitDiagnosticsOfFiles,
   transpileModule: require("./esmToCommonJs.cjs").createFastTranspileModule(ts),
+  createWatchCompilerHost: (rootFiles, options, system, createProgramOrNull, ...rest) =>
+    ts.createWatchCompilerHost(rootFiles, options, system, createProgramOrNull || createProgram, ...rest),
 };
 const tsForTslab = {};
 for (const key of Object.keys(ts)) {
