@@ -26,6 +26,25 @@ export function categoricalCrossEntropyFromLogits(oneHot: tf.Tensor2D, logits: t
 }
 
 /**
+ * Σ w² over all elements of `weights` (a scalar), with its gradient 2w written out: tfjs's own
+ * gradient of tf.sum builds a tensor of ones of the weights' shape in JavaScript at every step
+ * (163,840 values for a 1280×128 kernel), a quarter of a small head's training time on wasm.
+ * The L2 penalty of trainHead.
+ *
+ * @example sumOfSquares(tf.tensor1d([1, 2])) // 5; gradient [2, 4]
+ */
+export function sumOfSquares(weights: tf.Tensor): tf.Scalar {
+  const withGradient = tf.customGrad((w: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([w]);
+    return {
+      value: tf.sum(tf.square(w)) as tf.Scalar,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(dy, tf.mul(saved[0], 2)),
+    };
+  });
+  return withGradient(weights) as tf.Scalar;
+}
+
+/**
  * The `classWeights` option of trainHead and fineTuneTopBlocks as [benign, malignant] weights:
  * "balanced" → n / (2·n_class) (lib/data's computeBalancedClassWeightsFromCounts), a pair as
  * given, absent → [1, 1].

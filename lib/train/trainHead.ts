@@ -19,6 +19,7 @@ import {
   categoricalCrossEntropyFromLogits,
   resolveClassWeights,
   resolveDiagnosisWeights,
+  sumOfSquares,
 } from "./losses.js";
 import { toKerasLogs, type EpochMetrics, type TrainingCallback } from "./trainingLog.js";
 import { scoreBinaryPredictions } from "./scoreBinaryPredictions.js";
@@ -415,7 +416,7 @@ export async function trainHead(
               }
               const dataLoss = tf.mean(tf.mul(perExample, wb));
               if (l2 === 0) return dataLoss as tf.Scalar;
-              const penalty = tf.addN(kernels.map((k) => tf.sum(tf.square(k))));
+              const penalty = tf.addN(kernels.map((k) => sumOfSquares(k)));
               return tf.add(dataLoss, tf.mul(l2, penalty)) as tf.Scalar;
             },
             true,

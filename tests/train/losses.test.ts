@@ -6,10 +6,38 @@ import {
   categoricalCrossEntropyFromLogits,
   resolveClassWeights,
   resolveDiagnosisWeights,
+  sumOfSquares,
 } from "../../lib/train/losses.js";
 import { predictRowsInBatches } from "../../lib/train/predictBatches.js";
 
 describe("training losses and class weights (hand-computed)", () => {
+  it("sumOfSquares: Σw² and gradient 2w, as tfjs's own gradient of tf.sum(tf.square(w)), without leaking", () => {
+    const before = tf.memory().numTensors;
+    const w = tf.tensor2d([
+      [1, -2],
+      [0.5, 3],
+    ]);
+    const value = tf.tidy(() => sumOfSquares(w).arraySync());
+    expect(value).toBeCloseTo(1 + 4 + 0.25 + 9, 6);
+    const ours = tf.tidy(() =>
+      tf
+        .grad((x: tf.Tensor) => tf.mul(sumOfSquares(x), 3))(w)
+        .arraySync(),
+    );
+    const tfjs = tf.tidy(() =>
+      tf
+        .grad((x: tf.Tensor) => tf.mul(tf.sum(tf.square(x)), 3))(w)
+        .arraySync(),
+    );
+    expect(ours).toEqual([
+      [6, -12],
+      [3, 18],
+    ]);
+    expect(ours).toEqual(tfjs);
+    w.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it("categorical cross-entropy from logits: −log softmax of the target column", () => {
     const ce = tf.tidy(() =>
       categoricalCrossEntropyFromLogits(
