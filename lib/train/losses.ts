@@ -34,7 +34,8 @@ export function categoricalCrossEntropyFromLogits(oneHot: tf.Tensor2D, logits: t
  * @example sumOfSquares(tf.tensor1d([1, 2])) // 5; gradient [2, 4]
  */
 export function sumOfSquares(weights: tf.Tensor): tf.Scalar {
-  const withGradient = tf.customGrad((w: tf.Tensor, save: tf.GradSaveFunc) => {
+  const withGradient = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [w, save] = args as [tf.Tensor, tf.GradSaveFunc];
     save([w]);
     return {
       value: tf.sum(tf.square(w)) as tf.Scalar,
