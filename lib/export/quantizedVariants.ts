@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { loadOnnxRuntime } from "../backend/selectRuntime.js";
+import { loadOnnxRuntime, selectInferenceRuntime } from "../backend/selectRuntime.js";
 import { bootstrapMetric, type BootstrapGroupIds } from "../evaluate/bootstrap.js";
 import { computeMetricsAtThreshold, computeRocAuc } from "../evaluate/metrics.js";
 import { MODEL_JSON_FILE, readModelArtifactsFromDir, WEIGHTS_BIN_FILE } from "../models/modelFiles.js";
@@ -354,7 +354,9 @@ function measureVariantValidation(
 /**
  * A loaded variant's probabilities for image files: on ONNX Runtime when it loads (its
  * dequantized weights written as ONNX to a temporary folder: 4–5× the img/s of tfjs wasm),
- * else, or when the model does not convert, on tfjs.
+ * else, or when the model does not convert, on tfjs. The runtime and ONNX Runtime's threads are
+ * chosen as for every other frozen model (selectInferenceRuntime: `MELANOMA_LAB_RUNTIME`,
+ * `MELANOMA_LAB_ORT_THREADS`).
  */
 async function scoreVariantImages(
   loaded: LoadedTriageModel,
@@ -366,15 +368,18 @@ async function scoreVariantImages(
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "melanoma-variant-"));
     try {
       const { onnx: _onnx, ...metadata } = loaded.metadata;
-      await exportTriageModelOnnx(tmp, loaded.model, metadata);
-      const scorer = await openOnnxTriageScorer(tmp, { batchSize });
-      try {
-        return {
-          probs: requireEveryImageScored(await scorer.predict(imagePaths)),
-          scoredOn: `onnxruntime-node ${ort.version} (the variant's dequantized weights converted to ONNX)`,
-        };
-      } finally {
-        await scorer.release();
+      const exported = await exportTriageModelOnnx(tmp, loaded.model, metadata);
+      const runtime = await selectInferenceRuntime({ modelName: "the variant", onnxPath: exported.path });
+      if (runtime.runtime === "onnx") {
+        const scorer = await openOnnxTriageScorer(tmp, { batchSize, threads: runtime.ortThreads });
+        try {
+          return {
+            probs: requireEveryImageScored(await scorer.predict(imagePaths)),
+            scoredOn: `onnxruntime-node ${ort.version} (the variant's dequantized weights converted to ONNX)`,
+          };
+        } finally {
+          await scorer.release();
+        }
       }
     } catch (err) {
       if (!(err instanceof OnnxExportError)) throw err;

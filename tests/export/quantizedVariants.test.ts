@@ -309,6 +309,29 @@ describe("triage model variants: float32, float16, uint8 (tiny real conv backbon
     expect(variants[1].validation!.operatingPoints[0].thresholdProb).toBe(0.4);
   });
 
+  it("re-scores on the runtime MELANOMA_LAB_RUNTIME selects: tfjs when forced, with the same metrics", async () => {
+    const head = buildSeededHead(6, 32);
+    const triage = buildTriageModel(single, head);
+    const metadata = makeTriageMetadata(single, { thresholdProb: 0.5 });
+    const options = { validation: { imagePaths: records.map((r) => r.imagePath), labels } };
+    const onOnnx = await exportTriageModelVariants(path.join(tmp, "runtime-auto"), triage, metadata, options);
+    const before = process.env.MELANOMA_LAB_RUNTIME;
+    process.env.MELANOMA_LAB_RUNTIME = "tfjs";
+    try {
+      const onTfjs = await exportTriageModelVariants(path.join(tmp, "runtime-tfjs"), triage, metadata, options);
+      onTfjs.variants.forEach((v, k) => {
+        expect(v.validation!.scoredOnBackend).toBe(tf.getBackend());
+        const other = onOnnx.variants[k].validation!;
+        expect(other.scoredOnBackend).toMatch(/^onnxruntime-node /);
+        // The two runtimes agree to ~1e-7 on these probabilities; the AUC counts the same pairs.
+        expect(v.validation!.rocAuc).toBeCloseTo(other.rocAuc, 6);
+      });
+    } finally {
+      if (before === undefined) delete process.env.MELANOMA_LAB_RUNTIME;
+      else process.env.MELANOMA_LAB_RUNTIME = before;
+    }
+  });
+
   it("refuses repeated operating point names, thresholds outside [0, 1], labels that do not match the images, and a quantized source", async () => {
     const triage = buildTriageModel(single, buildSeededHead(6, 33));
     const metadata = makeTriageMetadata(single, { thresholdProb: 0.5 });
