@@ -29,9 +29,11 @@ export class NotebookExecutionError extends MelanomaLabError {
   }
 }
 
+/** The Python packages the notebook executor (scripts/execute_notebook.py) imports. */
+const JUPYTER_PYTHON_MODULES = ["nbclient", "nbformat", "nbconvert", "jupyter_client"];
 const JUPYTER_PACKAGES_PROBE =
   "import importlib.util as u, sys; " +
-  "sys.exit(0 if all(u.find_spec(m) for m in ('nbclient', 'nbformat', 'nbconvert', 'jupyter_client')) else 1)";
+  `sys.exit(0 if all(u.find_spec(m) for m in (${JUPYTER_PYTHON_MODULES.map((m) => `'${m}'`).join(", ")})) else 1)`;
 
 /**
  * The Python interpreter that has Jupyter's nbclient: `MELANOMA_LAB_JUPYTER_PYTHON`, else
@@ -51,7 +53,7 @@ export function findJupyterPython(): string {
     if (probe.status === 0) return python;
   }
   throw new JupyterMissingError(
-    `no Python with Jupyter found (tried ${candidates.join(", ")}; expected one that can import nbclient, nbformat, nbconvert, jupyter_client). ` +
+    `no Python with Jupyter found (tried ${candidates.join(", ")}; expected one that can import ${JUPYTER_PYTHON_MODULES.join(", ")}). ` +
       `Install Debian's packages: sudo apt-get install -y ${JUPYTER_DEBIAN_PACKAGES.join(" ")}`,
   );
 }

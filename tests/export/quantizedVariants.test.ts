@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { disposeBackbone, selectBackend } from "../../lib/index.js";
 import type { Backbone, LesionRecord } from "../../lib/index.js";
 import { generateSyntheticDataset } from "../../lib/data/synthetic.js";
@@ -315,8 +315,7 @@ describe("triage model variants: float32, float16, uint8 (tiny real conv backbon
     const metadata = makeTriageMetadata(single, { thresholdProb: 0.5 });
     const options = { validation: { imagePaths: records.map((r) => r.imagePath), labels } };
     const onOnnx = await exportTriageModelVariants(path.join(tmp, "runtime-auto"), triage, metadata, options);
-    const before = process.env.MELANOMA_LAB_RUNTIME;
-    process.env.MELANOMA_LAB_RUNTIME = "tfjs";
+    vi.stubEnv("MELANOMA_LAB_RUNTIME", "tfjs");
     try {
       const onTfjs = await exportTriageModelVariants(path.join(tmp, "runtime-tfjs"), triage, metadata, options);
       onTfjs.variants.forEach((v, k) => {
@@ -327,8 +326,7 @@ describe("triage model variants: float32, float16, uint8 (tiny real conv backbon
         expect(v.validation!.rocAuc).toBeCloseTo(other.rocAuc, 6);
       });
     } finally {
-      if (before === undefined) delete process.env.MELANOMA_LAB_RUNTIME;
-      else process.env.MELANOMA_LAB_RUNTIME = before;
+      vi.unstubAllEnvs();
     }
   });
 
